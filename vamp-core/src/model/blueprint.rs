@@ -1,0 +1,123 @@
+//! Blueprints: clusters of services plus entry gateways (spec §1.5).
+
+use serde::Serialize;
+
+use super::{
+    Argument, Breed, Cpu, Dialects, Gateway, HealthCheck, Map, Memory, Metadata, Named, Ref,
+    ReferenceStyle, Sla,
+};
+
+/// A blueprint.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Blueprint {
+    /// The name.
+    pub name: String,
+    /// Free metadata.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub metadata: Metadata,
+    /// External gateways by port key (`"9050"`, `"9060/tcp"`), spec §1.5.4.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub gateways: Map<Gateway>,
+    /// Deployment-scope variables, always in the long form
+    /// `<cluster>.environment_variables.<NAME>` (or `<cluster>.ports.<port>`), spec §1.5.5.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub environment_variables: Map<Option<String>>,
+    /// Deployment-scope dialects.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub dialects: Dialects,
+    /// The clusters, in source order.
+    pub clusters: Map<Cluster>,
+}
+
+impl Named for Blueprint {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl ReferenceStyle for Blueprint {
+    const PLAIN_STRING: bool = true;
+}
+
+/// A cluster: services that share gateways (spec §1.5.1).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Cluster {
+    /// Free metadata.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub metadata: Metadata,
+    /// The services.
+    pub services: Vec<Service>,
+    /// Internal gateway settings by breed port name; the key is empty for the anonymous form.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub gateways: Map<Gateway>,
+    /// The cluster's SLA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla: Option<Ref<Sla>>,
+    /// Cluster-scope health checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<Vec<HealthCheck>>,
+    /// Default network of the cluster's services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Cluster-scope dialects.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub dialects: Dialects,
+}
+
+/// A service: a breed with its scale and overrides.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Service {
+    /// The breed.
+    pub breed: Ref<Breed>,
+    /// The scale; `None` = the default scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Ref<Scale>>,
+    /// Service-scope environment variable values.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub environment_variables: Map<String>,
+    /// Arguments added to the breed's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<Argument>,
+    /// Service-scope health checks; `Some([])` disables them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<Vec<HealthCheck>>,
+    /// Network, e.g. `BRIDGE`, `HOST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Service-scope dialects.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub dialects: Dialects,
+}
+
+impl Default for Ref<Breed> {
+    fn default() -> Self {
+        Ref::Reference(String::new())
+    }
+}
+
+/// A scale: CPU, memory and number of instances (spec §1.5.2).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Scale {
+    /// The name (empty when inline and anonymous).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Free metadata.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub metadata: Metadata,
+    /// CPU cores.
+    pub cpu: Cpu,
+    /// Memory.
+    pub memory: Memory,
+    /// Instances (default 1).
+    pub instances: u32,
+}
+
+impl Named for Scale {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl ReferenceStyle for Scale {
+    const PLAIN_STRING: bool = true;
+}

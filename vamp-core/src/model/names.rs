@@ -1,0 +1,79 @@
+//! Name rules (spec §1.1).
+
+/// Generic names (artifacts, clusters, references): no whitespace, `/`, `[` or `]`.
+///
+/// ```
+/// use vamp_core::model::names::is_valid_name;
+/// assert!(is_valid_name("sava:1.0.0"));
+/// assert!(!is_valid_name("a/b"));
+/// ```
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | '[' | ']'))
+}
+
+/// Strict names (ports, constants): the generic rule, and no `.` either.
+pub fn is_valid_strict_name(name: &str) -> bool {
+    is_valid_name(name) && !name.contains('.')
+}
+
+/// Gateway names: no whitespace, `[` or `]`, and 1–4 non-empty `/`-separated segments.
+pub fn is_valid_gateway_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '[' | ']'))
+        && segments(name).is_some_and(|n| (1..=4).contains(&n))
+}
+
+/// Event types: word characters and `-` only.
+pub fn is_valid_event_type(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The number of `/`-separated segments, or `None` if any is empty.
+pub fn segments(path: &str) -> Option<usize> {
+    let parts: Vec<&str> = path.split('/').collect();
+    (!parts.iter().any(|p| p.is_empty())).then_some(parts.len())
+}
+
+/// If `path` is an external route target written `[host:port]`, the `host:port` inside.
+pub fn external_target(path: &str) -> Option<&str> {
+    path.strip_prefix('[')?.strip_suffix(']')
+}
+
+/// Route paths: 1–4 segments of generic names, or an external target `[host:port]`.
+pub fn is_valid_route_path(path: &str) -> bool {
+    if let Some(inner) = external_target(path) {
+        return inner
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    }
+    segments(path).is_some_and(|n| (1..=4).contains(&n)) && path.split('/').all(is_valid_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules() {
+        assert!(is_valid_name("a.b:c"));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name("a[0]"));
+        assert!(is_valid_strict_name("web"));
+        assert!(!is_valid_strict_name("w.b"));
+        assert!(is_valid_gateway_name("d/c/s/p"));
+        assert!(!is_valid_gateway_name("a/b/c/d/e"));
+        assert!(!is_valid_gateway_name("a//b"));
+        assert!(is_valid_route_path("[10.0.0.1:8080]"));
+        assert!(!is_valid_route_path("[nohost]"));
+        assert!(is_valid_event_type("my-type_1"));
+        assert!(!is_valid_event_type("a.b"));
+    }
+}

@@ -189,12 +189,21 @@ pub(crate) fn entries<'n>(
 ) -> Result<&'n [(Node, Node)], DslError> {
     match &node.value {
         Value::Map(e) => Ok(e),
+        // `environment_variables:` with nothing after it is an empty map.
+        Value::Null => Ok(&[]),
         _ => Err(type_err(path, node, what)),
     }
 }
 
 /// A map key as text.
 pub(crate) fn key_text(key: &Node, path: &str) -> Result<String, DslError> {
+    // YAML reads an unquoted `[host:port]:` key as a one-element list; it means the text.
+    if let Value::Seq(items) = &key.value
+        && let [item] = items.as_slice()
+        && let Some(text) = item.scalar_text()
+    {
+        return Ok(format!("[{text}]"));
+    }
     key.scalar_text()
         .ok_or_else(|| type_err(path, key, "a plain key"))
 }

@@ -39,43 +39,21 @@ type R<T> = Result<T, DslError>;
 /// assert!(bp.clusters["c"].services[0].breed.inline().is_some());
 /// ```
 pub fn expand(artifact: &Artifact, source: &dyn ArtifactSource) -> R<Artifact> {
-    let x = Expander { source };
-    Ok(match artifact.clone() {
-        Artifact::Breed(b) => Artifact::Breed(x.breed(b, "", 0)?),
-        Artifact::Blueprint(mut bp) => {
-            for (name, cluster) in &mut bp.clusters {
-                x.cluster(cluster, &join("clusters", name))?;
-            }
-            for (key, gw) in &mut bp.gateways {
-                x.gateway(gw, &join("gateways", key))?;
-            }
-            Artifact::Blueprint(bp)
-        }
-        Artifact::Gateway(mut g) => {
-            x.gateway(&mut g, "")?;
-            Artifact::Gateway(g)
-        }
-        Artifact::Route(r) => Artifact::Route(x.route(r, "")?),
-        Artifact::Sla(s) => Artifact::Sla(x.sla(s, "")?),
-        Artifact::Escalation(e) => Artifact::Escalation(x.escalation(e, "", 0)?),
-        Artifact::Workflow(mut w) => {
-            w.breed = Ref::Inline(x.breed_ref(&w.breed, "breed")?);
-            if let Some(s) = &w.scale {
-                w.scale = Some(Ref::Inline(x.scale(s, "scale")?));
-            }
-            Artifact::Workflow(w)
-        }
-        Artifact::Deployment(mut d) => {
-            for (name, c) in &mut d.clusters {
-                if let Some(sla) = &c.sla {
-                    let p = join(&join("clusters", name), "sla");
-                    c.sla = Some(Ref::Inline(x.sla_ref(sla, &p)?));
-                }
-            }
-            Artifact::Deployment(d)
-        }
-        other => other,
-    })
+    Expander {
+        source,
+        strict: true,
+    }
+    .artifact(artifact)
+}
+
+/// Like [`expand`], but references that `source` does not know stay references.
+/// [`super::load`] uses it to validate with whatever the input itself defines.
+pub fn expand_available(artifact: &Artifact, source: &dyn ArtifactSource) -> R<Artifact> {
+    Expander {
+        source,
+        strict: false,
+    }
+    .artifact(artifact)
 }
 
 /// Bound on reference chains (dependencies of dependencies …) to stop cycles.
@@ -83,31 +61,71 @@ const MAX_DEPTH: usize = 32;
 
 struct Expander<'a> {
     source: &'a dyn ArtifactSource,
+    /// Missing references are errors (else they stay references).
+    strict: bool,
 }
 
 impl Expander<'_> {
-    fn find(&self, kind: Kind, name: &str, path: &str) -> R<Artifact> {
-        self.source.artifact(kind, name).ok_or_else(|| {
-            DslError::new(
+    fn artifact(&self, artifact: &Artifact) -> R<Artifact> {
+        Ok(match artifact.clone() {
+            Artifact::Breed(b) => Artifact::Breed(self.breed(b, "", 0)?),
+            Artifact::Blueprint(mut bp) => {
+                for (name, cluster) in &mut bp.clusters {
+                    self.cluster(cluster, &join("clusters", name))?;
+                }
+                for (key, gw) in &mut bp.gateways {
+                    self.gateway(gw, &join("gateways", key))?;
+                }
+                Artifact::Blueprint(bp)
+            }
+            Artifact::Gateway(mut g) => {
+                self.gateway(&mut g, "")?;
+                Artifact::Gateway(g)
+            }
+            Artifact::Route(r) => Artifact::Route(self.route(r, "")?),
+            Artifact::Sla(s) => Artifact::Sla(self.sla(s, "")?),
+            Artifact::Escalation(e) => Artifact::Escalation(self.escalation(e, "", 0)?),
+            Artifact::Workflow(mut w) => {
+                w.breed = self.breed_ref(&w.breed, "breed", 0)?;
+                if let Some(s) = &w.scale {
+                    w.scale = Some(self.scale(s, "scale")?);
+                }
+                Artifact::Workflow(w)
+            }
+            Artifact::Deployment(mut d) => {
+                for (name, c) in &mut d.clusters {
+                    if let Some(sla) = &c.sla {
+                        c.sla = Some(self.sla_ref(sla, &join(&join("clusters", name), "sla"))?);
+                    }
+                }
+                Artifact::Deployment(d)
+            }
+            other => other,
+        })
+    }
+
+    /// The referenced artifact; `None` when it is missing and the expansion is lenient.
+    fn find(&self, kind: Kind, name: &str, path: &str) -> R<Option<Artifact>> {
+        match self.source.artifact(kind, name) {
+            Some(a) if a.kind() == kind => Ok(Some(a)),
+            None if !self.strict => Ok(None),
+            _ => Err(DslError::new(
                 ErrorKind::ArtifactNotFound,
                 path,
                 Mark::default(),
                 format!("{} '{name}' does not exist", kind.singular()),
                 format!("create the {} first or fix the name", kind.singular()),
-            )
-        })
+            )),
+        }
     }
 
-    fn breed_ref(&self, r: &Ref<Breed>, path: &str) -> R<Breed> {
-        self.breed_ref_at(r, path, 0)
-    }
-
-    fn breed_ref_at(&self, r: &Ref<Breed>, path: &str, depth: usize) -> R<Breed> {
+    fn breed_ref(&self, r: &Ref<Breed>, path: &str, depth: usize) -> R<Ref<Breed>> {
         match r {
-            Ref::Inline(b) => self.breed(b.clone(), path, depth),
+            Ref::Inline(b) => Ok(Ref::Inline(self.breed(b.clone(), path, depth)?)),
+            Ref::Reference(name) if name.ends_with('*') => Ok(r.clone()),
             Ref::Reference(name) => match self.find(Kind::Breed, name, path)? {
-                Artifact::Breed(b) => self.breed(b, path, depth),
-                _ => unreachable_kind(path),
+                Some(Artifact::Breed(b)) => Ok(Ref::Inline(self.breed(b, path, depth)?)),
+                _ => Ok(r.clone()),
             },
         }
     }
@@ -123,21 +141,22 @@ impl Expander<'_> {
             ));
         }
         for (alias, dep) in &mut b.dependencies {
-            if dep.reference().is_some_and(|n| n.ends_with('*')) {
-                continue;
-            }
             let p = join(&join(path, "dependencies"), alias);
-            *dep = Ref::Inline(self.breed_ref_at(dep, &p, depth + 1)?);
+            *dep = self.breed_ref(dep, &p, depth + 1)?;
         }
         Ok(b)
     }
 
-    fn scale(&self, r: &Ref<Scale>, path: &str) -> R<Scale> {
+    fn scale(&self, r: &Ref<Scale>, path: &str) -> R<Ref<Scale>> {
         match r {
-            Ref::Inline(s) => Ok(s.clone()),
+            Ref::Inline(_) => Ok(r.clone()),
             Ref::Reference(name) => match self.find(Kind::Scale, name, path)? {
-                Artifact::Scale(s) => Ok(s),
-                _ => unreachable_kind(path),
+                Some(Artifact::Scale(mut s)) => {
+                    s.name.clear();
+                    s.metadata.clear();
+                    Ok(Ref::Inline(s))
+                }
+                _ => Ok(r.clone()),
             },
         }
     }
@@ -145,43 +164,51 @@ impl Expander<'_> {
     fn cluster(&self, c: &mut Cluster, path: &str) -> R<()> {
         for (i, s) in c.services.iter_mut().enumerate() {
             let p = index(&join(path, "services"), i);
-            s.breed = Ref::Inline(self.breed_ref(&s.breed, &join(&p, "breed"))?);
+            s.breed = self.breed_ref(&s.breed, &join(&p, "breed"), 0)?;
             if let Some(scale) = &s.scale {
-                s.scale = Some(Ref::Inline(self.scale(scale, &join(&p, "scale"))?));
+                s.scale = Some(self.scale(scale, &join(&p, "scale"))?);
             }
         }
         for (key, gw) in &mut c.gateways {
             self.gateway(gw, &join(&join(path, "gateways"), key))?;
         }
         if let Some(sla) = &c.sla {
-            c.sla = Some(Ref::Inline(self.sla_ref(sla, &join(path, "sla"))?));
+            c.sla = Some(self.sla_ref(sla, &join(path, "sla"))?);
         }
         Ok(())
     }
 
-    fn sla_ref(&self, r: &Ref<Sla>, path: &str) -> R<Sla> {
+    fn sla_ref(&self, r: &Ref<Sla>, path: &str) -> R<Ref<Sla>> {
         match r {
-            Ref::Inline(s) => self.sla(s.clone(), path),
+            Ref::Inline(s) => Ok(Ref::Inline(self.sla(s.clone(), path)?)),
             Ref::Reference(name) => match self.find(Kind::Sla, name, path)? {
-                Artifact::Sla(s) => self.sla(s, path),
-                _ => unreachable_kind(path),
+                Some(Artifact::Sla(mut s)) => {
+                    s.name.clear();
+                    s.metadata.clear();
+                    Ok(Ref::Inline(self.sla(s, path)?))
+                }
+                _ => Ok(r.clone()),
             },
         }
     }
 
     fn sla(&self, mut s: Sla, path: &str) -> R<Sla> {
         for (i, e) in s.escalations.iter_mut().enumerate() {
-            *e = Ref::Inline(self.escalation_ref(e, &index(&join(path, "escalations"), i), 0)?);
+            *e = self.escalation_ref(e, &index(&join(path, "escalations"), i), 0)?;
         }
         Ok(s)
     }
 
-    fn escalation_ref(&self, r: &Ref<Escalation>, path: &str, depth: usize) -> R<Escalation> {
+    fn escalation_ref(&self, r: &Ref<Escalation>, path: &str, depth: usize) -> R<Ref<Escalation>> {
         match r {
-            Ref::Inline(e) => self.escalation(e.clone(), path, depth),
+            Ref::Inline(e) => Ok(Ref::Inline(self.escalation(e.clone(), path, depth)?)),
             Ref::Reference(name) => match self.find(Kind::Escalation, name, path)? {
-                Artifact::Escalation(e) => self.escalation(e, path, depth),
-                _ => unreachable_kind(path),
+                Some(Artifact::Escalation(mut e)) => {
+                    e.name.clear();
+                    e.metadata.clear();
+                    Ok(Ref::Inline(self.escalation(e, path, depth)?))
+                }
+                _ => Ok(r.clone()),
             },
         }
     }
@@ -192,14 +219,14 @@ impl Expander<'_> {
                 ErrorKind::RecursiveDependenciesError,
                 path,
                 Mark::default(),
-                format!("escalation '{}' contains itself", e.name),
+                "an escalation group contains itself",
                 "remove the cycle between escalation groups",
             ));
         }
         if let EscalationKind::ToAll(list) | EscalationKind::ToOne(list) = &mut e.kind {
             for (i, item) in list.iter_mut().enumerate() {
                 let p = index(&join(path, "escalations"), i);
-                *item = Ref::Inline(self.escalation_ref(item, &p, depth + 1)?);
+                *item = self.escalation_ref(item, &p, depth + 1)?;
             }
         }
         Ok(e)
@@ -211,14 +238,16 @@ impl Expander<'_> {
             let r = match route {
                 Ref::Inline(r) => r.clone(),
                 Ref::Reference(name) => match self.find(Kind::Route, name, &p)? {
-                    Artifact::Route(r) => r,
-                    _ => return unreachable_kind(&p),
+                    Some(Artifact::Route(mut r)) => {
+                        // A stored route's own name is not part of the gateway's route.
+                        r.name.clear();
+                        r.metadata.clear();
+                        r
+                    }
+                    _ => continue,
                 },
             };
-            let mut r = self.route(r, &p)?;
-            // A stored route's own name is not part of the gateway's route.
-            r.name.clear();
-            *route = Ref::Inline(r);
+            *route = Ref::Inline(self.route(r, &p)?);
         }
         Ok(())
     }
@@ -226,39 +255,22 @@ impl Expander<'_> {
     fn route(&self, mut r: Route, path: &str) -> R<Route> {
         if let Some(Ref::Reference(name)) = &r.condition {
             let p = join(path, "condition");
-            match self.find(Kind::Condition, name, &p)? {
-                Artifact::Condition(mut c) => {
-                    c.name.clear();
-                    c.metadata.clear();
-                    r.condition = Some(Ref::Inline(c));
-                }
-                _ => return unreachable_kind(&p),
+            if let Some(Artifact::Condition(mut c)) = self.find(Kind::Condition, name, &p)? {
+                c.name.clear();
+                c.metadata.clear();
+                r.condition = Some(Ref::Inline(c));
             }
         }
         for (i, rw) in r.rewrites.iter_mut().enumerate() {
             if let Ref::Reference(name) = rw {
                 let p = index(&join(path, "rewrites"), i);
-                match self.find(Kind::Rewrite, name, &p)? {
-                    Artifact::Rewrite(mut w) => {
-                        w.name.clear();
-                        w.metadata.clear();
-                        *rw = Ref::Inline(w);
-                    }
-                    _ => return unreachable_kind(&p),
+                if let Some(Artifact::Rewrite(mut w)) = self.find(Kind::Rewrite, name, &p)? {
+                    w.name.clear();
+                    w.metadata.clear();
+                    *rw = Ref::Inline(w);
                 }
             }
         }
         Ok(r)
     }
-}
-
-/// A source returned an artifact of another kind than asked for.
-fn unreachable_kind<T>(path: &str) -> R<T> {
-    Err(DslError::new(
-        ErrorKind::UnexpectedArtifact,
-        path,
-        Mark::default(),
-        "the store returned an artifact of another kind",
-        "check the artifact source implementation",
-    ))
 }

@@ -23,7 +23,7 @@ mod writer;
 
 pub use cursor::SourceMap;
 pub use error::{DslError, ErrorKind};
-pub use expand::{ArtifactSource, expand};
+pub use expand::{ArtifactSource, expand, expand_available};
 pub use node::{Mark, Node, Value, parse_documents};
 pub use writer::{to_json, to_yaml, to_yaml_one};
 
@@ -101,18 +101,37 @@ pub fn load(
     imports: Option<&dyn ArtifactSource>,
 ) -> Result<Vec<Artifact>, Vec<DslError>> {
     let docs = read_documents(text, kind, imports).map_err(|e| vec![e])?;
+    // Validate with the references that the input itself (or `imports`) can resolve.
+    let known = Known {
+        local: docs.iter().map(|d| d.artifact.clone()).collect(),
+        imports,
+    };
     let mut errors = Vec::new();
     for doc in &docs {
-        errors.extend(
-            validate::artifact(&doc.artifact)
-                .into_iter()
-                .map(|e| doc.source.place(e)),
-        );
+        let found = match expand_available(&doc.artifact, &known) {
+            Ok(expanded) => validate::artifact(&expanded),
+            Err(e) => vec![e],
+        };
+        errors.extend(found.into_iter().map(|e| doc.source.place(e)));
     }
     if errors.is_empty() {
         Ok(docs.into_iter().map(|d| d.artifact).collect())
     } else {
         Err(errors)
+    }
+}
+
+/// The documents of one input, then an outside source.
+struct Known<'a> {
+    local: Vec<Artifact>,
+    imports: Option<&'a dyn ArtifactSource>,
+}
+
+impl ArtifactSource for Known<'_> {
+    fn artifact(&self, kind: Kind, name: &str) -> Option<Artifact> {
+        self.local
+            .artifact(kind, name)
+            .or_else(|| self.imports.and_then(|s| s.artifact(kind, name)))
     }
 }
 

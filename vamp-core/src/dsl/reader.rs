@@ -253,7 +253,22 @@ impl Reader {
     fn arguments(&mut self, node: &Node, path: &str) -> R<Vec<Argument>> {
         self.mark(path, node);
         let mut out = Vec::new();
-        for (i, item) in list_or_one(node) {
+        // A single map with several keys is one argument per key.
+        let split: Vec<Node>;
+        let items: Vec<(usize, &Node)> = match &node.value {
+            Value::Map(entries) if entries.len() > 1 => {
+                split = entries
+                    .iter()
+                    .map(|(k, v)| Node {
+                        value: Value::Map(vec![(k.clone(), v.clone())]),
+                        mark: k.mark,
+                    })
+                    .collect();
+                split.iter().enumerate().collect()
+            }
+            _ => list_or_one(node),
+        };
+        for (i, item) in items {
             let p = index(path, i);
             self.mark(&p, item);
             let invalid = || {
@@ -480,8 +495,11 @@ impl Reader {
             None => Map::new(),
         };
         let dialects = self.dialects(&mut o)?;
-        let (c, cp) = o.required(&["clusters"])?;
-        let clusters = self.clusters(c, &cp)?;
+        // No clusters is a NoServiceError from validation, not a missing field.
+        let clusters = match o.take(&["clusters"]) {
+            Some((c, cp)) => self.clusters(c, &cp)?,
+            None => Map::new(),
+        };
         o.finish()?;
         Ok(Blueprint {
             name,
@@ -626,6 +644,24 @@ impl Reader {
     fn service_at(&mut self, node: &Node, path: &str) -> R<Service> {
         let o = Obj::new(node, path, "a service")?;
         if !o.has("breed") {
+            if let Value::Map(entries) = &node.value
+                && entries.len() > 1
+                && let Some(i) = entries.iter().position(|(k, _)| {
+                    matches!(k.scalar_text().as_deref(), Some("ref" | "reference"))
+                })
+            {
+                // `{reference: breed, scale: …}`: the reference names the breed.
+                let mut rewritten = entries.clone();
+                rewritten[i].0 = Node {
+                    value: Value::Str("breed".into()),
+                    mark: entries[i].0.mark,
+                };
+                let node = Node {
+                    value: Value::Map(rewritten),
+                    mark: node.mark,
+                };
+                return self.service_at(&node, path);
+            }
             // `{ref: x}` or a whole inline breed (a map with `name`).
             return Ok(Service {
                 breed: self.breed_ref(node, path)?,
@@ -670,7 +706,12 @@ impl Reader {
         self.mark(path, node);
         let mut out = Map::new();
         for (k, v) in entries(node, path, "a map of environment variables")? {
-            let name = key_text(k, path)?;
+            let key = key_text(k, path)?;
+            // An alias (`HEAP[JAVA_HEAP]`) belongs to the breed; here only the name counts.
+            let name = key
+                .strip_suffix(']')
+                .and_then(|s| s.split_once('['))
+                .map_or(key.clone(), |(n, _)| n.to_owned());
             let p = join(path, &name);
             self.mark(&p, v);
             check_name(&name, &p, k)?;
@@ -726,6 +767,18 @@ impl Reader {
             let key = key_text(k, path)?;
             let p = join(path, &key);
             self.mark(&p, v);
+            // A gateway may be keyed by a name and carry its port inside.
+            let inner_port = match &v.value {
+                Value::Map(e) => e
+                    .iter()
+                    .find(|(k, _)| k.scalar_text().as_deref() == Some("port"))
+                    .map(|(_, n)| (string(n, &join(&p, "port")), n)),
+                _ => None,
+            };
+            let (key, k) = match inner_port {
+                Some((text, n)) if GatewayPort::parse(&key).is_err() => (text?, n),
+                _ => (key, k),
+            };
             let port = GatewayPort::parse(&key).map_err(|m| {
                 err(
                     ErrorKind::InvalidGatewayPortError,
@@ -749,7 +802,19 @@ impl Reader {
                 ));
             }
             let gateway = match &v.value {
-                Value::Map(_) => self.gateway_body(v, &p, false)?,
+                Value::Map(entries) => {
+                    let without_port = Node {
+                        value: Value::Map(
+                            entries
+                                .iter()
+                                .filter(|(k, _)| k.scalar_text().as_deref() != Some("port"))
+                                .cloned()
+                                .collect(),
+                        ),
+                        mark: v.mark,
+                    };
+                    self.gateway_body(&without_port, &p, false)?
+                }
                 _ => {
                     let target = string(v, &p)?;
                     let mut routes = Map::new();
@@ -957,6 +1022,12 @@ impl Reader {
                 ));
             }
             let route = match v {
+                Some(v) if matches!(v.value, Value::Str(_)) => {
+                    // `route: name` refers to a stored route.
+                    let name = string(v, &p)?;
+                    check_name(&name, &p, v)?;
+                    Ref::Reference(name)
+                }
                 Some(v) if !matches!(v.value, Value::Null) => {
                     if let Some(name) = r.reference(v, &p)? {
                         Ref::Reference(name)
@@ -980,8 +1051,14 @@ impl Reader {
             }
             Value::Seq(items) => {
                 for item in items {
-                    let key = string(item, path)?;
-                    add(self, key, item, None)?;
+                    match &item.value {
+                        // `- path: {weight: …}`
+                        Value::Map(entries) if entries.len() == 1 => {
+                            let (k, v) = &entries[0];
+                            add(self, key_text(k, path)?, k, Some(v))?;
+                        }
+                        _ => add(self, string(item, path)?, item, None)?,
+                    }
                 }
             }
             Value::Str(_) => add(self, string(node, path)?, node, None)?,
@@ -1024,6 +1101,15 @@ impl Reader {
             o.ignore(&["kind"]);
             self.name(&mut o)?
         } else {
+            if let Some((n, p)) = o.take(&["name"]) {
+                return Err(err(
+                    ErrorKind::EitherReferenceOrAnonymous,
+                    &p,
+                    n,
+                    "a route inside a gateway is either a reference or an anonymous definition",
+                    "drop 'name', or refer to a stored route with 'reference: <name>'",
+                ));
+            }
             String::new()
         };
         let metadata = self.metadata(&mut o)?;
@@ -1455,8 +1541,18 @@ impl Reader {
                 for (k, v) in entries(n, &p, "a map of environment variables")? {
                     let key = key_text(k, &p)?;
                     let kp = join(&p, &key);
+                    self.mark(&kp, v);
                     check_name(&key, &kp, k)?;
-                    out.insert(key, trait_value(v, &kp)?);
+                    let value = trait_value(v, &kp)?.ok_or_else(|| {
+                        err(
+                            ErrorKind::MissingEnvironmentVariableError,
+                            &kp,
+                            v,
+                            format!("environment variable '{key}' has no value"),
+                            "give it a value, or remove it to keep the breed's",
+                        )
+                    })?;
+                    out.insert(key, Some(value));
                 }
                 out
             }
@@ -1577,10 +1673,8 @@ impl Reader {
     fn event(&mut self, node: &Node) -> R<Event> {
         let mut o = self.obj(node, "", "an event")?;
         o.ignore(&["kind", "id", "version", "digest"]);
-        let tags = match o.take(&["tags"]) {
-            Some((n, p)) => self.tags(n, &p)?,
-            None => Vec::new(),
-        };
+        let (t, tp) = o.required(&["tags"])?;
+        let tags = self.tags(t, &tp)?;
         if tags.is_empty() {
             return Err(err(
                 ErrorKind::NoTagEventError,

@@ -44,24 +44,7 @@ pub fn artifact(artifact: &Artifact) -> Vec<DslError> {
 /// Breed rules: trait references point at declared dependencies, health-check ports exist,
 /// no recursive dependencies.
 pub fn breed(b: &Breed, path: &str, out: &mut Vec<DslError>) {
-    let values = b
-        .ports
-        .iter()
-        .filter_map(|(n, p)| match &p.value {
-            PortValue::Expression(x) => Some((join(&join(path, "ports"), n), x.clone())),
-            PortValue::Number(_) => None,
-        })
-        .chain(b.environment_variables.iter().filter_map(|(n, v)| {
-            v.value
-                .clone()
-                .map(|x| (join(&join(path, "environment_variables"), n), x))
-        }))
-        .chain(
-            b.constants
-                .iter()
-                .map(|(n, v)| (join(&join(path, "constants"), n), v.clone())),
-        );
-    for (p, value) in values {
+    for (p, value) in trait_values(b, path) {
         let vars = match interpolation::variables(&value) {
             Ok(v) => v,
             Err(err) => {
@@ -128,6 +111,27 @@ pub fn breed(b: &Breed, path: &str, out: &mut Vec<DslError>) {
             );
         }
     }
+}
+
+/// Every value of a breed that may contain `$` references, with its path.
+fn trait_values(b: &Breed, path: &str) -> Vec<(String, String)> {
+    b.ports
+        .iter()
+        .filter_map(|(n, p)| match &p.value {
+            PortValue::Expression(x) => Some((join(&join(path, "ports"), n), x.clone())),
+            PortValue::Number(_) => None,
+        })
+        .chain(b.environment_variables.iter().filter_map(|(n, v)| {
+            v.value
+                .clone()
+                .map(|x| (join(&join(path, "environment_variables"), n), x))
+        }))
+        .chain(
+            b.constants
+                .iter()
+                .map(|(n, v)| (join(&join(path, "constants"), n), v.clone())),
+        )
+        .collect()
 }
 
 fn has_trait(b: &Breed, group: &str, name: &str) -> bool {
@@ -265,6 +269,18 @@ pub fn blueprint(bp: &Blueprint, out: &mut Vec<DslError>) {
                 }
             }
         }
+        if let (Some(checks), Some(ports)) = (&cluster.health_checks, cluster_ports(cluster)) {
+            for (i, hc) in checks.iter().enumerate() {
+                if !ports.iter().any(|(_, p)| p.contains_key(&hc.port)) {
+                    out.push(e(
+                        ErrorKind::UnresolvedPortReferenceError,
+                        join(&index(&join(&cpath, "health_checks"), i), "port"),
+                        format!("health check port '{}' is not a port of any breed of cluster '{cname}'", hc.port),
+                        "use a port name of the cluster's breeds",
+                    ));
+                }
+            }
+        }
         cluster_gateways(bp, cname, cluster, &cpath, out);
         if let Some(Ref::Inline(s)) = &cluster.sla {
             sla(s, &join(&cpath, "sla"), Some(bp), out);
@@ -287,9 +303,44 @@ pub fn blueprint(bp: &Blueprint, out: &mut Vec<DslError>) {
             }
         }
     }
+    dependency_traits(&inline_breeds, out);
     blueprint_cycle(&inline_breeds, out);
     scoped_env(bp, out);
     external_gateways(bp, out);
+}
+
+/// A `$alias.group.name` reference into a dependency that this blueprint defines inline must
+/// name a trait that breed has.
+fn dependency_traits(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
+    for (b, path) in breeds {
+        for (p, value) in trait_values(b, path) {
+            let Ok(vars) = interpolation::variables(&value) else {
+                continue;
+            };
+            for var in vars {
+                let Variable::Trait { alias, group, name } = &var else {
+                    continue;
+                };
+                let Some(dep) = b.dependencies.get(alias) else {
+                    continue;
+                };
+                let target = breeds.iter().find(|(o, _)| satisfies(&o.name, dep.name()));
+                if let Some((target, _)) = target
+                    && !has_trait(target, group, name)
+                {
+                    out.push(e(
+                        ErrorKind::UnresolvedEnvironmentVariableError,
+                        &p,
+                        format!(
+                            "unresolved reference '{var}': breed '{}' has no {group} '{name}'",
+                            target.name
+                        ),
+                        "refer to a port, environment variable or constant the dependency has",
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// A cycle between the blueprint's breeds through their dependencies.
@@ -594,7 +645,7 @@ fn workflow(w: &Workflow, out: &mut Vec<DslError>) {
         for key in w.environment_variables.keys() {
             if !b.environment_variables.contains_key(key) {
                 out.push(e(
-                    ErrorKind::UnresolvedEnvironmentVariableError,
+                    ErrorKind::UnresolvedDependencyInTraitValueError,
                     join("environment_variables", key),
                     format!("breed '{}' has no environment variable '{key}'", b.name),
                     "set only variables the workflow's breed declares",

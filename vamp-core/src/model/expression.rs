@@ -486,9 +486,13 @@ fn selector_operand(s: &mut Scanner<'_>) -> Option<()> {
     };
     for _ in 0..args {
         let arg = paren_arg(s)?;
-        if matches!(name.as_str(), "port" | "port_index" | "index")
-            && arg.trim().parse::<u32>().is_err()
-        {
+        let numeric = matches!(name.as_str(), "port" | "port_index" | "index");
+        let valid = if numeric {
+            arg.trim().parse::<u32>().is_ok()
+        } else {
+            regex_syntax::Parser::new().parse(&arg).is_ok()
+        };
+        if !valid {
             return None;
         }
     }
@@ -635,5 +639,9 @@ mod tests {
         assert!(check_selector("port(abc)").is_err());
         assert!(check_selector("bogus(x)").is_err());
         assert!(check_selector("(name(a)").is_err());
+        assert!(
+            check_selector("image([)").is_err(),
+            "arguments are regular expressions"
+        );
     }
 }

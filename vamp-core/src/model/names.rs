@@ -50,9 +50,8 @@ pub fn external_target(path: &str) -> Option<&str> {
 /// Route paths: 1–4 segments of generic names, or an external target `[host:port]`.
 pub fn is_valid_route_path(path: &str) -> bool {
     if let Some(inner) = external_target(path) {
-        return inner
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        // Vamp accepts any non-empty text here; `host:port` is checked when it is resolved.
+        return !inner.trim().is_empty() && !inner.contains(['[', ']']);
     }
     segments(path).is_some_and(|n| (1..=4).contains(&n)) && path.split('/').all(is_valid_name)
 }
@@ -72,7 +71,7 @@ mod tests {
         assert!(!is_valid_gateway_name("a/b/c/d/e"));
         assert!(!is_valid_gateway_name("a//b"));
         assert!(is_valid_route_path("[10.0.0.1:8080]"));
-        assert!(!is_valid_route_path("[nohost]"));
+        assert!(!is_valid_route_path("[]"));
         assert!(is_valid_event_type("my-type_1"));
         assert!(!is_valid_event_type("a.b"));
     }

@@ -10,6 +10,9 @@ use crate::model::{Metadata, Percentage};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceMap {
     marks: HashMap<String, Mark>,
+    /// Logical path prefixes written elsewhere in the source: the one-service cluster form
+    /// `clusters.a: {breed: …}` is `clusters.a.services[0]` in the model.
+    aliases: Vec<(String, String)>,
 }
 
 impl SourceMap {
@@ -18,9 +21,24 @@ impl SourceMap {
         self.marks.entry(path.to_owned()).or_insert(mark);
     }
 
+    /// Records that paths under `logical` were written under `written`.
+    pub(crate) fn alias(&mut self, logical: &str, written: &str) {
+        self.aliases.push((logical.to_owned(), written.to_owned()));
+    }
+
     /// The mark of `path`, or of its closest recorded ancestor.
     pub fn locate(&self, path: &str) -> Mark {
+        let owned;
         let mut p = path;
+        for (logical, written) in &self.aliases {
+            if let Some(rest) = path.strip_prefix(logical.as_str())
+                && (rest.is_empty() || rest.starts_with(['.', '[']))
+            {
+                owned = format!("{written}{rest}");
+                p = &owned;
+                break;
+            }
+        }
         loop {
             if let Some(m) = self.marks.get(p) {
                 return *m;
@@ -212,6 +230,23 @@ pub(crate) fn key_text(key: &Node, path: &str) -> Result<String, DslError> {
 pub(crate) fn string(node: &Node, path: &str) -> Result<String, DslError> {
     node.scalar_text()
         .ok_or_else(|| type_err(path, node, "a string"))
+}
+
+/// A list item that must be a string (`UnexpectedInnerElementError` otherwise).
+pub(crate) fn item_string(node: &Node, path: &str) -> Result<String, DslError> {
+    match &node.value {
+        Value::Map(_) | Value::Seq(_) | Value::Null => Err(err(
+            ErrorKind::UnexpectedInnerElementError,
+            path,
+            node,
+            format!(
+                "expected a string in this list, found {}",
+                node.value.type_name()
+            ),
+            "write each item as a plain string",
+        )),
+        _ => string(node, path),
+    }
 }
 
 /// A scalar as a string, `None` for null.

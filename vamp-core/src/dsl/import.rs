@@ -45,7 +45,8 @@ pub(crate) fn resolve(
             "name a template ('import: base') or an artifact ('import: breeds/sava:1.0.0')",
         ));
     }
-    let mut merged = Node::synthetic(Value::Map(Vec::new()));
+    // Check the form of every entry before looking any of them up.
+    let mut targets = Vec::new();
     for n in names {
         let Some(text) = n
             .scalar_text()
@@ -74,6 +75,10 @@ pub(crate) fn resolve(
             },
             None => (Kind::Template, text.clone()),
         };
+        targets.push((kind, name, n));
+    }
+    let mut merged = Node::synthetic(Value::Map(Vec::new()));
+    for (kind, name, n) in targets {
         let found = local
             .iter()
             .find(|a| a.kind() == kind && a.name() == name)

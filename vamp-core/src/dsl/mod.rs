@@ -178,3 +178,22 @@ fn document_kind(node: &Node, expected: Option<Kind>) -> Result<Kind, DslError> 
         )),
     }
 }
+
+/// Checks that an artifact read from a request body has the name the URL gives
+/// (`PUT /api/v1/<kind>/<name>`, spec §2.3).
+pub fn expect_name(artifact: &Artifact, name: &str) -> Result<(), DslError> {
+    if artifact.name() == name {
+        Ok(())
+    } else {
+        Err(DslError::new(
+            ErrorKind::InconsistentArtifactName,
+            "name",
+            Mark::default(),
+            format!(
+                "the body names '{}' but the request is for '{name}'",
+                artifact.name()
+            ),
+            format!("set 'name: {name}' in the body or use the body's name in the URL"),
+        ))
+    }
+}

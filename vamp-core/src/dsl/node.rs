@@ -161,7 +161,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, DslError> {
                     line: m.line(),
                     column: m.col() + 1,
                 },
-                format!("cannot parse YAML/JSON: {}", e.info()),
+                format!("cannot parse YAML/JSON: {}", e.info().replace('\n', "; ")),
                 "check indentation, quotes and brackets around this position",
             )
         })?;

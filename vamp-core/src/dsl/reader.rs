@@ -1,9 +1,9 @@
 //! Readers: one function per artifact kind, accepting every form of spec §1.
 
 use super::cursor::{
-    Obj, SourceMap, boolean, check_name, check_strict_name, entries, err, index, integer, join,
-    json_map, key_text, list_or_one, metadata, number, opt_string, percentage, string, type_err,
-    unsigned,
+    Obj, SourceMap, boolean, check_name, check_strict_name, entries, err, index, integer,
+    item_string, join, json_map, key_text, list_or_one, metadata, number, opt_string, percentage,
+    string, type_err, unsigned,
 };
 use super::error::{DslError, ErrorKind};
 use super::node::{Node, Value};
@@ -16,6 +16,8 @@ const GATEWAY_FIELDS: [&str; 5] = ["routes", "sticky", "virtual_hosts", "selecto
 #[derive(Default)]
 pub(crate) struct Reader {
     pub(crate) source: SourceMap,
+    /// Inside a cluster gateway, route errors are `Route*Error`; elsewhere `GatewayRoute*Error`.
+    cluster_gateway: bool,
 }
 
 type R<T> = Result<T, DslError>;
@@ -620,7 +622,9 @@ impl Reader {
             value: Value::Map(service_entries),
             mark: node.mark,
         };
-        // The service's fields are reported under the cluster path, where the user wrote them.
+        // The service's fields are reported under the cluster path, where the user wrote them;
+        // validation speaks of `services[0]`, which the alias maps back.
+        self.source.alias(&join(path, "services[0]"), path);
         let service = self.service_at(&service_node, path)?;
         Ok(Cluster {
             services: vec![service],
@@ -839,17 +843,22 @@ impl Reader {
                 .is_some_and(|k| GATEWAY_FIELDS.contains(&k.as_str()) || k == "port")
         });
         let mut out = Map::new();
-        if anonymous {
-            out.insert(String::new(), self.gateway_body(node, path, false)?);
-            return Ok(out);
-        }
-        for (k, v) in entries {
-            let name = key_text(k, path)?;
-            let p = join(path, &name);
-            check_strict_name(&name, &p, k)?;
-            out.insert(name, self.gateway_body(v, &p, false)?);
-        }
-        Ok(out)
+        self.cluster_gateway = true;
+        let result = (|| {
+            if anonymous {
+                out.insert(String::new(), self.gateway_body(node, path, false)?);
+                return Ok(());
+            }
+            for (k, v) in entries {
+                let name = key_text(k, path)?;
+                let p = join(path, &name);
+                check_strict_name(&name, &p, k)?;
+                out.insert(name, self.gateway_body(v, &p, false)?);
+            }
+            Ok(())
+        })();
+        self.cluster_gateway = false;
+        result.map(|()| out)
     }
 
     // --------------------------------------------------------------- gateways (spec §1.6)
@@ -943,7 +952,8 @@ impl Reader {
         };
         let selector = self.opt_str(&mut o, "selector")?;
         if let Some(s) = &selector {
-            Self::check_selector(s, &join(path, "selector"), node)?;
+            let p = join(path, "selector");
+            Self::check_selector(s, &p, self.source.locate(&p))?;
         }
         let routes = match o.take(&["routes"]) {
             Some((n, p)) => self.routes(n, &p)?,
@@ -961,12 +971,12 @@ impl Reader {
         })
     }
 
-    fn check_selector(selector: &str, path: &str, node: &Node) -> R<()> {
+    fn check_selector(selector: &str, path: &str, mark: super::node::Mark) -> R<()> {
         super::selector::check(selector).map_err(|m| {
-            err(
+            DslError::new(
                 ErrorKind::InvalidSelectorError,
                 path,
-                node,
+                mark,
                 format!("invalid selector '{selector}': {m}"),
                 "use operands like name(re), label(k)(v), image(re), port(N) with and/or/not",
             )
@@ -1033,7 +1043,7 @@ impl Reader {
                         Ref::Reference(name)
                     } else {
                         let route = r.route(v, &p, false)?;
-                        Self::check_route_selector(&route, &key, &p, v)?;
+                        r.check_route_selector(&route, &key, &p)?;
                         Ref::Inline(route)
                     }
                 }
@@ -1068,30 +1078,41 @@ impl Reader {
         Ok(out)
     }
 
-    fn check_route_selector(route: &Route, key: &str, path: &str, node: &Node) -> R<()> {
+    fn check_route_selector(&self, route: &Route, key: &str, path: &str) -> R<()> {
         let Some(selector) = &route.selector else {
             return Ok(());
         };
         let p = join(path, "selector");
+        let mark = self.source.locate(&p);
         if names::external_target(key).is_some() {
-            return Err(err(
+            return Err(DslError::new(
                 ErrorKind::RouteSelectorExternalTargetError,
                 &p,
-                node,
+                mark,
                 "a route to an external target cannot have a selector",
                 "remove the selector or the '[host:port]' target",
             ));
         }
         if names::segments(key) != Some(1) {
-            return Err(err(
+            return Err(DslError::new(
                 ErrorKind::RouteSelectorOnlyRouteError,
                 &p,
-                node,
+                mark,
                 "only single-segment routes can have a selector",
                 "move the selector to a route named with one segment",
             ));
         }
-        Self::check_selector(selector, &p, node)
+        Self::check_selector(selector, &p, mark)
+    }
+
+    /// The error kind for a weight (`true`) or condition strength out of range.
+    fn route_error(&self, weight: bool) -> ErrorKind {
+        match (self.cluster_gateway, weight) {
+            (true, true) => ErrorKind::RouteWeightError,
+            (true, false) => ErrorKind::RouteConditionStrengthError,
+            (false, true) => ErrorKind::GatewayRouteWeightError,
+            (false, false) => ErrorKind::GatewayRouteConditionStrengthError,
+        }
     }
 
     fn route(&mut self, node: &Node, path: &str, top: bool) -> R<Route> {
@@ -1118,7 +1139,7 @@ impl Reader {
                 self.mark(&p, n);
                 match n.value {
                     Value::Null => None,
-                    _ => Some(percentage(n, &p, ErrorKind::RouteWeightError)?),
+                    _ => Some(percentage(n, &p, self.route_error(true))?),
                 }
             }
             None => None,
@@ -1132,7 +1153,7 @@ impl Reader {
                 self.mark(&p, n);
                 match n.value {
                     Value::Null => None,
-                    _ => Some(percentage(n, &p, ErrorKind::RouteConditionStrengthError)?),
+                    _ => Some(percentage(n, &p, self.route_error(false))?),
                 }
             }
             None => None,
@@ -1619,7 +1640,7 @@ impl Reader {
                         };
                         let tags = list_or_one(tags_node)
                             .into_iter()
-                            .map(|(i, t)| string(t, &index(&p, i)))
+                            .map(|(i, t)| item_string(t, &index(&p, i)))
                             .collect::<R<Vec<_>>>()?;
                         if tags.is_empty() {
                             return Err(undefined());
@@ -1679,7 +1700,7 @@ impl Reader {
             return Err(err(
                 ErrorKind::NoTagEventError,
                 "tags",
-                node,
+                t,
                 "an event needs at least one tag",
                 "add 'tags: [my-tag]'",
             ));
@@ -1732,7 +1753,7 @@ impl Reader {
         self.mark(path, node);
         list_or_one(node)
             .into_iter()
-            .map(|(i, t)| string(t, &index(path, i)))
+            .map(|(i, t)| item_string(t, &index(path, i)))
             .collect()
     }
 

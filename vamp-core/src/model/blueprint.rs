@@ -48,7 +48,10 @@ pub struct Cluster {
     /// The services.
     pub services: Vec<Service>,
     /// Internal gateway settings by breed port name; the key is empty for the anonymous form.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[serde(
+        skip_serializing_if = "Map::is_empty",
+        serialize_with = "serialize_cluster_gateways"
+    )]
     pub gateways: Map<Gateway>,
     /// The cluster's SLA.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +65,17 @@ pub struct Cluster {
     /// Cluster-scope dialects.
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub dialects: Dialects,
+}
+
+/// Writes cluster gateways; the anonymous one (empty key, spec §1.5.3) without a port key.
+pub(crate) fn serialize_cluster_gateways<S: serde::Serializer>(
+    gateways: &Map<Gateway>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match gateways.get("") {
+        Some(anonymous) if gateways.len() == 1 => anonymous.serialize(s),
+        _ => gateways.serialize(s),
+    }
 }
 
 /// A service: a breed with its scale and overrides.

@@ -49,7 +49,10 @@ pub struct DeploymentCluster {
     /// The services.
     pub services: Vec<DeploymentService>,
     /// Internal gateway settings by port name.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[serde(
+        skip_serializing_if = "Map::is_empty",
+        serialize_with = "super::blueprint::serialize_cluster_gateways"
+    )]
     pub gateways: Map<Gateway>,
     /// Cluster health checks.
     #[serde(skip_serializing_if = "Option::is_none")]

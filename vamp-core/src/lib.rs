@@ -3,13 +3,34 @@
 //! # Layout
 //!
 //! - [`model`]: artifacts as plain Rust values (breeds, blueprints, gateways, …), units,
-//!   references, names and the value interpolation grammar (spec §1).
+//!   references, names, the value interpolation grammar and the condition grammar (spec §1).
 //! - [`dsl`]: read YAML/JSON in every accepted form with errors that carry the artifact path,
 //!   line and column; write the normalized form; expand references; validate.
+//! - [`traits`]: the four backend traits — [`ContainerDriver`](traits::ContainerDriver),
+//!   [`KeyValueStore`](traits::KeyValueStore), [`Persistence`](traits::Persistence),
+//!   [`Router`](traits::Router) — and their contracts.
+//! - [`memory`]: in-memory [`KeyValueStore`](traits::KeyValueStore) and
+//!   [`Persistence`](traits::Persistence).
+//! - [`events`]: the in-process event bus.
+//! - [`compose`]: docker-compose v2 files to blueprints.
+//! - `testkit` (feature `testkit`): the conformance kits every backend runs.
+//!
+//! Nothing here knows about Docker, etcd, HAProxy, HTTP servers or SQL: those live in
+//! `vamp-drivers` and `vamp-gateway`.
 #![cfg_attr(
     not(test),
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
 
+pub mod compose;
 pub mod dsl;
+mod error;
+pub mod events;
+pub mod memory;
 pub mod model;
+pub mod traits;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{BoxError, Error, Result};

@@ -1,1 +1,14 @@
-//! placeholder
+//! Real backends for the traits of `vamp-core`, one module per backend, each behind the cargo
+//! feature of the same name.
+//!
+//! # Layout
+//!
+//! - `sqlite` (feature `sqlite`, default): [`sqlite::SqlitePersistence`], file-backed
+//!   [`Persistence`](vamp_core::traits::Persistence), the embedded default.
+#![cfg_attr(
+    not(test),
+    warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
+)]
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;

@@ -1,0 +1,203 @@
+//! [`MemoryPersistence`]: artifacts and events in memory.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use crate::events::EventBus;
+use crate::model::{Event, Kind};
+use crate::traits::{
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
+    StoredEvent,
+};
+use crate::{Error, Result};
+
+/// Artifacts and events in memory. Clones share the same data.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use vamp_core::memory::MemoryPersistence;
+/// use vamp_core::model::Kind;
+/// use vamp_core::traits::{Persistence, Precondition};
+/// let db = MemoryPersistence::default();
+/// let stored = db.put(Kind::Breed, "sava:1.0.0", &serde_json::json!({"name": "sava:1.0.0"}),
+///     Precondition::Absent).await.unwrap();
+/// assert_eq!(stored.revision, 1);
+/// # });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryPersistence {
+    inner: Arc<Mutex<Inner>>,
+    bus: EventBus,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    artifacts: BTreeMap<(Kind, String), Vec<Revision>>,
+    events: Vec<StoredEvent>,
+}
+
+impl MemoryPersistence {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every change is a single push; a poisoned lock still holds consistent data.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The current revision number and value of an artifact's history.
+pub(crate) fn current(history: Option<&Vec<Revision>>) -> (Option<u64>, Option<&Revision>) {
+    let last = history.and_then(|h| h.last());
+    (last.map(|r| r.revision), last.filter(|r| r.value.is_some()))
+}
+
+fn stored(kind: Kind, name: &str, r: &Revision) -> StoredArtifact {
+    StoredArtifact {
+        kind,
+        name: name.to_owned(),
+        revision: r.revision,
+        value: r.value.clone().unwrap_or_default(),
+        updated: r.at,
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::Invalid {
+            what: "artifact name",
+            message: "names must not be empty".into(),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Persistence for MemoryPersistence {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredArtifact>> {
+        let inner = self.lock();
+        let (_, live) = current(inner.artifacts.get(&(kind, name.to_owned())));
+        Ok(live.map(|r| stored(kind, name, r)))
+    }
+
+    async fn put(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<StoredArtifact> {
+        check_name(name)?;
+        let mut inner = self.lock();
+        let history = inner.artifacts.entry((kind, name.to_owned())).or_default();
+        let (last, live) = current(Some(history));
+        precondition.check(|| format!("{kind}/{name}"), live.map(|r| r.revision))?;
+        let revision = Revision {
+            revision: last.unwrap_or(0) + 1,
+            value: Some(value.clone()),
+            at: Utc::now(),
+        };
+        let out = stored(kind, name, &revision);
+        history.push(revision);
+        Ok(out)
+    }
+
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<Option<u64>> {
+        let mut inner = self.lock();
+        let Some(history) = inner.artifacts.get_mut(&(kind, name.to_owned())) else {
+            precondition.check(|| format!("{kind}/{name}"), None)?;
+            return Ok(None);
+        };
+        let (last, live) = current(Some(history));
+        precondition.check(|| format!("{kind}/{name}"), live.map(|r| r.revision))?;
+        if live.is_none() {
+            return Ok(None);
+        }
+        let revision = last.unwrap_or(0) + 1;
+        history.push(Revision {
+            revision,
+            value: None,
+            at: Utc::now(),
+        });
+        Ok(Some(revision))
+    }
+
+    async fn list(&self, kind: Kind, page: Page) -> Result<Paged<StoredArtifact>> {
+        let inner = self.lock();
+        let live: Vec<StoredArtifact> = inner
+            .artifacts
+            .range((kind, String::new())..)
+            .take_while(|((k, _), _)| *k == kind)
+            .filter_map(|((_, name), h)| current(Some(h)).1.map(|r| stored(kind, name, r)))
+            .collect();
+        let total = live.len() as u64;
+        let items = live
+            .into_iter()
+            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
+            .collect();
+        Ok(Paged { items, total })
+    }
+
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>> {
+        Ok(self
+            .lock()
+            .artifacts
+            .get(&(kind, name.to_owned()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn append_event(&self, event: &Event) -> Result<StoredEvent> {
+        let stored = {
+            let mut inner = self.lock();
+            let stored = StoredEvent {
+                id: inner.events.len() as u64 + 1,
+                event: event.clone(),
+            };
+            inner.events.push(stored.clone());
+            // Published under the lock so subscribers see ids in order.
+            self.bus.publish(stored.clone());
+            stored
+        };
+        Ok(stored)
+    }
+
+    async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
+        let inner = self.lock();
+        let mut found: Vec<&StoredEvent> = inner
+            .events
+            .iter()
+            .filter(|e| filter.matches(&e.event))
+            .collect();
+        found.sort_by(|a, b| {
+            b.event
+                .timestamp
+                .cmp(&a.event.timestamp)
+                .then(b.id.cmp(&a.id))
+        });
+        let total = found.len() as u64;
+        let items = found
+            .into_iter()
+            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        Ok(Paged { items, total })
+    }
+
+    async fn subscribe(&self) -> Result<EventStream> {
+        Ok(self.bus.subscribe())
+    }
+}

@@ -1,0 +1,42 @@
+//! Conformance kits: one suite per trait that every implementation runs in its own tests, so
+//! all backends behave alike (the pattern of object_store's `integration.rs`).
+//!
+//! Each kit is a set of `pub async fn` checks taking `&dyn Trait`, plus `run_all`. A check
+//! panics with a message naming the broken contract. Checks use unique keys and names, so they
+//! can run against a shared real server; listings compare against a baseline taken first.
+//! Where a backend returns [`Error::Unsupported`](crate::Error::Unsupported) for an optional
+//! capability, the check accepts it and says so on stderr — never a silent skip.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    reason = "test kits report broken contracts by panicking, like assertions"
+)]
+
+pub mod kv;
+pub mod persistence;
+pub mod services;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long a check waits for something that should happen (an event to arrive).
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A string unique to this process run and call, for keys and names.
+pub fn unique(tag: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{tag}-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// Awaits `future` for at most [`WAIT`], panicking with `what` on timeout.
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, future).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+    }
+}

@@ -1,0 +1,130 @@
+//! The container driver trait (spec §6.1).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sha1::{Digest, Sha1};
+
+use crate::Result;
+use crate::model::{Argument, Breed, HealthCheck, Instance, Map, Scale, ServiceHealth};
+
+/// Which service: deployment, cluster and service (breed) name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ServiceKey {
+    /// The deployment.
+    pub deployment: String,
+    /// The cluster.
+    pub cluster: String,
+    /// The service, i.e. its breed name.
+    pub service: String,
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.deployment, self.cluster, self.service)
+    }
+}
+
+/// Everything a driver needs to run a service: resolved, nothing left to look up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceSpec {
+    /// Which service.
+    pub key: ServiceKey,
+    /// The full breed (deployable, ports).
+    pub breed: Breed,
+    /// CPU, memory and the number of instances.
+    pub scale: Scale,
+    /// Environment passed to every instance, already interpolated (name or alias → value).
+    pub environment: Map<String>,
+    /// Scheduler arguments.
+    pub arguments: Vec<Argument>,
+    /// Effective health checks (spec §1.5.6 merge rule applied).
+    pub health_checks: Vec<HealthCheck>,
+    /// Network, e.g. `HOST`.
+    pub network: Option<String>,
+    /// This driver's dialect, deep-merged into its request.
+    pub dialect: Option<serde_json::Value>,
+}
+
+impl ServiceSpec {
+    /// A stable digest of what defines the running instances (deployable, ports, environment,
+    /// arguments, health checks, network, dialect — not the instance count). Drivers record it
+    /// with the instances (a label, a state file) and report it back, so the engine can tell
+    /// whether a redeploy is needed (spec §3.2 equality checks).
+    pub fn fingerprint(&self) -> String {
+        let relevant = serde_json::json!({
+            "deployable": self.breed.deployable,
+            "ports": self.breed.ports,
+            "environment": self.environment,
+            "arguments": self.arguments,
+            "health_checks": self.health_checks,
+            "network": self.network,
+            "dialect": self.dialect,
+            "cpu": self.scale.cpu,
+            "memory": self.scale.memory,
+        });
+        let digest = Sha1::digest(relevant.to_string().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// What the scheduler runs for a service.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceState {
+    /// Which service.
+    pub key: Option<ServiceKey>,
+    /// Its instances.
+    pub instances: Vec<Instance>,
+    /// Scheduler health counts, when the scheduler has them.
+    pub health: Option<ServiceHealth>,
+    /// The [`ServiceSpec::fingerprint`] the instances were started from.
+    pub fingerprint: Option<String>,
+    /// Set when the driver saw the service fail for good (bad image, command exits at once),
+    /// with the reason; the engine marks the service Failed at once (spec §3.2).
+    pub failure: Option<String>,
+}
+
+/// A gateway as services reach it (spec §3.5 step 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEndpoint {
+    /// The gateway's name.
+    pub name: String,
+    /// The host services use.
+    pub host: String,
+    /// The port services use.
+    pub port: u16,
+}
+
+/// Runs services on a scheduler: local processes, Docker, Kubernetes, …
+///
+/// Contract:
+/// - [`deploy`](Self::deploy) is idempotent: it makes the scheduler run `spec` (creating,
+///   updating or scaling as needed) and returns once the request is accepted, not when the
+///   instances are healthy; progress shows in [`services`](Self::services).
+/// - [`undeploy`](Self::undeploy) of a service that does not run is `Ok`.
+/// - [`services`](Self::services) lists every service this driver manages — also ones started
+///   before a restart of the process, found again by label or state file.
+#[async_trait]
+pub trait ContainerDriver: Send + Sync + Debug {
+    /// The backend's name, e.g. `process`, `docker`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether this driver runs deployables of this type (`container/docker`, `command`, …).
+    fn supports(&self, deployable_type: &str) -> bool;
+
+    /// Makes the scheduler run `spec`.
+    async fn deploy(&self, spec: &ServiceSpec) -> Result<()>;
+
+    /// Stops and removes every instance of a service.
+    async fn undeploy(&self, key: &ServiceKey) -> Result<()>;
+
+    /// The state of every service this driver manages.
+    async fn services(&self) -> Result<Vec<ServiceState>>;
+
+    /// Publishes gateways for services to reach and returns where each is reachable. The
+    /// default returns them unchanged (the gateway host is reachable from instances as is).
+    async fn publish_gateways(&self, gateways: &[GatewayEndpoint]) -> Result<Vec<GatewayEndpoint>> {
+        Ok(gateways.to_vec())
+    }
+}

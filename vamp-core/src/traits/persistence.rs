@@ -1,0 +1,229 @@
+//! The persistence trait: artifacts with revision history, and events (spec §2.3, §3.8).
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+use crate::Result;
+use crate::model::{Event, Kind};
+
+/// The current version of a stored artifact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredArtifact {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// Its revision: 1 on first create, +1 on every change (deletes included).
+    pub revision: u64,
+    /// The artifact in normalized JSON form.
+    pub value: serde_json::Value,
+    /// When this revision was written.
+    pub updated: DateTime<Utc>,
+}
+
+/// One entry of an artifact's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    /// The revision number.
+    pub revision: u64,
+    /// The value, `None` when this revision deleted the artifact.
+    pub value: Option<serde_json::Value>,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+}
+
+/// A condition on the current state for a write (optimistic concurrency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// Write whatever is there.
+    #[default]
+    Any,
+    /// Only if the artifact does not exist (create).
+    Absent,
+    /// Only if the artifact exists at exactly this revision.
+    Revision(u64),
+}
+
+impl Precondition {
+    /// Checks the precondition against the live revision of an artifact (`None` = it does not
+    /// exist); [`Error::Conflict`](crate::Error::Conflict) naming `what` when it fails.
+    pub fn check(self, what: impl FnOnce() -> String, live_revision: Option<u64>) -> Result<()> {
+        let ok = match self {
+            Precondition::Any => true,
+            Precondition::Absent => live_revision.is_none(),
+            Precondition::Revision(r) => live_revision == Some(r),
+        };
+        if ok {
+            return Ok(());
+        }
+        let show = |r: Option<u64>| r.map_or("no artifact".to_owned(), |r| format!("revision {r}"));
+        Err(crate::Error::Conflict {
+            what: what(),
+            expected: match self {
+                Precondition::Any => "anything".into(),
+                Precondition::Absent => "no artifact".into(),
+                Precondition::Revision(r) => format!("revision {r}"),
+            },
+            actual: show(live_revision),
+        })
+    }
+}
+
+/// A page of a listing: 1-based `page` of `per_page` items (spec §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1-based page number.
+    pub page: u64,
+    /// Items per page (at least 1).
+    pub per_page: u64,
+}
+
+impl Page {
+    /// Everything in one page.
+    pub const ALL: Page = Page {
+        page: 1,
+        per_page: u64::MAX,
+    };
+
+    /// A page; numbers below 1 become 1.
+    pub fn new(page: u64, per_page: u64) -> Self {
+        Page {
+            page: page.max(1),
+            per_page: per_page.max(1),
+        }
+    }
+
+    /// Items to skip.
+    pub fn offset(self) -> u64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+}
+
+impl Default for Page {
+    /// Vamp's default page: 1 of 30.
+    fn default() -> Self {
+        Page::new(1, 30)
+    }
+}
+
+/// One page of items and the total count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paged<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Items across all pages.
+    pub total: u64,
+}
+
+/// An event as stored, with its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Store-wide id, increasing in append order.
+    pub id: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Which events to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Every tag must match (AND); `group:name` tags also match `group` (spec §1.14).
+    pub tags: Vec<String>,
+    /// The type, if any.
+    pub kind: Option<String>,
+    /// Lower bound on the timestamp.
+    pub from: Bound<DateTime<Utc>>,
+    /// Upper bound on the timestamp.
+    pub until: Bound<DateTime<Utc>>,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        EventFilter {
+            tags: Vec::new(),
+            kind: None,
+            from: Bound::Unbounded,
+            until: Bound::Unbounded,
+        }
+    }
+}
+
+impl EventFilter {
+    /// Events carrying all of `tags`.
+    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(tags: I) -> Self {
+        EventFilter {
+            tags: tags.into_iter().map(Into::into).collect(),
+            ..EventFilter::default()
+        }
+    }
+
+    /// Does `event` pass the filter?
+    pub fn matches(&self, event: &Event) -> bool {
+        let tags = event.expanded_tags();
+        self.tags.iter().all(|t| tags.binary_search(t).is_ok())
+            && self.kind.as_ref().is_none_or(|k| *k == event.kind)
+            && (self.from, self.until).contains(&event.timestamp)
+    }
+}
+
+/// Appended events, in id order.
+pub type EventStream = BoxStream<'static, Result<StoredEvent>>;
+
+/// Where artifacts and events live.
+///
+/// Contract:
+/// - Artifacts are keyed by (kind, name) and stored as normalized JSON; [`get`](Self::get)
+///   returns what the last successful [`put`](Self::put) wrote, byte-for-byte equal JSON.
+/// - Revisions are per artifact, start at 1 and grow by 1 on every put and delete; a
+///   re-created artifact continues its numbering. [`history`](Self::history) keeps all.
+/// - Preconditions are checked atomically with the write; a failed one is
+///   [`Error::Conflict`](crate::Error::Conflict) and changes nothing.
+/// - Listings are ordered by name; event queries newest first (then by id, descending).
+/// - [`subscribe`](Self::subscribe) yields every event appended through this handle after the
+///   call, in id order; a subscriber that falls far behind gets
+///   [`Error::Lagged`](crate::Error::Lagged) and continues with newer events.
+#[async_trait]
+pub trait Persistence: Send + Sync + Debug {
+    /// The backend's name, e.g. `memory`, `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    /// The current version of an artifact, or `None` (never created, or deleted).
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredArtifact>>;
+
+    /// Creates or replaces an artifact if `precondition` holds.
+    async fn put(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<StoredArtifact>;
+
+    /// Deletes an artifact if `precondition` holds; returns the revision of the deletion, or
+    /// `None` if there was nothing to delete (idempotent).
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<Option<u64>>;
+
+    /// A page of the current artifacts of a kind, by name.
+    async fn list(&self, kind: Kind, page: Page) -> Result<Paged<StoredArtifact>>;
+
+    /// Every revision of an artifact, oldest first (empty if it never existed).
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>>;
+
+    /// Stores an event; returns it with its id.
+    async fn append_event(&self, event: &Event) -> Result<StoredEvent>;
+
+    /// A page of the events that pass `filter`, newest first.
+    async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>>;
+
+    /// The events appended from now on.
+    async fn subscribe(&self) -> Result<EventStream>;
+}

@@ -1,0 +1,157 @@
+//! The router trait: the data plane that routes the resolved gateways (spec §3.5, §4).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::model::expression::{ConditionOperand, Expr};
+use crate::model::{Percentage, PortType, Sticky};
+
+/// A concrete address a route sends traffic to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteTarget {
+    /// The instance (or gateway) name.
+    pub name: String,
+    /// Host or IP.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// A condition, parsed (spec §1.7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedCondition {
+    /// The text as written.
+    pub text: String,
+    /// The parsed expression (a whole raw ACL when the text is not in the grammar).
+    pub expr: Expr<ConditionOperand>,
+}
+
+impl ResolvedCondition {
+    /// Parses a condition text.
+    pub fn parse(text: &str) -> Self {
+        ResolvedCondition {
+            text: text.to_owned(),
+            expr: crate::model::expression::parse_condition(text),
+        }
+    }
+}
+
+/// A path rewrite: `http-request set-path <path> if <condition>` (spec §1.8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRewrite {
+    /// The new path (may use HAProxy sample expressions).
+    pub path: String,
+    /// The raw HAProxy condition, wrapped in `{ }`.
+    pub condition: String,
+}
+
+/// Load-balancing inside a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    /// Weighted round robin (HTTP default).
+    RoundRobin,
+    /// Fewest connections (TCP default).
+    LeastConn,
+    /// Hash of the client address.
+    Source,
+    /// Another HAProxy algorithm, passed through.
+    Other(String),
+}
+
+/// A route with weights defaulted and targets resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedRoute {
+    /// The route path as in the gateway (`shop/web/sava:1.0.0/http`, `[host:port]`, …).
+    pub path: String,
+    /// Stable id (spec §4.2.1).
+    pub lookup_name: String,
+    /// Share of the traffic that no condition claims.
+    pub weight: Percentage,
+    /// Which requests this route attracts.
+    pub condition: Option<ResolvedCondition>,
+    /// Share of matching requests sent here.
+    pub condition_strength: Percentage,
+    /// Path rewrites.
+    pub rewrites: Vec<ResolvedRewrite>,
+    /// Balancing between the targets.
+    pub balance: Balance,
+    /// Where the traffic goes.
+    pub targets: Vec<RouteTarget>,
+}
+
+/// A gateway as the data plane needs it: port allocated, routes resolved (ARCHITECTURE,
+/// "Boundary of Router::apply"). Routers do no lookups of their own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedGateway {
+    /// The gateway name.
+    pub name: String,
+    /// Stable id (spec §4.2.1); HAProxy frontends are named by it.
+    pub lookup_name: String,
+    /// The port to listen on.
+    pub port: u16,
+    /// HTTP or TCP.
+    pub protocol: PortType,
+    /// Sticky sessions.
+    pub sticky: Option<Sticky>,
+    /// Virtual host names.
+    pub virtual_hosts: Vec<String>,
+    /// Routes in order (conditions are evaluated in this order).
+    pub routes: Vec<ResolvedRoute>,
+}
+
+/// What [`Router::apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApplyReport {
+    /// Gateways now served.
+    pub applied: Vec<String>,
+    /// Gateways that could not be served, with the reason (e.g. the port is taken); the
+    /// others are served regardless.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Latency histogram: counts of requests at or below each upper bound (ms).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LatencyHistogram {
+    /// `(upper bound in ms, count)`, ascending bounds; the last bound may be `f64::INFINITY`.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+/// Traffic seen by one route.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteStats {
+    /// The gateway.
+    pub gateway: String,
+    /// The route path.
+    pub route: String,
+    /// Requests (HTTP) or connections (TCP) handled.
+    pub requests: u64,
+    /// Failed ones (5xx or connection errors).
+    pub errors: u64,
+    /// Response time distribution.
+    pub latency: LatencyHistogram,
+}
+
+/// The data plane: makes traffic flow as the gateways say.
+///
+/// Contract: [`apply`](Self::apply) takes the *whole* desired set (gateways missing from it
+/// are removed), is idempotent, and never drops a request of an unchanged gateway. A gateway
+/// that cannot be served is reported in [`ApplyReport::failed`]; the rest are still applied.
+#[async_trait]
+pub trait Router: Send + Sync + Debug {
+    /// The backend's name, e.g. `embedded`, `haproxy-kv`.
+    fn backend(&self) -> &'static str;
+
+    /// Routes exactly these gateways from now on.
+    async fn apply(&self, gateways: &[ResolvedGateway]) -> Result<ApplyReport>;
+
+    /// Per-route traffic counters since start. Routers that cannot count return
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    async fn stats(&self) -> Result<Vec<RouteStats>> {
+        Err(crate::Error::Unsupported {
+            backend: self.backend(),
+            operation: "route statistics",
+        })
+    }
+}

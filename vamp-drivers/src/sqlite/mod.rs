@@ -1,0 +1,465 @@
+//! [`SqlitePersistence`]: artifacts and events in one SQLite file.
+//!
+//! Layout: `artifacts` holds the latest revision of every (kind, name) — live or deleted —
+//! and `artifact_revisions` every revision; `events` and `event_tags` (expanded tags, spec
+//! §1.14) hold events. Writes are serialized in-process, so preconditions are checked and
+//! applied atomically; the file is in WAL mode, so reads never wait for writes. The schema is
+//! created and migrated on open ([`schema`]).
+//!
+//! Every statement binds its values; user strings never become SQL text.
+
+mod schema;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use tokio::sync::Mutex;
+use vamp_core::events::EventBus;
+use vamp_core::model::{Event, Kind};
+use vamp_core::traits::{
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
+    StoredEvent,
+};
+use vamp_core::{Error, Result};
+
+const BACKEND: &str = "sqlite";
+
+/// How long a statement waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Artifacts and events in a SQLite file: the embedded default persistence.
+///
+/// ```no_run
+/// # async fn demo() -> vamp_core::Result<()> {
+/// use vamp_drivers::sqlite::SqlitePersistence;
+/// let db = SqlitePersistence::open("/var/lib/vamp/vamp.db").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqlitePersistence {
+    pool: SqlitePool,
+    path: PathBuf,
+    /// Serializes writes: check-then-write of preconditions must not interleave.
+    writes: std::sync::Arc<Mutex<()>>,
+    bus: EventBus,
+}
+
+fn unavailable(path: &Path, e: impl Into<vamp_core::BoxError>) -> Error {
+    let source = e.into();
+    Error::Unavailable {
+        backend: BACKEND,
+        address: path.display().to_string(),
+        message: source.to_string(),
+        source: Some(source),
+    }
+}
+
+fn backend(e: sqlx::Error) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+fn corrupt(message: impl Into<String>) -> Error {
+    Error::Corrupt {
+        backend: BACKEND,
+        message: message.into(),
+    }
+}
+
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn from_nanos(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    kind.plural()
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("stored JSON does not parse: {e}")))
+}
+
+fn limit(page: Page) -> (i64, i64) {
+    (
+        i64::try_from(page.per_page).unwrap_or(i64::MAX),
+        i64::try_from(page.offset()).unwrap_or(i64::MAX),
+    )
+}
+
+impl SqlitePersistence {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| unavailable(&path, e))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|e| unavailable(&path, e))?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| unavailable(&path, e))?;
+        schema::migrate(&pool)
+            .await
+            .map_err(|e| unavailable(&path, e))?;
+        tracing::debug!(path = %path.display(), "opened sqlite persistence");
+        Ok(SqlitePersistence {
+            pool,
+            path,
+            writes: std::sync::Arc::default(),
+            bus: EventBus::default(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the connections (waits for running statements).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The latest (revision, live) of an artifact.
+    async fn latest(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<(u64, bool)>> {
+        let row = sqlx::query("SELECT revision, live FROM artifacts WHERE kind = ? AND name = ?")
+            .bind(kind_name(kind))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            let revision: i64 = r.try_get("revision").map_err(backend)?;
+            let live: bool = r.try_get("live").map_err(backend)?;
+            Ok((
+                u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
+                live,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Writes a new revision (value `None` = deletion) in one transaction.
+    async fn write(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: Option<&serde_json::Value>,
+        precondition: Precondition,
+    ) -> Result<Option<(u64, DateTime<Utc>)>> {
+        if name.is_empty() {
+            return Err(Error::Invalid {
+                what: "artifact name",
+                message: "names must not be empty".into(),
+            });
+        }
+        let _guard = self.writes.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let latest = self.latest(&mut tx, kind, name).await?;
+        let live = latest.filter(|(_, live)| *live).map(|(r, _)| r);
+        precondition.check(|| format!("{kind}/{name}"), live)?;
+        if value.is_none() && live.is_none() {
+            return Ok(None);
+        }
+        let revision = latest.map_or(0, |(r, _)| r) + 1;
+        let now = Utc::now();
+        let text = value.map(serde_json::Value::to_string);
+        let rev = i64::try_from(revision).map_err(|_| corrupt("revision overflow"))?;
+        sqlx::query(
+            "INSERT INTO artifact_revisions (kind, name, revision, value, at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .bind(rev)
+        .bind(&text)
+        .bind(nanos(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO artifacts (kind, name, revision, live, value, at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (kind, name) DO UPDATE SET revision = excluded.revision, \
+             live = excluded.live, value = excluded.value, at = excluded.at",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .bind(rev)
+        .bind(value.is_some())
+        .bind(&text)
+        .bind(nanos(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some((revision, now)))
+    }
+}
+
+fn artifact_row(kind: Kind, row: &sqlx::sqlite::SqliteRow) -> Result<StoredArtifact> {
+    let name: String = row.try_get("name").map_err(backend)?;
+    let revision: i64 = row.try_get("revision").map_err(backend)?;
+    let value: String = row.try_get("value").map_err(backend)?;
+    let at: i64 = row.try_get("at").map_err(backend)?;
+    Ok(StoredArtifact {
+        kind,
+        name,
+        revision: u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
+        value: parse_json(&value)?,
+        updated: from_nanos(at),
+    })
+}
+
+fn event_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent> {
+    let id: i64 = row.try_get("id").map_err(backend)?;
+    let timestamp: String = row.try_get("timestamp").map_err(backend)?;
+    let kind: String = row.try_get("type").map_err(backend)?;
+    let value: String = row.try_get("value").map_err(backend)?;
+    let tags: String = row.try_get("tags").map_err(backend)?;
+    Ok(StoredEvent {
+        id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
+        event: Event {
+            tags: serde_json::from_str(&tags).map_err(|e| corrupt(format!("event tags: {e}")))?,
+            value: parse_json(&value)?,
+            kind,
+            timestamp: DateTime::parse_from_rfc3339(&timestamp)
+                .map_err(|e| corrupt(format!("event timestamp: {e}")))?
+                .with_timezone(&Utc),
+        },
+    })
+}
+
+#[async_trait]
+impl Persistence for SqlitePersistence {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredArtifact>> {
+        let row = sqlx::query(
+            "SELECT name, revision, value, at FROM artifacts WHERE kind = ? AND name = ? AND live",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| artifact_row(kind, &r)).transpose()
+    }
+
+    async fn put(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<StoredArtifact> {
+        let (revision, updated) = self
+            .write(kind, name, Some(value), precondition)
+            .await?
+            .ok_or_else(|| corrupt("a put wrote no revision"))?;
+        Ok(StoredArtifact {
+            kind,
+            name: name.to_owned(),
+            revision,
+            value: value.clone(),
+            updated,
+        })
+    }
+
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<Option<u64>> {
+        Ok(self
+            .write(kind, name, None, precondition)
+            .await?
+            .map(|(r, _)| r))
+    }
+
+    async fn list(&self, kind: Kind, page: Page) -> Result<Paged<StoredArtifact>> {
+        let (limit, offset) = limit(page);
+        let rows = sqlx::query(
+            "SELECT name, revision, value, at FROM artifacts WHERE kind = ? AND live \
+             ORDER BY name LIMIT ? OFFSET ?",
+        )
+        .bind(kind_name(kind))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM artifacts WHERE kind = ? AND live")
+                .bind(kind_name(kind))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(Paged {
+            items: rows
+                .iter()
+                .map(|r| artifact_row(kind, r))
+                .collect::<Result<_>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>> {
+        let rows = sqlx::query(
+            "SELECT revision, value, at FROM artifact_revisions WHERE kind = ? AND name = ? \
+             ORDER BY revision",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let revision: i64 = r.try_get("revision").map_err(backend)?;
+                let value: Option<String> = r.try_get("value").map_err(backend)?;
+                let at: i64 = r.try_get("at").map_err(backend)?;
+                Ok(Revision {
+                    revision: u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
+                    value: value.as_deref().map(parse_json).transpose()?,
+                    at: from_nanos(at),
+                })
+            })
+            .collect()
+    }
+
+    async fn append_event(&self, event: &Event) -> Result<StoredEvent> {
+        let tags = serde_json::to_string(&event.tags).map_err(|e| Error::backend(BACKEND, e))?;
+        let _guard = self.writes.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (at, timestamp, type, value, tags) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(nanos(event.timestamp))
+        .bind(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .bind(&event.kind)
+        .bind(event.value.to_string())
+        .bind(&tags)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        for tag in event.expanded_tags() {
+            sqlx::query("INSERT INTO event_tags (event_id, tag) VALUES (?, ?)")
+                .bind(id)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        let stored = StoredEvent {
+            id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
+            event: event.clone(),
+        };
+        // Published while the write lock is held, so subscribers see ids in order.
+        self.bus.publish(stored.clone());
+        Ok(stored)
+    }
+
+    async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
+        let mut tags = filter.tags.clone();
+        tags.sort();
+        tags.dedup();
+        // Only placeholders are added to the SQL text; every value is bound.
+        let mut clauses = Vec::new();
+        if !tags.is_empty() {
+            clauses.push(format!(
+                "(SELECT COUNT(*) FROM event_tags t WHERE t.event_id = e.id AND t.tag IN ({})) = ?",
+                vec!["?"; tags.len()].join(", ")
+            ));
+        }
+        if filter.kind.is_some() {
+            clauses.push("e.type = ?".to_owned());
+        }
+        let bound = |b: &Bound<DateTime<Utc>>, incl: &str, excl: &str| match b {
+            Bound::Included(t) => Some((format!("e.at {incl} ?"), nanos(*t))),
+            Bound::Excluded(t) => Some((format!("e.at {excl} ?"), nanos(*t))),
+            Bound::Unbounded => None,
+        };
+        let times: Vec<(String, i64)> = [
+            bound(&filter.from, ">=", ">"),
+            bound(&filter.until, "<=", "<"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        clauses.extend(times.iter().map(|(c, _)| c.clone()));
+        let condition = if clauses.is_empty() {
+            "1".to_owned()
+        } else {
+            clauses.join(" AND ")
+        };
+        let select = format!(
+            "SELECT e.id, e.timestamp, e.type, e.value, e.tags FROM events e WHERE {condition} \
+             ORDER BY e.at DESC, e.id DESC LIMIT ? OFFSET ?"
+        );
+        let count = format!("SELECT COUNT(*) FROM events e WHERE {condition}");
+
+        let mut q = sqlx::query(AssertSqlSafe(select));
+        let mut c = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count));
+        if !tags.is_empty() {
+            for t in &tags {
+                q = q.bind(t.clone());
+                c = c.bind(t.clone());
+            }
+            let n = i64::try_from(tags.len()).unwrap_or(i64::MAX);
+            q = q.bind(n);
+            c = c.bind(n);
+        }
+        if let Some(kind) = &filter.kind {
+            q = q.bind(kind.clone());
+            c = c.bind(kind.clone());
+        }
+        for (_, t) in &times {
+            q = q.bind(*t);
+            c = c.bind(*t);
+        }
+        let (limit, offset) = limit(page);
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let total = c.fetch_one(&self.pool).await.map_err(backend)?;
+        Ok(Paged {
+            items: rows.iter().map(event_row).collect::<Result<_>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn subscribe(&self) -> Result<EventStream> {
+        Ok(self.bus.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -158,6 +158,8 @@ error_kinds! {
     UnsupportedUnitValue,
     /// A docker-compose feature cannot be converted.
     UnsupportedComposeFeature,
+    /// A port protocol other than TCP (docker-compose `/udp`).
+    UnsupportedProtocolError,
     /// Operation layer: a route weight is not supported.
     UnsupportedRouteWeight,
     /// Operation layer: after a change the route weights no longer total 0% or 100%.

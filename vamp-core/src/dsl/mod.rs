@@ -197,3 +197,18 @@ pub fn expect_name(artifact: &Artifact, name: &str) -> Result<(), DslError> {
         ))
     }
 }
+
+/// Checks a name with the generic rule (`IllegalName`), for readers outside this module.
+pub fn validate_name(name: &str, path: &str, mark: Mark) -> Result<(), DslError> {
+    if crate::model::names::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(DslError::new(
+            ErrorKind::IllegalName,
+            path,
+            mark,
+            format!("illegal name '{name}'"),
+            "names may not be empty or contain blanks, '/', '[' or ']'",
+        ))
+    }
+}

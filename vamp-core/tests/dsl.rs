@@ -108,7 +108,11 @@ const NOT_MODEL_LEVEL: &[(ErrorKind, &str)] = &[
     ),
     (
         ErrorKind::UnsupportedComposeFeature,
-        "docker-compose import (compose tests)",
+        "docker-compose import (src/compose.rs tests)",
+    ),
+    (
+        ErrorKind::UnsupportedProtocolError,
+        "docker-compose import (src/compose.rs tests)",
     ),
     (
         ErrorKind::UnresolvedDependencyError,

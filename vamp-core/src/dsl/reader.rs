@@ -793,6 +793,9 @@ impl Reader {
                 )
             })?;
             let normalized = port.to_string();
+            // Validation speaks of the normalized key (`9050/http`).
+            let p = join(path, &normalized);
+            self.mark(&p, v);
             if out
                 .keys()
                 .any(|existing| GatewayPort::parse(existing).is_ok_and(|e| e.number == port.number))

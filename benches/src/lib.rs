@@ -1,1 +1,50 @@
-//! benches
+//! Inputs shared by the benches.
+
+/// A blueprint with `services` clusters, one inline breed each: ports, environment variables
+/// with references to the previous cluster (a dependency), a scale, and a cluster gateway with
+/// two weighted routes on every tenth cluster — the shape of a large real deployment.
+pub fn blueprint(services: usize) -> String {
+    let mut s = String::from("kind: blueprints\nname: big\ngateways:\n  9050: c0/web\nclusters:\n");
+    for i in 0..services {
+        s.push_str(&format!(
+            "  c{i}:\n    services:\n      - breed:\n          name: svc-{i}:1.0.0\n          \
+             deployable: registry.example/svc-{i}:1.0.0\n          ports:\n            web: 8080/http\n            \
+             admin: 9000/tcp\n          environment_variables:\n            LOG_LEVEL: info\n            \
+             WORKERS: \"4\"\n"
+        ));
+        if i > 0 {
+            let p = i - 1;
+            s.push_str(&format!(
+                "            UPSTREAM: http://$up.host:$up.ports.web/api\n          dependencies:\n            \
+                 up: svc-{p}:1.0.0\n"
+            ));
+        }
+        s.push_str(
+            "        scale:\n          cpu: 0.5\n          memory: 256MB\n          instances: 2\n",
+        );
+        if i % 10 == 0 {
+            s.push_str(&format!(
+                "      - breed:\n          name: svc-{i}:1.1.0\n          deployable: registry.example/svc-{i}:1.1.0\n          \
+                 ports:\n            web: 8080/http\n            admin: 9000/tcp\n          environment_variables:\n            \
+                 LOG_LEVEL: debug\n            WORKERS: \"4\"\n    gateways:\n      web:\n        routes:\n          \
+                 svc-{i}:1.0.0:\n            weight: 90%\n          svc-{i}:1.1.0:\n            weight: 10%\n            \
+                 condition: user-agent == Firefox\n"
+            ));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bench_input_is_valid() {
+        let text = super::blueprint(100);
+        let artifacts = vamp_core::dsl::load(&text, None, None)
+            .unwrap_or_else(|e| panic!("{}", e[0].display_with_file("bench")));
+        let vamp_core::model::Artifact::Blueprint(bp) = &artifacts[0] else {
+            panic!("not a blueprint")
+        };
+        assert_eq!(bp.clusters.len(), 100);
+    }
+}

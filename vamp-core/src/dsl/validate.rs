@@ -1,7 +1,7 @@
 //! Model-level validation (spec §1.3, §1.5, §1.6, §1.13).
 //!
 //! Rules that need a store (a referenced breed's ports, …) are checked where the information
-//! is inline; run [`super::expand`] first to check everything. Errors carry paths only;
+//! is inline; run [`super::expand()`] first to check everything. Errors carry paths only;
 //! [`super::load`] places them at their line and column.
 
 use std::collections::{BTreeSet, HashMap};
@@ -321,7 +321,8 @@ fn dependency_traits(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
                 let Variable::Trait { alias, group, name } = &var else {
                     continue;
                 };
-                let Some(dep) = b.dependencies.get(alias) else {
+                // Inline dependencies were checked by the breed rule already.
+                let Some(dep @ Ref::Reference(_)) = b.dependencies.get(alias) else {
                     continue;
                 };
                 let target = breeds.iter().find(|(o, _)| satisfies(&o.name, dep.name()));

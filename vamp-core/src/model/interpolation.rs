@@ -85,8 +85,10 @@ pub struct InterpolationError {
 /// The trait groups a `trait` variable may name.
 pub const GROUPS: [&str; 4] = ["ports", "environment_variables", "constants", "hosts"];
 
+/// Spec §1.4 lets a segment contain `/`; names never do (spec §1.1), so a segment stops there
+/// and `http://$db.host:$db.ports.web/api` means port `web` followed by `/api`.
 fn is_segment_char(c: char) -> bool {
-    !(c.is_whitespace() || matches!(c, '[' | ']' | '.' | '{' | '}' | ':' | ';' | ',' | '$'))
+    !(c.is_whitespace() || matches!(c, '[' | ']' | '.' | '{' | '}' | ':' | ';' | ',' | '$' | '/'))
 }
 
 /// Parses a value into literal and variable parts.
@@ -254,8 +256,12 @@ mod tests {
             ["config://vamp.namespace"]
         );
         assert_eq!(vars("${env://HOME}/x"), ["env://HOME"]);
-        // `/` is a segment character, so an unbraced global runs on.
-        assert_eq!(vars("$env://HOME/x"), ["env://HOME/x"]);
+        assert_eq!(vars("$env://HOME/x"), ["env://HOME"]);
+        assert_eq!(
+            vars("http://$db.host:$db.ports.web/api/v1"),
+            ["db.host", "db.ports.web"],
+            "a path after a reference is literal text"
+        );
         assert_eq!(vars("$PORT"), ["PORT"]);
         assert_eq!(vars("cost $$5"), Vec::<String>::new());
         assert_eq!(

@@ -4,7 +4,7 @@
 //! and `artifact_revisions` every revision; `events` and `event_tags` (expanded tags, spec
 //! §1.14) hold events. Writes are serialized in-process, so preconditions are checked and
 //! applied atomically; the file is in WAL mode, so reads never wait for writes. The schema is
-//! created and migrated on open ([`schema`]).
+//! created and migrated on open (embedded migrations in `schema.rs`).
 //!
 //! Every statement binds its values; user strings never become SQL text.
 

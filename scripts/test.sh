@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the project's whole check, as CI runs it (.ci/run calls exactly this).
+#
+#   bash scripts/test.sh
+#
+# 1. installs what is missing (apt, as root; a no-op when everything is there),
+# 2. checks formatting, clippy (warnings are errors) and the rustdoc of every crate,
+# 3. runs the whole test suite (cargo-nextest when installed, else cargo test) and the doctests,
+# and exits non-zero on the first failure.
+#
+# Builds go to $CARGO_TARGET_DIR (default ~/.cache/vamp/target), outside the checkout, so a
+# fresh clone reuses earlier builds. Real services (HAProxy, etcd, ZooKeeper, dockerd,
+# PostgreSQL) are started here on 127.0.0.1 once tests use them; today no test does.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+
+log() { printf '[test.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
+step() {
+  local name=$1 t0=$SECONDS; shift
+  log "$name: $*"
+  "$@"
+  log "$name: ok in $((SECONDS - t0))s"
+}
+
+# Debian packages the build and tests need. gcc builds the bundled SQLite.
+PACKAGES=(gcc)
+
+ensure_packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing packages ${missing[*]}; run as root or install them"; return 1
+  fi
+  log "installing ${missing[*]}"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    || { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+}
+
+ensure_tools() {
+  command -v cargo >/dev/null || { log "cargo is not installed (rustup: https://rustup.rs)"; return 1; }
+  cargo fmt --version >/dev/null 2>&1 || { log "rustfmt is missing: rustup component add rustfmt"; return 1; }
+  cargo clippy --version >/dev/null 2>&1 || { log "clippy is missing: rustup component add clippy"; return 1; }
+}
+
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --all-features --no-fail-fast
+  else
+    cargo test --workspace --all-features --no-fail-fast
+  fi
+}
+
+T0=$SECONDS
+step packages ensure_packages
+step tools ensure_tools
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets --all-features -- -D warnings
+step doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+step tests run_tests
+step doctests cargo test --workspace --all-features --doc
+log "all checks passed in $((SECONDS - T0))s"

@@ -1,1 +1,12 @@
-//! placeholder
+//! Vamp's data plane: the HAProxy configuration model, runtime-API client and process control,
+//! the gateway agent, and the embedded router.
+//!
+//! # Layout
+//!
+//! Nothing is built here yet. The gateway issue adds `haproxy::{config, runtime, process}`,
+//! `agent` and `embedded`, all consuming `vamp_core::traits::ResolvedGateway` and implementing
+//! `vamp_core::traits::Router`.
+#![cfg_attr(
+    not(test),
+    warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
+)]

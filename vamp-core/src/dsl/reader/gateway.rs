@@ -382,16 +382,8 @@ impl Reader {
     }
 
     pub(super) fn rewrite(&mut self, node: &Node, path: &str, top: bool) -> R<Rewrite> {
-        let mut o = self.obj(node, path, "a rewrite (a map with path)")?;
-        if top {
-            o.ignore(&["kind"]);
-        }
-        let name = if top {
-            self.name(&mut o)?
-        } else {
-            String::new()
-        };
-        let metadata = self.metadata(&mut o)?;
+        let (mut o, name, metadata) =
+            self.header(node, path, top, "a rewrite (a map with path)")?;
         let (pn, pp) = o.required(&["path"])?;
         self.mark(&pp, pn);
         let rewrite = Rewrite {

@@ -80,6 +80,28 @@ impl Reader {
         Ok(name)
     }
 
+    /// Opens a stored-or-inline artifact: at the top level `kind` is allowed and `name`
+    /// required; inline definitions are anonymous. Returns the map, the name and the metadata.
+    fn header<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        top: bool,
+        what: &str,
+    ) -> R<(Obj<'n>, String, Metadata)> {
+        let mut o = self.obj(node, path, what)?;
+        if top {
+            o.ignore(&["kind"]);
+        }
+        let name = if top {
+            self.name(&mut o)?
+        } else {
+            String::new()
+        };
+        let metadata = self.metadata(&mut o)?;
+        Ok((o, name, metadata))
+    }
+
     fn metadata(&mut self, o: &mut Obj<'_>) -> R<Metadata> {
         match o.take(&["metadata"]) {
             Some((n, p)) => {

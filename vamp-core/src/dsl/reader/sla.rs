@@ -4,16 +4,12 @@ use super::prelude::*;
 
 impl Reader {
     pub(crate) fn scale(&mut self, node: &Node, path: &str, top: bool) -> R<Scale> {
-        let mut o = self.obj(node, path, "a scale (a map with cpu, memory and instances)")?;
-        if top {
-            o.ignore(&["kind"]);
-        }
-        let name = if top {
-            self.name(&mut o)?
-        } else {
-            String::new()
-        };
-        let metadata = self.metadata(&mut o)?;
+        let (mut o, name, metadata) = self.header(
+            node,
+            path,
+            top,
+            "a scale (a map with cpu, memory and instances)",
+        )?;
         let (c, cp) = o.required(&["cpu"])?;
         self.mark(&cp, c);
         let cpu = match &c.value {
@@ -66,16 +62,7 @@ impl Reader {
     }
 
     pub(super) fn sla(&mut self, node: &Node, path: &str, top: bool) -> R<Sla> {
-        let mut o = self.obj(node, path, "an SLA")?;
-        if top {
-            o.ignore(&["kind"]);
-        }
-        let name = if top {
-            self.name(&mut o)?
-        } else {
-            String::new()
-        };
-        let metadata = self.metadata(&mut o)?;
+        let (mut o, name, metadata) = self.header(node, path, top, "an SLA")?;
         let (t, tp) = o.required(&["type"])?;
         self.mark(&tp, t);
         let kind = match string(t, &tp)?.as_str() {
@@ -179,16 +166,7 @@ impl Reader {
     }
 
     pub(super) fn escalation(&mut self, node: &Node, path: &str, top: bool) -> R<Escalation> {
-        let mut o = self.obj(node, path, "an escalation")?;
-        if top {
-            o.ignore(&["kind"]);
-        }
-        let name = if top {
-            self.name(&mut o)?
-        } else {
-            String::new()
-        };
-        let metadata = self.metadata(&mut o)?;
+        let (mut o, name, metadata) = self.header(node, path, top, "an escalation")?;
         let (t, tp) = o.required(&["type"])?;
         self.mark(&tp, t);
         let kind_name = string(t, &tp)?;

@@ -120,8 +120,6 @@ const NOT_MODEL_LEVEL: &[(ErrorKind, &str)] = &[
     ),
     (ErrorKind::UnsupportedRouteWeight, "engine"),
     (ErrorKind::InvalidRouteWeight, "engine: slice (spec §3.4)"),
-    (ErrorKind::NonUniqueBreedReferenceError, "engine: merge"),
-    (ErrorKind::UnavailableGatewayPortError, "engine: gateways"),
     (ErrorKind::NoAvailablePortError, "engine: port allocation"),
     (
         ErrorKind::InternalGatewayCreateError,
@@ -136,10 +134,6 @@ const NOT_MODEL_LEVEL: &[(ErrorKind, &str)] = &[
         "engine: gateways API",
     ),
     (ErrorKind::DeploymentServiceError, "engine: reconciler"),
-    (
-        ErrorKind::DeploymentWorkflowNameCollision,
-        "engine: deployments/workflows",
-    ),
     (ErrorKind::WorkflowUpdateError, "engine: workflows API"),
     (ErrorKind::InvalidConfigurationError, "server configuration"),
 ];

@@ -9,6 +9,13 @@ use crate::model::*;
 pub trait ArtifactSource {
     /// The artifact, if it exists.
     fn artifact(&self, kind: Kind, name: &str) -> Option<Artifact>;
+
+    /// Every artifact of a kind, for rules across artifacts (a gateway port used twice, …).
+    /// The default knows none, so those rules see only the input itself.
+    fn artifacts(&self, kind: Kind) -> Vec<Artifact> {
+        let _ = kind;
+        Vec::new()
+    }
 }
 
 impl ArtifactSource for [Artifact] {
@@ -17,11 +24,19 @@ impl ArtifactSource for [Artifact] {
             .find(|a| a.kind() == kind && a.name() == name)
             .cloned()
     }
+
+    fn artifacts(&self, kind: Kind) -> Vec<Artifact> {
+        self.iter().filter(|a| a.kind() == kind).cloned().collect()
+    }
 }
 
 impl ArtifactSource for Vec<Artifact> {
     fn artifact(&self, kind: Kind, name: &str) -> Option<Artifact> {
         self.as_slice().artifact(kind, name)
+    }
+
+    fn artifacts(&self, kind: Kind) -> Vec<Artifact> {
+        self.as_slice().artifacts(kind)
     }
 }
 

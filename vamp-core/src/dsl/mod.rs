@@ -108,10 +108,11 @@ pub fn load(
     };
     let mut errors = Vec::new();
     for doc in &docs {
-        let found = match expand_available(&doc.artifact, &known) {
+        let mut found = match expand_available(&doc.artifact, &known) {
             Ok(expanded) => validate::artifact(&expanded),
             Err(e) => vec![e],
         };
+        found.extend(validate::against(&doc.artifact, &known));
         errors.extend(found.into_iter().map(|e| doc.source.place(e)));
     }
     if errors.is_empty() {
@@ -132,6 +133,16 @@ impl ArtifactSource for Known<'_> {
         self.local
             .artifact(kind, name)
             .or_else(|| self.imports.and_then(|s| s.artifact(kind, name)))
+    }
+
+    fn artifacts(&self, kind: Kind) -> Vec<Artifact> {
+        let mut all = self.local.artifacts(kind);
+        for a in self.imports.map(|s| s.artifacts(kind)).unwrap_or_default() {
+            if !all.iter().any(|l| l.name() == a.name()) {
+                all.push(a);
+            }
+        }
+        all
     }
 }
 

@@ -16,6 +16,68 @@ fn e(kind: ErrorKind, path: impl Into<String>, message: impl Into<String>, hint:
     DslError::new(kind, path, Mark::default(), message, hint)
 }
 
+/// Rules between an artifact and the others it will live with (the rest of the input, other
+/// files, or a store): a gateway port claimed twice, a deployment and a workflow of one name.
+pub fn against(artifact: &Artifact, others: &dyn super::ArtifactSource) -> Vec<DslError> {
+    let mut out = Vec::new();
+    match artifact {
+        Artifact::Gateway(g) => {
+            let Some(port) = g.port.map(|p| p.number).filter(|p| *p != 0) else {
+                return out;
+            };
+            for (owner, other) in claimed_ports(others) {
+                if other == port && owner != g.name {
+                    out.push(e(
+                        ErrorKind::UnavailableGatewayPortError,
+                        "port",
+                        format!("port {port} is already used by gateway '{owner}'"),
+                        "choose another port, or leave the port out to get a free one",
+                    ));
+                }
+            }
+        }
+        Artifact::Deployment(d) if others.artifact(Kind::Workflow, &d.name).is_some() => {
+            out.push(name_collision(&d.name));
+        }
+        Artifact::Workflow(w) if others.artifact(Kind::Deployment, &w.name).is_some() => {
+            out.push(name_collision(&w.name));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Ports claimed by standalone gateways and by deployments' external gateways, by owner.
+fn claimed_ports(others: &dyn super::ArtifactSource) -> Vec<(String, u16)> {
+    let mut claimed: Vec<(String, u16)> = others
+        .artifacts(Kind::Gateway)
+        .into_iter()
+        .filter_map(|a| match a {
+            Artifact::Gateway(g) => g.port.map(|p| (g.name, p.number)),
+            _ => None,
+        })
+        .collect();
+    for a in others.artifacts(Kind::Deployment) {
+        if let Artifact::Deployment(d) = a {
+            for key in d.gateways.keys() {
+                if let Ok(p) = GatewayPort::parse(key) {
+                    claimed.push((format!("{}/{}", d.name, p.number), p.number));
+                }
+            }
+        }
+    }
+    claimed
+}
+
+fn name_collision(name: &str) -> DslError {
+    e(
+        ErrorKind::DeploymentWorkflowNameCollision,
+        "name",
+        format!("'{name}' names both a deployment and a workflow"),
+        "deployments and workflows share one name space: rename one of them",
+    )
+}
+
 /// Validates one artifact; returns every problem found.
 pub fn artifact(artifact: &Artifact) -> Vec<DslError> {
     let mut out = Vec::new();
@@ -25,20 +87,39 @@ pub fn artifact(artifact: &Artifact) -> Vec<DslError> {
         Artifact::Gateway(g) => gateway(g, "", g.port.map(|p| p.kind), true, &mut out),
         Artifact::Workflow(w) => workflow(w, &mut out),
         Artifact::Sla(s) => sla(s, "", None, &mut out),
-        Artifact::Deployment(d) => {
-            for (cname, c) in &d.clusters {
-                for (i, s) in c.services.iter().enumerate() {
-                    let p = join(
-                        &index(&join(&join("clusters", cname), "services"), i),
-                        "breed",
-                    );
-                    breed(&s.breed, &p, &mut out);
-                }
-            }
-        }
+        Artifact::Deployment(d) => deployment(d, &mut out),
         _ => {}
     }
     out
+}
+
+/// Deployment rules: every breed valid, and used once among the services that stay.
+fn deployment(d: &Deployment, out: &mut Vec<DslError>) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (cname, c) in &d.clusters {
+        for (i, s) in c.services.iter().enumerate() {
+            let p = join(
+                &index(&join(&join("clusters", cname), "services"), i),
+                "breed",
+            );
+            breed(&s.breed, &p, out);
+            if s.status.intention == Intention::Undeployment {
+                continue;
+            }
+            if seen.contains(&s.breed.name.as_str()) {
+                out.push(e(
+                    ErrorKind::NonUniqueBreedReferenceError,
+                    &p,
+                    format!(
+                        "breed '{}' runs in more than one service of the deployment",
+                        s.breed.name
+                    ),
+                    "a breed may run once per deployment; use another version or name",
+                ));
+            }
+            seen.push(&s.breed.name);
+        }
+    }
 }
 
 /// Breed rules: trait references point at declared dependencies, health-check ports exist,

@@ -27,3 +27,71 @@ pub use router::{
     ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedRewrite,
     ResolvedRoute, RouteStats, RouteTarget, Router,
 };
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{Breed, Deployable, Map, Scale};
+
+    /// The engine holds every backend as `Arc<dyn Trait>`; this only compiles while all four
+    /// traits stay object-safe.
+    #[test]
+    fn traits_are_object_safe() {
+        let kv: Arc<dyn KeyValueStore> = Arc::new(crate::memory::MemoryStore::default());
+        let db: Arc<dyn Persistence> = Arc::new(crate::memory::MemoryPersistence::default());
+        let drivers: Vec<Arc<dyn ContainerDriver>> = Vec::new();
+        let routers: Vec<Arc<dyn Router>> = Vec::new();
+        assert_eq!((kv.backend(), db.backend()), ("memory", "memory"));
+        assert!(drivers.is_empty() && routers.is_empty());
+    }
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec {
+            key: ServiceKey {
+                deployment: "shop".into(),
+                cluster: "web".into(),
+                service: "web:1".into(),
+            },
+            breed: Breed {
+                name: "web:1".into(),
+                deployable: Deployable {
+                    kind: "command".into(),
+                    definition: "./web".into(),
+                },
+                ..Breed::default()
+            },
+            scale: Scale {
+                instances: 1,
+                ..Scale::default()
+            },
+            environment: Map::from_iter([("A".to_owned(), "1".to_owned())]),
+            arguments: Vec::new(),
+            health_checks: Vec::new(),
+            network: None,
+            dialect: None,
+        }
+    }
+
+    #[test]
+    fn fingerprints_track_what_needs_a_redeploy() {
+        let a = spec();
+        assert_eq!(a.fingerprint(), spec().fingerprint(), "stable");
+        assert_eq!(a.fingerprint().len(), 40);
+        let mut scaled = spec();
+        scaled.scale.instances = 5;
+        assert_eq!(
+            a.fingerprint(),
+            scaled.fingerprint(),
+            "scaling is not a redeploy"
+        );
+        let mut changed = spec();
+        changed.environment.insert("A".into(), "2".into());
+        assert_ne!(
+            a.fingerprint(),
+            changed.fingerprint(),
+            "new environment, new fingerprint"
+        );
+    }
+}

@@ -239,3 +239,13 @@ fn empty_input_has_no_artifacts() {
     assert!(dsl::read("", None).unwrap().is_empty());
     assert!(dsl::read("# only a comment\n", None).unwrap().is_empty());
 }
+
+/// The normalized form, reviewed like code: a writer change shows up in the diff.
+#[test]
+fn normalized_form_snapshot() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid/blueprint-full.yml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let artifacts = dsl::load(&text, None, None).unwrap();
+    insta::assert_snapshot!(dsl::to_yaml(&artifacts).unwrap());
+}

@@ -9,6 +9,8 @@
 //! - [`traits`]: the four backend traits — [`ContainerDriver`](traits::ContainerDriver),
 //!   [`KeyValueStore`](traits::KeyValueStore), [`Persistence`](traits::Persistence),
 //!   [`Router`](traits::Router) — and their contracts.
+//! - [`engine`]: the deployment engine's pure planners — merge, slice, weights, ports,
+//!   gateways, environment resolution (spec §3).
 //! - [`memory`]: in-memory [`KeyValueStore`](traits::KeyValueStore) and
 //!   [`Persistence`](traits::Persistence).
 //! - [`events`]: the in-process event bus.
@@ -24,6 +26,7 @@
 
 pub mod compose;
 pub mod dsl;
+pub mod engine;
 mod error;
 pub mod events;
 pub mod memory;

@@ -83,7 +83,7 @@ struct Expander<'a> {
 impl Expander<'_> {
     fn artifact(&self, artifact: &Artifact) -> R<Artifact> {
         Ok(match artifact.clone() {
-            Artifact::Breed(b) => Artifact::Breed(self.breed(b, "", 0)?),
+            Artifact::Breed(b) => Artifact::Breed(self.breed(b, "", &mut Vec::new())?),
             Artifact::Blueprint(mut bp) => {
                 for (name, cluster) in &mut bp.clusters {
                     self.cluster(cluster, &join("clusters", name))?;
@@ -101,7 +101,7 @@ impl Expander<'_> {
             Artifact::Sla(s) => Artifact::Sla(self.sla(s, "")?),
             Artifact::Escalation(e) => Artifact::Escalation(self.escalation(e, "", 0)?),
             Artifact::Workflow(mut w) => {
-                w.breed = self.breed_ref(&w.breed, "breed", 0)?;
+                w.breed = self.breed_ref(&w.breed, "breed", &mut Vec::new())?;
                 if let Some(s) = &w.scale {
                     w.scale = Some(self.scale(s, "scale")?);
                 }
@@ -134,31 +134,42 @@ impl Expander<'_> {
         }
     }
 
-    fn breed_ref(&self, r: &Ref<Breed>, path: &str, depth: usize) -> R<Ref<Breed>> {
+    /// `chain` holds the breeds being expanded above this one, to report a cycle by name.
+    fn breed_ref(&self, r: &Ref<Breed>, path: &str, chain: &mut Vec<String>) -> R<Ref<Breed>> {
         match r {
-            Ref::Inline(b) => Ok(Ref::Inline(self.breed(b.clone(), path, depth)?)),
+            Ref::Inline(b) => Ok(Ref::Inline(self.breed(b.clone(), path, chain)?)),
             Ref::Reference(name) if name.ends_with('*') => Ok(r.clone()),
             Ref::Reference(name) => match self.find(Kind::Breed, name, path)? {
-                Some(Artifact::Breed(b)) => Ok(Ref::Inline(self.breed(b, path, depth)?)),
+                Some(Artifact::Breed(b)) => Ok(Ref::Inline(self.breed(b, path, chain)?)),
                 _ => Ok(r.clone()),
             },
         }
     }
 
-    fn breed(&self, mut b: Breed, path: &str, depth: usize) -> R<Breed> {
-        if depth > MAX_DEPTH {
+    fn breed(&self, mut b: Breed, path: &str, chain: &mut Vec<String>) -> R<Breed> {
+        if chain.contains(&b.name) || chain.len() > MAX_DEPTH {
+            let mut cycle = chain.clone();
+            cycle.push(b.name.clone());
+            // Report at the first dependency of the chain, where the user can break it.
+            let at = path
+                .split(".dependencies.")
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(".dependencies.");
             return Err(DslError::new(
                 ErrorKind::RecursiveDependenciesError,
-                path,
+                at,
                 Mark::default(),
-                format!("breed '{}' depends on itself", b.name),
+                format!("recursive dependencies: {}", cycle.join(" -> ")),
                 "remove the dependency cycle",
             ));
         }
+        chain.push(b.name.clone());
         for (alias, dep) in &mut b.dependencies {
             let p = join(&join(path, "dependencies"), alias);
-            *dep = self.breed_ref(dep, &p, depth + 1)?;
+            *dep = self.breed_ref(dep, &p, chain)?;
         }
+        chain.pop();
         Ok(b)
     }
 
@@ -179,7 +190,7 @@ impl Expander<'_> {
     fn cluster(&self, c: &mut Cluster, path: &str) -> R<()> {
         for (i, s) in c.services.iter_mut().enumerate() {
             let p = index(&join(path, "services"), i);
-            s.breed = self.breed_ref(&s.breed, &join(&p, "breed"), 0)?;
+            s.breed = self.breed_ref(&s.breed, &join(&p, "breed"), &mut Vec::new())?;
             if let Some(scale) = &s.scale {
                 s.scale = Some(self.scale(scale, &join(&p, "scale"))?);
             }

@@ -1,0 +1,503 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Utc;
+
+use super::*;
+use crate::dsl::{self, ErrorKind};
+use crate::model::*;
+use crate::traits::GatewayEndpoint;
+
+const BREEDS: &str = "
+---
+kind: breeds
+name: monarch:1.0
+deployable: monarch:1.0
+ports: {web: 8080/http}
+---
+kind: breeds
+name: monarch:1.1
+deployable: monarch:1.1
+ports: {web: 8080/http}
+---
+kind: breeds
+name: recommendation:1.0
+deployable: recommendation:1.0
+ports: {api: 9090/http, admin: 9091/tcp}
+environment_variables:
+  SECRET: ~
+constants:
+  SCHEMA: recs
+---
+kind: breeds
+name: frontend:1.0
+deployable: frontend:1.0
+ports: {web: 8080/http}
+environment_variables:
+  BACKEND: http://$recs.host:$recs.ports.api/v1
+  BACKEND_HOST[RECS_HOST]: $recs.host
+  BACKEND_PORT: $recs.ports.api
+  SCHEMA: $recs.constants.SCHEMA
+  SECRET_COPY: $recs.environment_variables.SECRET
+  OWN: prefix-$SCHEMA_LOCAL
+  SCHEMA_LOCAL: local
+  NAMESPACE: ${config://vamp.namespace}
+  HOME_DIR: ${env://HOME}
+  UNKNOWN: x${config://nope}y
+dependencies:
+  recs: recommendation:1.*
+";
+
+fn store() -> Vec<Artifact> {
+    dsl::read(BREEDS, None).unwrap()
+}
+
+/// A blueprint from YAML, expanded against the test breeds.
+fn bp(yaml: &str) -> Blueprint {
+    let text = format!("kind: blueprints\n{yaml}");
+    let read = dsl::read(&text, None).unwrap_or_else(|e| panic!("{e}"));
+    match dsl::expand(&read[0], &store()).unwrap() {
+        Artifact::Blueprint(b) => b,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn config() -> EngineConfig {
+    EngineConfig::default()
+}
+
+fn weights(d: &Deployment, cluster: &str, port: &str) -> Vec<(String, u8)> {
+    d.clusters[cluster].gateways[port]
+        .routes
+        .iter()
+        .map(|(k, r)| (k.clone(), r.inline().unwrap().weight.unwrap().get()))
+        .collect()
+}
+
+fn w(pairs: &[(&str, u8)]) -> Vec<(String, u8)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn status(d: &Deployment, cluster: &str, breed: &str) -> (Intention, PhaseName) {
+    let s = d.clusters[cluster]
+        .services
+        .iter()
+        .find(|s| s.breed.name == breed)
+        .unwrap();
+    (s.status.intention, s.status.phase.name)
+}
+
+/// Spec §2.4, step by step.
+#[test]
+fn the_monarch_example() {
+    let now = Utc::now();
+    let d1 = merge(
+        None,
+        "monarch",
+        &bp("name: monarch\nclusters:\n  monarch:\n    breed: monarch:1.0\n"),
+        &config(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(weights(&d1, "monarch", "web"), w(&[("monarch:1.0", 100)]));
+    assert_eq!(
+        status(&d1, "monarch", "monarch:1.0"),
+        (Intention::Deployment, PhaseName::Initiated)
+    );
+
+    let d2 = merge(
+        Some(&d1),
+        "monarch",
+        &bp("name: monarch-1.1\nclusters:\n  monarch:\n    breed: monarch:1.1\n  recommendation:\n    breed: recommendation:1.0\nenvironment_variables:\n  recommendation.SECRET: s3cr3t\n"),
+        &config(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        weights(&d2, "monarch", "web"),
+        w(&[("monarch:1.0", 100), ("monarch:1.1", 0)]),
+        "a new service joins a full gateway at 0%"
+    );
+    assert_eq!(
+        weights(&d2, "recommendation", "api"),
+        w(&[("recommendation:1.0", 100)])
+    );
+    assert_eq!(d2.name, "monarch", "the deployment keeps its name");
+
+    let shifted = merge(
+        Some(&d2),
+        "monarch",
+        &bp("name: monarch\nclusters:\n  monarch:\n    gateways:\n      web:\n        routes:\n          monarch:1.0: {weight: 0%}\n          monarch:1.1: {weight: 100%}\n    services: [monarch:1.0, monarch:1.1]\n"),
+        &config(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        weights(&shifted, "monarch", "web"),
+        w(&[("monarch:1.0", 0), ("monarch:1.1", 100)])
+    );
+
+    // Removing 1.0 from d2 (where it still has all the traffic) is refused…
+    let remove_old = bp("name: monarch\nclusters:\n  monarch:\n    breed: monarch:1.0\n");
+    let e = slice(&d2, &remove_old, now).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidRouteWeight);
+    assert!(e.message.contains("0%"), "{}", e.message);
+    // …and accepted once the traffic has moved.
+    let sliced = slice(&shifted, &remove_old, now).unwrap();
+    assert_eq!(
+        status(&sliced, "monarch", "monarch:1.0"),
+        (Intention::Undeployment, PhaseName::Initiated)
+    );
+    assert_eq!(
+        weights(&sliced, "monarch", "web"),
+        w(&[("monarch:1.1", 100)])
+    );
+
+    // The driver removes it; the service leaves the deployment.
+    let mut done = sliced;
+    assert!(!finish_undeployment(&mut done, "monarch", "monarch:1.0"));
+    assert_eq!(done.clusters["monarch"].services.len(), 1);
+
+    // Removing everything empties the deployment.
+    let all = bp(
+        "name: monarch\nclusters:\n  monarch: [monarch:1.1]\n  recommendation: [recommendation:1.0]\n",
+    );
+    let mut gone = slice(&done, &all, now).unwrap();
+    assert!(
+        gone.clusters.values().all(|c| c.gateways.is_empty()),
+        "clusters with nothing running lose their gateways"
+    );
+    assert!(!finish_undeployment(&mut gone, "monarch", "monarch:1.1"));
+    assert!(finish_undeployment(
+        &mut gone,
+        "recommendation",
+        "recommendation:1.0"
+    ));
+    assert!(gone.ports.is_empty() && gone.hosts.is_empty());
+}
+
+#[test]
+fn a_new_cluster_splits_evenly() {
+    let text = "---\nkind: breeds\nname: s:1\ndeployable: s\nports: {web: 80}\n---\nkind: breeds\nname: s:2\ndeployable: s\nports: {web: 80}\n---\nkind: breeds\nname: s:3\ndeployable: s\nports: {web: 80}\n";
+    let store = dsl::read(text, None).unwrap();
+    let read = dsl::read(
+        "kind: blueprints\nname: s\nclusters:\n  s: [s:1, s:2, s:3]\n",
+        None,
+    )
+    .unwrap();
+    let Artifact::Blueprint(b) = dsl::expand(&read[0], &store).unwrap() else {
+        panic!()
+    };
+    let d = merge(None, "s", &b, &config(), Utc::now()).unwrap();
+    assert_eq!(
+        weights(&d, "s", "web"),
+        w(&[("s:1", 33), ("s:2", 33), ("s:3", 34)])
+    );
+}
+
+#[test]
+fn merging_again_keeps_status_when_nothing_changed() {
+    let now = Utc::now();
+    let b = bp(
+        "name: m\nclusters:\n  monarch:\n    breed: monarch:1.0\n    scale: {cpu: 1, memory: 1GB}\n",
+    );
+    let mut d = merge(None, "m", &b, &config(), now).unwrap();
+    d.clusters["monarch"].services[0].status.phase.name = PhaseName::Done;
+    let again = merge(Some(&d), "m", &b, &config(), now).unwrap();
+    assert_eq!(status(&again, "monarch", "monarch:1.0").1, PhaseName::Done);
+    // Omitting the scale counts as a change (spec §3.3).
+    let no_scale = bp("name: m\nclusters:\n  monarch:\n    breed: monarch:1.0\n");
+    let again = merge(Some(&d), "m", &no_scale, &config(), now).unwrap();
+    assert_eq!(
+        status(&again, "monarch", "monarch:1.0").1,
+        PhaseName::Initiated
+    );
+    assert_eq!(
+        again.clusters["monarch"].services[0]
+            .scale
+            .as_ref()
+            .unwrap()
+            .cpu
+            .millis(),
+        1000,
+        "the old scale stays"
+    );
+}
+
+#[test]
+fn gateways_are_derived_with_ports_and_virtual_hosts() {
+    let now = Utc::now();
+    let b = bp(
+        "name: shop\ngateways:\n  9050: monarch/web\nclusters:\n  monarch:\n    breed: monarch:1.0\n  recommendation:\n    breed: recommendation:1.0\nenvironment_variables:\n  recommendation.SECRET: x\n",
+    );
+    let mut d = merge(None, "shop", &b, &config(), now).unwrap();
+    assert_eq!(
+        d.ports.values().collect::<Vec<_>>(),
+        ["0", "0", "0"],
+        "unallocated"
+    );
+    let taken = BTreeSet::from([40000]);
+    let last = allocate_ports(&mut d, &taken, &config(), None).unwrap();
+    assert_eq!(last, Some(40003));
+    let ports: Vec<(&str, &str)> = d
+        .ports
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("monarch.web", "40001"),
+            ("recommendation.api", "40002"),
+            ("recommendation.admin", "40003")
+        ]
+    );
+
+    let gs = gateways(&d, &config());
+    let names: Vec<&str> = gs.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "shop/monarch/web",
+            "shop/recommendation/api",
+            "shop/recommendation/admin",
+            "shop/9050"
+        ]
+    );
+    let web = &gs[0];
+    assert_eq!(
+        web.port,
+        Some(GatewayPort {
+            number: 40001,
+            kind: PortType::Http
+        })
+    );
+    assert_eq!(
+        web.routes.keys().collect::<Vec<_>>(),
+        ["shop/monarch/monarch:1.0/web"]
+    );
+    assert_eq!(web.virtual_hosts, ["web.monarch.shop.vamp"]);
+    assert_eq!(
+        gs[2].port.unwrap().kind,
+        PortType::Tcp,
+        "the breed port's type"
+    );
+    let external = &gs[3];
+    assert_eq!(
+        external.port,
+        Some(GatewayPort {
+            number: 9050,
+            kind: PortType::Http
+        })
+    );
+    assert_eq!(
+        external.routes.keys().collect::<Vec<_>>(),
+        ["shop/monarch/web"]
+    );
+    assert_eq!(external.virtual_hosts, ["9050.shop.vamp"]);
+
+    // Re-planning keeps the allocated ports (they are part of the deployment).
+    let again = merge(Some(&d), "shop", &b, &config(), now).unwrap();
+    assert_eq!(again.ports, d.ports);
+    let mut again = again;
+    assert_eq!(
+        allocate_ports(&mut again, &taken, &config(), last).unwrap(),
+        last,
+        "nothing new to allocate"
+    );
+}
+
+#[test]
+fn the_port_range_can_run_out() {
+    let b = bp(
+        "name: r\nclusters:\n  recommendation:\n    breed: recommendation:1.0\nenvironment_variables:\n  recommendation.SECRET: x\n",
+    );
+    let mut d = merge(None, "r", &b, &config(), Utc::now()).unwrap();
+    let small = EngineConfig {
+        ports: PortAllocator::new(50000..=50000),
+        ..config()
+    };
+    let e = allocate_ports(&mut d, &BTreeSet::new(), &small, None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NoAvailablePortError);
+}
+
+#[test]
+fn dependencies_resolve_to_clusters_and_environment_to_gateways() {
+    let now = Utc::now();
+    let b = bp(
+        "name: shop\nclusters:\n  front:\n    breed: frontend:1.0\n  recs:\n    breed: recommendation:1.0\nenvironment_variables:\n  recs.SECRET: s3cr3t\n",
+    );
+    let mut d = merge(None, "shop", &b, &config(), now).unwrap();
+    allocate_ports(&mut d, &BTreeSet::new(), &config(), None).unwrap();
+    let front = d.clusters["front"].services[0].clone();
+    assert_eq!(
+        front.dependencies.get("recs").map(String::as_str),
+        Some("recs")
+    );
+    let api = d.ports["recs.api"].clone();
+
+    let no_gateways = BTreeMap::new();
+    let sources = EnvironmentSources {
+        gateways: &no_gateways,
+        config: &|k| (k == "vamp.namespace").then(|| "prod".to_owned()),
+        env: &|k| (k == "HOME").then(|| "/home/vamp".to_owned()),
+    };
+    let env = resolve_environment(&d, "front", &front, &sources);
+    let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("<missing>");
+    assert_eq!(get("BACKEND"), format!("http://127.0.0.1:{api}/v1"));
+    assert_eq!(
+        get("RECS_HOST"),
+        "127.0.0.1",
+        "aliases name the container variable"
+    );
+    assert_eq!(get("BACKEND_PORT"), api);
+    assert_eq!(get("SCHEMA"), "recs");
+    assert_eq!(
+        get("SECRET_COPY"),
+        "s3cr3t",
+        "the dependency's deployment-scope value"
+    );
+    assert_eq!(get("OWN"), "prefix-local");
+    assert_eq!(get("NAMESPACE"), "prod");
+    assert_eq!(get("HOME_DIR"), "/home/vamp");
+    assert_eq!(get("UNKNOWN"), "xy", "unknown references are empty");
+
+    // Where the driver publishes gateways elsewhere (a Kubernetes Service), host:port follow it.
+    let published = BTreeMap::from([(
+        "shop/recs/api".to_owned(),
+        GatewayEndpoint {
+            name: "shop/recs/api".into(),
+            host: "10.0.0.7".into(),
+            port: 80,
+        },
+    )]);
+    let sources = EnvironmentSources {
+        gateways: &published,
+        ..sources
+    };
+    let env = resolve_environment(&d, "front", &front, &sources);
+    assert_eq!(env["BACKEND"], "http://10.0.0.7:80/v1");
+}
+
+#[test]
+fn planning_errors_name_the_problem() {
+    let now = Utc::now();
+    // A dependency no cluster provides.
+    let e = merge(
+        None,
+        "x",
+        &bp("name: x\nclusters:\n  front: frontend:1.0\n"),
+        &config(),
+        now,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UnresolvedDependencyError);
+    assert_eq!(e.path, "clusters.front.services[0].breed.dependencies.recs");
+    // A placeholder nobody fills.
+    let e = merge(
+        None,
+        "x",
+        &bp("name: x\nclusters:\n  recs: recommendation:1.0\n"),
+        &config(),
+        now,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UnresolvedVariableValueError);
+    // References must be expanded first.
+    let raw = dsl::read(
+        "kind: blueprints\nname: x\nclusters:\n  m: monarch:1.0\n",
+        None,
+    )
+    .unwrap();
+    let Artifact::Blueprint(raw) = &raw[0] else {
+        panic!()
+    };
+    assert_eq!(
+        merge(None, "x", raw, &config(), now).unwrap_err().kind,
+        ErrorKind::ArtifactNotFound
+    );
+    // An illegal deployment name.
+    assert_eq!(
+        merge(
+            None,
+            "a b",
+            &bp("name: x\nclusters:\n  m: monarch:1.0\n"),
+            &config(),
+            now
+        )
+        .unwrap_err()
+        .kind,
+        ErrorKind::IllegalName
+    );
+}
+
+#[test]
+fn dependency_cycles_are_named() {
+    // Expanding stored breeds that depend on each other reports the cycle by name…
+    let text = "---\nkind: breeds\nname: a:1\ndeployable: a\ndependencies: {b: b:1}\n---\nkind: breeds\nname: b:1\ndeployable: b\ndependencies: {a: a:1}\n";
+    let store = dsl::read(text, None).unwrap();
+    let read = dsl::read(
+        "kind: blueprints\nname: c\nclusters:\n  a: a:1\n  b: b:1\n",
+        None,
+    )
+    .unwrap();
+    let e = dsl::expand(&read[0], &store).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::RecursiveDependenciesError);
+    assert_eq!(e.message, "recursive dependencies: a:1 -> b:1 -> a:1");
+    assert_eq!(e.path, "clusters.a.services[0].breed.dependencies.b");
+    // …and clusters that depend on each other through prefix references (not expanded) are
+    // caught when merging.
+    let text = "---\nkind: breeds\nname: a:1\ndeployable: a\ndependencies: {b: \"b:*\"}\n---\nkind: breeds\nname: b:1\ndeployable: b\ndependencies: {a: \"a:*\"}\n";
+    let store = dsl::read(text, None).unwrap();
+    let Artifact::Blueprint(b) = dsl::expand(&read[0], &store).unwrap() else {
+        panic!()
+    };
+    let e = merge(None, "c", &b, &config(), Utc::now()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::RecursiveDependenciesError);
+    assert!(e.message.contains("a -> b -> a"), "{}", e.message);
+}
+
+#[test]
+fn a_sliced_service_can_come_back() {
+    let now = Utc::now();
+    let both = bp(
+        "name: m\nclusters:\n  monarch:\n    gateways: {web: {routes: {monarch:1.0: {weight: 100%}, monarch:1.1: {weight: 0%}}}}\n    services: [monarch:1.0, monarch:1.1]\n",
+    );
+    let d = merge(None, "m", &both, &config(), now).unwrap();
+    let sliced = slice(&d, &bp("name: m\nclusters:\n  monarch: monarch:1.1\n"), now).unwrap();
+    assert_eq!(
+        status(&sliced, "monarch", "monarch:1.1").0,
+        Intention::Undeployment
+    );
+    let back = merge(
+        Some(&sliced),
+        "m",
+        &bp("name: m\nclusters:\n  monarch: monarch:1.1\n"),
+        &config(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        status(&back, "monarch", "monarch:1.1"),
+        (Intention::Deployment, PhaseName::Initiated)
+    );
+    assert_eq!(
+        weights(&back, "monarch", "web"),
+        w(&[("monarch:1.0", 100), ("monarch:1.1", 0)])
+    );
+}
+
+#[test]
+fn anonymous_cluster_gateways_take_the_single_port() {
+    let d = merge(
+        None,
+        "m",
+        &bp("name: m\nclusters:\n  monarch:\n    gateways: {sticky: route, routes: {monarch:1.0: {weight: 100%}}}\n    services: [monarch:1.0]\n"),
+        &config(),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        d.clusters["monarch"].gateways["web"].sticky,
+        Some(Sticky::Route)
+    );
+}

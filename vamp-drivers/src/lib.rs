@@ -3,6 +3,9 @@
 //!
 //! # Layout
 //!
+//! - `process` (feature `process`, default): [`process::ProcessDriver`], local processes for
+//!   `command` deployables — the embedded default
+//!   [`ContainerDriver`](vamp_core::traits::ContainerDriver).
 //! - `sqlite` (feature `sqlite`, default): [`sqlite::SqlitePersistence`], file-backed
 //!   [`Persistence`](vamp_core::traits::Persistence), the embedded default.
 #![cfg_attr(
@@ -10,5 +13,7 @@
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
 
+#[cfg(feature = "process")]
+pub mod process;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -29,8 +29,16 @@ struct Args {
     error_rate: f64,
 }
 
+fn main() {
+    // One line on failure: process drivers report a service's last output line as the reason.
+    if let Err(e) = run() {
+        eprintln!("vamp-demo-app: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = DemoConfig {
         version: args.app_version,

@@ -1,0 +1,453 @@
+//! [`ProcessDriver`]: runs `command` deployables as local processes — the embedded default
+//! [`ContainerDriver`].
+//!
+//! - The command is split into argv without a shell ([`command::split`]); `$PORT`, `$PORT0…N`
+//!   and `$PORT_<NAME>` in it are replaced by the instance's ports. Nothing else is expanded.
+//! - Every instance gets one loopback port per breed port from [`ProcessConfig::ports`]
+//!   (31000–32999, disjoint from the gateway range), passed as `PORT` (the first), `PORT0…N`
+//!   and `PORT_<NAME>`, beside the service's environment (on top of Vamp's own).
+//! - Output goes to a log file per instance; every instance runs in its own process group, so
+//!   a Ctrl-C to Vamp does not stop the services.
+//! - State (pid, kernel start time, ports, spec fingerprint) is kept in one file per service, so
+//!   a restarted driver adopts the processes still running — a reused pid never matches — and
+//!   starts no duplicates.
+//! - An instance that exits within [`ProcessConfig::startup_window`] of its start (a command
+//!   that fails at once) makes the service fail with the exit status and the last line it
+//!   logged; one that exits later is simply gone, and the next deploy starts a new one.
+//! - Undeploy sends SIGTERM to the instance's process group, then SIGKILL after
+//!   [`ProcessConfig::stop_grace`].
+
+pub mod command;
+mod health;
+mod state;
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::sync::Mutex;
+use vamp_core::model::{Instance, Map, ServiceHealth};
+use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
+use vamp_core::{Error, Result};
+
+use state::{InstanceRecord, ServiceRecord};
+
+const BACKEND: &str = "process";
+
+/// Settings of the [`ProcessDriver`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessConfig {
+    /// Where state files (`services/`) and logs (`logs/`) go.
+    pub state_dir: PathBuf,
+    /// Ports handed to instances.
+    pub ports: RangeInclusive<u16>,
+    /// The address instances listen on and are reached at.
+    pub host: String,
+    /// Time between SIGTERM and SIGKILL when stopping an instance.
+    pub stop_grace: Duration,
+    /// An instance exiting this soon after its start fails the service.
+    pub startup_window: Duration,
+    /// Timeout of a health check that sets none.
+    pub health_timeout: Duration,
+}
+
+impl ProcessConfig {
+    /// Defaults with state under `state_dir`: ports 31000–32999 on 127.0.0.1, 5 s grace, 3 s
+    /// startup window, 2 s health-check timeout.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        ProcessConfig {
+            state_dir: state_dir.into(),
+            ports: 31000..=32999,
+            host: "127.0.0.1".into(),
+            stop_grace: Duration::from_secs(5),
+            startup_window: Duration::from_secs(3),
+            health_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs services as local processes.
+///
+/// ```no_run
+/// # fn demo() -> vamp_core::Result<()> {
+/// use vamp_drivers::process::{ProcessConfig, ProcessDriver};
+/// let driver = ProcessDriver::new(ProcessConfig::new("/var/lib/vamp/process"))?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProcessDriver {
+    config: ProcessConfig,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Processes started by this driver (not adopted ones), to reap them and read exit codes.
+    children: HashMap<u32, tokio::process::Child>,
+    last_port: Option<u16>,
+}
+
+fn io_error(config: &ProcessConfig, e: std::io::Error) -> Error {
+    Error::Unavailable {
+        backend: BACKEND,
+        address: config.state_dir.display().to_string(),
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// `PORT`, `PORT0…N`, `PORT_<NAME>` for an instance's ports, longest names first.
+fn port_variables(ports: &Map<u16>) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for (i, (name, port)) in ports.iter().enumerate() {
+        let upper: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        vars.push((format!("PORT_{upper}"), port.to_string()));
+        vars.push((format!("PORT{i}"), port.to_string()));
+    }
+    if let Some(first) = ports.values().next() {
+        vars.push(("PORT".into(), first.to_string()));
+    }
+    vars.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    vars
+}
+
+/// The last non-empty line of a log, for failure reasons.
+fn last_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    line.chars().take(300).collect()
+}
+
+impl ProcessDriver {
+    /// A driver keeping its state under `config.state_dir` (created if needed).
+    pub fn new(config: ProcessConfig) -> Result<Self> {
+        for dir in ["services", "logs"] {
+            std::fs::create_dir_all(config.state_dir.join(dir))
+                .map_err(|e| io_error(&config, e))?;
+        }
+        Ok(ProcessDriver {
+            config,
+            inner: Arc::default(),
+        })
+    }
+
+    fn services_dir(&self) -> PathBuf {
+        self.config.state_dir.join("services")
+    }
+
+    fn load(&self) -> Result<Vec<ServiceRecord>> {
+        state::load_all(&self.services_dir()).map_err(|e| io_error(&self.config, e))
+    }
+
+    fn save(&self, record: &ServiceRecord) -> Result<()> {
+        state::save(&self.services_dir(), record).map_err(|e| io_error(&self.config, e))
+    }
+
+    /// A free port: unused by any instance we know, and bindable right now.
+    fn free_port(&self, inner: &mut Inner, used: &BTreeSet<u16>) -> Result<u16> {
+        let (start, end) = (*self.config.ports.start(), *self.config.ports.end());
+        let from = inner
+            .last_port
+            .filter(|p| (start..end).contains(p))
+            .map_or(start, |p| p + 1);
+        let port = (from..=end)
+            .chain(start..from)
+            .find(|p| {
+                !used.contains(p)
+                    && std::net::TcpListener::bind((self.config.host.as_str(), *p)).is_ok()
+            })
+            .ok_or_else(|| Error::Unavailable {
+                backend: BACKEND,
+                address: format!("{}:{start}-{end}", self.config.host),
+                message: "no free port left for a service instance".into(),
+                source: None,
+            })?;
+        inner.last_port = Some(port);
+        Ok(port)
+    }
+
+    async fn start(
+        &self,
+        inner: &mut Inner,
+        spec: &ServiceSpec,
+        argv: &[String],
+        index: u32,
+        used: &mut BTreeSet<u16>,
+    ) -> std::result::Result<InstanceRecord, String> {
+        let mut ports = Map::new();
+        for name in spec.breed.ports.keys() {
+            let port = self.free_port(inner, used).map_err(|e| e.to_string())?;
+            used.insert(port);
+            ports.insert(name.clone(), port);
+        }
+        let vars = port_variables(&ports);
+        let argv: Vec<String> = argv.iter().map(|w| command::substitute(w, &vars)).collect();
+        let log = self
+            .config
+            .state_dir
+            .join("logs")
+            .join(format!("{}-{index}.log", state::file_name(&spec.key)));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| format!("cannot open log {}: {e}", log.display()))?;
+        let err_file = file.try_clone().map_err(|e| e.to_string())?;
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .envs(spec.environment.iter())
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err_file)
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start '{}': {e}", argv[0]))?;
+        let pid = child
+            .id()
+            .ok_or("the process exited before it could be recorded")?;
+        let start_time = state::start_time(pid).ok_or("the process exited at once")?;
+        inner.children.insert(pid, child);
+        tracing::info!(service = %spec.key, index, pid, ?ports, "started instance");
+        Ok(InstanceRecord {
+            index,
+            pid,
+            start_time,
+            started_at: Utc::now(),
+            ports,
+            log,
+        })
+    }
+
+    /// SIGTERM to the instance's process group, SIGKILL after the grace period; only if the
+    /// pid still is the process we started.
+    async fn stop(&self, inner: &mut Inner, instance: &InstanceRecord) {
+        let pid = instance.pid;
+        if !state::alive(pid, instance.start_time) {
+            inner.children.remove(&pid);
+            return;
+        }
+        let group = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + self.config.stop_grace;
+        loop {
+            if let Some(child) = inner.children.get_mut(&pid) {
+                if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                    break;
+                }
+            } else if !state::alive(pid, instance.start_time) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = killpg(group, Signal::SIGKILL);
+                if let Some(child) = inner.children.get_mut(&pid) {
+                    let _ = child.wait().await;
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        inner.children.remove(&pid);
+        tracing::info!(pid, "stopped instance");
+    }
+
+    /// Drops instances that are gone; returns a failure reason if one exited during startup.
+    fn reap(&self, inner: &mut Inner, record: &mut ServiceRecord) -> Option<String> {
+        let mut failure = None;
+        let window = chrono::Duration::from_std(self.config.startup_window).unwrap_or_default();
+        record.instances.retain(|i| {
+            let status = inner
+                .children
+                .get_mut(&i.pid)
+                .and_then(|c| c.try_wait().ok().flatten());
+            if status.is_none() && state::alive(i.pid, i.start_time) {
+                return true;
+            }
+            inner.children.remove(&i.pid);
+            if Utc::now() - i.started_at <= window {
+                let status =
+                    status.map_or_else(|| "exited".to_owned(), |s| format!("exited with {s}"));
+                failure = Some(format!(
+                    "instance {} {status} right after starting; last output: {}",
+                    i.index,
+                    last_line(&i.log)
+                ));
+            }
+            false
+        });
+        failure
+    }
+}
+
+#[async_trait]
+impl ContainerDriver for ProcessDriver {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn supports(&self, deployable_type: &str) -> bool {
+        matches!(deployable_type, "command" | "cmd")
+    }
+
+    async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
+        let kind = &spec.breed.deployable.kind;
+        if !self.supports(kind) {
+            return Err(Error::Invalid {
+                what: "deployable",
+                message: format!("the process driver runs 'command' deployables, not '{kind}'"),
+            });
+        }
+        let mut inner = self.inner.lock().await;
+        let mut all = self.load()?;
+        let key = state::Key::from(&spec.key);
+        let mut record = match all.iter().position(|r| r.key == key) {
+            Some(i) => all.swap_remove(i),
+            None => ServiceRecord {
+                key,
+                fingerprint: String::new(),
+                health_checks: Vec::new(),
+                instances: Vec::new(),
+                failure: None,
+            },
+        };
+        let _ = self.reap(&mut inner, &mut record);
+        let fingerprint = spec.fingerprint();
+        if record.fingerprint != fingerprint {
+            for i in std::mem::take(&mut record.instances) {
+                self.stop(&mut inner, &i).await;
+            }
+        }
+        record.fingerprint = fingerprint;
+        record.health_checks = spec.health_checks.iter().map(state::Check::from).collect();
+        record.failure = None;
+        let wanted = usize::try_from(spec.scale.instances).unwrap_or(usize::MAX);
+        record.instances.sort_by_key(|i| i.index);
+        while record.instances.len() > wanted {
+            if let Some(i) = record.instances.pop() {
+                self.stop(&mut inner, &i).await;
+            }
+        }
+        if record.instances.len() < wanted {
+            let argv = match command::split(&spec.breed.deployable.definition) {
+                Ok(argv) => argv,
+                Err(e) => {
+                    record.failure = Some(e.to_string());
+                    return self.save(&record);
+                }
+            };
+            let mut used: BTreeSet<u16> = all
+                .iter()
+                .chain(std::iter::once(&record))
+                .flat_map(|r| r.instances.iter().flat_map(|i| i.ports.values().copied()))
+                .collect();
+            let mut index = 0;
+            while record.instances.len() < wanted {
+                while record.instances.iter().any(|i| i.index == index) {
+                    index += 1;
+                }
+                match self.start(&mut inner, spec, &argv, index, &mut used).await {
+                    Ok(instance) => record.instances.push(instance),
+                    Err(reason) => {
+                        tracing::warn!(service = %spec.key, %reason, "cannot start instance");
+                        record.failure = Some(reason);
+                        break;
+                    }
+                }
+            }
+        }
+        self.save(&record)
+    }
+
+    async fn undeploy(&self, key: &ServiceKey) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        let wanted = state::Key::from(key);
+        if let Some(record) = self.load()?.into_iter().find(|r| r.key == wanted) {
+            for i in &record.instances {
+                self.stop(&mut inner, i).await;
+            }
+        }
+        state::remove(&self.services_dir(), key).map_err(|e| io_error(&self.config, e))
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceState>> {
+        let mut inner = self.inner.lock().await;
+        let mut out = Vec::new();
+        for mut record in self.load()? {
+            let before = record.instances.len();
+            if let Some(reason) = self.reap(&mut inner, &mut record) {
+                record.failure = Some(reason);
+            }
+            if record.instances.len() != before {
+                self.save(&record)?;
+            }
+            let host = self.config.host.clone();
+            let checks = futures::future::join_all(record.instances.iter().map(|i| {
+                let host = host.clone();
+                let checks = record.health_checks.clone();
+                let timeout = self.config.health_timeout;
+                async move {
+                    for c in &checks {
+                        if let Some(port) = i.ports.get(&c.port)
+                            && !health::check(c, &host, *port, timeout).await
+                        {
+                            return false;
+                        }
+                    }
+                    true
+                }
+            }))
+            .await;
+            let healthy = u32::try_from(checks.iter().filter(|h| **h).count()).unwrap_or(u32::MAX);
+            let running = u32::try_from(record.instances.len()).unwrap_or(u32::MAX);
+            let key = ServiceKey::from(&record.key);
+            out.push(ServiceState {
+                instances: record
+                    .instances
+                    .iter()
+                    .map(|i| Instance {
+                        name: format!("{key}/{}", i.index),
+                        host: host.clone(),
+                        ports: i.ports.clone(),
+                        deployed: true,
+                    })
+                    .collect(),
+                key: Some(key),
+                health: Some(ServiceHealth {
+                    staged: 0,
+                    running,
+                    healthy,
+                    unhealthy: running - healthy,
+                }),
+                fingerprint: Some(record.fingerprint.clone()),
+                failure: record.failure.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

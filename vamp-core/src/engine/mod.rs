@@ -11,6 +11,8 @@
 //!   `Deployment::ports` so a restart yields the same ports.
 //! - [`gateways`]: the internal (`<deployment>/<cluster>/<port>`) and external
 //!   (`<deployment>/<port>`) gateways a deployment owns, derived from it.
+//! - [`resolve_gateways`]: gateways with their routes' concrete targets — what
+//!   `Router::apply` takes (spec §3.5).
 //! - [`resolve_environment`]: a service's environment with `$dependency…` references
 //!   resolved through the dependencies' internal gateways (spec §3.6).
 //!
@@ -22,6 +24,7 @@ mod merge;
 mod ports;
 mod resolve;
 mod slice;
+mod targets;
 mod weights;
 
 pub use gateways::{gateways, virtual_host};
@@ -29,6 +32,7 @@ pub use merge::{allocate_ports, merge};
 pub use ports::PortAllocator;
 pub use resolve::{EnvironmentSources, resolve_environment};
 pub use slice::{finish_undeployment, slice};
+pub use targets::resolve_gateways;
 pub use weights::default_weights;
 
 use crate::model::{Cpu, Memory, Scale};

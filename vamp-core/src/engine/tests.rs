@@ -501,3 +501,68 @@ fn anonymous_cluster_gateways_take_the_single_port() {
         Some(Sticky::Route)
     );
 }
+
+#[test]
+fn gateways_resolve_to_instances_and_chain() {
+    let now = Utc::now();
+    let b = bp(
+        "name: shop\ngateways:\n  9050: monarch/web\nclusters:\n  monarch:\n    gateways: {web: {routes: {monarch:1.0: {weight: 90%}, monarch:1.1: {weight: 10%, condition: has cookie beta}}}}\n    services: [monarch:1.0, monarch:1.1]\n",
+    );
+    let mut d = merge(None, "shop", &b, &config(), now).unwrap();
+    allocate_ports(&mut d, &BTreeSet::new(), &config(), None).unwrap();
+    let gs = gateways(&d, &config());
+
+    // Nothing runs yet: the internal gateway is held back, the external one is served (empty).
+    let resolved = resolve_gateways(&gs, std::slice::from_ref(&d), "127.0.0.1");
+    assert_eq!(
+        resolved.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+        ["shop/9050"]
+    );
+
+    // Instances appear (one of 1.1 not yet deployed).
+    let instance = |name: &str, port: u16, deployed: bool| Instance {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        ports: Map::from_iter([("web".to_owned(), port)]),
+        deployed,
+    };
+    let services = &mut d.clusters["monarch"].services;
+    services[0].instances = vec![instance("a", 31000, true), instance("b", 31001, true)];
+    services[1].instances = vec![instance("c", 31002, true), instance("d", 31003, false)];
+    let resolved = resolve_gateways(&gs, std::slice::from_ref(&d), "127.0.0.1");
+    let names: Vec<&str> = resolved.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["shop/9050", "shop/monarch/web"],
+        "fewer segments first"
+    );
+    let internal = &resolved[1];
+    assert_eq!(internal.port, 40000);
+    assert_eq!(internal.lookup_name, vamp_core_lookup("shop/monarch/web"));
+    let r0 = &internal.routes[0];
+    assert_eq!(
+        (r0.path.as_str(), r0.weight.get()),
+        ("shop/monarch/monarch:1.0/web", 90)
+    );
+    assert_eq!(
+        r0.targets.iter().map(|t| t.port).collect::<Vec<_>>(),
+        [31000, 31001]
+    );
+    let r1 = &internal.routes[1];
+    assert_eq!(
+        r1.targets.iter().map(|t| t.port).collect::<Vec<_>>(),
+        [31002],
+        "only deployed instances"
+    );
+    assert_eq!(r1.condition_strength.get(), 100);
+    assert!(r1.condition.as_ref().unwrap().text.contains("beta"));
+    let external = &resolved[0];
+    assert_eq!(
+        external.routes[0].targets[0].port, 40000,
+        "the external gateway chains to the internal one"
+    );
+}
+
+fn vamp_core_lookup(name: &str) -> String {
+    crate::model::lookup::gateway_lookup_name(name)
+}

@@ -11,6 +11,7 @@ mod event;
 pub mod expression;
 mod gateway;
 pub mod interpolation;
+pub mod lookup;
 pub mod names;
 mod reference;
 mod sla;

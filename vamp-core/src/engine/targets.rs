@@ -1,0 +1,140 @@
+//! From gateways to what the data plane routes (spec §3.5 steps 3–4).
+
+use super::merge::running;
+use crate::model::lookup::{gateway_lookup_name, route_lookup_name};
+use crate::model::*;
+use crate::traits::{
+    Balance, ResolvedCondition, ResolvedGateway, ResolvedRewrite, ResolvedRoute, RouteTarget,
+};
+
+/// Resolves gateways to concrete targets (the input of `Router::apply`):
+///
+/// - `[host:port]` routes target that address;
+/// - `deployment/cluster/service/port` routes target every deployed instance of that service
+///   on that port;
+/// - 1–3 segment routes target the gateway of that name on `gateway_host` (chaining);
+/// - references that were not expanded, and routes whose target is not there yet, get no
+///   targets.
+///
+/// External gateways (fewer than three segments) are always returned; internal ones only when
+/// at least one route has a target, so a deployment that is still starting is not served
+/// with nothing behind it (the fix of Vamp issue #1072). Gateways without a port are skipped.
+pub fn resolve_gateways(
+    gateways: &[Gateway],
+    deployments: &[Deployment],
+    gateway_host: &str,
+) -> Vec<ResolvedGateway> {
+    let mut out = Vec::new();
+    for g in gateways {
+        let Some(port) = g.port.filter(|p| p.number != 0) else {
+            continue;
+        };
+        let routes: Vec<ResolvedRoute> = g
+            .routes
+            .iter()
+            .filter_map(|(path, r)| {
+                let route = r.inline()?;
+                Some(ResolvedRoute {
+                    path: path.clone(),
+                    lookup_name: route_lookup_name(&g.name, path),
+                    weight: route.weight.unwrap_or_default(),
+                    condition: match &route.condition {
+                        Some(Ref::Inline(c)) => Some(ResolvedCondition::parse(&c.definition)),
+                        _ => None,
+                    },
+                    condition_strength: route.condition_strength.unwrap_or_default(),
+                    rewrites: route
+                        .rewrites
+                        .iter()
+                        .filter_map(|rw| rw.inline()?.parts())
+                        .map(|(path, condition)| ResolvedRewrite { path, condition })
+                        .collect(),
+                    balance: match route.balance.as_deref() {
+                        None | Some("default") if port.kind == PortType::Tcp => Balance::LeastConn,
+                        None | Some("default" | "roundrobin") => Balance::RoundRobin,
+                        Some("leastconn") => Balance::LeastConn,
+                        Some("source") => Balance::Source,
+                        Some(other) => Balance::Other(other.to_owned()),
+                    },
+                    targets: targets(path, gateways, deployments, gateway_host),
+                })
+            })
+            .collect();
+        let internal = names::segments(&g.name).is_some_and(|n| n >= 3);
+        if internal && routes.iter().all(|r| r.targets.is_empty()) {
+            continue;
+        }
+        out.push(ResolvedGateway {
+            name: g.name.clone(),
+            lookup_name: gateway_lookup_name(&g.name),
+            port: port.number,
+            protocol: port.kind,
+            sticky: g.sticky,
+            virtual_hosts: g.virtual_hosts.clone(),
+            routes,
+        });
+    }
+    // Fewer segments first, then by name (spec §3.5 step 6): chained gateways come later.
+    out.sort_by(|a, b| {
+        let segments = |n: &str| n.split('/').count();
+        segments(&a.name)
+            .cmp(&segments(&b.name))
+            .then(a.name.cmp(&b.name))
+    });
+    out
+}
+
+fn targets(
+    path: &str,
+    gateways: &[Gateway],
+    deployments: &[Deployment],
+    host: &str,
+) -> Vec<RouteTarget> {
+    if let Some(address) = names::external_target(path) {
+        return address
+            .rsplit_once(':')
+            .and_then(|(h, p)| {
+                Some(RouteTarget {
+                    name: path.to_owned(),
+                    host: h.to_owned(),
+                    port: p.parse().ok()?,
+                })
+            })
+            .into_iter()
+            .collect();
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    if let [d, c, s, p] = segments.as_slice() {
+        let Some(service) = deployments
+            .iter()
+            .find(|x| x.name == *d)
+            .and_then(|x| x.clusters.get(*c))
+            .and_then(|cl| running(cl).find(|x| x.breed.name == *s))
+        else {
+            return Vec::new();
+        };
+        return service
+            .instances
+            .iter()
+            .filter(|i| i.deployed)
+            .filter_map(|i| {
+                Some(RouteTarget {
+                    name: i.name.clone(),
+                    host: i.host.clone(),
+                    port: *i.ports.get(*p)?,
+                })
+            })
+            .collect();
+    }
+    gateways
+        .iter()
+        .find(|g| g.name == path)
+        .and_then(|g| g.port.filter(|p| p.number != 0))
+        .map(|p| RouteTarget {
+            name: path.to_owned(),
+            host: host.to_owned(),
+            port: p.number,
+        })
+        .into_iter()
+        .collect()
+}

@@ -15,6 +15,8 @@
 //!   [`Persistence`](traits::Persistence).
 //! - [`events`]: the in-process event bus.
 //! - [`compose`]: docker-compose v2 files to blueprints.
+//! - [`Vamp`]: the facade an application holds — artifacts, deploy / merge / slice / scale /
+//!   undeploy, events — and the reconciler that makes the driver and router follow.
 //! - `testkit` (feature `testkit`): the conformance kits every backend runs.
 //!
 //! Nothing here knows about Docker, etcd, HAProxy, HTTP servers or SQL: those live in
@@ -32,8 +34,10 @@ pub mod events;
 pub mod memory;
 pub mod model;
 pub mod traits;
+mod vamp;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use error::{BoxError, Error, Result};
+pub use vamp::{Report, Vamp, VampBuilder, VampConfig};

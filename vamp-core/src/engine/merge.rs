@@ -66,16 +66,6 @@ pub fn merge(
         }
         if !bc.gateways.is_empty() {
             cluster.gateways = named_gateways(cluster, &bc.gateways, &cpath)?;
-            // A traffic change is a change of every service the blueprint names.
-            for bs in &bc.services {
-                if let Some(s) = cluster
-                    .services
-                    .iter_mut()
-                    .find(|s| s.breed.name == bs.breed.name())
-                {
-                    reset(s, now);
-                }
-            }
         }
         if bc.sla.is_some() {
             cluster.sla.clone_from(&bc.sla);
@@ -157,12 +147,14 @@ fn merge_service(
         .find(|s| s.breed.name == breed.name)
     {
         Some(existing) => {
-            // Omitting the scale counts as a change (spec §3.3), as does coming back from
-            // an undeployment.
+            // Only a change of what runs restarts the service's lifecycle (and clears its resolved
+            // environment). Vamp also counted an omitted scale and any gateway change, which
+            // re-announced unchanged services after every weight shift.
             let changed = existing.breed != breed
                 || existing.environment_variables != environment
-                || scale.is_none()
-                || scale.as_ref() != existing.scale.as_ref()
+                || scale
+                    .as_ref()
+                    .is_some_and(|s| Some(s) != existing.scale.as_ref())
                 || existing.arguments != bs.arguments
                 || existing.health_checks != bs.health_checks
                 || existing.network != bs.network

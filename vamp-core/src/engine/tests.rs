@@ -204,23 +204,33 @@ fn merging_again_keeps_status_when_nothing_changed() {
     d.clusters["monarch"].services[0].status.phase.name = PhaseName::Done;
     let again = merge(Some(&d), "m", &b, &config(), now).unwrap();
     assert_eq!(status(&again, "monarch", "monarch:1.0").1, PhaseName::Done);
-    // Omitting the scale counts as a change (spec §3.3).
+    // Omitting the scale keeps the old one and is no change (Vamp reset the service here).
     let no_scale = bp("name: m\nclusters:\n  monarch:\n    breed: monarch:1.0\n");
     let again = merge(Some(&d), "m", &no_scale, &config(), now).unwrap();
+    assert_eq!(status(&again, "monarch", "monarch:1.0").1, PhaseName::Done);
+    let scale = again.clusters["monarch"].services[0]
+        .scale
+        .as_ref()
+        .unwrap();
+    assert_eq!(scale.cpu.millis(), 1000, "the old scale stays");
+    // A weight change leaves the service alone too.
+    let weights_only = bp(
+        "name: m\nclusters:\n  monarch:\n    gateways: {web: {routes: {monarch:1.0: {weight: 100%}}}}\n    services: [monarch:1.0]\n",
+    );
+    let again = merge(Some(&d), "m", &weights_only, &config(), now).unwrap();
+    assert_eq!(status(&again, "monarch", "monarch:1.0").1, PhaseName::Done);
+    // A new scale starts it over and clears the resolved environment.
+    let mut resolved = d.clone();
+    resolved.clusters["monarch"].services[0].interpolated = Some(Map::new());
+    let rescaled = bp(
+        "name: m\nclusters:\n  monarch:\n    breed: monarch:1.0\n    scale: {cpu: 2, memory: 1GB}\n",
+    );
+    let again = merge(Some(&resolved), "m", &rescaled, &config(), now).unwrap();
     assert_eq!(
         status(&again, "monarch", "monarch:1.0").1,
         PhaseName::Initiated
     );
-    assert_eq!(
-        again.clusters["monarch"].services[0]
-            .scale
-            .as_ref()
-            .unwrap()
-            .cpu
-            .millis(),
-        1000,
-        "the old scale stays"
-    );
+    assert_eq!(again.clusters["monarch"].services[0].interpolated, None);
 }
 
 #[test]

@@ -1,7 +1,10 @@
-//! In-memory implementations: always built, used by tests and single-process setups.
+//! In-memory implementations: always built, used by tests and single-process setups, and a
+//! router that records instead of routing.
 
 mod kv;
 mod persistence;
+mod router;
 
 pub use kv::MemoryStore;
 pub use persistence::MemoryPersistence;
+pub use router::RecordingRouter;

@@ -1,0 +1,645 @@
+//! [`Vamp`]: the one type an embedding application holds — artifacts, deployments, events and
+//! the reconciler over a [`ContainerDriver`], a [`Persistence`] and a [`Router`].
+//!
+//! ```no_run
+//! # async fn demo(driver: std::sync::Arc<dyn vamp_core::traits::ContainerDriver>) -> Result<(), Box<dyn std::error::Error>> {
+//! use vamp_core::{Vamp, dsl, model::Artifact};
+//! let vamp = Vamp::builder().driver(driver).build()?;
+//! for artifact in dsl::read(&std::fs::read_to_string("shop.yml")?, None)? {
+//!     if let Artifact::Blueprint(bp) = &artifact {
+//!         vamp.deploy(&bp.name, bp).await?;
+//!     } else {
+//!         vamp.put(artifact).await?;
+//!     }
+//! }
+//! // Reconcile until asked to stop.
+//! vamp.run(std::future::pending()).await;
+//! # Ok(()) }
+//! ```
+
+mod events;
+mod reconcile;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Mutex, Notify};
+
+use crate::dsl::{self, DslError, ErrorKind, Mark};
+use crate::engine::{self, EngineConfig};
+use crate::memory::{MemoryPersistence, RecordingRouter};
+use crate::model::*;
+use crate::traits::{
+    ContainerDriver, EventFilter, EventStream, GatewayEndpoint, Page, Paged, Persistence,
+    Precondition, ResolvedGateway, Router, StoredArtifact, StoredEvent,
+};
+use crate::{Error, Result};
+
+pub use reconcile::Report;
+
+/// Settings of a [`Vamp`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VampConfig {
+    /// The planners' settings (gateway host, port range, default scale, virtual hosts).
+    pub engine: EngineConfig,
+    /// Time between reconciliation passes when nothing happens (a safety net: changes made
+    /// through [`Vamp`] start a pass at once).
+    pub resync: Duration,
+    /// Time between passes while a service is converging.
+    pub converging: Duration,
+    /// A service not deployed within this time fails (`ready-for-deployment`, spec §3.2).
+    pub ready_for_deployment: Duration,
+    /// A service not removed within this time fails (`ready-for-undeployment`).
+    pub ready_for_undeployment: Duration,
+    /// Driver calls run at most this many at a time.
+    pub driver_concurrency: usize,
+}
+
+impl Default for VampConfig {
+    fn default() -> Self {
+        VampConfig {
+            engine: EngineConfig::default(),
+            resync: Duration::from_secs(5),
+            converging: Duration::from_millis(250),
+            ready_for_deployment: Duration::from_secs(600),
+            ready_for_undeployment: Duration::from_secs(600),
+            driver_concurrency: 8,
+        }
+    }
+}
+
+/// Builds a [`Vamp`]; only the driver is required.
+#[derive(Default)]
+pub struct VampBuilder {
+    persistence: Option<Arc<dyn Persistence>>,
+    driver: Option<Arc<dyn ContainerDriver>>,
+    router: Option<Arc<dyn Router>>,
+    config: VampConfig,
+}
+
+impl std::fmt::Debug for VampBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VampBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VampBuilder {
+    /// Where artifacts and events live (default: in memory).
+    pub fn persistence(mut self, persistence: Arc<dyn Persistence>) -> Self {
+        self.persistence = Some(persistence);
+        self
+    }
+
+    /// What runs the services.
+    pub fn driver(mut self, driver: Arc<dyn ContainerDriver>) -> Self {
+        self.driver = Some(driver);
+        self
+    }
+
+    /// What routes the gateways (default: a [`RecordingRouter`], which routes nothing).
+    pub fn router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Settings.
+    pub fn config(mut self, config: VampConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The [`Vamp`]; an error when no driver was given.
+    pub fn build(self) -> Result<Vamp> {
+        let driver = self.driver.ok_or_else(|| Error::Invalid {
+            what: "Vamp builder",
+            message: "a container driver is required: call .driver(…)".into(),
+        })?;
+        Ok(Vamp {
+            inner: Arc::new(Inner {
+                persistence: self
+                    .persistence
+                    .unwrap_or_else(|| Arc::new(MemoryPersistence::default())),
+                driver,
+                router: self
+                    .router
+                    .unwrap_or_else(|| Arc::new(RecordingRouter::default())),
+                config: self.config,
+                wake: Notify::new(),
+                writes: Mutex::new(()),
+                applied: StdMutex::new(None),
+                endpoints: StdMutex::new(BTreeMap::new()),
+                last_port: StdMutex::new(None),
+            }),
+        })
+    }
+}
+
+/// Vamp: artifacts, deployments, events and the reconciler. Clones share everything.
+#[derive(Clone)]
+pub struct Vamp {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Vamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vamp")
+            .field("persistence", &self.inner.persistence.backend())
+            .field("driver", &self.inner.driver.backend())
+            .field("router", &self.inner.router.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    persistence: Arc<dyn Persistence>,
+    driver: Arc<dyn ContainerDriver>,
+    router: Arc<dyn Router>,
+    config: VampConfig,
+    /// Starts a reconciliation pass now.
+    wake: Notify,
+    /// Serializes read-modify-write of deployments (API calls and the reconciler).
+    writes: Mutex<()>,
+    /// The gateways last handed to the router.
+    applied: StdMutex<Option<Vec<ResolvedGateway>>>,
+    /// Where the driver published each gateway for services.
+    endpoints: StdMutex<BTreeMap<String, GatewayEndpoint>>,
+    /// The last gateway port allocated, to count on from.
+    last_port: StdMutex<Option<u16>>,
+}
+
+/// Kinds read into the snapshot that references resolve against.
+const STATIC_KINDS: [Kind; 10] = [
+    Kind::Breed,
+    Kind::Blueprint,
+    Kind::Scale,
+    Kind::Sla,
+    Kind::Escalation,
+    Kind::Condition,
+    Kind::Rewrite,
+    Kind::Route,
+    Kind::Template,
+    Kind::Workflow,
+];
+
+fn dsl_error(kind: ErrorKind, path: &str, message: String, hint: &str) -> Error {
+    Error::Dsl(DslError::new(kind, path, Mark::default(), message, hint))
+}
+
+fn decode(kind: Kind, stored: &StoredArtifact) -> Result<Artifact> {
+    let text = stored.value.to_string();
+    let mut read = dsl::read(&text, Some(kind)).map_err(|e| Error::Corrupt {
+        backend: "persistence",
+        message: format!("stored {kind}/{} does not read back: {e}", stored.name),
+    })?;
+    read.pop().ok_or_else(|| Error::Corrupt {
+        backend: "persistence",
+        message: format!("stored {kind}/{} is empty", stored.name),
+    })
+}
+
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain values behind these locks stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Vamp {
+    /// A builder.
+    pub fn builder() -> VampBuilder {
+        VampBuilder::default()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &VampConfig {
+        &self.inner.config
+    }
+
+    fn db(&self) -> &dyn Persistence {
+        &*self.inner.persistence
+    }
+
+    async fn emit(&self, event: Event) {
+        if let Err(e) = self.db().append_event(&event).await {
+            tracing::warn!(error = %e, tags = ?event.tags, "cannot store event");
+        }
+    }
+
+    /// Everything references may point at, as stored now.
+    async fn snapshot(&self) -> Result<Vec<Artifact>> {
+        let mut out = Vec::new();
+        for kind in STATIC_KINDS
+            .into_iter()
+            .chain([Kind::Gateway, Kind::Deployment])
+        {
+            for stored in self.db().list(kind, Page::ALL).await?.items {
+                out.push(decode(kind, &stored)?);
+            }
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------------ artifacts
+
+    /// Validates and stores an artifact (create or replace); returns what was stored. A
+    /// blueprint's inline breeds are stored as breeds too (spec §2.1). Deployments are made
+    /// with [`deploy`](Self::deploy), events with [`publish`](Self::publish).
+    pub async fn put(&self, artifact: Artifact) -> Result<Vec<StoredArtifact>> {
+        let kind = artifact.kind();
+        if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {
+            return Err(Error::Invalid {
+                what: "artifact kind",
+                message: format!("{kind} are not stored this way; use deploy or publish"),
+            });
+        }
+        let snapshot = self.snapshot().await?;
+        let expanded = dsl::expand_available(&artifact, &snapshot)?;
+        let mut problems = dsl::validate::artifact(&expanded);
+        problems.extend(dsl::validate::against(&artifact, &snapshot));
+        if let Some(first) = problems.into_iter().next() {
+            return Err(first.into());
+        }
+        let mut stored = Vec::new();
+        if let Artifact::Blueprint(bp) = &artifact {
+            for breed in inline_breeds(bp) {
+                stored.push(self.store(Artifact::Breed(breed)).await?);
+            }
+        }
+        stored.push(self.store(artifact).await?);
+        Ok(stored)
+    }
+
+    async fn store(&self, artifact: Artifact) -> Result<StoredArtifact> {
+        let (kind, name) = (artifact.kind(), artifact.name().to_owned());
+        let mut json = artifact.to_json();
+        if let serde_json::Value::Object(m) = &mut json {
+            m.shift_remove("kind");
+        }
+        let existed = self.db().get(kind, &name).await?.is_some();
+        let stored = self.db().put(kind, &name, &json, Precondition::Any).await?;
+        let what = if existed { "update" } else { "create" };
+        self.emit(events::archive(kind, &name, what, json)).await;
+        Ok(stored)
+    }
+
+    /// An artifact by kind and name.
+    pub async fn get(&self, kind: Kind, name: &str) -> Result<Option<Artifact>> {
+        match self.db().get(kind, name).await? {
+            Some(stored) => decode(kind, &stored).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of the artifacts of a kind, by name.
+    pub async fn list(&self, kind: Kind, page: Page) -> Result<Paged<Artifact>> {
+        let stored = self.db().list(kind, page).await?;
+        Ok(Paged {
+            items: stored
+                .items
+                .iter()
+                .map(|s| decode(kind, s))
+                .collect::<Result<_>>()?,
+            total: stored.total,
+        })
+    }
+
+    /// Deletes an artifact; false if there was none. Deployments go with
+    /// [`undeploy`](Self::undeploy).
+    pub async fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
+        if kind == Kind::Deployment {
+            return Err(Error::Invalid {
+                what: "artifact kind",
+                message: "deployments are removed with undeploy".into(),
+            });
+        }
+        let deleted = self
+            .db()
+            .delete(kind, name, Precondition::Any)
+            .await?
+            .is_some();
+        if deleted {
+            self.emit(events::archive(
+                kind,
+                name,
+                "delete",
+                serde_json::Value::Null,
+            ))
+            .await;
+        }
+        Ok(deleted)
+    }
+
+    // ---------------------------------------------------------------- deployments
+
+    /// A deployment by name.
+    pub async fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
+        Ok(match self.get(Kind::Deployment, name).await? {
+            Some(Artifact::Deployment(d)) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// Every deployment.
+    pub async fn deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(self
+            .list(Kind::Deployment, Page::ALL)
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|a| match a {
+                Artifact::Deployment(d) => Some(d),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn load(&self, name: &str) -> Result<Option<(Deployment, u64)>> {
+        match self.db().get(Kind::Deployment, name).await? {
+            Some(stored) => match decode(Kind::Deployment, &stored)? {
+                Artifact::Deployment(d) => Ok(Some((d, stored.revision))),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    async fn save(&self, d: &Deployment, revision: Option<u64>, what: &str) -> Result<()> {
+        let mut json = Artifact::Deployment(d.clone()).to_json();
+        if let serde_json::Value::Object(m) = &mut json {
+            m.shift_remove("kind");
+        }
+        let precondition = revision.map_or(Precondition::Absent, Precondition::Revision);
+        self.db()
+            .put(Kind::Deployment, &d.name, &json, precondition)
+            .await?;
+        if !what.is_empty() {
+            self.emit(events::archive(Kind::Deployment, &d.name, what, json))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Deploys `blueprint` as deployment `name`, merging into it if it exists (spec §3.3): new
+    /// services join full gateways at 0%, changed services redeploy. References are resolved
+    /// against the store; the result is validated before anything is stored. The reconciler
+    /// starts at once.
+    pub async fn deploy(&self, name: &str, blueprint: &Blueprint) -> Result<Deployment> {
+        let _writes = self.inner.writes.lock().await;
+        let snapshot = self.snapshot().await?;
+        if snapshot
+            .iter()
+            .any(|a| a.kind() == Kind::Workflow && a.name() == name)
+        {
+            return Err(dsl_error(
+                ErrorKind::DeploymentWorkflowNameCollision,
+                "name",
+                format!("'{name}' is a workflow"),
+                "deployments and workflows share one name space: pick another name",
+            ));
+        }
+        let Artifact::Blueprint(expanded) =
+            dsl::expand(&Artifact::Blueprint(blueprint.clone()), &snapshot)?
+        else {
+            return Err(Error::Invalid {
+                what: "blueprint",
+                message: "expansion changed its kind".into(),
+            });
+        };
+        // A dependency may be provided by the deployment merged into (spec §1.5: relaxed when
+        // merging); merge checks dependencies against the result.
+        let problem = dsl::validate::artifact(&Artifact::Blueprint(expanded.clone()))
+            .into_iter()
+            .find(|e| e.kind != ErrorKind::UnresolvedBreedDependencyError);
+        if let Some(first) = problem {
+            return Err(first.into());
+        }
+        let current = self.load(name).await?;
+        let config = &self.inner.config.engine;
+        let mut d = engine::merge(
+            current.as_ref().map(|(d, _)| d),
+            name,
+            &expanded,
+            config,
+            Utc::now(),
+        )?;
+        // Ports used by the gateways of every other deployment.
+        let others: Vec<Deployment> = snapshot
+            .into_iter()
+            .filter_map(|a| match a {
+                Artifact::Deployment(o) if o.name != name => Some(o),
+                _ => None,
+            })
+            .collect();
+        let other_gateways: Vec<Artifact> = others
+            .iter()
+            .flat_map(|o| engine::gateways(o, config))
+            .map(Artifact::Gateway)
+            .chain(self.list(Kind::Gateway, Page::ALL).await?.items)
+            .collect();
+        for g in engine::gateways(&d, config) {
+            let is_external = names::segments(&g.name) == Some(2);
+            if let Some(e) = is_external
+                .then(|| dsl::validate::against(&Artifact::Gateway(g.clone()), &other_gateways))
+                .and_then(|v| v.into_iter().next())
+            {
+                return Err(e.into());
+            }
+        }
+        let taken: BTreeSet<u16> = other_gateways
+            .iter()
+            .filter_map(|a| match a {
+                Artifact::Gateway(g) => g.port.map(|p| p.number),
+                _ => None,
+            })
+            .chain(
+                d.gateways
+                    .keys()
+                    .filter_map(|k| GatewayPort::parse(k).ok().map(|p| p.number)),
+            )
+            .collect();
+        let last = *lock(&self.inner.last_port);
+        let last = engine::allocate_ports(&mut d, &taken, config, last)?;
+        *lock(&self.inner.last_port) = last;
+        for breed in inline_breeds(&expanded) {
+            if self.get(Kind::Breed, &breed.name).await?.as_ref()
+                != Some(&Artifact::Breed(breed.clone()))
+            {
+                self.store(Artifact::Breed(breed)).await?;
+            }
+        }
+        let what = if current.is_some() {
+            "update"
+        } else {
+            "create"
+        };
+        self.save(&d, current.map(|(_, r)| r), what).await?;
+        self.inner.wake.notify_one();
+        Ok(d)
+    }
+
+    /// Removes the services `blueprint` names (spec §3.4); they are undeployed by the
+    /// reconciler. `InvalidRouteWeight` while the remaining services would not carry all the
+    /// traffic. `None` when the deployment does not exist.
+    pub async fn slice(&self, name: &str, blueprint: &Blueprint) -> Result<Option<Deployment>> {
+        let _writes = self.inner.writes.lock().await;
+        let Some((current, revision)) = self.load(name).await? else {
+            return Ok(None);
+        };
+        let d = engine::slice(&current, blueprint, Utc::now())?;
+        if d != current {
+            self.save(&d, Some(revision), "update").await?;
+            self.inner.wake.notify_one();
+        }
+        Ok(Some(d))
+    }
+
+    /// Undeploys a whole deployment (every service); `None` when it does not exist. Nothing
+    /// needs to carry the traffic afterwards, so no weights need moving first.
+    pub async fn undeploy(&self, name: &str) -> Result<Option<Deployment>> {
+        let _writes = self.inner.writes.lock().await;
+        let Some((current, revision)) = self.load(name).await? else {
+            return Ok(None);
+        };
+        let everything = Blueprint {
+            name: name.to_owned(),
+            clusters: current
+                .clusters
+                .iter()
+                .map(|(c, cluster)| {
+                    let services = cluster
+                        .services
+                        .iter()
+                        .map(|s| Service {
+                            breed: Ref::Reference(s.breed.name.clone()),
+                            ..Service::default()
+                        })
+                        .collect();
+                    (
+                        c.clone(),
+                        Cluster {
+                            services,
+                            ..Cluster::default()
+                        },
+                    )
+                })
+                .collect(),
+            ..Blueprint::default()
+        };
+        let d = engine::slice(&current, &everything, Utc::now())?;
+        self.save(&d, Some(revision), "update").await?;
+        self.inner.wake.notify_one();
+        Ok(Some(d))
+    }
+
+    /// Sets the scale of one service (spec §2.2 `…/scale`); it redeploys.
+    pub async fn scale(
+        &self,
+        deployment: &str,
+        cluster: &str,
+        service: &str,
+        scale: Scale,
+    ) -> Result<Deployment> {
+        let _writes = self.inner.writes.lock().await;
+        let (mut d, revision) = self.load(deployment).await?.ok_or_else(|| {
+            dsl_error(
+                ErrorKind::ArtifactNotFound,
+                "name",
+                format!("deployment '{deployment}' does not exist"),
+                "deploy it first",
+            )
+        })?;
+        let s = d
+            .clusters
+            .get_mut(cluster)
+            .and_then(|c| c.services.iter_mut().find(|s| s.breed.name == service))
+            .ok_or_else(|| {
+                dsl_error(
+                    ErrorKind::ArtifactNotFound,
+                    &format!("clusters.{cluster}"),
+                    format!("deployment '{deployment}' has no service '{service}' in cluster '{cluster}'"),
+                    "check the cluster and breed names",
+                )
+            })?;
+        s.scale = Some(Scale {
+            name: String::new(),
+            metadata: Metadata::default(),
+            ..scale
+        });
+        s.status = ServiceStatus {
+            since: Utc::now(),
+            ..ServiceStatus::default()
+        };
+        self.save(&d, Some(revision), "update").await?;
+        self.inner.wake.notify_one();
+        Ok(d)
+    }
+
+    /// The gateways of all deployments and the standalone ones.
+    pub async fn gateways(&self) -> Result<Vec<Gateway>> {
+        let config = &self.inner.config.engine;
+        let mut out: Vec<Gateway> = self
+            .deployments()
+            .await?
+            .iter()
+            .flat_map(|d| engine::gateways(d, config))
+            .collect();
+        for a in self.list(Kind::Gateway, Page::ALL).await?.items {
+            if let Artifact::Gateway(g) = a {
+                out.push(g);
+            }
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------------- events
+
+    /// Stores an event (and delivers it to subscribers).
+    pub async fn publish(&self, event: &Event) -> Result<StoredEvent> {
+        self.db().append_event(event).await
+    }
+
+    /// A page of stored events, newest first.
+    pub async fn events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
+        self.db().query_events(filter, page).await
+    }
+
+    /// Events from now on.
+    pub async fn subscribe(&self) -> Result<EventStream> {
+        self.db().subscribe().await
+    }
+
+    // --------------------------------------------------------------- reconciler
+
+    /// Runs reconciliation passes until `shutdown` resolves: at once when something changes
+    /// through this `Vamp`, every [`VampConfig::converging`] while a service converges, and
+    /// every [`VampConfig::resync`] otherwise. A failing pass is logged and retried.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let wait = match self.reconcile().await {
+                Ok(report) if !report.converged => self.inner.config.converging,
+                Ok(_) => self.inner.config.resync,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciliation pass failed");
+                    self.inner.config.converging
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// The inline breeds of a blueprint's services.
+fn inline_breeds(bp: &Blueprint) -> Vec<Breed> {
+    bp.clusters
+        .values()
+        .flat_map(|c| c.services.iter())
+        .filter_map(|s| s.breed.inline().cloned())
+        .collect()
+}

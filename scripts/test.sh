@@ -63,8 +63,8 @@ step tools ensure_tools
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --all-features -- -D warnings
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
-# Driver tests run the demo service's binary.
-step demo-app cargo build -p vamp-demo-app
+# Driver tests run the demo service's binary; the restart test runs embed-deploy.
+step binaries cargo build -p vamp-demo-app -p vamp-embed-examples
 step tests run_tests
 step doctests cargo test --workspace --all-features --doc
 log "all checks passed in $((SECONDS - T0))s"

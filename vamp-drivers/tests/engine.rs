@@ -61,7 +61,19 @@ struct Setup {
     vamp: Vamp,
     driver: Arc<ProcessDriver>,
     router: RecordingRouter,
-    _dir: tempfile::TempDir,
+    _dir: Cleanup,
+}
+
+/// Kills whatever a test started, even when it panics, then removes its directory.
+struct Cleanup(
+    Arc<ProcessDriver>,
+    #[allow(dead_code, reason = "held for its Drop")] tempfile::TempDir,
+);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.0.kill_all_now();
+    }
 }
 
 async fn setup() -> Setup {
@@ -93,9 +105,9 @@ async fn setup() -> Setup {
     }
     Setup {
         vamp,
-        driver,
+        driver: driver.clone(),
         router,
-        _dir: dir,
+        _dir: Cleanup(driver, dir),
     }
 }
 

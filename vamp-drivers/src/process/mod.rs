@@ -10,7 +10,9 @@
 //!   a Ctrl-C to Vamp does not stop the services.
 //! - State (pid, kernel start time, ports, spec fingerprint) is kept in one file per service, so
 //!   a restarted driver adopts the processes still running — a reused pid never matches — and
-//!   starts no duplicates.
+//!   starts no duplicates. An instance is recorded before it is spawned and carries
+//!   `VAMP_INSTANCE=<id>` in its environment, so even a crash between the two leaves it
+//!   findable (by `/proc/<pid>/environ`).
 //! - An instance that exits within [`ProcessConfig::startup_window`] of its start (a command
 //!   that fails at once) makes the service fail with the exit status and the last line it
 //!   logged; one that exits later is simply gone, and the next deploy starts a new one.
@@ -30,7 +32,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::sync::Mutex;
 use vamp_core::model::{Instance, Map, ServiceHealth};
@@ -151,6 +153,22 @@ impl ProcessDriver {
         })
     }
 
+    /// Kills every instance the state records at once (SIGKILL, no grace), leaving the records
+    /// as they are; processes whose pid was reused are left alone. For test harnesses (a guard
+    /// that cleans up even when a test panics) and emergencies.
+    pub fn kill_all_now(&self) {
+        for record in self.load().unwrap_or_default() {
+            for i in record.instances {
+                if i.pid != 0 && state::alive(i.pid, i.start_time) {
+                    let target = Pid::from_raw(i32::try_from(i.pid).unwrap_or(i32::MAX));
+                    if killpg(target, Signal::SIGKILL).is_err() {
+                        let _ = kill(target, Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+
     fn services_dir(&self) -> PathBuf {
         self.config.state_dir.join("services")
     }
@@ -186,14 +204,17 @@ impl ProcessDriver {
         Ok(port)
     }
 
+    /// Starts one instance. The record is saved before the process is spawned (with pid 0,
+    /// "pending") and again after, so a crash in between leaves a marker to find it by.
     async fn start(
         &self,
         inner: &mut Inner,
+        record: &mut ServiceRecord,
         spec: &ServiceSpec,
         argv: &[String],
         index: u32,
         used: &mut BTreeSet<u16>,
-    ) -> std::result::Result<InstanceRecord, String> {
+    ) -> std::result::Result<(), String> {
         let mut ports = Map::new();
         for name in spec.breed.ports.keys() {
             let port = self.free_port(inner, used).map_err(|e| e.to_string())?;
@@ -213,33 +234,74 @@ impl ProcessDriver {
             .open(&log)
             .map_err(|e| format!("cannot open log {}: {e}", log.display()))?;
         let err_file = file.try_clone().map_err(|e| e.to_string())?;
+        let id = state::instance_id(&spec.key, index);
+        record.instances.push(InstanceRecord {
+            index,
+            pid: 0,
+            start_time: 0,
+            started_at: Utc::now(),
+            ports: ports.clone(),
+            log,
+        });
+        self.save(record).map_err(|e| e.to_string())?;
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
             .envs(spec.environment.iter())
             .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(state::MARKER, &id)
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err_file)
             .process_group(0)
             .kill_on_drop(false);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start '{}': {e}", argv[0]))?;
-        let pid = child
-            .id()
-            .ok_or("the process exited before it could be recorded")?;
-        let start_time = state::start_time(pid).ok_or("the process exited at once")?;
+        let spawned = command.spawn();
+        let pending = record
+            .instances
+            .iter()
+            .position(|i| i.index == index && i.pid == 0);
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(p) = pending {
+                    record.instances.remove(p);
+                }
+                return Err(format!("cannot start '{}': {e}", argv[0]));
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let start_time = state::start_time(pid).unwrap_or(0);
         inner.children.insert(pid, child);
+        if let Some(p) = pending {
+            record.instances[p].pid = pid;
+            record.instances[p].start_time = start_time;
+        }
+        self.save(record).map_err(|e| e.to_string())?;
         tracing::info!(service = %spec.key, index, pid, ?ports, "started instance");
-        Ok(InstanceRecord {
-            index,
-            pid,
-            start_time,
-            started_at: Utc::now(),
-            ports,
-            log,
-        })
+        Ok(())
+    }
+
+    /// Completes instances recorded as pending (pid 0) by a driver that died right after
+    /// spawning them: adopted when their marker is found, dropped otherwise.
+    fn recover_pending(record: &mut ServiceRecord) -> bool {
+        let key = ServiceKey::from(&record.key);
+        let mut changed = false;
+        record.instances.retain_mut(|i| {
+            if i.pid != 0 {
+                return true;
+            }
+            changed = true;
+            match state::find_by_marker(&state::instance_id(&key, i.index)) {
+                Some((pid, started)) => {
+                    tracing::info!(service = %key, index = i.index, pid, "adopted an instance started before a crash");
+                    i.pid = pid;
+                    i.start_time = started;
+                    true
+                }
+                None => false,
+            }
+        });
+        changed
     }
 
     /// SIGTERM to the instance's process group, SIGKILL after the grace period; only if the
@@ -250,8 +312,15 @@ impl ProcessDriver {
             inner.children.remove(&pid);
             return;
         }
-        let group = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
-        let _ = killpg(group, Signal::SIGTERM);
+        let target = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+        // Our instances lead their own process group (children included); an adopted process
+        // that does not gets the signal alone.
+        let send = |signal| {
+            if killpg(target, signal).is_err() {
+                let _ = kill(target, signal);
+            }
+        };
+        send(Signal::SIGTERM);
         let deadline = tokio::time::Instant::now() + self.config.stop_grace;
         loop {
             if let Some(child) = inner.children.get_mut(&pid) {
@@ -262,7 +331,7 @@ impl ProcessDriver {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                let _ = killpg(group, Signal::SIGKILL);
+                send(Signal::SIGKILL);
                 if let Some(child) = inner.children.get_mut(&pid) {
                     let _ = child.wait().await;
                 }
@@ -333,6 +402,7 @@ impl ContainerDriver for ProcessDriver {
                 failure: None,
             },
         };
+        Self::recover_pending(&mut record);
         let _ = self.reap(&mut inner, &mut record);
         let fingerprint = spec.fingerprint();
         if record.fingerprint != fingerprint {
@@ -368,8 +438,11 @@ impl ContainerDriver for ProcessDriver {
                 while record.instances.iter().any(|i| i.index == index) {
                     index += 1;
                 }
-                match self.start(&mut inner, spec, &argv, index, &mut used).await {
-                    Ok(instance) => record.instances.push(instance),
+                match self
+                    .start(&mut inner, &mut record, spec, &argv, index, &mut used)
+                    .await
+                {
+                    Ok(()) => {}
                     Err(reason) => {
                         tracing::warn!(service = %spec.key, %reason, "cannot start instance");
                         record.failure = Some(reason);
@@ -384,7 +457,8 @@ impl ContainerDriver for ProcessDriver {
     async fn undeploy(&self, key: &ServiceKey) -> Result<()> {
         let mut inner = self.inner.lock().await;
         let wanted = state::Key::from(key);
-        if let Some(record) = self.load()?.into_iter().find(|r| r.key == wanted) {
+        if let Some(mut record) = self.load()?.into_iter().find(|r| r.key == wanted) {
+            Self::recover_pending(&mut record);
             for i in &record.instances {
                 self.stop(&mut inner, i).await;
             }
@@ -397,10 +471,11 @@ impl ContainerDriver for ProcessDriver {
         let mut out = Vec::new();
         for mut record in self.load()? {
             let before = record.instances.len();
+            let recovered = Self::recover_pending(&mut record);
             if let Some(reason) = self.reap(&mut inner, &mut record) {
                 record.failure = Some(reason);
             }
-            if record.instances.len() != before {
+            if recovered || record.instances.len() != before {
                 self.save(&record)?;
             }
             let host = self.config.host.clone();

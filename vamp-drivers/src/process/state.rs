@@ -78,6 +78,41 @@ pub(super) struct InstanceRecord {
     pub(super) log: PathBuf,
 }
 
+/// The marker every instance carries in its environment (`VAMP_INSTANCE=<id>`), by which a
+/// restarted driver finds an instance whose pid it never got to record.
+pub(super) const MARKER: &str = "VAMP_INSTANCE";
+
+/// The instance id: unique per service and index.
+pub(super) fn instance_id(key: &ServiceKey, index: u32) -> String {
+    format!("{}-{index}", file_name(key))
+}
+
+/// The process whose environment carries `VAMP_INSTANCE=<id>`, with its start time.
+pub(super) fn find_by_marker(id: &str) -> Option<(u32, u64)> {
+    let needle = format!("{MARKER}={id}");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+            && let Some(started) = start_time(pid)
+            && alive(pid, started)
+        {
+            return Some((pid, started));
+        }
+    }
+    None
+}
+
 /// `a/b c` → `a%2Fb%20c`: file names that cannot collide.
 pub(super) fn encode(name: &str) -> String {
     let mut out = String::new();

@@ -40,6 +40,15 @@ fn fixtures() -> Fixtures {
     }
 }
 
+/// Kills whatever a test started, even when it panics.
+struct Cleanup(ProcessDriver);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.0.kill_all_now();
+    }
+}
+
 fn config(dir: &std::path::Path) -> ProcessConfig {
     ProcessConfig {
         stop_grace: std::time::Duration::from_secs(3),
@@ -52,6 +61,7 @@ async fn conforms_to_the_driver_kit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let driver = ProcessDriver::new(config(&path)).unwrap();
+    let _cleanup = Cleanup(driver.clone());
     let reopen = move || {
         let path = path.clone();
         Box::pin(async move {
@@ -81,4 +91,70 @@ async fn an_unusable_state_directory_is_a_clear_error() {
         e.to_string().contains("process") && e.to_string().contains("file"),
         "{e}"
     );
+}
+
+/// A crash between recording an instance and recording its pid leaves a pending record; the
+/// process is found by its marker and adopted, not started twice.
+#[tokio::test]
+async fn a_pending_instance_is_found_by_its_marker() {
+    use super::state::{self, InstanceRecord, ServiceRecord};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let driver = ProcessDriver::new(cfg.clone()).unwrap();
+    let _cleanup = Cleanup(driver.clone());
+    let spec = driver::demo_spec(&fixtures(), "pending", "1.0.0", 1);
+    // What the crashed driver left: the record, and the process it had just spawned.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut orphan = std::process::Command::new(demo_app())
+        .args(["--port", &port.to_string()])
+        .env(state::MARKER, state::instance_id(&spec.key, 0))
+        .spawn()
+        .unwrap();
+    state::save(
+        &dir.path().join("services"),
+        &ServiceRecord {
+            key: (&spec.key).into(),
+            fingerprint: spec.fingerprint(),
+            health_checks: Vec::new(),
+            instances: vec![InstanceRecord {
+                index: 0,
+                pid: 0,
+                start_time: 0,
+                started_at: chrono::Utc::now(),
+                ports: vamp_core::model::Map::from_iter([("web".to_owned(), port)]),
+                log: dir.path().join("x.log"),
+            }],
+            failure: None,
+        },
+    )
+    .unwrap();
+    // Give the process a moment to be visible with its environment in /proc.
+    for _ in 0..100 {
+        if state::find_by_marker(&state::instance_id(&spec.key, 0)).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    driver.deploy(&spec).await.unwrap();
+    let s = driver::state(&driver, &spec.key).await.unwrap();
+    assert_eq!(s.instances.len(), 1, "adopted, not duplicated");
+    assert_eq!(s.instances[0].ports["web"], port);
+    driver.undeploy(&spec.key).await.unwrap();
+    let mut exited = false;
+    for _ in 0..500 {
+        if orphan.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    if !exited {
+        let _ = orphan.kill();
+        let _ = orphan.wait();
+    }
+    assert!(exited, "undeploy stopped the adopted process");
 }

@@ -209,8 +209,25 @@ proptest! {
                 }
             }
         }
-        let mut sliced = slice(&merged, &added, now).unwrap();
-        finish_undeployment(&mut sliced, &cluster, "added:1.0");
-        prop_assert_eq!(desired(&before), desired(&sliced));
+        // Slicing is refused exactly when the new service carries traffic the others cannot
+        // take back (the routes it joined all held 0%, so it took 100%): removing it would
+        // leave the gateway with nothing to send traffic to.
+        let carries = |d: &Deployment| d.clusters.get(&cluster).is_some_and(|c| {
+            c.gateways.values().any(|spec| {
+                let w = |k: &str| spec.routes.get(k).map_or(0, |r| r.inline().unwrap().weight.unwrap().get());
+                w("added:1.0") > 0 && spec.routes.len() > 1
+            })
+        });
+        match slice(&merged, &added, now) {
+            Ok(mut sliced) => {
+                prop_assert!(!carries(&merged));
+                finish_undeployment(&mut sliced, &cluster, "added:1.0");
+                prop_assert_eq!(desired(&before), desired(&sliced));
+            }
+            Err(e) => {
+                prop_assert_eq!(e.kind, ErrorKind::InvalidRouteWeight);
+                prop_assert!(carries(&merged), "refused although the others hold the traffic");
+            }
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! In-memory implementations: always built, used by tests and single-process setups, and a
 //! router that records instead of routing.
 
+mod driver;
 mod kv;
 mod persistence;
 mod router;
 
+pub use driver::MemoryDriver;
 pub use kv::MemoryStore;
 pub use persistence::MemoryPersistence;
 pub use router::RecordingRouter;

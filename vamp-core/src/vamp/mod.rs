@@ -133,6 +133,7 @@ impl VampBuilder {
                 applied: StdMutex::new(None),
                 endpoints: StdMutex::new(BTreeMap::new()),
                 last_port: StdMutex::new(None),
+                decoded: StdMutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -169,6 +170,9 @@ struct Inner {
     endpoints: StdMutex<BTreeMap<String, GatewayEndpoint>>,
     /// The last gateway port allocated, to count on from.
     last_port: StdMutex<Option<u16>>,
+    /// Artifacts already read back from the store, by kind and name, with their revision:
+    /// reading (parsing) is the costly part of validation and reconciliation.
+    decoded: StdMutex<std::collections::HashMap<(Kind, String), (u64, Artifact)>>,
 }
 
 /// Kinds read into the snapshot that references resolve against.
@@ -221,6 +225,24 @@ impl Vamp {
         &*self.inner.persistence
     }
 
+    /// Drops a deleted artifact from the read cache.
+    fn forget(&self, kind: Kind, name: &str) {
+        lock(&self.inner.decoded).remove(&(kind, name.to_owned()));
+    }
+
+    /// Reads a stored artifact back, parsing it only when its revision is new to us.
+    fn decode(&self, kind: Kind, stored: &StoredArtifact) -> Result<Artifact> {
+        let key = (kind, stored.name.clone());
+        if let Some((revision, artifact)) = lock(&self.inner.decoded).get(&key)
+            && *revision == stored.revision
+        {
+            return Ok(artifact.clone());
+        }
+        let artifact = decode(kind, stored)?;
+        lock(&self.inner.decoded).insert(key, (stored.revision, artifact.clone()));
+        Ok(artifact)
+    }
+
     async fn emit(&self, event: Event) {
         if let Err(e) = self.db().append_event(&event).await {
             tracing::warn!(error = %e, tags = ?event.tags, "cannot store event");
@@ -235,7 +257,7 @@ impl Vamp {
             .chain([Kind::Gateway, Kind::Deployment])
         {
             for stored in self.db().list(kind, Page::ALL).await?.items {
-                out.push(decode(kind, &stored)?);
+                out.push(self.decode(kind, &stored)?);
             }
         }
         Ok(out)
@@ -287,7 +309,7 @@ impl Vamp {
     /// An artifact by kind and name.
     pub async fn get(&self, kind: Kind, name: &str) -> Result<Option<Artifact>> {
         match self.db().get(kind, name).await? {
-            Some(stored) => decode(kind, &stored).map(Some),
+            Some(stored) => self.decode(kind, &stored).map(Some),
             None => Ok(None),
         }
     }
@@ -299,7 +321,7 @@ impl Vamp {
             items: stored
                 .items
                 .iter()
-                .map(|s| decode(kind, s))
+                .map(|s| self.decode(kind, s))
                 .collect::<Result<_>>()?,
             total: stored.total,
         })
@@ -319,6 +341,7 @@ impl Vamp {
             .delete(kind, name, Precondition::Any)
             .await?
             .is_some();
+        self.forget(kind, name);
         if deleted {
             self.emit(events::archive(
                 kind,
@@ -357,7 +380,7 @@ impl Vamp {
 
     async fn load(&self, name: &str) -> Result<Option<(Deployment, u64)>> {
         match self.db().get(Kind::Deployment, name).await? {
-            Some(stored) => match decode(Kind::Deployment, &stored)? {
+            Some(stored) => match self.decode(Kind::Deployment, &stored)? {
                 Artifact::Deployment(d) => Ok(Some((d, stored.revision))),
                 _ => Ok(None),
             },

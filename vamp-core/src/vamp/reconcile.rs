@@ -86,7 +86,7 @@ impl Vamp {
                 .await?
                 .items
             {
-                let Artifact::Deployment(before) = super::decode(Kind::Deployment, &stored)? else {
+                let Artifact::Deployment(before) = self.decode(Kind::Deployment, &stored)? else {
                     continue;
                 };
                 let mut d = before.clone();
@@ -115,6 +115,7 @@ impl Vamp {
                             crate::traits::Precondition::Revision(stored.revision),
                         )
                         .await?;
+                    self.forget(Kind::Deployment, &d.name);
                     self.emit(events::archive(
                         Kind::Deployment,
                         &d.name,

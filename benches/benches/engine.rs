@@ -1,0 +1,148 @@
+//! The engine: CPU time of one reconciliation pass, and the time from a deploy call until every
+//! instance is healthy on the process driver.
+//!
+//! Run with: `cargo build --release -p vamp-demo-app && cargo bench -p vamp-benches --bench engine`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use vamp_core::memory::{MemoryDriver, MemoryPersistence};
+use vamp_core::model::{Artifact, Blueprint, Intention, PhaseName};
+use vamp_core::{Vamp, VampConfig, dsl};
+use vamp_drivers::process::{ProcessConfig, ProcessDriver};
+
+fn read(text: &str) -> Vec<Artifact> {
+    dsl::read(text, None).expect("bench input reads")
+}
+
+fn blueprint(text: &str) -> Blueprint {
+    match read(text).remove(0) {
+        Artifact::Blueprint(b) => b,
+        _ => unreachable!("a blueprint"),
+    }
+}
+
+/// `n` clusters of one service each.
+fn services(n: usize) -> (Vec<Artifact>, Blueprint) {
+    let breeds: String = (0..n)
+        .map(|i| {
+            format!("---\nkind: breeds\nname: s{i}:1\ndeployable: img\nports: {{web: 8080/http}}\n")
+        })
+        .collect();
+    let clusters: String = (0..n).map(|i| format!("  c{i}: s{i}:1\n")).collect();
+    (
+        read(&breeds),
+        blueprint(&format!("kind: blueprints\nname: b\nclusters:\n{clusters}")),
+    )
+}
+
+async fn converged(vamp: &Vamp, name: &str) -> bool {
+    vamp.deployment(name).await.ok().flatten().is_some_and(|d| {
+        d.clusters.values().flat_map(|c| &c.services).all(|s| {
+            s.status.intention == Intention::Deployment && s.status.phase.name == PhaseName::Done
+        })
+    })
+}
+
+fn reconcile_pass(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut group = c.benchmark_group("reconcile-pass");
+    for n in [2, 300] {
+        let vamp = rt.block_on(async {
+            let vamp = Vamp::builder()
+                .persistence(Arc::new(MemoryPersistence::default()))
+                .driver(Arc::new(MemoryDriver::default()))
+                .build()
+                .expect("vamp");
+            let (breeds, bp) = services(n);
+            for b in breeds {
+                vamp.put(b).await.expect("breed");
+            }
+            vamp.deploy("b", &bp).await.expect("deploy");
+            while !converged(&vamp, "b").await {
+                vamp.reconcile().await.expect("pass");
+            }
+            vamp
+        });
+        // A steady-state pass: read everything, compare, change nothing.
+        group.bench_function(format!("{n}-services-steady"), |b| {
+            b.iter(|| rt.block_on(vamp.reconcile()).expect("pass"));
+        });
+    }
+    group.finish();
+}
+
+fn deploy_to_healthy(c: &mut Criterion) {
+    let demo = std::env::current_exe()
+        .ok()
+        .and_then(|e| {
+            e.parent()
+                .and_then(|d| d.parent())
+                .map(|d| d.join("vamp-demo-app"))
+        })
+        .filter(|p| p.exists())
+        .expect("build the demo app first: cargo build --release -p vamp-demo-app");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = Arc::new(
+        ProcessDriver::new(ProcessConfig::new(dir.path().join("process"))).expect("driver"),
+    );
+    let vamp = Vamp::builder()
+        .persistence(Arc::new(MemoryPersistence::default()))
+        .driver(driver.clone())
+        .config(VampConfig {
+            converging: Duration::from_millis(10),
+            ..VampConfig::default()
+        })
+        .build()
+        .expect("vamp");
+    let bin = demo.display();
+    let breed = |name: &str, extra: &str| {
+        format!(
+            "---\nkind: breeds\nname: {name}:1\ndeployable: {{type: command, definition: \"'{bin}' --app-version {name}\"}}\n\
+             ports: {{web: 8080/http}}\nhealth_checks: {{port: web, path: /health, initial_delay: 0s, timeout: 1s, interval: 1s, failures: 1}}\n{extra}"
+        )
+    };
+    rt.block_on(async {
+        let text = breed("backend", "")
+            + &breed(
+                "frontend",
+                "environment_variables: {UP: $b.host:$b.ports.web}\ndependencies: {b: backend:1}\n",
+            );
+        for a in read(&text) {
+            vamp.put(a).await.expect("breed");
+        }
+    });
+    let bp = blueprint(
+        "kind: blueprints\nname: two\nclusters:\n  backend: backend:1\n  frontend: frontend:1\n",
+    );
+    let mut group = c.benchmark_group("deploy-to-healthy");
+    group.sample_size(10);
+    group.bench_function("process-driver/2-services", |b| {
+        b.iter_custom(|iterations| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    let started = Instant::now();
+                    vamp.deploy("two", &bp).await.expect("deploy");
+                    while !converged(&vamp, "two").await {
+                        vamp.reconcile().await.expect("pass");
+                    }
+                    total += started.elapsed();
+                    vamp.undeploy("two").await.expect("undeploy");
+                    while vamp.deployment("two").await.expect("read").is_some() {
+                        vamp.reconcile().await.expect("pass");
+                    }
+                }
+                black_box(total)
+            })
+        });
+    });
+    group.finish();
+    driver.kill_all_now();
+}
+
+criterion_group!(benches, reconcile_pass, deploy_to_healthy);
+criterion_main!(benches);

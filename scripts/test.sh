@@ -9,8 +9,9 @@
 # and exits non-zero on the first failure.
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/vamp/target), outside the checkout, so a
-# fresh clone reuses earlier builds. Real services (HAProxy, etcd, ZooKeeper, dockerd,
-# PostgreSQL) are started here on 127.0.0.1 once tests use them; today no test does.
+# fresh clone reuses earlier builds. Real services the tests need are started on 127.0.0.1 by
+# scripts/services.sh (today: a private dockerd) and stopped again, also on failure; their
+# tests fail rather than skip, because VAMP_TEST_SERVICES lists them.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ step() {
   log "$name: ok in $((SECONDS - t0))s"
 }
 
-# Debian packages the build and tests need. gcc builds the bundled SQLite.
+# Debian packages the build needs. gcc builds the bundled SQLite; services.sh installs the
+# services' own packages.
 PACKAGES=(gcc)
 
 ensure_packages() {
@@ -65,6 +67,17 @@ step clippy cargo clippy --workspace --all-targets --all-features -- -D warnings
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 # Driver tests run the demo service's binary; the restart test runs embed-deploy.
 step binaries cargo build -p vamp-demo-app -p vamp-embed-examples
+
+# Real services for the integration tests, stopped on any exit.
+if [ "$(id -u)" = 0 ]; then
+  trap 'bash scripts/services.sh stop' EXIT
+  step services bash scripts/services.sh start
+  # shellcheck disable=SC1091
+  source "${VAMP_SVC_DIR:-/tmp/vamp-svc}/env"
+  step images bash scripts/images.sh
+else
+  log "not root: real services are not started; their tests are skipped"
+fi
 step tests run_tests
 step doctests cargo test --workspace --all-features --doc
 log "all checks passed in $((SECONDS - T0))s"

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - `docker` (feature `docker`): [`docker::DockerDriver`], containers for `container/docker`
+//!   deployables through the Docker Engine API.
 //! - `process` (feature `process`, default): [`process::ProcessDriver`], local processes for
 //!   `command` deployables — the embedded default
 //!   [`ContainerDriver`](vamp_core::traits::ContainerDriver).
@@ -13,7 +15,14 @@
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
 
+#[cfg(feature = "docker")]
+pub mod docker;
+#[cfg(any(feature = "process", feature = "docker"))]
+mod health;
 #[cfg(feature = "process")]
 pub mod process;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+#[cfg(any(feature = "process", feature = "docker"))]
+pub mod command;

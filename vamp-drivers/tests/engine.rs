@@ -1,5 +1,6 @@
-//! The engine end to end on the process driver: real processes of the demo service, SQLite
-//! persistence, a recording router.
+//! The engine end to end on both drivers — real processes of the demo service, and real
+//! containers of its FROM-scratch image on the dockerd scripts/test.sh starts — with SQLite
+//! persistence and a recording router.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,10 +11,18 @@ use vamp_core::dsl::{self, ErrorKind};
 use vamp_core::memory::RecordingRouter;
 use vamp_core::model::{Artifact, Blueprint, Deployment, Intention, Kind, PhaseName};
 use vamp_core::testkit::driver::http_get;
+use vamp_core::testkit::{services, unique};
 use vamp_core::traits::ContainerDriver;
 use vamp_core::{Error, Vamp, VampConfig};
+use vamp_drivers::docker::{DockerConfig, DockerDriver};
 use vamp_drivers::process::{ProcessConfig, ProcessDriver};
 use vamp_drivers::sqlite::SqlitePersistence;
+
+#[derive(Clone, Copy, PartialEq)]
+enum On {
+    Processes,
+    Docker,
+}
 
 fn demo_app() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -30,19 +39,41 @@ fn demo_app() -> PathBuf {
     bin
 }
 
-fn breeds() -> String {
-    let bin = demo_app().display().to_string();
+/// How each driver runs the demo service, one that does not exist, and one that exits.
+fn deployables(on: On) -> [String; 3] {
+    match on {
+        On::Processes => [
+            format!(
+                "{{type: command, definition: \"'{}'\"}}",
+                demo_app().display()
+            ),
+            "{type: command, definition: /nonexistent/program}".into(),
+            "{type: command, definition: /bin/false}".into(),
+        ],
+        On::Docker => [
+            "vamp-test/demo-app:1".into(),
+            "vamp-test/no-such-image:1".into(),
+            "vamp-test/exits:1".into(),
+        ],
+    }
+}
+
+fn breeds(on: On) -> String {
+    let [demo, missing, exits] = deployables(on);
     let breed = |name: &str, version: &str, extra: &str| {
         format!(
-            "---\nkind: breeds\nname: {name}:{version}\ndeployable:\n  type: command\n  definition: \"'{bin}' --app-version {name}-{version}\"\n\
-             ports:\n  web: 8080/http\nhealth_checks:\n  path: /health\n  port: web\n  initial_delay: 0s\n  timeout: 2s\n  interval: 1s\n  failures: 3\n{extra}"
+            "---\nkind: breeds\nname: {name}:{version}\ndeployable: {demo}\nports:\n  web: 8080/http\n\
+             health_checks:\n  path: /health\n  port: web\n  initial_delay: 0s\n  timeout: 2s\n  interval: 1s\n  failures: 3\n\
+             environment_variables:\n  VAMP_DEMO_VERSION: {name}-{version}\n{extra}"
         )
     };
-    let uses_backend = "environment_variables:\n  BACKEND_URL: http://$backend.host:$backend.ports.web/\ndependencies:\n  backend: backend:1.0\n";
+    let uses_backend = "  BACKEND_URL: http://$backend.host:$backend.ports.web/\ndependencies:\n  backend: backend:1.0\n";
     [
         breed("backend", "1.0", ""),
         breed("frontend", "1.0", uses_backend),
         breed("frontend", "2.0", uses_backend),
+        format!("---\nkind: breeds\nname: missing:1\ndeployable: {missing}\nports: {{web: 80}}\n"),
+        format!("---\nkind: breeds\nname: exits:1\ndeployable: {exits}\nports: {{web: 80}}\n"),
     ]
     .concat()
 }
@@ -57,34 +88,83 @@ fn blueprint(yaml: &str) -> Blueprint {
     }
 }
 
-struct Setup {
-    vamp: Vamp,
-    driver: Arc<ProcessDriver>,
-    router: RecordingRouter,
-    _dir: Cleanup,
+/// Removes what a test started, even when it panics.
+enum Cleanup {
+    Processes(Arc<ProcessDriver>),
+    Docker(String, Vec<String>),
 }
-
-/// Kills whatever a test started, even when it panics, then removes its directory.
-struct Cleanup(
-    Arc<ProcessDriver>,
-    #[allow(dead_code, reason = "held for its Drop")] tempfile::TempDir,
-);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        self.0.kill_all_now();
+        match self {
+            Cleanup::Processes(driver) => driver.kill_all_now(),
+            Cleanup::Docker(host, deployments) => {
+                for d in deployments {
+                    let ids = std::process::Command::new("docker")
+                        .args([
+                            "-H",
+                            host,
+                            "ps",
+                            "-aq",
+                            "--filter",
+                            &format!("label=io.vamp.deployment={d}"),
+                        ])
+                        .output()
+                        .map(|o| {
+                            String::from_utf8_lossy(&o.stdout)
+                                .split_whitespace()
+                                .map(str::to_owned)
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
+                    if !ids.is_empty() {
+                        let _ = std::process::Command::new("docker")
+                            .args(["-H", host, "rm", "-f"])
+                            .args(&ids)
+                            .output();
+                    }
+                }
+            }
+        }
     }
 }
 
-async fn setup() -> Setup {
+struct Setup {
+    vamp: Vamp,
+    driver: Arc<dyn ContainerDriver>,
+    router: RecordingRouter,
+    _cleanup: Cleanup,
+    _dir: tempfile::TempDir,
+}
+
+/// `None` when the test is not meant to run here (Docker not in VAMP_TEST_SERVICES).
+async fn setup(on: On, deployments: &[&str]) -> Option<Setup> {
     let dir = tempfile::tempdir().unwrap();
-    let driver = Arc::new(
-        ProcessDriver::new(ProcessConfig {
-            stop_grace: Duration::from_secs(3),
-            ..ProcessConfig::new(dir.path().join("process"))
-        })
-        .unwrap(),
-    );
+    let (driver, cleanup): (Arc<dyn ContainerDriver>, Cleanup) = match on {
+        On::Processes => {
+            let d = Arc::new(
+                ProcessDriver::new(ProcessConfig {
+                    stop_grace: Duration::from_secs(3),
+                    ..ProcessConfig::new(dir.path().join("process"))
+                })
+                .unwrap(),
+            );
+            (d.clone(), Cleanup::Processes(d))
+        }
+        On::Docker => {
+            let host = services::service("docker")?;
+            // A namespace of its own: other tests' containers on the same daemon are not its
+            // business (its reconciler removes containers no deployment wants).
+            let config = DockerConfig {
+                stop_grace: Duration::from_secs(2),
+                namespace: unique("e2e"),
+                ..DockerConfig::new(&host)
+            };
+            let d = DockerDriver::connect(config).await.unwrap();
+            let names = deployments.iter().map(|d| (*d).to_owned()).collect();
+            (Arc::new(d), Cleanup::Docker(host, names))
+        }
+    };
     let router = RecordingRouter::default();
     let vamp = Vamp::builder()
         .persistence(Arc::new(
@@ -100,25 +180,26 @@ async fn setup() -> Setup {
         })
         .build()
         .unwrap();
-    for artifact in dsl::read(&breeds(), None).unwrap() {
+    for artifact in dsl::read(&breeds(on), None).unwrap() {
         vamp.put(artifact).await.unwrap();
     }
-    Setup {
+    Some(Setup {
         vamp,
-        driver: driver.clone(),
+        driver,
         router,
-        _dir: Cleanup(driver, dir),
-    }
+        _cleanup: cleanup,
+        _dir: dir,
+    })
 }
 
-/// Reconciles until `done` holds for the deployment (or its absence), at most 60 s.
+/// Reconciles until `done` holds for the deployment (or its absence), at most 90 s.
 async fn converge(
     vamp: &Vamp,
     name: &str,
     what: &str,
     done: impl Fn(Option<&Deployment>) -> bool,
 ) -> Option<Deployment> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         vamp.reconcile().await.unwrap();
         let d = vamp.deployment(name).await.unwrap();
@@ -149,22 +230,28 @@ fn weights(d: &Deployment) -> Vec<(String, u8)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_merge_shift_slice_undeploy() {
-    let Setup {
+async fn deploy_merge_shift_slice_undeploy(on: On) {
+    let name = unique("shop");
+    // Bind the guards: dropping them ends the test's processes and files.
+    let Some(Setup {
         vamp,
         driver,
         router,
+        _cleanup,
         _dir,
-    } = setup().await;
+    }) = setup(on, &[&name]).await
+    else {
+        return;
+    };
     let mut events = vamp.subscribe().await.unwrap();
 
     // Deploy: the frontend waits for the backend, then gets its address through the
     // backend's internal gateway.
-    let shop =
-        blueprint("name: shop\nclusters:\n  frontend: frontend:1.0\n  backend: backend:1.0\n");
-    vamp.deploy("shop", &shop).await.unwrap();
-    let d = converge(&vamp, "shop", "all deployed", all_done)
+    let shop = blueprint(&format!(
+        "name: {name}\nclusters:\n  frontend: frontend:1.0\n  backend: backend:1.0\n"
+    ));
+    vamp.deploy(&name, &shop).await.unwrap();
+    let d = converge(&vamp, &name, "all deployed", all_done)
         .await
         .unwrap();
     let backend_port = d.ports["backend.web"].clone();
@@ -182,18 +269,20 @@ async fn deploy_merge_shift_slice_undeploy() {
     let routed = router.current();
     let web = routed
         .iter()
-        .find(|g| g.name == "shop/frontend/web")
+        .find(|g| g.name == format!("{name}/frontend/web"))
         .expect("frontend gateway routed");
     assert_eq!(web.routes[0].targets[0].port, frontend.ports["web"]);
 
     // Merge v2: it joins at 0%.
     vamp.deploy(
-        "shop",
-        &blueprint("name: shop\nclusters:\n  frontend: frontend:2.0\n"),
+        &name,
+        &blueprint(&format!(
+            "name: {name}\nclusters:\n  frontend: frontend:2.0\n"
+        )),
     )
     .await
     .unwrap();
-    let d = converge(&vamp, "shop", "v2 deployed", all_done)
+    let d = converge(&vamp, &name, "v2 deployed", all_done)
         .await
         .unwrap();
     assert_eq!(
@@ -202,25 +291,27 @@ async fn deploy_merge_shift_slice_undeploy() {
     );
 
     // Removing v1 is refused while v2 has no traffic.
-    let v1 = blueprint("name: shop\nclusters:\n  frontend: frontend:1.0\n");
-    match vamp.slice("shop", &v1).await {
+    let v1 = blueprint(&format!(
+        "name: {name}\nclusters:\n  frontend: frontend:1.0\n"
+    ));
+    match vamp.slice(&name, &v1).await {
         Err(Error::Dsl(e)) => assert_eq!(e.kind, ErrorKind::InvalidRouteWeight),
         other => panic!("expected InvalidRouteWeight, got {other:?}"),
     }
 
     // Shift the traffic, then remove v1.
-    let shift = blueprint(
-        "name: shop\nclusters:\n  frontend:\n    gateways:\n      web:\n        routes:\n          frontend:1.0: {weight: 0%}\n          frontend:2.0: {weight: 100%}\n    services: [frontend:1.0, frontend:2.0]\n",
-    );
-    vamp.deploy("shop", &shift).await.unwrap();
-    let d = converge(&vamp, "shop", "shifted", all_done).await.unwrap();
+    let shift = blueprint(&format!(
+        "name: {name}\nclusters:\n  frontend:\n    gateways:\n      web:\n        routes:\n          frontend:1.0: {{weight: 0%}}\n          frontend:2.0: {{weight: 100%}}\n    services: [frontend:1.0, frontend:2.0]\n"
+    ));
+    vamp.deploy(&name, &shift).await.unwrap();
+    let d = converge(&vamp, &name, "shifted", all_done).await.unwrap();
     assert_eq!(
         weights(&d),
         [("frontend:1.0".into(), 0), ("frontend:2.0".into(), 100)]
     );
     let old = d.clusters["frontend"].services[0].instances[0].clone();
-    vamp.slice("shop", &v1).await.unwrap();
-    let d = converge(&vamp, "shop", "v1 removed", |d| {
+    vamp.slice(&name, &v1).await.unwrap();
+    let d = converge(&vamp, &name, "v1 removed", |d| {
         d.is_some_and(|d| d.clusters["frontend"].services.len() == 1)
     })
     .await
@@ -231,17 +322,21 @@ async fn deploy_merge_shift_slice_undeploy() {
     );
     assert!(
         http_get(&old.host, old.ports["web"], "/").await.is_err(),
-        "v1's process is gone"
+        "v1 is gone"
     );
 
-    // Undeploy everything: the deployment disappears with its processes.
-    vamp.undeploy("shop").await.unwrap();
-    converge(&vamp, "shop", "undeployed", |d| d.is_none()).await;
-    assert!(
-        driver.services().await.unwrap().is_empty(),
-        "no process left"
-    );
-    assert!(vamp.get(Kind::Deployment, "shop").await.unwrap().is_none());
+    // Undeploy everything: the deployment disappears with its instances.
+    vamp.undeploy(&name).await.unwrap();
+    converge(&vamp, &name, "undeployed", |d| d.is_none()).await;
+    let left: Vec<_> = driver
+        .services()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.key.as_ref().is_some_and(|k| k.deployment == name))
+        .collect();
+    assert!(left.is_empty(), "instances left: {left:?}");
+    assert!(vamp.get(Kind::Deployment, &name).await.unwrap().is_none());
 
     // The synchronization events, in order.
     let mut seen = Vec::new();
@@ -283,10 +378,18 @@ async fn deploy_merge_shift_slice_undeploy() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_ends_in_a_clear_error_or_a_failed_phase() {
-    let Setup { vamp, _dir, .. } = setup().await;
-    // An unknown breed: rejected before anything is stored.
+async fn bad_input_ends_in_a_clear_error_or_a_failed_phase(on: On) {
+    let name = unique("broken");
+    let Some(Setup {
+        vamp,
+        _cleanup,
+        _dir,
+        ..
+    }) = setup(on, &[&name]).await
+    else {
+        return;
+    };
+    // An unknown breed and a dependency cycle: rejected before anything is stored.
     match vamp
         .deploy("x", &blueprint("name: x\nclusters:\n  a: nope:1.0\n"))
         .await
@@ -297,24 +400,34 @@ async fn bad_input_ends_in_a_clear_error_or_a_failed_phase() {
         ),
         other => panic!("{other:?}"),
     }
+    // A dependency cycle between stored breeds is refused when the second breed is stored.
+    let cycle = "---\nkind: breeds\nname: a:1\ndeployable: a\ndependencies: {b: b:1}\n---\nkind: breeds\nname: b:1\ndeployable: b\ndependencies: {a: a:1}\n";
+    let mut cycle = dsl::read(cycle, None).unwrap();
+    let second = cycle.pop().unwrap();
+    vamp.put(cycle.pop().unwrap()).await.unwrap();
+    match vamp.put(second).await {
+        Err(Error::Dsl(e)) => assert_eq!(e.kind, ErrorKind::RecursiveDependenciesError),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        vamp.get(Kind::Breed, "b:1").await.unwrap().is_none(),
+        "the refused breed is not stored"
+    );
     assert!(
         vamp.deployment("x").await.unwrap().is_none(),
         "nothing stored"
     );
 
-    // A command that does not exist, and one that exits at once: Failed with the reason.
-    let broken = "---\nkind: breeds\nname: missing:1\ndeployable: {type: command, definition: /nonexistent/program}\nports: {web: 80}\n\
-                  ---\nkind: breeds\nname: exits:1\ndeployable: {type: command, definition: \"/bin/false\"}\nports: {web: 80}\n";
-    for a in dsl::read(broken, None).unwrap() {
-        vamp.put(a).await.unwrap();
-    }
+    // A deployable that does not exist, and one that exits at once: Failed with the reason.
     vamp.deploy(
-        "broken",
-        &blueprint("name: broken\nclusters:\n  a: missing:1\n  b: exits:1\n"),
+        &name,
+        &blueprint(&format!(
+            "name: {name}\nclusters:\n  a: missing:1\n  b: exits:1\n"
+        )),
     )
     .await
     .unwrap();
-    let d = converge(&vamp, "broken", "both failed", |d| {
+    let d = converge(&vamp, &name, "both failed", |d| {
         d.is_some_and(|d| {
             d.clusters
                 .values()
@@ -331,12 +444,33 @@ async fn bad_input_ends_in_a_clear_error_or_a_failed_phase() {
             .clone()
             .unwrap_or_default()
     };
-    assert!(
-        reason("a").contains("/nonexistent/program"),
-        "{}",
-        reason("a")
-    );
+    let missing = if on == On::Docker {
+        "no-such-image"
+    } else {
+        "/nonexistent/program"
+    };
+    assert!(reason("a").contains(missing), "{}", reason("a"));
     assert!(reason("b").contains("exited"), "{}", reason("b"));
-    vamp.undeploy("broken").await.unwrap();
-    converge(&vamp, "broken", "gone", |d| d.is_none()).await;
+    vamp.undeploy(&name).await.unwrap();
+    converge(&vamp, &name, "gone", |d| d.is_none()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_deploy_merge_shift_slice_undeploy() {
+    deploy_merge_shift_slice_undeploy(On::Processes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_deploy_merge_shift_slice_undeploy() {
+    deploy_merge_shift_slice_undeploy(On::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_bad_input_ends_in_a_clear_error_or_a_failed_phase() {
+    bad_input_ends_in_a_clear_error_or_a_failed_phase(On::Processes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_bad_input_ends_in_a_clear_error_or_a_failed_phase() {
+    bad_input_ends_in_a_clear_error_or_a_failed_phase(On::Docker).await;
 }

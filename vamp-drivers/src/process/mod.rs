@@ -19,9 +19,9 @@
 //! - Undeploy sends SIGTERM to the instance's process group, then SIGKILL after
 //!   [`ProcessConfig::stop_grace`].
 
-pub mod command;
-mod health;
 mod state;
+
+use crate::command;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
@@ -411,7 +411,11 @@ impl ContainerDriver for ProcessDriver {
             }
         }
         record.fingerprint = fingerprint;
-        record.health_checks = spec.health_checks.iter().map(state::Check::from).collect();
+        record.health_checks = spec
+            .health_checks
+            .iter()
+            .map(crate::health::Check::from)
+            .collect();
         record.failure = None;
         let wanted = usize::try_from(spec.scale.instances).unwrap_or(usize::MAX);
         record.instances.sort_by_key(|i| i.index);
@@ -480,19 +484,12 @@ impl ContainerDriver for ProcessDriver {
             }
             let host = self.config.host.clone();
             let checks = futures::future::join_all(record.instances.iter().map(|i| {
-                let host = host.clone();
-                let checks = record.health_checks.clone();
-                let timeout = self.config.health_timeout;
-                async move {
-                    for c in &checks {
-                        if let Some(port) = i.ports.get(&c.port)
-                            && !health::check(c, &host, *port, timeout).await
-                        {
-                            return false;
-                        }
-                    }
-                    true
-                }
+                crate::health::all_pass(
+                    &record.health_checks,
+                    &host,
+                    &i.ports,
+                    self.config.health_timeout,
+                )
             }))
             .await;
             let healthy = u32::try_from(checks.iter().filter(|h| **h).count()).unwrap_or(u32::MAX);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vamp_core::model::{HealthCheck, Map};
+use vamp_core::model::Map;
 use vamp_core::traits::ServiceKey;
 
 /// One service: its spec's fingerprint, health checks and instances.
@@ -13,29 +13,9 @@ use vamp_core::traits::ServiceKey;
 pub(super) struct ServiceRecord {
     pub(super) key: Key,
     pub(super) fingerprint: String,
-    pub(super) health_checks: Vec<Check>,
+    pub(super) health_checks: Vec<crate::health::Check>,
     pub(super) instances: Vec<InstanceRecord>,
     pub(super) failure: Option<String>,
-}
-
-/// A health check as stored: what the driver needs to run it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Check {
-    pub(super) path: String,
-    pub(super) port: String,
-    pub(super) protocol: String,
-    pub(super) timeout_seconds: u64,
-}
-
-impl From<&HealthCheck> for Check {
-    fn from(c: &HealthCheck) -> Self {
-        Check {
-            path: c.path.clone(),
-            port: c.port.clone(),
-            protocol: c.protocol.clone(),
-            timeout_seconds: c.timeout.get(),
-        }
-    }
 }
 
 /// [`ServiceKey`] as stored.

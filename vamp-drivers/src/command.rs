@@ -1,4 +1,4 @@
-//! Turning a `command` deployable into argv — split like a shell would, but with no shell, so
+//! Turning a command line into argv — split like a shell would, but with no shell, so
 //! nothing in a definition or an environment value is ever interpreted.
 
 /// Why a command line cannot be split.

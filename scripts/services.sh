@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# scripts/services.sh: real services for the integration tests, on 127.0.0.1, as plain
+# background processes with their data under $VAMP_SVC_DIR (default /tmp/vamp-svc).
+#
+#   bash scripts/services.sh start     # install what is missing, start, wait until healthy
+#   bash scripts/services.sh stop      # stop exactly the recorded PIDs, clean up mounts/sockets
+#   bash scripts/services.sh status
+#   source "$VAMP_SVC_DIR/env"         # after start: VAMP_TEST_SERVICES and the addresses
+#
+# Services: docker (a private dockerd with no bridge network, on its own socket). Needs root
+# on Debian 12. Every PID is recorded with its kernel start time; stop signals a PID only if
+# it still is the process that was started, so a reused PID is never touched.
+set -uo pipefail
+umask 022
+
+DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
+PIDS=$DIR/pids
+SERVICES=${VAMP_SVC_LIST:-docker}
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 DOCKER_BUILDKIT=0
+
+log() { printf '[services %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+has() { case " $SERVICES " in *" $1 "*) return 0;; esac; return 1; }
+
+# Field 22 of /proc/PID/stat (after the parenthesised command name).
+starttime() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; }
+record()    { echo "$1 $2 $(starttime "$2")" >> "$PIDS"; }
+is_ours()   { [ -n "${2:-}" ] && [ "$(starttime "$1" 2>/dev/null)" = "$2" ]; }
+
+pkgs_for() {
+  case $1 in
+    docker) echo docker.io busybox-static ;;
+  esac
+}
+
+ensure_packages() {
+  local want=() missing=() p s made_policy=0
+  for s in $SERVICES; do want+=($(pkgs_for "$s")); done
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}: run as root"
+  # Keep postinst scripts from starting daemons (dockerd would take the default bridge).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made_policy=1
+  fi
+  log "installing ${missing[*]}"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$DIR/apt.log" 2>&1 \
+    || { apt-get update -q >> "$DIR/apt.log" 2>&1 && apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$DIR/apt.log" 2>&1; }
+  local rc=$?
+  [ $made_policy -eq 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ $rc -eq 0 ] || { tail -n 20 "$DIR/apt.log" >&2; die "apt-get install failed"; }
+}
+
+umount_leftovers() {   # dockerd leaves an nsfs mount at exec/netns/default
+  awk -v d="$DIR/docker/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+}
+
+wait_for() {   # NAME PID SECONDS CMD...: bounded, fails fast if the process died
+  local name=$1 pid=$2 deadline=$((SECONDS + $3)); shift 3
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { log "$name died while starting:"; tail -n 20 "$DIR/$name.log" >&2; return 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { log "$name not ready:"; tail -n 20 "$DIR/$name.log" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+cmd_start() {
+  mkdir -p "$DIR"
+  if [ -f "$PIDS" ]; then
+    local name pid st
+    while read -r name pid st; do is_ours "$pid" "$st" && die "$name ($pid) from an earlier start still runs: $0 stop"; done < "$PIDS"
+  fi
+  umount_leftovers
+  rm -rf "$DIR/docker" "$PIDS" "$DIR/env"
+  ensure_packages
+  local list=""
+  : > "$DIR/env"
+  if has docker; then
+    mkdir -p "$DIR/docker"
+    export DOCKER_HOST=unix://$DIR/docker/docker.sock
+    # No bridge, no iptables: containers use host networking on loopback only.
+    nohup dockerd --data-root "$DIR/docker/root" --exec-root "$DIR/docker/exec" \
+      --pidfile "$DIR/docker/dockerd.pid" -H "$DOCKER_HOST" \
+      --bridge=none --iptables=false --ip-forward=false --ip-masq=false --userland-proxy=false \
+      --storage-driver=overlay2 --shutdown-timeout=3 > "$DIR/docker.log" 2>&1 < /dev/null &
+    record docker $!
+    wait_for docker $! 60 docker version || { cmd_stop; exit 1; }
+    echo "export VAMP_TEST_DOCKER=$DOCKER_HOST DOCKER_HOST=$DOCKER_HOST DOCKER_BUILDKIT=0" >> "$DIR/env"
+    list="$list docker"
+  fi
+  echo "export VAMP_TEST_SERVICES='${list# }'" >> "$DIR/env"
+  log "started:$list"
+}
+
+cmd_stop() {
+  [ -f "$PIDS" ] || { umount_leftovers; return 0; }
+  local name pid st
+  if grep -q '^docker ' "$PIDS"; then
+    export DOCKER_HOST=unix://$DIR/docker/docker.sock
+    # Containers first, or dockerd waits out each one's stop timeout.
+    timeout 30 docker ps -aq 2>/dev/null | xargs -r timeout 30 docker rm -f > /dev/null 2>&1
+  fi
+  while read -r name pid st; do is_ours "$pid" "$st" && kill -TERM "$pid"; done < "$PIDS"
+  local deadline=$((SECONDS + 30))
+  while read -r name pid st; do
+    while is_ours "$pid" "$st" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    is_ours "$pid" "$st" && { log "$name ($pid) still runs: SIGKILL"; kill -KILL "$pid"; }
+  done < "$PIDS"
+  umount_leftovers
+  rm -f "$PIDS" "$DIR/docker/docker.sock"
+  log "stopped"
+}
+
+cmd_status() {
+  [ -f "$PIDS" ] || { echo "not started"; return 1; }
+  local name pid st
+  while read -r name pid st; do
+    if is_ours "$pid" "$st"; then echo "$name $pid running"; else echo "$name $pid gone"; fi
+  done < "$PIDS"
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

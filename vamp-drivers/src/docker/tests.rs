@@ -1,0 +1,62 @@
+use std::sync::Arc;
+
+use vamp_core::model::Deployable;
+use vamp_core::testkit::driver::{self, Fixtures};
+use vamp_core::testkit::services;
+use vamp_core::traits::ContainerDriver;
+
+use super::{DockerConfig, DockerDriver};
+
+/// The images scripts/images.sh builds FROM scratch.
+fn fixtures() -> Fixtures {
+    Fixtures {
+        demo: Box::new(|_version| Deployable {
+            kind: "container/docker".into(),
+            definition: "vamp-test/demo-app:1".into(),
+        }),
+        missing: Deployable {
+            kind: "container/docker".into(),
+            definition: "vamp-test/no-such-image:1".into(),
+        },
+        exits: Deployable {
+            kind: "container/docker".into(),
+            definition: "vamp-test/exits:1".into(),
+        },
+    }
+}
+
+fn config(host: &str) -> DockerConfig {
+    DockerConfig {
+        stop_grace: std::time::Duration::from_secs(2),
+        namespace: "kit".into(),
+        ..DockerConfig::new(host)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conforms_to_the_driver_kit() {
+    let Some(host) = services::service("docker") else {
+        return;
+    };
+    let driver = DockerDriver::connect(config(&host)).await.unwrap();
+    let reopen = move || {
+        let host = host.clone();
+        Box::pin(async move {
+            Arc::new(DockerDriver::connect(config(&host)).await.unwrap())
+                as Arc<dyn ContainerDriver>
+        }) as _
+    };
+    driver::run_all(&driver, &fixtures(), &reopen).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_daemon_is_a_clear_error() {
+    let e = DockerDriver::connect(DockerConfig::new("unix:///nonexistent/docker.sock"))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("docker") && text.contains("/nonexistent/docker.sock"),
+        "{text}"
+    );
+}

@@ -44,7 +44,7 @@ pub(super) fn initiated(intention: Intention, now: DateTime<Utc>) -> ServiceStat
 /// - external gateways replace the deployment's gateways on the same port;
 /// - dependencies are resolved to clusters, and every placeholder must have a value.
 ///
-/// The blueprint must be expanded (breeds, scales inline — [`crate::dsl::expand`]). New
+/// The blueprint must be expanded (breeds, scales inline — [`crate::dsl::expand()`]). New
 /// internal gateways get port 0 in `ports`; [`allocate_ports`] assigns them.
 pub fn merge(
     current: Option<&Deployment>,

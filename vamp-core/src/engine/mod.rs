@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`merge`]: a blueprint into a deployment (spec §3.3).
-//! - [`slice`]: services out of a deployment (spec §3.4), and [`finish_undeployment`] once a
+//! - [`merge()`]: a blueprint into a deployment (spec §3.3).
+//! - [`slice()`]: services out of a deployment (spec §3.4), and [`finish_undeployment`] once a
 //!   driver has removed them.
 //! - [`default_weights`]: route weights and condition strengths (spec §3.5).
 //! - [`allocate_ports`] with [`PortAllocator`]: internal gateway ports, kept in

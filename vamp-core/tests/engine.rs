@@ -77,3 +77,133 @@ async fn hundreds_of_services_converge_without_stalling() {
     assert!(vamp.deployment("big").await.unwrap().is_none());
     assert!(router.current().is_empty());
 }
+
+#[tokio::test]
+async fn artifacts_are_validated_stored_and_archived() {
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .build()
+        .unwrap();
+    let mut events = vamp.subscribe().await.unwrap();
+    let breed = dsl::read(
+        "kind: breeds\nname: web:1\ndeployable: img\nports: {web: 80}\n",
+        None,
+    )
+    .unwrap()
+    .remove(0);
+    vamp.put(breed.clone()).await.unwrap();
+    assert_eq!(
+        vamp.get(Kind::Breed, "web:1").await.unwrap(),
+        Some(breed.clone())
+    );
+    // Invalid input is refused and changes nothing.
+    let bad = dsl::read(
+        "kind: breeds\nname: web:1\ndeployable: img\nenvironment_variables: {X: $nope.host}\n",
+        None,
+    )
+    .unwrap()
+    .remove(0);
+    assert!(vamp.put(bad).await.is_err());
+    assert_eq!(vamp.get(Kind::Breed, "web:1").await.unwrap(), Some(breed));
+    // A blueprint's inline breeds are stored too.
+    let bp = dsl::read(
+        "kind: blueprints\nname: bp\nclusters:\n  c:\n    breed: {name: inline:1, deployable: x}\n",
+        None,
+    )
+    .unwrap()
+    .remove(0);
+    let stored = vamp.put(bp).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["inline:1", "bp"]
+    );
+    assert_eq!(
+        vamp.list(Kind::Breed, vamp_core::traits::Page::ALL)
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    assert!(vamp.delete(Kind::Blueprint, "bp").await.unwrap());
+    assert!(
+        !vamp.delete(Kind::Blueprint, "bp").await.unwrap(),
+        "delete is idempotent"
+    );
+    let mut archive = Vec::new();
+    while let Ok(Some(Ok(e))) = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        futures::StreamExt::next(&mut events),
+    )
+    .await
+    {
+        // `<kind>:<name>` and `archive:<what>`.
+        let tags: Vec<&str> = e
+            .event
+            .tags
+            .iter()
+            .map(String::as_str)
+            .filter(|t| t.contains(':'))
+            .collect();
+        archive.push(tags.join(" "));
+    }
+    assert_eq!(
+        archive,
+        [
+            "breeds:web:1 archive:create",
+            "breeds:inline:1 archive:create",
+            "blueprints:bp archive:create",
+            "blueprints:bp archive:delete"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn scaling_a_service_redeploys_it() {
+    let driver = MemoryDriver::default();
+    let vamp = Vamp::builder()
+        .driver(Arc::new(driver.clone()))
+        .build()
+        .unwrap();
+    vamp.put(
+        dsl::read(
+            "kind: breeds\nname: web:1\ndeployable: img\nports: {web: 80}\n",
+            None,
+        )
+        .unwrap()
+        .remove(0),
+    )
+    .await
+    .unwrap();
+    let Artifact::Blueprint(bp) =
+        dsl::read("kind: blueprints\nname: s\nclusters:\n  c: web:1\n", None)
+            .unwrap()
+            .remove(0)
+    else {
+        panic!()
+    };
+    vamp.deploy("s", &bp).await.unwrap();
+    while !vamp.reconcile().await.unwrap().converged {}
+    let instances = |vamp: &Vamp| {
+        let vamp = vamp.clone();
+        async move {
+            vamp.deployment("s").await.unwrap().unwrap().clusters["c"].services[0]
+                .instances
+                .len()
+        }
+    };
+    assert_eq!(instances(&vamp).await, 1);
+    let scale = vamp_core::model::Scale {
+        cpu: Cpu::from_millis(500),
+        memory: Memory::from_bytes(128_000_000),
+        instances: 3,
+        ..Default::default()
+    };
+    vamp.scale("s", "c", "web:1", scale).await.unwrap();
+    while !vamp.reconcile().await.unwrap().converged {}
+    assert_eq!(instances(&vamp).await, 3);
+    let missing = vamp
+        .scale("s", "c", "nope:1", vamp_core::model::Scale::default())
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("nope:1"), "{missing}");
+}

@@ -74,11 +74,11 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn engine(data: &Path, file: &Path) -> tokio::process::Child {
+fn engine(data: &Path, files: &[&Path]) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_embed-deploy"))
         .arg("--data")
         .arg(data)
-        .arg(file)
+        .args(files)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -95,7 +95,7 @@ async fn kill_9_mid_deploy_then_restart_converges_without_duplicates() {
     let data = dir.path().join("data");
 
     // Start, and kill -9 as soon as the first instance runs: mid-deploy.
-    let mut first = engine(&data, &file);
+    let mut first = engine(&data, &[&file]);
     wait_until("the first instance", || !processes(&marker).is_empty()).await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(first.id().unwrap()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -106,8 +106,9 @@ async fn kill_9_mid_deploy_then_restart_converges_without_duplicates() {
         "killed too late to be mid-deploy ({running_at_kill} running)"
     );
 
-    // Restart on the same data and wait until it says everything converged.
-    let mut second = engine(&data, &file);
+    // Restart on the same data — without the files: everything must come from what was
+    // stored before the kill — and wait until it says everything converged.
+    let mut second = engine(&data, &[]);
     let mut lines = BufReader::new(second.stdout.take().unwrap()).lines();
     tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -131,9 +132,28 @@ async fn kill_9_mid_deploy_then_restart_converges_without_duplicates() {
         "no duplicate or untracked process"
     );
 
-    // Stop the engine; remove the services.
+    // Stop the engine; nothing stored was lost: the breeds and the deployment are all there.
     second.start_kill().unwrap();
     second.wait().await.unwrap();
+    let db = vamp_drivers::sqlite::SqlitePersistence::open(data.join("vamp.db"))
+        .await
+        .unwrap();
+    use vamp_core::model::Kind;
+    use vamp_core::traits::{Page, Persistence};
+    let names = |kind| {
+        let db = &db;
+        async move {
+            db.list(kind, Page::ALL)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names(Kind::Breed).await, ["backend:1.0", "frontend:1.0"]);
+    assert_eq!(names(Kind::Deployment).await, ["shop"]);
     for s in services {
         driver.undeploy(s.key.as_ref().unwrap()).await.unwrap();
     }

@@ -8,8 +8,9 @@ use crate::model::*;
 
 /// Marks the services `blueprint` names (by breed, per cluster) for undeployment, spec §3.4.
 ///
-/// Allowed only when, for every gateway of a touched cluster, the services that remain hold
-/// 100% of the weight (or none remain) — else `InvalidRouteWeight`: move the traffic first.
+/// Allowed only when, for every gateway whose traffic the removed services carry (weight above
+/// 0%), the services that remain hold 100% of the weight (or none remain) — else
+/// `InvalidRouteWeight`: move the traffic first.
 /// Their routes leave the internal gateways; a cluster with nothing left running loses its
 /// gateways. The services stay in the deployment as `(Undeployment, Initiated)` until the
 /// driver has removed them ([`finish_undeployment`]). Services or clusters the deployment
@@ -45,7 +46,16 @@ pub fn slice(
                 .filter_map(|r| r.inline().and_then(|r| r.weight))
                 .map(|w| u32::from(w.get()))
                 .sum();
-            if !left.is_empty() && total != 100 {
+            // Routes without traffic may go whatever the others hold (a gateway can sit at
+            // 0% while it waits for its first weights): only removing traffic is refused.
+            let removed: u32 = spec
+                .routes
+                .iter()
+                .filter(|(k, _)| doomed.contains(k))
+                .filter_map(|(_, r)| r.inline().and_then(|r| r.weight))
+                .map(|w| u32::from(w.get()))
+                .sum();
+            if removed > 0 && !left.is_empty() && total != 100 {
                 return Err(DslError::new(
                     ErrorKind::InvalidRouteWeight,
                     format!("clusters.{cname}.gateways.{port}.routes"),

@@ -496,6 +496,37 @@ fn a_sliced_service_can_come_back() {
     );
 }
 
+/// Found by `engine_props`: a gateway still at 0% (waiting for its first weights) must not
+/// block removing a service that carries none of its traffic.
+#[test]
+fn removing_a_service_without_traffic_is_never_refused() {
+    let now = Utc::now();
+    let held = bp(
+        "name: m\nclusters:\n  monarch:\n    gateways: {web: {routes: {monarch:1.0: {weight: 0%}}}}\n    services: [monarch:1.0]\n",
+    );
+    let d = merge(None, "m", &held, &config(), now).unwrap();
+    // A service without a web port joins the cluster but not its web gateway.
+    let other = bp(
+        "name: m\nclusters:\n  monarch:\n    services:\n      - breed: recommendation:1.0\n        environment_variables: {SECRET: s}\n",
+    );
+    let merged = merge(Some(&d), "m", &other, &config(), now).unwrap();
+    assert_eq!(weights(&merged, "monarch", "web"), w(&[("monarch:1.0", 0)]));
+    let sliced = slice(&merged, &other, now).unwrap();
+    assert_eq!(
+        status(&sliced, "monarch", "recommendation:1.0").0,
+        Intention::Undeployment
+    );
+    // A version joining routes that all hold 0% takes the traffic: removing it is refused.
+    let next = bp("name: m\nclusters:\n  monarch: monarch:1.1\n");
+    let carrying = merge(Some(&d), "m", &next, &config(), now).unwrap();
+    assert_eq!(
+        weights(&carrying, "monarch", "web"),
+        w(&[("monarch:1.0", 0), ("monarch:1.1", 100)])
+    );
+    let refused = slice(&carrying, &next, now).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::InvalidRouteWeight);
+}
+
 #[test]
 fn anonymous_cluster_gateways_take_the_single_port() {
     let d = merge(

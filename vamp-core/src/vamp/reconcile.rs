@@ -58,6 +58,21 @@ fn phase(name: PhaseName, now: DateTime<Utc>, notification: Option<String>) -> P
     }
 }
 
+/// The `Failed` phase for `reason`, with its `synchronization:failed` event (§3.8).
+fn failed(
+    key: &ServiceKey,
+    now: DateTime<Utc>,
+    reason: String,
+    events_out: &mut Vec<Event>,
+) -> Phase {
+    events_out.push(events::synchronization(
+        key,
+        "failed",
+        reason.clone().into(),
+    ));
+    phase(PhaseName::Failed, now, Some(reason))
+}
+
 impl Vamp {
     /// Runs one reconciliation pass and reports what it did. [`run`](Self::run) calls this in
     /// a loop; tests may call it directly.
@@ -209,12 +224,7 @@ impl Vamp {
                 }
                 if overdue {
                     let reason = format!("not done within {}s", timeout.as_secs());
-                    events_out.push(events::synchronization(
-                        &key,
-                        "failed",
-                        reason.clone().into(),
-                    ));
-                    s.status.phase = phase(PhaseName::Failed, now, Some(reason));
+                    s.status.phase = failed(&key, now, reason, events_out);
                     continue;
                 }
                 match s.status.intention {
@@ -294,12 +304,7 @@ impl Vamp {
                         if let Some(reason) =
                             state.filter(|_| matches).and_then(|a| a.failure.clone())
                         {
-                            events_out.push(events::synchronization(
-                                &key,
-                                "failed",
-                                reason.clone().into(),
-                            ));
-                            s.status.phase = phase(PhaseName::Failed, now, Some(reason));
+                            s.status.phase = failed(&key, now, reason, events_out);
                             continue;
                         }
                         let wanted = usize::try_from(spec.scale.instances).unwrap_or(usize::MAX);

@@ -14,7 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::unique;
 use crate::model::{
-    Breed, Cpu, Deployable, HealthCheck, Map, Memory, Port, PortType, PortValue, Scale, Seconds,
+    Breed, Cpu, Deployable, HealthCheck, Instance, Map, Memory, Port, PortType, PortValue, Scale,
+    Seconds,
 };
 use crate::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
 
@@ -91,6 +92,8 @@ fn spec(deployment: &str, version: &str, deployable: Deployable, instances: u32)
         environment: Map::from_iter([
             ("VAMP_DEMO_VERSION".to_owned(), version.to_owned()),
             ("GREETING".to_owned(), "hello".to_owned()),
+            // Tells this test's instances from those of tests running beside it.
+            ("VAMP_DEMO_RUN".to_owned(), deployment.to_owned()),
         ]),
         arguments: Vec::new(),
         health_checks: vec![HealthCheck {
@@ -190,6 +193,24 @@ async fn answers(state: &ServiceState, version: &str) {
             "instance {} runs the wrong version",
             i.name
         );
+        if let Some(key) = &state.key {
+            let (_, run) = http_get(&i.host, port, "/env/VAMP_DEMO_RUN").await.unwrap();
+            assert_eq!(
+                run.trim(),
+                key.deployment,
+                "instance {} of another run",
+                i.name
+            );
+        }
+    }
+}
+
+/// Whether `instance` of the deployment `run` is gone: its port is closed, or serves another
+/// test's instance (tests running beside this one may be given a port it gave back).
+async fn gone(instance: &Instance, run: &str) -> bool {
+    match http_get(&instance.host, instance.ports["web"], "/env/VAMP_DEMO_RUN").await {
+        Err(_) => true,
+        Ok((_, answer)) => answer.trim() != run,
     }
 }
 
@@ -237,7 +258,7 @@ pub async fn deploy_scale_undeploy(driver: &dyn ContainerDriver, fixtures: &Fixt
     .await;
     for i in &s.instances {
         assert!(
-            http_get(&i.host, i.ports["web"], "/").await.is_err(),
+            gone(i, &deployment).await,
             "an undeployed instance still answers on {}",
             i.ports["web"]
         );
@@ -399,10 +420,6 @@ pub async fn finds_its_services_after_a_restart(
     again.undeploy(&spec.key).await.unwrap();
     wait_for(&*again, &spec.key, "gone", |s| s.is_none()).await;
     for i in &before.instances {
-        assert!(
-            http_get(&i.host, i.ports["web"], "/").await.is_err(),
-            "instance {} survived",
-            i.name
-        );
+        assert!(gone(i, &deployment).await, "instance {} survived", i.name);
     }
 }

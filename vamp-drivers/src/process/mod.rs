@@ -106,6 +106,16 @@ fn io_error(config: &ProcessConfig, e: std::io::Error) -> Error {
 }
 
 /// `PORT`, `PORT0…N`, `PORT_<NAME>` for an instance's ports, longest names first.
+/// A port in `start..=end`, different from one driver to the next (std's per-process random
+/// hash keys; no cryptographic quality needed).
+fn random_in(start: u16, end: u16) -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let span = u64::from(end.saturating_sub(start)) + 1;
+    start.saturating_add(u16::try_from(h.finish() % span).unwrap_or(0))
+}
+
 fn port_variables(ports: &Map<u16>) -> Vec<(String, String)> {
     let mut vars = Vec::new();
     for (i, (name, port)) in ports.iter().enumerate() {
@@ -184,10 +194,13 @@ impl ProcessDriver {
     /// A free port: unused by any instance we know, and bindable right now.
     fn free_port(&self, inner: &mut Inner, used: &BTreeSet<u16>) -> Result<u16> {
         let (start, end) = (*self.config.ports.start(), *self.config.ports.end());
+        // A fresh driver starts its search at a random point in the range, so that drivers
+        // in other processes on this host rarely probe the same port at the same moment (each
+        // port is only checked free; the instance binds it a moment later).
         let from = inner
             .last_port
             .filter(|p| (start..end).contains(p))
-            .map_or(start, |p| p + 1);
+            .map_or_else(|| random_in(start, end), |p| p + 1);
         let port = (from..=end)
             .chain(start..from)
             .find(|p| {

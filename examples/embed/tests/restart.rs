@@ -110,16 +110,25 @@ async fn kill_9_mid_deploy_then_restart_converges_without_duplicates() {
     // stored before the kill — and wait until it says everything converged.
     let mut second = engine(&data, &[]);
     let mut lines = BufReader::new(second.stdout.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
+    let mut seen = Vec::new();
+    let converged = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
             if line == "converged" {
-                return;
+                return true;
             }
+            seen.push(line);
         }
-        panic!("the engine stopped before converging");
+        false
     })
-    .await
-    .expect("converged within 60 s");
+    .await;
+    if converged != Ok(true) {
+        let driver = ProcessDriver::new(ProcessConfig::new(data.join("process"))).unwrap();
+        panic!(
+            "not converged within 60 s ({converged:?}); the engine said:\n{}\nthe driver sees: {:?}",
+            seen.join("\n"),
+            driver.services().await
+        );
+    }
 
     // Exactly the six instances, each tracked once, no orphan.
     let driver = ProcessDriver::new(ProcessConfig::new(data.join("process"))).unwrap();

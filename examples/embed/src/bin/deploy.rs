@@ -58,7 +58,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move {
         while let Some(Ok(e)) = events.next().await {
             if e.event.kind == "synchronization" {
-                println!("event {}", e.event.tags.join(" "));
+                match &e.event.value {
+                    serde_json::Value::Null => println!("event {}", e.event.tags.join(" ")),
+                    value => println!("event {} {value}", e.event.tags.join(" ")),
+                }
                 let done = watcher.deployments().await.is_ok_and(|ds| {
                     ds.iter()
                         .flat_map(|d| d.clusters.values())

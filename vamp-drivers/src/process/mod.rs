@@ -105,7 +105,6 @@ fn io_error(config: &ProcessConfig, e: std::io::Error) -> Error {
     }
 }
 
-/// `PORT`, `PORT0…N`, `PORT_<NAME>` for an instance's ports, longest names first.
 /// A port in `start..=end`, different from one driver to the next (std's per-process random
 /// hash keys; no cryptographic quality needed).
 fn random_in(start: u16, end: u16) -> u16 {
@@ -116,6 +115,7 @@ fn random_in(start: u16, end: u16) -> u16 {
     start.saturating_add(u16::try_from(h.finish() % span).unwrap_or(0))
 }
 
+/// `PORT`, `PORT0…N`, `PORT_<NAME>` for an instance's ports, longest names first.
 fn port_variables(ports: &Map<u16>) -> Vec<(String, String)> {
     let mut vars = Vec::new();
     for (i, (name, port)) in ports.iter().enumerate() {

@@ -3,10 +3,14 @@
 //!
 //! # Layout
 //!
-//! Nothing is built here yet. The gateway issue adds `haproxy::{config, runtime, process}`,
-//! `agent` and `embedded`, all consuming `vamp_core::traits::ResolvedGateway` and implementing
+//! - [`balance`]: smooth weighted round-robin, how the embedded router splits traffic.
+//!
+//! Still to come with the gateway issue: `haproxy::{config, runtime, process}`, `agent` and
+//! `embedded`, all consuming `vamp_core::traits::ResolvedGateway` and implementing
 //! `vamp_core::traits::Router`.
 #![cfg_attr(
     not(test),
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
+
+pub mod balance;

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`balance`]: smooth weighted round-robin, how the embedded router splits traffic.
+//! - [`condition`]: route conditions evaluated in process (spec §1.7.2 semantics).
 //!
 //! Still to come with the gateway issue: `haproxy::{config, runtime, process}`, `agent` and
 //! `embedded`, all consuming `vamp_core::traits::ResolvedGateway` and implementing
@@ -14,3 +15,4 @@
 )]
 
 pub mod balance;
+pub mod condition;

@@ -5,6 +5,7 @@
 //!
 //! - [`balance`]: smooth weighted round-robin, how the embedded router splits traffic.
 //! - [`condition`]: route conditions evaluated in process (spec §1.7.2 semantics).
+//! - [`select`]: which route takes a request: conditions, strength, weights (spec §4.2.2).
 //!
 //! Still to come with the gateway issue: `haproxy::{config, runtime, process}`, `agent` and
 //! `embedded`, all consuming `vamp_core::traits::ResolvedGateway` and implementing
@@ -16,3 +17,4 @@
 
 pub mod balance;
 pub mod condition;
+pub mod select;

@@ -161,7 +161,10 @@ fn user_agent(value: &str) -> Vec<String> {
 }
 
 /// The values of cookie `name` in the request's `Cookie` headers (names are case-sensitive).
-fn cookies<'a>(request: &'a impl Request, name: &'a str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn cookies<'a>(
+    request: &'a impl Request,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
     request
         .header_values("cookie")
         .flat_map(|line| line.split(';'))

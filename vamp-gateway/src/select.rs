@@ -25,7 +25,7 @@
 //! ```
 
 use crate::balance::SmoothWeighted;
-use crate::condition::{Condition, Request};
+use crate::condition::{Condition, Request, cookies};
 
 /// One route as the selector sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,18 +98,58 @@ impl Selector {
     /// The index of the route that takes `request`, or `None` when no route would (no matching
     /// condition took it and every weight is 0%).
     pub fn pick(&mut self, request: &impl Request) -> Option<usize> {
+        self.by_condition(request).or_else(|| self.pool.pick())
+    }
+
+    /// [`pick`](Self::pick) for a sticky gateway (`sticky: route`), whose clients carry the
+    /// route they were given in cookie `cookie`, as HAProxy's `cookie … insert` on the weighted
+    /// pool does (spec §4.2.2):
+    ///
+    /// - conditions come first (they are the frontend's rules, before the pool);
+    /// - a request pinned to a route still in the table goes there, whatever the weights —
+    ///   even 0%, as HAProxy still serves persistent requests on a drained server;
+    /// - otherwise the weights decide and [`Pick::pin`] asks the caller to set the cookie.
+    ///
+    /// ```
+    /// use vamp_gateway::condition::Headers;
+    /// use vamp_gateway::select::{Route, Selector};
+    ///
+    /// let mut s = Selector::new(vec![Route::weighted("v1", 0), Route::weighted("v2", 100)]);
+    /// let pinned = Headers::from([("Cookie", "o_shop=v1")]);
+    /// assert_eq!(s.pick_sticky(&pinned, "o_shop").map(|p| (p.route, p.pin)), Some((0, false)));
+    /// let fresh = Headers::default();
+    /// assert_eq!(s.pick_sticky(&fresh, "o_shop").map(|p| (p.route, p.pin)), Some((1, true)));
+    /// ```
+    pub fn pick_sticky(&mut self, request: &impl Request, cookie: &str) -> Option<Pick> {
+        if let Some(route) = self.by_condition(request) {
+            return Some(Pick { route, pin: false });
+        }
+        let pinned = cookies(request, cookie)
+            .find_map(|name| self.routes.iter().position(|r| r.name == name));
+        match pinned {
+            Some(route) => Some(Pick { route, pin: false }),
+            None => self.pool.pick().map(|route| Pick { route, pin: true }),
+        }
+    }
+
+    /// The route the first condition `request` meets sends it to, if its strength draw says so.
+    fn by_condition(&mut self, request: &impl Request) -> Option<usize> {
         let first = self
             .routes
             .iter()
-            .position(|r| r.condition.as_ref().is_some_and(|c| c.matches(request)));
-        if let Some(i) = first {
-            let takes = self.strength[i].as_mut().and_then(SmoothWeighted::pick);
-            if takes == Some(0) {
-                return Some(i);
-            }
-        }
-        self.pool.pick()
+            .position(|r| r.condition.as_ref().is_some_and(|c| c.matches(request)))?;
+        let takes = self.strength[first].as_mut().and_then(SmoothWeighted::pick);
+        (takes == Some(0)).then_some(first)
     }
+}
+
+/// The route [`Selector::pick_sticky`] chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    /// The route's index.
+    pub route: usize,
+    /// Whether the weights chose it: the response should set the sticky cookie to its name.
+    pub pin: bool,
 }
 
 #[cfg(test)]
@@ -168,6 +208,57 @@ mod tests {
         ]);
         let beta = Headers::from([("Cookie", "beta=1")]);
         assert_eq!(tally(&mut s, &beta, 100), [50, 50]);
+    }
+
+    #[test]
+    fn sticky_clients_keep_their_route_while_new_ones_follow_the_weights() {
+        let mut s = Selector::new(vec![Route::weighted("v1", 50), Route::weighted("v2", 50)]);
+        let first = s.pick_sticky(&Headers::default(), "o_g").unwrap();
+        assert!(first.pin, "a weighted choice asks for the cookie");
+        let name = s.routes()[first.route].name.clone();
+        // The weights move everything to the other route: the pinned client stays.
+        let other = 1 - first.route;
+        let mut weights = [0, 0];
+        weights[other] = 100;
+        let mut s = Selector::new(vec![
+            Route::weighted("v1", weights[0]),
+            Route::weighted("v2", weights[1]),
+        ]);
+        let cookie = format!("a=1; o_g={name}");
+        let pinned = Headers::from([("Cookie", cookie.as_str())]);
+        let stays = Pick {
+            route: first.route,
+            pin: false,
+        };
+        assert!((0..10).all(|_| s.pick_sticky(&pinned, "o_g") == Some(stays)));
+        // New clients, and clients pinned to a route that is gone, follow the weights.
+        let moved = Pick {
+            route: other,
+            pin: true,
+        };
+        for r in [Headers::default(), Headers::from([("Cookie", "o_g=v0")])] {
+            assert_eq!(s.pick_sticky(&r, "o_g"), Some(moved));
+        }
+        // Another gateway's cookie is not ours.
+        let cookie = format!("o_h={name}");
+        let elsewhere = Headers::from([("Cookie", cookie.as_str())]);
+        assert_eq!(s.pick_sticky(&elsewhere, "o_g"), Some(moved));
+    }
+
+    #[test]
+    fn conditions_come_before_the_sticky_cookie() {
+        let mut s = Selector::new(vec![
+            Route::weighted("v1", 100),
+            Route::weighted("v2", 0).with_condition(cond("has header X-Canary"), 100),
+        ]);
+        let canary = Headers::from([("X-Canary", "1"), ("Cookie", "o_g=v1")]);
+        assert_eq!(
+            s.pick_sticky(&canary, "o_g"),
+            Some(Pick {
+                route: 1,
+                pin: false
+            })
+        );
     }
 
     #[test]

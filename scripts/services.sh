@@ -7,15 +7,16 @@
 #   bash scripts/services.sh status
 #   source "$VAMP_SVC_DIR/env"         # after start: VAMP_TEST_SERVICES and the addresses
 #
-# Services: docker (a private dockerd with no bridge network, on its own socket). Needs root
-# on Debian 12. Every PID is recorded with its kernel start time; stop signals a PID only if
+# Services: docker (a private dockerd with no bridge network, on its own socket) and haproxy
+# (installed and checked only: every HAProxy test starts its own master-worker instance on free
+# ports through vamp_gateway::haproxy::process). Needs root on Debian 12. Every PID is recorded with its kernel start time; stop signals a PID only if
 # it still is the process that was started, so a reused PID is never touched.
 set -uo pipefail
 umask 022
 
 DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
 PIDS=$DIR/pids
-SERVICES=${VAMP_SVC_LIST:-docker}
+SERVICES=${VAMP_SVC_LIST:-docker haproxy}
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 DOCKER_BUILDKIT=0
 
 log() { printf '[services %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -30,6 +31,7 @@ is_ours()   { [ -n "${2:-}" ] && [ "$(starttime "$1" 2>/dev/null)" = "$2" ]; }
 pkgs_for() {
   case $1 in
     docker) echo docker.io busybox-static ;;
+    haproxy) echo haproxy ;;
   esac
 }
 
@@ -91,6 +93,11 @@ cmd_start() {
     wait_for docker $! 60 docker version || { cmd_stop; exit 1; }
     echo "export VAMP_TEST_DOCKER=$DOCKER_HOST DOCKER_HOST=$DOCKER_HOST DOCKER_BUILDKIT=0" >> "$DIR/env"
     list="$list docker"
+  fi
+  if has haproxy; then
+    command -v haproxy > /dev/null || die "haproxy is not on PATH after installing it"
+    echo "export VAMP_TEST_HAPROXY=$(command -v haproxy)" >> "$DIR/env"
+    list="$list haproxy"
   fi
   echo "export VAMP_TEST_SERVICES='${list# }'" >> "$DIR/env"
   log "started:$list"

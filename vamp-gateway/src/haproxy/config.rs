@@ -1,0 +1,460 @@
+//! A typed HAProxy configuration and its renderer.
+//!
+//! Every field holds checked text ([`Ident`], [`Quoted`], [`Criterion`], paths checked by
+//! [`SocketPath`]), so [`Config`]'s `Display` cannot produce a line a user wrote. The shape
+//! follows the Vamp layout (spec §4.2.2); [`render`](super::render) fills it from gateways.
+
+use std::fmt::{self, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::acl::Criterion;
+use super::text::{Ident, Quoted, TextError, comment};
+
+/// A whole configuration file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    /// The `global` section.
+    pub global: Global,
+    /// The `defaults` section.
+    pub defaults: Defaults,
+    /// Frontends, in order.
+    pub frontends: Vec<Frontend>,
+    /// Backends, in order.
+    pub backends: Vec<Backend>,
+}
+
+/// The `global` section: the process-wide settings the agent and process control rely on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// Run as master + worker (needed for seamless reloads through the master CLI).
+    pub master_worker: bool,
+    /// The admin socket (`stats socket … level admin expose-fd listeners`): runtime API and
+    /// listener hand-over on reload.
+    pub admin_socket: Option<SocketPath>,
+    /// Connections per process.
+    pub maxconn: u32,
+    /// How long an old worker may finish its connections after a reload.
+    pub hard_stop_after_s: u32,
+    /// Where server states (weights, up/down) are kept across reloads.
+    pub server_state_file: Option<SocketPath>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            master_worker: true,
+            admin_socket: None,
+            maxconn: 4096,
+            hard_stop_after_s: 30,
+            server_state_file: None,
+        }
+    }
+}
+
+/// The `defaults` section (spec §4.4 base config, with shorter timeouts for tests possible).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    /// `timeout connect`, ms.
+    pub connect_ms: u32,
+    /// `timeout client` / `timeout server`, ms.
+    pub client_server_ms: u32,
+    /// `timeout http-request`, ms.
+    pub http_request_ms: u32,
+    /// Connection retries (`retries`), with `option redispatch`.
+    pub retries: u8,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            connect_ms: 5_000,
+            client_server_ms: 50_000,
+            http_request_ms: 5_000,
+            retries: 3,
+        }
+    }
+}
+
+/// `mode http` or `mode tcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Layer 7.
+    Http,
+    /// Layer 4.
+    Tcp,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Http => "http",
+            Mode::Tcp => "tcp",
+        })
+    }
+}
+
+/// A filesystem path for a unix socket or state file: no control characters, and short
+/// enough for `sun_path` (107 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketPath(PathBuf);
+
+impl SocketPath {
+    /// The longest path a unix socket address holds.
+    pub const MAX_LEN: usize = 107;
+
+    /// Checks `path`.
+    ///
+    /// # Errors
+    /// [`TextError::ControlCharacter`], or [`TextError::BadIdent`] (naming the path) when it
+    /// is not valid UTF-8 or too long.
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self, TextError> {
+        let path = path.into();
+        let text = path.to_str().ok_or_else(|| TextError::BadIdent {
+            text: path.display().to_string(),
+        })?;
+        Quoted::new("socket path", text)?;
+        if text.len() > Self::MAX_LEN {
+            return Err(TextError::BadIdent {
+                text: format!("{text} (longer than {} bytes)", Self::MAX_LEN),
+            });
+        }
+        Ok(SocketPath(path))
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn quoted(&self, prefix: &str) -> Quoted {
+        // Checked in `new`.
+        Quoted(format!("{prefix}{}", self.0.display()))
+    }
+}
+
+/// Where a frontend listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket; `accept_proxy` reads a PROXY protocol header first.
+    Unix {
+        /// The socket.
+        path: SocketPath,
+        /// Expect the PROXY protocol.
+        accept_proxy: bool,
+    },
+}
+
+/// `acl <name> <criterion>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acl {
+    /// The criterion; the ACL name is derived from it.
+    pub criterion: Criterion,
+}
+
+/// `use_backend <backend> [if <condition>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseBackend {
+    /// The backend.
+    pub backend: Ident,
+    /// ACL names joined as HAProxy conditions (`a b or !c`); `None` = always.
+    pub condition: Option<String>,
+}
+
+/// A frontend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    /// Name (a lookup name, spec §4.2.1).
+    pub name: Ident,
+    /// What it is, for humans (rendered as a comment).
+    pub comment: String,
+    /// Listeners.
+    pub binds: Vec<Bind>,
+    /// Mode.
+    pub mode: Mode,
+    /// ACLs.
+    pub acls: Vec<Acl>,
+    /// Switching rules, first match wins.
+    pub use_backends: Vec<UseBackend>,
+    /// Where everything else goes.
+    pub default_backend: Option<Ident>,
+}
+
+/// `balance` algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Smooth weighted round robin.
+    RoundRobin,
+    /// Fewest connections.
+    LeastConn,
+    /// Hash of the client address.
+    Source,
+    /// Fill the first server first.
+    First,
+    /// Static weighted round robin.
+    StaticRr,
+    /// Random, weighted.
+    Random,
+    /// Hash of the URI.
+    Uri,
+}
+
+impl Algorithm {
+    /// The algorithm with HAProxy's name `name`, if it takes no arguments.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "roundrobin" => Algorithm::RoundRobin,
+            "leastconn" => Algorithm::LeastConn,
+            "source" => Algorithm::Source,
+            "first" => Algorithm::First,
+            "static-rr" => Algorithm::StaticRr,
+            "random" => Algorithm::Random,
+            "uri" => Algorithm::Uri,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Algorithm::RoundRobin => "roundrobin",
+            Algorithm::LeastConn => "leastconn",
+            Algorithm::Source => "source",
+            Algorithm::First => "first",
+            Algorithm::StaticRr => "static-rr",
+            Algorithm::Random => "random",
+            Algorithm::Uri => "uri",
+        })
+    }
+}
+
+/// Where a server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `host:port`; `host` is an IP address or a DNS name (checked).
+    Tcp {
+        /// IP or DNS name.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A unix socket (a route frontend of this config).
+    Unix(SocketPath),
+}
+
+impl Address {
+    /// A TCP address; `host` must be an IP address or a DNS name.
+    ///
+    /// # Errors
+    /// [`TextError::BadIdent`] naming the host.
+    pub fn tcp(host: &str, port: u16) -> Result<Self, TextError> {
+        let ip = host.parse::<std::net::IpAddr>().is_ok();
+        let dns = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if ip || dns {
+            Ok(Address::Tcp {
+                host: host.to_owned(),
+                port,
+            })
+        } else {
+            Err(TextError::BadIdent {
+                text: format!("{host} (not an IP address or DNS name)"),
+            })
+        }
+    }
+}
+
+/// A server line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Name, unique in its backend.
+    pub name: Ident,
+    /// For humans (rendered as a comment).
+    pub comment: String,
+    /// Address.
+    pub address: Address,
+    /// Weight 0–256 (0 = no traffic from balancing).
+    pub weight: u16,
+    /// Send a PROXY protocol header (hops to route frontends).
+    pub send_proxy: bool,
+    /// Health-check it.
+    pub check: bool,
+    /// The sticky cookie value naming it.
+    pub cookie: Option<Ident>,
+}
+
+/// `http-request set-path <path> if { <criterion> }` (spec §1.8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetPath {
+    /// The new path (a checked log-format string).
+    pub path: Quoted,
+    /// When.
+    pub condition: Criterion,
+}
+
+/// A backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    /// Name (`o_…`, `im_…` or a route lookup name).
+    pub name: Ident,
+    /// For humans (rendered as a comment).
+    pub comment: String,
+    /// Mode.
+    pub mode: Mode,
+    /// Algorithm.
+    pub balance: Algorithm,
+    /// `cookie <name> insert indirect nocache` for sticky sessions.
+    pub cookie: Option<Ident>,
+    /// Path rewrites.
+    pub set_paths: Vec<SetPath>,
+    /// `option forwardfor` (http).
+    pub forward_for: bool,
+    /// `http-request set-header X-Forwarded-Port %[dst_port]` (virtual-host backends).
+    pub forwarded_port: bool,
+    /// Servers.
+    pub servers: Vec<Server>,
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = &self.global;
+        f.write_str("# Rendered by vamp-gateway; edits are overwritten.\nglobal\n")?;
+        if g.master_worker {
+            f.write_str("    master-worker\n")?;
+        }
+        writeln!(f, "    maxconn {}", g.maxconn)?;
+        writeln!(f, "    hard-stop-after {}s", g.hard_stop_after_s)?;
+        if let Some(sock) = &g.admin_socket {
+            writeln!(
+                f,
+                "    stats socket {} mode 600 level admin expose-fd listeners",
+                sock.quoted("")
+            )?;
+        }
+        if let Some(file) = &g.server_state_file {
+            writeln!(f, "    server-state-file {}", file.quoted(""))?;
+        }
+        let d = &self.defaults;
+        f.write_str("\ndefaults\n    mode http\n    option dontlognull\n    option redispatch\n")?;
+        writeln!(f, "    retries {}", d.retries)?;
+        f.write_str("    option http-keep-alive\n")?;
+        writeln!(f, "    timeout connect {}ms", d.connect_ms)?;
+        writeln!(f, "    timeout client {}ms", d.client_server_ms)?;
+        writeln!(f, "    timeout server {}ms", d.client_server_ms)?;
+        writeln!(f, "    timeout http-request {}ms", d.http_request_ms)?;
+        writeln!(f, "    timeout check {}ms", d.connect_ms)?;
+        f.write_str("    default-server init-addr last,libc,none\n")?;
+        if g.server_state_file.is_some() {
+            f.write_str("    load-server-state-from-file global\n")?;
+        }
+        for fe in &self.frontends {
+            write!(f, "\n{fe}")?;
+        }
+        for be in &self.backends {
+            write!(f, "\n{be}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# {}", comment(&self.comment))?;
+        writeln!(f, "frontend {}", self.name)?;
+        for bind in &self.binds {
+            match bind {
+                Bind::Tcp(addr) => writeln!(f, "    bind {addr}")?,
+                Bind::Unix { path, accept_proxy } => writeln!(
+                    f,
+                    "    bind {}{}",
+                    path.quoted("unix@"),
+                    if *accept_proxy { " accept-proxy" } else { "" }
+                )?,
+            }
+        }
+        writeln!(f, "    mode {}", self.mode)?;
+        if self.mode == Mode::Http {
+            // Idle keep-alive connections are closed after their response when an old
+            // worker stops after a reload, instead of being cut (HAProxy 2.6).
+            f.write_str("    option idle-close-on-response\n")?;
+        }
+        for acl in &self.acls {
+            writeln!(f, "    acl {} {}", acl.criterion.acl_name(), acl.criterion)?;
+        }
+        for ub in &self.use_backends {
+            match &ub.condition {
+                Some(c) => writeln!(f, "    use_backend {} if {c}", ub.backend)?,
+                None => writeln!(f, "    use_backend {}", ub.backend)?,
+            }
+        }
+        if let Some(be) = &self.default_backend {
+            writeln!(f, "    default_backend {be}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# {}", comment(&self.comment))?;
+        writeln!(f, "backend {}", self.name)?;
+        writeln!(f, "    mode {}", self.mode)?;
+        writeln!(f, "    balance {}", self.balance)?;
+        if let Some(cookie) = &self.cookie {
+            writeln!(f, "    cookie {cookie} insert indirect nocache")?;
+        }
+        for sp in &self.set_paths {
+            writeln!(
+                f,
+                "    http-request set-path {} if {{ {} }}",
+                sp.path, sp.condition
+            )?;
+        }
+        if self.forward_for {
+            f.write_str("    option forwardfor\n")?;
+        }
+        if self.forwarded_port {
+            f.write_str("    http-request set-header X-Forwarded-Port %[dst_port]\n")?;
+        }
+        for s in &self.servers {
+            let mut line = format!("    server {} ", s.name);
+            match &s.address {
+                Address::Tcp { host, port } if host.contains(':') => {
+                    let _ = write!(line, "[{host}]:{port}");
+                }
+                Address::Tcp { host, port } => {
+                    let _ = write!(line, "{host}:{port}");
+                }
+                Address::Unix(path) => {
+                    let _ = write!(line, "{}", path.quoted("unix@"));
+                }
+            }
+            let _ = write!(line, " weight {}", s.weight);
+            if s.send_proxy {
+                line.push_str(" send-proxy");
+            }
+            if s.check {
+                line.push_str(" check inter 1s fall 2 rise 1");
+            }
+            if let Some(c) = &s.cookie {
+                let _ = write!(line, " cookie {c}");
+            }
+            if !s.comment.is_empty() {
+                let _ = write!(line, "  # {}", comment(&s.comment));
+            }
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}

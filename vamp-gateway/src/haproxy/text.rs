@@ -1,0 +1,172 @@
+//! The two kinds of text that reach a rendered HAProxy file: identifiers (proxy, server, ACL
+//! and cookie names) and quoted values. Both are checked when built, so rendering cannot fail
+//! and no user string can end a line, start a comment or leave its quotes.
+
+use std::fmt;
+
+/// Why a piece of text cannot go into an HAProxy config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// An identifier with a character HAProxy does not allow in names.
+    #[error(
+        "'{text}' is not a valid HAProxy name: use 1–{max} of the characters A–Z a–z 0–9 _ . : -",
+        max = Ident::MAX_LEN
+    )]
+    BadIdent {
+        /// The text.
+        text: String,
+    },
+    /// A value with a control character (newline, tab, NUL, …), which would end the line.
+    #[error("{what} '{}' contains a control character (newline, tab, …); remove it", .text.escape_debug())]
+    ControlCharacter {
+        /// What the value is (e.g. "header value").
+        what: &'static str,
+        /// The text.
+        text: String,
+    },
+}
+
+/// A name HAProxy accepts for a proxy, server, ACL or cookie: `[A-Za-z0-9_.:-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ident(String);
+
+impl Ident {
+    /// The longest name accepted (HAProxy has no fixed limit; ours keeps socket paths short).
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks `text` and wraps it.
+    ///
+    /// ```
+    /// use vamp_gateway::haproxy::text::Ident;
+    /// assert!(Ident::new("o_93a45182d84b").is_ok());
+    /// assert!(Ident::new("web\n    server evil 1.2.3.4:80").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`TextError::BadIdent`] for an empty, too long or otherwise invalid name.
+    pub fn new(text: impl Into<String>) -> Result<Self, TextError> {
+        let text = text.into();
+        let ok = !text.is_empty()
+            && text.len() <= Self::MAX_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if ok {
+            Ok(Ident(text))
+        } else {
+            Err(TextError::BadIdent { text })
+        }
+    }
+
+    /// A valid name made from any text: invalid characters become `_`, an empty result
+    /// becomes `_`, and overlong text is cut (so two different inputs may give one name;
+    /// callers that need uniqueness check for it).
+    pub fn sanitized(text: &str) -> Self {
+        let mut out: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(Self::MAX_LEN)
+            .collect();
+        if out.is_empty() {
+            out.push('_');
+        }
+        Ident(out)
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A value rendered inside single quotes: HAProxy takes everything between them literally
+/// (no `${VAR}` expansion, no `#` comments, no backslash escapes), and a quote inside the
+/// value is written `'\''`, as in a POSIX shell.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Quoted(pub(super) String);
+
+impl Quoted {
+    /// Checks that `text` has no control character and wraps it.
+    ///
+    /// ```
+    /// use vamp_gateway::haproxy::text::Quoted;
+    /// assert_eq!(Quoted::new("value", "it's").unwrap().to_string(), r"'it'\''s'");
+    /// assert!(Quoted::new("value", "a\nb").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`TextError::ControlCharacter`], naming `what`.
+    pub fn new(what: &'static str, text: impl Into<String>) -> Result<Self, TextError> {
+        let text = text.into();
+        if text.chars().any(char::is_control) {
+            return Err(TextError::ControlCharacter { what, text });
+        }
+        Ok(Quoted(text))
+    }
+
+    /// The value, unquoted.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Quoted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("'")?;
+        for (i, part) in self.0.split('\'').enumerate() {
+            if i > 0 {
+                f.write_str(r"'\''")?;
+            }
+            f.write_str(part)?;
+        }
+        f.write_str("'")
+    }
+}
+
+/// Text for a `#` comment: control characters become spaces, so a comment always ends at
+/// its own line.
+pub(crate) fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sanitized_names_are_valid(text in ".{0,80}") {
+            let name = Ident::sanitized(&text);
+            prop_assert!(Ident::new(name.as_str()).is_ok());
+        }
+
+        #[test]
+        fn quoted_values_stay_on_one_line_and_round_trip(text in "[^\\p{Cc}]{0,40}") {
+            let rendered = Quoted::new("value", text.clone()).unwrap().to_string();
+            prop_assert!(!rendered.contains('\n'));
+            // Undo the shell-style quoting: the value comes back exactly.
+            let inner = &rendered[1..rendered.len() - 1];
+            prop_assert_eq!(inner.replace(r"'\''", "'"), text);
+        }
+    }
+
+    #[test]
+    fn comments_cannot_end_their_line() {
+        assert_eq!(comment("a\nbackend x"), "a backend x");
+    }
+}

@@ -6,11 +6,10 @@
 //! - [`balance`]: smooth weighted round-robin, how the embedded router splits traffic.
 //! - [`condition`]: route conditions evaluated in process (spec §1.7.2 semantics).
 //! - [`select`]: which route takes a request: conditions, strength, weights (spec §4.2.2).
-//! - [`haproxy`]: the HAProxy configuration model and renderer.
+//! - [`haproxy`]: the HAProxy configuration model, renderer, runtime API and process control.
+//! - [`embedded`] (feature `embedded`, default): the in-process router.
 //!
-//! Still to come with the gateway issue: `haproxy::{runtime, process}`, `agent` and
-//! `embedded`, all consuming `vamp_core::traits::ResolvedGateway` and implementing
-//! `vamp_core::traits::Router`.
+//! Still to come with the gateway issue: the `agent` and the HAProxy routers.
 #![cfg_attr(
     not(test),
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
@@ -18,5 +17,7 @@
 
 pub mod balance;
 pub mod condition;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod haproxy;
 pub mod select;

@@ -7,9 +7,12 @@
 //! - [`render`]: gateways → configuration in Vamp's layout (spec §4.2.2).
 //! - [`runtime`]: the runtime API (weights, server states, statistics) over the admin socket.
 //! - [`process`]: master-worker start, `haproxy -c`, seamless reload, read-back.
+//! - [`local`] (feature `haproxy-local`): a `Router` driving one local HAProxy.
 
 pub mod acl;
 pub mod config;
+#[cfg(feature = "haproxy-local")]
+pub mod local;
 pub mod process;
 pub mod render;
 pub mod runtime;

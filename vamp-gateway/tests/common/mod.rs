@@ -2,6 +2,8 @@
 //! client, free ports, and gateway builders.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kit;
+
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -79,6 +81,16 @@ impl Response {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// `name=value` of every `Set-Cookie`, joined for a `Cookie` header.
+    pub fn cookies(&self) -> String {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// The backend name (first word of the body).

@@ -1,0 +1,211 @@
+//! The embedded router: Vamp's gateways served in process, with no HAProxy (ARCHITECTURE,
+//! "embedded/"). The embedded default.
+//!
+//! - One listener per gateway port on a configurable host (default `127.0.0.1`). A port that
+//!   cannot be bound fails that gateway only ([`ApplyReport::failed`]).
+//! - HTTP/1.1 and HTTP/2 (prior knowledge) through hyper; TCP gateways relay bytes.
+//! - Route choice as HAProxy's layout makes it (spec §4.2.2, [`crate::select`]): the first
+//!   matching condition at its strength, else smooth weighted round-robin, so a 90/10 split is
+//!   exact over every 10 requests; `sticky: route` pins clients with cookie `o_<gateway>`,
+//!   `sticky: instance` also with a per-route cookie naming the instance.
+//! - Rewrites: the path-only subset of HAProxy's (`path`, `path_beg`, `path_end`, `path_sub`;
+//!   `%[path]`, `%[query]`); literal HAProxy ACLs in conditions are refused with the reason.
+//! - [`Router::apply`] swaps each gateway's table atomically: requests in flight finish with
+//!   the table they started with, keep-alive connections stay open, none is dropped. A
+//!   gateway that moves port or protocol gets a new listener; a removed one stops accepting
+//!   (its open connections finish).
+//! - Per-route statistics: requests, errors (5xx, unreachable instance), latency histogram.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use vamp_core::traits::Router;
+//! use vamp_gateway::embedded::EmbeddedRouter;
+//!
+//! let router = EmbeddedRouter::new();
+//! let report = router.apply(&[]).await.unwrap();
+//! assert!(report.applied.is_empty());
+//! # });
+//! ```
+
+mod proxy;
+pub mod stats;
+mod table;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use vamp_core::traits::{ApplyReport, ResolvedGateway, RouteStats, Router};
+
+pub use table::TableError;
+
+use proxy::{Live, Upstream};
+use stats::RouteCounters;
+use table::Table;
+
+/// One served gateway.
+#[derive(Debug)]
+struct Running {
+    port: u16,
+    protocol: vamp_core::model::PortType,
+    live: Live,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting and waits (at most 5 s) until the port is free.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+type Counters = HashMap<(String, String), Arc<RouteCounters>>;
+
+/// The in-process router. Clones share the listeners and statistics.
+#[derive(Debug, Clone)]
+pub struct EmbeddedRouter {
+    host: IpAddr,
+    running: Arc<tokio::sync::Mutex<BTreeMap<String, Running>>>,
+    counters: Arc<Mutex<Counters>>,
+    client: Upstream,
+}
+
+impl Default for EmbeddedRouter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmbeddedRouter {
+    /// A router listening on `127.0.0.1`.
+    pub fn new() -> Self {
+        Self::on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// A router whose gateways listen on `host` (`0.0.0.0` to serve other machines).
+    pub fn on(host: IpAddr) -> Self {
+        EmbeddedRouter {
+            host,
+            running: Arc::default(),
+            counters: Arc::default(),
+            client: proxy::upstream(),
+        }
+    }
+
+    /// The ports served now, by gateway name.
+    pub async fn ports(&self) -> BTreeMap<String, u16> {
+        self.running
+            .lock()
+            .await
+            .iter()
+            .map(|(k, r)| (k.clone(), r.port))
+            .collect()
+    }
+
+    fn counters_for(&self, gateway: &str) -> impl FnMut(&str) -> Arc<RouteCounters> + '_ {
+        let gateway = gateway.to_owned();
+        move |route: &str| {
+            let mut all = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+            all.entry((gateway.clone(), route.to_owned()))
+                .or_default()
+                .clone()
+        }
+    }
+}
+
+#[async_trait]
+impl Router for EmbeddedRouter {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
+        let mut running = self.running.lock().await;
+        let mut report = ApplyReport::default();
+        let wanted: BTreeMap<&str, &ResolvedGateway> =
+            gateways.iter().map(|g| (g.name.as_str(), g)).collect();
+
+        // Removed gateways and those moving port or protocol free their ports first.
+        let leaving: Vec<String> = running
+            .iter()
+            .filter(|(name, r)| {
+                wanted
+                    .get(name.as_str())
+                    .is_none_or(|g| g.port != r.port || g.protocol != r.protocol)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in leaving {
+            if let Some(r) = running.remove(&name) {
+                r.stop().await;
+                tracing::info!(gateway = %name, "embedded router stopped serving");
+            }
+        }
+
+        for (name, g) in wanted {
+            let table = match Table::build(g, self.counters_for(name)) {
+                Ok(t) => Arc::new(t),
+                Err(e) => {
+                    // A running gateway keeps its last good table.
+                    report.failed.push((name.to_owned(), e.to_string()));
+                    continue;
+                }
+            };
+            if let Some(r) = running.get(name) {
+                let unchanged = proxy::current(&r.live).source == *g;
+                if !unchanged {
+                    *r.live.write().unwrap_or_else(PoisonError::into_inner) = table;
+                    tracing::debug!(gateway = %name, "routing table swapped");
+                }
+                report.applied.push(name.to_owned());
+                continue;
+            }
+            match tokio::net::TcpListener::bind((self.host, g.port)).await {
+                Ok(listener) => {
+                    let live: Live = Arc::new(RwLock::new(table));
+                    let (stop, stopped) = watch::channel(false);
+                    let task = tokio::spawn(proxy::serve(
+                        listener,
+                        live.clone(),
+                        self.client.clone(),
+                        stopped,
+                    ));
+                    running.insert(
+                        name.to_owned(),
+                        Running {
+                            port: g.port,
+                            protocol: g.protocol,
+                            live,
+                            stop,
+                            task,
+                        },
+                    );
+                    tracing::info!(gateway = %name, port = g.port, "embedded router serving");
+                    report.applied.push(name.to_owned());
+                }
+                Err(e) => report.failed.push((
+                    name.to_owned(),
+                    format!("cannot listen on {}:{}: {e}", self.host, g.port),
+                )),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn stats(&self) -> vamp_core::Result<Vec<RouteStats>> {
+        let running = self.running.lock().await;
+        let mut out = Vec::new();
+        for r in running.values() {
+            let table = proxy::current(&r.live);
+            for route in &table.routes {
+                out.push(route.stats.snapshot(&table.gateway, &route.path));
+            }
+        }
+        Ok(out)
+    }
+}

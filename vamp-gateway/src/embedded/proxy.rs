@@ -1,0 +1,264 @@
+//! The data path: HTTP/1.1 + HTTP/2 reverse proxy and TCP relay for one gateway port.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::table::Table;
+use crate::condition::cookies;
+
+/// The upstream HTTP client shared by every gateway (pooled keep-alive connections).
+pub(crate) type Upstream = Client<HttpConnector, Incoming>;
+
+pub(crate) fn upstream() -> Upstream {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build(connector)
+}
+
+/// The live table of a gateway; requests read it once each, [`super::EmbeddedRouter`] swaps it.
+pub(crate) type Live = Arc<RwLock<Arc<Table>>>;
+
+pub(crate) fn current(live: &Live) -> Arc<Table> {
+    live.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+/// Accepts connections until `stop` turns true; connections already open carry on with the
+/// table of each of their requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    live: Live,
+    client: Upstream,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let live = live.clone();
+                let client = client.clone();
+                let http = current(&live).protocol == vamp_core::model::PortType::Http;
+                tokio::spawn(async move {
+                    if http {
+                        serve_http(stream, peer, live, client).await;
+                    } else {
+                        relay_tcp(stream, &live).await;
+                    }
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn serve_http(stream: TcpStream, peer: SocketAddr, live: Live, client: Upstream) {
+    let service = hyper::service::service_fn(move |req| {
+        let table = current(&live);
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(handle(req, peer, &table, &client).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, %peer, "client connection ended with an error");
+    }
+}
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|n| match n {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// Header lines as the condition evaluator sees them.
+struct Headers<'a>(&'a HeaderMap);
+
+impl crate::condition::Request for Headers<'_> {
+    fn header_values(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0.get_all(name).iter().filter_map(|v| v.to_str().ok())
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    table: &Table,
+    client: &Upstream,
+) -> Response<Body> {
+    let started = Instant::now();
+    let Some(pick) = table.pick(&Headers(req.headers())) else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no route takes this request\n",
+        );
+    };
+    let Some(route) = table.routes.get(pick.route) else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "no route\n");
+    };
+    let instance_sticky = table.sticky == Some(vamp_core::model::Sticky::Instance);
+    let pinned = if instance_sticky {
+        cookies(&Headers(req.headers()), &route.lookup)
+            .next()
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    let Some((_, (target_name, host, port))) = route.target(pinned.as_deref()) else {
+        route.stats.record(started.elapsed(), true);
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the route has no instances\n",
+        );
+    };
+    let pin_instance = instance_sticky && pinned.as_deref() != Some(target_name.as_str());
+
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let path = route
+        .rewrites
+        .iter()
+        .find_map(|rw| rw.apply(&path, query.as_deref()))
+        .unwrap_or(path);
+    let path_and_query = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let Ok(uri) = format!("http://{authority}{path_and_query}").parse::<Uri>() else {
+        route.stats.record(started.elapsed(), true);
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "the rewritten path is not a valid URI\n",
+        );
+    };
+    *req.uri_mut() = uri;
+    *req.version_mut() = hyper::Version::HTTP_11;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(header::HOST) {
+        // HTTP/2 clients send :authority instead of Host.
+        if let Ok(v) = HeaderValue::from_str(&authority) {
+            headers.insert(header::HOST, v);
+        }
+    }
+    let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert("x-forwarded-for", v);
+    }
+
+    match client.request(req).await {
+        Ok(resp) => {
+            let error = resp.status().is_server_error();
+            let mut resp = resp.map(BodyExt::boxed);
+            strip_hop_by_hop(resp.headers_mut());
+            if pick.pin
+                && let Ok(v) =
+                    HeaderValue::from_str(&format!("{}={}; path=/", table.cookie, route.lookup))
+            {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            if pin_instance
+                && let Ok(v) =
+                    HeaderValue::from_str(&format!("{}={target_name}; path=/", route.lookup))
+            {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            route.stats.record(started.elapsed(), error);
+            resp
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, gateway = %table.gateway, route = %route.path, "upstream request failed");
+            route.stats.record(started.elapsed(), true);
+            plain(StatusCode::BAD_GATEWAY, "the instance did not answer\n")
+        }
+    }
+}
+
+/// TCP: a route by weight, a target round robin, then bytes both ways until either side closes.
+async fn relay_tcp(mut inbound: TcpStream, live: &Live) {
+    let started = Instant::now();
+    let table = current(live);
+    let no_headers = crate::condition::Headers::default();
+    let Some(route) = table
+        .pick(&no_headers)
+        .and_then(|p| table.routes.get(p.route))
+    else {
+        return;
+    };
+    let Some((_, (_, host, port))) = route.target(None) else {
+        route.stats.record(started.elapsed(), true);
+        return;
+    };
+    match TcpStream::connect((host.as_str(), *port)).await {
+        Ok(mut outbound) => {
+            let _ = outbound.set_nodelay(true);
+            let result = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            route.stats.record(started.elapsed(), result.is_err());
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, gateway = %table.gateway, "tcp target unreachable");
+            route.stats.record(started.elapsed(), true);
+        }
+    }
+}

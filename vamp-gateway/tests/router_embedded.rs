@@ -1,0 +1,62 @@
+//! The Router conformance kit against the embedded router.
+
+mod common;
+
+use common::kit;
+use vamp_core::traits::Router;
+use vamp_gateway::embedded::EmbeddedRouter;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_exactly() {
+    kit::weights_split_exactly(&EmbeddedRouter::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_strength_sticky_rewrites() {
+    kit::conditions_strength_sticky_rewrites(&EmbeddedRouter::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_replaces_the_whole_set() {
+    kit::apply_replaces_the_whole_set(&EmbeddedRouter::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_gateway_fails_alone() {
+    kit::a_bad_gateway_fails_alone(&EmbeddedRouter::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_under_load_drop_no_request() {
+    let router = EmbeddedRouter::new();
+    let result = kit::changes_under_load(&router, 4, 100, 20).await;
+    eprintln!("embedded under load: {result:?}");
+    assert!(result.requests > 1_000, "{result:?}");
+    assert_eq!(result.failures, 0, "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_requests_per_route() {
+    let router = EmbeddedRouter::new();
+    kit::weights_split_exactly(&router).await;
+    // The gateway is gone after the kit; its counters went with its listener.
+    assert!(router.stats().await.expect("stats").is_empty());
+    let a = common::backend("a").await;
+    let port = common::free_port();
+    let g = common::gateway(
+        "s",
+        port,
+        vec![
+            common::route("s", "s/a", 100, &[("a", a)]),
+            common::route("s", "s/none", 0, &[]),
+        ],
+    );
+    router.apply(&[g]).await.expect("apply");
+    kit::ready(port).await;
+    let mut client = common::Client::new(port);
+    common::split(&mut client, 10, &[]).await;
+    let stats = router.stats().await.expect("stats");
+    let a_stats = stats.iter().find(|s| s.route == "s/a").expect("route a");
+    assert_eq!((a_stats.requests, a_stats.errors), (11, 0)); // + the readiness probe
+    assert_eq!(a_stats.latency.buckets.last().map(|b| b.1), Some(11));
+}

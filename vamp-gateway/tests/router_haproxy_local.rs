@@ -1,0 +1,84 @@
+//! The Router conformance kit against `haproxy-local` (a real HAProxy per test).
+#![cfg(feature = "haproxy-local")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::kit;
+use vamp_gateway::haproxy::config::Defaults;
+use vamp_gateway::haproxy::local::LocalRouter;
+use vamp_gateway::haproxy::render::RenderOptions;
+
+fn router() -> Option<(LocalRouter, tempfile::TempDir)> {
+    let binary = vamp_core::testkit::services::service("haproxy").map(PathBuf::from)?;
+    let dir = tempfile::Builder::new()
+        .prefix("hl")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let options = RenderOptions {
+        defaults: Defaults {
+            connect_ms: 2_000,
+            client_server_ms: 10_000,
+            http_request_ms: 5_000,
+            retries: 3,
+        },
+        ..RenderOptions::default()
+    };
+    Some((LocalRouter::new(binary, dir.path(), options), dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_exactly() {
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    kit::weights_split_exactly(&router).await;
+    router.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_strength_sticky_rewrites() {
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    kit::conditions_strength_sticky_rewrites(&router).await;
+    router.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_replaces_the_whole_set() {
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    kit::apply_replaces_the_whole_set(&router).await;
+    router.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_gateway_fails_alone() {
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    kit::a_bad_gateway_fails_alone(&router).await;
+    router.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_under_load_drop_no_request_and_weights_never_reload() {
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    let result = kit::changes_under_load(&router, 4, 100, 20).await;
+    eprintln!("haproxy-local under load: {result:?}");
+    let reloads = router
+        .haproxy_reloads()
+        .await
+        .expect("show proc")
+        .expect("running");
+    // 20 structural changes + the final apply of the empty set; weight changes add none.
+    assert_eq!(reloads, 21, "HAProxy's reload counter");
+    assert!(result.requests > 1_000, "{result:?}");
+    assert_eq!(result.failures, 0, "{result:?}");
+    router.stop().await.expect("stop");
+}

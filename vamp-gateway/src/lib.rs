@@ -8,6 +8,7 @@
 //! - [`select`]: which route takes a request: conditions, strength, weights (spec §4.2.2).
 //! - [`haproxy`]: the HAProxy configuration model, renderer, runtime API and process control.
 //! - [`embedded`] (feature `embedded`, default): the in-process router.
+//! - `testkit` (feature `testkit`): HTTP test helpers and the Router conformance kit.
 //!
 //! Still to come with the gateway issue: the `agent` and the HAProxy routers.
 #![cfg_attr(
@@ -21,3 +22,5 @@ pub mod condition;
 pub mod embedded;
 pub mod haproxy;
 pub mod select;
+#[cfg(feature = "testkit")]
+pub mod testkit;

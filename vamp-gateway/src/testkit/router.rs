@@ -1,5 +1,6 @@
 //! The Router conformance kit: the same behaviour asked of every router (embedded,
-//! haproxy-local, haproxy-kv + agent), through real traffic on loopback.
+//! haproxy-local, haproxy-kv + agent), through real traffic on loopback. Each check panics
+//! with what it saw when the router misbehaves.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use vamp_core::model::{Percentage, Sticky};
 use vamp_core::traits::{ResolvedGateway, ResolvedRewrite, Router};
 
-use super::*;
+use super::{Client, backend, free_port, gateway, route, split, sticky, with_condition};
 
 /// Polls (every 20 ms, at most 10 s) until `port` answers `GET /` with 200.
 pub async fn ready(port: u16) {
@@ -243,8 +244,11 @@ pub async fn a_bad_gateway_fails_alone(router: &impl Router) {
 /// What a load run saw.
 #[derive(Debug)]
 pub struct LoadResult {
+    /// Requests sent.
     pub requests: u64,
+    /// Requests that did not get a 200.
     pub failures: u64,
+    /// What the first failure was.
     pub first_failure: Option<String>,
 }
 

@@ -10,12 +10,15 @@
 //! - [`embedded`] (feature `embedded`, default): the in-process router.
 //! - `testkit` (feature `testkit`): HTTP test helpers and the Router conformance kit.
 //!
-//! Still to come with the gateway issue: the `agent` and the HAProxy routers.
+//! - [`wire`] (feature `haproxy-kv`): gateways as JSON in the key-value store.
+//! - [`agent`] (feature `agent`): the gateway agent.
 #![cfg_attr(
     not(test),
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
 
+#[cfg(feature = "agent")]
+pub mod agent;
 pub mod balance;
 pub mod condition;
 #[cfg(feature = "embedded")]
@@ -24,3 +27,5 @@ pub mod haproxy;
 pub mod select;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(feature = "haproxy-kv")]
+pub mod wire;

@@ -8,9 +8,12 @@
 //! - [`runtime`]: the runtime API (weights, server states, statistics) over the admin socket.
 //! - [`process`]: master-worker start, `haproxy -c`, seamless reload, read-back.
 //! - [`local`] (feature `haproxy-local`): a `Router` driving one local HAProxy.
+//! - [`kv`] (feature `haproxy-kv`): a `Router` publishing gateways for agents.
 
 pub mod acl;
 pub mod config;
+#[cfg(feature = "haproxy-kv")]
+pub mod kv;
 #[cfg(feature = "haproxy-local")]
 pub mod local;
 pub mod process;

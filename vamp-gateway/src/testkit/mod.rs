@@ -281,4 +281,5 @@ pub async fn split(
     counts
 }
 
+pub mod outage;
 pub mod router;

@@ -1,0 +1,373 @@
+//! The gateway agent: applies the gateways a `haproxy-kv` router publishes to one local HAProxy
+//! (ARCHITECTURE, "agent/"; spec §4.4, without its 5 s poll).
+//!
+//! - **Watches** `<root>/gateways…` (a listing, then a watch from the listing's revision: no
+//!   change is missed or seen twice) and acts on each change at once; changes that arrive
+//!   together are applied together.
+//! - Applies through [`LocalRouter`]: weight and strength changes through the runtime API with
+//!   **no reload**, structural changes through a checked seamless reload, runtime weights set
+//!   again after it.
+//! - **Never applies an empty or invalid state.** It applies only when the list of names at
+//!   `<root>/gateways` and the entries agree; a missing list, an entry that does not decode or
+//!   a config HAProxy refuses keeps the running config and is reported in
+//!   [`AgentStatus::last_error`]. (An explicit empty list `[]` does remove every gateway.)
+//! - **Keeps serving through outages.** HAProxy runs on its own; when the store is unreachable
+//!   the agent retries with backoff (100 ms doubling to `max_backoff`) and, once back, lists
+//!   again and applies whatever changed meanwhile.
+//! - Reports its health and the applied revision through [`Agent::status`] and
+//!   [`serve_status`] (HTTP `GET /health`).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::watch;
+use vamp_core::traits::{KeyValueStore, KvEventKind, ResolvedGateway, Router};
+
+use crate::haproxy::local::LocalRouter;
+use crate::haproxy::render::RenderOptions;
+use crate::wire::{self, WireGateway};
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The key root, e.g. `/vamp/default`.
+    pub root: String,
+    /// The HAProxy binary.
+    pub haproxy: PathBuf,
+    /// HAProxy's files (config, sockets); keep it short: socket paths hold 107 bytes.
+    pub dir: PathBuf,
+    /// Bind host, timeouts, health checks.
+    pub render: RenderOptions,
+    /// The longest wait between two attempts to reach the store.
+    pub max_backoff: Duration,
+}
+
+impl AgentConfig {
+    /// Defaults for `root`, `haproxy` and `dir`: loopback, 5 s backoff cap.
+    pub fn new(
+        root: impl Into<String>,
+        haproxy: impl Into<PathBuf>,
+        dir: impl Into<PathBuf>,
+    ) -> Self {
+        AgentConfig {
+            root: root.into(),
+            haproxy: haproxy.into(),
+            dir: dir.into(),
+            render: RenderOptions::default(),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the agent is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AgentStatus {
+    /// The store answered on the last attempt and the watch is open.
+    pub kv_connected: bool,
+    /// HAProxy runs (it starts on the first state applied).
+    pub haproxy_running: bool,
+    /// The store revision of the state HAProxy serves.
+    pub applied_revision: Option<u64>,
+    /// The gateways served.
+    pub applied_gateways: Vec<String>,
+    /// Gateways of the applied state that could not be served, with the reason.
+    pub failed_gateways: Vec<(String, String)>,
+    /// The last problem (cleared by the next successful apply or reconnect).
+    pub last_error: Option<String>,
+    /// Structural reloads done.
+    pub reloads: u32,
+}
+
+/// One agent: a store, a local HAProxy, and the loop between them.
+#[derive(Debug)]
+pub struct Agent {
+    kv: Arc<dyn KeyValueStore>,
+    config: AgentConfig,
+    router: LocalRouter,
+    status: watch::Sender<AgentStatus>,
+}
+
+/// The keys the agent follows, as last read.
+#[derive(Debug, Default)]
+struct Seen {
+    list: Option<Vec<u8>>,
+    entries: BTreeMap<String, Vec<u8>>,
+}
+
+impl Seen {
+    fn update(&mut self, root: &str, key: &str, value: Option<Vec<u8>>) {
+        if key == wire::list_key(root) {
+            self.list = value;
+        } else if let Some(name) = wire::name_of(root, key) {
+            match value {
+                Some(v) => self.entries.insert(name, v),
+                None => self.entries.remove(&name),
+            };
+        }
+    }
+}
+
+enum Desired {
+    Apply(Vec<ResolvedGateway>),
+    /// Entries and list disagree: an update is being written.
+    Wait,
+    Refuse(String),
+}
+
+impl Agent {
+    /// An agent for `kv` (not yet running).
+    pub fn new(kv: Arc<dyn KeyValueStore>, config: AgentConfig) -> Self {
+        let router = LocalRouter::new(
+            config.haproxy.clone(),
+            config.dir.clone(),
+            config.render.clone(),
+        );
+        Agent {
+            kv,
+            config,
+            router,
+            status: watch::channel(AgentStatus::default()).0,
+        }
+    }
+
+    /// Follows the agent's status.
+    pub fn status(&self) -> watch::Receiver<AgentStatus> {
+        self.status.subscribe()
+    }
+
+    /// HAProxy's own reload counter, if it runs.
+    ///
+    /// # Errors
+    /// The master socket's errors.
+    pub async fn haproxy_reloads(
+        &self,
+    ) -> Result<Option<u32>, crate::haproxy::process::ProcessError> {
+        self.router.haproxy_reloads().await
+    }
+
+    /// Runs until `shutdown` resolves, then stops HAProxy.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                error = self.session() => {
+                    tracing::warn!(error = %error, retry_in = ?backoff, "gateway agent lost the store; HAProxy keeps serving");
+                    self.status.send_modify(|s| {
+                        s.kv_connected = false;
+                        s.last_error = Some(error);
+                    });
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.config.max_backoff);
+            if self.status.borrow().kv_connected {
+                backoff = Duration::from_millis(100);
+            }
+        }
+        if let Err(e) = self.router.stop().await {
+            tracing::warn!(error = %e, "stopping HAProxy");
+        }
+        self.status.send_modify(|s| s.haproxy_running = false);
+    }
+
+    /// One connection to the store: list, apply, then follow the watch until it fails.
+    async fn session(&self) -> String {
+        let root = &self.config.root;
+        let prefix = wire::list_key(root);
+        let listing = match self.kv.list(&prefix).await {
+            Ok(l) => l,
+            Err(e) => return e.to_string(),
+        };
+        let mut seen = Seen::default();
+        for e in listing.entries {
+            seen.update(root, &e.key, Some(e.value));
+        }
+        let mut stream = match self.kv.watch(&prefix, Some(listing.revision)).await {
+            Ok(s) => s,
+            Err(e) => return e.to_string(),
+        };
+        self.status.send_modify(|s| {
+            s.kv_connected = true;
+            s.last_error = None;
+        });
+        self.reconcile(&seen, listing.revision).await;
+        loop {
+            let mut revision = match stream.next().await {
+                Some(Ok(ev)) => {
+                    seen.update(
+                        root,
+                        &ev.key,
+                        if ev.kind == KvEventKind::Delete {
+                            None
+                        } else {
+                            ev.value
+                        },
+                    );
+                    ev.revision
+                }
+                Some(Err(e)) => return e.to_string(),
+                None => return "the watch ended".into(),
+            };
+            // Changes that are already here are applied together.
+            while let Some(Some(next)) = stream.next().now_or_never() {
+                match next {
+                    Ok(ev) => {
+                        seen.update(
+                            root,
+                            &ev.key,
+                            if ev.kind == KvEventKind::Delete {
+                                None
+                            } else {
+                                ev.value
+                            },
+                        );
+                        revision = ev.revision;
+                    }
+                    Err(e) => {
+                        self.reconcile(&seen, revision).await;
+                        return e.to_string();
+                    }
+                }
+            }
+            self.reconcile(&seen, revision).await;
+        }
+    }
+
+    fn desired(&self, seen: &Seen) -> Desired {
+        let root = &self.config.root;
+        let Some(list) = &seen.list else {
+            return Desired::Refuse(format!(
+                "no gateway list at {}: keeping the running configuration",
+                wire::list_key(root)
+            ));
+        };
+        let names: Vec<String> = match serde_json::from_slice(list) {
+            Ok(n) => n,
+            Err(e) => {
+                return Desired::Refuse(format!(
+                    "the gateway list at {} is not a JSON list of names ({e}): keeping the running configuration",
+                    wire::list_key(root)
+                ));
+            }
+        };
+        let mut gateways = Vec::with_capacity(names.len());
+        for name in &names {
+            let Some(bytes) = seen.entries.get(name) else {
+                return Desired::Wait;
+            };
+            match WireGateway::from_json(&wire::gateway_key(root, name), bytes) {
+                Ok(g) if g.name == *name => gateways.push(g),
+                Ok(g) => {
+                    return Desired::Refuse(format!(
+                        "the entry of gateway '{name}' names '{}': keeping the running configuration",
+                        g.name
+                    ));
+                }
+                Err(e) => {
+                    return Desired::Refuse(format!("{e}: keeping the running configuration"));
+                }
+            }
+        }
+        if seen.entries.len() != names.len() {
+            return Desired::Wait;
+        }
+        Desired::Apply(gateways)
+    }
+
+    async fn reconcile(&self, seen: &Seen, revision: u64) {
+        match self.desired(seen) {
+            Desired::Wait => {
+                tracing::debug!(revision, "gateway update in progress; waiting for the list")
+            }
+            Desired::Refuse(reason) => {
+                tracing::error!(revision, %reason, "gateway state not applied");
+                self.status.send_modify(|s| s.last_error = Some(reason));
+            }
+            Desired::Apply(gateways) => match self.router.apply(&gateways).await {
+                Ok(report) => {
+                    let reloads = self.router.reloads().await;
+                    tracing::info!(
+                        revision,
+                        gateways = report.applied.len(),
+                        failed = report.failed.len(),
+                        "gateways applied"
+                    );
+                    self.status.send_modify(|s| {
+                        s.haproxy_running = true;
+                        s.applied_revision = Some(revision);
+                        s.last_error = report
+                            .failed
+                            .first()
+                            .map(|(g, e)| format!("gateway '{g}' not served: {e}"));
+                        s.applied_gateways = report.applied;
+                        s.failed_gateways = report.failed;
+                        s.reloads = reloads;
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(revision, error = %e, "HAProxy refused the new state; the previous one keeps serving");
+                    self.status
+                        .send_modify(|s| s.last_error = Some(e.to_string()));
+                }
+            },
+        }
+    }
+}
+
+/// Serves `GET /health` on `listener` until `shutdown`: `200` with the [`AgentStatus`] as JSON
+/// while HAProxy runs, `503` before. One request per connection.
+pub async fn serve_status(
+    listener: tokio::net::TcpListener,
+    status: watch::Receiver<AgentStatus>,
+    shutdown: impl Future<Output = ()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let Ok((mut stream, _)) = accepted else {
+            continue;
+        };
+        let status = status.borrow().clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+            let Ok(Ok(n)) = read else { return };
+            let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
+            let (code, body) = if !request.starts_with("GET /health ") {
+                (
+                    "404 Not Found",
+                    "{\"message\":\"try GET /health\"}".to_owned(),
+                )
+            } else {
+                let body = serde_json::to_string(&status).unwrap_or_default();
+                (
+                    if status.haproxy_running {
+                        "200 OK"
+                    } else {
+                        "503 Service Unavailable"
+                    },
+                    body,
+                )
+            };
+            let response = format!(
+                "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,283 @@
+//! Gateways as they travel through the key-value store (ARCHITECTURE, "KV layout"):
+//! `<root>/gateways/<name>` holds one [`WireGateway`] as JSON, `<root>/gateways` the JSON list
+//! of names, `<root>/gateways/haproxy/<version>/configuration` the rendered HAProxy text.
+//!
+//! Gateway names contain `/` (`shop/web/port`), so the name in a key is percent-encoded
+//! (`shop%2Fweb%2Fport`): a gateway key never has a `/` after `gateways/`, and the
+//! configuration key can never be taken for a gateway.
+
+use serde::{Deserialize, Serialize};
+use vamp_core::model::{Percentage, PortType, Sticky};
+use vamp_core::traits::{
+    Balance, ResolvedCondition, ResolvedGateway, ResolvedRewrite, ResolvedRoute, RouteTarget,
+};
+
+/// The HAProxy version whose configuration the `haproxy-kv` router writes.
+pub const HAPROXY_VERSION: &str = "2.6";
+
+/// `<root>/gateways`: the JSON list of gateway names.
+pub fn list_key(root: &str) -> String {
+    format!("{}/gateways", root.trim_end_matches('/'))
+}
+
+/// `<root>/gateways/`: the prefix of gateway entries.
+pub fn prefix(root: &str) -> String {
+    format!("{}/gateways/", root.trim_end_matches('/'))
+}
+
+/// `<root>/gateways/<name>` with the name percent-encoded.
+///
+/// ```
+/// assert_eq!(vamp_gateway::wire::gateway_key("/vamp/default", "shop/web/port"),
+///            "/vamp/default/gateways/shop%2Fweb%2Fport");
+/// ```
+pub fn gateway_key(root: &str, name: &str) -> String {
+    let mut key = prefix(root);
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+            key.push(char::from(b));
+        } else {
+            key.push_str(&format!("%{b:02X}"));
+        }
+    }
+    key
+}
+
+/// `<root>/gateways/haproxy/<version>/configuration`.
+pub fn configuration_key(root: &str) -> String {
+    format!("{}haproxy/{HAPROXY_VERSION}/configuration", prefix(root))
+}
+
+/// The gateway name of a gateway key, or `None` for other keys under the prefix.
+pub fn name_of(root: &str, key: &str) -> Option<String> {
+    let encoded = key.strip_prefix(&prefix(root))?;
+    if encoded.is_empty() || encoded.contains('/') {
+        return None;
+    }
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = encoded.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// One gateway in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireGateway {
+    /// Name.
+    pub name: String,
+    /// Lookup name (spec §4.2.1).
+    pub lookup_name: String,
+    /// Port.
+    pub port: u16,
+    /// `http` or `tcp`.
+    pub protocol: String,
+    /// `route`, `instance` or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<String>,
+    /// Virtual hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_hosts: Vec<String>,
+    /// Routes in order.
+    pub routes: Vec<WireRoute>,
+}
+
+/// One route in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireRoute {
+    /// Route path.
+    pub path: String,
+    /// Lookup name.
+    pub lookup_name: String,
+    /// Weight, percent.
+    pub weight: u8,
+    /// Condition text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Condition strength, percent.
+    pub condition_strength: u8,
+    /// `(path, condition)` rewrites.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewrites: Vec<(String, String)>,
+    /// HAProxy balance algorithm name.
+    pub balance: String,
+    /// `(name, host, port)` targets.
+    pub targets: Vec<(String, String, u16)>,
+}
+
+/// A stored gateway that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("gateway entry {key}: {message}")]
+pub struct WireError {
+    /// The key.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<&ResolvedGateway> for WireGateway {
+    fn from(g: &ResolvedGateway) -> Self {
+        WireGateway {
+            name: g.name.clone(),
+            lookup_name: g.lookup_name.clone(),
+            port: g.port,
+            protocol: match g.protocol {
+                PortType::Http => "http",
+                PortType::Tcp => "tcp",
+            }
+            .into(),
+            sticky: g.sticky.map(|s| {
+                match s {
+                    Sticky::Route => "route",
+                    Sticky::Instance => "instance",
+                }
+                .into()
+            }),
+            virtual_hosts: g.virtual_hosts.clone(),
+            routes: g
+                .routes
+                .iter()
+                .map(|r| WireRoute {
+                    path: r.path.clone(),
+                    lookup_name: r.lookup_name.clone(),
+                    weight: r.weight.get(),
+                    condition: r.condition.as_ref().map(|c| c.text.clone()),
+                    condition_strength: r.condition_strength.get(),
+                    rewrites: r
+                        .rewrites
+                        .iter()
+                        .map(|rw| (rw.path.clone(), rw.condition.clone()))
+                        .collect(),
+                    balance: match &r.balance {
+                        Balance::RoundRobin => "roundrobin".into(),
+                        Balance::LeastConn => "leastconn".into(),
+                        Balance::Source => "source".into(),
+                        Balance::Other(o) => o.clone(),
+                    },
+                    targets: r
+                        .targets
+                        .iter()
+                        .map(|t| (t.name.clone(), t.host.clone(), t.port))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl WireGateway {
+    /// JSON bytes for the store.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain strings and numbers: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads the JSON stored at `key`, checking every field.
+    ///
+    /// # Errors
+    /// [`WireError`] naming the key and the problem.
+    pub fn from_json(key: &str, bytes: &[u8]) -> Result<ResolvedGateway, WireError> {
+        let bad = |message: String| WireError {
+            key: key.to_owned(),
+            message,
+        };
+        let w: WireGateway = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let pct = |what: &str, v: u8| {
+            Percentage::new(v).ok_or_else(|| bad(format!("{what} {v} is above 100")))
+        };
+        let routes = w
+            .routes
+            .into_iter()
+            .map(|r| {
+                Ok(ResolvedRoute {
+                    weight: pct("weight", r.weight)?,
+                    condition_strength: pct("condition_strength", r.condition_strength)?,
+                    condition: r.condition.as_deref().map(ResolvedCondition::parse),
+                    rewrites: r
+                        .rewrites
+                        .into_iter()
+                        .map(|(path, condition)| ResolvedRewrite { path, condition })
+                        .collect(),
+                    balance: match r.balance.as_str() {
+                        "roundrobin" => Balance::RoundRobin,
+                        "leastconn" => Balance::LeastConn,
+                        "source" => Balance::Source,
+                        other => Balance::Other(other.to_owned()),
+                    },
+                    targets: r
+                        .targets
+                        .into_iter()
+                        .map(|(name, host, port)| RouteTarget { name, host, port })
+                        .collect(),
+                    path: r.path,
+                    lookup_name: r.lookup_name,
+                })
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        Ok(ResolvedGateway {
+            protocol: match w.protocol.as_str() {
+                "http" => PortType::Http,
+                "tcp" => PortType::Tcp,
+                other => return Err(bad(format!("protocol '{other}' is not http or tcp"))),
+            },
+            sticky: match w.sticky.as_deref() {
+                None => None,
+                Some("route") => Some(Sticky::Route),
+                Some("instance") => Some(Sticky::Instance),
+                Some(other) => {
+                    return Err(bad(format!("sticky '{other}' is not route or instance")));
+                }
+            },
+            name: w.name,
+            lookup_name: w.lookup_name,
+            port: w.port,
+            virtual_hosts: w.virtual_hosts,
+            routes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn names_round_trip_through_keys(name in ".{1,40}") {
+            let key = gateway_key("/vamp/x", &name);
+            prop_assert!(!key["/vamp/x/gateways/".len()..].contains('/'));
+            prop_assert_eq!(name_of("/vamp/x", &key), Some(name));
+        }
+    }
+
+    #[test]
+    fn the_configuration_key_is_not_a_gateway() {
+        assert_eq!(name_of("/v", &configuration_key("/v")), None);
+        assert_eq!(name_of("/v", "/v/gateways"), None);
+    }
+
+    #[test]
+    fn bad_entries_name_their_key_and_field() {
+        let e = WireGateway::from_json("/v/gateways/g", b"{\"name\": 1}").unwrap_err();
+        assert!(e.to_string().contains("/v/gateways/g"), "{e}");
+        let json = br#"{"name":"g","lookup_name":"l","port":1,"protocol":"udp","routes":[]}"#;
+        assert!(
+            WireGateway::from_json("k", json)
+                .unwrap_err()
+                .message
+                .contains("udp")
+        );
+    }
+}

@@ -155,6 +155,13 @@ async fn kit_a_bad_gateway_fails_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_tcp_gateway_relays_by_weight() {
+    let Some(s) = setup() else { return };
+    kit::tcp_gateway_relays_by_weight(&s).await;
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kit_changes_under_load_drop_no_request_and_weights_never_reload() {
     let Some(s) = setup() else { return };
     let result = kit::changes_under_load(&s, 4, 100, 20).await;

@@ -27,6 +27,61 @@ async fn a_bad_gateway_fails_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_gateway_relays_by_weight() {
+    kit::tcp_gateway_relays_by_weight(&EmbeddedRouter::new()).await;
+}
+
+/// HTTP/2 with prior knowledge: many requests on one connection, split exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_are_served_and_split() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let router = EmbeddedRouter::new();
+    let (a, b) = (common::backend("a").await, common::backend("b").await);
+    let port = common::free_port();
+    let g = common::gateway(
+        "h2",
+        port,
+        vec![
+            common::route("h2", "h2/a", 90, &[("a", a)]),
+            common::route("h2", "h2/b", 10, &[("b", b)]),
+        ],
+    );
+    router.apply(&[g]).await.expect("apply");
+    kit::ready(port).await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..100 {
+        let req = hyper::Request::get(format!("http://127.0.0.1:{port}/"))
+            .body(Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("h2 response");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        let backend = resp
+            .headers()
+            .get("x-backend")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        *counts.entry(backend).or_default() += 1;
+    }
+    assert_eq!(
+        (counts.get("a"), counts.get("b")),
+        (Some(&90), Some(&10)),
+        "{counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_under_load_drop_no_request() {
     let router = EmbeddedRouter::new();
     let result = kit::changes_under_load(&router, 4, 100, 20).await;

@@ -65,6 +65,15 @@ async fn a_bad_gateway_fails_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_gateway_relays_by_weight() {
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    kit::tcp_gateway_relays_by_weight(&router).await;
+    router.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_under_load_drop_no_request_and_weights_never_reload() {
     let Some((router, _dir)) = router() else {
         return;

@@ -336,3 +336,47 @@ pub async fn changes_under_load(
         first_failure,
     }
 }
+
+/// A TCP gateway relays connections by weight: 100/0 sends every connection to the first
+/// route; 50/50 lets both serve.
+pub async fn tcp_gateway_relays_by_weight(router: &impl Router) {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let port = free_port();
+    let g = "kit/tcp";
+    let mut gw = gateway(
+        g,
+        port,
+        vec![
+            route(g, "kit/tcp/a", 100, &[("a", a)]),
+            route(g, "kit/tcp/b", 0, &[("b", b)]),
+        ],
+    );
+    gw.protocol = vamp_core::model::PortType::Tcp;
+    apply_ok(router, std::slice::from_ref(&gw)).await;
+    ready(port).await;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..20 {
+        let r = Client::new(port)
+            .get("/", &[])
+            .await
+            .expect("request over tcp");
+        *counts.entry(r.backend().to_owned()).or_default() += 1;
+    }
+    assert_eq!(counts.get("a"), Some(&20), "100/0 over tcp gave {counts:?}");
+    gw.routes[0].weight = Percentage::new(50).expect("50");
+    gw.routes[1].weight = Percentage::new(50).expect("50");
+    apply_ok(router, std::slice::from_ref(&gw)).await;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..40 {
+        let r = Client::new(port)
+            .get("/", &[])
+            .await
+            .expect("request over tcp");
+        *counts.entry(r.backend().to_owned()).or_default() += 1;
+    }
+    assert!(
+        counts.get("a").is_some_and(|n| *n >= 10) && counts.get("b").is_some_and(|n| *n >= 10),
+        "50/50 over tcp gave {counts:?}"
+    );
+    apply_ok(router, &[]).await;
+}

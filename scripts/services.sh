@@ -7,16 +7,20 @@
 #   bash scripts/services.sh status
 #   source "$VAMP_SVC_DIR/env"         # after start: VAMP_TEST_SERVICES and the addresses
 #
-# Services: docker (a private dockerd with no bridge network, on its own socket) and haproxy
+# Services: docker (a private dockerd with no bridge network, on its own socket), etcd (v3 on
+# 127.0.0.1:$ETCD_PORT, default 23790, peer port $ETCD_PEER_PORT, default 23800) and haproxy
 # (installed and checked only: every HAProxy test starts its own master-worker instance on free
-# ports through vamp_gateway::haproxy::process). Needs root on Debian 12. Every PID is recorded with its kernel start time; stop signals a PID only if
+# ports through vamp_gateway::haproxy::process). Needs root on Debian 12.
+# Every PID is recorded with its kernel start time; stop signals a PID only if
 # it still is the process that was started, so a reused PID is never touched.
 set -uo pipefail
 umask 022
 
 DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
 PIDS=$DIR/pids
-SERVICES=${VAMP_SVC_LIST:-docker haproxy}
+SERVICES=${VAMP_SVC_LIST:-docker etcd haproxy}
+ETCD_PORT=${ETCD_PORT:-23790}
+ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 DOCKER_BUILDKIT=0
 
 log() { printf '[services %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -32,6 +36,7 @@ pkgs_for() {
   case $1 in
     docker) echo docker.io busybox-static ;;
     haproxy) echo haproxy ;;
+    etcd) echo etcd-server ;;
   esac
 }
 
@@ -61,6 +66,8 @@ umount_leftovers() {   # dockerd leaves an nsfs mount at exec/netns/default
   done
 }
 
+etcd_ok() { curl -sf -m 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+
 wait_for() {   # NAME PID SECONDS CMD...: bounded, fails fast if the process died
   local name=$1 pid=$2 deadline=$((SECONDS + $3)); shift 3
   until "$@" >/dev/null 2>&1; do
@@ -77,7 +84,7 @@ cmd_start() {
     while read -r name pid st; do is_ours "$pid" "$st" && die "$name ($pid) from an earlier start still runs: $0 stop"; done < "$PIDS"
   fi
   umount_leftovers
-  rm -rf "$DIR/docker" "$PIDS" "$DIR/env"
+  rm -rf "$DIR/docker" "$DIR/etcd" "$PIDS" "$DIR/env"
   ensure_packages
   local list=""
   : > "$DIR/env"
@@ -93,6 +100,18 @@ cmd_start() {
     wait_for docker $! 60 docker version || { cmd_stop; exit 1; }
     echo "export VAMP_TEST_DOCKER=$DOCKER_HOST DOCKER_HOST=$DOCKER_HOST DOCKER_BUILDKIT=0" >> "$DIR/env"
     list="$list docker"
+  fi
+  if has etcd; then
+    nohup etcd --name vamp-test --data-dir "$DIR/etcd" --logger=zap --log-outputs=stderr \
+      --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+      --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-cluster "vamp-test=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
+      > "$DIR/etcd.log" 2>&1 < /dev/null &
+    record etcd $!
+    wait_for etcd $! 30 etcd_ok || { cmd_stop; exit 1; }
+    # The binary too: outage tests start private instances of their own.
+    echo "export VAMP_TEST_ETCD=http://127.0.0.1:$ETCD_PORT VAMP_TEST_ETCD_BIN=$(command -v etcd)" >> "$DIR/env"
+    list="$list etcd"
   fi
   if has haproxy; then
     command -v haproxy > /dev/null || die "haproxy is not on PATH after installing it"

@@ -10,7 +10,7 @@
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/vamp/target), outside the checkout, so a
 # fresh clone reuses earlier builds. Real services the tests need are started on 127.0.0.1 by
-# scripts/services.sh (today: a private dockerd) and stopped again, also on failure; their
+# scripts/services.sh (a private dockerd, etcd; HAProxy installed) and stopped again, also on failure; their
 # tests fail rather than skip, because VAMP_TEST_SERVICES lists them.
 set -euo pipefail
 
@@ -27,9 +27,10 @@ step() {
   log "$name: ok in $((SECONDS - t0))s"
 }
 
-# Debian packages the build needs. gcc builds the bundled SQLite; services.sh installs the
-# services' own packages.
-PACKAGES=(gcc)
+# Debian packages the build needs. gcc builds the bundled SQLite; protoc and the protobuf
+# well-known types build etcd-client's gRPC code; curl checks service health. services.sh
+# installs the services' own packages.
+PACKAGES=(gcc protobuf-compiler libprotobuf-dev curl)
 
 ensure_packages() {
   local missing=() p

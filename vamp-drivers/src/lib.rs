@@ -5,6 +5,8 @@
 //!
 //! - `docker` (feature `docker`): [`docker::DockerDriver`], containers for `container/docker`
 //!   deployables through the Docker Engine API.
+//! - `etcd` (feature `etcd`): [`etcd::EtcdStore`], the etcd v3
+//!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
 //! - `process` (feature `process`, default): [`process::ProcessDriver`], local processes for
 //!   `command` deployables — the embedded default
 //!   [`ContainerDriver`](vamp_core::traits::ContainerDriver).
@@ -17,6 +19,8 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 #[cfg(any(feature = "process", feature = "docker"))]
 mod health;
 #[cfg(feature = "process")]

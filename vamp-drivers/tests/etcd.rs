@@ -1,0 +1,223 @@
+//! The etcd store against real etcd 3.4: the shared conformance kit on the instance
+//! scripts/test.sh starts, and an outage test on a private instance of its own.
+#![cfg(feature = "etcd")]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use vamp_core::Error;
+use vamp_core::traits::{KeyValueStore, KvEventKind};
+use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_passes_the_key_value_store_kit() {
+    let Some(url) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    let store = EtcdStore::connect(EtcdConfig::new(url))
+        .await
+        .expect("connect to the test etcd");
+    vamp_core::testkit::kv::run_all(&store).await;
+}
+
+/// A private etcd on free ports, stopped by its PID.
+struct PrivateEtcd {
+    binary: PathBuf,
+    dir: PathBuf,
+    client: u16,
+    peer: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivateEtcd {
+    async fn start(binary: PathBuf, dir: &Path) -> Self {
+        let mut e = PrivateEtcd {
+            binary,
+            dir: dir.to_owned(),
+            client: free_port(),
+            peer: free_port(),
+            child: None,
+        };
+        e.spawn().await;
+        e
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client)
+    }
+
+    async fn spawn(&mut self) {
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let log = std::fs::File::create(self.dir.join("etcd.log")).expect("log");
+        let child = tokio::process::Command::new(&self.binary)
+            .args(["--name", "outage", "--logger=zap", "--log-outputs=stderr"])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &self.url(),
+                "--advertise-client-urls",
+                &self.url(),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("outage={peer}"),
+                "--initial-cluster-state",
+                "new",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn etcd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.client))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "private etcd did not listen in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM to our child, then wait for it (bounded).
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_calls_fast_and_the_watch_resumes_without_loss_or_duplicates() {
+    let Some(_) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    let binary = PathBuf::from(
+        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut etcd = PrivateEtcd::start(binary, dir.path()).await;
+    let mut config = EtcdConfig::new(etcd.url());
+    config.timeout = Duration::from_secs(1);
+    config.connect_timeout = Duration::from_secs(1);
+    let store = EtcdStore::connect(config).await.expect("connect");
+
+    // Wait until the member answers (it elects itself leader after start).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.list("/outage/").await.is_err() {
+        assert!(Instant::now() < deadline, "private etcd never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut watch = store.watch("/outage/", None).await.expect("watch");
+
+    let mut written = Vec::new();
+    for i in 0..20 {
+        store
+            .put(&format!("/outage/k{i:03}"), format!("v{i}").as_bytes())
+            .await
+            .expect("put before the outage");
+        written.push(i);
+    }
+
+    etcd.stop().await;
+    // During the outage every call fails, each within its limit (1 s) plus slack.
+    for i in 20..25 {
+        let t = Instant::now();
+        let err = store
+            .put(&format!("/outage/k{i:03}"), b"lost")
+            .await
+            .expect_err("etcd is down");
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "a call took {:?} during the outage",
+            t.elapsed()
+        );
+        assert!(
+            matches!(err, Error::Unavailable { .. } | Error::Timeout { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("etcd"), "{err}");
+    }
+    let t = Instant::now();
+    assert!(store.get("/outage/k000").await.is_err());
+    assert!(t.elapsed() < Duration::from_secs(4));
+
+    etcd.spawn().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut i = 25;
+    while written.len() < 40 {
+        match store
+            .put(&format!("/outage/k{i:03}"), format!("v{i}").as_bytes())
+            .await
+        {
+            Ok(_) => {
+                written.push(i);
+                i += 1;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "etcd did not come back: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    // The watch delivers every successful write once, in order, and nothing else.
+    let mut seen = Vec::new();
+    let mut last_revision = 0;
+    while seen.len() < written.len() {
+        let ev = tokio::time::timeout(Duration::from_secs(20), watch.next())
+            .await
+            .unwrap_or_else(|_| panic!("watch stalled after {seen:?}"))
+            .expect("the watch goes on")
+            .expect("no watch error");
+        assert_eq!(ev.kind, KvEventKind::Put);
+        assert!(ev.revision > last_revision, "revisions increase");
+        last_revision = ev.revision;
+        let n: usize = ev
+            .key
+            .trim_start_matches("/outage/k")
+            .parse()
+            .expect("key number");
+        assert_eq!(ev.value.as_deref(), Some(format!("v{n}").as_bytes()));
+        seen.push(n);
+    }
+    assert_eq!(seen, written, "every change once, in order");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), watch.next())
+            .await
+            .is_err(),
+        "no duplicates after"
+    );
+    etcd.stop().await;
+}

@@ -2,20 +2,14 @@
 //! scripts/test.sh starts, and an outage test on a private instance of its own.
 #![cfg(feature = "etcd")]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use vamp_core::Error;
+use vamp_core::testkit::services::PrivateEtcd;
 use vamp_core::traits::{KeyValueStore, KvEventKind};
 use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_passes_the_key_value_store_kit() {
@@ -26,96 +20,6 @@ async fn etcd_passes_the_key_value_store_kit() {
         .await
         .expect("connect to the test etcd");
     vamp_core::testkit::kv::run_all(&store).await;
-}
-
-/// A private etcd on free ports, stopped by its PID.
-struct PrivateEtcd {
-    binary: PathBuf,
-    dir: PathBuf,
-    client: u16,
-    peer: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl PrivateEtcd {
-    async fn start(binary: PathBuf, dir: &Path) -> Self {
-        let mut e = PrivateEtcd {
-            binary,
-            dir: dir.to_owned(),
-            client: free_port(),
-            peer: free_port(),
-            child: None,
-        };
-        e.spawn().await;
-        e
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
-    }
-
-    async fn spawn(&mut self) {
-        let peer = format!("http://127.0.0.1:{}", self.peer);
-        let log = std::fs::File::create(self.dir.join("etcd.log")).expect("log");
-        let child = tokio::process::Command::new(&self.binary)
-            .args(["--name", "outage", "--logger=zap", "--log-outputs=stderr"])
-            .arg("--data-dir")
-            .arg(self.dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &self.url(),
-                "--advertise-client-urls",
-                &self.url(),
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args([
-                "--initial-cluster",
-                &format!("outage={peer}"),
-                "--initial-cluster-state",
-                "new",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn etcd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.client))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "private etcd did not listen in 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM to our child, then wait for it (bounded).
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-            if tokio::time::timeout(Duration::from_secs(10), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +77,7 @@ async fn an_outage_fails_calls_fast_and_the_watch_resumes_without_loss_or_duplic
     assert!(store.get("/outage/k000").await.is_err());
     assert!(t.elapsed() < Duration::from_secs(4));
 
-    etcd.spawn().await;
+    etcd.resume().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut i = 25;
     while written.len() < 40 {

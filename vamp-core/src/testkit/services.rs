@@ -27,3 +27,106 @@ pub fn service(name: &str) -> Option<String> {
         _ => panic!("VAMP_TEST_SERVICES lists '{name}' but {var} is not set"),
     }
 }
+
+/// A private etcd on free loopback ports, for outage tests: started from `binary` with its
+/// data under `dir`, stopped (SIGTERM, then SIGKILL after 10 s) by the PID of the child it
+/// started, and startable again on the same ports and data.
+#[derive(Debug)]
+pub struct PrivateEtcd {
+    binary: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    client: u16,
+    peer: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivateEtcd {
+    /// Starts it and waits (at most 20 s) until its client port accepts connections.
+    pub async fn start(binary: impl Into<std::path::PathBuf>, dir: &std::path::Path) -> Self {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port")
+        };
+        let mut etcd = PrivateEtcd {
+            binary: binary.into(),
+            dir: dir.to_owned(),
+            client: free(),
+            peer: free(),
+            child: None,
+        };
+        etcd.resume().await;
+        etcd
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client)
+    }
+
+    /// Starts it again (same ports, same data) after [`stop`](Self::stop).
+    pub async fn resume(&mut self) {
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let log = std::fs::File::create(self.dir.join("etcd.log")).expect("etcd log file");
+        let child = tokio::process::Command::new(&self.binary)
+            .args(["--name", "private", "--logger=zap", "--log-outputs=stderr"])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &self.url(),
+                "--advertise-client-urls",
+                &self.url(),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("private={peer}"),
+                "--initial-cluster-state",
+                "new",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn etcd");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.client))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private etcd did not listen within 20 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops it: SIGTERM to the child's PID, SIGKILL after 10 s.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                // SIGTERM to our own child's PID, through the `kill` utility (vamp-core links
+                // no signals crate); SIGKILL below if it does not exit.
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            if tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}

@@ -290,7 +290,12 @@ impl Agent {
                 tracing::debug!(revision, "gateway update in progress; waiting for the list")
             }
             Desired::Refuse(reason) => {
-                tracing::error!(revision, %reason, "gateway state not applied");
+                if seen.list.is_none() {
+                    // Also the normal state before Vamp first publishes.
+                    tracing::warn!(revision, %reason, "gateway state not applied");
+                } else {
+                    tracing::error!(revision, %reason, "gateway state not applied");
+                }
                 self.status.send_modify(|s| s.last_error = Some(reason));
             }
             Desired::Apply(gateways) => match self.router.apply(&gateways).await {

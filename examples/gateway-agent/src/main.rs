@@ -1,0 +1,138 @@
+//! `vamp-gateway-agent`: watches the gateways Vamp publishes in etcd (the `haproxy-kv` router)
+//! and applies them to a local HAProxy it runs itself — weights through the runtime API with
+//! no reload, structure through a checked seamless reload; keeps serving when etcd is away.
+//!
+//! ```text
+//! vamp-gateway-agent --etcd http://127.0.0.1:2379 --root /vamp/default \
+//!     --haproxy /usr/sbin/haproxy --dir /tmp/vamp-agent --status 127.0.0.1:1988
+//! ```
+//!
+//! The library does the work (`vamp_gateway::agent`); this binary reads flags, connects and
+//! waits for SIGINT/SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
+use vamp_gateway::agent::{Agent, AgentConfig, serve_status};
+
+/// Applies Vamp's gateways from etcd to a local HAProxy.
+#[derive(Parser, Debug)]
+#[command(name = "vamp-gateway-agent", version)]
+struct Args {
+    /// etcd endpoint(s), comma-separated.
+    #[arg(
+        long,
+        env = "VAMP_KEY_VALUE_STORE_CONNECTION",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    etcd: Vec<String>,
+    /// etcd user (with --etcd-password).
+    #[arg(long, env = "VAMP_KEY_VALUE_STORE_USER", requires = "etcd_password")]
+    etcd_user: Option<String>,
+    /// etcd password.
+    #[arg(long, env = "VAMP_KEY_VALUE_STORE_PASSWORD", hide_env_values = true)]
+    etcd_password: Option<String>,
+    /// The key root Vamp publishes under (`/vamp/<namespace>`).
+    #[arg(
+        long,
+        env = "VAMP_KEY_VALUE_STORE_PATH",
+        default_value = "/vamp/default"
+    )]
+    root: String,
+    /// The HAProxy binary (2.6 or later).
+    #[arg(long, env = "VAMP_HAPROXY", default_value = "/usr/sbin/haproxy")]
+    haproxy: PathBuf,
+    /// Directory for HAProxy's config and sockets (short: socket paths hold 107 bytes).
+    #[arg(
+        long,
+        env = "VAMP_AGENT_DIR",
+        default_value = "/tmp/vamp-gateway-agent"
+    )]
+    dir: PathBuf,
+    /// Address the gateway ports bind to.
+    #[arg(long, env = "VAMP_AGENT_BIND", default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Where `GET /health` answers with the agent's status.
+    #[arg(long, env = "VAMP_AGENT_STATUS", default_value = "127.0.0.1:1988")]
+    status: SocketAddr,
+    /// Do not health-check instances.
+    #[arg(long)]
+    no_health_checks: bool,
+    /// Longest wait between two attempts to reach etcd, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    max_backoff_ms: u64,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("vamp-gateway-agent: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+#[tokio::main]
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.haproxy.exists(),
+        "no HAProxy at {} (install haproxy or pass --haproxy)",
+        args.haproxy.display()
+    );
+    let mut etcd = EtcdConfig::new(args.etcd.first().cloned().unwrap_or_default());
+    etcd.endpoints = args.etcd.clone();
+    if let (Some(user), Some(password)) = (&args.etcd_user, &args.etcd_password) {
+        etcd.user = Some((user.clone(), password.clone()));
+    }
+    // The client connects lazily enough that a down etcd is retried by the agent's loop; a bad
+    // endpoint is an error now.
+    let store = EtcdStore::connect(etcd).await.context("etcd")?;
+    let mut config = AgentConfig::new(args.root.clone(), args.haproxy.clone(), args.dir.clone());
+    config.render.bind_host = args.bind;
+    config.render.health_checks = !args.no_health_checks;
+    config.max_backoff = Duration::from_millis(args.max_backoff_ms);
+    let agent = Agent::new(std::sync::Arc::new(store), config);
+
+    let listener = tokio::net::TcpListener::bind(args.status)
+        .await
+        .with_context(|| format!("status address {}", args.status))?;
+    println!(
+        "vamp-gateway-agent watching {} under {}; status on http://{}/health",
+        args.etcd.join(","),
+        args.root,
+        listener.local_addr()?
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let status = tokio::spawn(serve_status(listener, agent.status(), async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    agent.run(shutdown()).await;
+    let _ = stop.send(true);
+    let _ = status.await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let ctrl_c = tokio::signal::ctrl_c();
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = ctrl_c.await;
+        return;
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,155 @@
+//! The `vamp-gateway-agent` binary end to end: gateways published in a private etcd by the
+//! `haproxy-kv` router reach traffic through the agent's HAProxy; an etcd outage does not stop
+//! traffic, and after etcd returns the agent applies what is published next.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vamp_core::testkit::services::{PrivateEtcd, service};
+use vamp_core::traits::{KeyValueStore, ResolvedGateway, Router};
+use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
+use vamp_gateway::haproxy::kv::KvRouter;
+use vamp_gateway::haproxy::render::RenderOptions;
+use vamp_gateway::testkit::{Client, backend, free_port, gateway, route, split};
+
+const ROOT: &str = "/vamp/agent-e2e";
+
+fn one(port: u16, name: &str, backend_port: u16) -> ResolvedGateway {
+    gateway(
+        "e2e/web",
+        port,
+        vec![route(
+            "e2e/web",
+            &format!("e2e/{name}"),
+            100,
+            &[(name, backend_port)],
+        )],
+    )
+}
+
+/// Polls the status endpoint (at most 20 s) until it answers 200 with a revision ≥ `revision`.
+async fn applied(status_port: u16, revision: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    loop {
+        if let Ok(r) = Client::new(status_port).get("/health", &[]).await {
+            let rev = r
+                .body
+                .split("\"applied_revision\":")
+                .nth(1)
+                .and_then(|s| s.split([',', '}']).next())
+                .and_then(|s| s.parse::<u64>().ok());
+            if r.status == 200 && rev.is_some_and(|v| v >= revision) {
+                return;
+            }
+            last = r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "revision {revision} not applied in 20 s; last status {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
+    let (Some(_), Some(haproxy)) = (service("etcd"), service("haproxy")) else {
+        return;
+    };
+    let etcd_bin =
+        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd");
+    let dir = tempfile::Builder::new()
+        .prefix("ge")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("etcd")).expect("dir");
+    let mut etcd = PrivateEtcd::start(PathBuf::from(etcd_bin), &dir.path().join("etcd")).await;
+    let mut config = EtcdConfig::new(etcd.url());
+    config.timeout = Duration::from_secs(1);
+    let store: Arc<dyn KeyValueStore> =
+        Arc::new(EtcdStore::connect(config).await.expect("connect"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.list(ROOT).await.is_err() {
+        assert!(Instant::now() < deadline, "private etcd never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let router = KvRouter::new(store.clone(), ROOT, RenderOptions::default());
+
+    let status_port = free_port();
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_vamp-gateway-agent"))
+        .args(["--etcd", &etcd.url(), "--root", ROOT, "--haproxy", &haproxy])
+        .arg("--dir")
+        .arg(dir.path().join("hx"))
+        .args([
+            "--status",
+            &format!("127.0.0.1:{status_port}"),
+            "--no-health-checks",
+            "--max-backoff-ms",
+            "200",
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the agent");
+
+    let (a, b) = (backend("a").await, backend("b").await);
+    let port = free_port();
+    router.apply(&[one(port, "a", a)]).await.expect("publish a");
+    applied(status_port, store.list(ROOT).await.expect("list").revision).await;
+    assert_eq!(
+        split(&mut Client::new(port), 50, &[]).await.get("a"),
+        Some(&50)
+    );
+
+    etcd.stop().await;
+    let mut client = Client::new(port);
+    assert_eq!(
+        split(&mut client, 200, &[]).await.get("a"),
+        Some(&200),
+        "traffic flows while etcd is down"
+    );
+    let r = Client::new(status_port)
+        .get("/health", &[])
+        .await
+        .expect("status during the outage");
+    assert_eq!(r.status, 200, "HAProxy still serves: {}", r.body);
+
+    etcd.resume().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        match router.apply(&[one(port, "b", b)]).await {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "etcd did not come back: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(report.failed.is_empty(), "{report:?}");
+    applied(status_port, store.list(ROOT).await.expect("list").revision).await;
+    assert_eq!(
+        split(&mut Client::new(port), 50, &[]).await.get("b"),
+        Some(&50),
+        "the agent caught up"
+    );
+
+    // SIGTERM stops the agent and its HAProxy.
+    let pid = agent.id().expect("agent pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(15), agent.wait())
+        .await
+        .expect("agent exits")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "HAProxy stopped with the agent"
+    );
+    etcd.stop().await;
+}

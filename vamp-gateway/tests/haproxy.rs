@@ -460,3 +460,129 @@ async fn conditions_strength_sticky_and_rewrites_behave_as_specified() {
     );
     hx.haproxy.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_api_drains_servers_and_reads_stats() {
+    use vamp_gateway::haproxy::runtime::ServerState;
+    let Some(binary) = binary() else { return };
+    let (a1, a2) = (backend("a1").await, backend("a2").await);
+    let port = free_port();
+    let g = "rt/port";
+    let gw = gateway(
+        g,
+        port,
+        vec![route(g, "rt/a/port", 100, &[("a1", a1), ("a2", a2)])],
+    );
+    let hx = start(binary, std::slice::from_ref(&gw)).await;
+    let mut client = Client::new(port);
+    assert_eq!(
+        split(&mut client, 100, &[]).await.len(),
+        2,
+        "both instances serve"
+    );
+
+    let backend_name = gw.routes[0].lookup_name.clone();
+    let api = hx.haproxy.runtime();
+    api.set_state(&backend_name, "a2", ServerState::Maint)
+        .await
+        .expect("maint");
+    assert_eq!(
+        split(&mut client, 50, &[]).await.get("a1"),
+        Some(&50),
+        "a2 in maintenance takes nothing"
+    );
+    api.set_state(&backend_name, "a2", ServerState::Ready)
+        .await
+        .expect("ready");
+    assert_eq!(split(&mut client, 100, &[]).await.len(), 2, "a2 is back");
+    assert_eq!(
+        api.weight(&backend_name, "a1").await.expect("weight"),
+        (100, 100)
+    );
+    assert!(
+        api.set_weight(&backend_name, "nope", 1).await.is_err(),
+        "an unknown server is refused"
+    );
+    assert!(
+        api.set_weight("bad\nname", "a1", 1).await.is_err(),
+        "a name that is not an HAProxy name"
+    );
+
+    let stats = api.stats().await.expect("show stat");
+    let a1_row = stats
+        .iter()
+        .find(|r| r.proxy == backend_name && r.server == "a1")
+        .expect("a1 row");
+    assert!(a1_row.sessions_total > 0, "{a1_row:?}");
+    assert_eq!(a1_row.status, "UP");
+    assert!(
+        api.servers_state()
+            .await
+            .expect("state")
+            .contains(&backend_name)
+    );
+    hx.haproxy.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosts_route_by_host_header() {
+    let Some(binary) = binary() else { return };
+    let (a, b) = (backend("a").await, backend("b").await);
+    let mut shop = gateway(
+        "shop/port",
+        free_port(),
+        vec![route("shop/port", "shop/a/port", 100, &[("a", a)])],
+    );
+    shop.virtual_hosts = vec!["shop.example.com".into()];
+    let mut blog = gateway(
+        "blog/port",
+        free_port(),
+        vec![route("blog/port", "blog/b/port", 100, &[("b", b)])],
+    );
+    blog.virtual_hosts = vec!["blog.example.com".into(), "www.blog.example.com".into()];
+    let vh_port = free_port();
+    let dir = tempdir();
+    let paths = Paths::new(dir.path());
+    let mut opts = options(&paths);
+    opts.virtual_hosts = Some(([127, 0, 0, 1], vh_port).into());
+    let hx = Haproxy::start(binary, paths, &text(&[shop, blog], &opts))
+        .await
+        .expect("start");
+    // The test client always sends `host: localhost`: one raw request per Host instead.
+    for (host, want) in [
+        ("shop.example.com", "a"),
+        ("SHOP.example.com:80", "a"),
+        ("blog.example.com", "b"),
+        ("www.blog.example.com", "b"),
+    ] {
+        let r = raw_get(vh_port, host).await;
+        assert!(r.contains(&format!("x-backend: {want}")), "{host} → {r}");
+    }
+    assert!(
+        raw_get(vh_port, "other.example.com")
+            .await
+            .starts_with("HTTP/1.1 503"),
+        "an unknown host gets 503"
+    );
+    hx.stop().await.expect("stop");
+}
+
+/// One request with exactly this Host header; the raw response head.
+async fn raw_get(port: u16, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.read_to_string(&mut out),
+    )
+    .await
+    .expect("answer in time")
+    .expect("read");
+    out
+}

@@ -147,17 +147,25 @@ fn leaf(o: &ConditionOperand) -> Result<(Test, bool), UnsupportedCondition> {
     })
 }
 
-/// The substrings a `user-agent == X` test looks for (spec §1.7.2 aliases).
+/// The substrings a `user-agent == X` test looks for, all of which must be there (spec §1.7.2
+/// aliases: Chrome, Firefox, Safari = Safari + Version, Edge, IE = MSIE; any other text is
+/// looked for as it is). Shared by the in-process evaluator and the HAProxy renderer.
+pub(crate) fn user_agent_needles(value: &str) -> Vec<&str> {
+    match value.to_ascii_lowercase().as_str() {
+        "chrome" => vec!["Chrome"],
+        "firefox" => vec!["Firefox"],
+        "safari" => vec!["Safari", "Version"],
+        "edge" => vec!["Edge"],
+        "ie" => vec!["MSIE"],
+        _ => vec![value],
+    }
+}
+
 fn user_agent(value: &str) -> Vec<String> {
-    let needles: &[&str] = match value.to_ascii_lowercase().as_str() {
-        "chrome" => &["Chrome"],
-        "firefox" => &["Firefox"],
-        "safari" => &["Safari", "Version"],
-        "edge" => &["Edge"],
-        "ie" => &["MSIE"],
-        _ => return vec![value.to_owned()],
-    };
-    needles.iter().map(|n| (*n).to_owned()).collect()
+    user_agent_needles(value)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The values of cookie `name` in the request's `Cookie` headers (names are case-sensitive).

@@ -100,6 +100,17 @@ struct Seen {
 }
 
 impl Seen {
+    /// Takes in one change; returns its revision.
+    fn apply(&mut self, root: &str, ev: vamp_core::traits::KvEvent) -> u64 {
+        let value = if ev.kind == KvEventKind::Delete {
+            None
+        } else {
+            ev.value
+        };
+        self.update(root, &ev.key, value);
+        ev.revision
+    }
+
     fn update(&mut self, root: &str, key: &str, value: Option<Vec<u8>>) {
         if key == wire::list_key(root) {
             self.list = value;
@@ -203,36 +214,14 @@ impl Agent {
         self.reconcile(&seen, listing.revision).await;
         loop {
             let mut revision = match stream.next().await {
-                Some(Ok(ev)) => {
-                    seen.update(
-                        root,
-                        &ev.key,
-                        if ev.kind == KvEventKind::Delete {
-                            None
-                        } else {
-                            ev.value
-                        },
-                    );
-                    ev.revision
-                }
+                Some(Ok(ev)) => seen.apply(root, ev),
                 Some(Err(e)) => return e.to_string(),
                 None => return "the watch ended".into(),
             };
             // Changes that are already here are applied together.
             while let Some(Some(next)) = stream.next().now_or_never() {
                 match next {
-                    Ok(ev) => {
-                        seen.update(
-                            root,
-                            &ev.key,
-                            if ev.kind == KvEventKind::Delete {
-                                None
-                            } else {
-                                ev.value
-                            },
-                        );
-                        revision = ev.revision;
-                    }
+                    Ok(ev) => revision = seen.apply(root, ev),
                     Err(e) => {
                         self.reconcile(&seen, revision).await;
                         return e.to_string();

@@ -606,15 +606,7 @@ fn operand(o: &ConditionOperand) -> Result<Expr<(Criterion, bool)>, AclError> {
             *positive,
         ),
         O::UserAgent { value, positive } => {
-            let needles: &[&str] = match value.to_ascii_lowercase().as_str() {
-                "chrome" => &["Chrome"],
-                "firefox" => &["Firefox"],
-                "safari" => &["Safari", "Version"],
-                "edge" => &["Edge"],
-                "ie" => &["MSIE"],
-                _ => &[value.as_str()],
-            };
-            let all = needles
+            let all = crate::condition::user_agent_needles(value)
                 .iter()
                 .map(|n| {
                     Ok(leaf(

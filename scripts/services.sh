@@ -8,7 +8,8 @@
 #   source "$VAMP_SVC_DIR/env"         # after start: VAMP_TEST_SERVICES and the addresses
 #
 # Services: docker (a private dockerd with no bridge network, on its own socket), etcd (v3 on
-# 127.0.0.1:$ETCD_PORT, default 23790, peer port $ETCD_PEER_PORT, default 23800) and haproxy
+# 127.0.0.1:$ETCD_PORT, default 23790, peer port $ETCD_PEER_PORT, default 23800), postgres
+# (PostgreSQL on 127.0.0.1:$PG_PORT, default 54329, trust auth, fsync off) and haproxy
 # (installed and checked only: every HAProxy test starts its own master-worker instance on free
 # ports through vamp_gateway::haproxy::process). Needs root on Debian 12.
 # Every PID is recorded with its kernel start time; stop signals a PID only if
@@ -18,7 +19,8 @@ umask 022
 
 DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
 PIDS=$DIR/pids
-SERVICES=${VAMP_SVC_LIST:-docker etcd haproxy}
+SERVICES=${VAMP_SVC_LIST:-docker etcd postgres haproxy}
+PG_PORT=${PG_PORT:-54329}
 ETCD_PORT=${ETCD_PORT:-23790}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 DOCKER_BUILDKIT=0
@@ -37,6 +39,7 @@ pkgs_for() {
     docker) echo docker.io busybox-static ;;
     haproxy) echo haproxy ;;
     etcd) echo etcd-server ;;
+    postgres) echo postgresql ;;
   esac
 }
 
@@ -66,6 +69,8 @@ umount_leftovers() {   # dockerd leaves an nsfs mount at exec/netns/default
   done
 }
 
+pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
+pg_ok() { "$(pgbin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
 etcd_ok() { curl -sf -m 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 
 wait_for() {   # NAME PID SECONDS CMD...: bounded, fails fast if the process died
@@ -84,7 +89,7 @@ cmd_start() {
     while read -r name pid st; do is_ours "$pid" "$st" && die "$name ($pid) from an earlier start still runs: $0 stop"; done < "$PIDS"
   fi
   umount_leftovers
-  rm -rf "$DIR/docker" "$DIR/etcd" "$PIDS" "$DIR/env"
+  rm -rf "$DIR/docker" "$DIR/etcd" "$DIR/pg" "$PIDS" "$DIR/env"
   ensure_packages
   local list=""
   : > "$DIR/env"
@@ -113,6 +118,21 @@ cmd_start() {
     echo "export VAMP_TEST_ETCD=http://127.0.0.1:$ETCD_PORT VAMP_TEST_ETCD_BIN=$(command -v etcd)" >> "$DIR/env"
     list="$list etcd"
   fi
+  if has postgres; then
+    local pg; pg=$(pgbin)
+    [ -x "$pg/initdb" ] || { cmd_stop; die "no PostgreSQL server under /usr/lib/postgresql"; }
+    mkdir -p "$DIR/pg"; chown postgres:postgres "$DIR/pg"
+    runuser -u postgres -- "$pg/initdb" -D "$DIR/pg/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+      > "$DIR/postgres-initdb.log" 2>&1 || { cat "$DIR/postgres-initdb.log" >&2; cmd_stop; die "initdb failed"; }
+    runuser -u postgres -- "$pg/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/postgres.log" -w -t 30 \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $DIR/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      start > /dev/null || { tail -n 25 "$DIR/pg/postgres.log" >&2; cmd_stop; die "pg_ctl start failed"; }
+    record postgres "$(head -n1 "$DIR/pg/data/postmaster.pid")"
+    wait_for postgres "$(head -n1 "$DIR/pg/data/postmaster.pid")" 30 pg_ok || { cmd_stop; exit 1; }
+    # The server binaries too: outage tests start private clusters of their own.
+    echo "export VAMP_TEST_POSTGRES=postgres://postgres@127.0.0.1:$PG_PORT/postgres VAMP_TEST_POSTGRES_BIN=$pg" >> "$DIR/env"
+    list="$list postgres"
+  fi
   if has haproxy; then
     command -v haproxy > /dev/null || die "haproxy is not on PATH after installing it"
     echo "export VAMP_TEST_HAPROXY=$(command -v haproxy)" >> "$DIR/env"
@@ -130,7 +150,11 @@ cmd_stop() {
     # Containers first, or dockerd waits out each one's stop timeout.
     timeout 30 docker ps -aq 2>/dev/null | xargs -r timeout 30 docker rm -f > /dev/null 2>&1
   fi
-  while read -r name pid st; do is_ours "$pid" "$st" && kill -TERM "$pid"; done < "$PIDS"
+  # PostgreSQL: SIGINT is the fast shutdown (SIGTERM would wait for every client).
+  while read -r name pid st; do
+    is_ours "$pid" "$st" || continue
+    if [ "$name" = postgres ]; then kill -INT "$pid"; else kill -TERM "$pid"; fi
+  done < "$PIDS"
   local deadline=$((SECONDS + 30))
   while read -r name pid st; do
     while is_ours "$pid" "$st" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done

@@ -1,0 +1,534 @@
+//! [`PostgresPersistence`]: artifacts and events in PostgreSQL (11 or later), with the layout of
+//! the SQLite backend.
+//!
+//! Layout: `artifacts` holds the latest revision of every (kind, name) — live or deleted —
+//! and `artifact_revisions` every revision; `events` and `event_tags` (expanded tags, spec
+//! §1.14) hold events. A write takes a transaction-scoped advisory lock on its (kind, name),
+//! so preconditions are checked and applied atomically even with several Vamp processes on
+//! one database. The schema is created and migrated on connect (embedded migrations in
+//! `schema.rs`, under an advisory lock). Every statement is bounded by `statement_timeout`
+//! and the pool's acquire timeout: an unreachable server is `Error::Unavailable`, never a hang.
+//!
+//! Every statement binds its values; user strings never become SQL text.
+
+mod schema;
+
+use std::ops::Bound;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use tokio::sync::Mutex;
+use vamp_core::events::EventBus;
+use vamp_core::model::{Event, Kind};
+use vamp_core::traits::{
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
+    StoredEvent,
+};
+use vamp_core::{Error, Result};
+
+const BACKEND: &str = "postgres";
+
+/// The default limit of one statement and of getting a connection.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Artifacts and events in PostgreSQL.
+///
+/// ```no_run
+/// # async fn demo() -> vamp_core::Result<()> {
+/// use vamp_drivers::postgres::PostgresPersistence;
+/// let db = PostgresPersistence::connect("postgres://vamp@127.0.0.1:5432/vamp").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresPersistence {
+    pool: PgPool,
+    address: String,
+    timeout: Duration,
+    /// Orders appends of this handle, so its subscribers see ids in order.
+    appends: std::sync::Arc<Mutex<()>>,
+    bus: EventBus,
+}
+
+fn unavailable(address: &str, e: impl Into<vamp_core::BoxError>) -> Error {
+    let source = e.into();
+    Error::Unavailable {
+        backend: BACKEND,
+        address: address.to_owned(),
+        message: source.to_string(),
+        source: Some(source),
+    }
+}
+
+fn backend(e: sqlx::Error) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+/// Connection trouble is `Unavailable` (naming the server); anything else a backend error.
+fn classify(address: &str, timeout: Duration, e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => unavailable(address, e),
+        sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => Error::Timeout {
+            backend: BACKEND,
+            address: address.to_owned(),
+            operation: "statement",
+            timeout,
+        },
+        e => Error::backend(BACKEND, e),
+    }
+}
+
+fn corrupt(message: impl Into<String>) -> Error {
+    Error::Corrupt {
+        backend: BACKEND,
+        message: message.into(),
+    }
+}
+
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn from_nanos(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    kind.plural()
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("stored JSON does not parse: {e}")))
+}
+
+fn limit(page: Page) -> (i64, i64) {
+    (
+        i64::try_from(page.per_page).unwrap_or(i64::MAX),
+        i64::try_from(page.offset()).unwrap_or(i64::MAX),
+    )
+}
+
+impl PostgresPersistence {
+    /// Connects to `url` (`postgres://user[:password]@host:port/database`) and brings the
+    /// schema up to date.
+    ///
+    /// # Errors
+    /// `Error::Invalid` for a URL that does not parse; `Error::Unavailable` when the server
+    /// cannot be reached within 10 s or the schema cannot be migrated.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, DEFAULT_TIMEOUT).await
+    }
+
+    /// [`connect`](Self::connect) with another limit for each statement and for getting a
+    /// connection (while the server is down, every call fails within it).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self> {
+        let statement_timeout = timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::Invalid {
+                what: "postgres URL",
+                message: e.to_string(),
+            })?
+            .options([("statement_timeout", statement_timeout.as_str())]);
+        let address = format!("{}:{}", options.get_host(), options.get_port());
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| unavailable(&address, e))?;
+        schema::migrate(&pool)
+            .await
+            .map_err(|e| unavailable(&address, e))?;
+        tracing::debug!(%address, "connected postgres persistence");
+        Ok(PostgresPersistence {
+            pool,
+            address,
+            timeout,
+            appends: std::sync::Arc::default(),
+            bus: EventBus::default(),
+        })
+    }
+
+    /// `host:port` of the server.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Closes the connections (waits for running statements).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The latest (revision, live) of an artifact.
+    async fn latest(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<(u64, bool)>> {
+        let row = sqlx::query("SELECT revision, live FROM artifacts WHERE kind = $1 AND name = $2")
+            .bind(kind_name(kind))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        row.map(|r| {
+            let revision: i64 = r
+                .try_get("revision")
+                .map_err(|e| classify(&self.address, self.timeout, e))?;
+            let live: bool = r
+                .try_get("live")
+                .map_err(|e| classify(&self.address, self.timeout, e))?;
+            Ok((
+                u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
+                live,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Writes a new revision (value `None` = deletion) in one transaction.
+    async fn write(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: Option<&serde_json::Value>,
+        precondition: Precondition,
+    ) -> Result<Option<(u64, DateTime<Utc>)>> {
+        if name.is_empty() {
+            return Err(Error::Invalid {
+                what: "artifact name",
+                message: "names must not be empty".into(),
+            });
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        // One writer per (kind, name) across every process on this database.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("{}/{name}", kind_name(kind)))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        let latest = self.latest(&mut tx, kind, name).await?;
+        let live = latest.filter(|(_, live)| *live).map(|(r, _)| r);
+        precondition.check(|| format!("{kind}/{name}"), live)?;
+        if value.is_none() && live.is_none() {
+            return Ok(None);
+        }
+        let revision = latest.map_or(0, |(r, _)| r) + 1;
+        let now = Utc::now();
+        let text = value.map(serde_json::Value::to_string);
+        let rev = i64::try_from(revision).map_err(|_| corrupt("revision overflow"))?;
+        sqlx::query(
+            "INSERT INTO artifact_revisions (kind, name, revision, value, at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .bind(rev)
+        .bind(&text)
+        .bind(nanos(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        sqlx::query(
+            "INSERT INTO artifacts (kind, name, revision, live, value, at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (kind, name) DO UPDATE SET revision = excluded.revision, \
+             live = excluded.live, value = excluded.value, at = excluded.at",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .bind(rev)
+        .bind(value.is_some())
+        .bind(&text)
+        .bind(nanos(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        Ok(Some((revision, now)))
+    }
+}
+
+fn artifact_row(kind: Kind, row: &sqlx::postgres::PgRow) -> Result<StoredArtifact> {
+    let name: String = row.try_get("name").map_err(backend)?;
+    let revision: i64 = row.try_get("revision").map_err(backend)?;
+    let value: String = row.try_get("value").map_err(backend)?;
+    let at: i64 = row.try_get("at").map_err(backend)?;
+    Ok(StoredArtifact {
+        kind,
+        name,
+        revision: u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
+        value: parse_json(&value)?,
+        updated: from_nanos(at),
+    })
+}
+
+fn event_row(row: &sqlx::postgres::PgRow) -> Result<StoredEvent> {
+    let id: i64 = row.try_get("id").map_err(backend)?;
+    let timestamp: String = row.try_get("timestamp").map_err(backend)?;
+    let kind: String = row.try_get("type").map_err(backend)?;
+    let value: String = row.try_get("value").map_err(backend)?;
+    let tags: String = row.try_get("tags").map_err(backend)?;
+    Ok(StoredEvent {
+        id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
+        event: Event {
+            tags: serde_json::from_str(&tags).map_err(|e| corrupt(format!("event tags: {e}")))?,
+            value: parse_json(&value)?,
+            kind,
+            timestamp: DateTime::parse_from_rfc3339(&timestamp)
+                .map_err(|e| corrupt(format!("event timestamp: {e}")))?
+                .with_timezone(&Utc),
+        },
+    })
+}
+
+#[async_trait]
+impl Persistence for PostgresPersistence {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredArtifact>> {
+        let row = sqlx::query(
+            "SELECT name, revision, value, at FROM artifacts WHERE kind = $1 AND name = $2 AND live",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        row.map(|r| artifact_row(kind, &r)).transpose()
+    }
+
+    async fn put(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<StoredArtifact> {
+        let (revision, updated) = self
+            .write(kind, name, Some(value), precondition)
+            .await?
+            .ok_or_else(|| corrupt("a put wrote no revision"))?;
+        Ok(StoredArtifact {
+            kind,
+            name: name.to_owned(),
+            revision,
+            value: value.clone(),
+            updated,
+        })
+    }
+
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<Option<u64>> {
+        Ok(self
+            .write(kind, name, None, precondition)
+            .await?
+            .map(|(r, _)| r))
+    }
+
+    async fn list(&self, kind: Kind, page: Page) -> Result<Paged<StoredArtifact>> {
+        let (limit, offset) = limit(page);
+        let rows = sqlx::query(
+            "SELECT name, revision, value, at FROM artifacts WHERE kind = $1 AND live \
+             ORDER BY name COLLATE \"C\" LIMIT $2 OFFSET $3",
+        )
+        .bind(kind_name(kind))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM artifacts WHERE kind = $1 AND live")
+                .bind(kind_name(kind))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| classify(&self.address, self.timeout, e))?;
+        Ok(Paged {
+            items: rows
+                .iter()
+                .map(|r| artifact_row(kind, r))
+                .collect::<Result<_>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>> {
+        let rows = sqlx::query(
+            "SELECT revision, value, at FROM artifact_revisions WHERE kind = $1 AND name = $2 \
+             ORDER BY revision",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        rows.iter()
+            .map(|r| {
+                let revision: i64 = r
+                    .try_get("revision")
+                    .map_err(|e| classify(&self.address, self.timeout, e))?;
+                let value: Option<String> = r
+                    .try_get("value")
+                    .map_err(|e| classify(&self.address, self.timeout, e))?;
+                let at: i64 = r
+                    .try_get("at")
+                    .map_err(|e| classify(&self.address, self.timeout, e))?;
+                Ok(Revision {
+                    revision: u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
+                    value: value.as_deref().map(parse_json).transpose()?,
+                    at: from_nanos(at),
+                })
+            })
+            .collect()
+    }
+
+    async fn append_event(&self, event: &Event) -> Result<StoredEvent> {
+        let tags = serde_json::to_string(&event.tags).map_err(|e| Error::backend(BACKEND, e))?;
+        let _guard = self.appends.lock().await;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (at, timestamp, type, value, tags) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(nanos(event.timestamp))
+        .bind(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .bind(&event.kind)
+        .bind(event.value.to_string())
+        .bind(&tags)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        for tag in event.expanded_tags() {
+            sqlx::query(
+                "INSERT INTO event_tags (event_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(tag)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        let stored = StoredEvent {
+            id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
+            event: event.clone(),
+        };
+        // Published while the write lock is held, so subscribers see ids in order.
+        self.bus.publish(stored.clone());
+        Ok(stored)
+    }
+
+    async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
+        let mut tags = filter.tags.clone();
+        tags.sort();
+        tags.dedup();
+        // Only numbered placeholders are added to the SQL text; every value is bound.
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        let mut clauses = Vec::new();
+        if !tags.is_empty() {
+            let list: Vec<String> = tags.iter().map(|_| next()).collect();
+            clauses.push(format!(
+                "(SELECT COUNT(*) FROM event_tags t WHERE t.event_id = e.id AND t.tag IN ({})) = {}",
+                list.join(", "),
+                next()
+            ));
+        }
+        if filter.kind.is_some() {
+            clauses.push(format!("e.type = {}", next()));
+        }
+        let mut times: Vec<i64> = Vec::new();
+        for (b, incl, excl) in [(&filter.from, ">=", ">"), (&filter.until, "<=", "<")] {
+            match b {
+                Bound::Included(t) => {
+                    clauses.push(format!("e.at {incl} {}", next()));
+                    times.push(nanos(*t));
+                }
+                Bound::Excluded(t) => {
+                    clauses.push(format!("e.at {excl} {}", next()));
+                    times.push(nanos(*t));
+                }
+                Bound::Unbounded => {}
+            }
+        }
+        let condition = if clauses.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            clauses.join(" AND ")
+        };
+        let (limit_p, offset_p) = (next(), next());
+        let select = format!(
+            "SELECT e.id, e.timestamp, e.type, e.value, e.tags FROM events e WHERE {condition} \
+             ORDER BY e.at DESC, e.id DESC LIMIT {limit_p} OFFSET {offset_p}"
+        );
+        let count = format!("SELECT COUNT(*) FROM events e WHERE {condition}");
+
+        let mut q = sqlx::query(AssertSqlSafe(select));
+        let mut c = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count));
+        if !tags.is_empty() {
+            for t in &tags {
+                q = q.bind(t.clone());
+                c = c.bind(t.clone());
+            }
+            let count = i64::try_from(tags.len()).unwrap_or(i64::MAX);
+            q = q.bind(count);
+            c = c.bind(count);
+        }
+        if let Some(kind) = &filter.kind {
+            q = q.bind(kind.clone());
+            c = c.bind(kind.clone());
+        }
+        for t in &times {
+            q = q.bind(*t);
+            c = c.bind(*t);
+        }
+        let (limit, offset) = limit(page);
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        let total = c
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        Ok(Paged {
+            items: rows.iter().map(event_row).collect::<Result<_>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn subscribe(&self) -> Result<EventStream> {
+        Ok(self.bus.subscribe())
+    }
+}

@@ -1,0 +1,293 @@
+//! The PostgreSQL persistence against a real PostgreSQL 15: the shared conformance kit on the
+//! server scripts/test.sh starts, restart survival, and an outage test on a private cluster.
+#![cfg(feature = "postgres")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use vamp_core::Error;
+use vamp_core::model::{Event, Kind};
+use vamp_core::testkit::services::service;
+use vamp_core::traits::{Page, Persistence, Precondition};
+use vamp_drivers::postgres::PostgresPersistence;
+
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{what}-{}-{nanos}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_persistence_kit() {
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let db = PostgresPersistence::connect(&url)
+        .await
+        .expect("connect to the test postgres");
+    vamp_core::testkit::persistence::run_all(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_and_events_survive_a_new_connection_and_numbering_continues() {
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let name = unique("reopen");
+    {
+        let db = PostgresPersistence::connect(&url).await.expect("connect");
+        db.put(Kind::Breed, &name, &json!({"v": 1}), Precondition::Any)
+            .await
+            .expect("put");
+        db.put(Kind::Breed, &name, &json!({"v": 2}), Precondition::Any)
+            .await
+            .expect("put");
+        db.append_event(&Event::new([format!("reopen:{name}")], json!(1)))
+            .await
+            .expect("event");
+    }
+    let db = PostgresPersistence::connect(&url).await.expect("reconnect");
+    let got = db
+        .get(Kind::Breed, &name)
+        .await
+        .expect("get")
+        .expect("still there");
+    assert_eq!((got.revision, got.value), (2, json!({"v": 2})));
+    let next = db
+        .put(
+            Kind::Breed,
+            &name,
+            &json!({"v": 3}),
+            Precondition::Revision(2),
+        )
+        .await
+        .expect("put");
+    assert_eq!(next.revision, 3);
+    let filter = vamp_core::traits::EventFilter::tags([format!("reopen:{name}")]);
+    assert_eq!(
+        db.query_events(&filter, Page::default())
+            .await
+            .expect("events")
+            .total,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_and_tags_are_data_not_sql() {
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let db = PostgresPersistence::connect(&url).await.expect("connect");
+    let name = format!("x'); DROP TABLE artifacts; --{}", unique(""));
+    db.put(Kind::Breed, &name, &json!("v"), Precondition::Absent)
+        .await
+        .expect("put");
+    assert!(db.get(Kind::Breed, &name).await.expect("get").is_some());
+    let tag = format!("t' OR '1'='1{}", unique(""));
+    db.append_event(&Event::new([tag.clone()], json!(null)))
+        .await
+        .expect("event");
+    let filter = vamp_core::traits::EventFilter::tags([tag]);
+    assert_eq!(
+        db.query_events(&filter, Page::default())
+            .await
+            .expect("query")
+            .total,
+        1
+    );
+    assert!(
+        db.list(Kind::Breed, Page::default())
+            .await
+            .expect("list")
+            .total
+            >= 1
+    );
+}
+
+/// A private cluster under a directory postgres owns, stopped by its postmaster PID.
+struct PrivatePostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn init(bin: PathBuf, dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir)
+            .status()
+            .expect("chown");
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PrivatePostgres {
+            bin,
+            dir: dir.to_owned(),
+            port,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.display()
+        );
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("postgres.log"))
+            .args(["-w", "-t", "30", "-o", &options, "start"])
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// SIGINT (fast shutdown) to the postmaster's PID; waits until it is gone.
+    fn stop(&self) {
+        let Ok(pidfile) = std::fs::read_to_string(self.dir.join("data/postmaster.pid")) else {
+            return;
+        };
+        let Some(pid) = pidfile.lines().next().map(str::trim).map(str::to_owned) else {
+            return;
+        };
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_calls_clearly_and_the_store_recovers_with_nothing_lost() {
+    let Some(_) = service("postgres") else { return };
+    let bin = PathBuf::from(
+        std::env::var("VAMP_TEST_POSTGRES_BIN")
+            .expect("VAMP_TEST_POSTGRES_BIN is set with postgres"),
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("pg")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let pg = PrivatePostgres::init(bin, dir.path());
+    pg.start();
+    let db = PostgresPersistence::connect_with(&pg.url(), Duration::from_secs(2))
+        .await
+        .expect("connect");
+    for i in 0..10 {
+        db.put(Kind::Breed, &format!("b{i}"), &json!(i), Precondition::Any)
+            .await
+            .expect("put before");
+        db.append_event(&Event::new(["outage"], json!(i)))
+            .await
+            .expect("event before");
+    }
+
+    pg.stop();
+    for i in 10..13 {
+        let t = Instant::now();
+        let err = db
+            .put(Kind::Breed, &format!("b{i}"), &json!(i), Precondition::Any)
+            .await
+            .expect_err("down");
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "a call took {:?} during the outage (limit 2 s)",
+            t.elapsed()
+        );
+        assert!(
+            matches!(
+                err,
+                Error::Unavailable { .. } | Error::Timeout { .. } | Error::Backend { .. }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("postgres"),
+            "the error names the backend: {err}"
+        );
+    }
+    let t = Instant::now();
+    assert!(db.get(Kind::Breed, "b0").await.is_err());
+    assert!(t.elapsed() < Duration::from_secs(4));
+
+    pg.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match db
+            .put(Kind::Breed, "b10", &json!(10), Precondition::Any)
+            .await
+        {
+            Ok(a) => {
+                assert_eq!(a.revision, 1, "the failed write did not half-happen");
+                break;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "postgres did not come back: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(
+        db.list(Kind::Breed, Page::new(1, 100))
+            .await
+            .expect("list")
+            .total,
+        11
+    );
+    let filter = vamp_core::traits::EventFilter::tags(["outage"]);
+    assert_eq!(
+        db.query_events(&filter, Page::default())
+            .await
+            .expect("events")
+            .total,
+        10
+    );
+}

@@ -7,6 +7,8 @@
 //!   deployables through the Docker Engine API.
 //! - `etcd` (feature `etcd`): [`etcd::EtcdStore`], the etcd v3
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
+//! - `kv` (feature `kv`): [`kv::KvPersistence`], artifacts and events in any
+//!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
 //! - `postgres` (feature `postgres`): [`postgres::PostgresPersistence`], artifacts and events
 //!   in PostgreSQL.
 //! - `process` (feature `process`, default): [`process::ProcessDriver`], local processes for
@@ -25,6 +27,8 @@ pub mod docker;
 pub mod etcd;
 #[cfg(any(feature = "process", feature = "docker"))]
 mod health;
+#[cfg(feature = "kv")]
+pub mod kv;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "process")]

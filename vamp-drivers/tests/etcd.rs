@@ -143,3 +143,17 @@ async fn an_outage_fails_calls_fast_and_the_watch_resumes_without_loss_or_duplic
     }
     etcd.stop().await;
 }
+
+#[cfg(feature = "kv")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_persistence_over_etcd_passes_the_persistence_kit() {
+    let Some(url) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    let store = EtcdStore::connect(EtcdConfig::new(url))
+        .await
+        .expect("connect to the test etcd");
+    let root = format!("/vamp-kit-persistence/{}", std::process::id());
+    let db = vamp_drivers::kv::KvPersistence::new(std::sync::Arc::new(store), root);
+    vamp_core::testkit::persistence::run_all(&db).await;
+}

@@ -1,0 +1,148 @@
+//! Backends: put / get / watch latency of each key-value store, and write / query time of
+//! each persistence (the tag query runs over 1 000 events, before the append bench grows the
+//! table). Memory, SQLite and KV-over-memory always run; etcd and PostgreSQL when
+//! `VAMP_BENCH_ETCD` (a URL) and `VAMP_BENCH_POSTGRES` (a URL) name a server.
+//!
+//! Run with (services from scripts/services.sh):
+//! `VAMP_BENCH_ETCD=http://127.0.0.1:23790 VAMP_BENCH_POSTGRES=postgres://postgres@127.0.0.1:54329/postgres cargo bench -p vamp-benches --bench backends`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use futures::StreamExt;
+use serde_json::json;
+use vamp_core::memory::{MemoryPersistence, MemoryStore};
+use vamp_core::model::{Event, Kind};
+use vamp_core::traits::{EventFilter, KeyValueStore, Page, Persistence, Precondition};
+use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
+use vamp_drivers::kv::KvPersistence;
+use vamp_drivers::postgres::PostgresPersistence;
+use vamp_drivers::sqlite::SqlitePersistence;
+
+fn kv_benches(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    store: &dyn KeyValueStore,
+) {
+    let prefix = format!("/vamp-bench/{}/", std::process::id());
+    let mut group = c.benchmark_group(format!("kv_{name}"));
+    let key = format!("{prefix}k");
+    group.bench_function("put", |b| {
+        b.iter(|| {
+            rt.block_on(store.put(&key, b"0123456789abcdef0123456789abcdef"))
+                .expect("put")
+        });
+    });
+    group.bench_function("get", |b| {
+        b.iter(|| rt.block_on(store.get(&key)).expect("get"));
+    });
+    group.bench_function("watch_latency", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut watch = store.watch(&prefix, None).await.expect("watch");
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    let t = Instant::now();
+                    store
+                        .put(&key, i.to_string().as_bytes())
+                        .await
+                        .expect("put");
+                    watch.next().await.expect("event").expect("no error");
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+}
+
+fn persistence_benches(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    db: &dyn Persistence,
+) {
+    let tag = format!("bench:{}-{name}", std::process::id());
+    // 1 000 events to query, 10 of them with the tag looked for.
+    rt.block_on(async {
+        for i in 0..1_000 {
+            let tags = if i % 100 == 0 {
+                vec![tag.clone()]
+            } else {
+                vec!["bench:other".to_owned()]
+            };
+            db.append_event(&Event::new(tags, json!(i)))
+                .await
+                .expect("event");
+        }
+    });
+    let mut group = c.benchmark_group(format!("persistence_{name}"));
+    let value = json!({"name": "web:1.0", "deployable": "img", "ports": {"web": "8080/http"}});
+    let mut n = 0u64;
+    group.bench_function("put_artifact", |b| {
+        b.iter(|| {
+            n += 1;
+            rt.block_on(db.put(
+                Kind::Breed,
+                &format!("bench-{}", n % 100),
+                &value,
+                Precondition::Any,
+            ))
+            .expect("put")
+        });
+    });
+    let filter = EventFilter::tags([tag]);
+    group.bench_function("query_events_by_tag", |b| {
+        b.iter(|| {
+            rt.block_on(db.query_events(&filter, Page::default()))
+                .expect("query")
+        });
+    });
+    // Last: it grows the event table.
+    group.bench_function("append_event", |b| {
+        b.iter(|| {
+            rt.block_on(db.append_event(&Event::new(["bench:append"], json!(1))))
+                .expect("append")
+        });
+    });
+    group.finish();
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3));
+
+    kv_benches(&mut c, &rt, "memory", &MemoryStore::default());
+    if let Ok(url) = std::env::var("VAMP_BENCH_ETCD") {
+        let etcd = rt
+            .block_on(EtcdStore::connect(EtcdConfig::new(url)))
+            .expect("etcd");
+        kv_benches(&mut c, &rt, "etcd", &etcd);
+    }
+
+    persistence_benches(&mut c, &rt, "memory", &MemoryPersistence::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = rt
+        .block_on(SqlitePersistence::open(dir.path().join("bench.db")))
+        .expect("sqlite");
+    persistence_benches(&mut c, &rt, "sqlite", &sqlite);
+    let kv = KvPersistence::new(Arc::new(MemoryStore::default()), "/bench");
+    persistence_benches(&mut c, &rt, "kv_memory", &kv);
+    if let Ok(url) = std::env::var("VAMP_BENCH_POSTGRES") {
+        let pg = rt
+            .block_on(PostgresPersistence::connect(&url))
+            .expect("postgres");
+        persistence_benches(&mut c, &rt, "postgres", &pg);
+    }
+    c.final_summary();
+}

@@ -458,7 +458,9 @@ impl Persistence for PostgresPersistence {
         if !tags.is_empty() {
             let list: Vec<String> = tags.iter().map(|_| next()).collect();
             clauses.push(format!(
-                "(SELECT COUNT(*) FROM event_tags t WHERE t.event_id = e.id AND t.tag IN ({})) = {}",
+                // The (tag, event_id) key finds the events; no scan of every event.
+                "e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag IN ({}) \
+                 GROUP BY t.event_id HAVING COUNT(*) = {})",
                 list.join(", "),
                 next()
             ));

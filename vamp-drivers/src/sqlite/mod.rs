@@ -392,7 +392,9 @@ impl Persistence for SqlitePersistence {
         let mut clauses = Vec::new();
         if !tags.is_empty() {
             clauses.push(format!(
-                "(SELECT COUNT(*) FROM event_tags t WHERE t.event_id = e.id AND t.tag IN ({})) = ?",
+                // The (tag, event_id) key finds the events; no scan of every event.
+                "e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag IN ({}) \
+                 GROUP BY t.event_id HAVING COUNT(*) = ?)",
                 vec!["?"; tags.len()].join(", ")
             ));
         }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use vamp_core::events::EventBus;
 use vamp_core::model::{Event, Kind};
+use vamp_core::traits::kv::{decode_segment as decode, encode_segment as encode};
 use vamp_core::traits::{
     EventFilter, EventStream, KeyValueStore, Page, Paged, Persistence, Precondition, Revision,
     StoredArtifact, StoredEvent,
@@ -81,34 +82,6 @@ struct StoredJsonEvent {
     kind: String,
     value: serde_json::Value,
     timestamp: DateTime<Utc>,
-}
-
-fn encode(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn decode(encoded: &str) -> Option<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            out.push(u8::from_str_radix(encoded.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn corrupt(key: &str, e: impl std::fmt::Display) -> Error {

@@ -33,6 +33,8 @@ pub mod kv;
 pub mod postgres;
 #[cfg(feature = "process")]
 pub mod process;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

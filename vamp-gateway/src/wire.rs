@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use vamp_core::model::{Percentage, PortType, Sticky};
+use vamp_core::traits::kv::{decode_segment, encode_segment};
 use vamp_core::traits::{
     Balance, ResolvedCondition, ResolvedGateway, ResolvedRewrite, ResolvedRoute, RouteTarget,
 };
@@ -32,15 +33,7 @@ pub fn prefix(root: &str) -> String {
 ///            "/vamp/default/gateways/shop%2Fweb%2Fport");
 /// ```
 pub fn gateway_key(root: &str, name: &str) -> String {
-    let mut key = prefix(root);
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
-            key.push(char::from(b));
-        } else {
-            key.push_str(&format!("%{b:02X}"));
-        }
-    }
-    key
+    format!("{}{}", prefix(root), encode_segment(name))
 }
 
 /// `<root>/gateways/haproxy/<version>/configuration`.
@@ -54,20 +47,7 @@ pub fn name_of(root: &str, key: &str) -> Option<String> {
     if encoded.is_empty() || encoded.contains('/') {
         return None;
     }
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = encoded.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    decode_segment(encoded)
 }
 
 /// One gateway in the store.

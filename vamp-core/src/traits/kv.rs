@@ -96,3 +96,40 @@ pub trait KeyValueStore: Send + Sync + Debug {
     /// the changes from now on.
     async fn watch(&self, prefix: &str, after: Option<u64>) -> Result<WatchStream>;
 }
+
+/// Percent-encodes `name` for use as one segment of a key: letters, digits and `-_.~:` stay,
+/// every other byte (`/` included) becomes `%XX`, so a name never adds a level to a key.
+///
+/// ```
+/// use vamp_core::traits::kv::{decode_segment, encode_segment};
+/// assert_eq!(encode_segment("shop/web port"), "shop%2Fweb%20port");
+/// assert_eq!(decode_segment("shop%2Fweb%20port").as_deref(), Some("shop/web port"));
+/// ```
+pub fn encode_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reverses [`encode_segment`]; `None` for text it cannot have written.
+pub fn decode_segment(encoded: &str) -> Option<String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            out.push(u8::from_str_radix(encoded.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}

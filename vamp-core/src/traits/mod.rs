@@ -13,7 +13,7 @@
 //!   documented on the implementation.
 
 mod driver;
-mod kv;
+pub mod kv;
 mod persistence;
 mod router;
 

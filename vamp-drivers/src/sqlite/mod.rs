@@ -28,6 +28,8 @@ use vamp_core::traits::{
 };
 use vamp_core::{Error, Result};
 
+use crate::sql::{artifact_row, event_row, from_nanos, limit, nanos, parse_json};
+
 const BACKEND: &str = "sqlite";
 
 /// How long a statement waits for a lock held by another process before failing.
@@ -71,27 +73,8 @@ fn corrupt(message: impl Into<String>) -> Error {
     }
 }
 
-fn nanos(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
-fn from_nanos(n: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(n)
-}
-
 fn kind_name(kind: Kind) -> &'static str {
     kind.plural()
-}
-
-fn parse_json(text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| corrupt(format!("stored JSON does not parse: {e}")))
-}
-
-fn limit(page: Page) -> (i64, i64) {
-    (
-        i64::try_from(page.per_page).unwrap_or(i64::MAX),
-        i64::try_from(page.offset()).unwrap_or(i64::MAX),
-    )
 }
 
 impl SqlitePersistence {
@@ -217,39 +200,6 @@ impl SqlitePersistence {
     }
 }
 
-fn artifact_row(kind: Kind, row: &sqlx::sqlite::SqliteRow) -> Result<StoredArtifact> {
-    let name: String = row.try_get("name").map_err(backend)?;
-    let revision: i64 = row.try_get("revision").map_err(backend)?;
-    let value: String = row.try_get("value").map_err(backend)?;
-    let at: i64 = row.try_get("at").map_err(backend)?;
-    Ok(StoredArtifact {
-        kind,
-        name,
-        revision: u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
-        value: parse_json(&value)?,
-        updated: from_nanos(at),
-    })
-}
-
-fn event_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent> {
-    let id: i64 = row.try_get("id").map_err(backend)?;
-    let timestamp: String = row.try_get("timestamp").map_err(backend)?;
-    let kind: String = row.try_get("type").map_err(backend)?;
-    let value: String = row.try_get("value").map_err(backend)?;
-    let tags: String = row.try_get("tags").map_err(backend)?;
-    Ok(StoredEvent {
-        id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
-        event: Event {
-            tags: serde_json::from_str(&tags).map_err(|e| corrupt(format!("event tags: {e}")))?,
-            value: parse_json(&value)?,
-            kind,
-            timestamp: DateTime::parse_from_rfc3339(&timestamp)
-                .map_err(|e| corrupt(format!("event timestamp: {e}")))?
-                .with_timezone(&Utc),
-        },
-    })
-}
-
 #[async_trait]
 impl Persistence for SqlitePersistence {
     fn backend(&self) -> &'static str {
@@ -265,7 +215,7 @@ impl Persistence for SqlitePersistence {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|r| artifact_row(kind, &r)).transpose()
+        row.map(|r| artifact_row(BACKEND, kind, &r)).transpose()
     }
 
     async fn put(
@@ -321,7 +271,7 @@ impl Persistence for SqlitePersistence {
         Ok(Paged {
             items: rows
                 .iter()
-                .map(|r| artifact_row(kind, r))
+                .map(|r| artifact_row(BACKEND, kind, r))
                 .collect::<Result<_>>()?,
             total: u64::try_from(total).unwrap_or(0),
         })
@@ -344,7 +294,10 @@ impl Persistence for SqlitePersistence {
                 let at: i64 = r.try_get("at").map_err(backend)?;
                 Ok(Revision {
                     revision: u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
-                    value: value.as_deref().map(parse_json).transpose()?,
+                    value: value
+                        .as_deref()
+                        .map(|v| parse_json(BACKEND, v))
+                        .transpose()?,
                     at: from_nanos(at),
                 })
             })
@@ -453,7 +406,10 @@ impl Persistence for SqlitePersistence {
             .map_err(backend)?;
         let total = c.fetch_one(&self.pool).await.map_err(backend)?;
         Ok(Paged {
-            items: rows.iter().map(event_row).collect::<Result<_>>()?,
+            items: rows
+                .iter()
+                .map(|r| event_row(BACKEND, r))
+                .collect::<Result<_>>()?,
             total: u64::try_from(total).unwrap_or(0),
         })
     }

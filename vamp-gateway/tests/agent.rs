@@ -333,6 +333,33 @@ async fn invalid_states_in_the_store_keep_the_running_config() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_haproxy_is_started_again_with_the_last_state() {
+    let Some(s) = setup() else { return };
+    let a = common::backend("a").await;
+    let port = common::free_port();
+    s.apply(&[one_route(port, "a", a)]).await.expect("apply");
+    kit::ready(port).await;
+    let pid = s.agent.haproxy_pid().await.expect("HAProxy runs");
+    // SIGKILL to the master we started (its workers follow it).
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let st = s
+        .until("HAProxy restarted", |st| st.haproxy_restarts >= 1)
+        .await;
+    assert!(st.haproxy_running, "{st:?}");
+    kit::ready(port).await;
+    assert_eq!(
+        common::split(&mut common::Client::new(port), 20, &[])
+            .await
+            .get("a"),
+        Some(&20)
+    );
+    assert_ne!(s.agent.haproxy_pid().await, Some(pid), "a new master");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_endpoint_reports_health_and_revision() {
     let Some(s) = setup() else { return };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

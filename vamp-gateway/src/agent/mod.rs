@@ -14,6 +14,8 @@
 //! - **Keeps serving through outages.** HAProxy runs on its own; when the store is unreachable
 //!   the agent retries with backoff (100 ms doubling to `max_backoff`) and, once back, lists
 //!   again and applies whatever changed meanwhile.
+//! - **Watchdog**: every second it checks that HAProxy runs, and starts it again with the
+//!   state last applied if it died.
 //! - Reports its health and the applied revision through [`Agent::status`] and
 //!   [`serve_status`] (HTTP `GET /health`).
 
@@ -81,6 +83,8 @@ pub struct AgentStatus {
     pub last_error: Option<String>,
     /// Structural reloads done.
     pub reloads: u32,
+    /// Times HAProxy was found dead and started again with the last applied state.
+    pub haproxy_restarts: u32,
 }
 
 /// One agent: a store, a local HAProxy, and the loop between them.
@@ -151,6 +155,11 @@ impl Agent {
         self.status.subscribe()
     }
 
+    /// The PID of HAProxy's master, while it runs.
+    pub async fn haproxy_pid(&self) -> Option<u32> {
+        self.router.haproxy_pid().await
+    }
+
     /// HAProxy's own reload counter, if it runs.
     ///
     /// # Errors
@@ -163,27 +172,34 @@ impl Agent {
 
     /// Runs until `shutdown` resolves, then stops HAProxy.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                error = self.session() => {
-                    tracing::warn!(error = %error, retry_in = ?backoff, "gateway agent lost the store; HAProxy keeps serving");
-                    self.status.send_modify(|s| {
-                        s.kv_connected = false;
-                        s.last_error = Some(error);
-                    });
+        let work = async {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let (error, connected) = self.session().await;
+                if connected {
+                    backoff = Duration::from_millis(100);
                 }
+                tracing::warn!(error = %error, retry_in = ?backoff, "gateway agent lost the store; HAProxy keeps serving");
+                self.status.send_modify(|s| {
+                    s.kv_connected = false;
+                    s.last_error = Some(error);
+                });
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.config.max_backoff);
             }
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(backoff) => {}
+        };
+        // The watchdog runs whether the store answers or not.
+        let watchdog = async {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                self.watchdog().await;
             }
-            backoff = (backoff * 2).min(self.config.max_backoff);
-            if self.status.borrow().kv_connected {
-                backoff = Duration::from_millis(100);
-            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            () = work => {}
+            () = watchdog => {}
         }
         if let Err(e) = self.router.stop().await {
             tracing::warn!(error = %e, "stopping HAProxy");
@@ -192,12 +208,13 @@ impl Agent {
     }
 
     /// One connection to the store: list, apply, then follow the watch until it fails.
-    async fn session(&self) -> String {
+    /// Returns why it ended and whether it had connected.
+    async fn session(&self) -> (String, bool) {
         let root = &self.config.root;
         let prefix = wire::list_key(root);
         let listing = match self.kv.list(&prefix).await {
             Ok(l) => l,
-            Err(e) => return e.to_string(),
+            Err(e) => return (e.to_string(), false),
         };
         let mut seen = Seen::default();
         for e in listing.entries {
@@ -205,7 +222,7 @@ impl Agent {
         }
         let mut stream = match self.kv.watch(&prefix, Some(listing.revision)).await {
             Ok(s) => s,
-            Err(e) => return e.to_string(),
+            Err(e) => return (e.to_string(), false),
         };
         self.status.send_modify(|s| {
             s.kv_connected = true;
@@ -215,8 +232,8 @@ impl Agent {
         loop {
             let mut revision = match stream.next().await {
                 Some(Ok(ev)) => seen.apply(root, ev),
-                Some(Err(e)) => return e.to_string(),
-                None => return "the watch ended".into(),
+                Some(Err(e)) => return (e.to_string(), true),
+                None => return ("the watch ended".into(), true),
             };
             // Changes that are already here are applied together.
             while let Some(Some(next)) = stream.next().now_or_never() {
@@ -224,11 +241,29 @@ impl Agent {
                     Ok(ev) => revision = seen.apply(root, ev),
                     Err(e) => {
                         self.reconcile(&seen, revision).await;
-                        return e.to_string();
+                        return (e.to_string(), true);
                     }
                 }
             }
             self.reconcile(&seen, revision).await;
+        }
+    }
+
+    /// Starts HAProxy again if it died (with the state last applied).
+    async fn watchdog(&self) {
+        match self.router.ensure_running().await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::warn!("HAProxy had stopped; started it again with the last applied state");
+                self.status.send_modify(|s| s.haproxy_restarts += 1);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "HAProxy is down and could not be started again");
+                self.status.send_modify(|s| {
+                    s.haproxy_running = false;
+                    s.last_error = Some(e.to_string());
+                });
+            }
         }
     }
 

@@ -27,6 +27,8 @@ struct State {
     applied: Vec<ResolvedGateway>,
     /// Reloads done (structural changes), for callers that count them.
     reloads: u32,
+    /// Times HAProxy was found dead and started again.
+    restarts: u32,
 }
 
 /// The gateways with weights and strengths left out: equal skeletons differ by weights only.
@@ -71,6 +73,44 @@ impl LocalRouter {
         self.state.lock().await.reloads
     }
 
+    /// Times HAProxy was found dead and started again.
+    pub async fn restarts(&self) -> u32 {
+        self.state.lock().await.restarts
+    }
+
+    /// The PID of HAProxy's master, while it runs.
+    pub async fn haproxy_pid(&self) -> Option<u32> {
+        self.state
+            .lock()
+            .await
+            .haproxy
+            .as_ref()
+            .and_then(Haproxy::pid)
+    }
+
+    /// Starts HAProxy again with the gateways last applied if it has died (a watchdog: the
+    /// agent calls it every second, and every `apply` does first). `Ok(true)` when it did.
+    ///
+    /// # Errors
+    /// As [`Haproxy::start`].
+    pub async fn ensure_running(&self) -> Result<bool, super::process::ProcessError> {
+        let mut state = self.state.lock().await;
+        self.revive(&mut state).await
+    }
+
+    async fn revive(&self, state: &mut State) -> Result<bool, super::process::ProcessError> {
+        let dead = state.haproxy.as_mut().is_some_and(|h| !h.is_running());
+        if !dead {
+            return Ok(false);
+        }
+        tracing::warn!("HAProxy is gone; starting it again with the gateways last applied");
+        state.haproxy = None;
+        let text = render(&state.applied, &self.options).config.to_string();
+        state.haproxy = Some(Haproxy::start(&self.binary, self.paths.clone(), &text).await?);
+        state.restarts += 1;
+        Ok(true)
+    }
+
     /// HAProxy's own reload counter (`show proc`), if it runs.
     ///
     /// # Errors
@@ -113,6 +153,7 @@ impl Router for LocalRouter {
 
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
         let mut state = self.state.lock().await;
+        self.revive(&mut state).await.map_err(internal)?;
         let mut report = ApplyReport::default();
         // HAProxy refuses a whole config when one port cannot be bound; find those first.
         let mut candidates = Vec::new();

@@ -294,6 +294,11 @@ impl Haproxy {
         Ok(haproxy)
     }
 
+    /// Whether the master still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The master's PID.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()

@@ -91,3 +91,45 @@ async fn changes_under_load_drop_no_request_and_weights_never_reload() {
     assert_eq!(result.failures, 0, "{result:?}");
     router.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_requests_and_errors_per_route() {
+    use vamp_core::traits::Router;
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    let a = common::backend("a").await;
+    let (port, broken_port) = (common::free_port(), common::free_port());
+    let ok = common::gateway(
+        "st",
+        port,
+        vec![common::route("st", "st/a", 100, &[("a", a)])],
+    );
+    // A route whose only instance does not listen: every request is an error.
+    let dead = common::free_port();
+    let broken = common::gateway(
+        "br",
+        broken_port,
+        vec![common::route("br", "br/x", 100, &[("x", dead)])],
+    );
+    router.apply(&[ok, broken]).await.expect("apply");
+    kit::ready(port).await;
+    common::split(&mut common::Client::new(port), 10, &[]).await;
+    for _ in 0..3 {
+        let r = common::Client::new(broken_port)
+            .get("/", &[])
+            .await
+            .expect("an answer");
+        assert!(r.status >= 500, "{r:?}");
+    }
+    let stats = router.stats().await.expect("stats");
+    let a_stats = stats.iter().find(|s| s.route == "st/a").expect("route a");
+    assert_eq!(
+        (a_stats.requests, a_stats.errors),
+        (11, 0),
+        "10 + the readiness probe: {stats:?}"
+    );
+    let x = stats.iter().find(|s| s.route == "br/x").expect("route x");
+    assert!(x.errors >= 3, "{stats:?}");
+    router.stop().await.expect("stop");
+}

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use vamp_core::traits::{ApplyReport, ResolvedGateway, Router};
+use vamp_core::traits::{ApplyReport, ResolvedGateway, RouteStats, Router};
 
 use super::process::{Haproxy, Paths};
 use super::render::{RenderOptions, render, runtime_weights};
@@ -213,5 +213,35 @@ impl Router for LocalRouter {
         report.applied = candidates.iter().map(|g| g.name.clone()).collect();
         state.applied = candidates;
         Ok(report)
+    }
+
+    /// Per-route counters from `show stat` on each route's backend: requests (HTTP requests,
+    /// or connections for TCP), errors (5xx answers, connection and response errors). HAProxy
+    /// keeps no latency histogram, so `latency` is empty. Counters restart with a reload.
+    async fn stats(&self) -> vamp_core::Result<Vec<RouteStats>> {
+        let state = self.state.lock().await;
+        let Some(h) = &state.haproxy else {
+            return Ok(Vec::new());
+        };
+        let rows = h.runtime().stats().await.map_err(|e| internal(e.into()))?;
+        let mut out = Vec::new();
+        for g in &state.applied {
+            for r in &g.routes {
+                let Some(row) = rows
+                    .iter()
+                    .find(|x| x.proxy == r.lookup_name && x.server == "BACKEND")
+                else {
+                    continue;
+                };
+                out.push(RouteStats {
+                    gateway: g.name.clone(),
+                    route: r.path.clone(),
+                    requests: row.requests_total.unwrap_or(row.sessions_total),
+                    errors: row.http_5xx + row.connect_errors + row.response_errors,
+                    latency: vamp_core::traits::LatencyHistogram::default(),
+                });
+            }
+        }
+        Ok(out)
     }
 }

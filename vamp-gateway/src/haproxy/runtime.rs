@@ -76,6 +76,8 @@ pub struct StatRow {
     pub weight: Option<u32>,
     /// Sessions handled in total.
     pub sessions_total: u64,
+    /// HTTP requests handled in total (HTTP frontends and backends; `None` otherwise).
+    pub requests_total: Option<u64>,
     /// HTTP responses with a 5xx status.
     pub http_5xx: u64,
     /// Connection errors to servers.
@@ -269,13 +271,14 @@ fn parse_stats(csv: &str) -> Option<Vec<StatRow>> {
     let header: Vec<&str> = lines.next()?.strip_prefix("# ")?.split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let (px, sv) = (col("pxname")?, col("svname")?);
-    let (status, weight, stot, h5, econ, eresp) = (
+    let (status, weight, stot, h5, econ, eresp, req_tot) = (
         col("status"),
         col("weight"),
         col("stot"),
         col("hrsp_5xx"),
         col("econ"),
         col("eresp"),
+        col("req_tot"),
     );
     let mut rows = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
@@ -288,6 +291,7 @@ fn parse_stats(csv: &str) -> Option<Vec<StatRow>> {
             status: get(status).to_owned(),
             weight: get(weight).parse().ok(),
             sessions_total: num(stot),
+            requests_total: get(req_tot).parse().ok(),
             http_5xx: num(h5),
             connect_errors: num(econ),
             response_errors: num(eresp),
@@ -302,9 +306,9 @@ mod tests {
 
     #[test]
     fn stat_rows_are_read_by_column_name() {
-        let csv = "# pxname,svname,stot,status,weight,hrsp_5xx,econ,eresp,\n\
-                   fe,FRONTEND,12,OPEN,,0,,,\n\
-                   be,s1,7,UP,10,2,1,0,\n";
+        let csv = "# pxname,svname,stot,status,weight,hrsp_5xx,econ,eresp,req_tot,\n\
+                   fe,FRONTEND,12,OPEN,,0,,,30,\n\
+                   be,s1,7,UP,10,2,1,0,,\n";
         let rows = parse_stats(csv).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].server, "s1");
@@ -312,6 +316,10 @@ mod tests {
         assert_eq!(rows[1].sessions_total, 7);
         assert_eq!(rows[1].http_5xx, 2);
         assert_eq!(rows[0].weight, None);
+        assert_eq!(
+            (rows[0].requests_total, rows[1].requests_total),
+            (Some(30), None)
+        );
         assert!(parse_stats("Unknown command\n").is_none());
     }
 }

@@ -233,7 +233,61 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn gateway() -> impl Strategy<Value = ResolvedGateway> {
+        let route = (
+            ".{0,12}",
+            0u8..=100,
+            prop::option::of(".{0,20}"),
+            0u8..=100,
+            prop::collection::vec((".{0,8}", ".{0,8}", any::<u16>()), 0..3),
+        );
+        (
+            ".{1,12}",
+            any::<u16>(),
+            any::<bool>(),
+            0u8..3,
+            prop::collection::vec(route, 0..4),
+        )
+            .prop_map(|(name, port, tcp, sticky, routes)| ResolvedGateway {
+                lookup_name: format!("l{port}"),
+                name,
+                port,
+                protocol: if tcp { PortType::Tcp } else { PortType::Http },
+                sticky: [None, Some(Sticky::Route), Some(Sticky::Instance)][usize::from(sticky)],
+                virtual_hosts: vec![],
+                routes: routes
+                    .into_iter()
+                    .map(|(path, w, cond, s, targets)| ResolvedRoute {
+                        lookup_name: format!("r{path}"),
+                        path,
+                        weight: Percentage::new(w).unwrap(),
+                        condition: cond.as_deref().map(ResolvedCondition::parse),
+                        condition_strength: Percentage::new(s).unwrap(),
+                        rewrites: vec![],
+                        balance: Balance::RoundRobin,
+                        targets: targets
+                            .into_iter()
+                            .map(|(name, host, port)| RouteTarget { name, host, port })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+    }
+
     proptest! {
+        /// What the router publishes, the agent reads back the same.
+        #[test]
+        fn gateways_round_trip_through_json(g in gateway()) {
+            let back = WireGateway::from_json("k", &WireGateway::from(&g).to_json()).unwrap();
+            prop_assert_eq!(back, g);
+        }
+
+        /// Whatever is stored at a gateway key, reading it answers (never panics).
+        #[test]
+        fn any_bytes_are_read_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = WireGateway::from_json("k", &bytes);
+        }
+
         #[test]
         fn names_round_trip_through_keys(name in ".{1,40}") {
             let key = gateway_key("/vamp/x", &name);

@@ -273,6 +273,16 @@ mod tests {
         )
     }
 
+    proptest::proptest! {
+        /// Any rewrite is read or refused — never a panic — and applying it never panics.
+        #[test]
+        fn rewrites_never_panic(path in ".{0,30}", condition in ".{0,30}", request in "/.{0,20}") {
+            if let Ok(r) = rw(&path, &condition) {
+                let _ = r.apply(&request, Some("q=1"));
+            }
+        }
+    }
+
     #[test]
     fn rewrites_of_the_path_are_applied() {
         let r = rw("/v2%[path]", "{ path_beg /api }").unwrap();

@@ -907,6 +907,15 @@ mod tests {
     }
 
     proptest! {
+        /// Any literal is accepted or refused with a reason — never a panic — and what is
+        /// accepted stays on one line.
+        #[test]
+        fn literals_never_panic_and_stay_on_one_line(text in ".{0,60}") {
+            if let Ok(c) = Criterion::literal(&text) {
+                prop_assert!(!c.as_str().chars().any(char::is_control));
+            }
+        }
+
         /// The simplified normal form is the same function as the expression, for every assignment.
         #[test]
         fn normal_form_is_equivalent(e in expr()) {

@@ -1,0 +1,50 @@
+//! Bad flags get a clear error and exit code, never a panic or a hang.
+
+use std::process::Command;
+use std::time::Duration;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vamp-gateway-agent"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            return (
+                status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not exit on bad flags: {args:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_missing_haproxy_is_named() {
+    let (code, err) = run(&["--haproxy", "/nonexistent/haproxy"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no HAProxy at /nonexistent/haproxy"), "{err}");
+}
+
+#[test]
+fn a_malformed_status_address_is_a_usage_error() {
+    let (code, err) = run(&["--status", "not-an-address"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--status"), "{err}");
+}
+
+#[test]
+fn a_malformed_etcd_endpoint_is_named() {
+    let haproxy = std::env::var("VAMP_TEST_HAPROXY").unwrap_or_else(|_| "/bin/sh".into());
+    let (code, err) = run(&["--haproxy", &haproxy, "--etcd", "::not a url::"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("etcd"), "{err}");
+}

@@ -115,3 +115,44 @@ async fn stats_count_requests_per_route() {
     assert_eq!((a_stats.requests, a_stats.errors), (11, 0)); // + the readiness probe
     assert_eq!(a_stats.latency.buckets.last().map(|b| b.1), Some(11));
 }
+
+/// An instance that never answers: the client gets a 504 after the upstream timeout, counted
+/// as an error; the connection to the router stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_instance_times_out_with_504() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    // Accept and hold connections without ever answering.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let router = EmbeddedRouter::new().with_upstream_timeout(std::time::Duration::from_millis(300));
+    let port = common::free_port();
+    let g = common::gateway(
+        "slow",
+        port,
+        vec![common::route("slow", "slow/x", 100, &[("x", silent_port)])],
+    );
+    router.apply(&[g]).await.expect("apply");
+    let mut client = common::Client::new(port);
+    let started = std::time::Instant::now();
+    let r = client.get("/", &[]).await.expect("an answer");
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        client
+            .get("/", &[])
+            .await
+            .expect("the same connection")
+            .status,
+        504
+    );
+    assert_eq!(client.connections, 1);
+    let stats = router.stats().await.expect("stats");
+    assert_eq!((stats[0].requests, stats[0].errors), (2, 2));
+}

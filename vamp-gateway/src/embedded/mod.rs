@@ -14,7 +14,10 @@
 //!   the table they started with, keep-alive connections stay open, none is dropped. A
 //!   gateway that moves port or protocol gets a new listener; a removed one stops accepting
 //!   (its open connections finish).
-//! - Per-route statistics: requests, errors (5xx, unreachable instance), latency histogram.
+//! - An instance that does not answer within the upstream timeout (60 s,
+//!   [`EmbeddedRouter::with_upstream_timeout`]) gets the client a `504`.
+//! - Per-route statistics: requests, errors (5xx, unreachable or slow instance), latency
+//!   histogram.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -66,6 +69,9 @@ impl Running {
 
 type Counters = HashMap<(String, String), Arc<RouteCounters>>;
 
+/// How long an instance may take to send its answer's headers by default.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The in-process router. Clones share the listeners and statistics.
 #[derive(Debug, Clone)]
 pub struct EmbeddedRouter {
@@ -93,8 +99,16 @@ impl EmbeddedRouter {
             host,
             running: Arc::default(),
             counters: Arc::default(),
-            client: proxy::upstream(),
+            client: proxy::upstream(DEFAULT_UPSTREAM_TIMEOUT),
         }
+    }
+
+    /// The same router with another limit for an instance's answer (headers) — after it the
+    /// client gets `504` (default 60 s). Set it before the first `apply`.
+    #[must_use]
+    pub fn with_upstream_timeout(mut self, timeout: Duration) -> Self {
+        self.client.timeout = timeout;
+        self
     }
 
     /// The ports served now, by gateway name.

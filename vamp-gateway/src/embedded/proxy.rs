@@ -20,16 +20,24 @@ use tokio::sync::watch;
 use super::table::Table;
 use crate::condition::cookies;
 
-/// The upstream HTTP client shared by every gateway (pooled keep-alive connections).
-pub(crate) type Upstream = Client<HttpConnector, Incoming>;
+/// The upstream HTTP client shared by every gateway (pooled keep-alive connections), and how
+/// long an instance may take to answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    client: Client<HttpConnector, Incoming>,
+    pub(crate) timeout: std::time::Duration,
+}
 
-pub(crate) fn upstream() -> Upstream {
+pub(crate) fn upstream(timeout: std::time::Duration) -> Upstream {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .build(connector)
+    Upstream {
+        client: Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(connector),
+        timeout,
+    }
 }
 
 /// The live table of a gateway; requests read it once each, [`super::EmbeddedRouter`] swaps it.
@@ -207,7 +215,15 @@ async fn handle(
         headers.insert("x-forwarded-for", v);
     }
 
-    match client.request(req).await {
+    let Ok(answer) = tokio::time::timeout(client.timeout, client.client.request(req)).await else {
+        tracing::debug!(gateway = %table.gateway, route = %route.path, "instance did not answer in time");
+        route.stats.record(started.elapsed(), true);
+        return plain(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the instance did not answer in time\n",
+        );
+    };
+    match answer {
         Ok(resp) => {
             let error = resp.status().is_server_error();
             let mut resp = resp.map(BodyExt::boxed);

@@ -360,6 +360,31 @@ async fn a_dead_haproxy_is_started_again_with_the_last_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_port_was_taken_is_served_once_the_port_is_free() {
+    let Some(s) = setup() else { return };
+    let a = common::backend("a").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    s.router
+        .apply(&[one_route(port, "a", a)])
+        .await
+        .expect("publish");
+    s.until("the taken port reported", |st| {
+        st.failed_gateways.iter().any(|(g, _)| g == "out/web")
+    })
+    .await;
+    drop(taken);
+    let st = s
+        .until("served once free", |st| {
+            st.failed_gateways.is_empty() && st.applied_gateways == ["out/web"]
+        })
+        .await;
+    assert_eq!(st.last_error, None);
+    kit::ready(port).await;
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_endpoint_reports_health_and_revision() {
     let Some(s) = setup() else { return };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

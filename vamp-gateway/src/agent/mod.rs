@@ -15,7 +15,8 @@
 //!   the agent retries with backoff (100 ms doubling to `max_backoff`) and, once back, lists
 //!   again and applies whatever changed meanwhile.
 //! - **Watchdog**: every second it checks that HAProxy runs, and starts it again with the
-//!   state last applied if it died.
+//!   state last applied if it died; a state that did not wholly take (a gateway whose port was
+//!   taken, a reload HAProxy refused) is tried again.
 //! - Reports its health and the applied revision through [`Agent::status`] and
 //!   [`serve_status`] (HTTP `GET /health`).
 
@@ -94,6 +95,9 @@ pub struct Agent {
     config: AgentConfig,
     router: LocalRouter,
     status: watch::Sender<AgentStatus>,
+    /// A state not (wholly) applied — refused by HAProxy, or with gateways that could not be
+    /// served — with its revision: the watchdog tries it again.
+    retry: tokio::sync::Mutex<Option<(Vec<ResolvedGateway>, u64)>>,
 }
 
 /// The keys the agent follows, as last read.
@@ -147,6 +151,7 @@ impl Agent {
             config,
             router,
             status: watch::channel(AgentStatus::default()).0,
+            retry: tokio::sync::Mutex::default(),
         }
     }
 
@@ -249,8 +254,15 @@ impl Agent {
         }
     }
 
-    /// Starts HAProxy again if it died (with the state last applied).
+    /// Starts HAProxy again if it died (with the state last applied), and tries again a state
+    /// that did not wholly take (a port taken then, a reload refused).
     async fn watchdog(&self) {
+        let mut retry = self.retry.lock().await;
+        if let Some((gateways, revision)) = retry.clone() {
+            self.apply_locked(&mut retry, gateways, revision, true)
+                .await;
+        }
+        drop(retry);
         match self.router.ensure_running().await {
             Ok(false) => {}
             Ok(true) => {
@@ -322,33 +334,63 @@ impl Agent {
                 }
                 self.status.send_modify(|s| s.last_error = Some(reason));
             }
-            Desired::Apply(gateways) => match self.router.apply(&gateways).await {
-                Ok(report) => {
-                    let reloads = self.router.reloads().await;
+            Desired::Apply(gateways) => self.apply(gateways, revision).await,
+        }
+    }
+
+    /// Applies a consistent state; keeps it for the watchdog to try again when it did not
+    /// wholly take.
+    async fn apply(&self, gateways: Vec<ResolvedGateway>, revision: u64) {
+        // The lock also orders applies: a retry never overtakes a newer state.
+        let mut retry = self.retry.lock().await;
+        self.apply_locked(&mut retry, gateways, revision, false)
+            .await;
+    }
+
+    async fn apply_locked(
+        &self,
+        retry: &mut Option<(Vec<ResolvedGateway>, u64)>,
+        gateways: Vec<ResolvedGateway>,
+        revision: u64,
+        retrying: bool,
+    ) {
+        let result = self.router.apply(&gateways).await;
+        let whole = matches!(&result, Ok(report) if report.failed.is_empty());
+        *retry = (!whole).then_some((gateways, revision));
+        match result {
+            Ok(report) => {
+                let reloads = self.router.reloads().await;
+                if retrying {
+                    tracing::debug!(
+                        revision,
+                        failed = report.failed.len(),
+                        "gateway state tried again"
+                    );
+                } else {
                     tracing::info!(
                         revision,
                         gateways = report.applied.len(),
                         failed = report.failed.len(),
                         "gateways applied"
                     );
-                    self.status.send_modify(|s| {
-                        s.haproxy_running = true;
-                        s.applied_revision = Some(revision);
-                        s.last_error = report
-                            .failed
-                            .first()
-                            .map(|(g, e)| format!("gateway '{g}' not served: {e}"));
-                        s.applied_gateways = report.applied;
-                        s.failed_gateways = report.failed;
-                        s.reloads = reloads;
-                    });
                 }
-                Err(e) => {
-                    tracing::error!(revision, error = %e, "HAProxy refused the new state; the previous one keeps serving");
-                    self.status
-                        .send_modify(|s| s.last_error = Some(e.to_string()));
-                }
-            },
+                self.status.send_modify(|s| {
+                    s.haproxy_running = true;
+                    s.applied_revision = Some(revision);
+                    s.last_error = report
+                        .failed
+                        .first()
+                        .map(|(g, e)| format!("gateway '{g}' not served: {e}"));
+                    s.applied_gateways = report.applied;
+                    s.failed_gateways = report.failed;
+                    s.reloads = reloads;
+                });
+            }
+            Err(e) => {
+                tracing::error!(revision, error = %e, "HAProxy refused the new state; the previous one keeps serving");
+                self.status
+                    .send_modify(|s| s.last_error = Some(e.to_string()));
+            }
         }
     }
 }

@@ -28,7 +28,7 @@ use vamp_core::model::{Event, Kind};
 use vamp_core::traits::kv::{decode_segment as decode, encode_segment as encode};
 use vamp_core::traits::{
     EventFilter, EventStream, KeyValueStore, Page, Paged, Persistence, Precondition, Revision,
-    StoredArtifact, StoredEvent,
+    StoredArtifact, StoredEvent, check_artifact_name,
 };
 use vamp_core::{Error, Result};
 
@@ -138,12 +138,7 @@ impl KvPersistence {
         value: Option<&serde_json::Value>,
         precondition: Precondition,
     ) -> Result<Option<(u64, DateTime<Utc>)>> {
-        if name.is_empty() {
-            return Err(Error::Invalid {
-                what: "artifact name",
-                message: "names must not be empty".into(),
-            });
-        }
+        check_artifact_name(name)?;
         let key = self.artifact_key(kind, name);
         for _ in 0..RETRIES {
             let current = self.latest(&key).await?;
@@ -225,16 +220,6 @@ impl KvPersistence {
     }
 }
 
-fn page_of<T>(items: Vec<T>, page: Page) -> Paged<T> {
-    let total = u64::try_from(items.len()).unwrap_or(u64::MAX);
-    let skip = usize::try_from(page.offset()).unwrap_or(usize::MAX);
-    let take = usize::try_from(page.per_page).unwrap_or(usize::MAX);
-    Paged {
-        items: items.into_iter().skip(skip).take(take).collect(),
-        total,
-    }
-}
-
 #[async_trait]
 impl Persistence for KvPersistence {
     fn backend(&self) -> &'static str {
@@ -306,7 +291,7 @@ impl Persistence for KvPersistence {
             }
         }
         items.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(page_of(items, page))
+        Ok(Paged::of(items, page))
     }
 
     async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>> {
@@ -389,7 +374,7 @@ impl Persistence for KvPersistence {
                 .cmp(&a.event.timestamp)
                 .then(b.id.cmp(&a.id))
         });
-        Ok(page_of(items, page))
+        Ok(Paged::of(items, page))
     }
 
     async fn subscribe(&self) -> Result<EventStream> {

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::Utc;
 
+use crate::Result;
 use crate::events::EventBus;
 use crate::model::{Event, Kind};
 use crate::traits::{
     EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent,
+    StoredEvent, check_artifact_name,
 };
-use crate::{Error, Result};
 
 /// Artifacts and events in memory. Clones share the same data.
 ///
@@ -64,16 +64,6 @@ fn stored(kind: Kind, name: &str, r: &Revision) -> StoredArtifact {
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::Invalid {
-            what: "artifact name",
-            message: "names must not be empty".into(),
-        });
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Persistence for MemoryPersistence {
     fn backend(&self) -> &'static str {
@@ -93,7 +83,7 @@ impl Persistence for MemoryPersistence {
         value: &serde_json::Value,
         precondition: Precondition,
     ) -> Result<StoredArtifact> {
-        check_name(name)?;
+        check_artifact_name(name)?;
         let mut inner = self.lock();
         let history = inner.artifacts.entry((kind, name.to_owned())).or_default();
         let (last, live) = current(Some(history));
@@ -141,13 +131,7 @@ impl Persistence for MemoryPersistence {
             .take_while(|((k, _), _)| *k == kind)
             .filter_map(|((_, name), h)| current(Some(h)).1.map(|r| stored(kind, name, r)))
             .collect();
-        let total = live.len() as u64;
-        let items = live
-            .into_iter()
-            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
-            .collect();
-        Ok(Paged { items, total })
+        Ok(Paged::of(live, page))
     }
 
     async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>> {
@@ -187,14 +171,7 @@ impl Persistence for MemoryPersistence {
                 .cmp(&a.event.timestamp)
                 .then(b.id.cmp(&a.id))
         });
-        let total = found.len() as u64;
-        let items = found
-            .into_iter()
-            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
-            .cloned()
-            .collect();
-        Ok(Paged { items, total })
+        Ok(Paged::of(found.into_iter().cloned(), page))
     }
 
     async fn subscribe(&self) -> Result<EventStream> {

@@ -21,7 +21,7 @@ pub use driver::{ContainerDriver, GatewayEndpoint, ServiceKey, ServiceSpec, Serv
 pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 pub use persistence::{
     EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent,
+    StoredEvent, check_artifact_name,
 };
 pub use router::{
     ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedRewrite,

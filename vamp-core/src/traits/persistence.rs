@@ -119,6 +119,41 @@ pub struct Paged<T> {
     pub total: u64,
 }
 
+impl<T> Paged<T> {
+    /// The page `page` of all `items` (already in order), with their total.
+    ///
+    /// ```
+    /// use vamp_core::traits::{Page, Paged};
+    /// let p = Paged::of((1..=7).collect::<Vec<u32>>(), Page::new(2, 3));
+    /// assert_eq!((p.items, p.total), (vec![4, 5, 6], 7));
+    /// ```
+    pub fn of(items: impl IntoIterator<Item = T, IntoIter: ExactSizeIterator>, page: Page) -> Self {
+        let items = items.into_iter();
+        let total = u64::try_from(items.len()).unwrap_or(u64::MAX);
+        Paged {
+            items: items
+                .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+                .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
+                .collect(),
+            total,
+        }
+    }
+}
+
+/// Refuses an empty artifact name (every backend's first check of a write).
+///
+/// # Errors
+/// [`Error::Invalid`](crate::Error::Invalid) for `""`.
+pub fn check_artifact_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(crate::Error::Invalid {
+            what: "artifact name",
+            message: "names must not be empty".into(),
+        });
+    }
+    Ok(())
+}
+
 /// An event as stored, with its id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {

@@ -26,7 +26,7 @@ use vamp_core::events::EventBus;
 use vamp_core::model::{Event, Kind};
 use vamp_core::traits::{
     EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent,
+    StoredEvent, check_artifact_name,
 };
 use vamp_core::{Error, Result};
 
@@ -183,12 +183,7 @@ impl PostgresPersistence {
         value: Option<&serde_json::Value>,
         precondition: Precondition,
     ) -> Result<Option<(u64, DateTime<Utc>)>> {
-        if name.is_empty() {
-            return Err(Error::Invalid {
-                what: "artifact name",
-                message: "names must not be empty".into(),
-            });
-        }
+        check_artifact_name(name)?;
         let mut tx = self
             .pool
             .begin()

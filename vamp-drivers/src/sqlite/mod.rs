@@ -24,7 +24,7 @@ use vamp_core::events::EventBus;
 use vamp_core::model::{Event, Kind};
 use vamp_core::traits::{
     EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent,
+    StoredEvent, check_artifact_name,
 };
 use vamp_core::{Error, Result};
 
@@ -152,12 +152,7 @@ impl SqlitePersistence {
         value: Option<&serde_json::Value>,
         precondition: Precondition,
     ) -> Result<Option<(u64, DateTime<Utc>)>> {
-        if name.is_empty() {
-            return Err(Error::Invalid {
-                what: "artifact name",
-                message: "names must not be empty".into(),
-            });
-        }
+        check_artifact_name(name)?;
         let _guard = self.writes.lock().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let latest = self.latest(&mut tx, kind, name).await?;

@@ -9,7 +9,9 @@
 #
 # Services: docker (a private dockerd with no bridge network, on its own socket), etcd (v3 on
 # 127.0.0.1:$ETCD_PORT, default 23790, peer port $ETCD_PEER_PORT, default 23800), postgres
-# (PostgreSQL on 127.0.0.1:$PG_PORT, default 54329, trust auth, fsync off) and haproxy
+# (PostgreSQL on 127.0.0.1:$PG_PORT, default 54329, trust auth, fsync off), zookeeper
+# (standalone ZooKeeper 3.8 on 127.0.0.1:$ZK_PORT, default 21810, run with java directly,
+# 256 MiB heap, jute.maxbuffer 8 MiB so 1 MiB values fit, admin server off) and haproxy
 # (installed and checked only: every HAProxy test starts its own master-worker instance on free
 # ports through vamp_gateway::haproxy::process). Needs root on Debian 12.
 # Every PID is recorded with its kernel start time; stop signals a PID only if
@@ -19,10 +21,13 @@ umask 022
 
 DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
 PIDS=$DIR/pids
-SERVICES=${VAMP_SVC_LIST:-docker etcd postgres haproxy}
+SERVICES=${VAMP_SVC_LIST:-docker etcd zookeeper postgres haproxy}
 PG_PORT=${PG_PORT:-54329}
 ETCD_PORT=${ETCD_PORT:-23790}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
+ZK_PORT=${ZK_PORT:-21810}
+# zookeeper.jar's manifest lists its dependencies; slf4j-simple makes its log readable.
+ZK_CLASSPATH=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 DOCKER_BUILDKIT=0
 
 log() { printf '[services %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -39,6 +44,7 @@ pkgs_for() {
     docker) echo docker.io busybox-static ;;
     haproxy) echo haproxy ;;
     etcd) echo etcd-server ;;
+    zookeeper) echo zookeeper ;;   # zookeeperd (init scripts) is not needed
     postgres) echo postgresql ;;
   esac
 }
@@ -71,6 +77,8 @@ umount_leftovers() {   # dockerd leaves an nsfs mount at exec/netns/default
 
 pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
 pg_ok() { "$(pgbin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+# `ruok` answers before the server serves sessions; `srvr` reports a mode only once it does.
+zk_ok() { local r; r=$(exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf srvr >&3 && timeout 2 cat <&3); [[ $r == *"Mode: "* ]]; }
 etcd_ok() { curl -sf -m 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 
 wait_for() {   # NAME PID SECONDS CMD...: bounded, fails fast if the process died
@@ -89,7 +97,7 @@ cmd_start() {
     while read -r name pid st; do is_ours "$pid" "$st" && die "$name ($pid) from an earlier start still runs: $0 stop"; done < "$PIDS"
   fi
   umount_leftovers
-  rm -rf "$DIR/docker" "$DIR/etcd" "$DIR/pg" "$PIDS" "$DIR/env"
+  rm -rf "$DIR/docker" "$DIR/etcd" "$DIR/zookeeper" "$DIR/pg" "$PIDS" "$DIR/env"
   ensure_packages
   local list=""
   : > "$DIR/env"
@@ -117,6 +125,20 @@ cmd_start() {
     # The binary too: outage tests start private instances of their own.
     echo "export VAMP_TEST_ETCD=http://127.0.0.1:$ETCD_PORT VAMP_TEST_ETCD_BIN=$(command -v etcd)" >> "$DIR/env"
     list="$list etcd"
+  fi
+  if has zookeeper; then
+    mkdir -p "$DIR/zookeeper/data"
+    printf '%s\n' tickTime=2000 initLimit=10 syncLimit=5 "dataDir=$DIR/zookeeper/data" \
+      "clientPort=$ZK_PORT" clientPortAddress=127.0.0.1 4lw.commands.whitelist=ruok,srvr \
+      admin.enableServer=false > "$DIR/zookeeper/zoo.cfg"
+    nohup java -Xmx256m -Djute.maxbuffer=8388608 -cp "$ZK_CLASSPATH" \
+      org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zookeeper/zoo.cfg" \
+      > "$DIR/zookeeper.log" 2>&1 < /dev/null &
+    record zookeeper $!
+    wait_for zookeeper $! 60 zk_ok || { cmd_stop; exit 1; }
+    # The classpath too: outage tests start private servers of their own.
+    echo "export VAMP_TEST_ZOOKEEPER=127.0.0.1:$ZK_PORT VAMP_TEST_ZOOKEEPER_CLASSPATH=$ZK_CLASSPATH" >> "$DIR/env"
+    list="$list zookeeper"
   fi
   if has postgres; then
     local pg; pg=$(pgbin)

@@ -14,6 +14,8 @@
 //! - `process` (feature `process`, default): [`process::ProcessDriver`], local processes for
 //!   `command` deployables — the embedded default
 //!   [`ContainerDriver`](vamp_core::traits::ContainerDriver).
+//! - `zookeeper` (feature `zookeeper`): [`zookeeper::ZookeeperStore`], the ZooKeeper
+//!   [`KeyValueStore`](vamp_core::traits::KeyValueStore) (3.6 or later).
 //! - `sqlite` (feature `sqlite`, default): [`sqlite::SqlitePersistence`], file-backed
 //!   [`Persistence`](vamp_core::traits::Persistence), the embedded default.
 #![cfg_attr(
@@ -37,6 +39,8 @@ pub mod process;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "zookeeper")]
+pub mod zookeeper;
 
 #[cfg(any(feature = "process", feature = "docker"))]
 pub mod command;

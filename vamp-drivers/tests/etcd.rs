@@ -3,12 +3,9 @@
 #![cfg(feature = "etcd")]
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
-use vamp_core::Error;
 use vamp_core::testkit::services::PrivateEtcd;
-use vamp_core::traits::{KeyValueStore, KvEventKind};
 use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,111 +33,7 @@ async fn an_outage_fails_calls_fast_and_the_watch_resumes_without_loss_or_duplic
     config.timeout = Duration::from_secs(1);
     config.connect_timeout = Duration::from_secs(1);
     let store = EtcdStore::connect(config).await.expect("connect");
-
-    // Wait until the member answers (it elects itself leader after start).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.list("/outage/").await.is_err() {
-        assert!(Instant::now() < deadline, "private etcd never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut watch = store.watch("/outage/", None).await.expect("watch");
-
-    let mut written = Vec::new();
-    for i in 0..20 {
-        store
-            .put(&format!("/outage/k{i:03}"), format!("v{i}").as_bytes())
-            .await
-            .expect("put before the outage");
-        written.push(i);
-    }
-
-    etcd.stop().await;
-    // During the outage every call fails, each within its limit (1 s) plus slack.
-    for i in 20..25 {
-        let t = Instant::now();
-        let err = store
-            .put(&format!("/outage/k{i:03}"), b"lost")
-            .await
-            .expect_err("etcd is down");
-        assert!(
-            t.elapsed() < Duration::from_secs(4),
-            "a call took {:?} during the outage",
-            t.elapsed()
-        );
-        assert!(
-            matches!(err, Error::Unavailable { .. } | Error::Timeout { .. }),
-            "{err:?}"
-        );
-        assert!(err.to_string().contains("etcd"), "{err}");
-    }
-    let t = Instant::now();
-    assert!(store.get("/outage/k000").await.is_err());
-    assert!(t.elapsed() < Duration::from_secs(4));
-
-    etcd.resume().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut i = 25;
-    while written.len() < 40 {
-        match store
-            .put(&format!("/outage/k{i:03}"), format!("v{i}").as_bytes())
-            .await
-        {
-            Ok(_) => {
-                written.push(i);
-                i += 1;
-            }
-            Err(e) => {
-                assert!(Instant::now() < deadline, "etcd did not come back: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-
-    // The watch delivers every change etcd applied once, in revision order. A write whose
-    // answer was lost while etcd came back may have been applied and then retried: etcd then
-    // holds it twice (two revisions), and the watch shows both, never one revision twice.
-    let last_key = format!("/outage/k{:03}", written.last().copied().unwrap_or(0));
-    let mut seen: Vec<usize> = Vec::new();
-    let mut revisions = Vec::new();
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(20), watch.next())
-            .await
-            .unwrap_or_else(|_| panic!("watch stalled after {seen:?}"))
-            .expect("the watch goes on")
-            .expect("no watch error");
-        assert_eq!(ev.kind, KvEventKind::Put);
-        assert!(
-            revisions.last().is_none_or(|r| ev.revision > *r),
-            "revisions increase: {revisions:?} then {}",
-            ev.revision
-        );
-        revisions.push(ev.revision);
-        let n: usize = ev
-            .key
-            .trim_start_matches("/outage/k")
-            .parse()
-            .expect("key number");
-        assert_eq!(ev.value.as_deref(), Some(format!("v{n}").as_bytes()));
-        seen.push(n);
-        if ev.key == last_key {
-            break;
-        }
-    }
-    let mut distinct = seen.clone();
-    distinct.dedup();
-    assert_eq!(distinct, written, "every change, in order");
-    assert!(
-        seen.len() <= written.len() + 5,
-        "at most one extra per retried write: {seen:?}"
-    );
-    // Only a repeat of the last write (its retried twin) may follow.
-    while let Ok(next) = tokio::time::timeout(Duration::from_millis(300), watch.next()).await {
-        let ev = next.expect("the watch goes on").expect("no watch error");
-        assert_eq!(
-            ev.key, last_key,
-            "nothing but the last write's twin after it"
-        );
-    }
+    vamp_core::testkit::kv::survives_outage(&store, &mut etcd, Duration::from_secs(1)).await;
     etcd.stop().await;
 }
 

@@ -283,3 +283,129 @@ pub async fn concurrent_writers(store: &dyn KeyValueStore) {
         "a concurrent write was lost"
     );
 }
+
+/// A server an outage test can stop and start again (same address, same data).
+#[async_trait::async_trait]
+pub trait Restartable: Send {
+    /// Stops it.
+    async fn stop(&mut self);
+    /// Starts it again.
+    async fn resume(&mut self);
+}
+
+/// Stops `server` during a watch and a write stream, then starts it again: every call during
+/// the outage fails within `limit` (plus slack) with `Unavailable` or `Timeout` naming the
+/// backend; after the restart the store reconnects and the watch delivers every change once,
+/// in revision order. `store` must talk to `server` with calls bounded by `limit`.
+pub async fn survives_outage(
+    store: &dyn KeyValueStore,
+    server: &mut dyn Restartable,
+    limit: std::time::Duration,
+) {
+    use std::time::{Duration, Instant};
+    let backend = store.backend();
+    let p = prefix(store, "outage");
+    let key = |i: usize| format!("{p}k{i:03}");
+    // The server answers a while after it listens (e.g. etcd elects itself leader).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.list(&p).await.is_err() {
+        assert!(Instant::now() < deadline, "{backend} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut watch = store.watch(&p, None).await.expect("watch");
+    let mut written = Vec::new();
+    for i in 0..20 {
+        store
+            .put(&key(i), format!("v{i}").as_bytes())
+            .await
+            .expect("put before the outage");
+        written.push(i);
+    }
+
+    server.stop().await;
+    let slack = limit * 2 + Duration::from_secs(2);
+    for i in 20..25 {
+        let t = Instant::now();
+        let err = store
+            .put(&key(i), b"lost")
+            .await
+            .expect_err("the server is down");
+        assert!(
+            t.elapsed() < slack,
+            "a {backend} call took {:?} during the outage",
+            t.elapsed()
+        );
+        assert!(
+            matches!(err, Error::Unavailable { .. } | Error::Timeout { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(backend), "{err}");
+    }
+    let t = Instant::now();
+    assert!(store.get(&key(0)).await.is_err(), "get during the outage");
+    assert!(t.elapsed() < slack, "a get took {:?}", t.elapsed());
+
+    server.resume().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut i = 25;
+    while written.len() < 40 {
+        match store.put(&key(i), format!("v{i}").as_bytes()).await {
+            Ok(_) => {
+                written.push(i);
+                i += 1;
+            }
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{backend} did not come back: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    // Every change the server applied, once, in revision order. A write whose answer was lost
+    // while the server came back may have been applied and retried: then it is there twice
+    // (two revisions), and the watch shows both — never one revision twice.
+    let last_key = key(written.last().copied().unwrap_or(0));
+    let mut seen: Vec<usize> = Vec::new();
+    let mut revisions: Vec<u64> = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .unwrap_or_else(|_| panic!("the {backend} watch stalled after {seen:?}"))
+            .expect("the watch goes on")
+            .expect("no watch error");
+        assert_eq!(ev.kind, KvEventKind::Put);
+        assert!(
+            revisions.last().is_none_or(|r| ev.revision > *r),
+            "revisions increase: {revisions:?} then {}",
+            ev.revision
+        );
+        revisions.push(ev.revision);
+        let n: usize = ev
+            .key
+            .trim_start_matches(&format!("{p}k"))
+            .parse()
+            .expect("key number");
+        assert_eq!(ev.value.as_deref(), Some(format!("v{n}").as_bytes()));
+        seen.push(n);
+        if ev.key == last_key {
+            break;
+        }
+    }
+    let mut distinct = seen.clone();
+    distinct.dedup();
+    assert_eq!(distinct, written, "every change, in order");
+    assert!(
+        seen.len() <= written.len() + 5,
+        "at most one extra per retried write: {seen:?}"
+    );
+    while let Ok(next) = tokio::time::timeout(Duration::from_millis(300), watch.next()).await {
+        let ev = next.expect("the watch goes on").expect("no watch error");
+        assert_eq!(
+            ev.key, last_key,
+            "nothing but the last write's twin after it"
+        );
+    }
+}

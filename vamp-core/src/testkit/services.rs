@@ -43,12 +43,7 @@ pub struct PrivateEtcd {
 impl PrivateEtcd {
     /// Starts it and waits (at most 20 s) until its client port accepts connections.
     pub async fn start(binary: impl Into<std::path::PathBuf>, dir: &std::path::Path) -> Self {
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free port")
-        };
+        let free = free_port;
         let mut etcd = PrivateEtcd {
             binary: binary.into(),
             dir: dir.to_owned(),
@@ -98,35 +93,161 @@ impl PrivateEtcd {
             .spawn()
             .expect("spawn etcd");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.client))
-            .await
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private etcd did not listen within 20 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        wait_for_port(self.client, "private etcd").await;
     }
 
     /// Stops it: SIGTERM to the child's PID, SIGKILL after 10 s.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                // SIGTERM to our own child's PID, through the `kill` utility (vamp-core links
-                // no signals crate); SIGKILL below if it does not exit.
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
-            if tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
+        stop_child(self.child.take()).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits (at most 30 s) until `port` on loopback accepts connections.
+async fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on port {port} within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM to our own child's PID, SIGKILL after 10 s.
+async fn stop_child(child: Option<tokio::process::Child>) {
+    let Some(mut child) = child else { return };
+    if let Some(pid) = child.id() {
+        // Through the `kill` utility: vamp-core links no signals crate.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    if tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+/// A private ZooKeeper (standalone, `java` with `classpath`) on a free loopback port, for
+/// outage tests; its data under `dir`, stopped by the PID of the JVM it started, startable
+/// again on the same port and data. Runs with `jute.maxbuffer` at 8 MiB, as
+/// `scripts/services.sh` runs the shared one.
+#[derive(Debug)]
+pub struct PrivateZookeeper {
+    classpath: String,
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivateZookeeper {
+    /// Writes its config, starts it and waits until its port accepts connections.
+    pub async fn start(classpath: impl Into<String>, dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let config = format!(
+            "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
+             clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+             4lw.commands.whitelist=ruok,srvr\nmaxSessionTimeout=60000\n",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("zoo.cfg"), config).expect("write zoo.cfg");
+        let mut zookeeper = PrivateZookeeper {
+            classpath: classpath.into(),
+            dir: dir.to_owned(),
+            port,
+            child: None,
+        };
+        zookeeper.resume().await;
+        zookeeper
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again (same port, same data) after [`stop`](Self::stop).
+    pub async fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.join("zookeeper.log")).expect("zookeeper log");
+        let child = tokio::process::Command::new("java")
+            .args([
+                "-Xmx256m",
+                "-Djute.maxbuffer=8388608",
+                "-cp",
+                &self.classpath,
+            ])
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(self.dir.join("zoo.cfg"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn java for ZooKeeper");
+        self.child = Some(child);
+        // The port opens (and `ruok` answers `imok`) before the server serves sessions; `srvr`
+        // reports a mode only once it does.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.is_ok().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private ZooKeeper did not serve within 60 s; see {}",
+                self.dir.join("zookeeper.log").display()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    async fn is_ok(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ask = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+            stream.write_all(b"srvr").await?;
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await?;
+            std::io::Result::Ok(String::from_utf8_lossy(&answer).contains("Mode: "))
+        };
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), ask).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// Stops it: SIGTERM to the JVM's PID, SIGKILL after 10 s.
+    pub async fn stop(&mut self) {
+        stop_child(self.child.take()).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl super::kv::Restartable for PrivateEtcd {
+    async fn stop(&mut self) {
+        PrivateEtcd::stop(self).await;
+    }
+    async fn resume(&mut self) {
+        PrivateEtcd::resume(self).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl super::kv::Restartable for PrivateZookeeper {
+    async fn stop(&mut self) {
+        PrivateZookeeper::stop(self).await;
+    }
+    async fn resume(&mut self) {
+        PrivateZookeeper::resume(self).await;
     }
 }

@@ -3,10 +3,15 @@
 //!
 //! # Layout
 //!
+//! - `consul` (feature `consul`): [`consul::ConsulStore`], the Consul
+//!   [`KeyValueStore`](vamp_core::traits::KeyValueStore) over its HTTP API (tested against
+//!   [`fakes::consul`], a local fake: no Consul server runs here).
 //! - `docker` (feature `docker`): [`docker::DockerDriver`], containers for `container/docker`
 //!   deployables through the Docker Engine API.
 //! - `etcd` (feature `etcd`): [`etcd::EtcdStore`], the etcd v3
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
+//! - `fakes` (feature `fakes`): local fakes of the wire protocols of servers that cannot run
+//!   here, for tests and benches.
 //! - `kv` (feature `kv`): [`kv::KvPersistence`], artifacts and events in any
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
 //! - `postgres` (feature `postgres`): [`postgres::PostgresPersistence`], artifacts and events
@@ -23,12 +28,20 @@
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
 
+#[cfg(any(feature = "zookeeper", feature = "consul"))]
+mod changelog;
+#[cfg(feature = "consul")]
+pub mod consul;
 #[cfg(feature = "docker")]
 pub mod docker;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+#[cfg(feature = "fakes")]
+pub mod fakes;
 #[cfg(any(feature = "process", feature = "docker"))]
 mod health;
+#[cfg(any(feature = "zookeeper", feature = "consul"))]
+mod keypath;
 #[cfg(feature = "kv")]
 pub mod kv;
 #[cfg(feature = "postgres")]

@@ -11,7 +11,7 @@
 //!
 //! | znode | what |
 //! |---|---|
-//! | `<key path>` | the value. A key is split at `/`; each segment is percent-encoded as by [`encode_segment`], an empty segment is `%`, `.`/`..` are `%2E`/`%2E%2E`, and keys without a leading `/` live under `%%` |
+//! | `<key path>` | the value. A key is split at `/`; each segment is percent-encoded as by [`encode_segment`](vamp_core::traits::kv::encode_segment), an empty segment is `%`, `.`/`..` are `%2E`/`%2E%2E`, keys without a leading `/` live under `%%`, and `zookeeper` at the top of `/` is `%7Aookeeper` |
 //! | `%log/e-<sequence>` | one change: kind, key, value |
 //! | `%log` (data) | the zxid of the newest change pruned from the log |
 //! | `%rev` | touched by every change: its `mzxid` is the revision of the latest change |
@@ -39,15 +39,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
-use vamp_core::traits::kv::{decode_segment, encode_segment};
-use vamp_core::traits::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
+use vamp_core::traits::{KeyValueStore, KvEntry, KvEventKind, KvList, WatchStream};
 use vamp_core::{Error, Result};
 use zookeeper_client as zk;
+
+use crate::changelog::{self, sequence};
+use crate::keypath::{self, RELATIVE};
 
 const BACKEND: &str = "zookeeper";
 const LOG: &str = "%log";
 const REV: &str = "%rev";
-const RELATIVE: &str = "%%";
 /// Nodes read per multi-read request while listing.
 const BATCH: usize = 32;
 /// Attempts at a listing no change interleaves with, before settling for the first revision.
@@ -133,62 +134,6 @@ fn check_key(key: &str) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// One key segment as a znode name (see the module docs).
-fn encode(segment: &str, at_zk_root: bool) -> String {
-    match segment {
-        "" => "%".to_owned(),
-        "." => "%2E".to_owned(),
-        ".." => "%2E%2E".to_owned(),
-        // `/zookeeper` is the server's own subtree.
-        "zookeeper" if at_zk_root => "%7Aookeeper".to_owned(),
-        s => encode_segment(s),
-    }
-}
-
-/// A znode name back to a key segment; `None` for the store's own nodes and foreign names.
-fn decode(name: &str) -> Option<String> {
-    if name == "%" {
-        Some(String::new())
-    } else {
-        decode_segment(name)
-    }
-}
-
-/// A log entry: `P`/`D`, the key's length (u32, big-endian), the key, the value.
-fn log_entry(kind: KvEventKind, key: &str, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + key.len() + value.len());
-    out.push(if kind == KvEventKind::Put { b'P' } else { b'D' });
-    let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(value);
-    out
-}
-
-fn parse_log_entry(data: &[u8], revision: u64) -> Option<KvEvent> {
-    let (&kind, rest) = data.split_first()?;
-    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
-    let len = usize::try_from(len).ok()?;
-    let key = std::str::from_utf8(rest.get(4..4 + len)?).ok()?.to_owned();
-    let value = rest.get(4 + len..)?.to_vec();
-    let kind = match kind {
-        b'P' => KvEventKind::Put,
-        b'D' => KvEventKind::Delete,
-        _ => return None,
-    };
-    Some(KvEvent {
-        kind,
-        key,
-        value: (kind == KvEventKind::Put).then_some(value),
-        revision,
-    })
-}
-
-/// The sequence number of a log entry's name (`e-0000000042` → 42).
-fn sequence(name: &str) -> Option<i64> {
-    name.strip_prefix("e-")?.parse().ok()
 }
 
 impl ZookeeperStore {
@@ -280,22 +225,14 @@ impl ZookeeperStore {
         format!("{}/{name}", self.base)
     }
 
+    /// `zookeeper` at the top of `/` is the server's own subtree.
+    fn reserved(&self) -> Option<&'static str> {
+        self.base.is_empty().then_some("zookeeper")
+    }
+
     /// The znode of `key` (see the module docs).
     fn path(&self, key: &str) -> String {
-        let (absolute, rest) = match key.strip_prefix('/') {
-            Some(rest) => (true, rest),
-            None => (false, key),
-        };
-        let mut path = self.base.to_string();
-        if !absolute {
-            path.push('/');
-            path.push_str(RELATIVE);
-        }
-        for (i, segment) in rest.split('/').enumerate() {
-            path.push('/');
-            path.push_str(&encode(segment, absolute && i == 0 && self.base.is_empty()));
-        }
-        path
+        format!("{}/{}", self.base, keypath::path(key, self.reserved()))
     }
 
     /// Runs one call under the configured limit.
@@ -335,7 +272,7 @@ impl ZookeeperStore {
         ops: impl Fn(&mut zk::MultiWriter<'_>) -> std::result::Result<(), zk::Error>,
     ) -> std::result::Result<u64, CallError> {
         let client = self.client().await.map_err(CallError::Session)?;
-        let entry = log_entry(kind, key, value);
+        let entry = changelog::entry(kind, key, value);
         let log = format!("{}/e-", self.node(LOG));
         let sequential = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
         let mut multi = client.new_multi_writer();
@@ -374,17 +311,14 @@ impl ZookeeperStore {
         let Ok((mark, log_stat)) = self.call("prune", client.get_data(&log)).await else {
             return;
         };
-        let marked: u64 = std::str::from_utf8(&mark)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let marked = changelog::mark(&mark);
         let Ok(mut names) = self.call("prune", client.list_children(&log)).await else {
             return;
         };
         if names.len() <= self.config.history {
             return;
         }
-        names.sort_by_key(|n| sequence(n).unwrap_or(i64::MAX));
+        names.sort_by_key(|n| sequence(n).unwrap_or(u64::MAX));
         let drop = &names[..names.len() - self.config.history];
         let Some(newest) = drop.last() else { return };
         let Ok(Some(stat)) = self
@@ -529,104 +463,85 @@ impl ZookeeperStore {
         }
     }
 
-    /// Every key under `prefix`, by walking the tree with batched multi-reads.
+    /// Every key under `prefix`, by walking the tree with batched multi-reads from the
+    /// prefix's directory, into the nodes whose keys can still lead to the prefix.
     async fn walk(&self, client: &zk::Client, prefix: &str) -> Result<Vec<KvEntry>> {
-        // Start nodes: (znode path, key so far, partial segment to match among its children).
-        let mut starts: Vec<(String, String, String)> = Vec::new();
-        let absolute = prefix.strip_prefix('/');
-        let (key_base, rest, relative_marker) = match absolute {
-            Some(rest) => ("/".to_owned(), rest, false),
-            None => (String::new(), prefix, true),
+        let root = if self.base.is_empty() {
+            "/"
+        } else {
+            &self.base
         };
-        let mut path = self.base.to_string();
-        if relative_marker {
-            path.push('/');
-            path.push_str(RELATIVE);
-        }
-        let mut key = key_base;
-        let mut segments: Vec<&str> = rest.split('/').collect();
-        let partial = segments.pop().unwrap_or_default().to_owned();
-        for (i, segment) in segments.iter().enumerate() {
-            path.push('/');
-            path.push_str(&encode(
-                segment,
-                !relative_marker && i == 0 && self.base.is_empty(),
-            ));
-            key.push_str(segment);
-            key.push('/');
-        }
-        starts.push((path, key, partial));
-        if prefix.is_empty() {
-            // "" also covers every absolute key.
-            starts.push((self.base.to_string(), "/".to_owned(), String::new()));
-        }
-
+        let start = keypath::directory(prefix, self.reserved()).unwrap_or_default();
+        let mut frontier: Vec<String> = vec![start];
         let mut entries = Vec::new();
-        let mut frontier: Vec<(String, String)> = Vec::new();
-        for (dir, key, partial) in starts {
-            let dir_path = if dir.is_empty() { "/".to_owned() } else { dir };
-            let names = match self.call("list", client.list_children(&dir_path)).await {
-                Ok(names) => names,
-                Err(Zk(zk::Error::NoNode)) => continue,
-                Err(e) => return Err(self.error("list", e)),
-            };
-            let at_root = dir_path == "/" || *dir_path == *self.base;
-            for name in names {
-                if at_root && (name == LOG || name == REV || name == RELATIVE) {
-                    continue;
-                }
-                if at_root && self.base.is_empty() && name == "zookeeper" {
-                    continue;
-                }
-                let Some(segment) = decode(&name) else {
-                    continue;
-                };
-                if segment.starts_with(&partial) {
-                    let child = format!("{}/{name}", dir_path.trim_end_matches('/'));
-                    frontier.push((child, format!("{key}{segment}")));
-                }
-            }
-        }
         while !frontier.is_empty() {
-            let batch: Vec<(String, String)> =
-                frontier.drain(..frontier.len().min(BATCH)).collect();
+            let batch: Vec<String> = frontier.drain(..frontier.len().min(BATCH)).collect();
             let mut reader = client.new_multi_reader();
-            for (path, _) in &batch {
+            for relative in &batch {
+                let path = self.znode(relative);
                 reader
-                    .add_get_data(path)
-                    .map_err(|e| convert_zk(self, "list", e))?;
+                    .add_get_data(&path)
+                    .map_err(|e| self.convert("list", e))?;
                 reader
-                    .add_get_children(path)
-                    .map_err(|e| convert_zk(self, "list", e))?;
+                    .add_get_children(&path)
+                    .map_err(|e| self.convert("list", e))?;
             }
             let results = self
                 .call("list", reader.commit())
                 .await
                 .map_err(|e| self.error("list", e))?;
             let mut results = results.into_iter();
-            for (path, key) in batch {
-                let data = results.next();
-                let children = results.next();
-                if let Some(zk::MultiReadResult::Data { data, stat }) = data
+            for relative in batch {
+                let (data, children) = (results.next(), results.next());
+                if let Some(key) = keypath::key(&relative)
+                    && key.starts_with(prefix)
+                    && let Some(zk::MultiReadResult::Data { data, stat }) = data
                     && is_key(&stat)
                 {
                     entries.push(KvEntry {
-                        key: key.clone(),
+                        key,
                         value: data,
                         revision: rev(stat.mzxid),
                     });
                 }
-                if let Some(zk::MultiReadResult::Children { children }) = children {
-                    for name in children {
-                        if let Some(segment) = decode(&name) {
-                            frontier.push((format!("{path}/{name}"), format!("{key}/{segment}")));
+                let Some(zk::MultiReadResult::Children { children }) = children else {
+                    continue; // gone meanwhile
+                };
+                for name in children {
+                    let child = if relative.is_empty() {
+                        // The store's own nodes and the server's subtree are not keys.
+                        if name == LOG || name == REV || (root == "/" && name == "zookeeper") {
+                            continue;
                         }
+                        name
+                    } else {
+                        format!("{relative}/{name}")
+                    };
+                    let leads_to_prefix = match keypath::key(&child) {
+                        Some(key) => key.starts_with(prefix) || prefix.starts_with(&key),
+                        None => child == RELATIVE,
+                    };
+                    if leads_to_prefix {
+                        frontier.push(child);
                     }
                 }
             }
         }
         entries.sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
         Ok(entries)
+    }
+
+    /// The znode of a path relative to the root.
+    fn znode(&self, relative: &str) -> String {
+        match (self.base.is_empty(), relative.is_empty()) {
+            (true, true) => "/".to_owned(),
+            (false, true) => self.base.to_string(),
+            _ => format!("{}/{relative}", self.base),
+        }
+    }
+
+    fn convert(&self, operation: &'static str, e: zk::Error) -> Error {
+        convert(&self.config.servers, operation, e)
     }
 }
 
@@ -656,10 +571,6 @@ enum CallError {
     Session(Error),
 }
 use CallError::Zk;
-
-fn convert_zk(store: &ZookeeperStore, operation: &'static str, e: zk::Error) -> Error {
-    convert(&store.config.servers, operation, e)
-}
 
 fn convert(address: &str, operation: &'static str, e: zk::Error) -> Error {
     use zk::Error as E;
@@ -783,207 +694,72 @@ impl KeyValueStore for ZookeeperStore {
             }
         };
         let (tx, rx) = mpsc::channel(256);
-        let store = self.clone();
-        let prefix = prefix.to_owned();
-        tokio::spawn(async move { store.follow(prefix, start, tx).await });
+        let log = Log {
+            store: self.clone(),
+            path: self.node(LOG),
+            watcher: None,
+        };
+        tokio::spawn(changelog::follow(log, prefix.to_owned(), start, tx));
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed())
     }
 }
 
-/// Where a watch stands in the log.
-#[derive(Debug, Clone, Copy)]
-struct Cursor {
-    /// The zxid of the last change seen (delivered or skipped by prefix).
-    zxid: u64,
-    /// The sequence of that change's log entry, once known.
-    sequence: Option<i64>,
+/// The store's change log as the follower reads it.
+struct Log {
+    store: ZookeeperStore,
+    path: String,
+    watcher: Option<zk::OneshotWatcher>,
 }
 
-/// Why a round of reading the log stopped.
-enum Stop {
-    /// The receiver is gone, or the history was compacted (already reported).
-    Done,
-    /// The server did not answer; try again after a pause.
-    Retry(Error),
-}
-
-impl ZookeeperStore {
-    /// Delivers every change after `zxid`, re-arming the log's child watch before each read,
-    /// until the receiver is dropped or the history is compacted.
-    async fn follow(self, prefix: String, zxid: u64, tx: mpsc::Sender<Result<KvEvent>>) {
-        let mut cursor = Cursor {
-            zxid,
-            sequence: None,
-        };
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.round(&prefix, &mut cursor, &tx).await {
-                Ok(watcher) => {
-                    backoff = Duration::from_millis(100);
-                    tokio::select! {
-                        () = tx.closed() => return,
-                        _ = watcher.changed() => {}
-                    }
-                }
-                Err(Stop::Done) => return,
-                Err(Stop::Retry(e)) => {
-                    tracing::debug!(error = %e, %prefix, "zookeeper watch interrupted; resuming");
-                    tokio::select! {
-                        () = tx.closed() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+impl Log {
+    fn error(&self, e: CallError) -> Error {
+        self.store.error("watch", e)
     }
+}
 
-    /// Arms a watch on the log's children, then delivers the entries after the cursor.
-    async fn round(
-        &self,
-        prefix: &str,
-        cursor: &mut Cursor,
-        tx: &mpsc::Sender<Result<KvEvent>>,
-    ) -> std::result::Result<zk::OneshotWatcher, Stop> {
-        let retry = |e: CallError| Stop::Retry(self.error("watch", e));
-        let client = self.client().await.map_err(Stop::Retry)?;
-        let log = self.node(LOG);
+#[async_trait]
+impl changelog::ChangeLog for Log {
+    async fn names(&mut self) -> Result<Vec<String>> {
+        let client = self.store.client().await?;
         let (names, _, watcher) = self
-            .call("watch", client.get_and_watch_children(&log))
+            .store
+            .call("watch", client.get_and_watch_children(&self.path))
             .await
-            .map_err(retry)?;
-        let mut entries: Vec<(i64, String)> = names
-            .into_iter()
-            .filter_map(|n| Some((sequence(&n)?, n)))
-            .collect();
-        entries.sort_unstable();
-        if cursor.sequence.is_none() {
-            // First round: find the first entry after the cursor's zxid (sequences grow with
-            // zxids, so a binary search over the entries' creation zxids).
-            let (mut lo, mut hi) = (0, entries.len());
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                let path = format!("{log}/{}", entries[mid].1);
-                match self.call("watch", client.check_stat(&path)).await {
-                    Ok(Some(stat)) if rev(stat.czxid) <= cursor.zxid => lo = mid + 1,
-                    Ok(Some(_)) => hi = mid,
-                    // Pruned meanwhile: the compaction check below decides.
-                    Ok(None) => lo = mid + 1,
-                    Err(e) => return Err(retry(e)),
-                }
-            }
-            cursor.sequence = Some(lo.checked_sub(1).map_or(-1, |i| entries[i].0));
-        }
-        let after = cursor.sequence.unwrap_or(-1);
-        let pending: Vec<&(i64, String)> = entries.iter().filter(|(s, _)| *s > after).collect();
-        self.check_compaction(&client, cursor.zxid, tx).await?;
-        for (seq, name) in pending {
-            let path = format!("{log}/{name}");
-            let (data, stat) = match self.call("watch", client.get_data(&path)).await {
-                Ok(found) => found,
-                Err(Zk(zk::Error::NoNode)) => {
-                    self.check_compaction(&client, cursor.zxid, tx).await?;
-                    return Err(Stop::Retry(Error::Backend {
-                        backend: BACKEND,
-                        message: format!("log entry {name} vanished"),
-                        source: None,
-                    }));
-                }
-                Err(e) => return Err(retry(e)),
-            };
-            let revision = rev(stat.czxid);
-            let Some(event) = parse_log_entry(&data, revision) else {
-                let _ = tx
-                    .send(Err(Error::Corrupt {
-                        backend: BACKEND,
-                        message: format!("unreadable change log entry {path}"),
-                    }))
-                    .await;
-                return Err(Stop::Done);
-            };
-            *cursor = Cursor {
-                zxid: revision,
-                sequence: Some(*seq),
-            };
-            if event.key.starts_with(prefix) && tx.send(Ok(event)).await.is_err() {
-                return Err(Stop::Done);
-            }
-        }
-        Ok(watcher)
+            .map_err(|e| self.error(e))?;
+        self.watcher = Some(watcher);
+        Ok(names)
     }
 
-    /// Ends the watch with `Error::Compacted` when entries after `zxid` were pruned.
-    async fn check_compaction(
-        &self,
-        client: &zk::Client,
-        zxid: u64,
-        tx: &mpsc::Sender<Result<KvEvent>>,
-    ) -> std::result::Result<(), Stop> {
-        let (mark, _) = self
-            .call("watch", client.get_data(&self.node(LOG)))
-            .await
-            .map_err(|e| Stop::Retry(self.error("watch", e)))?;
-        let pruned: u64 = std::str::from_utf8(&mark)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if zxid < pruned {
-            let _ = tx
-                .send(Err(Error::Compacted {
-                    requested: zxid,
-                    oldest: pruned + 1,
-                }))
-                .await;
-            return Err(Stop::Done);
+    async fn changed(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.changed().await;
         }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_entries_round_trip() {
-        let entry = log_entry(KvEventKind::Put, "/a/ключ", b"\0\xffvalue");
-        let event = parse_log_entry(&entry, 7).expect("parses");
-        assert_eq!(event.key, "/a/ключ");
-        assert_eq!(event.value.as_deref(), Some(&b"\0\xffvalue"[..]));
-        assert_eq!((event.kind, event.revision), (KvEventKind::Put, 7));
-        let delete = parse_log_entry(&log_entry(KvEventKind::Delete, "k", &[]), 8).expect("parses");
-        assert_eq!((delete.kind, delete.value), (KvEventKind::Delete, None));
-        assert!(parse_log_entry(b"P\0\0\0\x09ab", 1).is_none(), "short key");
-        assert!(parse_log_entry(b"X\0\0\0\0", 1).is_none(), "unknown kind");
-        assert!(parse_log_entry(b"", 1).is_none());
     }
 
-    #[test]
-    fn segments_round_trip_and_never_name_the_store_nodes() {
-        for segment in [
-            "",
-            ".",
-            "..",
-            "a b",
-            "zookeeper",
-            "%log",
-            "%%",
-            "ünï",
-            "1.7",
-        ] {
-            let name = encode(segment, true);
-            assert_eq!(decode(&name).as_deref(), Some(segment), "{name}");
-            assert!(![LOG, REV, RELATIVE, "zookeeper", ".", ".."].contains(&name.as_str()));
+    async fn revision(&self, name: &str) -> Result<Option<u64>> {
+        let client = self.store.client().await?;
+        let path = format!("{}/{name}", self.path);
+        match self.store.call("watch", client.check_stat(&path)).await {
+            Ok(stat) => Ok(stat.map(|s| rev(s.czxid))),
+            Err(e) => Err(self.error(e)),
         }
-        assert_eq!(encode("zookeeper", false), "zookeeper");
-        assert_eq!(decode(LOG), None);
-        assert_eq!(decode(REV), None);
-        assert_eq!(decode(RELATIVE), None);
     }
 
-    #[test]
-    fn sequences_parse() {
-        assert_eq!(sequence("e-0000000042"), Some(42));
-        assert_eq!(sequence("x-1"), None);
+    async fn read(&self, name: &str) -> Result<Option<(Vec<u8>, u64)>> {
+        let client = self.store.client().await?;
+        let path = format!("{}/{name}", self.path);
+        match self.store.call("watch", client.get_data(&path)).await {
+            Ok((data, stat)) => Ok(Some((data, rev(stat.czxid)))),
+            Err(Zk(zk::Error::NoNode)) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn pruned(&self) -> Result<u64> {
+        let client = self.store.client().await?;
+        match self.store.call("watch", client.get_data(&self.path)).await {
+            Ok((data, _)) => Ok(changelog::mark(&data)),
+            Err(e) => Err(self.error(e)),
+        }
     }
 }

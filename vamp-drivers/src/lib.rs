@@ -8,6 +8,9 @@
 //!   [`fakes::consul`], a local fake: no Consul server runs here).
 //! - `docker` (feature `docker`): [`docker::DockerDriver`], containers for `container/docker`
 //!   deployables through the Docker Engine API.
+//! - `elasticsearch` (feature `elasticsearch`): [`elasticsearch::ElasticsearchPersistence`],
+//!   artifacts and events in Elasticsearch or OpenSearch (tested against
+//!   [`fakes::elasticsearch`], a local fake: no Elasticsearch runs here).
 //! - `etcd` (feature `etcd`): [`etcd::EtcdStore`], the etcd v3
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
 //! - `fakes` (feature `fakes`): local fakes of the wire protocols of servers that cannot run
@@ -34,6 +37,8 @@ mod changelog;
 pub mod consul;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 #[cfg(feature = "fakes")]

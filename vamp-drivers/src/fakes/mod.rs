@@ -3,3 +3,4 @@
 //! matching backend uses, with the server's semantics and limits, on a loopback port.
 
 pub mod consul;
+pub mod elasticsearch;

@@ -1,10 +1,12 @@
 //! Backends: put / get / watch latency of each key-value store, and write / query time of
 //! each persistence (the tag query runs over 1 000 events, before the append bench grows the
-//! table). Memory, SQLite and KV-over-memory always run; etcd and PostgreSQL when
-//! `VAMP_BENCH_ETCD` (a URL) and `VAMP_BENCH_POSTGRES` (a URL) name a server.
+//! table). Memory, SQLite, KV-over-memory and the local fakes of Consul and Elasticsearch
+//! always run (the fakes' figures measure this client plus a loopback HTTP server, not a real
+//! Consul or Elasticsearch); etcd, ZooKeeper and PostgreSQL when `VAMP_BENCH_ETCD` (a URL),
+//! `VAMP_BENCH_ZOOKEEPER` (`host:port`) and `VAMP_BENCH_POSTGRES` (a URL) name a server.
 //!
 //! Run with (services from scripts/services.sh):
-//! `VAMP_BENCH_ETCD=http://127.0.0.1:23790 VAMP_BENCH_POSTGRES=postgres://postgres@127.0.0.1:54329/postgres cargo bench -p vamp-benches --bench backends`
+//! `VAMP_BENCH_ETCD=http://127.0.0.1:23790 VAMP_BENCH_ZOOKEEPER=127.0.0.1:21810 VAMP_BENCH_POSTGRES=postgres://postgres@127.0.0.1:54329/postgres cargo bench -p vamp-benches --bench backends`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,10 +17,15 @@ use serde_json::json;
 use vamp_core::memory::{MemoryPersistence, MemoryStore};
 use vamp_core::model::{Event, Kind};
 use vamp_core::traits::{EventFilter, KeyValueStore, Page, Persistence, Precondition};
+use vamp_drivers::consul::{ConsulConfig, ConsulStore};
+use vamp_drivers::elasticsearch::{ElasticsearchConfig, ElasticsearchPersistence};
 use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
+use vamp_drivers::fakes::consul::{FakeConsul, FakeConsulConfig};
+use vamp_drivers::fakes::elasticsearch::FakeElasticsearch;
 use vamp_drivers::kv::KvPersistence;
 use vamp_drivers::postgres::PostgresPersistence;
 use vamp_drivers::sqlite::SqlitePersistence;
+use vamp_drivers::zookeeper::{ZookeeperConfig, ZookeeperStore};
 
 fn kv_benches(
     c: &mut Criterion,
@@ -129,6 +136,21 @@ fn main() {
             .expect("etcd");
         kv_benches(&mut c, &rt, "etcd", &etcd);
     }
+    if let Ok(servers) = std::env::var("VAMP_BENCH_ZOOKEEPER") {
+        let mut config = ZookeeperConfig::new(servers);
+        config.root = format!("/vamp-bench-{}", std::process::id());
+        let zookeeper = rt
+            .block_on(ZookeeperStore::connect(config))
+            .expect("zookeeper");
+        kv_benches(&mut c, &rt, "zookeeper", &zookeeper);
+    }
+    let fake_consul = rt
+        .block_on(FakeConsul::start_with(FakeConsulConfig::default()))
+        .expect("fake consul");
+    let consul = rt
+        .block_on(ConsulStore::connect(ConsulConfig::new(fake_consul.url())))
+        .expect("consul");
+    kv_benches(&mut c, &rt, "consul_fake", &consul);
 
     persistence_benches(&mut c, &rt, "memory", &MemoryPersistence::default());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -144,5 +166,14 @@ fn main() {
             .expect("postgres");
         persistence_benches(&mut c, &rt, "postgres", &pg);
     }
+    let fake_es = rt
+        .block_on(FakeElasticsearch::start())
+        .expect("fake elasticsearch");
+    let es = rt
+        .block_on(ElasticsearchPersistence::connect(ElasticsearchConfig::new(
+            fake_es.url(),
+        )))
+        .expect("elasticsearch");
+    persistence_benches(&mut c, &rt, "elasticsearch_fake", &es);
     c.final_summary();
 }

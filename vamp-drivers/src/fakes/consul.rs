@@ -169,6 +169,10 @@ impl FakeConsul {
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(self.shared.clone());
         tokio::spawn(async move {
+            // Small answers go out at once, as a real server's do.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let server = axum::serve(listener, app);
             tokio::select! {
                 _ = server => {}

@@ -148,6 +148,10 @@ impl FakeElasticsearch {
             .with_state(shared.clone());
         let interval = shared.config.refresh_interval;
         tokio::spawn(async move {
+            // Small answers go out at once, as a real server's do.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let server = axum::serve(listener, app);
             let refresher = async {
                 loop {

@@ -28,9 +28,9 @@ step() {
 }
 
 # Debian packages the build needs. gcc builds the bundled SQLite; protoc and the protobuf
-# well-known types build etcd-client's gRPC code; curl checks service health. services.sh
-# installs the services' own packages.
-PACKAGES=(gcc protobuf-compiler libprotobuf-dev curl)
+# well-known types build etcd-client's gRPC code; curl checks service health; openssl makes the
+# certificates of the etcd TLS test. services.sh installs the services' own packages.
+PACKAGES=(gcc protobuf-compiler libprotobuf-dev curl openssl)
 
 ensure_packages() {
   local missing=() p

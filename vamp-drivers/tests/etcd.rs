@@ -50,3 +50,155 @@ async fn kv_persistence_over_etcd_passes_the_persistence_kit() {
     let db = vamp_drivers::kv::KvPersistence::new(std::sync::Arc::new(store), root);
     vamp_core::testkit::persistence::run_all(&db).await;
 }
+
+/// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with the openssl
+/// command; returns (CA, server cert, server key, client cert, client key) paths.
+#[cfg(feature = "etcd-tls")]
+fn certificates(dir: &std::path::Path) -> [PathBuf; 5] {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .expect("write san.cnf");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vamp-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    for name in ["server", "client"] {
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+    [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ]
+    .map(|f| dir.join(f))
+}
+
+#[cfg(feature = "etcd-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
+    use vamp_core::testkit::services::EtcdTlsFiles;
+    use vamp_core::traits::KeyValueStore;
+    use vamp_drivers::etcd::EtcdTls;
+    let Some(_) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    let binary = PathBuf::from(
+        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [ca, cert, key, client_cert, client_key] = certificates(dir.path());
+    let files = EtcdTlsFiles {
+        cert,
+        key,
+        ca: ca.clone(),
+    };
+    let mut etcd = PrivateEtcd::start_with(binary, dir.path(), Some(files)).await;
+    let connect = |tls: Option<EtcdTls>| {
+        let mut config = EtcdConfig::new(etcd.url());
+        config.timeout = Duration::from_secs(2);
+        config.connect_timeout = Duration::from_secs(2);
+        config.tls = tls;
+        EtcdStore::connect(config)
+    };
+    let good = EtcdTls::from_files(Some(&ca), Some((&client_cert, &client_key))).expect("files");
+    let store = connect(Some(good.clone())).await.expect("connect over TLS");
+    // The member elects itself first: poll, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store.put("/tls/k", b"v").await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "no answer over TLS");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.get("/tls/k").await.expect("get").map(|e| e.value),
+        Some(b"v".to_vec())
+    );
+    // Without a client certificate, or trusting another CA: calls fail, clearly and in time.
+    for (tls, why) in [
+        (
+            Some(EtcdTls {
+                identity: None,
+                ..good.clone()
+            }),
+            "no client certificate",
+        ),
+        (
+            Some(EtcdTls {
+                ca: Some(std::fs::read_to_string(&client_cert).expect("pem")),
+                ..good.clone()
+            }),
+            "an untrusted server",
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        let result = match connect(tls).await {
+            Ok(store) => store.get("/tls/k").await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let err = result.expect_err(why);
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{why}: {:?}",
+            t.elapsed()
+        );
+        assert!(err.to_string().contains("etcd"), "{why}: {err}");
+    }
+    let missing =
+        EtcdTls::from_files(Some(&dir.path().join("nope.pem")), None).expect_err("missing file");
+    assert!(missing.to_string().contains("nope.pem"), "{missing}");
+    etcd.stop().await;
+}

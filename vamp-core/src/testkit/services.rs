@@ -37,34 +37,69 @@ pub struct PrivateEtcd {
     dir: std::path::PathBuf,
     client: u16,
     peer: u16,
+    tls: Option<EtcdTlsFiles>,
     child: Option<tokio::process::Child>,
+}
+
+/// Certificate files for a private etcd that serves clients over TLS and requires client
+/// certificates signed by `ca`.
+#[derive(Debug, Clone)]
+pub struct EtcdTlsFiles {
+    /// The server certificate (PEM).
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM).
+    pub key: std::path::PathBuf,
+    /// The CA that signs client certificates (PEM).
+    pub ca: std::path::PathBuf,
 }
 
 impl PrivateEtcd {
     /// Starts it and waits (at most 20 s) until its client port accepts connections.
     pub async fn start(binary: impl Into<std::path::PathBuf>, dir: &std::path::Path) -> Self {
+        Self::start_with(binary, dir, None).await
+    }
+
+    /// Like [`start`](Self::start), serving clients over TLS when `tls` is given.
+    pub async fn start_with(
+        binary: impl Into<std::path::PathBuf>,
+        dir: &std::path::Path,
+        tls: Option<EtcdTlsFiles>,
+    ) -> Self {
         let free = free_port;
         let mut etcd = PrivateEtcd {
             binary: binary.into(),
             dir: dir.to_owned(),
             client: free(),
             peer: free(),
+            tls,
             child: None,
         };
         etcd.resume().await;
         etcd
     }
 
-    /// The client URL.
+    /// The client URL (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client)
     }
 
     /// Starts it again (same ports, same data) after [`stop`](Self::stop).
     pub async fn resume(&mut self) {
         let peer = format!("http://127.0.0.1:{}", self.peer);
         let log = std::fs::File::create(self.dir.join("etcd.log")).expect("etcd log file");
-        let child = tokio::process::Command::new(&self.binary)
+        let mut command = tokio::process::Command::new(&self.binary);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", "private", "--logger=zap", "--log-outputs=stderr"])
             .arg("--data-dir")
             .arg(self.dir.join("data"))

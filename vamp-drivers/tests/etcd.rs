@@ -202,3 +202,65 @@ async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
     assert!(missing.to_string().contains("nope.pem"), "{missing}");
     etcd.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_authentication_works_and_missing_or_wrong_credentials_are_refused() {
+    use vamp_core::traits::KeyValueStore;
+    let Some(_) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    let binary = PathBuf::from(
+        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut etcd = PrivateEtcd::start(binary, dir.path()).await;
+    // Turn authentication on: a root user with the root role first (etcd requires it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut admin = loop {
+        if let Ok(mut client) = etcd_client::Client::connect([etcd.url()], None).await
+            && client.user_list().await.is_ok()
+        {
+            break client;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "private etcd never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    admin
+        .user_add("root", "s3cret", None)
+        .await
+        .expect("user add");
+    admin.user_grant_role("root", "root").await.expect("grant");
+    admin.auth_enable().await.expect("auth enable");
+
+    let config = |user: Option<(&str, &str)>| {
+        let mut config = EtcdConfig::new(etcd.url());
+        config.timeout = Duration::from_secs(2);
+        config.connect_timeout = Duration::from_secs(2);
+        config.user = user.map(|(u, p)| (u.to_owned(), p.to_owned()));
+        config
+    };
+    let store = EtcdStore::connect(config(Some(("root", "s3cret"))))
+        .await
+        .expect("connect with the password");
+    store.put("/auth/k", b"v").await.expect("put as root");
+    for (user, why) in [
+        (None, "no credentials"),
+        (Some(("root", "wrong")), "a wrong password"),
+    ] {
+        let result = match EtcdStore::connect(config(user)).await {
+            Ok(store) => store.put("/auth/k", b"x").await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let err = result.expect_err(why);
+        assert!(err.to_string().contains("etcd"), "{why}: {err}");
+    }
+    assert_eq!(
+        store.get("/auth/k").await.expect("get").map(|e| e.value),
+        Some(b"v".to_vec()),
+        "refused writes changed nothing"
+    );
+    etcd.stop().await;
+}

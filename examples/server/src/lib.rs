@@ -1,14 +1,190 @@
-//! `vamp-server`: the Vamp REST API over an embedded Vamp.
+//! `vamp-server`: the Vamp REST API over an embedded [`Vamp`], as a library with a thin binary.
 //!
 //! # Layout
 //!
-//! Nothing is built here yet: the server issue adds the `/api/v1` API, configuration, the
-//! demo and `serve(listener, shutdown)`. Until then the binary says so and exits.
+//! - [`config`]: the configuration (TOML file, `VAMP_<SECTION>__<KEY>` variables, flags).
+//! - [`api`]: the `/api/v1` REST API (axum).
+//! - [`demo`]: `vamp-server --demo`, a two-version service behind one gateway at 90/10.
+//! - [`App`]: a Vamp composed from a configuration; [`App::serve`] runs the API and the
+//!   reconciler until shutdown.
 #![cfg_attr(
     not(test),
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
 
-/// What the binary prints until the server exists.
-pub const NOT_YET: &str = "vamp-server is not built yet: the REST API and `--demo` arrive with \
-the server issue. Today `vamp validate` checks artifact files offline (see README.md).";
+pub mod api;
+pub mod config;
+pub mod demo;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use vamp_core::engine::{EngineConfig, PortAllocator};
+use vamp_core::traits::{Persistence, Router};
+use vamp_core::{Vamp, VampConfig};
+use vamp_drivers::process::{ProcessConfig, ProcessDriver};
+
+use crate::config::{ServerConfig, port_range};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A backend could not be opened.
+    #[error("{what}: {source}")]
+    Backend {
+        /// Which backend.
+        what: &'static str,
+        /// Why.
+        source: vamp_core::Error,
+    },
+    /// The API address could not be bound.
+    #[error(
+        "cannot listen on {address}: {source} (set server.listen, e.g. --listen 127.0.0.1:8081)"
+    )]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A Vamp composed from a [`ServerConfig`].
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The embedded Vamp.
+    pub vamp: Vamp,
+    /// The configuration it was built from.
+    pub config: Arc<ServerConfig>,
+}
+
+impl App {
+    /// Opens the persistence, the driver and the router the configuration names.
+    ///
+    /// # Errors
+    /// [`StartError::Backend`] naming the backend that could not be opened.
+    pub async fn build(config: ServerConfig) -> Result<App, StartError> {
+        let backend = |what: &'static str| {
+            move |source: vamp_core::Error| StartError::Backend { what, source }
+        };
+        let persistence: Arc<dyn Persistence> = match config.persistence.kind.as_str() {
+            "memory" => Arc::new(vamp_core::memory::MemoryPersistence::default()),
+            _ => Arc::new(
+                vamp_drivers::sqlite::SqlitePersistence::open(config.sqlite_path())
+                    .await
+                    .map_err(backend("persistence (sqlite)"))?,
+            ),
+        };
+        let mut process = ProcessConfig::new(config.server.data_dir.join("process"));
+        process.ports = port_range(&config.driver.ports).map_err(|message| {
+            StartError::Config(config::ConfigError::Invalid {
+                origin: "configuration".into(),
+                message: format!("driver.ports: {message}"),
+            })
+        })?;
+        let driver = ProcessDriver::new(process).map_err(backend("driver (process)"))?;
+        let gateway_ports = port_range(&config.gateways.ports).map_err(|message| {
+            StartError::Config(config::ConfigError::Invalid {
+                origin: "configuration".into(),
+                message: format!("gateways.ports: {message}"),
+            })
+        })?;
+        let mut builder = Vamp::builder()
+            .persistence(persistence)
+            .driver(Arc::new(driver))
+            .config(VampConfig {
+                engine: EngineConfig {
+                    gateway_host: config.gateways.host.clone(),
+                    ports: PortAllocator::new(gateway_ports),
+                    ..EngineConfig::default()
+                },
+                ..VampConfig::default()
+            });
+        if config.router.kind == "embedded" {
+            let host: IpAddr = config.gateways.host.parse().map_err(|_| {
+                StartError::Config(config::ConfigError::Invalid {
+                    origin: "configuration".into(),
+                    message: format!(
+                        "gateways.host = '{}' is not an IP address (the embedded router binds it, e.g. 127.0.0.1)",
+                        config.gateways.host
+                    ),
+                })
+            })?;
+            let router: Arc<dyn Router> =
+                Arc::new(vamp_gateway::embedded::EmbeddedRouter::on(host));
+            builder = builder.router(router);
+        }
+        let vamp = builder.build().map_err(backend("vamp"))?;
+        Ok(App {
+            vamp,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Binds the configured API address.
+    ///
+    /// # Errors
+    /// [`StartError::Listen`] when the address is taken or not local.
+    pub async fn bind(&self) -> Result<TcpListener, StartError> {
+        let address = self.config.server.listen;
+        TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Listen { address, source })
+    }
+
+    /// Serves the API on `listener` and runs the reconciler until `shutdown` resolves; then
+    /// stops taking requests, lets running ones finish, and stops the reconciler.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let until = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let state = api::AppState {
+            vamp: self.vamp.clone(),
+            config: self.config.clone(),
+            started: Instant::now(),
+            stopping: stopped.clone(),
+        };
+        let app = api::router(state);
+        let reconciler = {
+            let vamp = self.vamp.clone();
+            let rx = stopped.clone();
+            tokio::spawn(async move { vamp.run(until(rx)).await })
+        };
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(until(stopped))
+            .await;
+        let _ = reconciler.await;
+        served
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

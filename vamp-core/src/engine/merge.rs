@@ -261,6 +261,12 @@ pub(super) fn sync_gateways(d: &mut Deployment) -> R<()> {
             port_keys.push(format!("{cname}.{port}"));
         }
     }
+    // Deployment gateways (`gateways: {9050: monarch/web}`) default their weights too: a
+    // single route takes all the traffic (spec §1.7).
+    for (port, spec) in &mut d.gateways {
+        let path = format!("gateways.{port}.routes");
+        default_weights(&mut spec.routes, ErrorKind::InvalidRouteWeight, &path)?;
+    }
     d.ports.retain(|k, _| port_keys.contains(k));
     for key in port_keys {
         d.ports.entry(key).or_insert_with(|| "0".to_owned());

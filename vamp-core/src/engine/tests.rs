@@ -602,6 +602,11 @@ fn gateways_resolve_to_instances_and_chain() {
         external.routes[0].targets[0].port, 40000,
         "the external gateway chains to the internal one"
     );
+    assert_eq!(
+        external.routes[0].weight.get(),
+        100,
+        "its single route takes all the traffic"
+    );
 }
 
 fn vamp_core_lookup(name: &str) -> String {

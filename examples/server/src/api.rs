@@ -1,0 +1,658 @@
+//! The `/api/v1` REST API (spec §2): artifacts, deployments, gateways, events and their SSE
+//! stream, info. JSON or YAML in (by `Content-Type`, JSON being YAML too) and out (by
+//! `Accept`); errors as `{"message": …}`; lists paged with `X-Total-Count` and `Link`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vamp_core::model::{Artifact, Blueprint, Event, Kind};
+use vamp_core::traits::{EventFilter, Page};
+use vamp_core::{Error, Vamp, dsl};
+
+use crate::config::ServerConfig;
+
+/// Largest page (spec §2.1: `per_page` is clamped to 1..=30).
+const MAX_PER_PAGE: u64 = 30;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The embedded Vamp.
+    pub vamp: Vamp,
+    /// The effective configuration.
+    pub config: Arc<ServerConfig>,
+    /// When the server started.
+    pub started: Instant,
+    /// Turns `true` when the server shuts down: open event streams end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The API as an axum router (state applied).
+pub fn router(state: AppState) -> axum::Router {
+    let limit = state.config.server.body_limit;
+    let api = axum::Router::new()
+        .route("/info", get(info))
+        .route("/events", get(events).post(publish))
+        .route("/events/stream", get(stream))
+        .route(
+            "/deployments",
+            get(list_deployments).post(create_deployment),
+        )
+        .route(
+            "/deployments/{name}",
+            get(get_deployment)
+                .put(put_deployment)
+                .delete(delete_deployment),
+        )
+        .route("/gateways", get(list_gateways))
+        .route("/gateways/{*name}", get(get_gateway))
+        .route("/{kind}", get(list_artifacts).post(create_artifact))
+        .route(
+            "/{kind}/{*name}",
+            get(get_artifact).put(put_artifact).delete(delete_artifact),
+        )
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state);
+    axum::Router::new()
+        .nest("/api/v1", api)
+        .layer(axum::middleware::map_response(no_store))
+}
+
+/// An API error: a status and `{"message": …}` (404 bodies are empty, as Vamp's).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    /// A DSL error's kind, path, line, column and hint, for programs.
+    details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// A DSL error: 400 with where it is (line and column of the request body) and the fix.
+    fn dsl(e: &dsl::DslError) -> Self {
+        let message = if e.line > 0 {
+            format!(
+                "request body, line {}, column {}: error[{}]: {e}",
+                e.line, e.column, e.kind
+            )
+        } else {
+            format!("error[{}]: {e}", e.kind)
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message,
+            details: Some(e.to_json()),
+        }
+    }
+
+    fn not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "")
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        if let Error::Dsl(d) = &e {
+            return ApiError::dsl(d);
+        }
+        let status = match &e {
+            Error::Dsl(_) | Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
+            Error::Unavailable { .. } | Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "request failed");
+            return ApiError::new(status, "Internal server error.");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status == StatusCode::NOT_FOUND && self.message.is_empty() {
+            return self.status.into_response();
+        }
+        let body = match self.details {
+            Some(details) => json!({"message": self.message, "error": details}),
+            None => json!({"message": self.message}),
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` on every answer (spec §2.1).
+async fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Requires `Authorization: Bearer <token>` when a token is configured.
+async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.config.server.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send 'Authorization: Bearer <server.token>'",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether the client asked for YAML.
+fn wants_yaml(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("yaml") && !a.contains("json"))
+}
+
+/// A JSON value as the client wants it.
+fn reply(status: StatusCode, headers: &HeaderMap, value: &Value) -> Response {
+    if wants_yaml(headers) {
+        match serde_saphyr::to_string(value) {
+            Ok(text) => {
+                (status, [(header::CONTENT_TYPE, "application/x-yaml")], text).into_response()
+            }
+            Err(e) => ApiError::from(Error::backend("yaml", e)).into_response(),
+        }
+    } else {
+        (status, axum::Json(value.clone())).into_response()
+    }
+}
+
+/// The body as text: UTF-8, of an accepted media type, within the size limit.
+fn body_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is larger than the server accepts (server.body_limit)",
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })?;
+    if let Some(kind) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ok = ["json", "yaml", "text/plain"]
+            .iter()
+            .any(|t| kind.contains(t));
+        if !ok {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type '{kind}' is not supported: send application/json or application/x-yaml"
+                ),
+            ));
+        }
+    }
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    Ok(text)
+}
+
+/// The one artifact of kind `kind` in `text`.
+fn one_artifact(text: &str, kind: Kind) -> Result<Artifact, ApiError> {
+    let mut read = dsl::read(text, Some(kind)).map_err(|e| ApiError::dsl(&e))?;
+    match read.len() {
+        1 => Ok(read.remove(0)),
+        n => Err(ApiError::bad_request(format!(
+            "expected one {} document, got {n}: send several to POST /api/v1",
+            kind.singular()
+        ))),
+    }
+}
+
+fn static_kind(text: &str) -> Result<Kind, ApiError> {
+    let kind = Kind::parse(text).ok_or_else(ApiError::not_found)?;
+    match kind {
+        Kind::Deployment | Kind::Gateway | Kind::Event | Kind::EventQuery => {
+            Err(ApiError::not_found())
+        }
+        Kind::Workflow => Ok(kind),
+        k => Ok(k),
+    }
+}
+
+/// `page` and `per_page` (spec §2.1: defaults 1 and 30, clamped).
+#[derive(Debug, Deserialize)]
+struct Paging {
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+impl Paging {
+    fn page(&self) -> Page {
+        let page = u64::try_from(self.page.unwrap_or(1).max(1)).unwrap_or(1);
+        let per_page = u64::try_from(self.per_page.unwrap_or(30).clamp(1, 30)).unwrap_or(30);
+        Page::new(page, per_page.min(MAX_PER_PAGE))
+    }
+}
+
+/// `X-Total-Count` and `Link` (first, prev, next, last; prev/next clamped).
+fn paged(mut response: Response, path: &str, page: Page, total: u64) -> Response {
+    let last = total.div_ceil(page.per_page).max(1);
+    let link = |p: u64| format!("<{path}?page={p}&per_page={}>", page.per_page);
+    let links = format!(
+        "{}; rel=first, {}; rel=prev, {}; rel=next, {}; rel=last",
+        link(1),
+        link(page.page.saturating_sub(1).clamp(1, last)),
+        link((page.page + 1).clamp(1, last)),
+        link(last)
+    );
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&total.to_string()) {
+        headers.insert("X-Total-Count", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&links) {
+        headers.insert(header::LINK, v);
+    }
+    response
+}
+
+async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let value = json!({
+        "message": "Hi, I'm Vamp! How are you?",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime": format!("{}s", state.started.elapsed().as_secs()),
+        "persistence": {"type": state.config.persistence.kind},
+        "container_driver": {"type": state.config.driver.kind},
+        "gateway_driver": {"type": state.config.router.kind},
+    });
+    Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+// ---------------------------------------------------------------- artifacts
+
+async fn list_artifacts(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    Query(paging): Query<Paging>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    let page = paging.page();
+    let found = state.vamp.list(kind, page).await?;
+    let items: Vec<Value> = found.items.iter().map(Artifact::to_json).collect();
+    let response = reply(StatusCode::OK, &headers, &Value::Array(items));
+    Ok(paged(
+        response,
+        &format!("/api/v1/{}", kind.plural()),
+        page,
+        found.total,
+    ))
+}
+
+async fn create_artifact(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    let text = body_text(&headers, body)?;
+    let artifact = one_artifact(&text, kind)?;
+    store(&state, &headers, artifact, StatusCode::CREATED).await
+}
+
+async fn store(
+    state: &AppState,
+    headers: &HeaderMap,
+    artifact: Artifact,
+    status: StatusCode,
+) -> ApiResult {
+    let kind = artifact.kind();
+    let name = artifact.name().to_owned();
+    let stored = state.vamp.put(artifact).await?;
+    // A blueprint with inline breeds stores those too: then every stored artifact is returned.
+    let mut out = Vec::with_capacity(stored.len());
+    for s in &stored {
+        if let Some(a) = state.vamp.get(s.kind, &s.name).await? {
+            out.push(a);
+        }
+    }
+    let value = match out.as_slice() {
+        [one] if one.kind() == kind && one.name() == name => one.to_json(),
+        many => Value::Array(many.iter().map(Artifact::to_json).collect()),
+    };
+    Ok(reply(status, headers, &value))
+}
+
+async fn get_artifact(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    match state.vamp.get(kind, &name).await? {
+        Some(a) => Ok(reply(StatusCode::OK, &headers, &a.to_json())),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+async fn put_artifact(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    let text = body_text(&headers, body)?;
+    let artifact = one_artifact(&text, kind)?;
+    if artifact.name() != name {
+        return Err(ApiError::bad_request(format!(
+            "InconsistentArtifactName: the body names '{}' but the path '{name}'; they must match",
+            artifact.name()
+        )));
+    }
+    store(&state, &headers, artifact, StatusCode::OK).await
+}
+
+async fn delete_artifact(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    state.vamp.delete(kind, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// -------------------------------------------------------------- deployments
+
+async fn list_deployments(
+    State(state): State<AppState>,
+    Query(paging): Query<Paging>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let page = paging.page();
+    let all = state.vamp.deployments().await?;
+    let total = u64::try_from(all.len()).unwrap_or(u64::MAX);
+    let items: Vec<Value> = vamp_core::traits::Paged::of(all, page)
+        .items
+        .into_iter()
+        .map(|d| Artifact::Deployment(d).to_json())
+        .collect();
+    let response = reply(StatusCode::OK, &headers, &Value::Array(items));
+    Ok(paged(response, "/api/v1/deployments", page, total))
+}
+
+async fn get_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    match state.vamp.deployment(&name).await? {
+        Some(d) => Ok(reply(
+            StatusCode::OK,
+            &headers,
+            &Artifact::Deployment(d).to_json(),
+        )),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+fn blueprint(text: &str) -> Result<Blueprint, ApiError> {
+    match one_artifact(text, Kind::Blueprint)? {
+        Artifact::Blueprint(b) => Ok(b),
+        other => Err(ApiError::bad_request(format!(
+            "expected a blueprint, got a {}",
+            other.kind().singular()
+        ))),
+    }
+}
+
+async fn deploy(state: &AppState, headers: &HeaderMap, name: &str, text: &str) -> ApiResult {
+    let blueprint = blueprint(text)?;
+    let d = state.vamp.deploy(name, &blueprint).await?;
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        headers,
+        &Artifact::Deployment(d).to_json(),
+    ))
+}
+
+async fn create_deployment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let name = blueprint(&text)?.name;
+    deploy(&state, &headers, &name, &text).await
+}
+
+async fn put_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    deploy(&state, &headers, &name, &text).await
+}
+
+async fn delete_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    // An empty body is a no-op returning the deployment (spec §2.2).
+    let text = match body_text(&headers, body) {
+        Ok(text) => Some(text),
+        Err(e) if e.message == "the request body is empty" => None,
+        Err(e) => return Err(e),
+    };
+    let d = match text {
+        None => state.vamp.deployment(&name).await?,
+        Some(text) => state.vamp.slice(&name, &blueprint(&text)?).await?,
+    };
+    match d {
+        Some(d) => Ok(reply(
+            StatusCode::ACCEPTED,
+            &headers,
+            &Artifact::Deployment(d).to_json(),
+        )),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+// ----------------------------------------------------------------- gateways
+
+async fn list_gateways(
+    State(state): State<AppState>,
+    Query(paging): Query<Paging>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let page = paging.page();
+    let mut all = state.vamp.gateways().await?;
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let total = u64::try_from(all.len()).unwrap_or(u64::MAX);
+    let items: Vec<Value> = vamp_core::traits::Paged::of(all, page)
+        .items
+        .into_iter()
+        .map(|g| Artifact::Gateway(g).to_json())
+        .collect();
+    let response = reply(StatusCode::OK, &headers, &Value::Array(items));
+    Ok(paged(response, "/api/v1/gateways", page, total))
+}
+
+async fn get_gateway(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let found = state
+        .vamp
+        .gateways()
+        .await?
+        .into_iter()
+        .find(|g| g.name == name);
+    match found {
+        Some(g) => Ok(reply(
+            StatusCode::OK,
+            &headers,
+            &Artifact::Gateway(g).to_json(),
+        )),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+// ------------------------------------------------------------------- events
+
+/// `tag` (repeated) and `type`.
+fn event_filter(query: &[(String, String)]) -> EventFilter {
+    let mut filter = EventFilter::tags(
+        query
+            .iter()
+            .filter(|(k, _)| k == "tag")
+            .map(|(_, v)| v.clone()),
+    );
+    filter.kind = query
+        .iter()
+        .find(|(k, _)| k == "type")
+        .map(|(_, v)| v.clone());
+    filter
+}
+
+fn paging_of(query: &[(String, String)]) -> Paging {
+    let number = |key: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+    };
+    Paging {
+        page: number("page"),
+        per_page: number("per_page"),
+    }
+}
+
+fn event_json(id: u64, event: &Event) -> Value {
+    let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("id".into(), json!(id.to_string()));
+    }
+    value
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let filter = event_filter(&query);
+    let page = paging_of(&query).page();
+    let found = state.vamp.events(&filter, page).await?;
+    let items: Vec<Value> = found
+        .items
+        .iter()
+        .map(|e| event_json(e.id, &e.event))
+        .collect();
+    let response = reply(StatusCode::OK, &headers, &Value::Array(items));
+    Ok(paged(response, "/api/v1/events", page, found.total))
+}
+
+async fn publish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let event = match one_artifact(&text, Kind::Event)? {
+        Artifact::Event(e) => e,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "expected an event, got a {}",
+                other.kind().singular()
+            )));
+        }
+    };
+    let stored = state.vamp.publish(&event).await?;
+    Ok(reply(
+        StatusCode::CREATED,
+        &headers,
+        &event_json(stored.id, &stored.event),
+    ))
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let filter = event_filter(&query);
+    let events = state.vamp.subscribe().await?;
+    // A stream never ends by itself: it ends when the server shuts down, so a graceful
+    // shutdown does not wait for its clients.
+    let mut stopping = state.stopping.clone();
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let stream = events.take_until(stop).filter_map(move |item| {
+        let out = match item {
+            Ok(stored) if filter.matches(&stored.event) => Some(Ok(SseEvent::default()
+                .event(stored.event.kind.clone())
+                .id(stored.id.to_string())
+                .data(event_json(stored.id, &stored.event).to_string()))),
+            Ok(_) => None,
+            // A subscriber that fell behind is told so and goes on with newer events.
+            Err(e) => Some(Ok(
+                SseEvent::default().comment(format!("missed events: {e}"))
+            )),
+        };
+        std::future::ready(out)
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

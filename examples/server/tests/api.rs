@@ -1,0 +1,413 @@
+//! The REST API over a real server on a loopback port (memory persistence, process driver,
+//! embedded router): artifacts in JSON and YAML, paging, bad input, events and their SSE
+//! stream, deployments, the bearer token.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vamp_server::App;
+use vamp_server::config::ServerConfig;
+
+struct Server {
+    url: String,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    async fn start(extra: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut flags = vec![
+            ("server.listen".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "server.data_dir".to_owned(),
+                dir.path().display().to_string(),
+            ),
+            ("persistence.kind".to_owned(), "memory".to_owned()),
+        ];
+        flags.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = ServerConfig::load(None, [], flags).expect("config");
+        let app = App::build(config).await.expect("app");
+        let listener = app.bind().await.expect("bind");
+        let url = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Server {
+            url,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let served = tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("graceful shutdown in time")
+                .expect("task");
+            served.expect("served");
+        }
+    }
+}
+
+fn yaml(body: &str) -> (reqwest::header::HeaderName, &'static str, String) {
+    (
+        reqwest::header::CONTENT_TYPE,
+        "application/x-yaml",
+        body.to_owned(),
+    )
+}
+
+async fn send(
+    method: reqwest::Method,
+    url: &str,
+    body: Option<(reqwest::header::HeaderName, &'static str, String)>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, url);
+    if let Some((name, value, body)) = body {
+        request = request.header(name, value).body(body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+const BREED: &str =
+    "name: web:1.0\ndeployable: {type: command, definition: /bin/true}\nports: {web: 8080/http}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_artifacts_round_trip_in_json_and_yaml_with_vamps_status_codes() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(BREED))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(parse(&body)["name"], "web:1.0");
+    // JSON bodies are YAML too; every static kind has the same routes.
+    let scale = (
+        reqwest::header::CONTENT_TYPE,
+        "application/json",
+        r#"{"name": "small", "cpu": 0.1, "memory": "64MB", "instances": 2}"#.to_owned(),
+    );
+    let (status, _, body) = send(Method::POST, &format!("{u}/scales"), Some(scale)).await;
+    assert_eq!(status, 201, "{body}");
+
+    let client = reqwest::Client::new();
+    let got = client
+        .get(format!("{u}/breeds/web:1.0"))
+        .header("Accept", "application/x-yaml")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.headers()["content-type"], "application/x-yaml");
+    assert_eq!(got.headers()["cache-control"], "no-store");
+    let text = got.text().await.expect("text");
+    assert!(text.contains("name: web:1.0"), "{text}");
+
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/breeds/web:1.0"),
+        Some(yaml(&BREED.replace("/bin/true", "/bin/false"))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["deployable"]["definition"], "/bin/false");
+    let (status, _, body) =
+        send(Method::PUT, &format!("{u}/breeds/other"), Some(yaml(BREED))).await;
+    assert_eq!(status, 400);
+    assert!(
+        parse(&body)["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InconsistentArtifactName"),
+        "{body}"
+    );
+
+    for i in 0..3 {
+        let breed = BREED.replace("web:1.0", &format!("page:{i}"));
+        assert_eq!(
+            send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
+                .await
+                .0,
+            201
+        );
+    }
+    let (status, headers, body) =
+        send(Method::GET, &format!("{u}/breeds?page=2&per_page=2"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-total-count"], "4");
+    let link = headers["link"].to_str().expect("ascii");
+    assert!(
+        link.contains("page=1&per_page=2>; rel=first")
+            && link.contains("page=2&per_page=2>; rel=last"),
+        "{link}"
+    );
+    assert_eq!(parse(&body).as_array().map(Vec::len), Some(2));
+    let (_, headers, _) = send(Method::GET, &format!("{u}/breeds?per_page=1000"), None).await;
+    assert!(
+        headers["link"]
+            .to_str()
+            .expect("ascii")
+            .contains("per_page=30"),
+        "clamped to 30"
+    );
+
+    let (status, _, _) = send(Method::DELETE, &format!("{u}/breeds/web:1.0"), None).await;
+    assert_eq!(status, 204);
+    let (status, _, body) = send(Method::GET, &format!("{u}/breeds/web:1.0"), None).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, ""),
+        "missing: 404 with an empty body"
+    );
+    assert_eq!(
+        send(Method::DELETE, &format!("{u}/breeds/web:1.0"), None)
+            .await
+            .0,
+        204,
+        "idempotent"
+    );
+    let (status, _, body) = send(Method::GET, &format!("{u}/info"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(parse(&body)["persistence"]["type"], "memory");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_status_and_a_message_naming_the_problem_and_stores_nothing() {
+    use reqwest::Method;
+    let server = Server::start(&[("server.body_limit", "2048")]).await;
+    let u = &server.url;
+    assert_eq!(
+        send(Method::POST, &format!("{u}/breeds"), Some(yaml(BREED)))
+            .await
+            .0,
+        201
+    );
+    let cases: [(&str, &str, u16, &[&str]); 6] = [
+        ("breeds", "name: [\n", 400, &["line"]),
+        (
+            "breeds",
+            "name: x:1\ndeployable: a\nportz: {web: 80}\n",
+            400,
+            &["portz", "line 3"],
+        ),
+        (
+            "breeds",
+            "name: x:1\ndeployable: a\nports: 12\n",
+            400,
+            &["ports"],
+        ),
+        ("breeds", &"x".repeat(4096), 413, &["body_limit"]),
+        (
+            "deployments",
+            "name: d\nclusters:\n  c: missing:1.0\n",
+            400,
+            &["missing:1.0"],
+        ),
+        ("scales", "name: s\ncpu: lots\n", 400, &["cpu"]),
+    ];
+    for (kind, body, expected, words) in cases {
+        let (status, _, text) = send(Method::POST, &format!("{u}/{kind}"), Some(yaml(body))).await;
+        assert_eq!(status, expected, "{kind} {body:.40}: {text}");
+        let message = parse(&text)["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for word in words {
+            assert!(message.contains(word), "'{word}' missing from: {message}");
+        }
+    }
+    let form = (
+        reqwest::header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded",
+        "a=b".to_owned(),
+    );
+    assert_eq!(
+        send(Method::POST, &format!("{u}/breeds"), Some(form))
+            .await
+            .0,
+        415
+    );
+    assert_eq!(
+        send(Method::GET, &format!("{u}/nonsense"), None).await.0,
+        404
+    );
+    // Nothing of the rejected requests was stored.
+    let (_, headers, _) = send(Method::GET, &format!("{u}/breeds"), None).await;
+    assert_eq!(headers["x-total-count"], "1");
+    let (_, headers, _) = send(Method::GET, &format!("{u}/deployments"), None).await;
+    assert_eq!(headers["x-total-count"], "0");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_published_queried_by_tag_and_streamed_as_sse() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = server.url.clone();
+    let mut stream = reqwest::Client::new()
+        .get(format!("{u}/events/stream?tag=deployments:shop"))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let json = |v: Value| {
+        (
+            reqwest::header::CONTENT_TYPE,
+            "application/json",
+            v.to_string(),
+        )
+    };
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/events"),
+        Some(json(json!({"tags": ["other"], "value": 1}))),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, _) = send(
+        Method::POST,
+        &format!("{u}/events"),
+        Some(json(
+            json!({"tags": ["deployments:shop", "health"], "value": 0.9, "type": "health"}),
+        )),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mut seen = String::new();
+    while !seen.contains("\n\n") || !seen.contains("data:") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an SSE message in time")
+            .expect("bytes")
+            .expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: health"), "{seen}");
+    assert!(
+        seen.contains("deployments:shop") && !seen.contains("\"other\""),
+        "only matching events: {seen}"
+    );
+    let (_, headers, body) = send(Method::GET, &format!("{u}/events?tag=deployments"), None).await;
+    assert_eq!(headers["x-total-count"], "1", "group tags match: {body}");
+    assert_eq!(parse(&body)[0]["value"], 0.9);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_token_is_required() {
+    let server = Server::start(&[("server.token", "s3cret")]).await;
+    let client = reqwest::Client::new();
+    let denied = client
+        .get(format!("{}/breeds", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(denied.status(), 401);
+    assert!(denied.text().await.expect("text").contains("Bearer"));
+    let allowed = client
+        .get(format!("{}/breeds", server.url))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(allowed.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_merge_slice_and_undeploy_through_the_api() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let exe = env!("CARGO_BIN_EXE_vamp-server");
+    for version in ["1.0.0", "1.1.0"] {
+        let breed = format!(
+            "name: app:{version}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {version}\"}}\nports: {{web: 8080/http}}\n"
+        );
+        assert_eq!(
+            send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
+                .await
+                .0,
+            201
+        );
+    }
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/shop"),
+        Some(yaml("name: shop\nclusters:\n  app: app:1.0.0\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/shop"),
+        Some(yaml("name: shop\nclusters:\n  app: app:1.1.0\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let routes = &parse(&body)["clusters"]["app"]["gateways"]["web"]["routes"];
+    assert_eq!(
+        routes["app:1.1.0"]["weight"], "0%",
+        "a merged version joins at 0%: {routes}"
+    );
+    // Removing the version with all the traffic is refused, and changes nothing.
+    let (status, _, body) = send(
+        Method::DELETE,
+        &format!("{u}/deployments/shop"),
+        Some(yaml("name: shop\nclusters:\n  app: app:1.0.0\n")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("InvalidRouteWeight"), "{body}");
+    let (status, _, body) = send(Method::DELETE, &format!("{u}/deployments/shop"), None).await;
+    assert_eq!(status, 202, "an empty body is a no-op: {body}");
+    let (_, _, gateways) = send(Method::GET, &format!("{u}/gateways"), None).await;
+    assert!(gateways.contains("shop/app/web"), "{gateways}");
+    let (status, _, _) = send(Method::GET, &format!("{u}/gateways/shop/app/web"), None).await;
+    assert_eq!(status, 200, "gateway names with slashes");
+    // Remove everything; the deployment goes once its services are gone.
+    let (status, _, body) = send(
+        Method::DELETE,
+        &format!("{u}/deployments/shop"),
+        Some(yaml(
+            "name: shop\nclusters:\n  app:\n    services: [app:1.0.0, app:1.1.0]\n",
+        )),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while send(Method::GET, &format!("{u}/deployments/shop"), None)
+        .await
+        .0
+        != 404
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deployment never went"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}

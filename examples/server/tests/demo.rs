@@ -1,0 +1,172 @@
+//! `vamp-server --demo` as a user runs it: the binary on embedded defaults in a fresh data
+//! directory, ready within a bounded time, traffic split 90/10 through the gateway, SIGTERM
+//! stops it and the demo's processes — and a second run works the same.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Kills the server if a test panics before stopping it.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &std::path::Path, api: u16, gateway: u16) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vamp-server"))
+        .args(["--demo", "--data"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{api}")])
+        .args(["--demo-port", &gateway.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start vamp-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Running { child, lines }
+}
+
+fn wait_for_line(running: &Running, start: &str, limit: Duration) -> String {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match running.lines.recv_timeout(left) {
+            Ok(line) if line.starts_with(start) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line starting with '{start}' within {limit:?}: {e}"),
+        }
+    }
+}
+
+fn get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+fn stop(mut running: Running) {
+    let pid = running.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            assert!(status.success(), "vamp-server exited with {status}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vamp-server did not stop within 40 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The demo instances' ports, from the API.
+fn instance_ports(api: u16) -> Vec<u16> {
+    let answer = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", api)).expect("connect");
+        stream
+            .write_all(b"GET /api/v1/deployments/vamp-demo HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+    };
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let d: serde_json::Value = serde_json::from_str(body).expect("deployment JSON");
+    let mut ports = Vec::new();
+    for service in d["clusters"]["demo"]["services"]
+        .as_array()
+        .expect("services")
+    {
+        for instance in service["instances"].as_array().expect("instances") {
+            ports.push(
+                u16::try_from(instance["ports"]["web"].as_u64().expect("port")).expect("u16"),
+            );
+        }
+    }
+    ports
+}
+
+#[test]
+fn the_demo_splits_traffic_90_10_stops_cleanly_and_runs_again() {
+    let data = tempfile::tempdir().expect("tempdir");
+    for run in 1..=2 {
+        let (api, gateway) = (free_port(), free_port());
+        let running = start(data.path(), api, gateway);
+        wait_for_line(
+            &running,
+            "vamp-server listening on http://",
+            Duration::from_secs(30),
+        );
+        let ready = wait_for_line(&running, "vamp demo ready:", Duration::from_secs(90));
+        assert_eq!(
+            ready,
+            format!(
+                "vamp demo ready: gateway http://127.0.0.1:{gateway}/ api http://127.0.0.1:{api}/api/v1"
+            ),
+            "run {run}"
+        );
+        let mut new = 0;
+        for _ in 0..1000 {
+            let answer = get(gateway);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            if body.starts_with("1.1.0") {
+                new += 1;
+            } else {
+                assert!(body.starts_with("1.0.0"), "{body}");
+            }
+        }
+        assert!(
+            (70..=130).contains(&new),
+            "run {run}: {new} of 1000 went to 1.1.0, not about 100"
+        );
+        let ports = instance_ports(api);
+        assert_eq!(ports.len(), 2, "{ports:?}");
+        stop(running);
+        for port in ports {
+            assert!(
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+                "run {run}: the demo instance on port {port} still answers after the server stopped"
+            );
+        }
+    }
+}

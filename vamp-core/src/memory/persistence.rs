@@ -125,13 +125,21 @@ impl Persistence for MemoryPersistence {
 
     async fn list(&self, kind: Kind, page: Page) -> Result<Paged<StoredArtifact>> {
         let inner = self.lock();
-        let live: Vec<StoredArtifact> = inner
+        // Count every live artifact, copy only the page's.
+        let (mut total, mut items) = (0u64, Vec::new());
+        for ((_, name), h) in inner
             .artifacts
             .range((kind, String::new())..)
             .take_while(|((k, _), _)| *k == kind)
-            .filter_map(|((_, name), h)| current(Some(h)).1.map(|r| stored(kind, name, r)))
-            .collect();
-        Ok(Paged::of(live, page))
+        {
+            if let Some(r) = current(Some(h)).1 {
+                if total >= page.offset() && total - page.offset() < page.per_page {
+                    items.push(stored(kind, name, r));
+                }
+                total += 1;
+            }
+        }
+        Ok(Paged { items, total })
     }
 
     async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>> {

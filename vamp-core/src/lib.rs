@@ -33,6 +33,8 @@ mod error;
 pub mod events;
 pub mod memory;
 pub mod model;
+#[cfg(feature = "signal")]
+pub mod signal;
 pub mod traits;
 mod vamp;
 

@@ -39,6 +39,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc};
+use vamp_core::traits::kv::check_key;
 use vamp_core::traits::{KeyValueStore, KvEntry, KvEventKind, KvList, WatchStream};
 use vamp_core::{Error, Result};
 
@@ -193,16 +194,6 @@ struct TxnError {
 enum Txn {
     Applied(Vec<KvJson>),
     Rejected(Vec<(usize, String)>),
-}
-
-fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::Invalid {
-            what: "key",
-            message: "keys must not be empty".into(),
-        });
-    }
-    Ok(())
 }
 
 /// A Consul key in a URL path: `%` is the only character of encoded paths URLs need escaped.

@@ -22,6 +22,7 @@ use etcd_client::{
 };
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use vamp_core::traits::kv::check_key;
 use vamp_core::traits::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 use vamp_core::{Error, Result};
 
@@ -240,16 +241,6 @@ fn convert(address: &str, operation: &'static str, e: etcd_client::Error) -> Err
             source: Some(Box::new(e)),
         }
     }
-}
-
-fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::Invalid {
-            what: "key",
-            message: "keys must not be empty".into(),
-        });
-    }
-    Ok(())
 }
 
 fn revision(header: Option<&etcd_client::ResponseHeader>) -> u64 {

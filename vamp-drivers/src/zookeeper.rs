@@ -39,6 +39,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
+use vamp_core::traits::kv::check_key;
 use vamp_core::traits::{KeyValueStore, KvEntry, KvEventKind, KvList, WatchStream};
 use vamp_core::{Error, Result};
 use zookeeper_client as zk;
@@ -124,16 +125,6 @@ fn rev(zxid: i64) -> u64 {
 
 fn is_key(stat: &zk::Stat) -> bool {
     stat.version % 2 == 1
-}
-
-fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::Invalid {
-            what: "key",
-            message: "keys must not be empty".into(),
-        });
-    }
-    Ok(())
 }
 
 impl ZookeeperStore {

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use vamp_core::Error;
 use vamp_core::testkit::kv::Restartable;
 use vamp_core::traits::KeyValueStore;
@@ -172,22 +171,7 @@ async fn a_watch_that_falls_behind_the_pruned_log_reports_compaction() {
     let mut config = ConsulConfig::new(consul.url());
     config.history = 10;
     let store = ConsulStore::connect(config).await.expect("connect");
-    let first = store.put("/k", b"0").await.expect("put");
-    for i in 0..140 {
-        store
-            .put("/k", format!("{i}").as_bytes())
-            .await
-            .expect("put");
-    }
-    let mut watch = store.watch("/", Some(first)).await.expect("watch");
-    let next = tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await
-        .expect("an answer")
-        .expect("an item");
-    assert!(
-        matches!(next, Err(Error::Compacted { requested, .. }) if requested == first),
-        "{next:?}"
-    );
+    vamp_core::testkit::kv::reports_compaction(&store, 10).await;
     // The log holds no more than the history plus one pruning period.
     let keys: Vec<String> = reqwest::get(format!("{}/v1/kv/%25log/?keys", consul.url()))
         .await

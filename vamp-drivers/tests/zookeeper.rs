@@ -112,32 +112,7 @@ async fn a_watch_that_falls_behind_the_pruned_log_reports_compaction() {
     config.root = format!("/vamp-kit-prune/{}", std::process::id());
     config.history = 10;
     let store = ZookeeperStore::connect(config).await.expect("connect");
-    let first = store.put("/k", b"0").await.expect("put");
-    for i in 0..140 {
-        store
-            .put("/k", format!("{i}").as_bytes())
-            .await
-            .expect("put");
-    }
-    let mut watch = store.watch("/", Some(first)).await.expect("watch");
-    let next = tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await
-        .expect("an answer")
-        .expect("an item");
-    assert!(
-        matches!(next, Err(Error::Compacted { requested, .. }) if requested == first),
-        "{next:?}"
-    );
-    // A watch from the head still works.
-    let head = store.list("/").await.expect("list").revision;
-    let mut watch = store.watch("/", Some(head)).await.expect("watch");
-    store.put("/k", b"new").await.expect("put");
-    let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await
-        .expect("an answer")
-        .expect("an item")
-        .expect("an event");
-    assert_eq!(event.value.as_deref(), Some(&b"new"[..]));
+    vamp_core::testkit::kv::reports_compaction(&store, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

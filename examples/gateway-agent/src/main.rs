@@ -117,22 +117,8 @@ async fn run() -> anyhow::Result<()> {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|s| *s).await;
     }));
-    agent.run(shutdown()).await;
+    agent.run(vamp_core::signal::shutdown()).await;
     let _ = stop.send(true);
     let _ = status.await;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let ctrl_c = tokio::signal::ctrl_c();
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = ctrl_c.await;
-        return;
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
 }

@@ -302,6 +302,18 @@ fn paged(mut response: Response, path: &str, page: Page, total: u64) -> Response
     response
 }
 
+/// One page of `all`, with the paging headers.
+fn page_of(
+    headers: &HeaderMap,
+    path: &str,
+    page: Page,
+    all: impl ExactSizeIterator<Item = Value>,
+) -> Response {
+    let found = vamp_core::traits::Paged::of(all, page);
+    let response = reply(StatusCode::OK, headers, &Value::Array(found.items));
+    paged(response, path, page, found.total)
+}
+
 async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let value = json!({
         "message": "Hi, I'm Vamp! How are you?",
@@ -416,16 +428,9 @@ async fn list_deployments(
     Query(paging): Query<Paging>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let page = paging.page();
     let all = state.vamp.deployments().await?;
-    let total = u64::try_from(all.len()).unwrap_or(u64::MAX);
-    let items: Vec<Value> = vamp_core::traits::Paged::of(all, page)
-        .items
-        .into_iter()
-        .map(|d| Artifact::Deployment(d).to_json())
-        .collect();
-    let response = reply(StatusCode::OK, &headers, &Value::Array(items));
-    Ok(paged(response, "/api/v1/deployments", page, total))
+    let all = all.into_iter().map(|d| Artifact::Deployment(d).to_json());
+    Ok(page_of(&headers, "/api/v1/deployments", paging.page(), all))
 }
 
 async fn get_deployment(
@@ -516,17 +521,10 @@ async fn list_gateways(
     Query(paging): Query<Paging>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let page = paging.page();
     let mut all = state.vamp.gateways().await?;
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    let total = u64::try_from(all.len()).unwrap_or(u64::MAX);
-    let items: Vec<Value> = vamp_core::traits::Paged::of(all, page)
-        .items
-        .into_iter()
-        .map(|g| Artifact::Gateway(g).to_json())
-        .collect();
-    let response = reply(StatusCode::OK, &headers, &Value::Array(items));
-    Ok(paged(response, "/api/v1/gateways", page, total))
+    let all = all.into_iter().map(|g| Artifact::Gateway(g).to_json());
+    Ok(page_of(&headers, "/api/v1/gateways", paging.page(), all))
 }
 
 async fn get_gateway(

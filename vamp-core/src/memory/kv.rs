@@ -8,6 +8,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::traits::kv::check_key;
 use crate::traits::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 use crate::{Error, Result};
 
@@ -49,16 +50,6 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::Invalid {
-            what: "key",
-            message: "keys must not be empty".into(),
-        });
-    }
-    Ok(())
 }
 
 impl Inner {

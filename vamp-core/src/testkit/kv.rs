@@ -409,3 +409,33 @@ pub async fn survives_outage(
         );
     }
 }
+
+/// For stores that keep a bounded history of `history` changes: a watch from before it yields
+/// `Error::Compacted` naming the revision asked for, and a watch from the present still works.
+pub async fn reports_compaction(store: &dyn KeyValueStore, history: usize) {
+    let key = format!("{}k", prefix(store, "compaction"));
+    let first = store.put(&key, b"0").await.expect("put");
+    for i in 0..history * 2 + 100 {
+        store
+            .put(&key, i.to_string().as_bytes())
+            .await
+            .expect("put");
+    }
+    let mut watch = store.watch(&key, Some(first)).await.expect("watch");
+    let next = within("the compaction error", watch.next())
+        .await
+        .expect("an item");
+    assert!(
+        matches!(next, Err(Error::Compacted { requested, .. }) if requested == first),
+        "a watch from before the history must be Compacted, got {next:?}"
+    );
+    let head = store.list(&key).await.expect("list").revision;
+    let mut watch = store.watch(&key, Some(head)).await.expect("watch");
+    store.put(&key, b"new").await.expect("put");
+    let event = next_event(&mut watch).await;
+    assert_eq!(event.value.as_deref(), Some(&b"new"[..]));
+}
+
+async fn next_event(watch: &mut WatchStream) -> KvEvent {
+    next(watch, "the change after the head").await
+}

@@ -97,6 +97,22 @@ pub trait KeyValueStore: Send + Sync + Debug {
     async fn watch(&self, prefix: &str, after: Option<u64>) -> Result<WatchStream>;
 }
 
+/// The check every store makes first: keys are not empty.
+///
+/// ```
+/// assert!(vamp_core::traits::kv::check_key("").is_err());
+/// assert!(vamp_core::traits::kv::check_key("/vamp").is_ok());
+/// ```
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(crate::Error::Invalid {
+            what: "key",
+            message: "keys must not be empty".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Percent-encodes `name` for use as one segment of a key: letters, digits and `-_.~:` stay,
 /// every other byte (`/` included) becomes `%XX`, so a name never adds a level to a key.
 ///

@@ -27,7 +27,6 @@
 //! port with the data kept, as a restarted Consul agent would.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 /// Consul's defaults for the limits it enforces.
 const DEFAULT_LIMIT: usize = 512 * 1024;
@@ -117,9 +116,7 @@ struct Shared {
 /// A fake Consul agent on a loopback port. Dropping it stops the server.
 #[derive(Debug)]
 pub struct FakeConsul {
-    shared: Arc<Shared>,
-    address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    endpoint: super::Endpoint,
 }
 
 impl FakeConsul {
@@ -145,55 +142,27 @@ impl FakeConsul {
             }),
             changed: watch::channel(0).0,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let mut fake = FakeConsul {
-            shared,
-            address,
-            stop: None,
-        };
-        fake.serve(listener);
-        Ok(fake)
+        let state = shared.clone();
+        let endpoint = super::Endpoint::start(Box::new(move || {
+            // The fake enforces Consul's limits itself.
+            let app = axum::Router::new()
+                .fallback(handle)
+                .layer(axum::extract::DefaultBodyLimit::disable())
+                .with_state(state.clone());
+            (app, Box::pin(std::future::pending()))
+        }))
+        .await?;
+        Ok(FakeConsul { endpoint })
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let (stop, stopped) = oneshot::channel::<()>();
-        // The fake enforces Consul's limits itself.
-        let app = axum::Router::new()
-            .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::disable())
-            .with_state(self.shared.clone());
-        tokio::spawn(async move {
-            // Small answers go out at once, as a real server's do.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let server = axum::serve(listener, app);
-            tokio::select! {
-                _ = server => {}
-                _ = stopped => {}
-            }
-        });
-        self.stop = Some(stop);
+        self.endpoint.url()
     }
 
     /// Closes the listener and every connection (the data stays).
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        // Wait until the port refuses connections.
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(self.address).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.endpoint.stop().await;
     }
 
     /// Listens again on the same port.
@@ -201,17 +170,7 @@ impl FakeConsul {
     /// # Errors
     /// When the port was taken meanwhile.
     pub async fn resume(&mut self) -> std::io::Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.address).await?;
-        self.serve(listener);
-        Ok(())
-    }
-}
-
-impl Drop for FakeConsul {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.endpoint.resume().await
     }
 }
 
@@ -235,29 +194,6 @@ fn json_of(key: &str, entry: &Entry, with_value: bool) -> KvJson {
         create_index: entry.create_index,
         modify_index: entry.modify_index,
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -290,16 +226,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query: BTreeMap<String, String> = uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((percent_decode(k)?, percent_decode(v)?))
-        })
-        .collect();
+    let query = super::query(&uri);
     if let Some(token) = &shared.config.token {
         let given = headers
             .get("X-Consul-Token")
@@ -311,7 +238,7 @@ async fn handle(
     }
     let path = uri.path();
     if let Some(key) = path.strip_prefix("/v1/kv/") {
-        let Some(key) = percent_decode(key) else {
+        let Some(key) = super::percent_decode(key) else {
             return text(StatusCode::BAD_REQUEST, "Invalid key escaping");
         };
         return kv(&shared, &method, &key, &query, body).await;

@@ -35,7 +35,6 @@
 //! on the same port, data kept.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,7 +44,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// Settings of a [`FakeElasticsearch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,9 +98,7 @@ struct Shared {
 /// A fake Elasticsearch node on a loopback port. Dropping it stops the server.
 #[derive(Debug)]
 pub struct FakeElasticsearch {
-    shared: Arc<Shared>,
-    address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    endpoint: super::Endpoint,
 }
 
 impl FakeElasticsearch {
@@ -123,64 +119,40 @@ impl FakeElasticsearch {
             config,
             indices: Mutex::new(BTreeMap::new()),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let mut fake = FakeElasticsearch {
-            shared,
-            address,
-            stop: None,
-        };
-        fake.serve(listener);
-        Ok(fake)
+        let state = shared.clone();
+        let endpoint = super::Endpoint::start(Box::new(move || {
+            let app = axum::Router::new()
+                .fallback(handle)
+                .layer(axum::extract::DefaultBodyLimit::max(100 * 1024 * 1024))
+                .with_state(state.clone());
+            let refreshing = state.clone();
+            let refresher = async move {
+                let interval = refreshing.config.refresh_interval;
+                loop {
+                    tokio::time::sleep(interval).await;
+                    let Ok(mut indices) = refreshing.indices.lock() else {
+                        return;
+                    };
+                    indices.values_mut().for_each(Index::refresh);
+                }
+            };
+            (
+                app,
+                Box::pin(refresher) as futures::future::BoxFuture<'static, ()>,
+            )
+        }))
+        .await?;
+        Ok(FakeElasticsearch { endpoint })
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let shared = self.shared.clone();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::max(100 * 1024 * 1024))
-            .with_state(shared.clone());
-        let interval = shared.config.refresh_interval;
-        tokio::spawn(async move {
-            // Small answers go out at once, as a real server's do.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let server = axum::serve(listener, app);
-            let refresher = async {
-                loop {
-                    tokio::time::sleep(interval).await;
-                    if let Ok(mut indices) = shared.indices.lock() {
-                        indices.values_mut().for_each(Index::refresh);
-                    }
-                }
-            };
-            tokio::select! {
-                _ = server => {}
-                () = refresher => {}
-                _ = &mut stopped => {}
-            }
-        });
-        self.stop = Some(stop);
+        self.endpoint.url()
     }
 
     /// Closes the listener and every connection (the data stays).
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(self.address).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.endpoint.stop().await;
     }
 
     /// Listens again on the same port.
@@ -188,17 +160,7 @@ impl FakeElasticsearch {
     /// # Errors
     /// When the port was taken meanwhile.
     pub async fn resume(&mut self) -> std::io::Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.address).await?;
-        self.serve(listener);
-        Ok(())
-    }
-}
-
-impl Drop for FakeElasticsearch {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.endpoint.resume().await
     }
 }
 
@@ -212,22 +174,6 @@ fn error(status: StatusCode, kind: &str, reason: impl Into<String>) -> Response 
         })),
     )
         .into_response()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn valid_index_name(name: &str) -> bool {
@@ -270,21 +216,12 @@ async fn handle(
             "missing authentication credentials for REST request",
         );
     }
-    let query: BTreeMap<String, String> = uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((percent_decode(k)?, percent_decode(v)?))
-        })
-        .collect();
+    let query = super::query(&uri);
     let segments: Option<Vec<String>> = uri
         .path()
         .trim_start_matches('/')
         .split('/')
-        .map(percent_decode)
+        .map(super::percent_decode)
         .collect();
     let Some(segments) = segments else {
         return error(

@@ -77,19 +77,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
-    vamp.run(shutdown()).await;
+    vamp.run(vamp_core::signal::shutdown()).await;
     println!("stopped");
     Ok(())
-}
-
-async fn shutdown() {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -207,8 +207,16 @@ fn reply(status: StatusCode, headers: &HeaderMap, value: &Value) -> Response {
     }
 }
 
-/// The body as text: UTF-8, of an accepted media type, within the size limit.
+/// The body as text: UTF-8, of an accepted media type, within the size limit, not empty.
 fn body_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    optional_body(headers, body)?.ok_or_else(|| ApiError::bad_request("the request body is empty"))
+}
+
+/// Like [`body_text`], with `None` for an empty body.
+fn optional_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Option<String>, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -237,10 +245,7 @@ fn body_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     }
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
-    if text.trim().is_empty() {
-        return Err(ApiError::bad_request("the request body is empty"));
-    }
-    Ok(text)
+    Ok((!text.trim().is_empty()).then_some(text))
 }
 
 /// The one artifact of kind `kind` in `text`.
@@ -256,13 +261,11 @@ fn one_artifact(text: &str, kind: Kind) -> Result<Artifact, ApiError> {
 }
 
 fn static_kind(text: &str) -> Result<Kind, ApiError> {
-    let kind = Kind::parse(text).ok_or_else(ApiError::not_found)?;
-    match kind {
+    match Kind::parse(text).ok_or_else(ApiError::not_found)? {
         Kind::Deployment | Kind::Gateway | Kind::Event | Kind::EventQuery => {
             Err(ApiError::not_found())
         }
-        Kind::Workflow => Ok(kind),
-        k => Ok(k),
+        kind => Ok(kind),
     }
 }
 
@@ -495,12 +498,7 @@ async fn delete_deployment(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     // An empty body is a no-op returning the deployment (spec §2.2).
-    let text = match body_text(&headers, body) {
-        Ok(text) => Some(text),
-        Err(e) if e.message == "the request body is empty" => None,
-        Err(e) => return Err(e),
-    };
-    let d = match text {
+    let d = match optional_body(&headers, body)? {
         None => state.vamp.deployment(&name).await?,
         Some(text) => state.vamp.slice(&name, &blueprint(&text)?).await?,
     };

@@ -461,9 +461,13 @@ fn blueprint(text: &str) -> Result<Blueprint, ApiError> {
     }
 }
 
-async fn deploy(state: &AppState, headers: &HeaderMap, name: &str, text: &str) -> ApiResult {
-    let blueprint = blueprint(text)?;
-    let d = state.vamp.deploy(name, &blueprint).await?;
+async fn deploy(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    blueprint: &Blueprint,
+) -> ApiResult {
+    let d = state.vamp.deploy(name, blueprint).await?;
     Ok(reply(
         StatusCode::ACCEPTED,
         headers,
@@ -476,9 +480,8 @@ async fn create_deployment(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let text = body_text(&headers, body)?;
-    let name = blueprint(&text)?.name;
-    deploy(&state, &headers, &name, &text).await
+    let blueprint = blueprint(&body_text(&headers, body)?)?;
+    deploy(&state, &headers, &blueprint.name, &blueprint).await
 }
 
 async fn put_deployment(
@@ -487,8 +490,8 @@ async fn put_deployment(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let text = body_text(&headers, body)?;
-    deploy(&state, &headers, &name, &text).await
+    let blueprint = blueprint(&body_text(&headers, body)?)?;
+    deploy(&state, &headers, &name, &blueprint).await
 }
 
 async fn delete_deployment(

@@ -164,13 +164,18 @@ impl App {
             let rx = stopped.clone();
             tokio::spawn(async move { vamp.run(until(rx)).await })
         };
-        tokio::spawn(async move {
+        let stop = std::sync::Arc::new(stop);
+        let on_signal = stop.clone();
+        let waiting = tokio::spawn(async move {
             shutdown.await;
-            let _ = stop.send(true);
+            let _ = on_signal.send(true);
         });
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(until(stopped))
             .await;
+        // Serving may also end by an error: the reconciler stops either way.
+        let _ = stop.send(true);
+        waiting.abort();
         let _ = reconciler.await;
         served
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{OriginalUri, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -43,7 +43,16 @@ pub struct AppState {
 pub fn router(state: AppState) -> axum::Router {
     let limit = state.config.server.body_limit;
     let api = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::post(root_put)
+                .put(root_put)
+                .delete(root_delete),
+        )
         .route("/info", get(info))
+        .route("/config", get(config))
+        .route("/health/{*path}", get(health))
+        .route("/metrics/{*path}", get(metrics))
         .route("/events", get(events).post(publish))
         .route("/events/stream", get(stream))
         .route(
@@ -327,6 +336,213 @@ async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
         "gateway_driver": {"type": state.config.router.kind},
     });
     Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+async fn config(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let text = state.config.to_toml();
+    let value: Value = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| serde_json::to_value(t).ok())
+        .unwrap_or(Value::Null);
+    Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+// ---------------------------------------------------- health and metrics (§2.8)
+
+/// The window of a health or metrics lookup (`?window=<seconds>`, default 120 s).
+#[derive(Debug, Deserialize)]
+struct Window {
+    window: Option<u64>,
+}
+
+/// The tags a health (`metric = None`) or metrics lookup path stands for (spec §2.8), or
+/// `None` for paths that never have a value (instances) or are not lookups.
+fn lookup_tags(segments: &[String], metric: bool) -> Option<Vec<String>> {
+    let mut parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let metric = if metric { Some(parts.pop()?) } else { None };
+    let mut tags = Vec::new();
+    match parts.as_slice() {
+        ["gateways", g] => tags.push(format!("gateways:{g}")),
+        ["gateways", g, "routes", r] => {
+            tags.extend([format!("gateways:{g}"), format!("routes:{r}")]);
+        }
+        ["deployments", d] if metric.is_none() => tags.push(format!("deployments:{d}")),
+        ["deployments", d, "clusters", c] if metric.is_none() => {
+            tags.extend([format!("deployments:{d}"), format!("clusters:{c}")]);
+        }
+        ["deployments", d, "clusters", c, "services", s] if metric.is_none() => tags.extend([
+            format!("deployments:{d}"),
+            format!("clusters:{c}"),
+            format!("services:{s}"),
+        ]),
+        // Cluster and service ports are measured on their gateways (spec §2.8, Q6).
+        ["deployments", d, "clusters", c, "ports", p] => tags.push(format!("gateways:{d}/{c}/{p}")),
+        ["deployments", d, "clusters", c, "services", s, "ports", p] => tags.extend([
+            format!("gateways:{d}/{c}/{p}"),
+            format!("routes:{d}/{c}/{s}"),
+        ]),
+        _ => return None,
+    }
+    tags.push(match metric {
+        Some(m) => format!("metrics:{m}"),
+        None => "health".to_owned(),
+    });
+    Some(tags)
+}
+
+/// The value of the newest event with `tags` within the window, as a JSON value; 404 if none.
+async fn latest(
+    state: &AppState,
+    headers: &HeaderMap,
+    tags: Option<Vec<String>>,
+    window: Window,
+) -> ApiResult {
+    let tags = tags.ok_or_else(ApiError::not_found)?;
+    let mut filter = EventFilter::tags(tags);
+    let since = chrono::Utc::now()
+        - chrono::Duration::seconds(i64::try_from(window.window.unwrap_or(120)).unwrap_or(120));
+    filter.from = std::ops::Bound::Included(since);
+    let found = state.vamp.events(&filter, Page::new(1, 1)).await?;
+    match found.items.first() {
+        Some(e) => Ok(reply(StatusCode::OK, headers, &e.event.value)),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// The path segments after `/api/v1/<what>/`, each percent-decoded on its own: gateway names
+/// hold `/`, so they arrive as one `%2F`-encoded segment (spec §2.8).
+fn segments_after(uri: &axum::http::Uri, what: &str) -> Option<Vec<String>> {
+    let marker = format!("/api/v1/{what}/");
+    let raw = uri.path().split_once(&marker)?.1;
+    raw.split('/').map(percent_decode).collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn health(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    Query(window): Query<Window>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let tags = segments_after(&uri, "health").and_then(|s| lookup_tags(&s, false));
+    latest(&state, &headers, tags, window).await
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    Query(window): Query<Window>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let tags = segments_after(&uri, "metrics").and_then(|s| lookup_tags(&s, true));
+    latest(&state, &headers, tags, window).await
+}
+
+// --------------------------------------------------- the root: many kinds at once
+
+/// Every document of a multi-document body, each with its `kind` (spec §2.2 `/api/v1`).
+fn documents(text: &str) -> Result<Vec<Artifact>, ApiError> {
+    let read = dsl::read(text, None).map_err(|e| ApiError::dsl(&e))?;
+    if read.is_empty() {
+        return Err(ApiError::bad_request("the request body holds no document"));
+    }
+    Ok(read)
+}
+
+/// Stores every document: 202 with what was stored. All documents are read and their kinds
+/// checked before anything is stored; if storing one fails, the ones stored before it are
+/// put back as they were (deleted when they were new), so a rejected request changes nothing.
+/// Deployments go to `/api/v1/deployments/<name>` (not yet through the root).
+async fn root_put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let all = documents(&body_text(&headers, body)?)?;
+    if let Some(other) = all.iter().find(|a| {
+        matches!(
+            a,
+            Artifact::Deployment(_) | Artifact::Event(_) | Artifact::EventQuery(_)
+        )
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "a {} cannot be sent to /api/v1 yet: PUT deployments to /api/v1/deployments/<name>, POST events to /api/v1/events",
+            other.kind().singular()
+        )));
+    }
+    // What each stored artifact was before, to put back on failure.
+    let mut before: Vec<(Kind, String, Option<Artifact>)> = Vec::new();
+    let mut out = Vec::new();
+    for artifact in all {
+        let (kind, name) = (artifact.kind(), artifact.name().to_owned());
+        let previous = state.vamp.get(kind, &name).await?;
+        match state.vamp.put(artifact).await {
+            Ok(stored) => {
+                for s in stored
+                    .iter()
+                    .filter(|s| (s.kind, s.name.as_str()) != (kind, name.as_str()))
+                {
+                    // Inline breeds of a blueprint: new ones go on failure.
+                    if s.revision == 1 {
+                        before.push((s.kind, s.name.clone(), None));
+                    }
+                }
+                before.push((kind, name.clone(), previous));
+                if let Some(a) = state.vamp.get(kind, &name).await? {
+                    out.push(a.to_json());
+                }
+            }
+            Err(e) => {
+                for (kind, name, previous) in before.into_iter().rev() {
+                    let restored = match previous {
+                        Some(a) => state.vamp.put(a).await.map(|_| ()),
+                        None => state.vamp.delete(kind, &name).await.map(|_| ()),
+                    };
+                    if let Err(undo) = restored {
+                        tracing::error!(error = %undo, %kind, %name, "could not undo a stored document");
+                    }
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out)))
+}
+
+/// Deletes every document's artifact: 202.
+async fn root_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let all = documents(&body_text(&headers, body)?)?;
+    for artifact in &all {
+        if !artifact.kind().is_stored() || artifact.kind() == Kind::Deployment {
+            return Err(ApiError::bad_request(format!(
+                "a {} cannot be deleted through /api/v1: use DELETE /api/v1/deployments/<name>",
+                artifact.kind().singular()
+            )));
+        }
+    }
+    for artifact in all {
+        state.vamp.delete(artifact.kind(), artifact.name()).await?;
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 // ---------------------------------------------------------------- artifacts

@@ -411,3 +411,114 @@ async fn deployments_merge_slice_and_undeploy_through_the_api() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_takes_many_kinds_at_once_and_a_rejected_body_changes_nothing() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let many = format!(
+        "{}---\nkind: scales\nname: small\ncpu: 0.1\nmemory: 64MB\ninstances: 1\n---\nkind: blueprints\nname: shop\nclusters:\n  web: web:1.0\n",
+        format_args!("kind: breeds\n{BREED}")
+    );
+    let (status, _, body) = send(Method::POST, u, Some(yaml(&many))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(parse(&body).as_array().map(Vec::len), Some(3));
+    // A later document that fails validation (weights over 100%) undoes the earlier ones.
+    let bad = "kind: breeds\nname: other:1.0\ndeployable: {type: command, definition: /bin/true}\n---\nkind: scales\nname: small\ncpu: 0.5\nmemory: 64MB\ninstances: 1\n---\nkind: blueprints\nname: broken\nclusters:\n  web:\n    gateways: {web: {routes: {web:1.0: {weight: 80%}, other:1.0: {weight: 80%}}}}\n    services: [web:1.0, other:1.0]\n";
+    let (status, _, body) = send(Method::POST, u, Some(yaml(bad))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("160%"), "{body}");
+    assert_eq!(
+        send(Method::GET, &format!("{u}/breeds/other:1.0"), None)
+            .await
+            .0,
+        404,
+        "the new breed went"
+    );
+    let (_, _, scale) = send(Method::GET, &format!("{u}/scales/small"), None).await;
+    assert_eq!(
+        parse(&scale)["cpu"],
+        0.1,
+        "the replaced scale came back: {scale}"
+    );
+    let (status, _, body) = send(Method::POST, u, Some(yaml("kind: events\ntags: [a]\n"))).await;
+    assert_eq!(status, 400, "{body}");
+    // DELETE with the same documents removes them.
+    let (status, _, body) = send(Method::DELETE, u, Some(yaml(&many))).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, headers, _) = send(Method::GET, &format!("{u}/breeds"), None).await;
+    assert_eq!(headers["x-total-count"], "0");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_return_the_newest_value_in_the_window() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let json = |v: Value| {
+        (
+            reqwest::header::CONTENT_TYPE,
+            "application/json",
+            v.to_string(),
+        )
+    };
+    for (tags, value) in [
+        (json!(["gateways:shop/web", "health"]), json!(0.5)),
+        (json!(["gateways:shop/web", "health"]), json!(0.97)),
+        (
+            json!(["gateways:shop/web", "routes:shop/web/v2", "metrics:rate"]),
+            json!(12.5),
+        ),
+        (
+            json!(["deployments:shop", "clusters:web", "health"]),
+            json!(1.0),
+        ),
+    ] {
+        let (status, _, body) = send(
+            Method::POST,
+            &format!("{u}/events"),
+            Some(json(json!({"tags": tags, "value": value}))),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let get = |path: &str| {
+        let url = format!("{u}/{path}");
+        async move { send(Method::GET, &url, None).await }
+    };
+    assert_eq!(
+        get("health/gateways/shop%2Fweb").await.2,
+        "0.97",
+        "the newest"
+    );
+    assert_eq!(
+        get("metrics/gateways/shop%2Fweb/routes/shop%2Fweb%2Fv2/rate")
+            .await
+            .2,
+        "12.5"
+    );
+    assert_eq!(get("health/deployments/shop/clusters/web").await.2, "1.0");
+    assert_eq!(
+        get("health/deployments/shop/clusters/web/services/s/instances/i")
+            .await
+            .0,
+        404,
+        "instances never"
+    );
+    assert_eq!(
+        get("metrics/gateways/shop%2Fweb/responseTime").await.0,
+        404,
+        "no such metric"
+    );
+    assert_eq!(
+        get("health/gateways/shop%2Fweb?window=0").await.0,
+        404,
+        "outside the window"
+    );
+    let (status, _, body) = get("config").await;
+    assert_eq!(status, 200);
+    assert_eq!(parse(&body)["persistence"]["kind"], "memory");
+    server.stop().await;
+}

@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vamp_core::model::{Artifact, Blueprint, Event, Kind};
+use vamp_core::traits::kv::decode_segment;
 use vamp_core::traits::{EventFilter, Page};
 use vamp_core::{Error, Vamp, dsl};
 
@@ -414,23 +415,7 @@ async fn latest(
 fn segments_after(uri: &axum::http::Uri, what: &str) -> Option<Vec<String>> {
     let marker = format!("/api/v1/{what}/");
     let raw = uri.path().split_once(&marker)?.1;
-    raw.split('/').map(percent_decode).collect()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    raw.split('/').map(decode_segment).collect()
 }
 
 async fn health(

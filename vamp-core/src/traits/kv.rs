@@ -133,7 +133,8 @@ pub fn encode_segment(name: &str) -> String {
     out
 }
 
-/// Reverses [`encode_segment`]; `None` for text it cannot have written.
+/// Reverses [`encode_segment`] — and decodes any percent-encoded text (`%XX` escapes);
+/// `None` for a bad escape or bytes that are not UTF-8.
 pub fn decode_segment(encoded: &str) -> Option<String> {
     let bytes = encoded.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -96,21 +96,7 @@ impl Drop for Endpoint {
 }
 
 /// `%XX` escapes decoded; `None` for bad escapes or bytes that are not UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub(crate) use vamp_core::traits::kv::decode_segment as percent_decode;
 
 /// A query string's parameters (`+` is a space; a key without `=` has an empty value).
 pub(crate) fn query(uri: &axum::http::Uri) -> BTreeMap<String, String> {

@@ -66,8 +66,9 @@ step tools ensure_tools
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --all-features -- -D warnings
 step doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
-# Driver tests run the demo service's binary; the restart test runs embed-deploy.
-step binaries cargo build -p vamp-demo-app -p vamp-embed-examples
+# Driver tests run the demo service's binary; the restart test runs embed-deploy; the CLI's
+# end-to-end test runs vamp-server.
+step binaries cargo build -p vamp-demo-app -p vamp-embed-examples -p vamp-server
 
 # Real services for the integration tests, stopped on any exit.
 if [ "$(id -u)" = 0 ]; then

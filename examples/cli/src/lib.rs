@@ -3,6 +3,8 @@
 //! # Layout
 //!
 //! - [`offline`]: commands that need no server — `vamp validate` and `vamp fmt`.
+//! - [`online`]: commands over a `vamp-server`'s REST API — create, delete, list, describe,
+//!   deploy, merge, undeploy, update-gateway, emit, events, generate.
 //!
 //! The binary (`src/main.rs`) only parses flags and calls into this library, so every
 //! command is testable without spawning a process.
@@ -12,3 +14,4 @@
 )]
 
 pub mod offline;
+pub mod online;

@@ -2,15 +2,47 @@
 //!
 //! Run with: `cargo run -p vamp-cli -- validate path/to/blueprint.yml`
 
+use std::io::Read;
+use std::time::Duration;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use vamp_cli::offline::{self, Format, Input, InputKind, Output};
+use vamp_cli::online::{self, Client, Failure, Show};
 
 /// Vamp's command-line client.
 #[derive(Parser)]
 #[command(name = "vamp", version, about)]
 struct Cli {
+    /// The server (`vamp-server`).
+    #[arg(
+        long,
+        global = true,
+        env = "VAMP_HOST",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    host: String,
+    /// The server's bearer token.
+    #[arg(long, global = true, env = "VAMP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ShowArg {
+    Table,
+    Json,
+    Yaml,
+}
+
+impl From<ShowArg> for Show {
+    fn from(s: ShowArg) -> Show {
+        match s {
+            ShowArg::Table => Show::Table,
+            ShowArg::Json => Show::Json,
+            ShowArg::Yaml => Show::Yaml,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -40,6 +72,88 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Store artifacts (any kinds) from a YAML or JSON file, or standard input.
+    Create {
+        /// The file (default: standard input).
+        #[arg(long, short)]
+        file: Option<String>,
+    },
+    /// Delete an artifact.
+    Delete { kind: String, name: String },
+    /// List artifacts of a kind.
+    List {
+        kind: String,
+        #[arg(long, short, value_enum, default_value_t = ShowArg::Table)]
+        output: ShowArg,
+    },
+    /// Show one artifact.
+    Describe {
+        kind: String,
+        name: String,
+        #[arg(long, short, value_enum, default_value_t = ShowArg::Yaml)]
+        output: ShowArg,
+    },
+    /// Deploy a stored blueprint as a deployment (or merge it into one).
+    Deploy {
+        blueprint: String,
+        deployment: String,
+        /// Wait until every service is deployed (showing progress), at most this many seconds.
+        #[arg(long, num_args = 0..=1, default_missing_value = "300")]
+        wait: Option<u64>,
+    },
+    /// Merge a stored blueprint into a deployment (new services join at 0%).
+    Merge {
+        blueprint: String,
+        deployment: String,
+        #[arg(long, num_args = 0..=1, default_missing_value = "300")]
+        wait: Option<u64>,
+    },
+    /// Remove a deployment, or one service of it.
+    Undeploy {
+        deployment: String,
+        /// Only this service (a breed name).
+        #[arg(long, short)]
+        service: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "300")]
+        wait: Option<u64>,
+    },
+    /// Set a gateway's route weights, e.g. `--weights app:1.0@70%,app:1.1@30%`.
+    UpdateGateway {
+        name: String,
+        #[arg(long, short)]
+        weights: String,
+    },
+    /// Publish an event.
+    Emit {
+        /// The value (JSON, else text).
+        value: String,
+        #[arg(long, short, value_delimiter = ',', required = true)]
+        tags: Vec<String>,
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
+    /// Print events as they happen (one JSON line each).
+    Events {
+        /// Only events with all these tags.
+        #[arg(long = "tag", short)]
+        tags: Vec<String>,
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Print a copy of a stored breed or blueprint under a new name, to edit and create.
+    Generate {
+        kind: String,
+        #[arg(long, short)]
+        source: String,
+        #[arg(long, short)]
+        target: String,
+        /// A breed's new deployable.
+        #[arg(long, short)]
+        deployable: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,6 +170,9 @@ enum FormatArg {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Validate { .. } | Command::Fmt { .. }) {
+        std::process::exit(online_main(cli));
+    }
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let code = match cli.command {
         Command::Validate {
@@ -82,6 +199,106 @@ fn main() -> anyhow::Result<()> {
             };
             offline::fmt(&inputs, kind, format, &mut out, &mut err)?
         }
+        _ => 2,
     };
     std::process::exit(code)
+}
+
+/// Runs an online command; returns the exit code.
+fn online_main(cli: Cli) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vamp: cannot start: {e}");
+            return online::UNREACHABLE;
+        }
+    };
+    match runtime.block_on(online(cli)) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(f) => {
+            eprintln!("vamp: {}", f.message);
+            f.code
+        }
+    }
+}
+
+async fn online(cli: Cli) -> Result<String, Failure> {
+    let client = Client::new(&cli.host, cli.token)?;
+    let mut progress = std::io::stderr();
+    let wait = |w: Option<u64>| w.map(Duration::from_secs);
+    match cli.command {
+        Command::Create { file } => {
+            let text = match file.as_deref() {
+                None | Some("-") => {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .map_err(|e| Failure {
+                            code: 2,
+                            message: format!("cannot read standard input: {e}"),
+                        })?;
+                    text
+                }
+                Some(path) => std::fs::read_to_string(path).map_err(|e| Failure {
+                    code: 2,
+                    message: format!("cannot read {path}: {e}"),
+                })?,
+            };
+            online::create(&client, &text).await
+        }
+        Command::Delete { kind, name } => online::delete(&client, &kind, &name).await,
+        Command::List { kind, output } => online::list(&client, &kind, output.into()).await,
+        Command::Describe { kind, name, output } => {
+            online::describe(&client, &kind, &name, output.into()).await
+        }
+        Command::Deploy {
+            blueprint,
+            deployment,
+            wait: w,
+        }
+        | Command::Merge {
+            blueprint,
+            deployment,
+            wait: w,
+        } => online::deploy(&client, &blueprint, &deployment, wait(w), &mut progress).await,
+        Command::Undeploy {
+            deployment,
+            service,
+            wait: w,
+        } => {
+            online::undeploy(
+                &client,
+                &deployment,
+                service.as_deref(),
+                wait(w),
+                &mut progress,
+            )
+            .await
+        }
+        Command::UpdateGateway { name, weights } => {
+            online::update_gateway(&client, &name, &weights).await
+        }
+        Command::Emit { value, tags, kind } => {
+            online::emit(&client, &value, &tags, kind.as_deref()).await
+        }
+        Command::Events { tags, kind, count } => {
+            let mut out = std::io::stdout();
+            online::events(&client, &tags, kind.as_deref(), count, &mut out)
+                .await
+                .map(|()| String::new())
+        }
+        Command::Generate {
+            kind,
+            source,
+            target,
+            deployable,
+        } => online::generate(&client, &kind, &source, &target, deployable.as_deref()).await,
+        Command::Validate { .. } | Command::Fmt { .. } => Ok(String::new()),
+    }
 }

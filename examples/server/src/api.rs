@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> axum::Router {
                 .delete(delete_deployment),
         )
         .route("/gateways", get(list_gateways))
-        .route("/gateways/{*name}", get(get_gateway))
+        .route("/gateways/{*name}", get(get_gateway).put(put_gateway))
         .route("/{kind}", get(list_artifacts).post(create_artifact))
         .route(
             "/{kind}/{*name}",
@@ -743,6 +743,83 @@ async fn get_gateway(
     match found {
         Some(g) => Ok(reply(
             StatusCode::OK,
+            &headers,
+            &Artifact::Gateway(g).to_json(),
+        )),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// Changes a gateway (spec §2.5): a cluster gateway `<deployment>/<cluster>/<port>` through a
+/// merge into its deployment (route weights, conditions, strengths; the services stay), a
+/// standalone one by storing it. 202 with the gateway.
+async fn put_gateway(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let Artifact::Gateway(gateway) = one_artifact(&text, Kind::Gateway)? else {
+        return Err(ApiError::bad_request("expected a gateway"));
+    };
+    if !gateway.name.is_empty() && gateway.name != name {
+        return Err(ApiError::bad_request(format!(
+            "InconsistentArtifactName: the body names '{}' but the path '{name}'; they must match",
+            gateway.name
+        )));
+    }
+    match name.split('/').collect::<Vec<_>>().as_slice() {
+        [deployment, cluster, port] => {
+            let current = state
+                .vamp
+                .deployment(deployment)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            let services: Vec<String> = current
+                .clusters
+                .get(*cluster)
+                .ok_or_else(ApiError::not_found)?
+                .services
+                .iter()
+                .map(|s| s.breed.name.clone())
+                .collect();
+            // Routes are named by their service (a full `d/c/s/p` path names it third).
+            let mut routes = serde_json::Map::new();
+            for (key, route) in &gateway.routes {
+                let service = match key.split('/').collect::<Vec<_>>().as_slice() {
+                    [_, _, service, _] => (*service).to_owned(),
+                    _ => key.clone(),
+                };
+                routes.insert(service, serde_json::to_value(route).unwrap_or(Value::Null));
+            }
+            let merge = json!({
+                "name": deployment,
+                "clusters": {*cluster: {"gateways": {*port: {"routes": routes}}, "services": services}},
+            });
+            let blueprint = blueprint(&merge.to_string())?;
+            state.vamp.deploy(deployment, &blueprint).await?;
+        }
+        [_] => {
+            let mut gateway = gateway;
+            gateway.name.clone_from(&name);
+            state.vamp.put(Artifact::Gateway(gateway)).await?;
+        }
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "'{name}' is a deployment's own gateway: change it in its deployment's blueprint"
+            )));
+        }
+    }
+    let found = state
+        .vamp
+        .gateways()
+        .await?
+        .into_iter()
+        .find(|g| g.name == name);
+    match found {
+        Some(g) => Ok(reply(
+            StatusCode::ACCEPTED,
             &headers,
             &Artifact::Gateway(g).to_json(),
         )),

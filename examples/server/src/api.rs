@@ -38,6 +38,8 @@ pub struct AppState {
     pub started: Instant,
     /// Turns `true` when the server shuts down: open event streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// API answers counted by status class (1xx … 5xx), for `/metrics`.
+    pub answers: Arc<[std::sync::atomic::AtomicU64; 5]>,
 }
 
 /// The API as an axum router (state applied).
@@ -79,10 +81,59 @@ pub fn router(state: AppState) -> axum::Router {
             authorize,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .with_state(state);
+        .with_state(state.clone());
     axum::Router::new()
         .nest("/api/v1", api)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
+        .route("/metrics", get(prometheus))
+        .with_state(state)
         .layer(axum::middleware::map_response(no_store))
+}
+
+/// Counts every API answer by status class.
+async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let class = usize::from(response.status().as_u16() / 100).clamp(1, 5) - 1;
+    if let Some(counter) = state.answers.get(class) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    response
+}
+
+/// `/metrics`: Prometheus text format (no token: scrapers read it).
+async fn prometheus(State(state): State<AppState>) -> Response {
+    use std::sync::atomic::Ordering;
+    let mut out = String::new();
+    out.push_str("# HELP vamp_api_responses_total API answers by status class.\n");
+    out.push_str("# TYPE vamp_api_responses_total counter\n");
+    for (i, counter) in state.answers.iter().enumerate() {
+        out.push_str(&format!(
+            "vamp_api_responses_total{{code=\"{}xx\"}} {}\n",
+            i + 1,
+            counter.load(Ordering::Relaxed)
+        ));
+    }
+    let deployments = state.vamp.deployments().await.map(|d| d.len());
+    let gateways = state.vamp.gateways().await.map(|g| g.len());
+    out.push_str("# HELP vamp_up Whether the store answered this scrape.\n# TYPE vamp_up gauge\n");
+    out.push_str(&format!(
+        "vamp_up {}\n",
+        u8::from(deployments.is_ok() && gateways.is_ok())
+    ));
+    if let (Ok(d), Ok(g)) = (deployments, gateways) {
+        out.push_str(
+            "# HELP vamp_deployments Deployments stored.\n# TYPE vamp_deployments gauge\n",
+        );
+        out.push_str(&format!("vamp_deployments {d}\n"));
+        out.push_str("# HELP vamp_gateways Gateways, the deployments' and standalone ones.\n# TYPE vamp_gateways gauge\n");
+        out.push_str(&format!("vamp_gateways {g}\n"));
+    }
+    out.push_str("# HELP vamp_uptime_seconds Time since the server started.\n# TYPE vamp_uptime_seconds gauge\n");
+    out.push_str(&format!(
+        "vamp_uptime_seconds {}\n",
+        state.started.elapsed().as_secs()
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 /// An API error: a status and `{"message": …}` (404 bodies are empty, as Vamp's).

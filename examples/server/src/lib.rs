@@ -157,6 +157,7 @@ impl App {
             config: self.config.clone(),
             started: Instant::now(),
             stopping: stopped.clone(),
+            answers: std::sync::Arc::default(),
         };
         let app = api::router(state);
         let reconciler = {

@@ -522,3 +522,36 @@ async fn health_and_metrics_return_the_newest_value_in_the_window() {
     assert_eq!(parse(&body)["persistence"]["kind"], "memory");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_prometheus_text_format() {
+    use reqwest::Method;
+    let server = Server::start(&[("server.token", "s3cret")]).await;
+    let u = &server.url;
+    // Two refused answers (no token), then the scrape itself needs none.
+    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
+    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
+    let root = u.trim_end_matches("/api/v1");
+    let (status, headers, body) = send(Method::GET, &format!("{root}/metrics"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    assert!(
+        body.contains("vamp_api_responses_total{code=\"4xx\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("vamp_up 1") && body.contains("vamp_deployments 0"),
+        "{body}"
+    );
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let mut parts = line.rsplitn(2, ' ');
+        let value = parts.next().unwrap_or_default();
+        assert!(value.parse::<f64>().is_ok(), "not a sample: {line}");
+    }
+    server.stop().await;
+}

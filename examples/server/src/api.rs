@@ -68,6 +68,11 @@ pub fn router(state: AppState) -> axum::Router {
                 .put(put_deployment)
                 .delete(delete_deployment),
         )
+        .route(
+            "/deployments/{name}/clusters/{cluster}/services/{service}/scale",
+            get(get_scale).put(put_scale),
+        )
+        .route("/openapi.json", get(openapi))
         .route("/gateways", get(list_gateways))
         .route("/gateways/{*name}", get(get_gateway).put(put_gateway))
         .route("/{kind}", get(list_artifacts).post(create_artifact))
@@ -376,6 +381,64 @@ fn page_of(
     let found = vamp_core::traits::Paged::of(all, page);
     let response = reply(StatusCode::OK, headers, &Value::Array(found.items));
     paged(response, path, page, found.total)
+}
+
+/// The OpenAPI 3 document of this API.
+async fn openapi() -> Response {
+    let op = |summary: &str, ok: &str| json!({"summary": summary, "responses": {ok: {"description": "done"}, "400": {"description": "bad input: {\"message\": …}"}}});
+    let paths = json!({
+        "/api/v1": {
+            "post": op("Store many documents of any static kind", "202"),
+            "put": op("Store many documents of any static kind", "202"),
+            "delete": op("Delete many documents", "202"),
+        },
+        "/api/v1/{kind}": {
+            "get": op("A page of artifacts of a kind", "200"),
+            "post": op("Create one artifact", "201"),
+        },
+        "/api/v1/{kind}/{name}": {
+            "get": op("One artifact", "200"),
+            "put": op("Replace an artifact (names must match)", "200"),
+            "delete": op("Delete an artifact (idempotent)", "204"),
+        },
+        "/api/v1/deployments": {
+            "get": op("A page of deployments", "200"),
+            "post": op("Deploy a blueprint", "202"),
+        },
+        "/api/v1/deployments/{name}": {
+            "get": op("A deployment", "200"),
+            "put": op("Create or merge a deployment", "202"),
+            "delete": op("Remove the services the body names (empty body: no-op)", "202"),
+        },
+        "/api/v1/deployments/{name}/clusters/{cluster}/services/{service}/scale": {
+            "get": op("A service's scale", "200"),
+            "put": op("Set a service's scale (inline or a stored scale's name)", "202"),
+        },
+        "/api/v1/gateways": {"get": op("A page of gateways", "200")},
+        "/api/v1/gateways/{name}": {
+            "get": op("A gateway (the name may hold '/')", "200"),
+            "put": op("Change a gateway's routes", "202"),
+        },
+        "/api/v1/events": {
+            "get": op("Events with all the `tag`s and the `type`, newest first", "200"),
+            "post": op("Publish an event", "201"),
+        },
+        "/api/v1/events/stream": {"get": op("Server-Sent Events of matching events", "200")},
+        "/api/v1/health/{path}": {"get": op("The newest health value of a gateway, route, deployment, cluster or service", "200")},
+        "/api/v1/metrics/{path}": {"get": op("The newest value of a metric", "200")},
+        "/api/v1/config": {"get": op("The effective configuration", "200")},
+        "/api/v1/info": {"get": op("Version, uptime and backends", "200")},
+        "/api/v1/openapi.json": {"get": op("This document", "200")},
+        "/metrics": {"get": op("Prometheus text format", "200")},
+    });
+    axum::Json(json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Vamp", "version": env!("CARGO_PKG_VERSION"), "description": "The Vamp REST API (docs/server.md)"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }))
+    .into_response()
 }
 
 async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
@@ -765,6 +828,75 @@ async fn delete_deployment(
         )),
         None => Err(ApiError::not_found()),
     }
+}
+
+/// The scale a service runs at (its own, or the default the planner gave it).
+async fn get_scale(
+    State(state): State<AppState>,
+    Path((name, cluster, service)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let d = state
+        .vamp
+        .deployment(&name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let s = d
+        .clusters
+        .get(&cluster)
+        .and_then(|c| c.services.iter().find(|s| s.breed.name == service))
+        .ok_or_else(ApiError::not_found)?;
+    let scale = s.scale.clone().unwrap_or_default();
+    Ok(reply(
+        StatusCode::OK,
+        &headers,
+        &Artifact::Scale(scale).to_json(),
+    ))
+}
+
+/// Sets a service's scale (inline, or the name of a stored scale): it redeploys. 202.
+async fn put_scale(
+    State(state): State<AppState>,
+    Path((name, cluster, service)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    // A bare name (one line, not a mapping) refers to a stored scale.
+    let reference = text.trim().trim_matches('"');
+    let is_name =
+        !reference.contains(": ") && !reference.contains('\n') && !reference.starts_with('{');
+    let scale = if is_name {
+        match state.vamp.get(Kind::Scale, reference).await? {
+            Some(Artifact::Scale(s)) => s,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "no stored scale '{reference}': send one inline (cpu, memory, instances)"
+                )));
+            }
+        }
+    } else {
+        // An inline scale needs no name: give it one for the reader (the service's scale
+        // carries none).
+        let named = match text.trim_start().strip_prefix('{') {
+            Some(rest) if !text.contains("\"name\"") => format!("{{\"name\": \"inline\", {rest}"),
+            // Appended, so the lines of errors stay those of the body.
+            None if !text.lines().any(|l| l.starts_with("name:")) => {
+                format!("{}\nname: inline\n", text.trim_end())
+            }
+            _ => text.clone(),
+        };
+        match one_artifact(&named, Kind::Scale)? {
+            Artifact::Scale(s) => s,
+            _ => return Err(ApiError::bad_request("expected a scale")),
+        }
+    };
+    let d = state.vamp.scale(&name, &cluster, &service, scale).await?;
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        &headers,
+        &Artifact::Deployment(d).to_json(),
+    ))
 }
 
 // ----------------------------------------------------------------- gateways

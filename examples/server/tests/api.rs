@@ -555,3 +555,83 @@ async fn metrics_are_served_in_prometheus_text_format() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let exe = env!("CARGO_BIN_EXE_vamp-server");
+    let breed = format!(
+        "name: app:1.0.0\ndeployable: {{type: command, definition: \"'{exe}' demo-app\"}}\nports: {{web: 8080/http}}\n"
+    );
+    assert_eq!(
+        send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        send(
+            Method::POST,
+            &format!("{u}/scales"),
+            Some(yaml("name: big\ncpu: 1\nmemory: 1GB\ninstances: 3\n"))
+        )
+        .await
+        .0,
+        201
+    );
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/s"),
+        Some(yaml("name: s\nclusters:\n  c: app:1.0.0\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let path = format!("{u}/deployments/s/clusters/c/services/app:1.0.0/scale");
+    let (status, _, body) = send(Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = send(
+        Method::PUT,
+        &path,
+        Some(yaml("cpu: 0.5\nmemory: 128MB\ninstances: 2\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        parse(&send(Method::GET, &path, None).await.2)["instances"],
+        2
+    );
+    let (status, _, body) = send(Method::PUT, &path, Some(yaml("big"))).await;
+    assert_eq!(status, 202, "a stored scale by name: {body}");
+    assert_eq!(
+        parse(&send(Method::GET, &path, None).await.2)["instances"],
+        3
+    );
+    let (status, _, body) = send(Method::PUT, &path, Some(yaml("nosuch"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("nosuch"), "{body}");
+    let missing = format!("{u}/deployments/s/clusters/c/services/other:1.0/scale");
+    assert_eq!(send(Method::GET, &missing, None).await.0, 404);
+    // The OpenAPI document lists what is served.
+    let (status, _, body) = send(Method::GET, &format!("{u}/openapi.json"), None).await;
+    assert_eq!(status, 200);
+    let doc = parse(&body);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for path in [
+        "/api/v1/{kind}",
+        "/api/v1/deployments/{name}",
+        "/api/v1/events/stream",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} undocumented");
+    }
+    let (status, _, _) = send(
+        Method::DELETE,
+        &format!("{u}/deployments/s"),
+        Some(yaml("name: s\nclusters:\n  c: app:1.0.0\n")),
+    )
+    .await;
+    assert_eq!(status, 202);
+    server.stop().await;
+}

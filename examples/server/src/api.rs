@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> axum::Router {
             get(get_scale).put(put_scale),
         )
         .route("/openapi.json", get(openapi))
+        .route("/docker-compose", axum::routing::post(docker_compose))
         .route("/gateways", get(list_gateways))
         .route("/gateways/{*name}", get(get_gateway).put(put_gateway))
         .route("/{kind}", get(list_artifacts).post(create_artifact))
@@ -383,6 +384,45 @@ fn page_of(
     paged(response, path, page, found.total)
 }
 
+/// `?name=` of a compose import.
+#[derive(Debug, Deserialize)]
+struct ComposeName {
+    name: Option<String>,
+}
+
+/// Converts a docker-compose file to a blueprint and stores it (spec §2.2): 201 with the
+/// blueprint as YAML, preceded by `#` comments on what was ignored or adapted.
+async fn docker_compose(
+    State(state): State<AppState>,
+    Query(query): Query<ComposeName>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let name = query.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_request("name the blueprint: POST /api/v1/docker-compose?name=<blueprint>")
+    })?;
+    let text = body_text(&headers, body)?;
+    let import = vamp_core::compose::import(&text, &name).map_err(|e| ApiError::dsl(&e))?;
+    let artifact = Artifact::Blueprint(import.blueprint);
+    state.vamp.put(artifact.clone()).await?;
+    let mut out = String::new();
+    for note in &import.notes {
+        out.push_str(&format!(
+            "# line {}: {}: {}\n",
+            note.line, note.path, note.message
+        ));
+    }
+    out.push_str(
+        &dsl::to_yaml_one(&artifact).map_err(|e| ApiError::from(Error::backend("yaml", e)))?,
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/x-yaml")],
+        out,
+    )
+        .into_response())
+}
+
 /// The OpenAPI 3 document of this API.
 async fn openapi() -> Response {
     let op = |summary: &str, ok: &str| json!({"summary": summary, "responses": {ok: {"description": "done"}, "400": {"description": "bad input: {\"message\": …}"}}});
@@ -429,6 +469,7 @@ async fn openapi() -> Response {
         "/api/v1/config": {"get": op("The effective configuration", "200")},
         "/api/v1/info": {"get": op("Version, uptime and backends", "200")},
         "/api/v1/openapi.json": {"get": op("This document", "200")},
+        "/api/v1/docker-compose": {"post": op("Convert a docker-compose file (`?name=` the blueprint) and store it", "201")},
         "/metrics": {"get": op("Prometheus text format", "200")},
     });
     axum::Json(json!({

@@ -635,3 +635,52 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
     assert_eq!(status, 202);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_compose_files_become_stored_blueprints_with_notes() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let compose = "version: '2'\nservices:\n  web:\n    image: nginx:1.25\n    ports: ['8080:80']\n    volumes: ['/data:/data']\n";
+    let (status, headers, body) = send(
+        Method::POST,
+        &format!("{u}/docker-compose?name=site"),
+        Some(yaml(compose)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(headers["content-type"], "application/x-yaml");
+    assert!(body.starts_with("# line "), "notes first: {body}");
+    assert!(body.contains("volumes"), "{body}");
+    assert!(body.contains("name: site"), "{body}");
+    assert_eq!(
+        send(Method::GET, &format!("{u}/blueprints/site"), None)
+            .await
+            .0,
+        200,
+        "stored"
+    );
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/docker-compose"),
+        Some(yaml(compose)),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("name="), "{body}");
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/docker-compose?name=x"),
+        Some(yaml("services: 12\n")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        send(Method::GET, &format!("{u}/blueprints/x"), None)
+            .await
+            .0,
+        404,
+        "nothing stored"
+    );
+    server.stop().await;
+}

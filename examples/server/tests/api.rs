@@ -633,6 +633,19 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
     )
     .await;
     assert_eq!(status, 202);
+    // Its processes go before the server does (they would outlive it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while send(Method::GET, &format!("{u}/deployments/s"), None)
+        .await
+        .0
+        != 404
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deployment never went"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await;
 }
 

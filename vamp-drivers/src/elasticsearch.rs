@@ -670,17 +670,8 @@ impl Persistence for ElasticsearchPersistence {
         value: &Value,
         precondition: Precondition,
     ) -> Result<StoredArtifact> {
-        let (revision, updated) = self
-            .write(kind, name, Some(value), precondition)
-            .await?
-            .ok_or_else(|| corrupt(name, "a put wrote nothing"))?;
-        Ok(StoredArtifact {
-            kind,
-            name: name.to_owned(),
-            revision,
-            value: value.clone(),
-            updated,
-        })
+        let written = self.write(kind, name, Some(value), precondition).await?;
+        StoredArtifact::written(BACKEND, kind, name, value, written)
     }
 
     async fn delete(

@@ -25,6 +25,43 @@ pub struct StoredArtifact {
     pub updated: DateTime<Utc>,
 }
 
+impl StoredArtifact {
+    /// What a put of `value` stored, from the `(revision, time)` a backend's write returned
+    /// (`None`, a write that stored nothing, is the backend's fault).
+    ///
+    /// # Errors
+    /// `Error::Corrupt` naming `backend` when the write returned nothing.
+    ///
+    /// ```
+    /// use vamp_core::model::Kind;
+    /// use vamp_core::traits::StoredArtifact;
+    /// let at = chrono::Utc::now();
+    /// let v = serde_json::json!({"name": "b"});
+    /// let stored = StoredArtifact::written("test", Kind::Breed, "b", &v, Some((3, at))).unwrap();
+    /// assert_eq!((stored.revision, stored.updated), (3, at));
+    /// assert!(StoredArtifact::written("test", Kind::Breed, "b", &v, None).is_err());
+    /// ```
+    pub fn written(
+        backend: &'static str,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        written: Option<(u64, DateTime<Utc>)>,
+    ) -> Result<Self> {
+        let (revision, updated) = written.ok_or_else(|| crate::Error::Corrupt {
+            backend,
+            message: format!("a put of {kind}/{name} wrote no revision"),
+        })?;
+        Ok(StoredArtifact {
+            kind,
+            name: name.to_owned(),
+            revision,
+            value: value.clone(),
+            updated,
+        })
+    }
+}
+
 /// One entry of an artifact's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Revision {

@@ -220,17 +220,8 @@ impl Persistence for SqlitePersistence {
         value: &serde_json::Value,
         precondition: Precondition,
     ) -> Result<StoredArtifact> {
-        let (revision, updated) = self
-            .write(kind, name, Some(value), precondition)
-            .await?
-            .ok_or_else(|| corrupt("a put wrote no revision"))?;
-        Ok(StoredArtifact {
-            kind,
-            name: name.to_owned(),
-            revision,
-            value: value.clone(),
-            updated,
-        })
+        let written = self.write(kind, name, Some(value), precondition).await?;
+        StoredArtifact::written(BACKEND, kind, name, value, written)
     }
 
     async fn delete(

@@ -221,6 +221,23 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// An artifact with `status`, or 404 (with an empty body) when there is none.
+fn found(status: StatusCode, headers: &HeaderMap, artifact: Option<Artifact>) -> ApiResult {
+    match artifact {
+        Some(a) => Ok(reply(status, headers, &a.to_json())),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// The gateway called `name` (a deployment's or a standalone one).
+async fn find_gateway(state: &AppState, name: &str) -> Result<Option<Artifact>, ApiError> {
+    let all = state.vamp.gateways().await?;
+    Ok(all
+        .into_iter()
+        .find(|g| g.name == name)
+        .map(Artifact::Gateway))
+}
+
 /// `Cache-Control: no-store` and `Pragma: no-cache` on every answer (spec §2.1).
 async fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -747,10 +764,7 @@ async fn get_artifact(
     headers: HeaderMap,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
-    match state.vamp.get(kind, &name).await? {
-        Some(a) => Ok(reply(StatusCode::OK, &headers, &a.to_json())),
-        None => Err(ApiError::not_found()),
-    }
+    found(StatusCode::OK, &headers, state.vamp.get(kind, &name).await?)
 }
 
 async fn put_artifact(
@@ -797,14 +811,8 @@ async fn get_deployment(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    match state.vamp.deployment(&name).await? {
-        Some(d) => Ok(reply(
-            StatusCode::OK,
-            &headers,
-            &Artifact::Deployment(d).to_json(),
-        )),
-        None => Err(ApiError::not_found()),
-    }
+    let d = state.vamp.deployment(&name).await?;
+    found(StatusCode::OK, &headers, d.map(Artifact::Deployment))
 }
 
 fn blueprint(text: &str) -> Result<Blueprint, ApiError> {
@@ -861,14 +869,7 @@ async fn delete_deployment(
         None => state.vamp.deployment(&name).await?,
         Some(text) => state.vamp.slice(&name, &blueprint(&text)?).await?,
     };
-    match d {
-        Some(d) => Ok(reply(
-            StatusCode::ACCEPTED,
-            &headers,
-            &Artifact::Deployment(d).to_json(),
-        )),
-        None => Err(ApiError::not_found()),
-    }
+    found(StatusCode::ACCEPTED, &headers, d.map(Artifact::Deployment))
 }
 
 /// The scale a service runs at (its own, or the default the planner gave it).
@@ -958,20 +959,7 @@ async fn get_gateway(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let found = state
-        .vamp
-        .gateways()
-        .await?
-        .into_iter()
-        .find(|g| g.name == name);
-    match found {
-        Some(g) => Ok(reply(
-            StatusCode::OK,
-            &headers,
-            &Artifact::Gateway(g).to_json(),
-        )),
-        None => Err(ApiError::not_found()),
-    }
+    found(StatusCode::OK, &headers, find_gateway(&state, &name).await?)
 }
 
 /// Changes a gateway (spec §2.5): a cluster gateway `<deployment>/<cluster>/<port>` through a
@@ -1035,20 +1023,11 @@ async fn put_gateway(
             )));
         }
     }
-    let found = state
-        .vamp
-        .gateways()
-        .await?
-        .into_iter()
-        .find(|g| g.name == name);
-    match found {
-        Some(g) => Ok(reply(
-            StatusCode::ACCEPTED,
-            &headers,
-            &Artifact::Gateway(g).to_json(),
-        )),
-        None => Err(ApiError::not_found()),
-    }
+    found(
+        StatusCode::ACCEPTED,
+        &headers,
+        find_gateway(&state, &name).await?,
+    )
 }
 
 // ------------------------------------------------------------------- events

@@ -88,6 +88,20 @@ async fn send(
     (status, headers, response.text().await.expect("body"))
 }
 
+/// Waits (at most 30 s) until the deployment is gone — its processes with it, which would
+/// otherwise outlive the test's server.
+async fn wait_gone(u: &str, deployment: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let url = format!("{u}/deployments/{deployment}");
+    while send(reqwest::Method::GET, &url, None).await.0 != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deployment {deployment} never went"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -397,18 +411,7 @@ async fn deployments_merge_slice_and_undeploy_through_the_api() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while send(Method::GET, &format!("{u}/deployments/shop"), None)
-        .await
-        .0
-        != 404
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the deployment never went"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_gone(u, "shop").await;
     server.stop().await;
 }
 
@@ -634,18 +637,7 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
     .await;
     assert_eq!(status, 202);
     // Its processes go before the server does (they would outlive it).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while send(Method::GET, &format!("{u}/deployments/s"), None)
-        .await
-        .0
-        != 404
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the deployment never went"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_gone(u, "s").await;
     server.stop().await;
 }
 

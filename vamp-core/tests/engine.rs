@@ -207,3 +207,142 @@ async fn scaling_a_service_redeploys_it() {
         .unwrap_err();
     assert!(missing.to_string().contains("nope:1"), "{missing}");
 }
+
+fn one(text: &str) -> Artifact {
+    dsl::read(text, None).unwrap().remove(0)
+}
+
+fn memory_vamp() -> Vamp {
+    Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn workflows_are_replaced_only_while_suspended() {
+    let vamp = memory_vamp();
+    let text =
+        "kind: workflows\nname: tick\nbreed: {name: tick:1, deployable: x}\nschedule: daemon\n";
+    vamp.put(one(text)).await.unwrap();
+    let err = vamp.put(one(text)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("WorkflowUpdateError") || err.contains("suspended"),
+        "{err}"
+    );
+    assert!(
+        vamp.validate(&one(text)).await.is_err(),
+        "validate says the same"
+    );
+    let w = vamp
+        .set_workflow_status("tick", WorkflowStatus::Suspended)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.status, WorkflowStatus::Suspended);
+    assert_eq!(
+        vamp.workflow("tick").await.unwrap().unwrap().status,
+        WorkflowStatus::Suspended
+    );
+    vamp.validate(&one(text)).await.unwrap();
+    vamp.put(one(text)).await.unwrap();
+    assert_eq!(
+        vamp.workflow("tick").await.unwrap().unwrap().status,
+        WorkflowStatus::Starting,
+        "the replacement's own status is stored"
+    );
+    assert!(
+        vamp.set_workflow_status("nope", WorkflowStatus::Running)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Deployments and workflows share one name space.
+    let Artifact::Blueprint(bp) = one(
+        "kind: blueprints\nname: tick\nclusters:\n  c:\n    breed: {name: b:1, deployable: y}\n",
+    ) else {
+        panic!()
+    };
+    let err = vamp.deploy("tick", &bp).await.unwrap_err().to_string();
+    assert!(err.contains("workflow"), "{err}");
+}
+
+#[tokio::test]
+async fn a_preview_stores_nothing_and_restore_puts_back() {
+    let vamp = memory_vamp();
+    let Artifact::Blueprint(bp) = one(
+        "kind: blueprints\nname: s\nclusters:\n  c:\n    breed: {name: web:1, deployable: x, ports: {web: 80}}\n",
+    ) else {
+        panic!()
+    };
+    let previewed = vamp.preview("s", &bp).await.unwrap();
+    assert_eq!(previewed.clusters["c"].services.len(), 1);
+    assert!(vamp.deployment("s").await.unwrap().is_none());
+    assert!(vamp.get(Kind::Breed, "web:1").await.unwrap().is_none());
+    let deployed = vamp.deploy("s", &bp).await.unwrap();
+    assert_eq!(
+        deployed.gateways, previewed.gateways,
+        "the preview shows the ports a deploy gets"
+    );
+    // Restore writes back exactly what was read, without the guards.
+    let breed = vamp.get(Kind::Breed, "web:1").await.unwrap().unwrap();
+    vamp.put(one(
+        "kind: breeds\nname: web:1\ndeployable: other\nports: {web: 80}\n",
+    ))
+    .await
+    .unwrap();
+    vamp.restore(breed.clone()).await.unwrap();
+    assert_eq!(vamp.get(Kind::Breed, "web:1").await.unwrap(), Some(breed));
+}
+
+#[tokio::test]
+async fn a_cluster_sla_is_set_by_reference_or_inline_and_removed() {
+    let vamp = memory_vamp();
+    let Artifact::Blueprint(bp) = one(
+        "kind: blueprints\nname: s\nclusters:\n  c:\n    breed: {name: web:1, deployable: x, ports: {web: 80}}\n",
+    ) else {
+        panic!()
+    };
+    vamp.deploy("s", &bp).await.unwrap();
+    let sla_text = "kind: slas\nname: fast\ntype: response_time_sliding_window\nwindow: {interval: 60, cooldown: 60}\nthreshold: {upper: 1000, lower: 100}\n";
+    let missing = vamp
+        .set_cluster_sla("s", "c", Some(Ref::Reference("fast".into())))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("fast"), "{missing}");
+    let Artifact::Sla(sla) = one(sla_text) else {
+        panic!()
+    };
+    vamp.put(Artifact::Sla(sla.clone())).await.unwrap();
+    let d = vamp
+        .set_cluster_sla("s", "c", Some(Ref::Reference("fast".into())))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.clusters["c"]
+            .sla
+            .as_ref()
+            .and_then(|s| s.inline())
+            .map(|s| (s.name.as_str(), &s.kind)),
+        Some((
+            "",
+            &SlaKind::ResponseTimeSlidingWindow {
+                upper: 1000,
+                lower: 100,
+                interval: 60,
+                cooldown: 60
+            }
+        )),
+        "stored inline and anonymous"
+    );
+    assert_eq!(vamp.deployment("s").await.unwrap().unwrap(), d);
+    let err = vamp
+        .set_cluster_sla("s", "nope", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    let d = vamp.set_cluster_sla("s", "c", None).await.unwrap();
+    assert!(d.clusters["c"].sla.is_none());
+}

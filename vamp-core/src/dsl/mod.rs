@@ -48,6 +48,41 @@ pub fn read_documents(
     kind: Option<Kind>,
     imports: Option<&dyn ArtifactSource>,
 ) -> Result<Vec<Document>, DslError> {
+    Ok(read_kinds(text, kind, imports, false)?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect())
+}
+
+/// Reads every document of `text` as the root of the API takes them (spec §2.2 `/api/v1`):
+/// each with the kind it declares, except that a `deployments` document is read as the
+/// blueprint to deploy. Returns each document's declared kind with what was read.
+///
+/// ```
+/// use vamp_core::dsl;
+/// use vamp_core::model::{Artifact, Kind};
+/// let text = "kind: breeds\nname: web:1\ndeployable: x\n---\nkind: deployments\nname: shop\nclusters:\n  web:\n    breed: web:1\n";
+/// let read = dsl::read_deployable(text).unwrap();
+/// assert_eq!(read[0].0, Kind::Breed);
+/// assert!(matches!(&read[1], (Kind::Deployment, Artifact::Blueprint(bp)) if bp.name == "shop"));
+/// ```
+///
+/// # Errors
+/// The first [`DslError`], with its line and column.
+pub fn read_deployable(text: &str) -> Result<Vec<(Kind, Artifact)>, DslError> {
+    Ok(read_kinds(text, None, None, true)?
+        .into_iter()
+        .map(|(k, d)| (k, d.artifact))
+        .collect())
+}
+
+/// [`read_documents`], with each document's kind; `deploy` reads deployments as blueprints.
+fn read_kinds(
+    text: &str,
+    kind: Option<Kind>,
+    imports: Option<&dyn ArtifactSource>,
+    deploy: bool,
+) -> Result<Vec<(Kind, Document)>, DslError> {
     let mut items = Vec::new();
     for doc in parse_documents(text)? {
         match doc.value {
@@ -75,14 +110,22 @@ pub fn read_documents(
                 node.clone()
             };
             let mut reader = reader::Reader::default();
-            let artifact = reader.artifact(kinds[i], &node)?;
+            let read_as = match kinds[i] {
+                Kind::Deployment if deploy => Kind::Blueprint,
+                k => k,
+            };
+            let artifact = reader.artifact(read_as, &node)?;
             out[i] = Some(Document {
                 artifact,
                 source: reader.source,
             });
         }
     }
-    Ok(out.into_iter().flatten().collect())
+    Ok(kinds
+        .into_iter()
+        .zip(out)
+        .filter_map(|(k, d)| Some((k, d?)))
+        .collect())
 }
 
 /// Reads every artifact of `text` without validating it (see [`read_documents`]).

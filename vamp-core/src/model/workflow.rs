@@ -168,6 +168,35 @@ pub enum WorkflowStatus {
 }
 
 impl WorkflowStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [WorkflowStatus; 6] = [
+        WorkflowStatus::Starting,
+        WorkflowStatus::Running,
+        WorkflowStatus::Stopping,
+        WorkflowStatus::Suspending,
+        WorkflowStatus::Suspended,
+        WorkflowStatus::Restarting,
+    ];
+
+    /// The status's name as the DSL writes it.
+    ///
+    /// ```
+    /// use vamp_core::model::WorkflowStatus;
+    /// for s in WorkflowStatus::ALL {
+    ///     assert_eq!(WorkflowStatus::parse(s.as_str()), Some(s));
+    /// }
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowStatus::Starting => "starting",
+            WorkflowStatus::Running => "running",
+            WorkflowStatus::Stopping => "stopping",
+            WorkflowStatus::Suspending => "suspending",
+            WorkflowStatus::Suspended => "suspended",
+            WorkflowStatus::Restarting => "restarting",
+        }
+    }
+
     /// Reads a status name.
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {

@@ -189,6 +189,15 @@ const STATIC_KINDS: [Kind; 10] = [
     Kind::Workflow,
 ];
 
+/// What a deploy stores: the merged deployment, the revision it replaces, the inline breeds of
+/// its blueprint and the port allocator's new position.
+struct DeployPlan {
+    deployment: Deployment,
+    revision: Option<u64>,
+    breeds: Vec<Breed>,
+    last_port: Option<u16>,
+}
+
 fn dsl_error(kind: ErrorKind, path: &str, message: String, hint: &str) -> Error {
     Error::Dsl(DslError::new(kind, path, Mark::default(), message, hint))
 }
@@ -269,20 +278,7 @@ impl Vamp {
     /// blueprint's inline breeds are stored as breeds too (spec §2.1). Deployments are made
     /// with [`deploy`](Self::deploy), events with [`publish`](Self::publish).
     pub async fn put(&self, artifact: Artifact) -> Result<Vec<StoredArtifact>> {
-        let kind = artifact.kind();
-        if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {
-            return Err(Error::Invalid {
-                what: "artifact kind",
-                message: format!("{kind} are not stored this way; use deploy or publish"),
-            });
-        }
-        let snapshot = self.snapshot().await?;
-        let expanded = dsl::expand_available(&artifact, &snapshot)?;
-        let mut problems = dsl::validate::artifact(&expanded);
-        problems.extend(dsl::validate::against(&artifact, &snapshot));
-        if let Some(first) = problems.into_iter().next() {
-            return Err(first.into());
-        }
+        self.validate(&artifact).await?;
         let mut stored = Vec::new();
         if let Artifact::Blueprint(bp) = &artifact {
             for breed in inline_breeds(bp) {
@@ -291,6 +287,33 @@ impl Vamp {
         }
         stored.push(self.store(artifact).await?);
         Ok(stored)
+    }
+
+    /// Every check [`put`](Self::put) makes, storing nothing (spec §2.1 `validate_only=true`):
+    /// the artifact's own rules, its references against the store, and the guards of its
+    /// kind (a workflow must be absent or suspended to be replaced, spec §2.6).
+    ///
+    /// # Errors
+    /// The first problem found, as [`put`](Self::put) would return it.
+    pub async fn validate(&self, artifact: &Artifact) -> Result<()> {
+        let kind = artifact.kind();
+        if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {
+            return Err(Error::Invalid {
+                what: "artifact kind",
+                message: format!("{kind} are not stored this way; use deploy or publish"),
+            });
+        }
+        if let Artifact::Workflow(w) = artifact {
+            self.check_workflow_update(&w.name).await?;
+        }
+        let snapshot = self.snapshot().await?;
+        let expanded = dsl::expand_available(artifact, &snapshot)?;
+        let mut problems = dsl::validate::artifact(&expanded);
+        problems.extend(dsl::validate::against(artifact, &snapshot));
+        match problems.into_iter().next() {
+            Some(first) => Err(first.into()),
+            None => Ok(()),
+        }
     }
 
     async fn store(&self, artifact: Artifact) -> Result<StoredArtifact> {
@@ -304,6 +327,72 @@ impl Vamp {
         let what = if existed { "update" } else { "create" };
         self.emit(events::archive(kind, &name, what, json)).await;
         Ok(stored)
+    }
+
+    /// Puts back an artifact read earlier from this `Vamp`, as it was: no validation and no
+    /// guards (they held when it was first stored). For undoing part of a multi-document write
+    /// that failed later on. A deployment is saved as is and reconciled again.
+    ///
+    /// # Errors
+    /// When the persistence fails; events and queries cannot be restored.
+    pub async fn restore(&self, artifact: Artifact) -> Result<()> {
+        match artifact {
+            Artifact::Deployment(d) => {
+                let _writes = self.inner.writes.lock().await;
+                let revision = self.load(&d.name).await?.map(|(_, r)| r);
+                self.save(&d, revision, "update").await?;
+                self.inner.wake.notify_one();
+                Ok(())
+            }
+            Artifact::Event(_) | Artifact::EventQuery(_) => Err(Error::Invalid {
+                what: "artifact kind",
+                message: "events are not restored".into(),
+            }),
+            other => self.store(other).await.map(|_| ()),
+        }
+    }
+
+    /// A workflow may be created or replaced only while it is absent or suspended (spec §2.6).
+    async fn check_workflow_update(&self, name: &str) -> Result<()> {
+        match self.workflow(name).await? {
+            Some(w) if w.status != WorkflowStatus::Suspended => Err(dsl_error(
+                ErrorKind::WorkflowUpdateError,
+                "status",
+                format!(
+                    "workflow '{name}' is {}: only a suspended workflow can be replaced",
+                    w.status.as_str()
+                ),
+                "set its status to suspended first (PUT /api/v1/workflows/<name>/status with body suspended)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A workflow by name.
+    pub async fn workflow(&self, name: &str) -> Result<Option<Workflow>> {
+        Ok(match self.get(Kind::Workflow, name).await? {
+            Some(Artifact::Workflow(w)) => Some(w),
+            _ => None,
+        })
+    }
+
+    /// Sets the status of a stored workflow (spec §2.6 `PUT /workflows/{name}/status`), e.g.
+    /// `suspended` before replacing it, or `restarting`; `None` when there is no such
+    /// workflow. The change is archived like any update.
+    pub async fn set_workflow_status(
+        &self,
+        name: &str,
+        status: WorkflowStatus,
+    ) -> Result<Option<Workflow>> {
+        let _writes = self.inner.writes.lock().await;
+        let Some(mut w) = self.workflow(name).await? else {
+            return Ok(None);
+        };
+        if w.status != status {
+            w.status = status;
+            self.store(Artifact::Workflow(w.clone())).await?;
+        }
+        Ok(Some(w))
     }
 
     /// An artifact by kind and name.
@@ -410,6 +499,38 @@ impl Vamp {
     /// starts at once.
     pub async fn deploy(&self, name: &str, blueprint: &Blueprint) -> Result<Deployment> {
         let _writes = self.inner.writes.lock().await;
+        let plan = self.plan_deployment(name, blueprint).await?;
+        *lock(&self.inner.last_port) = plan.last_port;
+        for breed in plan.breeds {
+            if self.get(Kind::Breed, &breed.name).await?.as_ref()
+                != Some(&Artifact::Breed(breed.clone()))
+            {
+                self.store(Artifact::Breed(breed)).await?;
+            }
+        }
+        let what = if plan.revision.is_some() {
+            "update"
+        } else {
+            "create"
+        };
+        self.save(&plan.deployment, plan.revision, what).await?;
+        self.inner.wake.notify_one();
+        Ok(plan.deployment)
+    }
+
+    /// What [`deploy`](Self::deploy) would store, with every check it makes, storing nothing
+    /// (spec §2.1 `validate_only=true`). The gateway ports shown are the ones a deploy made now
+    /// would get.
+    ///
+    /// # Errors
+    /// The errors [`deploy`](Self::deploy) would return.
+    pub async fn preview(&self, name: &str, blueprint: &Blueprint) -> Result<Deployment> {
+        let _writes = self.inner.writes.lock().await;
+        Ok(self.plan_deployment(name, blueprint).await?.deployment)
+    }
+
+    /// Everything a deploy decides before it stores anything.
+    async fn plan_deployment(&self, name: &str, blueprint: &Blueprint) -> Result<DeployPlan> {
         let snapshot = self.snapshot().await?;
         if snapshot
             .iter()
@@ -483,23 +604,13 @@ impl Vamp {
             )
             .collect();
         let last = *lock(&self.inner.last_port);
-        let last = engine::allocate_ports(&mut d, &taken, config, last)?;
-        *lock(&self.inner.last_port) = last;
-        for breed in inline_breeds(&expanded) {
-            if self.get(Kind::Breed, &breed.name).await?.as_ref()
-                != Some(&Artifact::Breed(breed.clone()))
-            {
-                self.store(Artifact::Breed(breed)).await?;
-            }
-        }
-        let what = if current.is_some() {
-            "update"
-        } else {
-            "create"
-        };
-        self.save(&d, current.map(|(_, r)| r), what).await?;
-        self.inner.wake.notify_one();
-        Ok(d)
+        let last_port = engine::allocate_ports(&mut d, &taken, config, last)?;
+        Ok(DeployPlan {
+            deployment: d,
+            revision: current.map(|(_, r)| r),
+            breeds: inline_breeds(&expanded),
+            last_port,
+        })
     }
 
     /// Removes the services `blueprint` names (spec §3.4); they are undeployed by the
@@ -596,6 +707,80 @@ impl Vamp {
         };
         self.save(&d, Some(revision), "update").await?;
         self.inner.wake.notify_one();
+        Ok(d)
+    }
+
+    /// Sets (`Some`) or removes (`None`) the SLA of one cluster of a deployment (spec §2.2
+    /// `…/clusters/{c}/sla`). A reference must name a stored SLA; it is stored inline and
+    /// anonymous, as deployments hold everything they run. Returns the updated deployment.
+    ///
+    /// # Errors
+    /// `ArtifactNotFound` for a missing deployment, cluster or referenced SLA; the SLA's own
+    /// validation errors.
+    pub async fn set_cluster_sla(
+        &self,
+        deployment: &str,
+        cluster: &str,
+        sla: Option<Ref<Sla>>,
+    ) -> Result<Deployment> {
+        let sla = match sla {
+            Some(Ref::Reference(name)) => match self.get(Kind::Sla, &name).await? {
+                Some(Artifact::Sla(s)) => Some(s),
+                _ => {
+                    return Err(dsl_error(
+                        ErrorKind::ArtifactNotFound,
+                        "sla",
+                        format!("SLA '{name}' does not exist"),
+                        "store it first (POST /api/v1/slas) or send the SLA inline",
+                    ));
+                }
+            },
+            Some(Ref::Inline(s)) => Some(s),
+            None => None,
+        };
+        let sla = match sla {
+            Some(s) => {
+                let snapshot = self.snapshot().await?;
+                let expanded = dsl::expand(&Artifact::Sla(s), &snapshot)?;
+                if let Some(first) = dsl::validate::artifact(&expanded).into_iter().next() {
+                    return Err(first.into());
+                }
+                match expanded {
+                    Artifact::Sla(s) => Some(s),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let _writes = self.inner.writes.lock().await;
+        let (mut d, revision) = self.load(deployment).await?.ok_or_else(|| {
+            dsl_error(
+                ErrorKind::ArtifactNotFound,
+                "name",
+                format!("deployment '{deployment}' does not exist"),
+                "deploy it first",
+            )
+        })?;
+        let c = d.clusters.get_mut(cluster).ok_or_else(|| {
+            dsl_error(
+                ErrorKind::ArtifactNotFound,
+                "clusters",
+                format!("deployment '{deployment}' has no cluster '{cluster}'"),
+                "check the cluster name (GET /api/v1/deployments/<name>)",
+            )
+        })?;
+        // Inline definitions are anonymous (spec §1.1).
+        let sla = sla.map(|s| {
+            Ref::Inline(Sla {
+                name: String::new(),
+                metadata: Metadata::default(),
+                ..s
+            })
+        });
+        if c.sla != sla {
+            c.sla = sla;
+            self.save(&d, Some(revision), "update").await?;
+        }
         Ok(d)
     }
 

@@ -275,7 +275,7 @@ async fn a_preview_stores_nothing_and_restore_puts_back() {
     ) else {
         panic!()
     };
-    let previewed = vamp.preview("s", &bp).await.unwrap();
+    let previewed = vamp.preview("s", &bp, &[]).await.unwrap();
     assert_eq!(previewed.clusters["c"].services.len(), 1);
     assert!(vamp.deployment("s").await.unwrap().is_none());
     assert!(vamp.get(Kind::Breed, "web:1").await.unwrap().is_none());
@@ -284,6 +284,21 @@ async fn a_preview_stores_nothing_and_restore_puts_back() {
         deployed.gateways, previewed.gateways,
         "the preview shows the ports a deploy gets"
     );
+    // A preview resolves references against what is sent alongside.
+    let api = one("kind: breeds\nname: api:1\ndeployable: y\nports: {web: 81}\n");
+    let Artifact::Blueprint(t) = one("kind: blueprints\nname: t\nclusters:\n  a: api:1\n") else {
+        panic!()
+    };
+    let err = vamp.preview("t", &t, &[]).await.unwrap_err().to_string();
+    assert!(err.contains("api:1"), "{err}");
+    vamp.preview("t", &t, std::slice::from_ref(&api))
+        .await
+        .unwrap();
+    vamp.validate_all(&[api, Artifact::Blueprint(t)])
+        .await
+        .unwrap();
+    assert!(vamp.deployment("t").await.unwrap().is_none());
+    assert!(vamp.get(Kind::Breed, "api:1").await.unwrap().is_none());
     // Restore writes back exactly what was read, without the guards.
     let breed = vamp.get(Kind::Breed, "web:1").await.unwrap().unwrap();
     vamp.put(one(

@@ -17,7 +17,7 @@ use axum::routing::get;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vamp_core::model::{Artifact, Blueprint, Event, Kind};
+use vamp_core::model::{Artifact, Blueprint, Event, Kind, Ref, WorkflowStatus};
 use vamp_core::traits::kv::decode_segment;
 use vamp_core::traits::{EventFilter, Page};
 use vamp_core::{Error, Vamp, dsl};
@@ -71,6 +71,14 @@ pub fn router(state: AppState) -> axum::Router {
         .route(
             "/deployments/{name}/clusters/{cluster}/services/{service}/scale",
             get(get_scale).put(put_scale),
+        )
+        .route(
+            "/deployments/{name}/clusters/{cluster}/sla",
+            get(get_sla).post(put_sla).put(put_sla).delete(delete_sla),
+        )
+        .route(
+            "/workflows/{name}/status",
+            get(get_workflow_status).put(put_workflow_status),
         )
         .route("/openapi.json", get(openapi))
         .route("/docker-compose", axum::routing::post(docker_compose))
@@ -445,13 +453,13 @@ async fn openapi() -> Response {
     let op = |summary: &str, ok: &str| json!({"summary": summary, "responses": {ok: {"description": "done"}, "400": {"description": "bad input: {\"message\": …}"}}});
     let paths = json!({
         "/api/v1": {
-            "post": op("Store many documents of any static kind", "202"),
-            "put": op("Store many documents of any static kind", "202"),
-            "delete": op("Delete many documents", "202"),
+            "post": op("Store many documents of any kind; deployment documents are deployed (`?validate_only=true`: check only)", "202"),
+            "put": op("Store many documents of any kind; deployment documents are deployed (`?validate_only=true`: check only)", "202"),
+            "delete": op("Delete many documents; deployment documents remove the services they name", "202"),
         },
         "/api/v1/{kind}": {
             "get": op("A page of artifacts of a kind", "200"),
-            "post": op("Create one artifact", "201"),
+            "post": op("Create one artifact (workflows: 202; `?validate_only=true`: check only)", "201"),
         },
         "/api/v1/{kind}/{name}": {
             "get": op("One artifact", "200"),
@@ -470,6 +478,16 @@ async fn openapi() -> Response {
         "/api/v1/deployments/{name}/clusters/{cluster}/services/{service}/scale": {
             "get": op("A service's scale", "200"),
             "put": op("Set a service's scale (inline or a stored scale's name)", "202"),
+        },
+        "/api/v1/deployments/{name}/clusters/{cluster}/sla": {
+            "get": op("A cluster's SLA", "200"),
+            "post": op("Set a cluster's SLA (inline or a stored SLA's name)", "202"),
+            "put": op("Set a cluster's SLA (inline or a stored SLA's name)", "202"),
+            "delete": op("Remove a cluster's SLA", "204"),
+        },
+        "/api/v1/workflows/{name}/status": {
+            "get": op("A workflow's status", "200"),
+            "put": op("Set a workflow's status (body: e.g. suspended)", "202"),
         },
         "/api/v1/gateways": {"get": op("A page of gateways", "200")},
         "/api/v1/gateways/{name}": {
@@ -612,73 +630,136 @@ async fn metrics(
 
 // --------------------------------------------------- the root: many kinds at once
 
-/// Every document of a multi-document body, each with its `kind` (spec §2.2 `/api/v1`).
-fn documents(text: &str) -> Result<Vec<Artifact>, ApiError> {
-    let read = dsl::read(text, None).map_err(|e| ApiError::dsl(&e))?;
+/// Every document of a multi-document body with the kind it declares; deployment documents
+/// read as the blueprints to deploy (spec §2.2 `/api/v1`).
+fn documents(text: &str) -> Result<Vec<(Kind, Artifact)>, ApiError> {
+    let read = dsl::read_deployable(text).map_err(|e| ApiError::dsl(&e))?;
     if read.is_empty() {
         return Err(ApiError::bad_request("the request body holds no document"));
     }
     Ok(read)
 }
 
-/// Stores every document: 202 with what was stored. All documents are read and their kinds
-/// checked before anything is stored; if storing one fails, the ones stored before it are
-/// put back as they were (deleted when they were new), so a rejected request changes nothing.
-/// Deployments go to `/api/v1/deployments/<name>` (not yet through the root).
+/// Stores every document (spec §2.2 `/api/v1`): 202 with what was stored. Deployment
+/// documents are deployed (merged, like `PUT /api/v1/deployments/<name>`); they may refer to
+/// breeds and blueprints of the same request. Everything is read and checked before anything
+/// is stored, and if storing still fails, what this request stored is put back as it was, so
+/// a rejected request changes nothing. `?validate_only=true` checks and stores nothing.
 async fn root_put(
     State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let all = documents(&body_text(&headers, body)?)?;
-    if let Some(other) = all.iter().find(|a| {
-        matches!(
-            a,
-            Artifact::Deployment(_) | Artifact::Event(_) | Artifact::EventQuery(_)
-        )
-    }) {
-        return Err(ApiError::bad_request(format!(
-            "a {} cannot be sent to /api/v1 yet: PUT deployments to /api/v1/deployments/<name>, POST events to /api/v1/events",
-            other.kind().singular()
-        )));
-    }
-    // What each stored artifact was before, to put back on failure.
-    let mut before: Vec<(Kind, String, Option<Artifact>)> = Vec::new();
-    let mut out = Vec::new();
-    for artifact in all {
-        let (kind, name) = (artifact.kind(), artifact.name().to_owned());
-        let previous = state.vamp.get(kind, &name).await?;
-        match state.vamp.put(artifact).await {
-            Ok(stored) => {
-                for s in stored
-                    .iter()
-                    .filter(|s| (s.kind, s.name.as_str()) != (kind, name.as_str()))
-                {
-                    // Inline breeds of a blueprint: new ones go on failure.
-                    if s.revision == 1 {
-                        before.push((s.kind, s.name.clone(), None));
-                    }
-                }
-                before.push((kind, name.clone(), previous));
-                if let Some(a) = state.vamp.get(kind, &name).await? {
-                    out.push(a.to_json());
-                }
+    let check_only = validate_only(&query)?;
+    let read = documents(&body_text(&headers, body)?)?;
+    let mut statics = Vec::new();
+    let mut deploys = Vec::new();
+    for (kind, artifact) in read {
+        match (kind, artifact) {
+            (Kind::Deployment, Artifact::Blueprint(bp)) => deploys.push(bp),
+            (Kind::Event | Kind::EventQuery, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "an {} cannot be sent to /api/v1: POST events to /api/v1/events",
+                    kind.singular()
+                )));
             }
-            Err(e) => {
-                for (kind, name, previous) in before.into_iter().rev() {
-                    let restored = match previous {
-                        Some(a) => state.vamp.put(a).await.map(|_| ()),
-                        None => state.vamp.delete(kind, &name).await.map(|_| ()),
-                    };
-                    if let Err(undo) = restored {
-                        tracing::error!(error = %undo, %kind, %name, "could not undo a stored document");
-                    }
-                }
-                return Err(e.into());
+            (_, artifact) => statics.push(artifact),
+        }
+    }
+    state.vamp.validate_all(&statics).await?;
+    let mut previews = Vec::with_capacity(deploys.len());
+    for bp in &deploys {
+        previews.push(state.vamp.preview(&bp.name, bp, &statics).await?);
+    }
+    if check_only {
+        let out = statics
+            .into_iter()
+            .chain(previews.into_iter().map(Artifact::Deployment))
+            .map(|a| a.to_json())
+            .collect();
+        return Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out)));
+    }
+    let mut undo = Undo::default();
+    match store_all(&state, &mut undo, statics, deploys).await {
+        Ok(out) => Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out))),
+        Err(e) => {
+            undo.run(&state).await;
+            Err(e)
+        }
+    }
+}
+
+/// What a multi-document write changed, to put back if a later document fails: each
+/// artifact as it was before (`None`: it was new).
+#[derive(Default)]
+struct Undo(Vec<(Kind, String, Option<Artifact>)>);
+
+impl Undo {
+    async fn run(self, state: &AppState) {
+        for (kind, name, previous) in self.0.into_iter().rev() {
+            let restored = match (previous, kind) {
+                (Some(a), _) => state.vamp.restore(a).await,
+                (None, Kind::Deployment) => state.vamp.undeploy(&name).await.map(|_| ()),
+                (None, _) => state.vamp.delete(kind, &name).await.map(|_| ()),
+            };
+            if let Err(e) = restored {
+                tracing::error!(error = %e, %kind, %name, "could not undo a stored document");
             }
         }
     }
-    Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out)))
+}
+
+/// Stores `statics`, then deploys `deploys`, noting in `undo` what each write replaced.
+async fn store_all(
+    state: &AppState,
+    undo: &mut Undo,
+    statics: Vec<Artifact>,
+    deploys: Vec<Blueprint>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for artifact in statics {
+        let (kind, name) = (artifact.kind(), artifact.name().to_owned());
+        let previous = state.vamp.get(kind, &name).await?;
+        let stored = state.vamp.put(artifact).await?;
+        for s in &stored {
+            if (s.kind, s.name.as_str()) != (kind, name.as_str()) && s.revision == 1 {
+                // Inline breeds of a blueprint: new ones go on failure.
+                undo.0.push((s.kind, s.name.clone(), None));
+            }
+        }
+        undo.0.push((kind, name.clone(), previous));
+        if let Some(a) = state.vamp.get(kind, &name).await? {
+            out.push(a.to_json());
+        }
+    }
+    for bp in deploys {
+        let previous = state.vamp.deployment(&bp.name).await?;
+        let d = state.vamp.deploy(&bp.name, &bp).await?;
+        undo.0.push((
+            Kind::Deployment,
+            bp.name.clone(),
+            previous.map(Artifact::Deployment),
+        ));
+        out.push(Artifact::Deployment(d).to_json());
+    }
+    Ok(out)
+}
+
+/// `?validate_only=true` (spec §2.1): check, store nothing.
+fn validate_only(query: &[(String, String)]) -> Result<bool, ApiError> {
+    let given = query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "validate_only")
+        .map(|(_, v)| v.as_str());
+    match given {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "validate_only = '{other}': use validate_only=true or validate_only=false"
+        ))),
+    }
 }
 
 /// Deletes every document's artifact: 202.
@@ -688,16 +769,22 @@ async fn root_delete(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let all = documents(&body_text(&headers, body)?)?;
-    for artifact in &all {
-        if !artifact.kind().is_stored() || artifact.kind() == Kind::Deployment {
-            return Err(ApiError::bad_request(format!(
-                "a {} cannot be deleted through /api/v1: use DELETE /api/v1/deployments/<name>",
-                artifact.kind().singular()
-            )));
-        }
+    if let Some((kind, _)) = all.iter().find(|(k, _)| !k.is_stored()) {
+        return Err(ApiError::bad_request(format!(
+            "an {} cannot be deleted through /api/v1",
+            kind.singular()
+        )));
     }
-    for artifact in all {
-        state.vamp.delete(artifact.kind(), artifact.name()).await?;
+    for (kind, artifact) in all {
+        match (kind, artifact) {
+            // A deployment document removes the services it names (spec §3.4).
+            (Kind::Deployment, Artifact::Blueprint(bp)) => {
+                state.vamp.slice(&bp.name, &bp).await?;
+            }
+            (kind, artifact) => {
+                state.vamp.delete(kind, artifact.name()).await?;
+            }
+        }
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -723,24 +810,43 @@ async fn list_artifacts(
     ))
 }
 
+/// The status of a write (spec §2.1): static artifacts answer 201 / 200 / 204, runtime ones
+/// (workflows) 202 Accepted, as what they ask for happens later.
+fn written(kind: Kind, status: StatusCode) -> StatusCode {
+    if kind == Kind::Workflow {
+        StatusCode::ACCEPTED
+    } else {
+        status
+    }
+}
+
 async fn create_artifact(
     State(state): State<AppState>,
     Path(kind): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
+    let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
     let artifact = one_artifact(&text, kind)?;
-    store(&state, &headers, artifact, StatusCode::CREATED).await
+    let status = written(kind, StatusCode::CREATED);
+    store(&state, &headers, artifact, status, check_only).await
 }
 
+/// Stores one artifact (or only checks it, `check_only`) and answers with what was stored.
 async fn store(
     state: &AppState,
     headers: &HeaderMap,
     artifact: Artifact,
     status: StatusCode,
+    check_only: bool,
 ) -> ApiResult {
+    if check_only {
+        state.vamp.validate(&artifact).await?;
+        return Ok(reply(status, headers, &artifact.to_json()));
+    }
     let kind = artifact.kind();
     let name = artifact.name().to_owned();
     let stored = state.vamp.put(artifact).await?;
@@ -770,10 +876,12 @@ async fn get_artifact(
 async fn put_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
+    let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
     let artifact = one_artifact(&text, kind)?;
     if artifact.name() != name {
@@ -782,16 +890,19 @@ async fn put_artifact(
             artifact.name()
         )));
     }
-    store(&state, &headers, artifact, StatusCode::OK).await
+    let status = written(kind, StatusCode::OK);
+    store(&state, &headers, artifact, status, check_only).await
 }
 
+/// Deletes an artifact (idempotent). A workflow goes at once: no workflow runtime runs its
+/// instances yet, so there is nothing to stop first (spec §2.6 has it pass `stopping`).
 async fn delete_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
     state.vamp.delete(kind, &name).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(written(kind, StatusCode::NO_CONTENT).into_response())
 }
 
 // -------------------------------------------------------------- deployments
@@ -828,10 +939,15 @@ fn blueprint(text: &str) -> Result<Blueprint, ApiError> {
 async fn deploy(
     state: &AppState,
     headers: &HeaderMap,
+    query: &[(String, String)],
     name: &str,
     blueprint: &Blueprint,
 ) -> ApiResult {
-    let d = state.vamp.deploy(name, blueprint).await?;
+    let d = if validate_only(query)? {
+        state.vamp.preview(name, blueprint, &[]).await?
+    } else {
+        state.vamp.deploy(name, blueprint).await?
+    };
     Ok(reply(
         StatusCode::ACCEPTED,
         headers,
@@ -841,21 +957,23 @@ async fn deploy(
 
 async fn create_deployment(
     State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let blueprint = blueprint(&body_text(&headers, body)?)?;
-    deploy(&state, &headers, &blueprint.name, &blueprint).await
+    deploy(&state, &headers, &query, &blueprint.name, &blueprint).await
 }
 
 async fn put_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let blueprint = blueprint(&body_text(&headers, body)?)?;
-    deploy(&state, &headers, &name, &blueprint).await
+    deploy(&state, &headers, &query, &name, &blueprint).await
 }
 
 async fn delete_deployment(
@@ -896,6 +1014,34 @@ async fn get_scale(
     ))
 }
 
+/// A sub-resource body (a service's scale, a cluster's SLA): a bare name refers to a stored
+/// artifact; anything else is read as an inline one of `kind`, its name optional.
+enum Given {
+    Name(String),
+    Inline(Box<Artifact>),
+}
+
+fn given(text: &str, kind: Kind) -> Result<Given, ApiError> {
+    // A bare name (one line, not a mapping) refers to a stored artifact.
+    let reference = text.trim().trim_matches('"');
+    let is_name =
+        !reference.contains(": ") && !reference.contains('\n') && !reference.starts_with('{');
+    if is_name {
+        return Ok(Given::Name(reference.to_owned()));
+    }
+    // An inline definition needs no name: give it one for the reader (what it is set on
+    // keeps none).
+    let named = match text.trim_start().strip_prefix('{') {
+        Some(rest) if !text.contains("\"name\"") => format!("{{\"name\": \"inline\", {rest}"),
+        // Appended, so the lines of errors stay those of the body.
+        None if !text.lines().any(|l| l.starts_with("name:")) => {
+            format!("{}\nname: inline\n", text.trim_end())
+        }
+        _ => text.to_owned(),
+    };
+    one_artifact(&named, kind).map(|a| Given::Inline(Box::new(a)))
+}
+
 /// Sets a service's scale (inline, or the name of a stored scale): it redeploys. 202.
 async fn put_scale(
     State(state): State<AppState>,
@@ -904,40 +1050,132 @@ async fn put_scale(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let text = body_text(&headers, body)?;
-    // A bare name (one line, not a mapping) refers to a stored scale.
-    let reference = text.trim().trim_matches('"');
-    let is_name =
-        !reference.contains(": ") && !reference.contains('\n') && !reference.starts_with('{');
-    let scale = if is_name {
-        match state.vamp.get(Kind::Scale, reference).await? {
+    let scale = match given(&text, Kind::Scale)? {
+        Given::Name(reference) => match state.vamp.get(Kind::Scale, &reference).await? {
             Some(Artifact::Scale(s)) => s,
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "no stored scale '{reference}': send one inline (cpu, memory, instances)"
                 )));
             }
-        }
-    } else {
-        // An inline scale needs no name: give it one for the reader (the service's scale
-        // carries none).
-        let named = match text.trim_start().strip_prefix('{') {
-            Some(rest) if !text.contains("\"name\"") => format!("{{\"name\": \"inline\", {rest}"),
-            // Appended, so the lines of errors stay those of the body.
-            None if !text.lines().any(|l| l.starts_with("name:")) => {
-                format!("{}\nname: inline\n", text.trim_end())
-            }
-            _ => text.clone(),
-        };
-        match one_artifact(&named, Kind::Scale)? {
+        },
+        Given::Inline(a) => match *a {
             Artifact::Scale(s) => s,
             _ => return Err(ApiError::bad_request("expected a scale")),
-        }
+        },
     };
     let d = state.vamp.scale(&name, &cluster, &service, scale).await?;
     Ok(reply(
         StatusCode::ACCEPTED,
         &headers,
         &Artifact::Deployment(d).to_json(),
+    ))
+}
+
+/// A cluster's SLA as its deployment holds it; 404 when the deployment, the cluster or the
+/// SLA is missing.
+async fn get_sla(
+    State(state): State<AppState>,
+    Path((name, cluster)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let d = state
+        .vamp
+        .deployment(&name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let sla = d
+        .clusters
+        .get(&cluster)
+        .and_then(|c| c.sla.as_ref())
+        .ok_or_else(ApiError::not_found)?;
+    let value = serde_json::to_value(sla).map_err(|e| Error::backend("json", e))?;
+    Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+/// Sets a cluster's SLA (spec §2.2): inline, or the name of a stored SLA. 202 with the
+/// deployment.
+async fn put_sla(
+    State(state): State<AppState>,
+    Path((name, cluster)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let sla = match given(&text, Kind::Sla)? {
+        Given::Name(reference) => Ref::Reference(reference),
+        Given::Inline(a) => match *a {
+            Artifact::Sla(s) => Ref::Inline(s),
+            _ => return Err(ApiError::bad_request("expected an SLA")),
+        },
+    };
+    let d = state
+        .vamp
+        .set_cluster_sla(&name, &cluster, Some(sla))
+        .await?;
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        &headers,
+        &Artifact::Deployment(d).to_json(),
+    ))
+}
+
+/// Removes a cluster's SLA: 204 (also when it had none); 404 for a missing deployment or
+/// cluster.
+async fn delete_sla(
+    State(state): State<AppState>,
+    Path((name, cluster)): Path<(String, String)>,
+) -> ApiResult {
+    let d = state.vamp.deployment(&name).await?;
+    if !d.is_some_and(|d| d.clusters.contains_key(&cluster)) {
+        return Err(ApiError::not_found());
+    }
+    state.vamp.set_cluster_sla(&name, &cluster, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------- workflows
+
+/// A workflow's status as a string (spec §2.6).
+async fn get_workflow_status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = state
+        .vamp
+        .workflow(&name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(reply(StatusCode::OK, &headers, &json!(w.status.as_str())))
+}
+
+/// Sets a workflow's status; the body is the status, as plain text or a JSON/YAML string
+/// (`suspended`, `"restarting"`). 202 with the workflow.
+async fn put_workflow_status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let wanted = text.trim().trim_matches('"');
+    let status = WorkflowStatus::parse(wanted).ok_or_else(|| {
+        let all: Vec<&str> = WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect();
+        ApiError::bad_request(format!(
+            "error[IllegalWorkflowStatus]: '{wanted}' is not a workflow status (send one of: {})",
+            all.join(", ")
+        ))
+    })?;
+    let w = state
+        .vamp
+        .set_workflow_status(&name, status)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        &headers,
+        &Artifact::Workflow(w).to_json(),
     ))
 }
 

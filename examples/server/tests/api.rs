@@ -625,6 +625,8 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
         "/api/v1/{kind}",
         "/api/v1/deployments/{name}",
         "/api/v1/events/stream",
+        "/api/v1/workflows/{name}/status",
+        "/api/v1/deployments/{name}/clusters/{cluster}/sla",
         "/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} undocumented");
@@ -687,5 +689,305 @@ async fn docker_compose_files_become_stored_blueprints_with_notes() {
         404,
         "nothing stored"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let workflow = "name: tick\nbreed: {name: tick:1, deployable: {type: command, definition: /bin/true}}\nschedule: {time: PT30S}\n";
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/workflows?validate_only=true"),
+        Some(yaml(workflow)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        send(Method::GET, &format!("{u}/workflows/tick"), None)
+            .await
+            .0,
+        404,
+        "validate_only stores nothing"
+    );
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/workflows"),
+        Some(yaml(workflow)),
+    )
+    .await;
+    assert_eq!(status, 202, "runtime artifacts answer 202: {body}");
+    let (status, headers, body) = send(Method::GET, &format!("{u}/workflows"), None).await;
+    assert_eq!(
+        (status, headers["x-total-count"].to_str().ok()),
+        (200, Some("1")),
+        "{body}"
+    );
+    assert_eq!(parse(&body)[0]["schedule"]["time"]["period"], "PT30S");
+    let status_url = format!("{u}/workflows/tick/status");
+    assert_eq!(
+        parse(&send(Method::GET, &status_url, None).await.2),
+        "starting"
+    );
+    // Replacing a workflow that is not suspended is refused (spec §2.6).
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/workflows/tick"),
+        Some(yaml(workflow)),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("WorkflowUpdateError") && body.contains("suspended"),
+        "{body}"
+    );
+    // Statuses: a wrong one is named with the ones allowed, and changes nothing.
+    let (status, _, body) = send(
+        Method::PUT,
+        &status_url,
+        Some((reqwest::header::CONTENT_TYPE, "text/plain", "active".into())),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("IllegalWorkflowStatus")
+            && body.contains("'active'")
+            && body.contains("suspended"),
+        "{body}"
+    );
+    assert_eq!(
+        parse(&send(Method::GET, &status_url, None).await.2),
+        "starting"
+    );
+    let (status, _, body) = send(
+        Method::PUT,
+        &status_url,
+        Some((
+            reqwest::header::CONTENT_TYPE,
+            "application/json",
+            "\"suspended\"".into(),
+        )),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(parse(&body)["status"], "suspended");
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/workflows/tick"),
+        Some(yaml(workflow)),
+    )
+    .await;
+    assert_eq!(status, 202, "a suspended workflow is replaced: {body}");
+    // Bad input names the problem and its line.
+    let bad = "name: tock\nbreed: tick:1\nschedule: {time: every minute}\n";
+    let (status, _, body) = send(Method::POST, &format!("{u}/workflows"), Some(yaml(bad))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("IllegalWorkflowSchedulePeriod") && body.contains("line 3"),
+        "{body}"
+    );
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/tick"),
+        Some(yaml("name: tick\nclusters:\n  c:\n    breed: tick:1\n")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("DeploymentWorkflowNameCollision"), "{body}");
+    assert_eq!(
+        send(Method::GET, &format!("{u}/workflows/nope/status"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        send(
+            Method::PUT,
+            &format!("{u}/workflows/nope/status"),
+            Some(yaml("running"))
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, _, _) = send(Method::DELETE, &format!("{u}/workflows/tick"), None).await;
+    assert_eq!(status, 202);
+    assert_eq!(send(Method::GET, &status_url, None).await.0, 404);
+    server.stop().await;
+}
+
+/// A breed whose instances only sleep (cheap, stays up).
+const SLEEPER: &str = "name: sleeper:1\ndeployable: {type: command, definition: sleep 120}\nports: {web: 8080/http}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clusters_sla_is_read_set_by_name_or_inline_and_removed() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    assert_eq!(
+        send(Method::POST, &format!("{u}/breeds"), Some(yaml(SLEEPER)))
+            .await
+            .0,
+        201
+    );
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/s"),
+        Some(yaml("name: s\nclusters:\n  c: sleeper:1\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let sla = format!("{u}/deployments/s/clusters/c/sla");
+    assert_eq!(send(Method::GET, &sla, None).await.0, 404, "no SLA yet");
+    let inline = "type: response_time_sliding_window\nthreshold: {upper: 1000, lower: 100}\nwindow: {interval: 60, cooldown: 60}\n";
+    let (status, _, body) = send(Method::PUT, &sla, Some(yaml(inline))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        parse(&body)["clusters"]["c"]["sla"]["threshold"]["upper"],
+        1000
+    );
+    let (status, _, body) = send(Method::GET, &sla, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parse(&body)["type"], "response_time_sliding_window");
+    // By name: it must be stored.
+    let (status, _, body) = send(Method::POST, &sla, Some(yaml("relaxed"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("'relaxed'"), "{body}");
+    assert_eq!(
+        parse(&send(Method::GET, &sla, None).await.2)["threshold"]["upper"],
+        1000,
+        "unchanged"
+    );
+    let stored = "name: relaxed\ntype: response_time_sliding_window\nthreshold: {upper: 5000, lower: 1000}\nwindow: {interval: 60, cooldown: 60}\n";
+    assert_eq!(
+        send(Method::POST, &format!("{u}/slas"), Some(yaml(stored)))
+            .await
+            .0,
+        201
+    );
+    let (status, _, body) = send(Method::POST, &sla, Some(yaml("relaxed"))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        parse(&send(Method::GET, &sla, None).await.2)["threshold"]["upper"],
+        5000
+    );
+    // Bad input names the field.
+    let (status, _, body) = send(Method::PUT, &sla, Some(yaml("type: response_time_sliding_window\nthreshold: {upper: 1000, lower: 100}\nwindow: {interval: 60, cooldown: 60}\nthresold: 3\n"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("thresold") && body.contains("line 4"),
+        "{body}"
+    );
+    assert_eq!(
+        send(
+            Method::GET,
+            &format!("{u}/deployments/s/clusters/nope/sla"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        send(
+            Method::PUT,
+            &format!("{u}/deployments/nope/clusters/c/sla"),
+            Some(yaml(inline))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(send(Method::DELETE, &sla, None).await.0, 204);
+    assert_eq!(send(Method::GET, &sla, None).await.0, 404);
+    assert_eq!(
+        send(
+            Method::DELETE,
+            &format!("{u}/deployments/s/clusters/nope/sla"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, _, _) = send(
+        Method::DELETE,
+        &format!("{u}/deployments/s"),
+        Some(yaml("name: s\nclusters:\n  c: sleeper:1\n")),
+    )
+    .await;
+    assert_eq!(status, 202);
+    wait_gone(u, "s").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let body = format!(
+        "kind: breeds\n{SLEEPER}---\nkind: deployments\nname: shop\nclusters:\n  c: sleeper:1\n"
+    );
+    let (status, _, answer) = send(
+        Method::POST,
+        &format!("{u}?validate_only=true"),
+        Some(yaml(&body)),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        parse(&answer)[1]["clusters"]["c"]["services"][0]["breed"]["name"],
+        "sleeper:1"
+    );
+    assert_eq!(
+        send(Method::GET, &format!("{u}/breeds/sleeper:1"), None)
+            .await
+            .0,
+        404,
+        "validate_only stores nothing"
+    );
+    assert_eq!(
+        send(Method::GET, &format!("{u}/deployments/shop"), None)
+            .await
+            .0,
+        404
+    );
+    // A deployment that cannot be made stops the whole request before anything is stored.
+    let broken = format!(
+        "kind: breeds\n{SLEEPER}---\nkind: deployments\nname: shop\nclusters:\n  c: missing:1\n"
+    );
+    let (status, _, answer) = send(Method::POST, u, Some(yaml(&broken))).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("missing:1"), "{answer}");
+    assert_eq!(
+        send(Method::GET, &format!("{u}/breeds/sleeper:1"), None)
+            .await
+            .0,
+        404,
+        "nothing stored"
+    );
+    let (status, _, answer) = send(Method::POST, u, Some(yaml(&body))).await;
+    assert_eq!(status, 202, "{answer}");
+    let answer = parse(&answer);
+    assert_eq!(
+        (answer[0]["name"].as_str(), answer[1]["name"].as_str()),
+        (Some("sleeper:1"), Some("shop"))
+    );
+    let (status, _, d) = send(Method::GET, &format!("{u}/deployments/shop"), None).await;
+    assert_eq!(status, 200, "{d}");
+    // DELETE with a deployment document removes the services it names.
+    let (status, _, answer) = send(
+        Method::DELETE,
+        u,
+        Some(yaml(
+            "kind: deployments\nname: shop\nclusters:\n  c: sleeper:1\n",
+        )),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    wait_gone(u, "shop").await;
     server.stop().await;
 }

@@ -296,24 +296,50 @@ impl Vamp {
     /// # Errors
     /// The first problem found, as [`put`](Self::put) would return it.
     pub async fn validate(&self, artifact: &Artifact) -> Result<()> {
-        let kind = artifact.kind();
-        if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {
-            return Err(Error::Invalid {
-                what: "artifact kind",
-                message: format!("{kind} are not stored this way; use deploy or publish"),
-            });
+        self.validate_all(std::slice::from_ref(artifact)).await
+    }
+
+    /// [`validate`](Self::validate) for several artifacts meant to be stored together: each
+    /// may refer to the others (a blueprint to a breed sent with it).
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub async fn validate_all(&self, artifacts: &[Artifact]) -> Result<()> {
+        let mut snapshot = None;
+        for artifact in artifacts {
+            let kind = artifact.kind();
+            if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {
+                return Err(Error::Invalid {
+                    what: "artifact kind",
+                    message: format!("{kind} are not stored this way; use deploy or publish"),
+                });
+            }
+            if let Artifact::Workflow(w) = artifact {
+                self.check_workflow_update(&w.name).await?;
+            }
+            let known = match &mut snapshot {
+                Some(known) => known,
+                None => snapshot.insert(self.snapshot_with(artifacts).await?),
+            };
+            let expanded = dsl::expand_available(artifact, &*known)?;
+            let mut problems = dsl::validate::artifact(&expanded);
+            problems.extend(dsl::validate::against(artifact, &*known));
+            if let Some(first) = problems.into_iter().next() {
+                return Err(first.into());
+            }
         }
-        if let Artifact::Workflow(w) = artifact {
-            self.check_workflow_update(&w.name).await?;
+        Ok(())
+    }
+
+    /// The store as it would be with `alongside` stored too (they replace stored artifacts
+    /// of the same kind and name).
+    async fn snapshot_with(&self, alongside: &[Artifact]) -> Result<Vec<Artifact>> {
+        let mut known = self.snapshot().await?;
+        for a in alongside {
+            known.retain(|k| (k.kind(), k.name()) != (a.kind(), a.name()));
+            known.push(a.clone());
         }
-        let snapshot = self.snapshot().await?;
-        let expanded = dsl::expand_available(artifact, &snapshot)?;
-        let mut problems = dsl::validate::artifact(&expanded);
-        problems.extend(dsl::validate::against(artifact, &snapshot));
-        match problems.into_iter().next() {
-            Some(first) => Err(first.into()),
-            None => Ok(()),
-        }
+        Ok(known)
     }
 
     async fn store(&self, artifact: Artifact) -> Result<StoredArtifact> {
@@ -499,7 +525,7 @@ impl Vamp {
     /// starts at once.
     pub async fn deploy(&self, name: &str, blueprint: &Blueprint) -> Result<Deployment> {
         let _writes = self.inner.writes.lock().await;
-        let plan = self.plan_deployment(name, blueprint).await?;
+        let plan = self.plan_deployment(name, blueprint, &[]).await?;
         *lock(&self.inner.last_port) = plan.last_port;
         for breed in plan.breeds {
             if self.get(Kind::Breed, &breed.name).await?.as_ref()
@@ -519,19 +545,33 @@ impl Vamp {
     }
 
     /// What [`deploy`](Self::deploy) would store, with every check it makes, storing nothing
-    /// (spec §2.1 `validate_only=true`). The gateway ports shown are the ones a deploy made now
-    /// would get.
+    /// (spec §2.1 `validate_only=true`). References resolve against the store as it would be
+    /// with `alongside` stored too (the other documents of one request). The gateway ports
+    /// shown are the ones a deploy made now would get.
     ///
     /// # Errors
     /// The errors [`deploy`](Self::deploy) would return.
-    pub async fn preview(&self, name: &str, blueprint: &Blueprint) -> Result<Deployment> {
+    pub async fn preview(
+        &self,
+        name: &str,
+        blueprint: &Blueprint,
+        alongside: &[Artifact],
+    ) -> Result<Deployment> {
         let _writes = self.inner.writes.lock().await;
-        Ok(self.plan_deployment(name, blueprint).await?.deployment)
+        Ok(self
+            .plan_deployment(name, blueprint, alongside)
+            .await?
+            .deployment)
     }
 
     /// Everything a deploy decides before it stores anything.
-    async fn plan_deployment(&self, name: &str, blueprint: &Blueprint) -> Result<DeployPlan> {
-        let snapshot = self.snapshot().await?;
+    async fn plan_deployment(
+        &self,
+        name: &str,
+        blueprint: &Blueprint,
+        alongside: &[Artifact],
+    ) -> Result<DeployPlan> {
+        let snapshot = self.snapshot_with(alongside).await?;
         if snapshot
             .iter()
             .any(|a| a.kind() == Kind::Workflow && a.name() == name)

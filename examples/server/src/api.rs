@@ -523,6 +523,7 @@ async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": format!("{}s", state.started.elapsed().as_secs()),
         "persistence": {"type": state.config.persistence.kind},
+        "key_value": {"type": state.config.key_value.kind},
         "container_driver": {"type": state.config.driver.kind},
         "gateway_driver": {"type": state.config.router.kind},
     });

@@ -3,7 +3,6 @@
 //! driver, a SQLite file in the data directory, the embedded router, `127.0.0.1:8080`).
 //! docs/server.md lists every key.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +18,8 @@ pub struct ServerConfig {
     pub driver: Driver,
     /// Where artifacts and events are stored.
     pub persistence: PersistenceConfig,
+    /// The key-value store (for the `key-value` persistence and the `haproxy-kv` router).
+    pub key_value: KeyValueConfig,
     /// How gateways are served.
     pub router: RouterConfig,
     /// Gateway addresses and ports handed out.
@@ -54,10 +55,12 @@ impl Default for Server {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Driver {
-    /// `process` (the built-in one).
+    /// `process` (local processes, built in) or `docker` (feature `docker`).
     pub kind: String,
-    /// The ports handed to process instances, `first-last`.
+    /// The host ports handed to instances, `first-last`.
     pub ports: String,
+    /// The Docker daemon (`unix:///var/run/docker.sock` or `tcp://host:port`), for `docker`.
+    pub docker_host: String,
 }
 
 impl Default for Driver {
@@ -65,6 +68,7 @@ impl Default for Driver {
         Driver {
             kind: "process".into(),
             ports: "31000-32999".into(),
+            docker_host: "unix:///var/run/docker.sock".into(),
         }
     }
 }
@@ -73,10 +77,14 @@ impl Default for Driver {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PersistenceConfig {
-    /// `sqlite` or `memory`.
+    /// `sqlite`, `memory`, `key-value` (in the `[key_value]` store), `postgres` (feature
+    /// `postgres`) or `elasticsearch` (feature `elasticsearch`).
     pub kind: String,
     /// The SQLite file (default: `<data_dir>/vamp.db`).
     pub path: Option<PathBuf>,
+    /// The server of `postgres` (`postgres://user:password@host:port/db`) or
+    /// `elasticsearch` (`http://host:9200`).
+    pub url: Option<String>,
 }
 
 impl Default for PersistenceConfig {
@@ -84,6 +92,34 @@ impl Default for PersistenceConfig {
         PersistenceConfig {
             kind: "sqlite".into(),
             path: None,
+            url: None,
+        }
+    }
+}
+
+/// `[key_value]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyValueConfig {
+    /// `memory` (this process only), `etcd`, `zookeeper` or `consul` (each its feature).
+    pub kind: String,
+    /// The servers: etcd endpoints (`http://127.0.0.1:2379`, comma-separated), ZooKeeper
+    /// `host:port` list, or the Consul agent's URL.
+    pub servers: String,
+    /// The key every Vamp key lives under (spec §4.1: `/vamp/<namespace>`).
+    pub root: String,
+    /// Credentials: etcd `user:password`, ZooKeeper digest `user:password`, or the Consul
+    /// ACL token.
+    pub credentials: Option<String>,
+}
+
+impl Default for KeyValueConfig {
+    fn default() -> Self {
+        KeyValueConfig {
+            kind: "memory".into(),
+            servers: String::new(),
+            root: "/vamp/default".into(),
+            credentials: None,
         }
     }
 }
@@ -92,16 +128,50 @@ impl Default for PersistenceConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
-    /// `embedded` (gateways served in-process) or `none` (gateways only computed).
+    /// `embedded` (gateways served in-process), `none` (gateways only computed),
+    /// `haproxy-kv` (published to the `[key_value]` store for gateway agents) or
+    /// `haproxy-local` (one local HAProxy run by the server); the HAProxy ones with feature
+    /// `haproxy`.
     pub kind: String,
+    /// The HAProxy binary, for `haproxy-local`.
+    pub haproxy: PathBuf,
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             kind: "embedded".into(),
+            haproxy: PathBuf::from("haproxy"),
         }
     }
+}
+
+/// The backends of each kind this build has (cargo features of `vamp-server`).
+pub mod available {
+    /// Container drivers.
+    pub const DRIVERS: &[(&str, bool)] = &[("process", true), ("docker", cfg!(feature = "docker"))];
+    /// Persistences.
+    pub const PERSISTENCES: &[(&str, bool)] = &[
+        ("sqlite", true),
+        ("memory", true),
+        ("key-value", true),
+        ("postgres", cfg!(feature = "postgres")),
+        ("elasticsearch", cfg!(feature = "elasticsearch")),
+    ];
+    /// Key-value stores.
+    pub const KEY_VALUES: &[(&str, bool)] = &[
+        ("memory", true),
+        ("etcd", cfg!(feature = "etcd")),
+        ("zookeeper", cfg!(feature = "zookeeper")),
+        ("consul", cfg!(feature = "consul")),
+    ];
+    /// Routers.
+    pub const ROUTERS: &[(&str, bool)] = &[
+        ("embedded", true),
+        ("none", true),
+        ("haproxy-kv", cfg!(feature = "haproxy")),
+        ("haproxy-local", cfg!(feature = "haproxy")),
+    ];
 }
 
 /// `[gateways]`.
@@ -263,7 +333,15 @@ impl ServerConfig {
             })
             .collect();
         // Optional keys have no default to list.
-        keys.extend(["server.token".to_owned(), "persistence.path".to_owned()]);
+        keys.extend(
+            [
+                "server.token",
+                "persistence.path",
+                "persistence.url",
+                "key_value.credentials",
+            ]
+            .map(str::to_owned),
+        );
         keys.sort();
         keys.dedup();
         keys
@@ -271,36 +349,80 @@ impl ServerConfig {
 
     /// Values that parse but cannot be used.
     fn check(&self) -> Result<(), ConfigError> {
-        let kinds: BTreeMap<&str, (&str, &[&str])> = BTreeMap::from([
-            ("driver.kind", (self.driver.kind.as_str(), &["process"][..])),
+        let fail = |message: String| Err(invalid("configuration", message));
+        let kinds = [
+            ("driver.kind", self.driver.kind.as_str(), available::DRIVERS),
             (
                 "persistence.kind",
-                (self.persistence.kind.as_str(), &["sqlite", "memory"][..]),
+                self.persistence.kind.as_str(),
+                available::PERSISTENCES,
             ),
             (
-                "router.kind",
-                (self.router.kind.as_str(), &["embedded", "none"][..]),
+                "key_value.kind",
+                self.key_value.kind.as_str(),
+                available::KEY_VALUES,
             ),
-        ]);
-        for (key, (value, allowed)) in kinds {
-            if !allowed.contains(&value) {
-                return Err(invalid(
-                    "configuration",
-                    format!(
-                        "{key} = '{value}' is not available in this build (choose one of: {})",
-                        allowed.join(", ")
-                    ),
-                ));
+            ("router.kind", self.router.kind.as_str(), available::ROUTERS),
+        ];
+        for (key, value, known) in kinds {
+            let built: Vec<&str> = known.iter().filter(|(_, b)| *b).map(|(k, _)| *k).collect();
+            match known.iter().find(|(k, _)| *k == value) {
+                Some((_, true)) => {}
+                Some((_, false)) => {
+                    return fail(format!(
+                        "{key} = '{value}' is not in this build: rebuild with `--features {}` (this build has: {})",
+                        feature_of(value),
+                        built.join(", ")
+                    ));
+                }
+                None => {
+                    return fail(format!(
+                        "{key} = '{value}' is not a choice (choose one of: {})",
+                        built.join(", ")
+                    ));
+                }
             }
         }
-        if self.router.kind == "embedded" && self.gateways.host.parse::<std::net::IpAddr>().is_err()
+        let needs_ip = matches!(self.router.kind.as_str(), "embedded" | "haproxy-local");
+        if needs_ip && self.gateways.host.parse::<std::net::IpAddr>().is_err() {
+            return fail(format!(
+                "gateways.host = '{}' is not an IP address (the {} router binds it, e.g. 127.0.0.1)",
+                self.gateways.host, self.router.kind
+            ));
+        }
+        if matches!(self.persistence.kind.as_str(), "postgres" | "elasticsearch")
+            && self.persistence.url.as_deref().is_none_or(str::is_empty)
         {
-            return Err(invalid(
-                "configuration",
-                format!(
-                    "gateways.host = '{}' is not an IP address (the embedded router binds it, e.g. 127.0.0.1)",
-                    self.gateways.host
-                ),
+            let example = if self.persistence.kind == "postgres" {
+                "postgres://vamp@127.0.0.1:5432/vamp"
+            } else {
+                "http://127.0.0.1:9200"
+            };
+            return fail(format!(
+                "persistence.kind = '{}' needs persistence.url (e.g. {example})",
+                self.persistence.kind
+            ));
+        }
+        if self.key_value.kind != "memory" && self.key_value.servers.trim().is_empty() {
+            return fail(format!(
+                "key_value.kind = '{}' needs key_value.servers (e.g. {})",
+                self.key_value.kind,
+                match self.key_value.kind.as_str() {
+                    "etcd" => "http://127.0.0.1:2379",
+                    "zookeeper" => "127.0.0.1:2181",
+                    _ => "http://127.0.0.1:8500",
+                }
+            ));
+        }
+        if self.router.kind == "haproxy-kv" && self.key_value.kind == "memory" {
+            return fail(
+                "router.kind = 'haproxy-kv' publishes gateways for agents in other processes: set key_value.kind to etcd, zookeeper or consul".into(),
+            );
+        }
+        if !self.key_value.root.starts_with('/') || self.key_value.root.ends_with('/') {
+            return fail(format!(
+                "key_value.root = '{}' must start with '/' and not end with one (e.g. /vamp/default)",
+                self.key_value.root
             ));
         }
         port_range(&self.driver.ports)
@@ -308,20 +430,23 @@ impl ServerConfig {
         port_range(&self.gateways.ports)
             .map_err(|e| invalid("configuration", format!("gateways.ports: {e}")))?;
         if self.server.token.as_deref() == Some("") {
-            return Err(invalid(
-                "configuration",
-                "server.token is empty: leave it out for no authentication",
-            ));
+            return fail("server.token is empty: leave it out for no authentication".into());
         }
         Ok(())
     }
 
-    /// The effective configuration as TOML (the token hidden).
+    /// The effective configuration as TOML (the token, credentials and a URL's password
+    /// hidden).
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
+        let hidden = || Some("<hidden>".to_owned());
         if shown.server.token.is_some() {
-            shown.server.token = Some("<hidden>".into());
+            shown.server.token = hidden();
         }
+        if shown.key_value.credentials.is_some() {
+            shown.key_value.credentials = hidden();
+        }
+        shown.persistence.url = shown.persistence.url.as_deref().map(hide_password);
         toml::to_string(&shown).unwrap_or_default()
     }
 
@@ -331,6 +456,34 @@ impl ServerConfig {
             .path
             .clone()
             .unwrap_or_else(|| self.server.data_dir.join("vamp.db"))
+    }
+}
+
+/// `scheme://user:password@host/…` with the password hidden.
+///
+/// ```
+/// # use vamp_server::config::hide_password;
+/// assert_eq!(hide_password("postgres://vamp:s3cret@db:5432/vamp"), "postgres://vamp:<hidden>@db:5432/vamp");
+/// assert_eq!(hide_password("http://127.0.0.1:9200"), "http://127.0.0.1:9200");
+/// ```
+pub fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<hidden>@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The cargo feature of `vamp-server` that builds a backend.
+fn feature_of(kind: &str) -> &str {
+    match kind {
+        "haproxy-kv" | "haproxy-local" => "haproxy",
+        other => other,
     }
 }
 
@@ -434,6 +587,24 @@ mod tests {
             err.contains("persistence.kind") && err.contains("sqlite, memory"),
             "{err}"
         );
+        let err = load("[persistence]\nkind = \"postgres\"\n", &[], &[])
+            .expect_err("postgres without a url, or without the feature")
+            .to_string();
+        assert!(
+            err.contains("persistence.url") || err.contains("--features postgres"),
+            "{err}"
+        );
+        let err = load("[router]\nkind = \"haproxy-kv\"\n", &[], &[])
+            .expect_err("haproxy-kv on a private store")
+            .to_string();
+        assert!(
+            err.contains("key_value.kind") || err.contains("--features haproxy"),
+            "{err}"
+        );
+        let err = load("[key_value]\nroot = \"vamp\"\n", &[], &[])
+            .expect_err("relative root")
+            .to_string();
+        assert!(err.contains("key_value.root"), "{err}");
         let err = load("[gateways]\nports = \"9-1\"\n", &[], &[])
             .expect_err("range")
             .to_string();
@@ -446,10 +617,15 @@ mod tests {
 
     #[test]
     fn the_printed_config_hides_the_token_and_reads_back() {
-        let config = load("[server]\ntoken = \"s3cret\"\n", &[], &[]).expect("config");
+        let config = load(
+            "[server]\ntoken = \"s3cret\"\n[key_value]\ncredentials = \"root:s3cret\"\n[persistence]\nkind = \"memory\"\nurl = \"postgres://u:s3cret@h/db\"\n",
+            &[],
+            &[],
+        )
+        .expect("config");
         let shown = config.to_toml();
         assert!(
-            !shown.contains("s3cret") && shown.contains("<hidden>"),
+            !shown.contains("s3cret") && shown.matches("<hidden>").count() == 3,
             "{shown}"
         );
         let back: ServerConfig = toml::from_str(&shown).expect("reads back");

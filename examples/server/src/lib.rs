@@ -2,7 +2,10 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the configuration (TOML file, `VAMP_<SECTION>__<KEY>` variables, flags).
+//! - [`config`]: the configuration (TOML file, `VAMP_<SECTION>__<KEY>` variables, flags);
+//!   it chooses the backends (`backends`: other ones than the embedded defaults are cargo
+//!   features: `postgres`, `elasticsearch`, `etcd`, `zookeeper`, `consul`, `docker`,
+//!   `haproxy`).
 //! - [`api`]: the `/api/v1` REST API (axum).
 //! - [`demo`]: `vamp-server --demo`, a two-version service behind one gateway at 90/10.
 //! - [`App`]: a Vamp composed from a configuration; [`App::serve`] runs the API and the
@@ -13,19 +16,17 @@
 )]
 
 pub mod api;
+mod backends;
 pub mod config;
 pub mod demo;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use vamp_core::engine::{EngineConfig, PortAllocator};
-use vamp_core::traits::{Persistence, Router};
 use vamp_core::{Vamp, VampConfig};
-use vamp_drivers::process::{ProcessConfig, ProcessDriver};
 
 use crate::config::{ServerConfig, port_range};
 
@@ -65,30 +66,15 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the persistence, the driver and the router the configuration names.
+    /// Opens the key-value store, the persistence, the driver and the router the
+    /// configuration names.
     ///
     /// # Errors
     /// [`StartError::Backend`] naming the backend that could not be opened.
     pub async fn build(config: ServerConfig) -> Result<App, StartError> {
-        let backend = |what: &'static str| {
-            move |source: vamp_core::Error| StartError::Backend { what, source }
-        };
-        let persistence: Arc<dyn Persistence> = match config.persistence.kind.as_str() {
-            "memory" => Arc::new(vamp_core::memory::MemoryPersistence::default()),
-            _ => Arc::new(
-                vamp_drivers::sqlite::SqlitePersistence::open(config.sqlite_path())
-                    .await
-                    .map_err(backend("persistence (sqlite)"))?,
-            ),
-        };
-        let mut process = ProcessConfig::new(config.server.data_dir.join("process"));
-        process.ports = port_range(&config.driver.ports).map_err(|message| {
-            StartError::Config(config::ConfigError::Invalid {
-                origin: "configuration".into(),
-                message: format!("driver.ports: {message}"),
-            })
-        })?;
-        let driver = ProcessDriver::new(process).map_err(backend("driver (process)"))?;
+        let kv = backends::key_value(&config).await?;
+        let persistence = backends::persistence(&config, &kv).await?;
+        let driver = backends::driver(&config).await?;
         let gateway_ports = port_range(&config.gateways.ports).map_err(|message| {
             StartError::Config(config::ConfigError::Invalid {
                 origin: "configuration".into(),
@@ -97,7 +83,7 @@ impl App {
         })?;
         let mut builder = Vamp::builder()
             .persistence(persistence)
-            .driver(Arc::new(driver))
+            .driver(driver)
             .config(VampConfig {
                 engine: EngineConfig {
                     gateway_host: config.gateways.host.clone(),
@@ -106,21 +92,13 @@ impl App {
                 },
                 ..VampConfig::default()
             });
-        if config.router.kind == "embedded" {
-            let host: IpAddr = config.gateways.host.parse().map_err(|_| {
-                StartError::Config(config::ConfigError::Invalid {
-                    origin: "configuration".into(),
-                    message: format!(
-                        "gateways.host = '{}' is not an IP address (the embedded router binds it, e.g. 127.0.0.1)",
-                        config.gateways.host
-                    ),
-                })
-            })?;
-            let router: Arc<dyn Router> =
-                Arc::new(vamp_gateway::embedded::EmbeddedRouter::on(host));
+        if let Some(router) = backends::router(&config, &kv)? {
             builder = builder.router(router);
         }
-        let vamp = builder.build().map_err(backend("vamp"))?;
+        let vamp = builder.build().map_err(|source| StartError::Backend {
+            what: "vamp",
+            source,
+        })?;
         Ok(App {
             vamp,
             config: Arc::new(config),

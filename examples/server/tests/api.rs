@@ -5,106 +5,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use vamp_server::App;
-use vamp_server::config::ServerConfig;
 
-struct Server {
-    url: String,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
+mod common;
 
-impl Server {
-    async fn start(extra: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut flags = vec![
-            ("server.listen".to_owned(), "127.0.0.1:0".to_owned()),
-            (
-                "server.data_dir".to_owned(),
-                dir.path().display().to_string(),
-            ),
-            ("persistence.kind".to_owned(), "memory".to_owned()),
-        ];
-        flags.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let config = ServerConfig::load(None, [], flags).expect("config");
-        let app = App::build(config).await.expect("app");
-        let listener = app.bind().await.expect("bind");
-        let url = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            app.serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Server {
-            url,
-            _dir: dir,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let served = tokio::time::timeout(Duration::from_secs(20), task)
-                .await
-                .expect("graceful shutdown in time")
-                .expect("task");
-            served.expect("served");
-        }
-    }
-}
-
-fn yaml(body: &str) -> (reqwest::header::HeaderName, &'static str, String) {
-    (
-        reqwest::header::CONTENT_TYPE,
-        "application/x-yaml",
-        body.to_owned(),
-    )
-}
-
-async fn send(
-    method: reqwest::Method,
-    url: &str,
-    body: Option<(reqwest::header::HeaderName, &'static str, String)>,
-) -> (u16, reqwest::header::HeaderMap, String) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method, url);
-    if let Some((name, value, body)) = body {
-        request = request.header(name, value).body(body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.expect("body"))
-}
-
-/// Waits (at most 30 s) until the deployment is gone — its processes with it, which would
-/// otherwise outlive the test's server.
-async fn wait_gone(u: &str, deployment: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let url = format!("{u}/deployments/{deployment}");
-    while send(reqwest::Method::GET, &url, None).await.0 != 404 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deployment {deployment} never went"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
+use common::{Server, parse, send, wait_gone, yaml};
 
 const BREED: &str =
     "name: web:1.0\ndeployable: {type: command, definition: /bin/true}\nports: {web: 8080/http}\n";

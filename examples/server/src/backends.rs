@@ -1,0 +1,209 @@
+//! Opening the backends a [`ServerConfig`] names: the key-value store, the persistence, the
+//! container driver and the router (ARCHITECTURE, "The four traits"). Backends beyond the
+//! embedded defaults are cargo features of `vamp-server`; [`ServerConfig::load`] already
+//! refuses a kind this build lacks, so the fallbacks here only guard against a hand-made
+//! configuration.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use vamp_core::traits::{ContainerDriver, KeyValueStore, Persistence, Router};
+
+use crate::StartError;
+use crate::config::{ConfigError, ServerConfig, port_range};
+
+/// A backend that could not be opened.
+fn failed(what: &'static str) -> impl Fn(vamp_core::Error) -> StartError {
+    move |source| StartError::Backend { what, source }
+}
+
+/// A configuration value that cannot be used.
+fn bad(message: String) -> StartError {
+    StartError::Config(ConfigError::Invalid {
+        origin: "configuration".into(),
+        message,
+    })
+}
+
+/// A kind this build does not have.
+fn not_built(key: &str, kind: &str) -> StartError {
+    bad(format!(
+        "{key} = '{kind}' is not in this build of vamp-server"
+    ))
+}
+
+/// `user:password` as a pair.
+#[cfg(feature = "etcd")]
+fn user_password(credentials: &str) -> Result<(String, String), StartError> {
+    credentials
+        .split_once(':')
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        .ok_or_else(|| bad("key_value.credentials must be user:password for etcd".to_owned()))
+}
+
+/// The `[key_value]` store.
+pub(crate) async fn key_value(config: &ServerConfig) -> Result<Arc<dyn KeyValueStore>, StartError> {
+    let kv = &config.key_value;
+    let store: Arc<dyn KeyValueStore> = match kv.kind.as_str() {
+        "memory" => Arc::new(vamp_core::memory::MemoryStore::default()),
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
+            let endpoints: Vec<String> = kv
+                .servers
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let mut etcd = EtcdConfig::new(endpoints.first().cloned().unwrap_or_default());
+            etcd.endpoints = endpoints;
+            if let Some(c) = &kv.credentials {
+                etcd.user = Some(user_password(c)?);
+            }
+            Arc::new(
+                EtcdStore::connect(etcd)
+                    .await
+                    .map_err(failed("key_value (etcd)"))?,
+            )
+        }
+        #[cfg(feature = "zookeeper")]
+        "zookeeper" => {
+            use vamp_drivers::zookeeper::{ZookeeperConfig, ZookeeperStore};
+            let mut zk = ZookeeperConfig::new(kv.servers.trim());
+            zk.digest.clone_from(&kv.credentials);
+            Arc::new(
+                ZookeeperStore::connect(zk)
+                    .await
+                    .map_err(failed("key_value (zookeeper)"))?,
+            )
+        }
+        #[cfg(feature = "consul")]
+        "consul" => {
+            use vamp_drivers::consul::{ConsulConfig, ConsulStore};
+            let mut consul = ConsulConfig::new(kv.servers.trim());
+            consul.token.clone_from(&kv.credentials);
+            Arc::new(
+                ConsulStore::connect(consul)
+                    .await
+                    .map_err(failed("key_value (consul)"))?,
+            )
+        }
+        other => return Err(not_built("key_value.kind", other)),
+    };
+    Ok(store)
+}
+
+/// The `[persistence]`; `kv` is the `[key_value]` store, for `key-value`.
+pub(crate) async fn persistence(
+    config: &ServerConfig,
+    kv: &Arc<dyn KeyValueStore>,
+) -> Result<Arc<dyn Persistence>, StartError> {
+    #[cfg(any(feature = "postgres", feature = "elasticsearch"))]
+    let url = config.persistence.url.clone().unwrap_or_default();
+    let persistence: Arc<dyn Persistence> = match config.persistence.kind.as_str() {
+        "memory" => Arc::new(vamp_core::memory::MemoryPersistence::default()),
+        "sqlite" => Arc::new(
+            vamp_drivers::sqlite::SqlitePersistence::open(config.sqlite_path())
+                .await
+                .map_err(failed("persistence (sqlite)"))?,
+        ),
+        "key-value" => Arc::new(vamp_drivers::kv::KvPersistence::new(
+            kv.clone(),
+            config.key_value.root.clone(),
+        )),
+        #[cfg(feature = "postgres")]
+        "postgres" => Arc::new(
+            vamp_drivers::postgres::PostgresPersistence::connect(&url)
+                .await
+                .map_err(failed("persistence (postgres)"))?,
+        ),
+        #[cfg(feature = "elasticsearch")]
+        "elasticsearch" => {
+            use vamp_drivers::elasticsearch::{ElasticsearchConfig, ElasticsearchPersistence};
+            Arc::new(
+                ElasticsearchPersistence::connect(ElasticsearchConfig::new(url))
+                    .await
+                    .map_err(failed("persistence (elasticsearch)"))?,
+            )
+        }
+        other => return Err(not_built("persistence.kind", other)),
+    };
+    Ok(persistence)
+}
+
+/// The `[driver]`.
+pub(crate) async fn driver(config: &ServerConfig) -> Result<Arc<dyn ContainerDriver>, StartError> {
+    let ports = port_range(&config.driver.ports)
+        .map_err(|message| bad(format!("driver.ports: {message}")))?;
+    let driver: Arc<dyn ContainerDriver> = match config.driver.kind.as_str() {
+        "process" => {
+            use vamp_drivers::process::{ProcessConfig, ProcessDriver};
+            let mut process = ProcessConfig::new(config.server.data_dir.join("process"));
+            process.ports = ports;
+            Arc::new(ProcessDriver::new(process).map_err(failed("driver (process)"))?)
+        }
+        #[cfg(feature = "docker")]
+        "docker" => {
+            use vamp_drivers::docker::{DockerConfig, DockerDriver};
+            let mut docker = DockerConfig::new(config.driver.docker_host.clone());
+            docker.ports = ports;
+            Arc::new(
+                DockerDriver::connect(docker)
+                    .await
+                    .map_err(failed("driver (docker)"))?,
+            )
+        }
+        other => return Err(not_built("driver.kind", other)),
+    };
+    Ok(driver)
+}
+
+/// The `[router]`; `None` for `none` (gateways are computed, not served).
+#[cfg_attr(not(feature = "haproxy"), allow(unused_variables))]
+pub(crate) fn router(
+    config: &ServerConfig,
+    kv: &Arc<dyn KeyValueStore>,
+) -> Result<Option<Arc<dyn Router>>, StartError> {
+    let host = || -> Result<IpAddr, StartError> {
+        config.gateways.host.parse().map_err(|_| {
+            bad(format!(
+                "gateways.host = '{}' is not an IP address (the router binds it, e.g. 127.0.0.1)",
+                config.gateways.host
+            ))
+        })
+    };
+    let router: Arc<dyn Router> = match config.router.kind.as_str() {
+        "none" => return Ok(None),
+        "embedded" => Arc::new(vamp_gateway::embedded::EmbeddedRouter::on(host()?)),
+        #[cfg(feature = "haproxy")]
+        "haproxy-kv" => {
+            use vamp_gateway::haproxy::kv::KvRouter;
+            use vamp_gateway::haproxy::render::RenderOptions;
+            let options = RenderOptions {
+                bind_host: host().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                ..RenderOptions::default()
+            };
+            Arc::new(KvRouter::new(
+                kv.clone(),
+                config.key_value.root.clone(),
+                options,
+            ))
+        }
+        #[cfg(feature = "haproxy")]
+        "haproxy-local" => {
+            use vamp_gateway::haproxy::local::LocalRouter;
+            use vamp_gateway::haproxy::render::RenderOptions;
+            let options = RenderOptions {
+                bind_host: host()?,
+                ..RenderOptions::default()
+            };
+            Arc::new(LocalRouter::new(
+                config.router.haproxy.clone(),
+                config.server.data_dir.join("haproxy"),
+                options,
+            ))
+        }
+        other => return Err(not_built("router.kind", other)),
+    };
+    Ok(Some(router))
+}

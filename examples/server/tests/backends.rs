@@ -1,0 +1,255 @@
+//! The server on each backend its configuration can name: artifacts survive a restart on the
+//! real PostgreSQL, etcd and ZooKeeper that scripts/test.sh starts, on the local fakes of
+//! Consul and Elasticsearch (no real one runs here), gateways are published to etcd for
+//! agents, the Docker driver reaches the test dockerd, and a deployment answers through a
+//! local HAProxy. Each test needs its cargo feature (test.sh builds them all).
+
+mod common;
+
+use common::{Server, parse, send, yaml};
+use reqwest::Method;
+
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{what}-{}-{nanos}", std::process::id())
+}
+
+/// Stores a breed, restarts the server on the same configuration, reads it back and deletes
+/// it; `/info` names the backends.
+async fn artifacts_survive_a_restart(flags: &[(&str, &str)], persistence: &str) {
+    let name = format!("{}:1.0", unique("keep"));
+    let breed = format!("name: {name}\ndeployable: {{type: command, definition: /bin/true}}\n");
+    let server = Server::start(flags).await;
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{}/breeds", server.url),
+        Some(yaml(&breed)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, _, info) = send(Method::GET, &format!("{}/info", server.url), None).await;
+    assert_eq!(parse(&info)["persistence"]["type"], persistence, "{info}");
+    server.stop().await;
+    let server = Server::start(flags).await;
+    let url = format!("{}/breeds/{name}", server.url);
+    let (status, _, body) = send(Method::GET, &url, None).await;
+    assert_eq!(status, 200, "the breed outlived the server: {body}");
+    assert_eq!(parse(&body)["name"], name.as_str());
+    assert_eq!(send(Method::DELETE, &url, None).await.0, 204);
+    server.stop().await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres() {
+    let Some(url) = vamp_core::testkit::services::service("postgres") else {
+        return;
+    };
+    artifacts_survive_a_restart(
+        &[("persistence.kind", "postgres"), ("persistence.url", &url)],
+        "postgres",
+    )
+    .await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_backend_is_named_when_the_server_starts() {
+    let config = vamp_server::config::ServerConfig::load(
+        None,
+        [],
+        [
+            ("persistence.kind".to_owned(), "postgres".to_owned()),
+            (
+                "persistence.url".to_owned(),
+                "postgres://vamp@127.0.0.1:1/vamp".to_owned(),
+            ),
+        ],
+    )
+    .expect("config");
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        vamp_server::App::build(config),
+    )
+    .await
+    .expect("bounded")
+    .expect_err("nothing listens on port 1")
+    .to_string();
+    assert!(
+        err.contains("persistence (postgres)") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+}
+
+#[cfg(all(feature = "etcd", feature = "haproxy"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_etcd_with_gateways_published_for_agents() {
+    use vamp_core::traits::KeyValueStore;
+    let Some(url) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    let root = format!("/vamp/{}", unique("server"));
+    let flags = [
+        ("key_value.kind", "etcd"),
+        ("key_value.servers", url.as_str()),
+        ("key_value.root", root.as_str()),
+        ("persistence.kind", "key-value"),
+        ("router.kind", "haproxy-kv"),
+    ];
+    artifacts_survive_a_restart(&flags, "key-value").await;
+    // The reconciler's first pass published the (empty) list of gateways for agents.
+    let etcd = vamp_drivers::etcd::EtcdStore::connect(vamp_drivers::etcd::EtcdConfig::new(url))
+        .await
+        .expect("etcd");
+    let list = etcd
+        .get(&format!("{root}/gateways"))
+        .await
+        .expect("get")
+        .expect("the gateway list is published");
+    assert_eq!(list.value, b"[]");
+    let stored = etcd.list(&format!("{root}/")).await.expect("list");
+    assert!(
+        stored
+            .entries
+            .iter()
+            .any(|e| e.key.contains("/artifacts/breeds/") || e.key.contains("/history/breeds/")),
+        "artifacts are kept under the root: {:?}",
+        stored.entries.iter().map(|e| &e.key).collect::<Vec<_>>()
+    );
+}
+
+#[cfg(feature = "zookeeper")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_zookeeper() {
+    let Some(servers) = vamp_core::testkit::services::service("zookeeper") else {
+        return;
+    };
+    let root = format!("/vamp/{}", unique("server"));
+    artifacts_survive_a_restart(
+        &[
+            ("key_value.kind", "zookeeper"),
+            ("key_value.servers", servers.as_str()),
+            ("key_value.root", root.as_str()),
+            ("persistence.kind", "key-value"),
+        ],
+        "key-value",
+    )
+    .await;
+}
+
+#[cfg(feature = "consul")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_consul_as_faked() {
+    let mut consul = vamp_drivers::fakes::consul::FakeConsul::start()
+        .await
+        .expect("fake consul");
+    let url = consul.url();
+    artifacts_survive_a_restart(
+        &[
+            ("key_value.kind", "consul"),
+            ("key_value.servers", url.as_str()),
+            ("persistence.kind", "key-value"),
+        ],
+        "key-value",
+    )
+    .await;
+    consul.stop().await;
+}
+
+#[cfg(feature = "elasticsearch")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_elasticsearch_as_faked() {
+    let mut es = vamp_drivers::fakes::elasticsearch::FakeElasticsearch::start()
+        .await
+        .expect("fake elasticsearch");
+    let url = es.url();
+    artifacts_survive_a_restart(
+        &[
+            ("persistence.kind", "elasticsearch"),
+            ("persistence.url", url.as_str()),
+        ],
+        "elasticsearch",
+    )
+    .await;
+    es.stop().await;
+}
+
+#[cfg(feature = "docker")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_driver_reaches_the_daemon() {
+    let Some(host) = vamp_core::testkit::services::service("docker") else {
+        return;
+    };
+    let server = Server::start(&[("driver.kind", "docker"), ("driver.docker_host", &host)]).await;
+    let (status, _, info) = send(Method::GET, &format!("{}/info", server.url), None).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(parse(&info)["container_driver"]["type"], "docker");
+    server.stop().await;
+}
+
+#[cfg(feature = "haproxy")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_answers_through_a_local_haproxy() {
+    let Some(haproxy) = vamp_core::testkit::services::service("haproxy") else {
+        return;
+    };
+    let gateway = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let server = Server::start(&[
+        ("router.kind", "haproxy-local"),
+        ("router.haproxy", haproxy.as_str()),
+    ])
+    .await;
+    let u = &server.url;
+    let exe = env!("CARGO_BIN_EXE_vamp-server");
+    let breed = format!(
+        "name: app:1.0.0\ndeployable: {{type: command, definition: \"'{exe}' demo-app\"}}\nports: {{web: 8080/http}}\n"
+    );
+    assert_eq!(
+        send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
+            .await
+            .0,
+        201
+    );
+    let blueprint = format!("name: s\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:1.0.0\n");
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/s"),
+        Some(yaml(&blueprint)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    // Bounded poll: the instance starts, the reconciler resolves it, HAProxy reloads.
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let answer = loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{gateway}/"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            break r.text().await.expect("body");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer through HAProxy on {gateway} within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(answer.contains("1.0.0"), "{answer}");
+    let (status, _, _) = send(
+        Method::DELETE,
+        &format!("{u}/deployments/s"),
+        Some(yaml("name: s\nclusters:\n  c: app:1.0.0\n")),
+    )
+    .await;
+    assert_eq!(status, 202);
+    common::wait_gone(u, "s").await;
+    server.stop().await;
+}

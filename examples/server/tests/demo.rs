@@ -97,19 +97,40 @@ fn stop(mut running: Running) {
     }
 }
 
+/// The body of `GET <path>` on the API.
+fn api_get(api: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", api)).expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// Requests per gateway route, from `/metrics`: `(gateway, route, count)`.
+fn route_requests(api: u16) -> Vec<(String, String, u64)> {
+    api_get(api, "/metrics")
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("vamp_route_requests_total{gateway=\"")?;
+            let (gateway, rest) = rest.split_once("\",route=\"")?;
+            let (route, count) = rest.split_once("\"} ")?;
+            Some((gateway.to_owned(), route.to_owned(), count.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The demo instances' ports, from the API.
 fn instance_ports(api: u16) -> Vec<u16> {
-    let answer = {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", api)).expect("connect");
-        stream
-            .write_all(b"GET /api/v1/deployments/vamp-demo HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
-            .expect("write");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read");
-        answer
-    };
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body = api_get(api, "/api/v1/deployments/vamp-demo");
+    let body = body.as_str();
     let d: serde_json::Value = serde_json::from_str(body).expect("deployment JSON");
     let mut ports = Vec::new();
     for service in d["clusters"]["demo"]["services"]
@@ -158,6 +179,22 @@ fn the_demo_splits_traffic_90_10_stops_cleanly_and_runs_again() {
         assert!(
             (70..=130).contains(&new),
             "run {run}: {new} of 1000 went to 1.1.0, not about 100"
+        );
+        // The router counted them per route: the cluster gateway's two routes split alike.
+        let counted = route_requests(api);
+        let to_new: u64 = counted
+            .iter()
+            .filter(|(g, r, _)| g == "vamp-demo/demo/web" && r.contains("1.1.0"))
+            .map(|(_, _, n)| n)
+            .sum();
+        let all: u64 = counted
+            .iter()
+            .filter(|(g, _, _)| g == "vamp-demo/demo/web")
+            .map(|(_, _, n)| n)
+            .sum();
+        assert!(
+            all >= 1000 && to_new >= new && to_new <= new + 10,
+            "run {run}: /metrics counted {to_new} of {all} to 1.1.0, the answers {new} of 1000: {counted:?}"
         );
         let ports = instance_ports(api);
         assert_eq!(ports.len(), 2, "{ports:?}");

@@ -33,7 +33,7 @@ use crate::memory::{MemoryPersistence, RecordingRouter};
 use crate::model::*;
 use crate::traits::{
     ContainerDriver, EventFilter, EventStream, GatewayEndpoint, Page, Paged, Persistence,
-    Precondition, ResolvedGateway, Router, StoredArtifact, StoredEvent,
+    Precondition, ResolvedGateway, RouteStats, Router, StoredArtifact, StoredEvent,
 };
 use crate::{Error, Result};
 
@@ -839,6 +839,12 @@ impl Vamp {
             }
         }
         Ok(out)
+    }
+
+    /// Per-route traffic counters of the router (requests, errors, response times);
+    /// [`Error::Unsupported`] from routers that cannot count.
+    pub async fn route_stats(&self) -> Result<Vec<RouteStats>> {
+        self.inner.router.stats().await
     }
 
     // ------------------------------------------------------------------- events

@@ -32,8 +32,10 @@ const MAX_PER_PAGE: u64 = 30;
 pub struct AppState {
     /// The embedded Vamp.
     pub vamp: Vamp,
-    /// The effective configuration.
+    /// The configuration the server started with.
     pub config: Arc<ServerConfig>,
+    /// The configuration in force (with dynamic changes).
+    pub settings: Arc<crate::dynamic::Settings>,
     /// When the server started.
     pub started: Instant,
     /// Turns `true` when the server shuts down: open event streams end then.
@@ -44,7 +46,6 @@ pub struct AppState {
 
 /// The API as an axum router (state applied).
 pub fn router(state: AppState) -> axum::Router {
-    let limit = state.config.server.body_limit;
     let api = axum::Router::new()
         .route(
             "/",
@@ -53,7 +54,7 @@ pub fn router(state: AppState) -> axum::Router {
                 .delete(root_delete),
         )
         .route("/info", get(info))
-        .route("/config", get(config))
+        .route("/config", get(config).put(set_config).post(set_config))
         .route("/health/{*path}", get(health))
         .route("/metrics/{*path}", get(metrics))
         .route("/events", get(events).post(publish))
@@ -94,7 +95,11 @@ pub fn router(state: AppState) -> axum::Router {
             state.clone(),
             authorize,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_body,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
     axum::Router::new()
         .nest("/api/v1", api)
@@ -321,9 +326,18 @@ async fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// Bounds request bodies by `server.body_limit` as it is now (a dynamic setting): reading
+/// more fails, which the body extractors answer with 413.
+async fn limit_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.settings.current().server.body_limit;
+    let request =
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(request).await
+}
+
 /// Requires `Authorization: Bearer <token>` when a token is configured.
 async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.config.server.token {
+    if let Some(token) = &state.settings.current().server.token {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -568,7 +582,11 @@ async fn openapi() -> Response {
         "/api/v1/events/stream": {"get": op("Server-Sent Events of matching events", "200")},
         "/api/v1/health/{path}": {"get": op("The newest health value of a gateway, route, deployment, cluster or service", "200")},
         "/api/v1/metrics/{path}": {"get": op("The newest value of a metric", "200")},
-        "/api/v1/config": {"get": op("The effective configuration", "200")},
+        "/api/v1/config": {
+            "get": op("The configuration (`?type=applied|startup|dynamic`, `?flatten=true`)", "200"),
+            "put": op("Change dynamic settings (server.body_limit, server.token)", "202"),
+            "post": op("Change dynamic settings (server.body_limit, server.token)", "202"),
+        },
         "/api/v1/info": {"get": op("Version, uptime and backends", "200")},
         "/api/v1/openapi.json": {"get": op("This document", "200")},
         "/api/v1/docker-compose": {"post": op("Convert a docker-compose file (`?name=` the blueprint) and store it", "201")},
@@ -597,13 +615,85 @@ async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     Ok(reply(StatusCode::OK, &headers, &value))
 }
 
-async fn config(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let text = state.config.to_toml();
-    let value: Value = toml::from_str::<toml::Table>(&text)
-        .ok()
-        .and_then(|t| serde_json::to_value(t).ok())
-        .unwrap_or(Value::Null);
+/// The configuration (spec §2.2): `?type=applied` (default: in force, secrets hidden),
+/// `startup` (as started) or `dynamic` (the changes made through the API);
+/// `?flatten=true` gives `section.key` keys.
+async fn config(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let param = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let as_json = |config: &ServerConfig| -> Value {
+        toml::from_str::<toml::Table>(&config.to_toml())
+            .ok()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let value = match param("type").unwrap_or("applied") {
+        "applied" => as_json(&state.settings.current()),
+        "startup" => as_json(state.settings.start()),
+        "dynamic" => {
+            let mut changes = state.settings.changes();
+            if let Some(token) = changes.get_mut("server.token") {
+                *token = json!("<hidden>");
+            }
+            return Ok(reply(StatusCode::OK, &headers, &json!(changes)));
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "type = '{other}': use applied, startup or dynamic"
+            )));
+        }
+    };
+    let value = if matches!(param("flatten"), Some("true" | "1" | "")) {
+        let mut flat = serde_json::Map::new();
+        if let Value::Object(sections) = value {
+            for (section, keys) in sections {
+                if let Value::Object(keys) = keys {
+                    for (key, v) in keys {
+                        flat.insert(format!("{section}.{key}"), v);
+                    }
+                }
+            }
+        }
+        Value::Object(flat)
+    } else {
+        value
+    };
     Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+/// Changes dynamic settings (spec §2.2 `PUT /api/v1/config`): a map such as
+/// `{"server.body_limit": 1048576}` (`null` drops a change). Applied at once and kept in the
+/// key-value store; 202 with the dynamic changes in force.
+async fn set_config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let value = match dsl::parse_documents(&text)
+        .map_err(|e| ApiError::dsl(&e))?
+        .as_slice()
+    {
+        [one] => one.to_json(),
+        _ => return Err(ApiError::bad_request("send one map of settings")),
+    };
+    let mut changes = state.settings.change(&value).await.map_err(|e| match e {
+        crate::dynamic::DynamicError::Invalid(e) => ApiError::bad_request(e.to_string()),
+        crate::dynamic::DynamicError::Store(e) => ApiError::from(e),
+    })?;
+    if let Some(token) = changes.get_mut("server.token") {
+        *token = json!("<hidden>");
+    }
+    Ok(reply(StatusCode::ACCEPTED, &headers, &json!(changes)))
 }
 
 // ---------------------------------------------------- health and metrics (§2.8)

@@ -317,8 +317,20 @@ impl ServerConfig {
         Ok(config)
     }
 
-    /// Every `section.key`.
-    fn known_keys() -> Vec<String> {
+    /// Reads a whole configuration from TOML `text` and checks it; `origin` names the text
+    /// in errors.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key and what is expected.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: ServerConfig =
+            toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Every setting, as `section.key`.
+    pub fn known_keys() -> Vec<String> {
         let defaults = toml::Table::try_from(ServerConfig::default()).unwrap_or_default();
         let mut keys: Vec<String> = defaults
             .iter()

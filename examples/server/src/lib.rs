@@ -7,6 +7,7 @@
 //!   features: `postgres`, `elasticsearch`, `etcd`, `zookeeper`, `consul`, `docker`,
 //!   `haproxy`).
 //! - [`api`]: the `/api/v1` REST API (axum).
+//! - [`dynamic`]: settings changed while the server runs (`PUT /api/v1/config`).
 //! - [`demo`]: `vamp-server --demo`, a two-version service behind one gateway at 90/10.
 //! - [`App`]: a Vamp composed from a configuration; [`App::serve`] runs the API and the
 //!   reconciler until shutdown.
@@ -19,6 +20,7 @@ pub mod api;
 mod backends;
 pub mod config;
 pub mod demo;
+pub mod dynamic;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,6 +65,8 @@ pub struct App {
     pub vamp: Vamp,
     /// The configuration it was built from.
     pub config: Arc<ServerConfig>,
+    /// The configuration in force: `config` with the dynamic changes over it.
+    pub settings: Arc<dynamic::Settings>,
 }
 
 impl App {
@@ -92,6 +96,15 @@ impl App {
                 },
                 ..VampConfig::default()
             });
+        let settings = dynamic::Settings::load(config.clone(), kv.clone())
+            .await
+            .map_err(|e| match e {
+                dynamic::DynamicError::Invalid(e) => StartError::Config(e),
+                dynamic::DynamicError::Store(source) => StartError::Backend {
+                    what: "key_value (dynamic configuration)",
+                    source,
+                },
+            })?;
         if let Some(router) = backends::router(&config, &kv)? {
             builder = builder.router(router);
         }
@@ -102,6 +115,7 @@ impl App {
         Ok(App {
             vamp,
             config: Arc::new(config),
+            settings: Arc::new(settings),
         })
     }
 
@@ -133,6 +147,7 @@ impl App {
         let state = api::AppState {
             vamp: self.vamp.clone(),
             config: self.config.clone(),
+            settings: self.settings.clone(),
             started: Instant::now(),
             stopping: stopped.clone(),
             answers: std::sync::Arc::default(),

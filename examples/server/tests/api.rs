@@ -895,3 +895,82 @@ async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() 
     wait_gone(u, "shop").await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let config = format!("{u}/config");
+    let (status, _, body) =
+        send(Method::PUT, &config, Some(yaml("server.body_limit: 200\n"))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(parse(&body)["server.body_limit"], 200);
+    let big = format!("{BREED}metadata: {{note: \"{}\"}}\n", "x".repeat(300));
+    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(&big))).await;
+    assert_eq!(status, 413, "the new limit holds at once: {body}");
+    let (_, _, body) = send(Method::GET, &format!("{config}?type=dynamic"), None).await;
+    assert_eq!(parse(&body), json!({"server.body_limit": 200}));
+    let (_, _, body) = send(Method::GET, &format!("{config}?flatten=true"), None).await;
+    assert_eq!(parse(&body)["server.body_limit"], 200);
+    let (_, _, body) = send(Method::GET, &format!("{config}?type=startup"), None).await;
+    assert_eq!(parse(&body)["server"]["body_limit"], 4_194_304);
+    // Settings the running server cannot take are refused with the way to change them.
+    let (status, _, body) =
+        send(Method::POST, &config, Some(yaml("router:\n  kind: none\n"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("router.kind") && body.contains("restart"),
+        "{body}"
+    );
+    let (status, _, body) = send(
+        Method::PUT,
+        &config,
+        Some(yaml("server.body_limit: many\n")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("body_limit"), "{body}");
+    assert_eq!(
+        parse(
+            &send(Method::GET, &format!("{config}?type=dynamic"), None)
+                .await
+                .2
+        ),
+        json!({"server.body_limit": 200}),
+        "nothing changed"
+    );
+    // A token set at run time is required at once, and hidden.
+    let (status, _, body) = send(
+        Method::PUT,
+        &config,
+        Some(yaml("server.token: s3cret\nserver.body_limit: null\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(!body.contains("s3cret"), "{body}");
+    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(format!("{config}?type=dynamic"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(
+        answer.json::<Value>().await.expect("json"),
+        json!({"server.token": "<hidden>"})
+    );
+    let answer = client
+        .post(&config)
+        .bearer_auth("s3cret")
+        .header("content-type", "application/json")
+        .body(r#"{"server.token": null}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status().as_u16(), 202);
+    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 200);
+    server.stop().await;
+}

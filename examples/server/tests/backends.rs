@@ -100,6 +100,26 @@ async fn on_etcd_with_gateways_published_for_agents() {
         ("router.kind", "haproxy-kv"),
     ];
     artifacts_survive_a_restart(&flags, "key-value").await;
+    // Dynamic settings are kept in the store too, so they outlive a restart.
+    let server = Server::start(&flags).await;
+    let config = format!("{}/config", server.url);
+    let (status, _, body) = send(
+        Method::PUT,
+        &config,
+        Some(yaml("server.body_limit: 65536\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    server.stop().await;
+    let server = Server::start(&flags).await;
+    let (_, _, body) = send(
+        Method::GET,
+        &format!("{}/config?type=dynamic", server.url),
+        None,
+    )
+    .await;
+    assert_eq!(parse(&body)["server.body_limit"], 65536, "{body}");
+    server.stop().await;
     // The reconciler's first pass published the (empty) list of gateways for agents.
     let etcd = vamp_drivers::etcd::EtcdStore::connect(vamp_drivers::etcd::EtcdConfig::new(url))
         .await

@@ -83,8 +83,11 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/openapi.json", get(openapi))
         .route("/docker-compose", axum::routing::post(docker_compose))
-        .route("/gateways", get(list_gateways))
-        .route("/gateways/{*name}", get(get_gateway).put(put_gateway))
+        .route("/gateways", get(list_gateways).post(create_gateway))
+        .route(
+            "/gateways/{*name}",
+            get(get_gateway).put(put_gateway).delete(delete_gateway),
+        )
         .route("/{kind}", get(list_artifacts).post(create_artifact))
         .route(
             "/{kind}/{*name}",
@@ -570,10 +573,14 @@ async fn openapi() -> Response {
             "get": op("A workflow's status", "200"),
             "put": op("Set a workflow's status (body: e.g. suspended)", "202"),
         },
-        "/api/v1/gateways": {"get": op("A page of gateways", "200")},
+        "/api/v1/gateways": {
+            "get": op("A page of gateways", "200"),
+            "post": op("Store a standalone gateway", "202"),
+        },
         "/api/v1/gateways/{name}": {
             "get": op("A gateway (the name may hold '/')", "200"),
             "put": op("Change a gateway's routes", "202"),
+            "delete": op("Remove a standalone gateway (idempotent)", "202"),
         },
         "/api/v1/events": {
             "get": op("Events with all the `tag`s and the `type`, newest first", "200"),
@@ -1356,6 +1363,54 @@ async fn get_gateway(
     headers: HeaderMap,
 ) -> ApiResult {
     found(StatusCode::OK, &headers, find_gateway(&state, &name).await?)
+}
+
+/// Stores a standalone gateway (spec §2.5): validated, weights defaulted, its port checked
+/// against every other gateway's (`?validate_only=true`: checked only). 202 with the gateway.
+/// A deployment's gateways (names with `/`) change through their deployment.
+async fn create_gateway(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let check_only = validate_only(&query)?;
+    let text = body_text(&headers, body)?;
+    let gateway = one_artifact(&text, Kind::Gateway)?;
+    let name = gateway.name().to_owned();
+    if name.contains('/') {
+        return Err(ApiError::bad_request(format!(
+            "'{name}' names a deployment's gateway: change it with PUT /api/v1/gateways/<name> or in its deployment; a standalone gateway's name has no '/'"
+        )));
+    }
+    if check_only {
+        state.vamp.validate(&gateway).await?;
+        return Ok(reply(StatusCode::ACCEPTED, &headers, &gateway.to_json()));
+    }
+    state.vamp.put(gateway).await?;
+    found(
+        StatusCode::ACCEPTED,
+        &headers,
+        find_gateway(&state, &name).await?,
+    )
+}
+
+/// Removes a standalone gateway (idempotent): 202. A deployment's gateway goes with its
+/// deployment (spec §2.5): refused while the deployment exists.
+async fn delete_gateway(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    match name.split_once('/') {
+        None => {
+            state.vamp.delete(Kind::Gateway, &name).await?;
+        }
+        Some((deployment, _)) => {
+            if state.vamp.deployment(deployment).await?.is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "'{name}' belongs to deployment '{deployment}': it goes when its services do (DELETE /api/v1/deployments/{deployment} with them)"
+                )));
+            }
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// Changes a gateway (spec §2.5): a cluster gateway `<deployment>/<cluster>/<port>` through a

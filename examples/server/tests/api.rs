@@ -974,3 +974,113 @@ async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
     assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_static_kind_and_standalone_gateways_have_their_routes() {
+    use reqwest::Method;
+    // Gateways only computed: the standalone one's port is not bound.
+    let server = Server::start(&[("router.kind", "none")]).await;
+    let u = &server.url;
+    let kinds = [
+        ("breeds", "web:1.0", BREED.to_owned(), "deployable: {type: command, definition: /bin/false}"),
+        ("blueprints", "shop", "name: shop\nclusters:\n  web: web:1.0\n".into(), "clusters:\n  api: web:1.0"),
+        ("scales", "small", "name: small\ncpu: 0.1\nmemory: 64MB\ninstances: 1\n".into(), "cpu: 0.2\nmemory: 64MB"),
+        ("slas", "fast", "name: fast\ntype: response_time_sliding_window\nthreshold: {upper: 800, lower: 50}\nwindow: {interval: 60, cooldown: 120}\n".into(), "type: escalation_only"),
+        ("escalations", "up", "name: up\ntype: scale_instances\nminimum: 1\nmaximum: 10\nscale_by: 2\n".into(), "type: scale_instances\nminimum: 2\nmaximum: 4\nscale_by: 1"),
+        ("conditions", "firefox", "name: firefox\ncondition: user-agent == Firefox\n".into(), "condition: user-agent == Chrome"),
+        ("rewrites", "strip", "name: strip\npath: /%[path,regsub(^/api,)] if path_beg /api\n".into(), "path: /a if TRUE"),
+        ("routes", "half", "name: half\nweight: 50%\n".into(), "weight: 25%"),
+        ("templates", "base", "name: base\ndefinition:\n  deployable: base/image:1\n".into(), "definition:\n  deployable: base/image:2"),
+    ];
+    for (kind, name, doc, changed) in &kinds {
+        let one = format!("{u}/{kind}/{name}");
+        let (status, _, body) = send(Method::POST, &format!("{u}/{kind}"), Some(yaml(doc))).await;
+        assert_eq!(status, 201, "{kind}: {body}");
+        assert_eq!(send(Method::GET, &one, None).await.0, 200, "{kind}");
+        let replaced = format!("name: {name}\n{changed}\n");
+        let (status, _, body) = send(Method::PUT, &one, Some(yaml(&replaced))).await;
+        assert_eq!(status, 200, "{kind}: {body}");
+        let (status, headers, _) = send(Method::GET, &format!("{u}/{kind}"), None).await;
+        assert_eq!(
+            (status, headers["x-total-count"].to_str().ok()),
+            (200, Some("1")),
+            "{kind}"
+        );
+        // An unknown field is named with its line; the stored one stays.
+        let (status, _, body) = send(
+            Method::PUT,
+            &one,
+            Some(yaml(&format!("{replaced}colour: red\n"))),
+        )
+        .await;
+        assert_eq!(status, 400, "{kind}: {body}");
+        assert!(body.contains("colour"), "{kind}: {body}");
+        assert_eq!(send(Method::GET, &one, None).await.0, 200, "{kind}");
+    }
+    for (kind, name, _, _) in kinds.iter().rev() {
+        assert_eq!(
+            send(Method::DELETE, &format!("{u}/{kind}/{name}"), None)
+                .await
+                .0,
+            204,
+            "{kind}"
+        );
+        assert_eq!(
+            send(Method::GET, &format!("{u}/{kind}/{name}"), None)
+                .await
+                .0,
+            404,
+            "{kind}"
+        );
+    }
+    // Standalone gateways: POST, a port taken twice refused, DELETE; a deployment's is not.
+    let edge = "name: edge\nport: 9999/http\nroutes: [shop/web/port]\n";
+    let (status, _, body) = send(Method::POST, &format!("{u}/gateways"), Some(yaml(edge))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        parse(&body)["routes"]["shop/web/port"]["weight"],
+        "100%",
+        "weights defaulted: {body}"
+    );
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/gateways"),
+        Some(yaml("name: other\nport: 9999/http\nroutes: [a/b/c]\n")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("9999") && body.contains("edge"), "{body}");
+    assert_eq!(
+        send(Method::GET, &format!("{u}/gateways/other"), None)
+            .await
+            .0,
+        404
+    );
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/gateways"),
+        Some(yaml("name: shop/web/port\nroutes: [a/b/c]\n")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        send(Method::DELETE, &format!("{u}/gateways/edge"), None)
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        send(Method::GET, &format!("{u}/gateways/edge"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        send(Method::DELETE, &format!("{u}/gateways/edge"), None)
+            .await
+            .0,
+        202,
+        "idempotent"
+    );
+    server.stop().await;
+}

@@ -275,9 +275,22 @@ impl Vamp {
     // ------------------------------------------------------------------ artifacts
 
     /// Validates and stores an artifact (create or replace); returns what was stored. A
-    /// blueprint's inline breeds are stored as breeds too (spec §2.1). Deployments are made
+    /// blueprint's inline breeds are stored as breeds too (spec §2.1); a gateway's route
+    /// weights and condition strengths are filled in (spec §2.5). Deployments are made
     /// with [`deploy`](Self::deploy), events with [`publish`](Self::publish).
     pub async fn put(&self, artifact: Artifact) -> Result<Vec<StoredArtifact>> {
+        // A standalone gateway is stored with its weights and strengths filled in (spec §2.5).
+        let artifact = match artifact {
+            Artifact::Gateway(mut g) => {
+                engine::default_weights(
+                    &mut g.routes,
+                    ErrorKind::GatewayRouteWeightError,
+                    "routes",
+                )?;
+                Artifact::Gateway(g)
+            }
+            other => other,
+        };
         self.validate(&artifact).await?;
         let mut stored = Vec::new();
         if let Artifact::Blueprint(bp) = &artifact {

@@ -911,19 +911,98 @@ async fn store_all(
     Ok(out)
 }
 
-/// `?validate_only=true` (spec §2.1): check, store nothing.
-fn validate_only(query: &[(String, String)]) -> Result<bool, ApiError> {
+/// A boolean query parameter: absent is false; `true`/`1`/empty or `false`/`0`.
+fn flag(query: &[(String, String)], name: &str) -> Result<bool, ApiError> {
     let given = query
         .iter()
         .rev()
-        .find(|(k, _)| k == "validate_only")
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str());
     match given {
         None | Some("false" | "0") => Ok(false),
         Some("true" | "1" | "") => Ok(true),
         Some(other) => Err(ApiError::bad_request(format!(
-            "validate_only = '{other}': use validate_only=true or validate_only=false"
+            "{name} = '{other}': use {name}=true or {name}=false"
         ))),
+    }
+}
+
+/// `?validate_only=true` (spec §2.1): check, store nothing.
+fn validate_only(query: &[(String, String)]) -> Result<bool, ApiError> {
+    flag(query, "validate_only")
+}
+
+/// How artifacts are shown (spec §2.1): `?expand_references=true` inlines references to
+/// stored artifacts, `?only_references=true` turns a blueprint's named inline breeds, scales
+/// and SLAs into references, `?as_blueprint=true` shows a deployment as the blueprint that
+/// makes it.
+#[derive(Debug, Clone, Copy)]
+struct View {
+    expand: bool,
+    only_references: bool,
+    as_blueprint: bool,
+}
+
+impl View {
+    fn of(query: &[(String, String)]) -> Result<View, ApiError> {
+        let view = View {
+            expand: flag(query, "expand_references")?,
+            only_references: flag(query, "only_references")?,
+            as_blueprint: flag(query, "as_blueprint")?,
+        };
+        if view.expand && view.only_references {
+            return Err(ApiError::bad_request(
+                "expand_references and only_references ask for opposite things: use one",
+            ));
+        }
+        Ok(view)
+    }
+
+    async fn show(
+        self,
+        state: &AppState,
+        artifacts: Vec<Artifact>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let artifacts: Vec<Artifact> = artifacts
+            .into_iter()
+            .map(|a| match a {
+                Artifact::Deployment(d) if self.as_blueprint => {
+                    Artifact::Blueprint(d.as_blueprint())
+                }
+                a => a,
+            })
+            .collect();
+        let artifacts = if self.expand {
+            state.vamp.expand(artifacts).await?
+        } else {
+            artifacts
+        };
+        Ok(artifacts
+            .into_iter()
+            .map(|a| match a {
+                Artifact::Blueprint(bp) if self.only_references => {
+                    Artifact::Blueprint(bp.only_references())
+                }
+                a => a,
+            })
+            .map(|a| a.to_json())
+            .collect())
+    }
+
+    /// One artifact shown, or 404.
+    async fn one(
+        self,
+        state: &AppState,
+        headers: &HeaderMap,
+        artifact: Option<Artifact>,
+    ) -> ApiResult {
+        let artifact = artifact.ok_or_else(ApiError::not_found)?;
+        let value = self
+            .show(state, vec![artifact])
+            .await?
+            .pop()
+            .unwrap_or(Value::Null);
+        Ok(reply(StatusCode::OK, headers, &value))
     }
 }
 
@@ -959,13 +1038,14 @@ async fn root_delete(
 async fn list_artifacts(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    Query(paging): Query<Paging>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
-    let page = paging.page();
+    let view = View::of(&query)?;
+    let page = paging_of(&query).page();
     let found = state.vamp.list(kind, page).await?;
-    let items: Vec<Value> = found.items.iter().map(Artifact::to_json).collect();
+    let items = view.show(&state, found.items).await?;
     let response = reply(StatusCode::OK, &headers, &Value::Array(items));
     Ok(paged(
         response,
@@ -1032,10 +1112,13 @@ async fn store(
 async fn get_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
-    found(StatusCode::OK, &headers, state.vamp.get(kind, &name).await?)
+    let view = View::of(&query)?;
+    let artifact = state.vamp.get(kind, &name).await?;
+    view.one(&state, &headers, artifact).await
 }
 
 async fn put_artifact(
@@ -1074,21 +1157,38 @@ async fn delete_artifact(
 
 async fn list_deployments(
     State(state): State<AppState>,
-    Query(paging): Query<Paging>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let all = state.vamp.deployments().await?;
-    let all = all.into_iter().map(|d| Artifact::Deployment(d).to_json());
-    Ok(page_of(&headers, "/api/v1/deployments", paging.page(), all))
+    let view = View::of(&query)?;
+    let page = paging_of(&query).page();
+    let all: Vec<Artifact> = state
+        .vamp
+        .deployments()
+        .await?
+        .into_iter()
+        .map(Artifact::Deployment)
+        .collect();
+    let total = all.len() as u64;
+    let start = usize::try_from((page.page - 1) * page.per_page).unwrap_or(usize::MAX);
+    let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+    let shown = view
+        .show(&state, all.into_iter().skip(start).take(per_page).collect())
+        .await?;
+    let response = reply(StatusCode::OK, &headers, &Value::Array(shown));
+    Ok(paged(response, "/api/v1/deployments", page, total))
 }
 
 async fn get_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult {
+    let view = View::of(&query)?;
     let d = state.vamp.deployment(&name).await?;
-    found(StatusCode::OK, &headers, d.map(Artifact::Deployment))
+    view.one(&state, &headers, d.map(Artifact::Deployment))
+        .await
 }
 
 fn blueprint(text: &str) -> Result<Blueprint, ApiError> {

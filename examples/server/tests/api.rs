@@ -1084,3 +1084,127 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    assert_eq!(
+        send(Method::POST, &format!("{u}/breeds"), Some(yaml(SLEEPER)))
+            .await
+            .0,
+        201
+    );
+    let scale = "name: small\ncpu: 0.1\nmemory: 64MB\ninstances: 1\n";
+    assert_eq!(
+        send(Method::POST, &format!("{u}/scales"), Some(yaml(scale)))
+            .await
+            .0,
+        201
+    );
+    let bp = "name: shop\nclusters:\n  c:\n    services:\n      - breed: sleeper:1\n        scale: small\n";
+    assert_eq!(
+        send(Method::POST, &format!("{u}/blueprints"), Some(yaml(bp)))
+            .await
+            .0,
+        201
+    );
+    let (_, _, plain) = send(Method::GET, &format!("{u}/blueprints/shop"), None).await;
+    let service = &parse(&plain)["clusters"]["c"]["services"][0];
+    assert!(
+        service["breed"].get("deployable").is_none(),
+        "a reference: {plain}"
+    );
+    let (status, _, expanded) = send(
+        Method::GET,
+        &format!("{u}/blueprints/shop?expand_references=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{expanded}");
+    let service = &parse(&expanded)["clusters"]["c"]["services"][0];
+    assert_eq!(
+        service["breed"]["deployable"]["definition"], "sleep 120",
+        "{expanded}"
+    );
+    assert_eq!(service["scale"]["instances"], 1, "{expanded}");
+    let (_, _, listed) = send(
+        Method::GET,
+        &format!("{u}/blueprints?expand_references=true"),
+        None,
+    )
+    .await;
+    assert_eq!(parse(&listed)[0], parse(&expanded), "lists show the same");
+    let (status, _, body) = send(
+        Method::GET,
+        &format!("{u}/blueprints?expand_references=true&only_references=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = send(
+        Method::GET,
+        &format!("{u}/blueprints?expand_references=maybe"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("expand_references"), "{body}");
+    // A deployment as the blueprint that makes it: no runtime state; sent back, a no-op merge.
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/shop"),
+        Some(yaml("name: shop\nclusters:\n  c: sleeper:1\n")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _, shown) = send(
+        Method::GET,
+        &format!("{u}/deployments/shop?as_blueprint=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    let shown_json = parse(&shown);
+    assert_eq!(shown_json["kind"], "blueprints", "{shown}");
+    assert!(
+        !shown.contains("instances\":[") && !shown.contains("\"status\""),
+        "{shown}"
+    );
+    assert_eq!(
+        shown_json["clusters"]["c"]["services"][0]["breed"]["deployable"]["definition"],
+        "sleep 120"
+    );
+    let (_, _, refs) = send(
+        Method::GET,
+        &format!("{u}/deployments?as_blueprint=true&only_references=true"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        parse(&refs)[0]["clusters"]["c"]["services"][0]["breed"],
+        "sleeper:1",
+        "{refs}"
+    );
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/shop"),
+        Some((
+            reqwest::header::CONTENT_TYPE,
+            "application/json",
+            shown.clone(),
+        )),
+    )
+    .await;
+    assert_eq!(status, 202, "the shown blueprint deploys: {body}");
+    let (status, _, _) = send(
+        Method::DELETE,
+        &format!("{u}/deployments/shop"),
+        Some((reqwest::header::CONTENT_TYPE, "application/json", shown)),
+    )
+    .await;
+    assert_eq!(status, 202);
+    wait_gone(u, "shop").await;
+    server.stop().await;
+}

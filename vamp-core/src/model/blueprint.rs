@@ -135,3 +135,39 @@ impl Named for Scale {
 impl ReferenceStyle for Scale {
     const PLAIN_STRING: bool = true;
 }
+
+impl Blueprint {
+    /// This blueprint with its named inline breeds, scales and SLAs replaced by references to
+    /// their names (spec §2.1 `only_references`); anonymous ones stay inline.
+    ///
+    /// ```
+    /// use vamp_core::model::Artifact;
+    /// let Artifact::Blueprint(bp) = vamp_core::dsl::read(
+    ///     "kind: blueprints\nname: shop\nclusters:\n  web:\n    breed: {name: web:1, deployable: img}\n",
+    ///     None,
+    /// ).unwrap().remove(0) else { panic!() };
+    /// let bp = bp.only_references();
+    /// assert_eq!(bp.clusters["web"].services[0].breed.reference(), Some("web:1"));
+    /// ```
+    pub fn only_references(mut self) -> Blueprint {
+        fn named<T: Named>(r: &mut Ref<T>) {
+            if let Ref::Inline(t) = r
+                && !t.name().is_empty()
+            {
+                *r = Ref::Reference(t.name().to_owned());
+            }
+        }
+        for cluster in self.clusters.values_mut() {
+            for service in &mut cluster.services {
+                named(&mut service.breed);
+                if let Some(scale) = &mut service.scale {
+                    named(scale);
+                }
+            }
+            if let Some(sla) = &mut cluster.sla {
+                named(sla);
+            }
+        }
+        self
+    }
+}

@@ -192,3 +192,69 @@ pub struct ServiceHealth {
     /// Unhealthy.
     pub unhealthy: u32,
 }
+
+impl Deployment {
+    /// The blueprint that deploys this deployment as it is now (spec §2.2 `as_blueprint`):
+    /// every cluster with its services (breeds and scales inline), gateways, SLA and settings;
+    /// services being removed are left out. Runtime state (status, instances, ports) is not
+    /// part of a blueprint.
+    ///
+    /// ```
+    /// use vamp_core::model::{Artifact, Deployment};
+    /// let Artifact::Deployment(d) = vamp_core::dsl::read(
+    ///     "kind: deployments\nname: shop\nclusters:\n  web:\n    services:\n      - breed: {name: web:1, deployable: img}\n",
+    ///     None,
+    /// ).unwrap().remove(0) else { panic!() };
+    /// let bp = d.as_blueprint();
+    /// assert_eq!(bp.name, "shop");
+    /// assert_eq!(bp.clusters["web"].services[0].breed.inline().unwrap().name, "web:1");
+    /// ```
+    pub fn as_blueprint(&self) -> super::Blueprint {
+        let clusters = self
+            .clusters
+            .iter()
+            .filter_map(|(name, c)| {
+                let services: Vec<super::Service> = c
+                    .services
+                    .iter()
+                    .filter(|s| s.status.intention != Intention::Undeployment)
+                    .map(|s| super::Service {
+                        breed: Ref::Inline(s.breed.clone()),
+                        scale: s.scale.clone().map(Ref::Inline),
+                        environment_variables: s
+                            .environment_variables
+                            .iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                            .collect(),
+                        arguments: s.arguments.clone(),
+                        health_checks: s.health_checks.clone(),
+                        network: s.network.clone(),
+                        dialects: s.dialects.clone(),
+                    })
+                    .collect();
+                (!services.is_empty()).then(|| {
+                    (
+                        name.clone(),
+                        super::Cluster {
+                            metadata: c.metadata.clone(),
+                            services,
+                            gateways: c.gateways.clone(),
+                            sla: c.sla.clone(),
+                            health_checks: c.health_checks.clone(),
+                            network: c.network.clone(),
+                            dialects: c.dialects.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        super::Blueprint {
+            name: self.name.clone(),
+            metadata: self.metadata.clone(),
+            gateways: self.gateways.clone(),
+            environment_variables: self.environment_variables.clone(),
+            dialects: self.dialects.clone(),
+            clusters,
+        }
+    }
+}

@@ -434,6 +434,19 @@ impl Vamp {
         Ok(Some(w))
     }
 
+    /// `artifacts` with their references to stored artifacts inlined (spec §2.1
+    /// `expand_references`); references to missing ones stay as they are.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn expand(&self, artifacts: Vec<Artifact>) -> Result<Vec<Artifact>> {
+        let snapshot = self.snapshot().await?;
+        artifacts
+            .iter()
+            .map(|a| dsl::expand_available(a, &snapshot).map_err(Error::from))
+            .collect()
+    }
+
     /// An artifact by kind and name.
     pub async fn get(&self, kind: Kind, name: &str) -> Result<Option<Artifact>> {
         match self.db().get(kind, name).await? {

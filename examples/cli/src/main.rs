@@ -92,6 +92,9 @@ enum Command {
         name: String,
         #[arg(long, short, value_enum, default_value_t = ShowArg::Yaml)]
         output: ShowArg,
+        /// Show a deployment as the blueprint that makes it (no runtime state).
+        #[arg(long)]
+        as_blueprint: bool,
     },
     /// Deploy a stored blueprint as a deployment (or merge it into one).
     Deploy {
@@ -254,9 +257,12 @@ async fn online(cli: Cli) -> Result<String, Failure> {
         }
         Command::Delete { kind, name } => online::delete(&client, &kind, &name).await,
         Command::List { kind, output } => online::list(&client, &kind, output.into()).await,
-        Command::Describe { kind, name, output } => {
-            online::describe(&client, &kind, &name, output.into()).await
-        }
+        Command::Describe {
+            kind,
+            name,
+            output,
+            as_blueprint,
+        } => online::describe(&client, &kind, &name, as_blueprint, output.into()).await,
         Command::Deploy {
             blueprint,
             deployment,

@@ -245,10 +245,16 @@ pub async fn describe(
     client: &Client,
     kind: &str,
     name: &str,
+    as_blueprint: bool,
     show: Show,
 ) -> Result<String, Failure> {
+    let query = if as_blueprint {
+        "?as_blueprint=true"
+    } else {
+        ""
+    };
     let value = client
-        .get(&format!("/{}/{}", kind_path(kind)?, segment(name)))
+        .get(&format!("/{}/{}{query}", kind_path(kind)?, segment(name)))
         .await?;
     Ok(render(&value, show))
 }

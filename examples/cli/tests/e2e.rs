@@ -194,6 +194,13 @@ fn a_canary_release_through_the_cli() {
         (0..50).all(|_| version(gateway) == "1.1.0"),
         "only v2 is left"
     );
+    let shown = ok(&host, &["describe", "deployment", "shop", "--as-blueprint"]);
+    assert!(
+        shown.contains("kind: blueprints")
+            && shown.contains("app:1.1.0")
+            && !shown.contains("app:1.0.0"),
+        "{shown}"
+    );
     ok(&host, &["undeploy", "shop", "--wait", "60"]);
     let (code, _, _) = vamp(&host, &["describe", "deployment", "shop"]);
     assert_eq!(code, 1, "the deployment is gone");

@@ -361,3 +361,28 @@ async fn a_cluster_sla_is_set_by_reference_or_inline_and_removed() {
     let d = vamp.set_cluster_sla("s", "c", None).await.unwrap();
     assert!(d.clusters["c"].sla.is_none());
 }
+
+#[tokio::test]
+async fn a_record_that_no_longer_reads_does_not_block_writes() {
+    use vamp_core::traits::{Persistence, Precondition};
+    let db = Arc::new(MemoryPersistence::default());
+    db.put(
+        Kind::Breed,
+        "junk",
+        &serde_json::json!({"v": 1}),
+        Precondition::Any,
+    )
+    .await
+    .unwrap();
+    let vamp = Vamp::builder()
+        .persistence(db)
+        .driver(Arc::new(MemoryDriver::default()))
+        .build()
+        .unwrap();
+    vamp.put(one("kind: breeds\nname: web:1\ndeployable: img\n"))
+        .await
+        .unwrap();
+    // Reading the bad record itself still says what is wrong.
+    let err = vamp.get(Kind::Breed, "junk").await.unwrap_err().to_string();
+    assert!(err.contains("junk"), "{err}");
+}

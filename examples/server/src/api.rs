@@ -54,7 +54,14 @@ pub fn router(state: AppState) -> axum::Router {
                 .delete(root_delete),
         )
         .route("/info", get(info))
+        .route("/information", get(info))
+        .route("/stats", get(stats))
+        .route("/statistics", get(stats))
         .route("/config", get(config).put(set_config).post(set_config))
+        .route(
+            "/configuration",
+            get(config).put(set_config).post(set_config),
+        )
         .route("/health/{*path}", get(health))
         .route("/metrics/{*path}", get(metrics))
         .route("/events", get(events).post(publish))
@@ -110,6 +117,26 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/metrics", get(prometheus))
         .with_state(state)
         .layer(axum::middleware::map_response(no_store))
+        .layer(cors())
+}
+
+/// CORS as Vamp's (spec §2.1): any origin; GET, POST, HEAD, OPTIONS, DELETE, PUT; `Link` and
+/// `X-Total-Count` readable by pages; preflights cached 1 800 s.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::DELETE,
+            Method::PUT,
+        ])
+        .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
+        .expose_headers([header::LINK, HeaderName::from_static("x-total-count")])
+        .max_age(Duration::from_secs(1800))
 }
 
 /// Counts every API answer by status class.
@@ -594,7 +621,8 @@ async fn openapi() -> Response {
             "put": op("Change dynamic settings (server.body_limit, server.token)", "202"),
             "post": op("Change dynamic settings (server.body_limit, server.token)", "202"),
         },
-        "/api/v1/info": {"get": op("Version, uptime and backends", "200")},
+        "/api/v1/info": {"get": op("Version, uptime and backends (also /information)", "200")},
+        "/api/v1/stats": {"get": op("How many artifacts of each kind and events are stored (also /statistics)", "200")},
         "/api/v1/openapi.json": {"get": op("This document", "200")},
         "/api/v1/docker-compose": {"post": op("Convert a docker-compose file (`?name=` the blueprint) and store it", "201")},
         "/metrics": {"get": op("Prometheus text format", "200")},
@@ -620,6 +648,22 @@ async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
         "gateway_driver": {"type": state.config.router.kind},
     });
     Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+/// How many artifacts of each kind are stored, and how many events (spec §2.2 `/stats`).
+async fn stats(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let mut out = serde_json::Map::new();
+    for kind in Kind::ALL.into_iter().filter(|k| k.is_stored()) {
+        let total = state.vamp.list(kind, Page::new(1, 1)).await?.total;
+        out.insert(kind.plural().to_owned(), json!(total));
+    }
+    let events = state
+        .vamp
+        .events(&EventFilter::default(), Page::new(1, 1))
+        .await?
+        .total;
+    out.insert("events".into(), json!(events));
+    Ok(reply(StatusCode::OK, &headers, &Value::Object(out)))
 }
 
 /// The configuration (spec §2.2): `?type=applied` (default: in force, secrets hidden),

@@ -1208,3 +1208,69 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
     wait_gone(u, "shop").await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_what_is_stored_and_pages_may_call_from_any_origin() {
+    use reqwest::Method;
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    assert_eq!(
+        send(Method::POST, &format!("{u}/breeds"), Some(yaml(BREED)))
+            .await
+            .0,
+        201
+    );
+    for path in ["stats", "statistics"] {
+        let (status, _, body) = send(Method::GET, &format!("{u}/{path}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        let stats = parse(&body);
+        assert_eq!(
+            (stats["breeds"].as_u64(), stats["blueprints"].as_u64()),
+            (Some(1), Some(0)),
+            "{body}"
+        );
+        assert!(
+            stats["events"].as_u64() >= Some(1),
+            "the breed's archive event: {body}"
+        );
+    }
+    for path in ["information", "configuration"] {
+        assert_eq!(
+            send(Method::GET, &format!("{u}/{path}"), None).await.0,
+            200,
+            "{path}"
+        );
+    }
+    // A browser's preflight from another origin is answered (spec §2.1).
+    let answer = reqwest::Client::new()
+        .request(Method::OPTIONS, format!("{u}/breeds"))
+        .header("Origin", "http://ui.example")
+        .header("Access-Control-Request-Method", "PUT")
+        .send()
+        .await
+        .expect("preflight");
+    let headers = answer.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(
+        headers["access-control-allow-methods"]
+            .to_str()
+            .expect("ascii")
+            .contains("PUT")
+    );
+    assert_eq!(headers["access-control-max-age"], "1800");
+    let answer = reqwest::Client::new()
+        .get(format!("{u}/breeds"))
+        .header("Origin", "http://ui.example")
+        .send()
+        .await
+        .expect("get");
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_lowercase();
+    assert!(
+        exposed.contains("link") && exposed.contains("x-total-count"),
+        "{exposed}"
+    );
+    server.stop().await;
+}

@@ -112,3 +112,117 @@ pub async fn remove(app: &App, limit: Duration) {
     }
     tracing::warn!("the demo was not removed within {}s", limit.as_secs());
 }
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The demo gateway's port is taken by another program.
+    #[error(
+        "the demo gateway port {port} is taken ({source}): stop what uses it, or choose another with --demo-port"
+    )]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// Why it could not be bound.
+        source: std::io::Error,
+    },
+    /// The server's own executable (which runs the demo service) cannot be found.
+    #[error("cannot find the server's own executable for the demo service: {0}")]
+    Executable(std::io::Error),
+    /// The demo's artifacts could not be stored or deployed.
+    #[error("the demo could not be deployed: {0}")]
+    Deploy(#[from] vamp_core::Error),
+    /// The gateway did not answer in time.
+    #[error("{0}")]
+    NotServed(String),
+    /// Serving the API failed.
+    #[error("serving the API failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs `vamp-server --demo`: serves the API on `listener`, deploys the demo with its gateway
+/// on `port`, writes the ready line and what to try to `out`, and when `shutdown` resolves
+/// removes the demo (its processes stop) and stops the server. The port is checked before
+/// anything starts, so a taken one is reported at once.
+///
+/// # Errors
+/// A [`DemoError`] saying what failed and how to fix it; the server is stopped then.
+pub async fn run(
+    app: &App,
+    listener: tokio::net::TcpListener,
+    port: u16,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<(), DemoError> {
+    // Before the reconciler runs (it would bind the port itself for a stored demo).
+    drop(
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+            .map_err(|source| DemoError::PortTaken { port, source })?,
+    );
+    let exe = std::env::current_exe().map_err(DemoError::Executable)?;
+    let api = listener.local_addr().unwrap_or(app.config.server.listen);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let ready = async {
+        deploy(app, &exe, port).await?;
+        wait_until_served(port, Duration::from_secs(60))
+            .await
+            .map_err(DemoError::NotServed)
+    };
+    tokio::pin!(shutdown);
+    let outcome = tokio::select! {
+        r = ready => match r {
+            Ok(()) => {
+                let _ = writeln!(out, "vamp demo ready: gateway http://127.0.0.1:{port}/ api http://{api}/api/v1");
+                let _ = writeln!(out, "  try: curl -s http://127.0.0.1:{port}/   (about 9 in 10 answers say 1.0.0)");
+                let _ = writeln!(out, "       curl -s http://{api}/api/v1/deployments/{DEPLOYMENT}");
+                let _ = writeln!(out, "       curl -sN http://{api}/api/v1/events/stream");
+                let _ = writeln!(out, "  Ctrl-C stops the server and the demo's processes.");
+                let _ = out.flush();
+                (&mut shutdown).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        () = &mut shutdown => Ok(()),
+    };
+    let _ = writeln!(out, "stopping the demo");
+    remove(app, Duration::from_secs(20)).await;
+    let _ = stop.send(());
+    let served = match server.await {
+        Ok(served) => served.map_err(DemoError::Serve),
+        Err(e) => Err(DemoError::Serve(std::io::Error::other(e))),
+    };
+    outcome.and(served)
+}
+
+/// Runs the demo service itself (the hidden `vamp-server demo-app` subcommand) on
+/// `host:port`, answering with `version`, until `shutdown` resolves.
+///
+/// # Errors
+/// When the address cannot be bound or serving fails.
+pub async fn app(
+    version: String,
+    host: std::net::IpAddr,
+    port: u16,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = vamp_demo_app::DemoConfig {
+        version,
+        ..vamp_demo_app::DemoConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {host}:{port}: {e}"))
+        })?;
+    vamp_demo_app::serve(listener, config, shutdown).await
+}

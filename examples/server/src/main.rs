@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use vamp_server::config::ServerConfig;
@@ -52,18 +51,17 @@ enum Command {
 
 fn main() {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("vamp-server: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
+    let code = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(e) => fail(1, format!("cannot start the runtime: {e}")),
     };
-    let code = runtime.block_on(run(args));
     std::process::exit(code);
+}
+
+/// Prints `message` and returns `code`, the exit code (docs/server.md: 2 = configuration).
+fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
+    eprintln!("vamp-server: {message}");
+    code
 }
 
 async fn run(args: Args) -> i32 {
@@ -73,7 +71,10 @@ async fn run(args: Args) -> i32 {
         port,
     }) = args.command
     {
-        return demo_app(app_version, host, port).await;
+        return match demo::app(app_version, host, port, shutdown_signal()).await {
+            Ok(()) => 0,
+            Err(e) => fail(1, format!("demo-app: {e}")),
+        };
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -81,19 +82,18 @@ async fn run(args: Args) -> i32 {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut flags = Vec::new();
-    if let Some(listen) = &args.listen {
-        flags.push(("server.listen".to_owned(), listen.clone()));
-    }
-    if let Some(data) = &args.data {
-        flags.push(("server.data_dir".to_owned(), data.display().to_string()));
-    }
-    let config = match ServerConfig::load(args.config.as_deref(), std::env::vars(), flags) {
+    let flags = [
+        args.listen.map(|l| ("server.listen".to_owned(), l)),
+        args.data
+            .map(|d| ("server.data_dir".to_owned(), d.display().to_string())),
+    ];
+    let config = match ServerConfig::load(
+        args.config.as_deref(),
+        std::env::vars(),
+        flags.into_iter().flatten(),
+    ) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("vamp-server: {e}");
-            return 2;
-        }
+        Err(e) => return fail(2, e),
     };
     if args.print_config {
         print!("{}", config.to_toml());
@@ -101,107 +101,23 @@ async fn run(args: Args) -> i32 {
     }
     let app = match App::build(config).await {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("vamp-server: {e}");
-            return 1;
-        }
+        Err(e) => return fail(1, e),
     };
     let listener = match app.bind().await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("vamp-server: {e}");
-            return 1;
-        }
+        Err(e) => return fail(1, e),
     };
     let address = listener.local_addr().unwrap_or(app.config.server.listen);
     println!("vamp-server listening on http://{address}");
-    if !args.demo {
-        return match app.serve(listener, shutdown_signal()).await {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("vamp-server: {e}");
-                1
-            }
-        };
-    }
-    // The demo: serve until a signal, then remove the demo before stopping.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            app.serve(listener, async {
-                let _ = stopped.await;
-            })
+    let served = if args.demo {
+        let out = &mut std::io::stdout();
+        demo::run(&app, listener, args.demo_port, shutdown_signal(), out)
             .await
-        })
-    };
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("vamp-server: cannot find its own executable for the demo: {e}");
-            return 1;
-        }
-    };
-    let ready = async {
-        demo::deploy(&app, &exe, args.demo_port)
+            .map_err(|e| e.to_string())
+    } else {
+        app.serve(listener, shutdown_signal())
             .await
-            .map_err(|e| e.to_string())?;
-        demo::wait_until_served(args.demo_port, Duration::from_secs(60)).await
+            .map_err(|e| e.to_string())
     };
-    let code = tokio::select! {
-        r = ready => match r {
-            Ok(()) => {
-                println!(
-                    "vamp demo ready: gateway http://127.0.0.1:{}/ api http://{address}/api/v1",
-                    args.demo_port
-                );
-                println!("  try: curl -s http://127.0.0.1:{}/   (about 9 in 10 answers say 1.0.0)", args.demo_port);
-                println!("       curl -s http://{address}/api/v1/deployments/{}", demo::DEPLOYMENT);
-                println!("       curl -sN http://{address}/api/v1/events/stream");
-                println!("  Ctrl-C stops the server and the demo's processes.");
-                shutdown_signal().await;
-                0
-            }
-            Err(e) => {
-                eprintln!("vamp-server: the demo did not start: {e}");
-                1
-            }
-        },
-        () = shutdown_signal() => 0,
-    };
-    println!("stopping the demo");
-    demo::remove(&app, Duration::from_secs(20)).await;
-    let _ = stop.send(());
-    match server.await {
-        Ok(Ok(())) => code,
-        Ok(Err(e)) => {
-            eprintln!("vamp-server: {e}");
-            1
-        }
-        Err(e) => {
-            eprintln!("vamp-server: {e}");
-            1
-        }
-    }
-}
-
-async fn demo_app(version: String, host: IpAddr, port: u16) -> i32 {
-    let config = vamp_demo_app::DemoConfig {
-        version,
-        ..vamp_demo_app::DemoConfig::default()
-    };
-    let listener = match tokio::net::TcpListener::bind((host, port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("vamp-server demo-app: cannot listen on {host}:{port}: {e}");
-            return 1;
-        }
-    };
-    match vamp_demo_app::serve(listener, config, shutdown_signal()).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("vamp-server demo-app: {e}");
-            1
-        }
-    }
+    served.map_or_else(|e| fail(1, e), |()| 0)
 }

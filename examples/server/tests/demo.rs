@@ -207,3 +207,26 @@ fn the_demo_splits_traffic_90_10_stops_cleanly_and_runs_again() {
         }
     }
 }
+
+#[test]
+fn a_taken_demo_port_is_reported_at_once() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let output = Command::new(env!("CARGO_BIN_EXE_vamp-server"))
+        .args(["--demo", "--data"])
+        .arg(data.path())
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--demo-port", &port.to_string()])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vamp-server");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("port {port} is taken")) && err.contains("--demo-port"),
+        "{err}"
+    );
+    drop(taken);
+}

@@ -1,0 +1,346 @@
+//! Static artifacts and workflows (spec §2.2, §2.6), the multi-document root, docker-compose import.
+
+use super::*;
+
+/// `?name=` of a compose import.
+#[derive(Debug, Deserialize)]
+pub(super) struct ComposeName {
+    name: Option<String>,
+}
+
+/// Converts a docker-compose file to a blueprint and stores it (spec §2.2): 201 with the
+/// blueprint as YAML, preceded by `#` comments on what was ignored or adapted.
+pub(super) async fn docker_compose(
+    State(state): State<AppState>,
+    Query(query): Query<ComposeName>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let name = query.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_request("name the blueprint: POST /api/v1/docker-compose?name=<blueprint>")
+    })?;
+    let text = body_text(&headers, body)?;
+    let import = vamp_core::compose::import(&text, &name).map_err(|e| ApiError::dsl(&e))?;
+    let artifact = Artifact::Blueprint(import.blueprint);
+    state.vamp.put(artifact.clone()).await?;
+    let mut out = String::new();
+    for note in &import.notes {
+        out.push_str(&format!(
+            "# line {}: {}: {}\n",
+            note.line, note.path, note.message
+        ));
+    }
+    out.push_str(
+        &dsl::to_yaml_one(&artifact).map_err(|e| ApiError::from(Error::backend("yaml", e)))?,
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/x-yaml")],
+        out,
+    )
+        .into_response())
+}
+
+/// Every document of a multi-document body with the kind it declares; deployment documents
+/// read as the blueprints to deploy (spec §2.2 `/api/v1`).
+pub(super) fn documents(text: &str) -> Result<Vec<(Kind, Artifact)>, ApiError> {
+    let read = dsl::read_deployable(text).map_err(|e| ApiError::dsl(&e))?;
+    if read.is_empty() {
+        return Err(ApiError::bad_request("the request body holds no document"));
+    }
+    Ok(read)
+}
+
+/// Stores every document (spec §2.2 `/api/v1`): 202 with what was stored. Deployment
+/// documents are deployed (merged, like `PUT /api/v1/deployments/<name>`); they may refer to
+/// breeds and blueprints of the same request. Everything is read and checked before anything
+/// is stored, and if storing still fails, what this request stored is put back as it was, so
+/// a rejected request changes nothing. `?validate_only=true` checks and stores nothing.
+pub(super) async fn root_put(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let check_only = validate_only(&query)?;
+    let read = documents(&body_text(&headers, body)?)?;
+    let mut statics = Vec::new();
+    let mut deploys = Vec::new();
+    for (kind, artifact) in read {
+        match (kind, artifact) {
+            (Kind::Deployment, Artifact::Blueprint(bp)) => deploys.push(bp),
+            (Kind::Event | Kind::EventQuery, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "an {} cannot be sent to /api/v1: POST events to /api/v1/events",
+                    kind.singular()
+                )));
+            }
+            (_, artifact) => statics.push(artifact),
+        }
+    }
+    state.vamp.validate_all(&statics).await?;
+    let mut previews = Vec::with_capacity(deploys.len());
+    for bp in &deploys {
+        previews.push(state.vamp.preview(&bp.name, bp, &statics).await?);
+    }
+    if check_only {
+        let out = statics
+            .into_iter()
+            .chain(previews.into_iter().map(Artifact::Deployment))
+            .map(|a| a.to_json())
+            .collect();
+        return Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out)));
+    }
+    let mut undo = Undo::default();
+    match store_all(&state, &mut undo, statics, deploys).await {
+        Ok(out) => Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out))),
+        Err(e) => {
+            undo.run(&state).await;
+            Err(e)
+        }
+    }
+}
+
+/// What a multi-document write changed, to put back if a later document fails: each
+/// artifact as it was before (`None`: it was new).
+#[derive(Default)]
+pub(super) struct Undo(Vec<(Kind, String, Option<Artifact>)>);
+
+impl Undo {
+    async fn run(self, state: &AppState) {
+        for (kind, name, previous) in self.0.into_iter().rev() {
+            let restored = match (previous, kind) {
+                (Some(a), _) => state.vamp.restore(a).await,
+                (None, Kind::Deployment) => state.vamp.undeploy(&name).await.map(|_| ()),
+                (None, _) => state.vamp.delete(kind, &name).await.map(|_| ()),
+            };
+            if let Err(e) = restored {
+                tracing::error!(error = %e, %kind, %name, "could not undo a stored document");
+            }
+        }
+    }
+}
+
+/// Stores `statics`, then deploys `deploys`, noting in `undo` what each write replaced.
+pub(super) async fn store_all(
+    state: &AppState,
+    undo: &mut Undo,
+    statics: Vec<Artifact>,
+    deploys: Vec<Blueprint>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for artifact in statics {
+        let (kind, name) = (artifact.kind(), artifact.name().to_owned());
+        let previous = state.vamp.get(kind, &name).await?;
+        let stored = state.vamp.put(artifact).await?;
+        for s in &stored {
+            if (s.kind, s.name.as_str()) != (kind, name.as_str()) && s.revision == 1 {
+                // Inline breeds of a blueprint: new ones go on failure.
+                undo.0.push((s.kind, s.name.clone(), None));
+            }
+        }
+        undo.0.push((kind, name.clone(), previous));
+        if let Some(a) = state.vamp.get(kind, &name).await? {
+            out.push(a.to_json());
+        }
+    }
+    for bp in deploys {
+        let previous = state.vamp.deployment(&bp.name).await?;
+        let d = state.vamp.deploy(&bp.name, &bp).await?;
+        undo.0.push((
+            Kind::Deployment,
+            bp.name.clone(),
+            previous.map(Artifact::Deployment),
+        ));
+        out.push(Artifact::Deployment(d).to_json());
+    }
+    Ok(out)
+}
+
+/// Deletes every document's artifact: 202.
+pub(super) async fn root_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let all = documents(&body_text(&headers, body)?)?;
+    if let Some((kind, _)) = all.iter().find(|(k, _)| !k.is_stored()) {
+        return Err(ApiError::bad_request(format!(
+            "an {} cannot be deleted through /api/v1",
+            kind.singular()
+        )));
+    }
+    for (kind, artifact) in all {
+        match (kind, artifact) {
+            // A deployment document removes the services it names (spec §3.4).
+            (Kind::Deployment, Artifact::Blueprint(bp)) => {
+                state.vamp.slice(&bp.name, &bp).await?;
+            }
+            (kind, artifact) => {
+                state.vamp.delete(kind, artifact.name()).await?;
+            }
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+pub(super) async fn list_artifacts(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    let view = View::of(&query)?;
+    let page = paging_of(&query).page();
+    let found = state.vamp.list(kind, page).await?;
+    let items = view.show(&state, found.items).await?;
+    let response = reply(StatusCode::OK, &headers, &Value::Array(items));
+    Ok(paged(
+        response,
+        &format!("/api/v1/{}", kind.plural()),
+        page,
+        found.total,
+    ))
+}
+
+/// The status of a write (spec §2.1): static artifacts answer 201 / 200 / 204, runtime ones
+/// (workflows) 202 Accepted, as what they ask for happens later.
+pub(super) fn written(kind: Kind, status: StatusCode) -> StatusCode {
+    if kind == Kind::Workflow {
+        StatusCode::ACCEPTED
+    } else {
+        status
+    }
+}
+
+pub(super) async fn create_artifact(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    let check_only = validate_only(&query)?;
+    let text = body_text(&headers, body)?;
+    let artifact = one_artifact(&text, kind)?;
+    let status = written(kind, StatusCode::CREATED);
+    store(&state, &headers, artifact, status, check_only).await
+}
+
+/// Stores one artifact (or only checks it, `check_only`) and answers with what was stored.
+pub(super) async fn store(
+    state: &AppState,
+    headers: &HeaderMap,
+    artifact: Artifact,
+    status: StatusCode,
+    check_only: bool,
+) -> ApiResult {
+    if check_only {
+        state.vamp.validate(&artifact).await?;
+        return Ok(reply(status, headers, &artifact.to_json()));
+    }
+    let kind = artifact.kind();
+    let name = artifact.name().to_owned();
+    let stored = state.vamp.put(artifact).await?;
+    // A blueprint with inline breeds stores those too: then every stored artifact is returned.
+    let mut out = Vec::with_capacity(stored.len());
+    for s in &stored {
+        if let Some(a) = state.vamp.get(s.kind, &s.name).await? {
+            out.push(a);
+        }
+    }
+    let value = match out.as_slice() {
+        [one] if one.kind() == kind && one.name() == name => one.to_json(),
+        many => Value::Array(many.iter().map(Artifact::to_json).collect()),
+    };
+    Ok(reply(status, headers, &value))
+}
+
+pub(super) async fn get_artifact(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    let view = View::of(&query)?;
+    let artifact = state.vamp.get(kind, &name).await?;
+    view.one(&state, &headers, artifact).await
+}
+
+pub(super) async fn put_artifact(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    let check_only = validate_only(&query)?;
+    let text = body_text(&headers, body)?;
+    let artifact = one_artifact(&text, kind)?;
+    if artifact.name() != name {
+        return Err(ApiError::bad_request(format!(
+            "InconsistentArtifactName: the body names '{}' but the path '{name}'; they must match",
+            artifact.name()
+        )));
+    }
+    let status = written(kind, StatusCode::OK);
+    store(&state, &headers, artifact, status, check_only).await
+}
+
+/// Deletes an artifact (idempotent). A workflow goes at once: no workflow runtime runs its
+/// instances yet, so there is nothing to stop first (spec §2.6 has it pass `stopping`).
+pub(super) async fn delete_artifact(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
+    state.vamp.delete(kind, &name).await?;
+    Ok(written(kind, StatusCode::NO_CONTENT).into_response())
+}
+
+/// A workflow's status as a string (spec §2.6).
+pub(super) async fn get_workflow_status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = state
+        .vamp
+        .workflow(&name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(reply(StatusCode::OK, &headers, &json!(w.status.as_str())))
+}
+
+/// Sets a workflow's status; the body is the status, as plain text or a JSON/YAML string
+/// (`suspended`, `"restarting"`). 202 with the workflow.
+pub(super) async fn put_workflow_status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let wanted = text.trim().trim_matches('"');
+    let status = WorkflowStatus::parse(wanted).ok_or_else(|| {
+        let all: Vec<&str> = WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect();
+        ApiError::bad_request(format!(
+            "error[IllegalWorkflowStatus]: '{wanted}' is not a workflow status (send one of: {})",
+            all.join(", ")
+        ))
+    })?;
+    let w = state
+        .vamp
+        .set_workflow_status(&name, status)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        &headers,
+        &Artifact::Workflow(w).to_json(),
+    ))
+}

@@ -1,0 +1,247 @@
+//! Deployments (spec §2.4): create-or-merge, slice, and their scale and SLA sub-resources.
+
+use super::*;
+
+pub(super) async fn list_deployments(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let view = View::of(&query)?;
+    let page = paging_of(&query).page();
+    let all: Vec<Artifact> = state
+        .vamp
+        .deployments()
+        .await?
+        .into_iter()
+        .map(Artifact::Deployment)
+        .collect();
+    let total = all.len() as u64;
+    let start = usize::try_from((page.page - 1) * page.per_page).unwrap_or(usize::MAX);
+    let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+    let shown = view
+        .show(&state, all.into_iter().skip(start).take(per_page).collect())
+        .await?;
+    let response = reply(StatusCode::OK, &headers, &Value::Array(shown));
+    Ok(paged(response, "/api/v1/deployments", page, total))
+}
+
+pub(super) async fn get_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let view = View::of(&query)?;
+    let d = state.vamp.deployment(&name).await?;
+    view.one(&state, &headers, d.map(Artifact::Deployment))
+        .await
+}
+
+pub(super) fn blueprint(text: &str) -> Result<Blueprint, ApiError> {
+    match one_artifact(text, Kind::Blueprint)? {
+        Artifact::Blueprint(b) => Ok(b),
+        other => Err(ApiError::bad_request(format!(
+            "expected a blueprint, got a {}",
+            other.kind().singular()
+        ))),
+    }
+}
+
+pub(super) async fn deploy(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    name: &str,
+    blueprint: &Blueprint,
+) -> ApiResult {
+    let d = if validate_only(query)? {
+        state.vamp.preview(name, blueprint, &[]).await?
+    } else {
+        state.vamp.deploy(name, blueprint).await?
+    };
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        headers,
+        &Artifact::Deployment(d).to_json(),
+    ))
+}
+
+pub(super) async fn create_deployment(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let blueprint = blueprint(&body_text(&headers, body)?)?;
+    deploy(&state, &headers, &query, &blueprint.name, &blueprint).await
+}
+
+pub(super) async fn put_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let blueprint = blueprint(&body_text(&headers, body)?)?;
+    deploy(&state, &headers, &query, &name, &blueprint).await
+}
+
+pub(super) async fn delete_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    // An empty body is a no-op returning the deployment (spec §2.2).
+    let d = match optional_body(&headers, body)? {
+        None => state.vamp.deployment(&name).await?,
+        Some(text) => state.vamp.slice(&name, &blueprint(&text)?).await?,
+    };
+    found(StatusCode::ACCEPTED, &headers, d.map(Artifact::Deployment))
+}
+
+/// The scale a service runs at (its own, or the default the planner gave it).
+pub(super) async fn get_scale(
+    State(state): State<AppState>,
+    Path((name, cluster, service)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let d = state
+        .vamp
+        .deployment(&name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let s = d
+        .clusters
+        .get(&cluster)
+        .and_then(|c| c.services.iter().find(|s| s.breed.name == service))
+        .ok_or_else(ApiError::not_found)?;
+    let scale = s.scale.clone().unwrap_or_default();
+    Ok(reply(
+        StatusCode::OK,
+        &headers,
+        &Artifact::Scale(scale).to_json(),
+    ))
+}
+
+/// A sub-resource body (a service's scale, a cluster's SLA): a bare name refers to a stored
+/// artifact; anything else is read as an inline one of `kind`, its name optional.
+pub(super) enum Given {
+    Name(String),
+    Inline(Box<Artifact>),
+}
+
+pub(super) fn given(text: &str, kind: Kind) -> Result<Given, ApiError> {
+    // A bare name (one line, not a mapping) refers to a stored artifact.
+    let reference = text.trim().trim_matches('"');
+    let is_name =
+        !reference.contains(": ") && !reference.contains('\n') && !reference.starts_with('{');
+    if is_name {
+        return Ok(Given::Name(reference.to_owned()));
+    }
+    // An inline definition needs no name: give it one for the reader (what it is set on
+    // keeps none).
+    let named = match text.trim_start().strip_prefix('{') {
+        Some(rest) if !text.contains("\"name\"") => format!("{{\"name\": \"inline\", {rest}"),
+        // Appended, so the lines of errors stay those of the body.
+        None if !text.lines().any(|l| l.starts_with("name:")) => {
+            format!("{}\nname: inline\n", text.trim_end())
+        }
+        _ => text.to_owned(),
+    };
+    one_artifact(&named, kind).map(|a| Given::Inline(Box::new(a)))
+}
+
+/// Sets a service's scale (inline, or the name of a stored scale): it redeploys. 202.
+pub(super) async fn put_scale(
+    State(state): State<AppState>,
+    Path((name, cluster, service)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let scale = match given(&text, Kind::Scale)? {
+        Given::Name(reference) => match state.vamp.get(Kind::Scale, &reference).await? {
+            Some(Artifact::Scale(s)) => s,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "no stored scale '{reference}': send one inline (cpu, memory, instances)"
+                )));
+            }
+        },
+        Given::Inline(a) => match *a {
+            Artifact::Scale(s) => s,
+            _ => return Err(ApiError::bad_request("expected a scale")),
+        },
+    };
+    let d = state.vamp.scale(&name, &cluster, &service, scale).await?;
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        &headers,
+        &Artifact::Deployment(d).to_json(),
+    ))
+}
+
+/// A cluster's SLA as its deployment holds it; 404 when the deployment, the cluster or the
+/// SLA is missing.
+pub(super) async fn get_sla(
+    State(state): State<AppState>,
+    Path((name, cluster)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let d = state
+        .vamp
+        .deployment(&name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let sla = d
+        .clusters
+        .get(&cluster)
+        .and_then(|c| c.sla.as_ref())
+        .ok_or_else(ApiError::not_found)?;
+    let value = serde_json::to_value(sla).map_err(|e| Error::backend("json", e))?;
+    Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+/// Sets a cluster's SLA (spec §2.2): inline, or the name of a stored SLA. 202 with the
+/// deployment.
+pub(super) async fn put_sla(
+    State(state): State<AppState>,
+    Path((name, cluster)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let sla = match given(&text, Kind::Sla)? {
+        Given::Name(reference) => Ref::Reference(reference),
+        Given::Inline(a) => match *a {
+            Artifact::Sla(s) => Ref::Inline(s),
+            _ => return Err(ApiError::bad_request("expected an SLA")),
+        },
+    };
+    let d = state
+        .vamp
+        .set_cluster_sla(&name, &cluster, Some(sla))
+        .await?;
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        &headers,
+        &Artifact::Deployment(d).to_json(),
+    ))
+}
+
+/// Removes a cluster's SLA: 204 (also when it had none); 404 for a missing deployment or
+/// cluster.
+pub(super) async fn delete_sla(
+    State(state): State<AppState>,
+    Path((name, cluster)): Path<(String, String)>,
+) -> ApiResult {
+    let d = state.vamp.deployment(&name).await?;
+    if !d.is_some_and(|d| d.clusters.contains_key(&cluster)) {
+        return Err(ApiError::not_found());
+    }
+    state.vamp.set_cluster_sla(&name, &cluster, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

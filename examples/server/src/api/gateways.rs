@@ -1,0 +1,153 @@
+//! Gateways (spec §2.5): the deployments' and standalone ones.
+
+use super::*;
+
+/// The gateway called `name` (a deployment's or a standalone one).
+pub(super) async fn find_gateway(
+    state: &AppState,
+    name: &str,
+) -> Result<Option<Artifact>, ApiError> {
+    let all = state.vamp.gateways().await?;
+    Ok(all
+        .into_iter()
+        .find(|g| g.name == name)
+        .map(Artifact::Gateway))
+}
+
+pub(super) async fn list_gateways(
+    State(state): State<AppState>,
+    Query(paging): Query<Paging>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let mut all = state.vamp.gateways().await?;
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let all = all.into_iter().map(|g| Artifact::Gateway(g).to_json());
+    Ok(page_of(&headers, "/api/v1/gateways", paging.page(), all))
+}
+
+pub(super) async fn get_gateway(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    found(StatusCode::OK, &headers, find_gateway(&state, &name).await?)
+}
+
+/// Stores a standalone gateway (spec §2.5): validated, weights defaulted, its port checked
+/// against every other gateway's (`?validate_only=true`: checked only). 202 with the gateway.
+/// A deployment's gateways (names with `/`) change through their deployment.
+pub(super) async fn create_gateway(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let check_only = validate_only(&query)?;
+    let text = body_text(&headers, body)?;
+    let gateway = one_artifact(&text, Kind::Gateway)?;
+    let name = gateway.name().to_owned();
+    if name.contains('/') {
+        return Err(ApiError::bad_request(format!(
+            "'{name}' names a deployment's gateway: change it with PUT /api/v1/gateways/<name> or in its deployment; a standalone gateway's name has no '/'"
+        )));
+    }
+    if check_only {
+        state.vamp.validate(&gateway).await?;
+        return Ok(reply(StatusCode::ACCEPTED, &headers, &gateway.to_json()));
+    }
+    state.vamp.put(gateway).await?;
+    found(
+        StatusCode::ACCEPTED,
+        &headers,
+        find_gateway(&state, &name).await?,
+    )
+}
+
+/// Removes a standalone gateway (idempotent): 202. A deployment's gateway goes with its
+/// deployment (spec §2.5): refused while the deployment exists.
+pub(super) async fn delete_gateway(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    match name.split_once('/') {
+        None => {
+            state.vamp.delete(Kind::Gateway, &name).await?;
+        }
+        Some((deployment, _)) => {
+            if state.vamp.deployment(deployment).await?.is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "'{name}' belongs to deployment '{deployment}': it goes when its services do (DELETE /api/v1/deployments/{deployment} with them)"
+                )));
+            }
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Changes a gateway (spec §2.5): a cluster gateway `<deployment>/<cluster>/<port>` through a
+/// merge into its deployment (route weights, conditions, strengths; the services stay), a
+/// standalone one by storing it. 202 with the gateway.
+pub(super) async fn put_gateway(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let Artifact::Gateway(gateway) = one_artifact(&text, Kind::Gateway)? else {
+        return Err(ApiError::bad_request("expected a gateway"));
+    };
+    if !gateway.name.is_empty() && gateway.name != name {
+        return Err(ApiError::bad_request(format!(
+            "InconsistentArtifactName: the body names '{}' but the path '{name}'; they must match",
+            gateway.name
+        )));
+    }
+    match name.split('/').collect::<Vec<_>>().as_slice() {
+        [deployment, cluster, port] => {
+            let current = state
+                .vamp
+                .deployment(deployment)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            let services: Vec<String> = current
+                .clusters
+                .get(*cluster)
+                .ok_or_else(ApiError::not_found)?
+                .services
+                .iter()
+                .map(|s| s.breed.name.clone())
+                .collect();
+            // Routes are named by their service (a full `d/c/s/p` path names it third).
+            let mut routes = serde_json::Map::new();
+            for (key, route) in &gateway.routes {
+                let service = match key.split('/').collect::<Vec<_>>().as_slice() {
+                    [_, _, service, _] => (*service).to_owned(),
+                    _ => key.clone(),
+                };
+                routes.insert(service, serde_json::to_value(route).unwrap_or(Value::Null));
+            }
+            let merge = json!({
+                "name": deployment,
+                "clusters": {*cluster: {"gateways": {*port: {"routes": routes}}, "services": services}},
+            });
+            let blueprint = blueprint(&merge.to_string())?;
+            state.vamp.deploy(deployment, &blueprint).await?;
+        }
+        [_] => {
+            let mut gateway = gateway;
+            gateway.name.clone_from(&name);
+            state.vamp.put(Artifact::Gateway(gateway)).await?;
+        }
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "'{name}' is a deployment's own gateway: change it in its deployment's blueprint"
+            )));
+        }
+    }
+    found(
+        StatusCode::ACCEPTED,
+        &headers,
+        find_gateway(&state, &name).await?,
+    )
+}

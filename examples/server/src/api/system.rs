@@ -1,0 +1,201 @@
+//! Info, stats, the configuration (with dynamic changes), and the health and metrics lookups (spec §2.8).
+
+use super::*;
+
+pub(super) async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let value = json!({
+        "message": "Hi, I'm Vamp! How are you?",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime": format!("{}s", state.started.elapsed().as_secs()),
+        "persistence": {"type": state.config.persistence.kind},
+        "key_value": {"type": state.config.key_value.kind},
+        "container_driver": {"type": state.config.driver.kind},
+        "gateway_driver": {"type": state.config.router.kind},
+    });
+    Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+/// How many artifacts of each kind are stored, and how many events (spec §2.2 `/stats`).
+pub(super) async fn stats(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let mut out = serde_json::Map::new();
+    for kind in Kind::ALL.into_iter().filter(|k| k.is_stored()) {
+        let total = state.vamp.list(kind, Page::new(1, 1)).await?.total;
+        out.insert(kind.plural().to_owned(), json!(total));
+    }
+    let events = state
+        .vamp
+        .events(&EventFilter::default(), Page::new(1, 1))
+        .await?
+        .total;
+    out.insert("events".into(), json!(events));
+    Ok(reply(StatusCode::OK, &headers, &Value::Object(out)))
+}
+
+/// The configuration (spec §2.2): `?type=applied` (default: in force, secrets hidden),
+/// `startup` (as started) or `dynamic` (the changes made through the API);
+/// `?flatten=true` gives `section.key` keys.
+pub(super) async fn config(
+    State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let param = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let as_json = |config: &ServerConfig| -> Value {
+        toml::from_str::<toml::Table>(&config.to_toml())
+            .ok()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let value = match param("type").unwrap_or("applied") {
+        "applied" => as_json(&state.settings.current()),
+        "startup" => as_json(state.settings.start()),
+        "dynamic" => {
+            let mut changes = state.settings.changes();
+            if let Some(token) = changes.get_mut("server.token") {
+                *token = json!("<hidden>");
+            }
+            return Ok(reply(StatusCode::OK, &headers, &json!(changes)));
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "type = '{other}': use applied, startup or dynamic"
+            )));
+        }
+    };
+    let value = if matches!(param("flatten"), Some("true" | "1" | "")) {
+        let mut flat = serde_json::Map::new();
+        if let Value::Object(sections) = value {
+            for (section, keys) in sections {
+                if let Value::Object(keys) = keys {
+                    for (key, v) in keys {
+                        flat.insert(format!("{section}.{key}"), v);
+                    }
+                }
+            }
+        }
+        Value::Object(flat)
+    } else {
+        value
+    };
+    Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+/// Changes dynamic settings (spec §2.2 `PUT /api/v1/config`): a map such as
+/// `{"server.body_limit": 1048576}` (`null` drops a change). Applied at once and kept in the
+/// key-value store; 202 with the dynamic changes in force.
+pub(super) async fn set_config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let text = body_text(&headers, body)?;
+    let value = match dsl::parse_documents(&text)
+        .map_err(|e| ApiError::dsl(&e))?
+        .as_slice()
+    {
+        [one] => one.to_json(),
+        _ => return Err(ApiError::bad_request("send one map of settings")),
+    };
+    let mut changes = state.settings.change(&value).await.map_err(|e| match e {
+        crate::dynamic::DynamicError::Invalid(e) => ApiError::bad_request(e.to_string()),
+        crate::dynamic::DynamicError::Store(e) => ApiError::from(e),
+    })?;
+    if let Some(token) = changes.get_mut("server.token") {
+        *token = json!("<hidden>");
+    }
+    Ok(reply(StatusCode::ACCEPTED, &headers, &json!(changes)))
+}
+
+/// The window of a health or metrics lookup (`?window=<seconds>`, default 120 s).
+#[derive(Debug, Deserialize)]
+pub(super) struct Window {
+    window: Option<u64>,
+}
+
+/// The tags a health (`metric = None`) or metrics lookup path stands for (spec §2.8), or
+/// `None` for paths that never have a value (instances) or are not lookups.
+pub(super) fn lookup_tags(segments: &[String], metric: bool) -> Option<Vec<String>> {
+    let mut parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let metric = if metric { Some(parts.pop()?) } else { None };
+    let mut tags = Vec::new();
+    match parts.as_slice() {
+        ["gateways", g] => tags.push(format!("gateways:{g}")),
+        ["gateways", g, "routes", r] => {
+            tags.extend([format!("gateways:{g}"), format!("routes:{r}")]);
+        }
+        ["deployments", d] if metric.is_none() => tags.push(format!("deployments:{d}")),
+        ["deployments", d, "clusters", c] if metric.is_none() => {
+            tags.extend([format!("deployments:{d}"), format!("clusters:{c}")]);
+        }
+        ["deployments", d, "clusters", c, "services", s] if metric.is_none() => tags.extend([
+            format!("deployments:{d}"),
+            format!("clusters:{c}"),
+            format!("services:{s}"),
+        ]),
+        // Cluster and service ports are measured on their gateways (spec §2.8, Q6).
+        ["deployments", d, "clusters", c, "ports", p] => tags.push(format!("gateways:{d}/{c}/{p}")),
+        ["deployments", d, "clusters", c, "services", s, "ports", p] => tags.extend([
+            format!("gateways:{d}/{c}/{p}"),
+            format!("routes:{d}/{c}/{s}"),
+        ]),
+        _ => return None,
+    }
+    tags.push(match metric {
+        Some(m) => format!("metrics:{m}"),
+        None => "health".to_owned(),
+    });
+    Some(tags)
+}
+
+/// The value of the newest event with `tags` within the window, as a JSON value; 404 if none.
+pub(super) async fn latest(
+    state: &AppState,
+    headers: &HeaderMap,
+    tags: Option<Vec<String>>,
+    window: Window,
+) -> ApiResult {
+    let tags = tags.ok_or_else(ApiError::not_found)?;
+    let mut filter = EventFilter::tags(tags);
+    let since = chrono::Utc::now()
+        - chrono::Duration::seconds(i64::try_from(window.window.unwrap_or(120)).unwrap_or(120));
+    filter.from = std::ops::Bound::Included(since);
+    let found = state.vamp.events(&filter, Page::new(1, 1)).await?;
+    match found.items.first() {
+        Some(e) => Ok(reply(StatusCode::OK, headers, &e.event.value)),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// The path segments after `/api/v1/<what>/`, each percent-decoded on its own: gateway names
+/// hold `/`, so they arrive as one `%2F`-encoded segment (spec §2.8).
+pub(super) fn segments_after(uri: &axum::http::Uri, what: &str) -> Option<Vec<String>> {
+    let marker = format!("/api/v1/{what}/");
+    let raw = uri.path().split_once(&marker)?.1;
+    raw.split('/').map(decode_segment).collect()
+}
+
+pub(super) async fn health(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    Query(window): Query<Window>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let tags = segments_after(&uri, "health").and_then(|s| lookup_tags(&s, false));
+    latest(&state, &headers, tags, window).await
+}
+
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    Query(window): Query<Window>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let tags = segments_after(&uri, "metrics").and_then(|s| lookup_tags(&s, true));
+    latest(&state, &headers, tags, window).await
+}

@@ -1,6 +1,15 @@
-//! The `/api/v1` REST API (spec §2): artifacts, deployments, gateways, events and their SSE
-//! stream, info. JSON or YAML in (by `Content-Type`, JSON being YAML too) and out (by
-//! `Accept`); errors as `{"message": …}`; lists paged with `X-Total-Count` and `Link`.
+//! The `/api/v1` REST API (spec §2). JSON or YAML in (by `Content-Type`, JSON being YAML
+//! too) and out (by `Accept`); errors as `{"message": …}`; lists paged with `X-Total-Count`
+//! and `Link`.
+//!
+//! # Layout
+//!
+//! - this module: the router, the state, errors, bodies, paging and the shared query options
+//!   (`validate_only`, `expand_references`, `only_references`, `as_blueprint`);
+//! - `artifacts`: static artifacts, workflows, the multi-document root, docker-compose;
+//! - `deployments`: deployments and their scale and SLA sub-resources;
+//! - `gateways`, `events` (with the SSE stream), `system` (info, stats, config, health and
+//!   metrics lookups), `prometheus` (`GET /metrics`), `openapi`.
 
 use std::convert::Infallible;
 use std::sync::Arc;

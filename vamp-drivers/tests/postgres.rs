@@ -10,16 +10,9 @@ use serde_json::json;
 use vamp_core::Error;
 use vamp_core::model::{Event, Kind};
 use vamp_core::testkit::services::service;
+use vamp_core::testkit::unique;
 use vamp_core::traits::{Page, Persistence, Precondition};
 use vamp_drivers::postgres::PostgresPersistence;
-
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{what}-{}-{nanos}", std::process::id())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_passes_the_persistence_kit() {

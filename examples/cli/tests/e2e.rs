@@ -19,12 +19,7 @@ fn server_binary() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use vamp_core::testkit::free_port;
 
 /// A child process killed when dropped, its stdout lines on a channel.
 struct Running {

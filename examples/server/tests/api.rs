@@ -468,16 +468,7 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
     use reqwest::Method;
     let server = Server::start(&[]).await;
     let u = &server.url;
-    let exe = env!("CARGO_BIN_EXE_vamp-server");
-    let breed = format!(
-        "name: app:1.0.0\ndeployable: {{type: command, definition: \"'{exe}' demo-app\"}}\nports: {{web: 8080/http}}\n"
-    );
-    assert_eq!(
-        send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
-            .await
-            .0,
-        201
-    );
+    common::store_demo_breed(u).await;
     assert_eq!(
         send(
             Method::POST,

@@ -9,13 +9,7 @@ mod common;
 use common::{Server, parse, send, yaml};
 use reqwest::Method;
 
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{what}-{}-{nanos}", std::process::id())
-}
+use vamp_core::testkit::unique;
 
 /// Stores a breed, restarts the server on the same configuration, reads it back and deletes
 /// it; `/info` names the backends.
@@ -216,26 +210,14 @@ async fn a_deployment_answers_through_a_local_haproxy() {
     let Some(haproxy) = vamp_core::testkit::services::service("haproxy") else {
         return;
     };
-    let gateway = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
+    let gateway = vamp_core::testkit::free_port();
     let server = Server::start(&[
         ("router.kind", "haproxy-local"),
         ("router.haproxy", haproxy.as_str()),
     ])
     .await;
     let u = &server.url;
-    let exe = env!("CARGO_BIN_EXE_vamp-server");
-    let breed = format!(
-        "name: app:1.0.0\ndeployable: {{type: command, definition: \"'{exe}' demo-app\"}}\nports: {{web: 8080/http}}\n"
-    );
-    assert_eq!(
-        send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
-            .await
-            .0,
-        201
-    );
+    common::store_demo_breed(u).await;
     let blueprint = format!("name: s\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:1.0.0\n");
     let (status, _, body) = send(
         Method::PUT,

@@ -24,6 +24,14 @@ use std::time::Duration;
 /// How long a check waits for something that should happen (an event to arrive).
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A string unique to this process run and call, for keys and names.
 pub fn unique(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

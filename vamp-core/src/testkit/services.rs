@@ -65,7 +65,7 @@ impl PrivateEtcd {
         dir: &std::path::Path,
         tls: Option<EtcdTlsFiles>,
     ) -> Self {
-        let free = free_port;
+        let free = super::free_port;
         let mut etcd = PrivateEtcd {
             binary: binary.into(),
             dir: dir.to_owned(),
@@ -137,13 +137,6 @@ impl PrivateEtcd {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Waits (at most 30 s) until `port` on loopback accepts connections.
 async fn wait_for_port(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -191,7 +184,7 @@ pub struct PrivateZookeeper {
 impl PrivateZookeeper {
     /// Writes its config, starts it and waits until its port accepts connections.
     pub async fn start(classpath: impl Into<String>, dir: &std::path::Path) -> Self {
-        let port = free_port();
+        let port = super::free_port();
         let config = format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
              clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\

@@ -535,6 +535,18 @@ impl Vamp {
         }
     }
 
+    /// A deployment that must exist, with its revision; `ArtifactNotFound` otherwise.
+    async fn existing(&self, name: &str) -> Result<(Deployment, u64)> {
+        self.load(name).await?.ok_or_else(|| {
+            dsl_error(
+                ErrorKind::ArtifactNotFound,
+                "name",
+                format!("deployment '{name}' does not exist"),
+                "deploy it first",
+            )
+        })
+    }
+
     async fn save(&self, d: &Deployment, revision: Option<u64>, what: &str) -> Result<()> {
         let mut json = Artifact::Deployment(d.clone()).to_json();
         if let serde_json::Value::Object(m) = &mut json {
@@ -748,14 +760,7 @@ impl Vamp {
         scale: Scale,
     ) -> Result<Deployment> {
         let _writes = self.inner.writes.lock().await;
-        let (mut d, revision) = self.load(deployment).await?.ok_or_else(|| {
-            dsl_error(
-                ErrorKind::ArtifactNotFound,
-                "name",
-                format!("deployment '{deployment}' does not exist"),
-                "deploy it first",
-            )
-        })?;
+        let (mut d, revision) = self.existing(deployment).await?;
         let s = d
             .clusters
             .get_mut(cluster)
@@ -825,14 +830,7 @@ impl Vamp {
             None => None,
         };
         let _writes = self.inner.writes.lock().await;
-        let (mut d, revision) = self.load(deployment).await?.ok_or_else(|| {
-            dsl_error(
-                ErrorKind::ArtifactNotFound,
-                "name",
-                format!("deployment '{deployment}' does not exist"),
-                "deploy it first",
-            )
-        })?;
+        let (mut d, revision) = self.existing(deployment).await?;
         let c = d.clusters.get_mut(cluster).ok_or_else(|| {
             dsl_error(
                 ErrorKind::ArtifactNotFound,

@@ -12,13 +12,7 @@ use vamp_core::model::lookup::{gateway_lookup_name, route_lookup_name};
 use vamp_core::model::{Percentage, PortType, Sticky};
 use vamp_core::traits::{Balance, ResolvedCondition, ResolvedGateway, ResolvedRoute, RouteTarget};
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use vamp_core::testkit::free_port;
 
 /// An HTTP/1.1 backend on a free port that answers every request with
 /// `<name> <path>` and the header `x-backend: <name>`; keep-alive.

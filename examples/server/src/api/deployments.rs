@@ -60,11 +60,7 @@ pub(super) async fn deploy(
     } else {
         state.vamp.deploy(name, blueprint).await?
     };
-    Ok(reply(
-        StatusCode::ACCEPTED,
-        headers,
-        &Artifact::Deployment(d).to_json(),
-    ))
+    Ok(accepted(headers, d))
 }
 
 pub(super) async fn create_deployment(
@@ -177,11 +173,7 @@ pub(super) async fn put_scale(
         },
     };
     let d = state.vamp.scale(&name, &cluster, &service, scale).await?;
-    Ok(reply(
-        StatusCode::ACCEPTED,
-        &headers,
-        &Artifact::Deployment(d).to_json(),
-    ))
+    Ok(accepted(&headers, d))
 }
 
 /// A cluster's SLA as its deployment holds it; 404 when the deployment, the cluster or the
@@ -225,11 +217,7 @@ pub(super) async fn put_sla(
         .vamp
         .set_cluster_sla(&name, &cluster, Some(sla))
         .await?;
-    Ok(reply(
-        StatusCode::ACCEPTED,
-        &headers,
-        &Artifact::Deployment(d).to_json(),
-    ))
+    Ok(accepted(&headers, d))
 }
 
 /// Removes a cluster's SLA: 204 (also when it had none); 404 for a missing deployment or
@@ -244,4 +232,13 @@ pub(super) async fn delete_sla(
     }
     state.vamp.set_cluster_sla(&name, &cluster, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// 202 with the deployment a change made.
+fn accepted(headers: &HeaderMap, d: vamp_core::model::Deployment) -> Response {
+    reply(
+        StatusCode::ACCEPTED,
+        headers,
+        &Artifact::Deployment(d).to_json(),
+    )
 }

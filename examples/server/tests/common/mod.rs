@@ -104,3 +104,19 @@ pub(crate) async fn wait_gone(u: &str, deployment: &str) {
 pub(crate) fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
+
+/// Stores breed `app:1.0.0`: the demo service, run by this very server's `demo-app`
+/// subcommand, on port `web`.
+pub(crate) async fn store_demo_breed(api: &str) {
+    let exe = env!("CARGO_BIN_EXE_vamp-server");
+    let breed = format!(
+        "name: app:1.0.0\ndeployable: {{type: command, definition: \"'{exe}' demo-app\"}}\nports: {{web: 8080/http}}\n"
+    );
+    let (status, _, body) = send(
+        reqwest::Method::POST,
+        &format!("{api}/breeds"),
+        Some(yaml(&breed)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -3,10 +3,8 @@
 //! split in real answers through the gateway, slice v1, undeploy — while `vamp events` tails
 //! the SSE stream. Needs `vamp-server` built next to `vamp` (scripts/test.sh builds it).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 fn server_binary() -> PathBuf {
@@ -19,37 +17,11 @@ fn server_binary() -> PathBuf {
     path
 }
 
+use vamp_core::testkit::child::Running;
 use vamp_core::testkit::free_port;
 
-/// A child process killed when dropped, its stdout lines on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn spawn(command: &mut Command) -> Running {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Running { child, lines }
+    Running::spawn(command)
 }
 
 fn vamp(host: &str, args: &[&str]) -> (i32, String, String) {

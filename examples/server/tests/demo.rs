@@ -2,59 +2,21 @@
 //! directory, ready within a bounded time, traffic split 90/10 through the gateway, SIGTERM
 //! stops it and the demo's processes — and a second run works the same.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use vamp_core::testkit::child::Running;
 use vamp_core::testkit::free_port;
 
-/// Kills the server if a test panics before stopping it.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(data: &std::path::Path, api: u16, gateway: u16) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vamp-server"))
-        .args(["--demo", "--data"])
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{api}")])
-        .args(["--demo-port", &gateway.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vamp-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Running { child, lines }
-}
-
-fn wait_for_line(running: &Running, start: &str, limit: Duration) -> String {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match running.lines.recv_timeout(left) {
-            Ok(line) if line.starts_with(start) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line starting with '{start}' within {limit:?}: {e}"),
-        }
-    }
+    Running::spawn(
+        Command::new(env!("CARGO_BIN_EXE_vamp-server"))
+            .args(["--demo", "--data"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{api}")])
+            .args(["--demo-port", &gateway.to_string()])
+            .env("RUST_LOG", "warn"),
+    )
 }
 
 fn get(port: u16) -> String {
@@ -147,12 +109,8 @@ fn the_demo_splits_traffic_90_10_stops_cleanly_and_runs_again() {
     for run in 1..=2 {
         let (api, gateway) = (free_port(), free_port());
         let running = start(data.path(), api, gateway);
-        wait_for_line(
-            &running,
-            "vamp-server listening on http://",
-            Duration::from_secs(30),
-        );
-        let ready = wait_for_line(&running, "vamp demo ready:", Duration::from_secs(90));
+        running.wait_for_line("vamp-server listening on http://", Duration::from_secs(30));
+        let ready = running.wait_for_line("vamp demo ready:", Duration::from_secs(90));
         assert_eq!(
             ready,
             format!(

@@ -13,6 +13,7 @@
     reason = "test kits report broken contracts by panicking, like assertions"
 )]
 
+pub mod child;
 pub mod driver;
 pub mod kv;
 pub mod persistence;

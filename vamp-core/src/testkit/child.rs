@@ -1,0 +1,63 @@
+//! A program a test runs: killed (and reaped) when dropped, so a failing test leaves nothing
+//! behind, with its standard output as lines on a channel.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running child process and its stdout lines.
+#[derive(Debug)]
+pub struct Running {
+    /// The process (its stdout is taken; stderr goes to the test's).
+    pub child: Child,
+    /// Its stdout, line by line, as it writes them.
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `command` with its stdout captured line by line.
+    ///
+    /// # Panics
+    /// When the program cannot start: a test cannot go on then.
+    pub fn spawn(command: &mut Command) -> Running {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the program under test");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The first line starting with `start` within `limit` (earlier lines are skipped).
+    ///
+    /// # Panics
+    /// When none comes in time, or the program closed its stdout.
+    pub fn wait_for_line(&self, start: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(start) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line starting with '{start}' within {limit:?}: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -386,3 +386,113 @@ async fn a_record_that_no_longer_reads_does_not_block_writes() {
     let err = vamp.get(Kind::Breed, "junk").await.unwrap_err().to_string();
     assert!(err.contains("junk"), "{err}");
 }
+
+/// A persistence that counts full listings of a kind.
+#[derive(Debug, Default)]
+struct CountingLists {
+    inner: MemoryPersistence,
+    lists: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl vamp_core::traits::Persistence for CountingLists {
+    fn backend(&self) -> &'static str {
+        "counting"
+    }
+    async fn get(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> vamp_core::Result<Option<vamp_core::traits::StoredArtifact>> {
+        self.inner.get(kind, name).await
+    }
+    async fn put(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: vamp_core::traits::Precondition,
+    ) -> vamp_core::Result<vamp_core::traits::StoredArtifact> {
+        self.inner.put(kind, name, value, precondition).await
+    }
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        precondition: vamp_core::traits::Precondition,
+    ) -> vamp_core::Result<Option<u64>> {
+        self.inner.delete(kind, name, precondition).await
+    }
+    async fn list(
+        &self,
+        kind: Kind,
+        page: vamp_core::traits::Page,
+    ) -> vamp_core::Result<vamp_core::traits::Paged<vamp_core::traits::StoredArtifact>> {
+        self.lists
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.list(kind, page).await
+    }
+    async fn history(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> vamp_core::Result<Vec<vamp_core::traits::Revision>> {
+        self.inner.history(kind, name).await
+    }
+    async fn append_event(
+        &self,
+        event: &Event,
+    ) -> vamp_core::Result<vamp_core::traits::StoredEvent> {
+        self.inner.append_event(event).await
+    }
+    async fn query_events(
+        &self,
+        filter: &vamp_core::traits::EventFilter,
+        page: vamp_core::traits::Page,
+    ) -> vamp_core::Result<vamp_core::traits::Paged<vamp_core::traits::StoredEvent>> {
+        self.inner.query_events(filter, page).await
+    }
+    async fn subscribe(&self) -> vamp_core::Result<vamp_core::traits::EventStream> {
+        self.inner.subscribe().await
+    }
+}
+
+#[tokio::test]
+async fn a_write_reads_what_it_refers_to_not_the_whole_store() {
+    let db = Arc::new(CountingLists::default());
+    let vamp = Vamp::builder()
+        .persistence(db.clone())
+        .driver(Arc::new(MemoryDriver::default()))
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        vamp.put(one(&format!(
+            "kind: breeds\nname: b{i}:1\ndeployable: img\nports: {{web: 80}}\n"
+        )))
+        .await
+        .unwrap();
+    }
+    vamp.put(one("kind: breeds\nname: up:1\ndeployable: img\nports: {web: 80}\nenvironment_variables: {UP: $dep.host}\ndependencies: {dep: b7:1}\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.lists.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "breeds are checked against the breeds they name, not a listing"
+    );
+    // A gateway's port is checked against every gateway: that needs the listings.
+    vamp.put(one(
+        "kind: gateways\nname: edge\nport: 9000\nroutes: [a/b/c]\n",
+    ))
+    .await
+    .unwrap();
+    let err = vamp
+        .put(one(
+            "kind: gateways\nname: other\nport: 9000\nroutes: [a/b/c]\n",
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("9000") && err.contains("edge"), "{err}");
+    assert!(db.lists.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}

@@ -18,6 +18,7 @@
 //! ```
 
 mod events;
+mod fetch;
 mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -265,15 +266,7 @@ impl Vamp {
             .into_iter()
             .chain([Kind::Gateway, Kind::Deployment])
         {
-            for stored in self.db().list(kind, Page::ALL).await?.items {
-                // One record that no longer reads (written by hand or by something else
-                // sharing the store) must not block every write: it is left out of the
-                // references writes are checked against, and named in the log.
-                match self.decode(kind, &stored) {
-                    Ok(artifact) => out.push(artifact),
-                    Err(e) => tracing::warn!(error = %e, "left out of validation"),
-                }
-            }
+            out.extend(self.readable(kind).await?);
         }
         Ok(out)
     }
@@ -324,7 +317,6 @@ impl Vamp {
     /// # Errors
     /// The first problem found.
     pub async fn validate_all(&self, artifacts: &[Artifact]) -> Result<()> {
-        let mut snapshot = None;
         for artifact in artifacts {
             let kind = artifact.kind();
             if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {
@@ -336,14 +328,20 @@ impl Vamp {
             if let Artifact::Workflow(w) = artifact {
                 self.check_workflow_update(&w.name).await?;
             }
-            let known = match &mut snapshot {
-                Some(known) => known,
-                None => snapshot.insert(self.snapshot_with(artifacts).await?),
-            };
-            let expanded = dsl::expand_available(artifact, &*known)?;
-            let mut problems = dsl::validate::artifact(&expanded);
-            problems.extend(dsl::validate::against(artifact, &*known));
-            if let Some(first) = problems.into_iter().next() {
+            // Only what the artifact refers to (and what the rules across artifacts of its
+            // kind need) is read from the store.
+            let problem = self
+                .checked(artifacts, |known| {
+                    let expanded = match dsl::expand_available(artifact, known) {
+                        Ok(expanded) => expanded,
+                        Err(e) => return Some(e),
+                    };
+                    let mut problems = dsl::validate::artifact(&expanded);
+                    problems.extend(dsl::validate::against(artifact, known));
+                    problems.into_iter().next()
+                })
+                .await?;
+            if let Some(first) = problem {
                 return Err(first.into());
             }
         }

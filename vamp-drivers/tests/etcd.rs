@@ -51,83 +51,6 @@ async fn kv_persistence_over_etcd_passes_the_persistence_kit() {
     vamp_core::testkit::persistence::run_all(&db).await;
 }
 
-/// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with the openssl
-/// command; returns (CA, server cert, server key, client cert, client key) paths.
-#[cfg(feature = "etcd-tls")]
-fn certificates(dir: &std::path::Path) -> [PathBuf; 5] {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("the openssl command (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("san.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )
-    .expect("write san.cnf");
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=vamp-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    for name in ["server", "client"] {
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.cnf",
-            "-out",
-            &format!("{name}.pem"),
-        ]);
-    }
-    [
-        "ca.pem",
-        "server.pem",
-        "server.key",
-        "client.pem",
-        "client.key",
-    ]
-    .map(|f| dir.join(f))
-}
-
 #[cfg(feature = "etcd-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
@@ -141,7 +64,8 @@ async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
         std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd"),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let [ca, cert, key, client_cert, client_key] = certificates(dir.path());
+    let [ca, cert, key, client_cert, client_key] =
+        vamp_core::testkit::services::tls_certificates(dir.path());
     let files = EtcdTlsFiles {
         cert,
         key,

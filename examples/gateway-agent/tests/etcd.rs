@@ -7,51 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vamp_core::testkit::services::{PrivateEtcd, service};
-use vamp_core::traits::{KeyValueStore, ResolvedGateway, Router};
+use vamp_core::traits::{KeyValueStore, Router};
 use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
 use vamp_gateway::haproxy::kv::KvRouter;
 use vamp_gateway::haproxy::render::RenderOptions;
-use vamp_gateway::testkit::{Client, backend, free_port, gateway, route, split};
+use vamp_gateway::testkit::{Client, backend, free_port, split};
+
+mod common;
+use common::{applied, one};
 
 const ROOT: &str = "/vamp/agent-e2e";
-
-fn one(port: u16, name: &str, backend_port: u16) -> ResolvedGateway {
-    gateway(
-        "e2e/web",
-        port,
-        vec![route(
-            "e2e/web",
-            &format!("e2e/{name}"),
-            100,
-            &[(name, backend_port)],
-        )],
-    )
-}
-
-/// Polls the status endpoint (at most 20 s) until it answers 200 with a revision ≥ `revision`.
-async fn applied(status_port: u16, revision: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = String::new();
-    loop {
-        if let Ok(r) = Client::new(status_port).get("/health", &[]).await {
-            let rev = r
-                .body
-                .split("\"applied_revision\":")
-                .nth(1)
-                .and_then(|s| s.split([',', '}']).next())
-                .and_then(|s| s.parse::<u64>().ok());
-            if r.status == 200 && rev.is_some_and(|v| v >= revision) {
-                return;
-            }
-            last = r.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "revision {revision} not applied in 20 s; last status {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {

@@ -48,3 +48,26 @@ fn a_malformed_etcd_endpoint_is_named() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("etcd"), "{err}");
 }
+
+#[test]
+fn one_store_at_a_time() {
+    let (code, err) = run(&[
+        "--zookeeper",
+        "127.0.0.1:2181",
+        "--consul",
+        "http://127.0.0.1:8500",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--consul") && err.contains("--zookeeper"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "--etcd",
+        "http://127.0.0.1:2379",
+        "--consul",
+        "http://127.0.0.1:8500",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--etcd"), "{err}");
+}

@@ -53,6 +53,85 @@ pub struct EtcdTlsFiles {
     pub ca: std::path::PathBuf,
 }
 
+/// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with the openssl
+/// command, in `dir`; returns (CA, server cert, server key, client cert, client key) paths.
+///
+/// # Panics
+/// When `openssl` is missing or fails: a TLS test cannot go on then.
+pub fn tls_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .expect("write san.cnf");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vamp-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    for name in ["server", "client"] {
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+    [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ]
+    .map(|f| dir.join(f))
+}
+
 impl PrivateEtcd {
     /// Starts it and waits (at most 20 s) until its client port accepts connections.
     pub async fn start(binary: impl Into<std::path::PathBuf>, dir: &std::path::Path) -> Self {

@@ -32,13 +32,13 @@ fn not_built(key: &str, kind: &str) -> StartError {
     ))
 }
 
-/// `user:password` as a pair.
-#[cfg(feature = "etcd")]
-fn user_password(credentials: &str) -> Result<(String, String), StartError> {
+/// `user:password` as a pair; `what` names the backend in the error.
+#[cfg(any(feature = "etcd", feature = "elasticsearch"))]
+fn user_password(credentials: &str, what: &str) -> Result<(String, String), StartError> {
     credentials
         .split_once(':')
         .map(|(u, p)| (u.to_owned(), p.to_owned()))
-        .ok_or_else(|| bad("key_value.credentials must be user:password for etcd".to_owned()))
+        .ok_or_else(|| bad(format!("the credentials for {what} must be user:password")))
 }
 
 /// The `[key_value]` store.
@@ -58,7 +58,15 @@ pub(crate) async fn key_value(config: &ServerConfig) -> Result<Arc<dyn KeyValueS
             let mut etcd = EtcdConfig::new(endpoints.first().cloned().unwrap_or_default());
             etcd.endpoints = endpoints;
             if let Some(c) = &kv.credentials {
-                etcd.user = Some(user_password(c)?);
+                etcd.user = Some(user_password(c, "etcd")?);
+            }
+            #[cfg(feature = "etcd-tls")]
+            if kv.ca.is_some() || kv.cert.is_some() {
+                let identity = kv.cert.as_deref().zip(kv.key.as_deref());
+                etcd.tls = Some(
+                    vamp_drivers::etcd::EtcdTls::from_files(kv.ca.as_deref(), identity)
+                        .map_err(failed("key_value (etcd TLS files)"))?,
+                );
             }
             Arc::new(
                 EtcdStore::connect(etcd)
@@ -120,8 +128,12 @@ pub(crate) async fn persistence(
         #[cfg(feature = "elasticsearch")]
         "elasticsearch" => {
             use vamp_drivers::elasticsearch::{ElasticsearchConfig, ElasticsearchPersistence};
+            let mut es = ElasticsearchConfig::new(url);
+            if let Some(c) = &config.persistence.credentials {
+                es.credentials = Some(user_password(c, "elasticsearch")?);
+            }
             Arc::new(
-                ElasticsearchPersistence::connect(ElasticsearchConfig::new(url))
+                ElasticsearchPersistence::connect(es)
                     .await
                     .map_err(failed("persistence (elasticsearch)"))?,
             )

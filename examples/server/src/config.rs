@@ -85,6 +85,8 @@ pub struct PersistenceConfig {
     /// The server of `postgres` (`postgres://user:password@host:port/db`) or
     /// `elasticsearch` (`http://host:9200`).
     pub url: Option<String>,
+    /// `user:password` for Elasticsearch's basic authentication.
+    pub credentials: Option<String>,
 }
 
 impl Default for PersistenceConfig {
@@ -93,6 +95,7 @@ impl Default for PersistenceConfig {
             kind: "sqlite".into(),
             path: None,
             url: None,
+            credentials: None,
         }
     }
 }
@@ -111,6 +114,12 @@ pub struct KeyValueConfig {
     /// Credentials: etcd `user:password`, ZooKeeper digest `user:password`, or the Consul
     /// ACL token.
     pub credentials: Option<String>,
+    /// The CA certificate (PEM) that signed etcd's: etcd over TLS (feature `etcd-tls`).
+    pub ca: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd, with `key`.
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    pub key: Option<PathBuf>,
 }
 
 impl Default for KeyValueConfig {
@@ -120,6 +129,9 @@ impl Default for KeyValueConfig {
             servers: String::new(),
             root: "/vamp/default".into(),
             credentials: None,
+            ca: None,
+            cert: None,
+            key: None,
         }
     }
 }
@@ -350,7 +362,11 @@ impl ServerConfig {
                 "server.token",
                 "persistence.path",
                 "persistence.url",
+                "persistence.credentials",
                 "key_value.credentials",
+                "key_value.ca",
+                "key_value.cert",
+                "key_value.key",
             ]
             .map(str::to_owned),
         );
@@ -426,6 +442,19 @@ impl ServerConfig {
                 }
             ));
         }
+        if self.key_value.cert.is_some() != self.key_value.key.is_some() {
+            return fail(
+                "key_value.cert and key_value.key go together (a client certificate and its key)"
+                    .into(),
+            );
+        }
+        let tls = self.key_value.ca.is_some() || self.key_value.cert.is_some();
+        if tls && (self.key_value.kind != "etcd" || !cfg!(feature = "etcd-tls")) {
+            return fail(format!(
+                "key_value.ca/cert/key are for etcd over TLS (key_value.kind = 'etcd', vamp-server built with --features etcd-tls); key_value.kind is '{}'",
+                self.key_value.kind
+            ));
+        }
         if self.router.kind == "haproxy-kv" && self.key_value.kind == "memory" {
             return fail(
                 "router.kind = 'haproxy-kv' publishes gateways for agents in other processes: set key_value.kind to etcd, zookeeper or consul".into(),
@@ -457,6 +486,9 @@ impl ServerConfig {
         }
         if shown.key_value.credentials.is_some() {
             shown.key_value.credentials = hidden();
+        }
+        if shown.persistence.credentials.is_some() {
+            shown.persistence.credentials = hidden();
         }
         shown.persistence.url = shown.persistence.url.as_deref().map(hide_password);
         toml::to_string(&shown).unwrap_or_default()
@@ -613,6 +645,14 @@ mod tests {
             err.contains("key_value.kind") || err.contains("--features haproxy"),
             "{err}"
         );
+        let err = load("[key_value]\ncert = \"c.pem\"\n", &[], &[])
+            .expect_err("a certificate without its key")
+            .to_string();
+        assert!(err.contains("key_value.key"), "{err}");
+        let err = load("[key_value]\nca = \"ca.pem\"\n", &[], &[])
+            .expect_err("TLS for the memory store")
+            .to_string();
+        assert!(err.contains("etcd"), "{err}");
         let err = load("[key_value]\nroot = \"vamp\"\n", &[], &[])
             .expect_err("relative root")
             .to_string();

@@ -9,6 +9,7 @@
     not(all(
         feature = "postgres",
         feature = "etcd",
+        feature = "etcd-tls",
         feature = "zookeeper",
         feature = "consul",
         feature = "elasticsearch",
@@ -189,20 +190,62 @@ async fn on_consul_as_faked() {
 
 #[cfg(feature = "elasticsearch")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_elasticsearch_as_faked() {
-    let mut es = vamp_drivers::fakes::elasticsearch::FakeElasticsearch::start()
-        .await
-        .expect("fake elasticsearch");
+async fn on_elasticsearch_as_faked_with_basic_auth() {
+    use vamp_drivers::fakes::elasticsearch::{FakeElasticsearch, FakeElasticsearchConfig};
+    let mut es = FakeElasticsearch::start_with(FakeElasticsearchConfig {
+        credentials: Some(("vamp".into(), "s3cret".into())),
+        ..FakeElasticsearchConfig::default()
+    })
+    .await
+    .expect("fake elasticsearch");
     let url = es.url();
     artifacts_survive_a_restart(
         &[
             ("persistence.kind", "elasticsearch"),
             ("persistence.url", url.as_str()),
+            ("persistence.credentials", "vamp:s3cret"),
         ],
         "elasticsearch",
     )
     .await;
     es.stop().await;
+}
+
+#[cfg(feature = "etcd-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_etcd_over_tls_with_a_client_certificate() {
+    use vamp_core::testkit::services::{EtcdTlsFiles, PrivateEtcd, tls_certificates};
+    let Some(_) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    let binary = std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [ca, cert, key, client_cert, client_key] = tls_certificates(dir.path());
+    let files = EtcdTlsFiles {
+        cert,
+        key,
+        ca: ca.clone(),
+    };
+    let mut etcd = PrivateEtcd::start_with(binary, dir.path(), Some(files)).await;
+    let url = etcd.url();
+    let (ca, client_cert, client_key) = (
+        ca.display().to_string(),
+        client_cert.display().to_string(),
+        client_key.display().to_string(),
+    );
+    artifacts_survive_a_restart(
+        &[
+            ("key_value.kind", "etcd"),
+            ("key_value.servers", url.as_str()),
+            ("key_value.ca", ca.as_str()),
+            ("key_value.cert", client_cert.as_str()),
+            ("key_value.key", client_key.as_str()),
+            ("persistence.kind", "key-value"),
+        ],
+        "key-value",
+    )
+    .await;
+    etcd.stop().await;
 }
 
 #[cfg(feature = "docker")]

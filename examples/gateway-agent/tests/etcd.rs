@@ -42,22 +42,12 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
     }
     let router = KvRouter::new(store.clone(), ROOT, RenderOptions::default());
 
-    let status_port = free_port();
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_vamp-gateway-agent"))
-        .args(["--etcd", &etcd.url(), "--root", ROOT, "--haproxy", &haproxy])
-        .arg("--dir")
-        .arg(dir.path().join("hx"))
-        .args([
-            "--status",
-            &format!("127.0.0.1:{status_port}"),
-            "--no-health-checks",
-            "--max-backoff-ms",
-            "200",
-        ])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the agent");
+    let (mut agent, status_port) = common::start_agent(
+        &["--etcd", &etcd.url()],
+        ROOT,
+        &haproxy,
+        &dir.path().join("hx"),
+    );
 
     let (a, b) = (backend("a").await, backend("b").await);
     let port = free_port();

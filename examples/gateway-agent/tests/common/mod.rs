@@ -45,6 +45,35 @@ pub(crate) async fn applied(status_port: u16, revision: u64) {
     }
 }
 
+/// Starts the agent binary on `store_flags` (how to reach its store), with its HAProxy's
+/// files in `dir` and no instance health checks; returns it (killed when dropped) and its
+/// status port.
+pub(crate) fn start_agent(
+    store_flags: &[&str],
+    root: &str,
+    haproxy: &str,
+    dir: &std::path::Path,
+) -> (tokio::process::Child, u16) {
+    let status_port = vamp_gateway::testkit::free_port();
+    let agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_vamp-gateway-agent"))
+        .args(store_flags)
+        .args(["--root", root, "--haproxy", haproxy])
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--status",
+            &format!("127.0.0.1:{status_port}"),
+            "--no-health-checks",
+            "--max-backoff-ms",
+            "200",
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the agent");
+    (agent, status_port)
+}
+
 /// Runs the agent with `store_flags` (how to reach its store) against gateways a
 /// `haproxy-kv` router publishes in `store` under `root`: the first version reaches traffic,
 /// then a change does; SIGTERM stops the agent and its HAProxy.
@@ -65,23 +94,7 @@ pub(crate) async fn serves_what_is_published(
         .prefix("ga")
         .tempdir_in("/tmp")
         .expect("tempdir");
-    let status_port = free_port();
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_vamp-gateway-agent"))
-        .args(store_flags)
-        .args(["--root", root, "--haproxy", haproxy])
-        .arg("--dir")
-        .arg(dir.path())
-        .args([
-            "--status",
-            &format!("127.0.0.1:{status_port}"),
-            "--no-health-checks",
-            "--max-backoff-ms",
-            "200",
-        ])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the agent");
+    let (mut agent, status_port) = start_agent(store_flags, root, haproxy, dir.path());
     let (a, b) = (backend("a").await, backend("b").await);
     let port = free_port();
     for (name, target) in [("a", a), ("b", b)] {

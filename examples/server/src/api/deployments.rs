@@ -104,11 +104,7 @@ pub(super) async fn get_scale(
     Path((name, cluster, service)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let d = state
-        .vamp
-        .deployment(&name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let d = existing(&state, &name).await?;
     let s = d
         .clusters
         .get(&cluster)
@@ -183,11 +179,7 @@ pub(super) async fn get_sla(
     Path((name, cluster)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let d = state
-        .vamp
-        .deployment(&name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let d = existing(&state, &name).await?;
     let sla = d
         .clusters
         .get(&cluster)
@@ -241,4 +233,13 @@ fn accepted(headers: &HeaderMap, d: vamp_core::model::Deployment) -> Response {
         headers,
         &Artifact::Deployment(d).to_json(),
     )
+}
+
+/// The deployment called `name`, or 404.
+async fn existing(state: &AppState, name: &str) -> Result<vamp_core::model::Deployment, ApiError> {
+    state
+        .vamp
+        .deployment(name)
+        .await?
+        .ok_or_else(ApiError::not_found)
 }

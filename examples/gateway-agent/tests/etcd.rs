@@ -42,7 +42,7 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
     }
     let router = KvRouter::new(store.clone(), ROOT, RenderOptions::default());
 
-    let (mut agent, status_port) = common::start_agent(
+    let (agent, status_port) = common::start_agent(
         &["--etcd", &etcd.url()],
         ROOT,
         &haproxy,
@@ -91,15 +91,7 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
     );
 
     // SIGTERM stops the agent and its HAProxy.
-    let pid = agent.id().expect("agent pid");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let status = tokio::time::timeout(Duration::from_secs(15), agent.wait())
-        .await
-        .expect("agent exits")
-        .expect("wait");
-    assert!(status.success(), "{status}");
+    common::stop_agent(agent).await;
     assert!(
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

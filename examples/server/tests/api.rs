@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Server, parse, send, wait_gone, yaml};
+use common::{Server, parse, send, undeploy, wait_gone, yaml};
 
 const BREED: &str =
     "name: web:1.0\ndeployable: {type: command, definition: /bin/true}\nports: {web: 8080/http}\n";
@@ -306,16 +306,12 @@ async fn deployments_merge_slice_and_undeploy_through_the_api() {
     let (status, _, _) = send(Method::GET, &format!("{u}/gateways/shop/app/web"), None).await;
     assert_eq!(status, 200, "gateway names with slashes");
     // Remove everything; the deployment goes once its services are gone.
-    let (status, _, body) = send(
-        Method::DELETE,
-        &format!("{u}/deployments/shop"),
-        Some(yaml(
-            "name: shop\nclusters:\n  app:\n    services: [app:1.0.0, app:1.1.0]\n",
-        )),
+    undeploy(
+        u,
+        "shop",
+        "name: shop\nclusters:\n  app:\n    services: [app:1.0.0, app:1.1.0]\n",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
-    wait_gone(u, "shop").await;
     server.stop().await;
 }
 
@@ -526,15 +522,8 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} undocumented");
     }
-    let (status, _, _) = send(
-        Method::DELETE,
-        &format!("{u}/deployments/s"),
-        Some(yaml("name: s\nclusters:\n  c: app:1.0.0\n")),
-    )
-    .await;
-    assert_eq!(status, 202);
     // Its processes go before the server does (they would outlive it).
-    wait_gone(u, "s").await;
+    undeploy(u, "s", "name: s\nclusters:\n  c: app:1.0.0\n").await;
     server.stop().await;
 }
 
@@ -807,14 +796,7 @@ async fn a_clusters_sla_is_read_set_by_name_or_inline_and_removed() {
         .0,
         404
     );
-    let (status, _, _) = send(
-        Method::DELETE,
-        &format!("{u}/deployments/s"),
-        Some(yaml("name: s\nclusters:\n  c: sleeper:1\n")),
-    )
-    .await;
-    assert_eq!(status, 202);
-    wait_gone(u, "s").await;
+    undeploy(u, "s", "name: s\nclusters:\n  c: sleeper:1\n").await;
     server.stop().await;
 }
 
@@ -1189,14 +1171,7 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
     )
     .await;
     assert_eq!(status, 202, "the shown blueprint deploys: {body}");
-    let (status, _, _) = send(
-        Method::DELETE,
-        &format!("{u}/deployments/shop"),
-        Some((reqwest::header::CONTENT_TYPE, "application/json", shown)),
-    )
-    .await;
-    assert_eq!(status, 202);
-    wait_gone(u, "shop").await;
+    undeploy(u, "shop", &shown).await;
     server.stop().await;
 }
 

@@ -302,13 +302,6 @@ async fn a_deployment_answers_through_a_local_haproxy() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     assert!(answer.contains("1.0.0"), "{answer}");
-    let (status, _, _) = send(
-        Method::DELETE,
-        &format!("{u}/deployments/s"),
-        Some(yaml("name: s\nclusters:\n  c: app:1.0.0\n")),
-    )
-    .await;
-    assert_eq!(status, 202);
-    common::wait_gone(u, "s").await;
+    common::undeploy(u, "s", "name: s\nclusters:\n  c: app:1.0.0\n").await;
     server.stop().await;
 }

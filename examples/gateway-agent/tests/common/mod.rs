@@ -94,7 +94,7 @@ pub(crate) async fn serves_what_is_published(
         .prefix("ga")
         .tempdir_in("/tmp")
         .expect("tempdir");
-    let (mut agent, status_port) = start_agent(store_flags, root, haproxy, dir.path());
+    let (agent, status_port) = start_agent(store_flags, root, haproxy, dir.path());
     let (a, b) = (backend("a").await, backend("b").await);
     let port = free_port();
     for (name, target) in [("a", a), ("b", b)] {
@@ -110,6 +110,11 @@ pub(crate) async fn serves_what_is_published(
             "all traffic to {name}"
         );
     }
+    stop_agent(agent).await;
+}
+
+/// SIGTERM to the agent; it must exit cleanly within 15 s (its HAProxy with it).
+pub(crate) async fn stop_agent(mut agent: tokio::process::Child) {
     let pid = agent.id().expect("agent pid");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -120,3 +120,16 @@ pub(crate) async fn store_demo_breed(api: &str) {
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// Removes the services `body` (YAML) names from deployment `name` (202), then waits until the
+/// deployment is gone — its processes with it.
+pub(crate) async fn undeploy(u: &str, name: &str, body: &str) {
+    let (status, _, answer) = send(
+        reqwest::Method::DELETE,
+        &format!("{u}/deployments/{name}"),
+        Some(yaml(body)),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    wait_gone(u, name).await;
+}

@@ -1008,6 +1008,25 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
     }
     // Standalone gateways: POST, a port taken twice refused, DELETE; a deployment's is not.
     let edge = "name: edge\nport: 9999/http\nroutes: [shop/web/port]\n";
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/gateways?validate_only=true"),
+        Some(yaml(edge)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        parse(&body)["routes"]["shop/web/port"]["weight"],
+        "100%",
+        "validate_only shows what would be stored: {body}"
+    );
+    assert_eq!(
+        send(Method::GET, &format!("{u}/gateways/edge"), None)
+            .await
+            .0,
+        404,
+        "and stores nothing"
+    );
     let (status, _, body) = send(Method::POST, &format!("{u}/gateways"), Some(yaml(edge))).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(

@@ -25,12 +25,30 @@ use std::time::Duration;
 /// How long a check waits for something that should happen (an event to arrive).
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, and that this process has not been given
+/// before: the kernel may hand a just-released port out again, and a test that picks two
+/// ports before binding either (an agent's status port, then a gateway's) must not get the
+/// same one twice.
+///
+/// # Panics
+/// When no port can be bound, or 1 000 tries bring only ports given before.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..1000 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let fresh = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port);
+        if fresh {
+            return port;
+        }
+    }
+    panic!("1 000 tries at a free port brought only ports this process was given before")
 }
 
 /// A string unique to this process run and call, for keys and names.

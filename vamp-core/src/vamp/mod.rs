@@ -190,6 +190,18 @@ const STATIC_KINDS: [Kind; 10] = [
     Kind::Workflow,
 ];
 
+/// An artifact as it is stored: a standalone gateway with its route weights and condition
+/// strengths filled in (spec §2.5); others as they are.
+fn as_stored(artifact: Artifact) -> Result<Artifact> {
+    Ok(match artifact {
+        Artifact::Gateway(mut g) => {
+            engine::default_weights(&mut g.routes, ErrorKind::GatewayRouteWeightError, "routes")?;
+            Artifact::Gateway(g)
+        }
+        other => other,
+    })
+}
+
 /// What a deploy stores: the merged deployment, the revision it replaces, the inline breeds of
 /// its blueprint and the port allocator's new position.
 struct DeployPlan {
@@ -278,19 +290,8 @@ impl Vamp {
     /// weights and condition strengths are filled in (spec §2.5). Deployments are made
     /// with [`deploy`](Self::deploy), events with [`publish`](Self::publish).
     pub async fn put(&self, artifact: Artifact) -> Result<Vec<StoredArtifact>> {
-        // A standalone gateway is stored with its weights and strengths filled in (spec §2.5).
-        let artifact = match artifact {
-            Artifact::Gateway(mut g) => {
-                engine::default_weights(
-                    &mut g.routes,
-                    ErrorKind::GatewayRouteWeightError,
-                    "routes",
-                )?;
-                Artifact::Gateway(g)
-            }
-            other => other,
-        };
-        self.validate(&artifact).await?;
+        let artifact = as_stored(artifact)?;
+        self.validate_all(std::slice::from_ref(&artifact)).await?;
         let mut stored = Vec::new();
         if let Artifact::Blueprint(bp) = &artifact {
             for breed in inline_breeds(bp) {
@@ -303,12 +304,15 @@ impl Vamp {
 
     /// Every check [`put`](Self::put) makes, storing nothing (spec §2.1 `validate_only=true`):
     /// the artifact's own rules, its references against the store, and the guards of its
-    /// kind (a workflow must be absent or suspended to be replaced, spec §2.6).
+    /// kind (a workflow must be absent or suspended to be replaced, spec §2.6). Returns the
+    /// artifact as `put` would store it (a gateway with its weights filled in).
     ///
     /// # Errors
     /// The first problem found, as [`put`](Self::put) would return it.
-    pub async fn validate(&self, artifact: &Artifact) -> Result<()> {
-        self.validate_all(std::slice::from_ref(artifact)).await
+    pub async fn validate(&self, artifact: &Artifact) -> Result<Artifact> {
+        let artifact = as_stored(artifact.clone())?;
+        self.validate_all(std::slice::from_ref(&artifact)).await?;
+        Ok(artifact)
     }
 
     /// [`validate`](Self::validate) for several artifacts meant to be stored together: each
@@ -317,6 +321,12 @@ impl Vamp {
     /// # Errors
     /// The first problem found.
     pub async fn validate_all(&self, artifacts: &[Artifact]) -> Result<()> {
+        let artifacts = artifacts
+            .iter()
+            .cloned()
+            .map(as_stored)
+            .collect::<Result<Vec<_>>>()?;
+        let artifacts = artifacts.as_slice();
         for artifact in artifacts {
             let kind = artifact.kind();
             if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {

@@ -238,8 +238,8 @@ pub(super) async fn store(
     check_only: bool,
 ) -> ApiResult {
     if check_only {
-        state.vamp.validate(&artifact).await?;
-        return Ok(reply(status, headers, &artifact.to_json()));
+        let checked = state.vamp.validate(&artifact).await?;
+        return Ok(reply(status, headers, &checked.to_json()));
     }
     let kind = artifact.kind();
     let name = artifact.name().to_owned();

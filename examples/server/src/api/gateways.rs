@@ -52,8 +52,8 @@ pub(super) async fn create_gateway(
         )));
     }
     if check_only {
-        state.vamp.validate(&gateway).await?;
-        return Ok(reply(StatusCode::ACCEPTED, &headers, &gateway.to_json()));
+        let checked = state.vamp.validate(&gateway).await?;
+        return Ok(reply(StatusCode::ACCEPTED, &headers, &checked.to_json()));
     }
     state.vamp.put(gateway).await?;
     found(

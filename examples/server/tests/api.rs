@@ -832,6 +832,20 @@ async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() 
             .0,
         404
     );
+    let (status, _, answer) = send(
+        Method::POST,
+        &format!("{u}?validate_only=true"),
+        Some(yaml(
+            "kind: gateways\nname: edge\nport: 9998/http\nroutes: [shop/c/web]\n",
+        )),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        parse(&answer)[0]["routes"]["shop/c/web"]["weight"],
+        "100%",
+        "shown as it would be stored: {answer}"
+    );
     // A deployment that cannot be made stops the whole request before anything is stored.
     let broken = format!(
         "kind: breeds\n{SLEEPER}---\nkind: deployments\nname: shop\nclusters:\n  c: missing:1\n"

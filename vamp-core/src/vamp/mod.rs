@@ -290,8 +290,7 @@ impl Vamp {
     /// weights and condition strengths are filled in (spec §2.5). Deployments are made
     /// with [`deploy`](Self::deploy), events with [`publish`](Self::publish).
     pub async fn put(&self, artifact: Artifact) -> Result<Vec<StoredArtifact>> {
-        let artifact = as_stored(artifact)?;
-        self.validate_all(std::slice::from_ref(&artifact)).await?;
+        let artifact = self.validate(&artifact).await?;
         let mut stored = Vec::new();
         if let Artifact::Blueprint(bp) = &artifact {
             for breed in inline_breeds(bp) {
@@ -310,23 +309,26 @@ impl Vamp {
     /// # Errors
     /// The first problem found, as [`put`](Self::put) would return it.
     pub async fn validate(&self, artifact: &Artifact) -> Result<Artifact> {
-        let artifact = as_stored(artifact.clone())?;
-        self.validate_all(std::slice::from_ref(&artifact)).await?;
-        Ok(artifact)
+        let mut checked = self.validate_all(std::slice::from_ref(artifact)).await?;
+        checked.pop().ok_or_else(|| Error::Invalid {
+            what: "validation",
+            message: "nothing was checked".into(),
+        })
     }
 
     /// [`validate`](Self::validate) for several artifacts meant to be stored together: each
-    /// may refer to the others (a blueprint to a breed sent with it).
+    /// may refer to the others (a blueprint to a breed sent with it). Returns them as `put`
+    /// would store them.
     ///
     /// # Errors
     /// The first problem found.
-    pub async fn validate_all(&self, artifacts: &[Artifact]) -> Result<()> {
-        let artifacts = artifacts
+    pub async fn validate_all(&self, artifacts: &[Artifact]) -> Result<Vec<Artifact>> {
+        let stored = artifacts
             .iter()
             .cloned()
             .map(as_stored)
             .collect::<Result<Vec<_>>>()?;
-        let artifacts = artifacts.as_slice();
+        let artifacts = stored.as_slice();
         for artifact in artifacts {
             let kind = artifact.kind();
             if matches!(kind, Kind::Deployment | Kind::Event | Kind::EventQuery) {
@@ -355,7 +357,7 @@ impl Vamp {
                 return Err(first.into());
             }
         }
-        Ok(())
+        Ok(stored)
     }
 
     /// The store as it would be with `alongside` stored too (they replace stored artifacts

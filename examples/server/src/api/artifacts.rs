@@ -78,7 +78,7 @@ pub(super) async fn root_put(
             (_, artifact) => statics.push(artifact),
         }
     }
-    state.vamp.validate_all(&statics).await?;
+    let statics = state.vamp.validate_all(&statics).await?;
     let mut previews = Vec::with_capacity(deploys.len());
     for bp in &deploys {
         previews.push(state.vamp.preview(&bp.name, bp, &statics).await?);

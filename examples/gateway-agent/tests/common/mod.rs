@@ -45,15 +45,36 @@ pub(crate) async fn applied(status_port: u16, revision: u64) {
     }
 }
 
+/// A running agent. Dropped while it runs (a test failed), it gets SIGTERM, so it stops its
+/// HAProxy too — which by design outlives an agent that is killed outright.
+pub(crate) struct RunningAgent(Option<tokio::process::Child>);
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // kill_on_drop: SIGKILL if it is still there.
+    }
+}
+
 /// Starts the agent binary on `store_flags` (how to reach its store), with its HAProxy's
-/// files in `dir` and no instance health checks; returns it (killed when dropped) and its
-/// status port.
+/// files in `dir` and no instance health checks; returns it and its status port.
 pub(crate) fn start_agent(
     store_flags: &[&str],
     root: &str,
     haproxy: &str,
     dir: &std::path::Path,
-) -> (tokio::process::Child, u16) {
+) -> (RunningAgent, u16) {
     let status_port = vamp_gateway::testkit::free_port();
     let agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_vamp-gateway-agent"))
         .args(store_flags)
@@ -71,7 +92,7 @@ pub(crate) fn start_agent(
         .kill_on_drop(true)
         .spawn()
         .expect("start the agent");
-    (agent, status_port)
+    (RunningAgent(Some(agent)), status_port)
 }
 
 /// Runs the agent with `store_flags` (how to reach its store) against gateways a
@@ -114,7 +135,8 @@ pub(crate) async fn serves_what_is_published(
 }
 
 /// SIGTERM to the agent; it must exit cleanly within 15 s (its HAProxy with it).
-pub(crate) async fn stop_agent(mut agent: tokio::process::Child) {
+pub(crate) async fn stop_agent(mut running: RunningAgent) {
+    let mut agent = running.0.take().expect("the agent is running");
     let pid = agent.id().expect("agent pid");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -7,7 +7,10 @@
 #   bash scripts/services.sh status
 #   source "$VAMP_SVC_DIR/env"         # after start: VAMP_TEST_SERVICES and the addresses
 #
-# Services: docker (a private dockerd with no bridge network, on its own socket), etcd (v3 on
+# Services: docker (a private dockerd with no bridge network, on its own socket; with
+# VAMP_SVC_SWARM=1, the default, it is also a one-node Swarm manager listening on
+# 127.0.0.1:$SWARM_PORT, default 23770, with the ingress mesh and docker_gwbridge removed so
+# services use host networking on loopback only; listed as the service `swarm`), etcd (v3 on
 # 127.0.0.1:$ETCD_PORT, default 23790, peer port $ETCD_PEER_PORT, default 23800), postgres
 # (PostgreSQL on 127.0.0.1:$PG_PORT, default 54329, trust auth, fsync off), zookeeper
 # (standalone ZooKeeper 3.8 on 127.0.0.1:$ZK_PORT, default 21810, run with java directly,
@@ -26,6 +29,8 @@ PG_PORT=${PG_PORT:-54329}
 ETCD_PORT=${ETCD_PORT:-23790}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
 ZK_PORT=${ZK_PORT:-21810}
+SWARM=${VAMP_SVC_SWARM:-1}
+SWARM_PORT=${SWARM_PORT:-23770}
 # zookeeper.jar's manifest lists its dependencies; slf4j-simple makes its log readable.
 ZK_CLASSPATH=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 DOCKER_BUILDKIT=0
@@ -41,7 +46,7 @@ is_ours()   { [ -n "${2:-}" ] && [ "$(starttime "$1" 2>/dev/null)" = "$2" ]; }
 
 pkgs_for() {
   case $1 in
-    docker) echo docker.io busybox-static ;;
+    docker) echo docker.io busybox-static iproute2 ;;
     haproxy) echo haproxy ;;
     etcd) echo etcd-server ;;
     zookeeper) echo zookeeper ;;   # zookeeperd (init scripts) is not needed
@@ -113,6 +118,11 @@ cmd_start() {
     wait_for docker $! 60 docker version || { cmd_stop; exit 1; }
     echo "export VAMP_TEST_DOCKER=$DOCKER_HOST DOCKER_HOST=$DOCKER_HOST DOCKER_BUILDKIT=0" >> "$DIR/env"
     list="$list docker"
+    if [ "$SWARM" = 1 ]; then
+      swarm_init || { log "swarm init failed"; cmd_stop; exit 1; }
+      echo "export VAMP_TEST_SWARM=$DOCKER_HOST" >> "$DIR/env"
+      list="$list swarm"
+    fi
   fi
   if has etcd; then
     nohup etcd --name vamp-test --data-dir "$DIR/etcd" --logger=zap --log-outputs=stderr \
@@ -164,12 +174,35 @@ cmd_start() {
   log "started:$list"
 }
 
+# A one-node Swarm on loopback (shared/services.md): the manager listens on 127.0.0.1 only, and
+# the ingress overlay (10.0.0.0/24) and docker_gwbridge (172.x) are removed, so services run
+# with host networking and nothing listens beyond loopback.
+swarm_init() {
+  timeout 60 docker swarm init --advertise-addr 127.0.0.1 --listen-addr "127.0.0.1:$SWARM_PORT" \
+    --data-path-addr 127.0.0.1 > /dev/null || return 1
+  echo y | docker network rm ingress > /dev/null 2>&1
+  local i
+  for i in $(seq 100); do docker network inspect ingress > /dev/null 2>&1 || break; sleep 0.1; done
+  for i in $(seq 50); do
+    docker network rm docker_gwbridge > /dev/null 2>&1 || ! docker network inspect docker_gwbridge > /dev/null 2>&1 && break
+    sleep 0.1
+  done
+  # dockerd may drop the network object but leave the Linux bridge behind.
+  if ip link show docker_gwbridge > /dev/null 2>&1; then ip link delete docker_gwbridge || return 1; fi
+  ! docker network inspect ingress > /dev/null 2>&1
+}
+
 cmd_stop() {
   [ -f "$PIDS" ] || { umount_leftovers; return 0; }
   local name pid st
   if grep -q '^docker ' "$PIDS"; then
     export DOCKER_HOST=unix://$DIR/docker/docker.sock
-    # Containers first, or dockerd waits out each one's stop timeout.
+    # Swarm services first (their tasks would be restarted), then containers, or dockerd
+    # waits out each one's stop timeout.
+    if [ "$(timeout 10 docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ]; then
+      timeout 30 docker service ls -q 2>/dev/null | xargs -r timeout 30 docker service rm > /dev/null 2>&1
+      timeout 30 docker swarm leave --force > /dev/null 2>&1
+    fi
     timeout 30 docker ps -aq 2>/dev/null | xargs -r timeout 30 docker rm -f > /dev/null 2>&1
   fi
   # PostgreSQL: SIGINT is the fast shutdown (SIGTERM would wait for every client).

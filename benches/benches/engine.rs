@@ -1,5 +1,6 @@
 //! The engine: CPU time of one reconciliation pass, and the time from a deploy call until every
-//! instance is healthy on the process driver.
+//! instance is healthy on the process driver (and on the Docker and Swarm drivers when the test
+//! daemon runs: `source $VAMP_SVC_DIR/env` after `scripts/services.sh start`).
 //!
 //! Run with: `cargo build --release -p vamp-demo-app && cargo bench -p vamp-benches --bench engine`
 
@@ -11,7 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use vamp_core::memory::{MemoryDriver, MemoryPersistence};
 use vamp_core::model::{Artifact, Blueprint, Intention, PhaseName};
 use vamp_core::{Vamp, VampConfig, dsl};
+use vamp_drivers::docker::{DockerConfig, DockerDriver};
 use vamp_drivers::process::{ProcessConfig, ProcessDriver};
+use vamp_drivers::swarm::SwarmDriver;
 
 fn read(text: &str) -> Vec<Artifact> {
     dsl::read(text, None).expect("bench input reads")
@@ -74,35 +77,27 @@ fn reconcile_pass(c: &mut Criterion) {
     group.finish();
 }
 
-fn deploy_to_healthy(c: &mut Criterion) {
-    let demo = std::env::current_exe()
-        .ok()
-        .and_then(|e| {
-            e.parent()
-                .and_then(|d| d.parent())
-                .map(|d| d.join("vamp-demo-app"))
-        })
-        .filter(|p| p.exists())
-        .expect("build the demo app first: cargo build --release -p vamp-demo-app");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let driver = Arc::new(
-        ProcessDriver::new(ProcessConfig::new(dir.path().join("process"))).expect("driver"),
-    );
+/// A Vamp over `driver` with the two-service blueprint's breeds stored; `deployable` gives a
+/// breed's deployable (YAML) for its version name.
+fn two_service_vamp(
+    rt: &tokio::runtime::Runtime,
+    driver: Arc<dyn vamp_core::traits::ContainerDriver>,
+    deployable: &dyn Fn(&str) -> String,
+) -> Vamp {
     let vamp = Vamp::builder()
         .persistence(Arc::new(MemoryPersistence::default()))
-        .driver(driver.clone())
+        .driver(driver)
         .config(VampConfig {
             converging: Duration::from_millis(10),
             ..VampConfig::default()
         })
         .build()
         .expect("vamp");
-    let bin = demo.display();
     let breed = |name: &str, extra: &str| {
         format!(
-            "---\nkind: breeds\nname: {name}:1\ndeployable: {{type: command, definition: \"'{bin}' --app-version {name}\"}}\n\
-             ports: {{web: 8080/http}}\nhealth_checks: {{port: web, path: /health, initial_delay: 0s, timeout: 1s, interval: 1s, failures: 1}}\n{extra}"
+            "---\nkind: breeds\nname: {name}:1\ndeployable: {}\n\
+             ports: {{web: 8080/http}}\nhealth_checks: {{port: web, path: /health, initial_delay: 0s, timeout: 1s, interval: 1s, failures: 1}}\n{extra}",
+            deployable(name)
         )
     };
     rt.block_on(async {
@@ -115,19 +110,27 @@ fn deploy_to_healthy(c: &mut Criterion) {
             vamp.put(a).await.expect("breed");
         }
     });
+    vamp
+}
+
+/// Deploy the two services, reconcile until both are healthy (timed), undeploy (not timed).
+fn bench_deploy(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+    rt: &tokio::runtime::Runtime,
+    vamp: &Vamp,
+) {
     let bp = blueprint(
         "kind: blueprints\nname: two\nclusters:\n  backend: backend:1\n  frontend: frontend:1\n",
     );
-    let mut group = c.benchmark_group("deploy-to-healthy");
-    group.sample_size(10);
-    group.bench_function("process-driver/2-services", |b| {
+    group.bench_function(label, |b| {
         b.iter_custom(|iterations| {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iterations {
                     let started = Instant::now();
                     vamp.deploy("two", &bp).await.expect("deploy");
-                    while !converged(&vamp, "two").await {
+                    while !converged(vamp, "two").await {
                         vamp.reconcile().await.expect("pass");
                     }
                     total += started.elapsed();
@@ -140,8 +143,60 @@ fn deploy_to_healthy(c: &mut Criterion) {
             })
         });
     });
+}
+
+/// The time from a deploy call until every instance is healthy: on the process driver always;
+/// on the Docker and Swarm drivers when `VAMP_TEST_DOCKER` / `VAMP_TEST_SWARM` name a daemon
+/// with the test images (`scripts/services.sh start`, `scripts/images.sh`).
+fn deploy_to_healthy(c: &mut Criterion) {
+    let demo = std::env::current_exe()
+        .ok()
+        .and_then(|e| {
+            e.parent()
+                .and_then(|d| d.parent())
+                .map(|d| d.join("vamp-demo-app"))
+        })
+        .filter(|p| p.exists())
+        .expect("build the demo app first: cargo build --release -p vamp-demo-app");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let process = Arc::new(
+        ProcessDriver::new(ProcessConfig::new(dir.path().join("process"))).expect("driver"),
+    );
+    let bin = demo.display();
+    let command =
+        |name: &str| format!("{{type: command, definition: \"'{bin}' --app-version {name}\"}}");
+    let image = |_: &str| "vamp-test/demo-app:1".to_owned();
+    let mut group = c.benchmark_group("deploy-to-healthy");
+    group.sample_size(10);
+    let vamp = two_service_vamp(&rt, process.clone(), &command);
+    bench_deploy(&mut group, "process-driver/2-services", &rt, &vamp);
+    if let Ok(host) = std::env::var("VAMP_TEST_DOCKER") {
+        let config = DockerConfig {
+            namespace: "bench".into(),
+            stop_grace: Duration::from_secs(2),
+            ..DockerConfig::new(host)
+        };
+        let docker = rt
+            .block_on(DockerDriver::connect(config))
+            .expect("docker driver");
+        let vamp = two_service_vamp(&rt, Arc::new(docker), &image);
+        bench_deploy(&mut group, "docker-driver/2-services", &rt, &vamp);
+    }
+    if let Ok(host) = std::env::var("VAMP_TEST_SWARM") {
+        let config = DockerConfig {
+            namespace: "bench-swarm".into(),
+            stop_grace: Duration::from_secs(2),
+            ..DockerConfig::new(host)
+        };
+        let swarm = rt
+            .block_on(SwarmDriver::connect(config))
+            .expect("swarm driver");
+        let vamp = two_service_vamp(&rt, Arc::new(swarm), &image);
+        bench_deploy(&mut group, "swarm-driver/2-services", &rt, &vamp);
+    }
     group.finish();
-    driver.kill_all_now();
+    process.kill_all_now();
 }
 
 criterion_group!(benches, reconcile_pass, deploy_to_healthy);

@@ -22,6 +22,8 @@
 //! - `process` (feature `process`, default): [`process::ProcessDriver`], local processes for
 //!   `command` deployables — the embedded default
 //!   [`ContainerDriver`](vamp_core::traits::ContainerDriver).
+//! - `swarm` (feature `swarm`): [`swarm::SwarmDriver`], Docker Swarm services for
+//!   `container/docker` deployables, one per instance, through a manager node's API.
 //! - `zookeeper` (feature `zookeeper`): [`zookeeper::ZookeeperStore`], the ZooKeeper
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore) (3.6 or later).
 //! - `sqlite` (feature `sqlite`, default): [`sqlite::SqlitePersistence`], file-backed
@@ -57,6 +59,8 @@ pub mod process;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "swarm")]
+pub mod swarm;
 #[cfg(feature = "zookeeper")]
 pub mod zookeeper;
 

@@ -165,6 +165,18 @@ pub(crate) async fn driver(config: &ServerConfig) -> Result<Arc<dyn ContainerDri
                     .map_err(failed("driver (docker)"))?,
             )
         }
+        #[cfg(feature = "swarm")]
+        "swarm" => {
+            use vamp_drivers::docker::DockerConfig;
+            use vamp_drivers::swarm::SwarmDriver;
+            let mut docker = DockerConfig::new(config.driver.docker_host.clone());
+            docker.ports = ports;
+            Arc::new(
+                SwarmDriver::connect(docker)
+                    .await
+                    .map_err(failed("driver (swarm)"))?,
+            )
+        }
         other => return Err(not_built("driver.kind", other)),
     };
     Ok(driver)

@@ -55,11 +55,13 @@ impl Default for Server {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Driver {
-    /// `process` (local processes, built in) or `docker` (feature `docker`).
+    /// `process` (local processes, built in), `docker` (feature `docker`) or `swarm` (Docker
+    /// Swarm services through a manager node, feature `swarm`).
     pub kind: String,
     /// The host ports handed to instances, `first-last`.
     pub ports: String,
-    /// The Docker daemon (`unix:///var/run/docker.sock` or `tcp://host:port`), for `docker`.
+    /// The Docker daemon (`unix:///var/run/docker.sock` or `tcp://host:port`), for `docker`;
+    /// a manager node's daemon for `swarm`.
     pub docker_host: String,
 }
 
@@ -161,7 +163,11 @@ impl Default for RouterConfig {
 /// The backends of each kind this build has (cargo features of `vamp-server`).
 pub mod available {
     /// Container drivers.
-    pub const DRIVERS: &[(&str, bool)] = &[("process", true), ("docker", cfg!(feature = "docker"))];
+    pub const DRIVERS: &[(&str, bool)] = &[
+        ("process", true),
+        ("docker", cfg!(feature = "docker")),
+        ("swarm", cfg!(feature = "swarm")),
+    ];
     /// Persistences.
     pub const PERSISTENCES: &[(&str, bool)] = &[
         ("sqlite", true),

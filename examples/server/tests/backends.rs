@@ -1,8 +1,8 @@
 //! The server on each backend its configuration can name: artifacts survive a restart on the
 //! real PostgreSQL, etcd and ZooKeeper that scripts/test.sh starts, on the local fakes of
 //! Consul and Elasticsearch (no real one runs here), gateways are published to etcd for
-//! agents, the Docker driver reaches the test dockerd, and a deployment answers through a
-//! local HAProxy. Each test needs its cargo feature (test.sh builds them all).
+//! agents, the Docker driver reaches the test dockerd, a deployment on the test swarm answers
+//! through the embedded gateway, and a deployment answers through a local HAProxy. Each test needs its cargo feature (test.sh builds them all).
 
 // Built with only some backends, some helpers have no test to serve.
 #![cfg_attr(
@@ -14,6 +14,7 @@
         feature = "consul",
         feature = "elasticsearch",
         feature = "docker",
+        feature = "swarm",
         feature = "haproxy"
     )),
     allow(dead_code, unused_imports)
@@ -261,6 +262,63 @@ async fn the_docker_driver_reaches_the_daemon() {
     server.stop().await;
 }
 
+/// GETs `url` until it answers 2xx (a bounded poll: 60 s); the body.
+async fn first_answer(url: &str) -> String {
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return r.text().await.expect("body");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer from {url} within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(feature = "swarm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_on_swarm_answers_through_the_gateway() {
+    let Some(host) = vamp_core::testkit::services::service("swarm") else {
+        return;
+    };
+    let gateway = vamp_core::testkit::free_port();
+    let server = Server::start(&[
+        ("driver.kind", "swarm"),
+        ("driver.docker_host", &host),
+        // Apart from the process driver of the tests running beside this one.
+        ("driver.ports", "39000-39499"),
+    ])
+    .await;
+    let u = &server.url;
+    let (status, _, info) = send(Method::GET, &format!("{u}/info"), None).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(parse(&info)["container_driver"]["type"], "swarm");
+    // The image scripts/images.sh builds; its version comes from the environment.
+    let breed = "name: app:2.0.0\ndeployable: vamp-test/demo-app:1\n\
+                 ports: {web: 8080/http}\nenvironment_variables: {VAMP_DEMO_VERSION: 2.0.0}\n";
+    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(breed))).await;
+    assert_eq!(status, 201, "{body}");
+    let name = unique("swarm");
+    let blueprint =
+        format!("name: {name}\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:2.0.0\n");
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/deployments/{name}"),
+        Some(yaml(&blueprint)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let answer = first_answer(&format!("http://127.0.0.1:{gateway}/")).await;
+    assert_eq!(answer.lines().next(), Some("2.0.0"), "{answer}");
+    common::undeploy(u, &name, "name: x\nclusters:\n  c: app:2.0.0\n").await;
+    server.stop().await;
+}
+
 #[cfg(feature = "haproxy")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_answers_through_a_local_haproxy() {
@@ -284,23 +342,7 @@ async fn a_deployment_answers_through_a_local_haproxy() {
     .await;
     assert_eq!(status, 202, "{body}");
     // Bounded poll: the instance starts, the reconciler resolves it, HAProxy reloads.
-    let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let answer = loop {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{gateway}/"))
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            break r.text().await.expect("body");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no answer through HAProxy on {gateway} within 60 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let answer = first_answer(&format!("http://127.0.0.1:{gateway}/")).await;
     assert!(answer.contains("1.0.0"), "{answer}");
     common::undeploy(u, "s", "name: s\nclusters:\n  c: app:1.0.0\n").await;
     server.stop().await;

@@ -30,15 +30,16 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use tokio::sync::Mutex;
-use vamp_core::model::{Instance, Map, ServiceHealth};
+use vamp_core::model::{Instance, ServiceHealth};
 use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
 use vamp_core::{Error, Result};
 
-use crate::health::{Check, all_pass};
+use crate::health::all_pass;
+use common::{Described, PortPool, lock};
+
+pub(crate) mod common;
 
 const BACKEND: &str = "docker";
-const LABEL: &str = "io.vamp";
-const ROLE: &str = "deployment-service";
 
 /// Settings of the [`DockerDriver`].
 #[derive(Debug, Clone, PartialEq)]
@@ -96,57 +97,35 @@ pub struct DockerDriver {
     /// Failures with no container to carry them (the image does not exist), with the
     /// fingerprint of the spec that failed.
     failures: StdMutex<HashMap<ServiceKey, (String, String)>>,
-    last_port: StdMutex<Option<u16>>,
-}
-
-fn unavailable(config: &DockerConfig, e: impl std::fmt::Display) -> Error {
-    Error::Unavailable {
-        backend: BACKEND,
-        address: config.host.clone(),
-        message: e.to_string(),
-        source: None,
-    }
+    ports: PortPool,
 }
 
 /// One container of ours, as listed.
 #[derive(Debug, Clone)]
 struct Container {
     id: String,
-    key: ServiceKey,
-    index: u32,
-    ports: Map<u16>,
-    fingerprint: String,
-    checks: Vec<Check>,
+    described: Described,
     running: bool,
     /// Created or running: it holds (or is about to hold) its ports.
     live: bool,
 }
 
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+impl std::ops::Deref for Container {
+    type Target = Described;
+    fn deref(&self) -> &Described {
+        &self.described
+    }
 }
 
 impl DockerDriver {
     /// Connects to the daemon and negotiates the API version.
     pub async fn connect(config: DockerConfig) -> Result<Self> {
-        let timeout = config.timeout.as_secs().max(1);
-        let docker = if config.host.starts_with("tcp://") || config.host.starts_with("http://") {
-            let url = config.host.replacen("tcp://", "http://", 1);
-            Docker::connect_with_http(&url, timeout, bollard::API_DEFAULT_VERSION)
-        } else {
-            Docker::connect_with_unix(&config.host, timeout, bollard::API_DEFAULT_VERSION)
-        }
-        .map_err(|e| unavailable(&config, e))?;
-        let docker = tokio::time::timeout(config.timeout, docker.negotiate_version())
-            .await
-            .map_err(|_| unavailable(&config, "no answer while negotiating the API version"))?
-            .map_err(|e| unavailable(&config, e))?;
         Ok(DockerDriver {
-            docker,
+            docker: common::connect(BACKEND, &config).await?,
             config,
             writes: Mutex::new(()),
             failures: StdMutex::new(HashMap::new()),
-            last_port: StdMutex::new(None),
+            ports: PortPool::default(),
         })
     }
 
@@ -155,36 +134,14 @@ impl DockerDriver {
         what: &'static str,
         f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.config.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Error::Backend {
-                backend: BACKEND,
-                message: format!("{what}: {e}"),
-                source: Some(Box::new(e)),
-            }),
-            Err(_) => Err(Error::Timeout {
-                backend: BACKEND,
-                address: self.config.host.clone(),
-                operation: what,
-                timeout: self.config.timeout,
-            }),
-        }
+        common::call(BACKEND, &self.config, what, f).await
     }
 
     /// Our containers, optionally only those of one service.
     async fn containers(&self, key: Option<&ServiceKey>) -> Result<Vec<Container>> {
-        let mut filters = vec![
-            format!("{LABEL}={ROLE}"),
-            format!("{LABEL}.namespace={}", self.config.namespace),
-        ];
-        if let Some(k) = key {
-            filters.push(format!("{LABEL}.deployment={}", k.deployment));
-            filters.push(format!("{LABEL}.cluster={}", k.cluster));
-            filters.push(format!("{LABEL}.service={}", k.service));
-        }
         let options = ListContainersOptions {
             all: true,
-            filters: Some(HashMap::from([("label".to_owned(), filters)])),
+            filters: Some(common::filters(&self.config.namespace, key)),
             ..ListContainersOptions::default()
         };
         let list = self
@@ -196,21 +153,9 @@ impl DockerDriver {
         Ok(list
             .into_iter()
             .filter_map(|c| {
-                let labels = c.labels?;
-                let get = |k: &str| labels.get(&format!("{LABEL}.{k}")).cloned();
                 Some(Container {
+                    described: Described::read(c.labels.as_ref()?)?,
                     id: c.id?,
-                    key: ServiceKey {
-                        deployment: get("deployment")?,
-                        cluster: get("cluster")?,
-                        service: get("service")?,
-                    },
-                    index: get("instance")?.parse().ok()?,
-                    ports: serde_json::from_str(&get("ports")?).ok()?,
-                    fingerprint: get("fingerprint").unwrap_or_default(),
-                    checks: get("health-checks")
-                        .and_then(|h| serde_json::from_str(&h).ok())
-                        .unwrap_or_default(),
                     running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
                     live: matches!(
                         c.state,
@@ -250,24 +195,6 @@ impl DockerDriver {
         }
     }
 
-    /// A free host port: unused by our containers and bindable now.
-    fn free_port(&self, used: &BTreeSet<u16>) -> Result<u16> {
-        let (start, end) = (*self.config.ports.start(), *self.config.ports.end());
-        let mut last = lock(&self.last_port);
-        let from = last
-            .filter(|p| (start..end).contains(p))
-            .map_or(start, |p| p + 1);
-        let port = (from..=end)
-            .chain(start..from)
-            .find(|p| {
-                !used.contains(p)
-                    && std::net::TcpListener::bind((self.config.address.as_str(), *p)).is_ok()
-            })
-            .ok_or_else(|| unavailable(&self.config, "no free host port left for a container"))?;
-        *last = Some(port);
-        Ok(port)
-    }
-
     /// Creates and starts one instance. Other drivers (another Vamp, another test) may pick
     /// the same free port at the same moment: after creating, the live container with the
     /// smaller id keeps a contested port and the other one tries new ports.
@@ -278,12 +205,10 @@ impl DockerDriver {
         used: &mut BTreeSet<u16>,
     ) -> std::result::Result<(), String> {
         for _ in 0..8 {
-            let mut ports = Map::new();
-            for name in spec.breed.ports.keys() {
-                let port = self.free_port(used).map_err(|e| e.to_string())?;
-                used.insert(port);
-                ports.insert(name.clone(), port);
-            }
+            let ports = self
+                .ports
+                .take_for(BACKEND, &self.config, spec, used)
+                .map_err(|e| e.to_string())?;
             let id = self.create(spec, index, &ports).await?;
             let mine: BTreeSet<u16> = ports.values().copied().collect();
             let contested = self
@@ -311,75 +236,11 @@ impl DockerDriver {
         &self,
         spec: &ServiceSpec,
         index: u32,
-        ports: &Map<u16>,
+        ports: &vamp_core::model::Map<u16>,
     ) -> std::result::Result<String, String> {
-        let mut env: Vec<String> = spec
-            .environment
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        for (i, (name, port)) in ports.iter().enumerate() {
-            let upper: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            env.push(format!("PORT{i}={port}"));
-            env.push(format!("PORT_{upper}={port}"));
-        }
-        if let Some(first) = ports.values().next() {
-            env.push(format!("PORT={first}"));
-        }
-        let checks: Vec<Check> = spec.health_checks.iter().map(Check::from).collect();
-        let mut labels = HashMap::from([
-            (LABEL.to_owned(), ROLE.to_owned()),
-            (format!("{LABEL}.namespace"), self.config.namespace.clone()),
-            (format!("{LABEL}.deployment"), spec.key.deployment.clone()),
-            (format!("{LABEL}.cluster"), spec.key.cluster.clone()),
-            (format!("{LABEL}.service"), spec.key.service.clone()),
-            (format!("{LABEL}.instance"), index.to_string()),
-            (
-                format!("{LABEL}.ports"),
-                serde_json::to_string(ports).unwrap_or_default(),
-            ),
-            (format!("{LABEL}.fingerprint"), spec.fingerprint()),
-            (
-                format!("{LABEL}.health-checks"),
-                serde_json::to_string(&checks).unwrap_or_default(),
-            ),
-            (
-                format!("{LABEL}.scale"),
-                serde_json::to_string(&spec.scale).unwrap_or_default(),
-            ),
-        ]);
-        let dialect = spec.dialect.as_ref();
-        if let Some(extra) = dialect
-            .and_then(|d| d.get("labels"))
-            .and_then(|l| l.as_object())
-        {
-            for (k, v) in extra {
-                labels.insert(
-                    k.clone(),
-                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                );
-            }
-        }
-        let cmd = match dialect.and_then(|d| d.get("cmd")) {
-            Some(serde_json::Value::String(s)) => {
-                Some(crate::command::split(s).map_err(|e| e.to_string())?)
-            }
-            Some(serde_json::Value::Array(a)) => Some(
-                a.iter()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        };
+        let env = common::environment(spec, ports);
+        let labels = common::labels(&self.config.namespace, spec, index, ports);
+        let cmd = common::command(spec)?;
         let body = ContainerCreateBody {
             image: Some(spec.breed.deployable.definition.clone()),
             env: Some(env),
@@ -599,4 +460,4 @@ impl ContainerDriver for DockerDriver {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

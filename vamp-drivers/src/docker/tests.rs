@@ -8,7 +8,7 @@ use vamp_core::traits::ContainerDriver;
 use super::{DockerConfig, DockerDriver};
 
 /// The images scripts/images.sh builds FROM scratch.
-fn fixtures() -> Fixtures {
+pub(crate) fn fixtures() -> Fixtures {
     Fixtures {
         demo: Box::new(|_version| Deployable {
             kind: "container/docker".into(),

@@ -60,3 +60,18 @@ async fn an_unreachable_daemon_is_a_clear_error() {
         "{text}"
     );
 }
+
+#[test]
+fn the_dialect_adds_labels_but_cannot_replace_the_drivers_own() {
+    let mut spec = driver::demo_spec(&fixtures(), "d", "1.0.0", 1);
+    spec.dialect = Some(serde_json::json!({
+        "labels": {"team": "payments", "io.vamp.deployment": "other", "io.vamp": "x", "n": 3}
+    }));
+    let labels = super::common::labels("ns", &spec, 0, &Default::default());
+    assert_eq!(labels["team"], "payments");
+    assert_eq!(labels["n"], "3");
+    assert_eq!(labels["io.vamp.deployment"], "d");
+    assert_eq!(labels["io.vamp"], "deployment-service");
+    let read = super::common::Described::read(&labels).expect("reads back");
+    assert_eq!(read.key, spec.key);
+}

@@ -12,7 +12,9 @@ use crate::traits::{
 /// - `[host:port]` routes target that address;
 /// - `deployment/cluster/service/port` routes target every deployed instance of that service
 ///   on that port;
-/// - 1–3 segment routes target the gateway of that name on `gateway_host` (chaining);
+/// - 1–3 segment routes target the gateway of that name on `gateway_host` (chaining) when it
+///   is served: an internal gateway with nothing behind it yet is not, so routes to it get no
+///   targets and the data plane answers 503 at once;
 /// - references that were not expanded, and routes whose target is not there yet, get no
 ///   targets.
 ///
@@ -90,6 +92,18 @@ fn targets(
     deployments: &[Deployment],
     host: &str,
 ) -> Vec<RouteTarget> {
+    targets_within(path, gateways, deployments, host, 0)
+}
+
+/// [`targets`], with the depth of gateway chaining so far (a chain of more than 4 gateways —
+/// a cycle — targets nothing).
+fn targets_within(
+    path: &str,
+    gateways: &[Gateway],
+    deployments: &[Deployment],
+    host: &str,
+    depth: usize,
+) -> Vec<RouteTarget> {
     if let Some(address) = names::external_target(path) {
         return address
             .rsplit_once(':')
@@ -126,9 +140,21 @@ fn targets(
             })
             .collect();
     }
+    // A chained gateway that is internal is only served with something behind it (see
+    // `resolve_gateways`): until then, routing to its port would connect to a port nobody
+    // listens on — and on Linux such a connection to a port in the ephemeral range can
+    // connect to itself and take the port the gateway is about to bind.
+    let served = |g: &Gateway| {
+        names::segments(&g.name).is_none_or(|n| n < 3)
+            || (depth < 4
+                && g.routes
+                    .keys()
+                    .any(|p| !targets_within(p, gateways, deployments, host, depth + 1).is_empty()))
+    };
     gateways
         .iter()
         .find(|g| g.name == path)
+        .filter(|g| served(g))
         .and_then(|g| g.port.filter(|p| p.number != 0))
         .map(|p| RouteTarget {
             name: path.to_owned(),

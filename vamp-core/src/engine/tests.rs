@@ -559,6 +559,11 @@ fn gateways_resolve_to_instances_and_chain() {
         resolved.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
         ["shop/9050"]
     );
+    assert!(
+        resolved[0].routes[0].targets.is_empty(),
+        "no route to the internal gateway's port while nobody serves it: {:?}",
+        resolved[0].routes[0].targets
+    );
 
     // Instances appear (one of 1.1 not yet deployed).
     let instance = |name: &str, port: u16, deployed: bool| Instance {

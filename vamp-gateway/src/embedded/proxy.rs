@@ -267,6 +267,16 @@ async fn relay_tcp(mut inbound: TcpStream, live: &Live) {
         return;
     };
     match TcpStream::connect((host.as_str(), *port)).await {
+        // Nobody listened and Linux connected the socket to itself (a port in the ephemeral
+        // range): let the port go at once rather than relay into ourselves.
+        Ok(outbound)
+            if outbound.local_addr().ok().is_some()
+                && outbound.local_addr().ok() == outbound.peer_addr().ok() =>
+        {
+            tracing::debug!(gateway = %table.gateway, %port, "tcp target connected to itself: nobody listens");
+            drop(outbound);
+            route.stats.record(started.elapsed(), true);
+        }
         Ok(mut outbound) => {
             let _ = outbound.set_nodelay(true);
             let result = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;

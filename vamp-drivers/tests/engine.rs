@@ -160,6 +160,9 @@ async fn setup(on: On, deployments: &[&str]) -> Option<Setup> {
             let config = DockerConfig {
                 stop_grace: Duration::from_secs(2),
                 namespace: unique("e2e"),
+                // Below the kernel's ephemeral range (32768+), where tests running beside this
+                // one take free ports from.
+                ports: 26000..=26999,
                 ..DockerConfig::new(&host)
             };
             let d = DockerDriver::connect(config).await.unwrap();

@@ -290,8 +290,9 @@ async fn a_deployment_on_swarm_answers_through_the_gateway() {
     let server = Server::start(&[
         ("driver.kind", "swarm"),
         ("driver.docker_host", &host),
-        // Apart from the process driver of the tests running beside this one.
-        ("driver.ports", "39000-39499"),
+        // Apart from the process driver of the tests running beside this one, and below the
+        // kernel's ephemeral range (32768+), where other tests take free ports from.
+        ("driver.ports", "28500-28999"),
     ])
     .await;
     let u = &server.url;

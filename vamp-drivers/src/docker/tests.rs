@@ -29,6 +29,9 @@ fn config(host: &str) -> DockerConfig {
     DockerConfig {
         stop_grace: std::time::Duration::from_secs(2),
         namespace: "kit".into(),
+        // Below the kernel's ephemeral range (32768+), where tests running beside this one
+        // take free ports from.
+        ports: 25000..=25999,
         ..DockerConfig::new(host)
     }
 }

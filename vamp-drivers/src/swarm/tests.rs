@@ -17,8 +17,9 @@ fn config(host: &str) -> DockerConfig {
     DockerConfig {
         stop_grace: std::time::Duration::from_secs(2),
         namespace: "kit-swarm".into(),
-        // Apart from the Docker driver's test, which runs beside this one on the same host.
-        ports: 36000..=37999,
+        // Apart from the Docker driver's test, which runs beside this one on the same host, and
+        // below the kernel's ephemeral range (32768+), where other tests take free ports from.
+        ports: 27000..=27999,
         ..DockerConfig::new(host)
     }
 }
@@ -104,7 +105,7 @@ async fn failures_carry_swarms_reason() {
     };
     let driver = SwarmDriver::connect(DockerConfig {
         namespace: "kit-swarm-failures".into(),
-        ports: 38000..=38999,
+        ports: 28000..=28499,
         ..config(&host)
     })
     .await

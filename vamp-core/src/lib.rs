@@ -35,6 +35,7 @@ pub mod memory;
 pub mod model;
 #[cfg(feature = "signal")]
 pub mod signal;
+pub mod sla;
 pub mod traits;
 mod vamp;
 
@@ -42,4 +43,4 @@ mod vamp;
 pub mod testkit;
 
 pub use error::{BoxError, Error, Result};
-pub use vamp::{Report, Vamp, VampBuilder, VampConfig};
+pub use vamp::{Report, SlaReport, Vamp, VampBuilder, VampConfig};

@@ -24,6 +24,23 @@ pub struct ServerConfig {
     pub router: RouterConfig,
     /// Gateway addresses and ports handed out.
     pub gateways: Gateways,
+    /// The SLA runtime.
+    pub sla: SlaConfig,
+}
+
+/// `[sla]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlaConfig {
+    /// Seconds between passes of the SLA runtime (metrics of the gateways SLAs watch, SLA
+    /// checks, escalations); 0 runs none.
+    pub period: u64,
+}
+
+impl Default for SlaConfig {
+    fn default() -> Self {
+        SlaConfig { period: 10 }
+    }
 }
 
 /// `[server]`.

@@ -205,20 +205,17 @@ pub async fn run(
 }
 
 /// Runs the demo service itself (the hidden `vamp-server demo-app` subcommand) on
-/// `host:port`, answering with `version`, until `shutdown` resolves.
+/// `host:port`, answering as `config` says (its version, latency, error rate), until
+/// `shutdown` resolves.
 ///
 /// # Errors
 /// When the address cannot be bound or serving fails.
 pub async fn app(
-    version: String,
+    config: vamp_demo_app::DemoConfig,
     host: std::net::IpAddr,
     port: u16,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let config = vamp_demo_app::DemoConfig {
-        version,
-        ..vamp_demo_app::DemoConfig::default()
-    };
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .map_err(|e| {

@@ -94,6 +94,8 @@ impl App {
                     ports: PortAllocator::new(gateway_ports),
                     ..EngineConfig::default()
                 },
+                sla_period: (config.sla.period > 0)
+                    .then(|| std::time::Duration::from_secs(config.sla.period)),
                 ..VampConfig::default()
             });
         let settings = dynamic::Settings::load(config.clone(), kv.clone())

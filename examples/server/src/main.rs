@@ -46,6 +46,9 @@ enum Command {
         host: IpAddr,
         #[arg(long, env = "PORT", default_value_t = 8080)]
         port: u16,
+        /// Milliseconds to wait before every answer (not `/health`).
+        #[arg(long, env = "VAMP_DEMO_LATENCY_MS", default_value_t = 0)]
+        latency_ms: u64,
     },
 }
 
@@ -69,9 +72,15 @@ async fn run(args: Args) -> i32 {
         app_version,
         host,
         port,
+        latency_ms,
     }) = args.command
     {
-        return match demo::app(app_version, host, port, shutdown_signal()).await {
+        let config = vamp_demo_app::DemoConfig {
+            version: app_version,
+            latency: std::time::Duration::from_millis(latency_ms),
+            ..vamp_demo_app::DemoConfig::default()
+        };
+        return match demo::app(config, host, port, shutdown_signal()).await {
             Ok(()) => 0,
             Err(e) => fail(1, format!("demo-app: {e}")),
         };

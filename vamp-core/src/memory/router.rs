@@ -5,16 +5,33 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::traits::{ApplyReport, ResolvedGateway, Router};
+use crate::traits::{ApplyReport, ResolvedGateway, RouteStats, Router};
 
 /// Remembers every set of gateways it is given and routes nothing: for tests, and for running
-/// the engine before a data plane is chosen. Clones share the record.
+/// the engine before a data plane is chosen. Its traffic figures are whatever
+/// [`set_stats`](Self::set_stats) last gave it. Clones share the record.
 #[derive(Debug, Clone, Default)]
 pub struct RecordingRouter {
     applied: Arc<Mutex<Vec<Vec<ResolvedGateway>>>>,
+    stats: Arc<Mutex<Vec<RouteStats>>>,
 }
 
 impl RecordingRouter {
+    /// What [`Router::stats`] answers from now on (cumulative counters, as a real router's).
+    ///
+    /// ```
+    /// use vamp_core::memory::RecordingRouter;
+    /// use vamp_core::traits::RouteStats;
+    /// let router = RecordingRouter::default();
+    /// router.set_stats(vec![RouteStats { gateway: "shop/web".into(), requests: 10, ..RouteStats::default() }]);
+    /// ```
+    pub fn set_stats(&self, stats: Vec<RouteStats>) {
+        *self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stats;
+    }
+
     /// Every set applied so far, oldest first.
     pub fn applied(&self) -> Vec<Vec<ResolvedGateway>> {
         self.applied
@@ -44,5 +61,13 @@ impl Router for RecordingRouter {
             applied: gateways.iter().map(|g| g.name.clone()).collect(),
             failed: Vec::new(),
         })
+    }
+
+    async fn stats(&self) -> Result<Vec<RouteStats>> {
+        Ok(self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
     }
 }

@@ -116,6 +116,9 @@ pub struct ApplyReport {
 pub struct LatencyHistogram {
     /// `(upper bound in ms, count)`, ascending bounds; the last bound may be `f64::INFINITY`.
     pub buckets: Vec<(f64, u64)>,
+    /// The sum of every response time counted, in ms (0 when the router measures none): with
+    /// the count it gives the mean, as a Prometheus histogram's `_sum` does.
+    pub sum_ms: f64,
 }
 
 /// Traffic seen by one route.

@@ -20,6 +20,7 @@
 mod events;
 mod fetch;
 mod reconcile;
+mod sla;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -39,6 +40,7 @@ use crate::traits::{
 use crate::{Error, Result};
 
 pub use reconcile::Report;
+pub use sla::SlaReport;
 
 /// Settings of a [`Vamp`].
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +58,10 @@ pub struct VampConfig {
     pub ready_for_undeployment: Duration,
     /// Driver calls run at most this many at a time.
     pub driver_concurrency: usize,
+    /// Time between passes of the SLA runtime ([`Vamp::sla_pass`]: metrics, SLA checks,
+    /// escalations) in [`Vamp::run`]; `None` runs none (spec §3.1: Vamp 1.x disabled them by
+    /// default, 0.9.x ran them every 5 s).
+    pub sla_period: Option<Duration>,
 }
 
 impl Default for VampConfig {
@@ -67,6 +73,7 @@ impl Default for VampConfig {
             ready_for_deployment: Duration::from_secs(600),
             ready_for_undeployment: Duration::from_secs(600),
             driver_concurrency: 8,
+            sla_period: None,
         }
     }
 }
@@ -135,6 +142,7 @@ impl VampBuilder {
                 endpoints: StdMutex::new(BTreeMap::new()),
                 last_port: StdMutex::new(None),
                 decoded: StdMutex::new(std::collections::HashMap::new()),
+                sla: StdMutex::new(sla::SlaState::new(Utc::now())),
             }),
         })
     }
@@ -174,6 +182,8 @@ struct Inner {
     /// Artifacts already read back from the store, by kind and name, with their revision:
     /// reading (parsing) is the costly part of validation and reconciliation.
     decoded: StdMutex<std::collections::HashMap<(Kind, String), (u64, Artifact)>>,
+    /// What the SLA runtime keeps between passes.
+    sla: StdMutex<sla::SlaState>,
 }
 
 /// Kinds read into the snapshot that references resolve against.
@@ -908,9 +918,15 @@ impl Vamp {
 
     /// Runs reconciliation passes until `shutdown` resolves: at once when something changes
     /// through this `Vamp`, every [`VampConfig::converging`] while a service converges, and
-    /// every [`VampConfig::resync`] otherwise. A failing pass is logged and retried.
+    /// every [`VampConfig::resync`] otherwise. A failing pass is logged and retried. With
+    /// [`VampConfig::sla_period`] set, an [`sla_pass`](Self::sla_pass) runs that often too.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut sla = self.inner.config.sla_period.map(|period| {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every
+        });
         loop {
             let wait = match self.reconcile().await {
                 Ok(report) if !report.converged => self.inner.config.converging,
@@ -924,8 +940,23 @@ impl Vamp {
                 () = &mut shutdown => return,
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
+                () = tick(sla.as_mut()) => {
+                    if let Err(e) = self.sla_pass().await {
+                        tracing::warn!(error = %e, "SLA pass failed");
+                    }
+                }
             }
         }
+    }
+}
+
+/// The next tick of the SLA timer; never, without one.
+async fn tick(every: Option<&mut tokio::time::Interval>) {
+    match every {
+        Some(every) => {
+            every.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

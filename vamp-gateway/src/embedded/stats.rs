@@ -18,6 +18,8 @@ pub(crate) struct RouteCounters {
     errors: AtomicU64,
     /// One more than [`BUCKETS_MS`]: the last one counts everything slower.
     buckets: [AtomicU64; BUCKETS_MS.len() + 1],
+    /// Every response time added up, in microseconds.
+    total_micros: AtomicU64,
 }
 
 impl RouteCounters {
@@ -27,6 +29,8 @@ impl RouteCounters {
         if error {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.total_micros.fetch_add(micros, Ordering::Relaxed);
         let ms = elapsed.as_secs_f64() * 1_000.0;
         let i = BUCKETS_MS
             .iter()
@@ -55,7 +59,11 @@ impl RouteCounters {
             route: route.to_owned(),
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-            latency: LatencyHistogram { buckets },
+            latency: LatencyHistogram {
+                buckets,
+                #[allow(clippy::cast_precision_loss)]
+                sum_ms: self.total_micros.load(Ordering::Relaxed) as f64 / 1_000.0,
+            },
         }
     }
 }
@@ -75,5 +83,10 @@ mod tests {
         assert_eq!(s.latency.buckets[0], (0.5, 1));
         assert_eq!(s.latency.buckets[3], (5.0, 2));
         assert_eq!(s.latency.buckets.last(), Some(&(f64::INFINITY, 3)));
+        assert!(
+            (s.latency.sum_ms - 60_003.3).abs() < 1e-6,
+            "{}",
+            s.latency.sum_ms
+        );
     }
 }

@@ -217,7 +217,8 @@ impl Router for LocalRouter {
 
     /// Per-route counters from `show stat` on each route's backend: requests (HTTP requests,
     /// or connections for TCP), errors (5xx answers, connection and response errors). HAProxy
-    /// keeps no latency histogram, so `latency` is empty. Counters restart with a reload.
+    /// keeps no latency histogram, so `latency` is empty (and its sum 0). Counters restart with
+    /// a reload.
     async fn stats(&self) -> vamp_core::Result<Vec<RouteStats>> {
         let state = self.state.lock().await;
         let Some(h) = &state.haproxy else {

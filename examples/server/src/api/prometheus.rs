@@ -109,6 +109,12 @@ pub(super) fn route_metrics(out: &mut String, routes: &[vamp_core::traits::Route
         }
         let _ = writeln!(
             out,
+            "vamp_route_response_time_ms_sum{{{}}} {}",
+            labels(r),
+            r.latency.sum_ms
+        );
+        let _ = writeln!(
+            out,
             "vamp_route_response_time_ms_count{{{}}} {count}",
             labels(r)
         );
@@ -131,6 +137,7 @@ mod tests {
                 errors: 1,
                 latency: LatencyHistogram {
                     buckets: vec![(5.0, 3), (50.0, 7)],
+                    sum_ms: 120.5,
                 },
             }],
         );
@@ -140,6 +147,7 @@ mod tests {
             format!("vamp_route_errors_total{{{labels}}} 1"),
             format!("vamp_route_response_time_ms_bucket{{{labels},le=\"5\"}} 3"),
             format!("vamp_route_response_time_ms_bucket{{{labels},le=\"+Inf\"}} 7"),
+            format!("vamp_route_response_time_ms_sum{{{labels}}} 120.5"),
             format!("vamp_route_response_time_ms_count{{{labels}}} 7"),
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line} in:\n{out}");

@@ -1,0 +1,471 @@
+//! The SLA runtime (spec §5.2, §5.5): response-time metrics of the gateways SLAs watch, SLA
+//! checks, and escalations — one [`Vamp::sla_pass`] at a time, run by [`Vamp::run`] every
+//! [`VampConfig::sla_period`](super::VampConfig::sla_period).
+//!
+//! Where the original read HAProxy's access logs back from Elasticsearch, the router's own
+//! counters are the source here: each pass turns the growth of a gateway's request count and
+//! response-time sum since the previous pass into `metrics` events — only for the gateways of
+//! clusters with a `response_time_sliding_window` SLA (every gateway's traffic is on
+//! `/metrics` for Prometheus already).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+
+use super::Vamp;
+use crate::model::*;
+use crate::sla::{self, Direction, Scales, Step};
+use crate::traits::{EventFilter, Page};
+use crate::{Error, Result};
+
+/// The router's counters of one gateway at the previous pass.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sample {
+    requests: u64,
+    sum_ms: f64,
+    at: DateTime<Utc>,
+}
+
+/// What the SLA runtime keeps between passes.
+#[derive(Debug)]
+pub(super) struct SlaState {
+    samples: HashMap<String, Sample>,
+    /// SLA events up to this time have been escalated.
+    escalated_until: DateTime<Utc>,
+}
+
+impl SlaState {
+    pub(super) fn new(now: DateTime<Utc>) -> Self {
+        SlaState {
+            samples: HashMap::new(),
+            escalated_until: now,
+        }
+    }
+}
+
+/// What one [`Vamp::sla_pass`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlaReport {
+    /// `metrics` events published (`metrics:responseTime` and `metrics:rate` per watched
+    /// gateway).
+    pub metrics: Vec<Event>,
+    /// SLA events published (`sla`, `deployment:<d>`, `cluster:<c>`, `sla:escalate` or
+    /// `sla:deescalate`).
+    pub checks: Vec<Event>,
+    /// Services rescaled by escalations: (deployment, cluster, service, new scale).
+    pub scaled: Vec<(String, String, String, Scale)>,
+}
+
+/// A cluster with an SLA, as one pass sees it.
+struct Watched {
+    deployment: String,
+    cluster: String,
+    sla: Sla,
+    /// The cluster's gateways, `<deployment>/<cluster>/<port>`.
+    gateways: Vec<String>,
+    /// Every service of the cluster is deployed and done.
+    settled: bool,
+}
+
+const METRICS: &str = "metrics";
+
+impl Vamp {
+    /// One pass of the SLA runtime at the current time; see [`sla_pass_at`](Self::sla_pass_at).
+    ///
+    /// # Errors
+    /// When the store cannot be read or written.
+    pub async fn sla_pass(&self) -> Result<SlaReport> {
+        self.sla_pass_at(Utc::now()).await
+    }
+
+    /// One pass of the SLA runtime as of `now` (spec §5.2, §5.5):
+    ///
+    /// 1. **metrics** — for each gateway of a cluster with a `response_time_sliding_window`
+    ///    SLA, the mean response time and the request rate since the previous pass, as `metrics`
+    ///    events tagged `gateways:<g>`, `gateway`, `metrics:responseTime` / `metrics:rate`
+    ///    (the mean is 0 when there was no request, as in Vamp). The first pass only takes the
+    ///    baseline.
+    /// 2. **checks** — for each such cluster whose services are all done, unless an SLA event
+    ///    of the cluster is younger than `interval + cooldown`: the mean of each gateway's
+    ///    `metrics:responseTime` events over the last `interval`, the worst one against the
+    ///    thresholds ([`sla::evaluate`]) → an SLA event.
+    /// 3. **escalations** — every SLA event since the previous pass (published by step 2, or by
+    ///    anyone through the events API) of a cluster that has an SLA: its escalations are
+    ///    planned ([`sla::plan`]) and the first service of each changed cluster is rescaled
+    ///    through [`scale`](Self::scale), which redeploys it.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written. Escalations that cannot be applied are
+    /// logged and skipped.
+    pub async fn sla_pass_at(&self, now: DateTime<Utc>) -> Result<SlaReport> {
+        let watched = self.watched().await?;
+        let mut report = SlaReport {
+            metrics: self.publish_metrics(&watched, now).await?,
+            ..SlaReport::default()
+        };
+        for w in &watched {
+            if let Some(event) = self.check(w, now).await? {
+                report.checks.push(event);
+            }
+        }
+        report.scaled = self.escalate(now).await?;
+        Ok(report)
+    }
+
+    /// The clusters with an SLA, their SLA resolved.
+    async fn watched(&self) -> Result<Vec<Watched>> {
+        let mut out = Vec::new();
+        for d in self.deployments().await? {
+            for (cname, cluster) in &d.clusters {
+                let Some(sla) = self.resolve_sla(cluster.sla.as_ref()).await? else {
+                    continue;
+                };
+                let mut ports: Vec<&String> = cluster.gateways.keys().collect();
+                if ports.is_empty() {
+                    ports = cluster
+                        .services
+                        .iter()
+                        .flat_map(|s| s.breed.ports.keys())
+                        .collect();
+                    ports.sort();
+                    ports.dedup();
+                }
+                out.push(Watched {
+                    deployment: d.name.clone(),
+                    cluster: cname.clone(),
+                    gateways: ports
+                        .iter()
+                        .map(|p| format!("{}/{cname}/{p}", d.name))
+                        .collect(),
+                    settled: !cluster.services.is_empty()
+                        && cluster.services.iter().all(|s| {
+                            s.status.intention == Intention::Deployment
+                                && s.status.phase.name == PhaseName::Done
+                        }),
+                    sla,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn resolve_sla(&self, sla: Option<&Ref<Sla>>) -> Result<Option<Sla>> {
+        Ok(match sla {
+            None => None,
+            Some(Ref::Inline(s)) => Some(s.clone()),
+            Some(Ref::Reference(name)) => match self.get(Kind::Sla, name).await? {
+                Some(Artifact::Sla(s)) => Some(s),
+                _ => {
+                    tracing::warn!(sla = %name, "a cluster refers to an SLA that is not stored; it is not checked");
+                    None
+                }
+            },
+        })
+    }
+
+    /// Step 1: `metrics` events of the watched gateways.
+    async fn publish_metrics(&self, watched: &[Watched], now: DateTime<Utc>) -> Result<Vec<Event>> {
+        let gateways: Vec<&String> = watched
+            .iter()
+            .filter(|w| matches!(w.sla.kind, SlaKind::ResponseTimeSlidingWindow { .. }))
+            .flat_map(|w| &w.gateways)
+            .collect();
+        if gateways.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stats = match self.inner.router.stats().await {
+            Ok(stats) => stats,
+            Err(Error::Unsupported { .. }) => {
+                tracing::debug!("the router counts no traffic: response-time SLAs have no data");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        // (requests, response-time sum, whether the router measures response times at all)
+        let mut totals: BTreeMap<&str, (u64, f64, bool)> = BTreeMap::new();
+        for r in &stats {
+            let t = totals.entry(r.gateway.as_str()).or_default();
+            t.0 += r.requests;
+            t.1 += r.latency.sum_ms;
+            t.2 |= !r.latency.buckets.is_empty();
+        }
+        let events = self.sample(&gateways, &totals, now);
+        for e in &events {
+            self.publish(e).await?;
+        }
+        Ok(events)
+    }
+
+    /// Takes this pass's sample of each gateway; the metrics since the previous one.
+    fn sample(
+        &self,
+        gateways: &[&String],
+        totals: &BTreeMap<&str, (u64, f64, bool)>,
+        now: DateTime<Utc>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut state = super::lock(&self.inner.sla);
+        for &g in gateways {
+            let (requests, sum_ms, measured) =
+                totals.get(g.as_str()).copied().unwrap_or((0, 0.0, true));
+            let current = Sample {
+                requests,
+                sum_ms,
+                at: now,
+            };
+            let Some(previous) = state.samples.insert(g.clone(), current) else {
+                continue;
+            };
+            // Counters that went down were restarted (an HAProxy reload): count from zero.
+            let (count, sum) = if requests < previous.requests {
+                (requests, sum_ms)
+            } else {
+                (
+                    requests - previous.requests,
+                    (sum_ms - previous.sum_ms).max(0.0),
+                )
+            };
+            let seconds = (now - previous.at).num_milliseconds().max(1) as f64 / 1_000.0;
+            #[allow(clippy::cast_precision_loss)]
+            let (mean, rate) = if count == 0 {
+                (0.0, 0.0)
+            } else {
+                (sum / count as f64, count as f64 / seconds)
+            };
+            // A router that counts requests but measures no response time (HAProxy's
+            // `show stat`) gives the rate only: a mean of 0 would read as "fast".
+            let mut metrics = vec![("rate", round(rate, 2))];
+            if measured || count == 0 {
+                metrics.insert(0, ("responseTime", round(mean, 1)));
+            }
+            for (metric, value) in metrics {
+                events.push(Event {
+                    tags: vec![
+                        format!("gateways:{g}"),
+                        "gateway".into(),
+                        format!("metrics:{metric}"),
+                    ],
+                    value: serde_json::json!(value),
+                    kind: METRICS.into(),
+                    timestamp: now,
+                });
+            }
+        }
+        events
+    }
+
+    /// Step 2: the SLA check of one cluster.
+    async fn check(&self, w: &Watched, now: DateTime<Utc>) -> Result<Option<Event>> {
+        let SlaKind::ResponseTimeSlidingWindow {
+            upper,
+            lower,
+            interval,
+            cooldown,
+        } = w.sla.kind
+        else {
+            return Ok(None);
+        };
+        if !w.settled {
+            return Ok(None);
+        }
+        let since = |seconds: u64| {
+            now - chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1_000))
+        };
+        let recent = EventFilter {
+            tags: sla_tags(&w.deployment, &w.cluster),
+            from: Bound::Excluded(since(interval.saturating_add(cooldown))),
+            until: Bound::Included(now),
+            ..EventFilter::default()
+        };
+        if !self
+            .events(&recent, Page::new(1, 1))
+            .await?
+            .items
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        let mut means = Vec::new();
+        for g in &w.gateways {
+            let filter = EventFilter {
+                tags: vec![format!("gateways:{g}"), "metrics:responseTime".into()],
+                kind: Some(METRICS.into()),
+                from: Bound::Excluded(since(interval)),
+                until: Bound::Included(now),
+            };
+            let values: Vec<f64> = self
+                .events(&filter, Page::ALL)
+                .await?
+                .items
+                .iter()
+                .filter_map(|e| e.event.value.as_f64())
+                .collect();
+            if !values.is_empty() {
+                #[allow(clippy::cast_precision_loss)]
+                means.push(values.iter().sum::<f64>() / values.len() as f64);
+            }
+        }
+        let Some(direction) = sla::evaluate(upper, lower, &means) else {
+            return Ok(None);
+        };
+        let worst = means.iter().copied().fold(0.0, f64::max);
+        let mut tags = sla_tags(&w.deployment, &w.cluster);
+        tags.push(direction.tag().into());
+        let event = Event {
+            tags,
+            value: serde_json::json!({"response_time": round(worst, 1), "upper": upper, "lower": lower}),
+            kind: "event".into(),
+            timestamp: now,
+        };
+        tracing::info!(deployment = %w.deployment, cluster = %w.cluster, ?direction, response_time = worst, "SLA event");
+        self.publish(&event).await?;
+        Ok(Some(event))
+    }
+
+    /// Step 3: escalations for the SLA events in (previous pass, now].
+    async fn escalate(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, String, Scale)>> {
+        let from = super::lock(&self.inner.sla).escalated_until;
+        if now <= from {
+            return Ok(Vec::new());
+        }
+        let filter = EventFilter {
+            tags: vec!["sla".into()],
+            from: Bound::Excluded(from),
+            until: Bound::Included(now),
+            ..EventFilter::default()
+        };
+        let mut events = self.events(&filter, Page::ALL).await?.items;
+        // Oldest first: escalations apply in the order they were asked for.
+        events.sort_by_key(|e| e.id);
+        let escalations: HashMap<String, Escalation> = self
+            .list(Kind::Escalation, Page::ALL)
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|a| match a {
+                Artifact::Escalation(e) => Some((e.name.clone(), e)),
+                _ => None,
+            })
+            .collect();
+        let mut scaled = Vec::new();
+        for e in events {
+            let tag = |prefix: &str| {
+                e.event
+                    .tags
+                    .iter()
+                    .find_map(|t| t.strip_prefix(prefix).map(str::to_owned))
+            };
+            let (Some(deployment), Some(cluster), Some(direction)) = (
+                tag("deployment:"),
+                tag("cluster:"),
+                Direction::from_tags(&e.event.tags),
+            ) else {
+                continue;
+            };
+            match self
+                .escalate_one(&deployment, &cluster, direction, &escalations)
+                .await
+            {
+                Ok(changes) => scaled.extend(changes),
+                Err(err) => {
+                    tracing::warn!(%deployment, %cluster, error = %err, "escalation not applied");
+                }
+            }
+        }
+        super::lock(&self.inner.sla).escalated_until = now;
+        Ok(scaled)
+    }
+
+    async fn escalate_one(
+        &self,
+        deployment: &str,
+        cluster: &str,
+        direction: Direction,
+        escalations: &HashMap<String, Escalation>,
+    ) -> Result<Vec<(String, String, String, Scale)>> {
+        let Some(d) = self.deployment(deployment).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(sla) = self
+            .resolve_sla(d.clusters.get(cluster).and_then(|c| c.sla.as_ref()))
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let steps = steps(&sla.escalations, escalations, 0);
+        let default = &self.inner.config.engine.default_scale;
+        let scales: Scales = d
+            .clusters
+            .iter()
+            .filter_map(|(name, c)| {
+                let first = c.services.first()?;
+                Some((
+                    name.clone(),
+                    first.scale.clone().unwrap_or_else(|| default.clone()),
+                ))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (target, scale) in sla::plan(&steps, direction, cluster, &scales) {
+            let Some(service) = d
+                .clusters
+                .get(&target)
+                .and_then(|c| c.services.first())
+                .map(|s| s.breed.name.clone())
+            else {
+                continue;
+            };
+            tracing::info!(%deployment, cluster = %target, %service, ?direction, instances = scale.instances, "escalation: rescaling");
+            self.scale(deployment, &target, &service, scale.clone())
+                .await?;
+            out.push((deployment.to_owned(), target, service, scale));
+        }
+        Ok(out)
+    }
+}
+
+/// `sla`, `deployment:<d>`, `cluster:<c>` (spec §3.8).
+fn sla_tags(deployment: &str, cluster: &str) -> Vec<String> {
+    vec![
+        "sla".into(),
+        format!("deployment:{deployment}"),
+        format!("cluster:{cluster}"),
+    ]
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (value * f).round() / f
+}
+
+/// Escalations with their references resolved; references to escalations that are not stored
+/// (or nested deeper than 16) are ignored with a warning.
+fn steps(
+    refs: &[Ref<Escalation>],
+    stored: &HashMap<String, Escalation>,
+    depth: usize,
+) -> Vec<Step> {
+    refs.iter()
+        .filter_map(|r| {
+            let e = match r {
+                Ref::Inline(e) => e,
+                Ref::Reference(name) => match stored.get(name) {
+                    Some(e) if depth < 16 => e,
+                    _ => {
+                        tracing::warn!(escalation = %name, "an SLA refers to an escalation that is not stored (or nests too deep); it is skipped");
+                        return None;
+                    }
+                },
+            };
+            Some(match &e.kind {
+                EscalationKind::ScaleInstances(by) => Step::Instances(by.clone()),
+                EscalationKind::ScaleCpu(by) => Step::Cpu(by.clone()),
+                EscalationKind::ScaleMemory(by) => Step::Memory(by.clone()),
+                EscalationKind::ToAll(members) => Step::All(steps(members, stored, depth + 1)),
+                EscalationKind::ToOne(members) => Step::One(steps(members, stored, depth + 1)),
+                EscalationKind::Generic { kind, .. } => Step::Ignored(kind.clone()),
+            })
+        })
+        .collect()
+}

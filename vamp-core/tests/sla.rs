@@ -1,0 +1,225 @@
+//! The SLA runtime on the in-memory driver and a router whose traffic figures the test sets:
+//! slow responses escalate (one more instance), fast ones de-escalate, the cooldown holds, and
+//! SLA events posted by anyone drive escalations.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use vamp_core::memory::{MemoryDriver, MemoryPersistence, RecordingRouter};
+use vamp_core::model::*;
+use vamp_core::traits::{LatencyHistogram, RouteStats};
+use vamp_core::{Vamp, dsl};
+
+fn one(text: &str) -> Artifact {
+    dsl::read(text, None).unwrap().remove(0)
+}
+
+/// A deployment `shop` with cluster `web` under `sla` (YAML, indented for the cluster), converged;
+/// `stored` (YAML documents) are stored first.
+async fn deployed(sla: &str, stored: &str) -> (Vamp, RecordingRouter) {
+    let router = RecordingRouter::default();
+    let vamp = Vamp::builder()
+        .persistence(Arc::new(MemoryPersistence::default()))
+        .driver(Arc::new(MemoryDriver::default()))
+        .router(Arc::new(router.clone()))
+        .build()
+        .unwrap();
+    let text = format!(
+        "---\nkind: breeds\nname: web:1\ndeployable: img\nports: {{web: 8080/http}}\n{stored}"
+    );
+    for a in dsl::read(&text, None).unwrap() {
+        vamp.put(a).await.unwrap();
+    }
+    let Artifact::Blueprint(bp) = one(&format!(
+        "kind: blueprints\nname: shop\nclusters:\n  web:\n    breed: web:1\n    sla:\n{sla}"
+    )) else {
+        panic!("a blueprint")
+    };
+    vamp.deploy("shop", &bp).await.unwrap();
+    while !vamp.reconcile().await.unwrap().converged {}
+    (vamp, router)
+}
+
+const SLA: &str = "      type: response_time_sliding_window
+      threshold: {upper: 100, lower: 10}
+      window: {interval: 60, cooldown: 30}
+      escalations:
+        - type: scale_instances
+          minimum: 1
+          maximum: 2
+          scale_by: 1
+";
+
+/// The router has seen `requests` requests on the cluster's gateway, `sum_ms` in all.
+fn traffic(router: &RecordingRouter, requests: u64, sum_ms: f64) {
+    counted(router, requests, sum_ms, vec![(f64::INFINITY, requests)]);
+}
+
+fn counted(router: &RecordingRouter, requests: u64, sum_ms: f64, buckets: Vec<(f64, u64)>) {
+    router.set_stats(vec![RouteStats {
+        gateway: "shop/web/web".into(),
+        route: "shop/web/web:1/web".into(),
+        requests,
+        errors: 0,
+        latency: LatencyHistogram { buckets, sum_ms },
+    }]);
+}
+
+async fn instances(vamp: &Vamp) -> u32 {
+    let d = vamp.deployment("shop").await.unwrap().unwrap();
+    d.clusters["web"].services[0]
+        .scale
+        .as_ref()
+        .map_or(1, |s| s.instances)
+}
+
+fn start() -> DateTime<Utc> {
+    Utc::now() + Duration::seconds(1)
+}
+
+#[tokio::test]
+async fn slow_responses_escalate_and_fast_ones_deescalate_after_the_cooldown() {
+    let (vamp, router) = deployed(SLA, "").await;
+    let t0 = start();
+    traffic(&router, 0, 0.0);
+    let first = vamp.sla_pass_at(t0).await.unwrap();
+    assert!(
+        first.metrics.is_empty(),
+        "the first pass takes the baseline"
+    );
+    assert!(first.checks.is_empty() && first.scaled.is_empty());
+
+    // 100 requests at 500 ms each in 10 s.
+    traffic(&router, 100, 50_000.0);
+    let slow = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
+    let values: Vec<(String, f64)> = slow
+        .metrics
+        .iter()
+        .map(|e| (e.tags[2].clone(), e.value.as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("metrics:responseTime".to_owned(), 500.0),
+            ("metrics:rate".to_owned(), 10.0)
+        ]
+    );
+    assert_eq!(slow.checks.len(), 1, "{slow:?}");
+    assert!(slow.checks[0].tags.contains(&"sla:escalate".to_owned()));
+    assert!(slow.checks[0].tags.contains(&"deployment:shop".to_owned()));
+    assert_eq!(slow.scaled.len(), 1, "{slow:?}");
+    assert_eq!(
+        (slow.scaled[0].1.as_str(), slow.scaled[0].2.as_str()),
+        ("web", "web:1")
+    );
+    assert_eq!(instances(&vamp).await, 2);
+    while !vamp.reconcile().await.unwrap().converged {}
+    assert_eq!(
+        vamp.deployment("shop").await.unwrap().unwrap().clusters["web"].services[0]
+            .instances
+            .len(),
+        2,
+        "the escalation redeployed the service"
+    );
+
+    // Still slow, but within interval + cooldown of the last SLA event: no new one.
+    traffic(&router, 200, 100_000.0);
+    let held = vamp.sla_pass_at(t0 + Duration::seconds(20)).await.unwrap();
+    assert_eq!(held.metrics.len(), 2);
+    assert!(held.checks.is_empty() && held.scaled.is_empty(), "{held:?}");
+
+    // 100 s later, fast responses only in the window: de-escalate back to one instance.
+    traffic(&router, 300, 100_100.0);
+    let fast = vamp.sla_pass_at(t0 + Duration::seconds(100)).await.unwrap();
+    assert_eq!(fast.metrics[0].value.as_f64(), Some(1.0));
+    assert_eq!(fast.checks.len(), 1, "{fast:?}");
+    assert!(fast.checks[0].tags.contains(&"sla:deescalate".to_owned()));
+    assert_eq!(instances(&vamp).await, 1);
+    while !vamp.reconcile().await.unwrap().converged {}
+
+    // At the minimum, a further de-escalation changes nothing.
+    traffic(&router, 400, 100_200.0);
+    let floor = vamp.sla_pass_at(t0 + Duration::seconds(200)).await.unwrap();
+    assert_eq!(floor.checks.len(), 1);
+    assert!(floor.scaled.is_empty(), "{floor:?}");
+    assert_eq!(instances(&vamp).await, 1);
+}
+
+#[tokio::test]
+async fn no_traffic_and_unsettled_clusters_are_not_judged_on_missing_data() {
+    let (vamp, router) = deployed(SLA, "").await;
+    let t0 = start();
+    // No stats at all for the gateway: its mean is 0 (as in Vamp), which de-escalates at the
+    // minimum — nothing to change.
+    let _ = vamp.sla_pass_at(t0).await.unwrap();
+    let idle = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
+    assert_eq!(idle.metrics[0].value.as_f64(), Some(0.0));
+    assert!(idle.scaled.is_empty());
+    // A service being redeployed is not checked.
+    let mut scale = Scale {
+        instances: 2,
+        ..Scale::default()
+    };
+    scale.cpu = Cpu::from_millis(200);
+    vamp.scale("shop", "web", "web:1", scale).await.unwrap();
+    traffic(&router, 100, 50_000.0);
+    let busy = vamp.sla_pass_at(t0 + Duration::seconds(200)).await.unwrap();
+    assert!(busy.checks.is_empty(), "{busy:?}");
+}
+
+/// Posts an SLA event for `shop/web` at `at`.
+async fn post(vamp: &Vamp, direction: &str, at: DateTime<Utc>) {
+    let mut event = Event::new(
+        ["sla", "deployment:shop", "cluster:web", direction],
+        serde_json::Value::Null,
+    );
+    event.timestamp = at;
+    vamp.publish(&event).await.unwrap();
+}
+
+#[tokio::test]
+async fn posted_sla_events_drive_escalations_by_reference() {
+    let sla = "      type: escalation_only\n      escalations: [more, cpu]\n";
+    let escalations = "---\nkind: escalations\nname: more\ntype: scale_instances\nminimum: 1\nmaximum: 2\nscale_by: 1\n\
+                       ---\nkind: escalations\nname: cpu\ntype: scale_cpu\nminimum: 0.1\nmaximum: 4\nscale_by: 0.5\n";
+    let (vamp, _router) = deployed(sla, escalations).await;
+    let cpu = vamp.deployment("shop").await.unwrap().unwrap().clusters["web"].services[0]
+        .scale
+        .clone()
+        .unwrap_or_default()
+        .cpu
+        .millis();
+    let t0 = start();
+    post(&vamp, "sla:escalate", t0).await;
+    let report = vamp.sla_pass_at(t0 + Duration::seconds(1)).await.unwrap();
+    // Two escalations form one to_all group (spec §1.9): both apply.
+    assert_eq!(report.scaled.len(), 1, "{report:?}");
+    let scale = &report.scaled[0].3;
+    assert_eq!((scale.instances, scale.cpu.millis()), (2, cpu + 500));
+    // The event is not escalated twice.
+    let again = vamp.sla_pass_at(t0 + Duration::seconds(2)).await.unwrap();
+    assert!(again.scaled.is_empty());
+    // At the instance maximum, the cpu escalation still applies (Vamp lost it: spec §10 Q8).
+    post(&vamp, "sla:escalate", t0 + Duration::seconds(3)).await;
+    let third = vamp.sla_pass_at(t0 + Duration::seconds(4)).await.unwrap();
+    let scale = &third.scaled[0].3;
+    assert_eq!((scale.instances, scale.cpu.millis()), (2, cpu + 1000));
+}
+
+#[tokio::test]
+async fn a_router_that_measures_no_response_time_gives_the_rate_only() {
+    // HAProxy's `show stat` counts requests but keeps no latency histogram.
+    let (vamp, router) = deployed(SLA, "").await;
+    let t0 = start();
+    counted(&router, 0, 0.0, Vec::new());
+    let _ = vamp.sla_pass_at(t0).await.unwrap();
+    counted(&router, 50, 0.0, Vec::new());
+    let pass = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
+    let tags: Vec<&str> = pass.metrics.iter().map(|e| e.tags[2].as_str()).collect();
+    assert_eq!(tags, ["metrics:rate"]);
+    assert_eq!(pass.metrics[0].value.as_f64(), Some(5.0));
+    assert!(
+        pass.checks.is_empty(),
+        "no response time, no judgement: {pass:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The engine: CPU time of one reconciliation pass, and the time from a deploy call until every
 //! instance is healthy on the process driver (and on the Docker and Swarm drivers when the test
-//! daemon runs: `source $VAMP_SVC_DIR/env` after `scripts/services.sh start`).
+//! daemon runs: `source $VAMP_SVC_DIR/env` after `scripts/services.sh start`), and one pass of
+//! the SLA runtime.
 //!
 //! Run with: `cargo build --release -p vamp-demo-app && cargo bench -p vamp-benches --bench engine`
 
@@ -9,11 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vamp_core::memory::{MemoryDriver, MemoryPersistence};
+use vamp_core::memory::{MemoryDriver, MemoryPersistence, RecordingRouter};
 use vamp_core::model::{Artifact, Blueprint, Intention, PhaseName};
+use vamp_core::traits::{LatencyHistogram, RouteStats};
 use vamp_core::{Vamp, VampConfig, dsl};
 use vamp_drivers::docker::{DockerConfig, DockerDriver};
 use vamp_drivers::process::{ProcessConfig, ProcessDriver};
+use vamp_drivers::sqlite::SqlitePersistence;
 use vamp_drivers::swarm::SwarmDriver;
 
 fn read(text: &str) -> Vec<Artifact> {
@@ -199,5 +202,78 @@ fn deploy_to_healthy(c: &mut Criterion) {
     process.kill_all_now();
 }
 
-criterion_group!(benches, reconcile_pass, deploy_to_healthy);
+/// One SLA pass (metrics, checks, escalations) over `n` deployments whose cluster has a
+/// response-time SLA, on SQLite, with the router reporting traffic on every watched gateway.
+/// Each iteration is a pass 10 s after the previous one, so the event log grows as it would
+/// (two `metrics` events per gateway per pass); thresholds are set so nothing escalates.
+fn sla_pass(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut group = c.benchmark_group("sla-pass");
+    group.sample_size(20);
+    for n in [10, 100] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let router = RecordingRouter::default();
+        let vamp = rt.block_on(async {
+            let db = SqlitePersistence::open(dir.path().join("sla.db"))
+                .await
+                .expect("sqlite");
+            let vamp = Vamp::builder()
+                .persistence(Arc::new(db))
+                .driver(Arc::new(MemoryDriver::default()))
+                .router(Arc::new(router.clone()))
+                .build()
+                .expect("vamp");
+            for a in read("kind: breeds\nname: web:1\ndeployable: img\nports: {web: 8080/http}\n") {
+                vamp.put(a).await.expect("breed");
+            }
+            for i in 0..n {
+                let bp = blueprint(&format!(
+                    "kind: blueprints\nname: d{i}\nclusters:\n  c:\n    breed: web:1\n    sla:\n      \
+                     type: response_time_sliding_window\n      threshold: {{upper: 100000, lower: 0}}\n      \
+                     window: {{interval: 60, cooldown: 0}}\n      escalations: [{{type: scale_instances, minimum: 1, maximum: 2, scale_by: 1}}]\n"
+                ));
+                vamp.deploy(&format!("d{i}"), &bp).await.expect("deploy");
+            }
+            while !vamp.reconcile().await.expect("pass").converged {}
+            vamp
+        });
+        let mut requests = 0u64;
+        let mut now = chrono::Utc::now();
+        group.bench_function(format!("{n}-deployments"), |b| {
+            b.iter_custom(|iterations| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iterations {
+                        requests += 100;
+                        #[allow(clippy::cast_precision_loss)]
+                        let sum_ms = requests as f64 * 20.0;
+                        router.set_stats(
+                            (0..n)
+                                .map(|i| RouteStats {
+                                    gateway: format!("d{i}/c/web"),
+                                    route: format!("d{i}/c/web:1/web"),
+                                    requests,
+                                    errors: 0,
+                                    latency: LatencyHistogram {
+                                        buckets: vec![(f64::INFINITY, requests)],
+                                        sum_ms,
+                                    },
+                                })
+                                .collect(),
+                        );
+                        now += chrono::Duration::seconds(10);
+                        let started = Instant::now();
+                        let report = vamp.sla_pass_at(now).await.expect("sla pass");
+                        total += started.elapsed();
+                        black_box(report);
+                    }
+                    total
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, reconcile_pass, deploy_to_healthy, sla_pass);
 criterion_main!(benches);

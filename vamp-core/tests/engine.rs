@@ -496,3 +496,46 @@ async fn a_write_reads_what_it_refers_to_not_the_whole_store() {
     assert!(err.contains("9000") && err.contains("edge"), "{err}");
     assert!(db.lists.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
+
+/// A router for which some ports are held by another program.
+#[derive(Debug)]
+struct BusyPorts(Vec<u16>);
+
+#[async_trait::async_trait]
+impl vamp_core::traits::Router for BusyPorts {
+    fn backend(&self) -> &'static str {
+        "busy"
+    }
+
+    async fn apply(
+        &self,
+        gateways: &[vamp_core::traits::ResolvedGateway],
+    ) -> vamp_core::Result<vamp_core::traits::ApplyReport> {
+        Ok(vamp_core::traits::ApplyReport {
+            applied: gateways.iter().map(|g| g.name.clone()).collect(),
+            failed: Vec::new(),
+        })
+    }
+
+    fn can_listen(&self, port: u16) -> bool {
+        !self.0.contains(&port)
+    }
+}
+
+#[tokio::test]
+async fn gateway_ports_another_program_holds_are_skipped() {
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .router(Arc::new(BusyPorts(vec![40000, 40001])))
+        .build()
+        .unwrap();
+    let Artifact::Blueprint(bp) = one(
+        "kind: blueprints\nname: s\nclusters:\n  c:\n    breed: {name: web:1, deployable: x, ports: {web: 80, admin: 81}}\n",
+    ) else {
+        panic!()
+    };
+    let d = vamp.deploy("s", &bp).await.unwrap();
+    let mut ports: Vec<&str> = d.ports.values().map(String::as_str).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, ["40002", "40003"], "{:?}", d.ports);
+}

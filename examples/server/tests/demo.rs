@@ -15,6 +15,7 @@ fn start(data: &std::path::Path, api: u16, gateway: u16) -> Running {
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .args(["--demo-port", &gateway.to_string()])
+            .env("VAMP_GATEWAYS__PORTS", vamp_core::testkit::gateway_ports())
             .env("RUST_LOG", "warn"),
     )
 }

@@ -25,6 +25,22 @@ use std::time::Duration;
 /// How long a check waits for something that should happen (an event to arrive).
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A gateway port range of 100 ports for this test process, `first-last`, within Vamp's
+/// default 40000–44999: test processes running side by side (each a Vamp allocating gateway
+/// ports from the start of its range) mostly get different ranges, and the engine skips ports
+/// another process already holds.
+///
+/// ```
+/// let range = vamp_core::testkit::gateway_ports();
+/// let (first, last) = range.split_once('-').unwrap();
+/// assert_eq!(last.parse::<u16>().unwrap() - first.parse::<u16>().unwrap(), 99);
+/// ```
+pub fn gateway_ports() -> String {
+    let bucket = (std::process::id().wrapping_mul(7919) % 50) as u16;
+    let first = 40000 + bucket * 100;
+    format!("{first}-{}", first + 99)
+}
+
 /// A loopback port that was free a moment ago, and that this process has not been given
 /// before: the kernel may hand a just-released port out again, and a test that picks two
 /// ports before binding either (an agent's status port, then a gateway's) must not get the

@@ -149,6 +149,15 @@ pub trait Router: Send + Sync + Debug {
     /// Routes exactly these gateways from now on.
     async fn apply(&self, gateways: &[ResolvedGateway]) -> Result<ApplyReport>;
 
+    /// Whether a gateway could listen on `port` now, as far as this router can tell: the
+    /// engine skips ports another program holds when it hands out gateway ports (spec §3.5
+    /// step 2). Routers that serve elsewhere (gateway agents on other hosts) cannot tell and
+    /// keep the default, `true`.
+    fn can_listen(&self, port: u16) -> bool {
+        let _ = port;
+        true
+    }
+
     /// Per-route traffic counters since start. Routers that cannot count return
     /// [`Error::Unsupported`](crate::Error::Unsupported).
     async fn stats(&self) -> Result<Vec<RouteStats>> {

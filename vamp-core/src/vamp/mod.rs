@@ -708,7 +708,30 @@ impl Vamp {
             )
             .collect();
         let last = *lock(&self.inner.last_port);
-        let last_port = engine::allocate_ports(&mut d, &taken, config, last)?;
+        // Ports another program holds are skipped (the router probes them); a bounded number
+        // of tries, so a router that says no to everything cannot stall a deploy.
+        let before = d.clone();
+        let mut taken = taken;
+        let mut last_port = engine::allocate_ports(&mut d, &taken, config, last)?;
+        for _ in 0..64 {
+            let busy: Vec<u16> = d
+                .ports
+                .iter()
+                .filter(|(k, v)| before.ports.get(*k) != Some(v))
+                .filter_map(|(_, v)| v.parse::<u16>().ok())
+                .filter(|p| !self.inner.router.can_listen(*p))
+                .collect();
+            if busy.is_empty() {
+                break;
+            }
+            tracing::debug!(
+                ?busy,
+                "gateway ports taken by another program; choosing others"
+            );
+            taken.extend(busy);
+            d = before.clone();
+            last_port = engine::allocate_ports(&mut d, &taken, config, last)?;
+        }
         Ok(DeployPlan {
             deployment: d,
             revision: current.map(|(_, r)| r),

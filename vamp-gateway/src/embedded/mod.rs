@@ -134,6 +134,11 @@ impl EmbeddedRouter {
 
 #[async_trait]
 impl Router for EmbeddedRouter {
+    /// A bind probe on the router's host.
+    fn can_listen(&self, port: u16) -> bool {
+        std::net::TcpListener::bind((self.host, port)).is_ok()
+    }
+
     fn backend(&self) -> &'static str {
         "embedded"
     }

@@ -147,6 +147,11 @@ fn internal(e: super::process::ProcessError) -> vamp_core::Error {
 
 #[async_trait]
 impl Router for LocalRouter {
+    /// A bind probe on the host HAProxy binds gateways to.
+    fn can_listen(&self, port: u16) -> bool {
+        std::net::TcpListener::bind((self.options.bind_host, port)).is_ok()
+    }
+
     fn backend(&self) -> &'static str {
         "haproxy-local"
     }

@@ -24,6 +24,10 @@ impl Server {
                 dir.path().display().to_string(),
             ),
             ("persistence.kind".to_owned(), "memory".to_owned()),
+            (
+                "gateways.ports".to_owned(),
+                vamp_core::testkit::gateway_ports(),
+            ),
         ];
         flags.extend(
             extra

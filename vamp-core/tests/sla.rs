@@ -223,3 +223,41 @@ async fn a_router_that_measures_no_response_time_gives_the_rate_only() {
         "no response time, no judgement: {pass:?}"
     );
 }
+
+#[tokio::test]
+async fn the_window_includes_what_an_earlier_run_published() {
+    // Response times an earlier run stored; this runtime has no samples of its own yet.
+    let (vamp, _router) = deployed(SLA, "").await;
+    let t0 = start();
+    for (seconds, value) in [(5, 400.0), (8, 600.0)] {
+        let mut e = Event::new(
+            ["gateways:shop/web/web", "gateway", "metrics:responseTime"],
+            serde_json::json!(value),
+        );
+        e.kind = "metrics".into();
+        e.timestamp = t0 + Duration::seconds(seconds);
+        vamp.publish(&e).await.unwrap();
+    }
+    let pass = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
+    assert!(pass.metrics.is_empty(), "its own baseline only");
+    assert_eq!(pass.checks.len(), 1, "{pass:?}");
+    assert_eq!(pass.checks[0].value["response_time"], 500.0);
+    assert_eq!(instances(&vamp).await, 2);
+}
+
+#[tokio::test]
+async fn a_posted_sla_event_starts_the_cooldown() {
+    let (vamp, router) = deployed(SLA, "").await;
+    let t0 = start();
+    traffic(&router, 0, 0.0);
+    let _ = vamp.sla_pass_at(t0).await.unwrap();
+    // Normal traffic: no SLA event, but the cluster's last one has been looked up.
+    traffic(&router, 100, 5_000.0);
+    let calm = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
+    assert!(calm.checks.is_empty(), "{calm:?}");
+    post(&vamp, "sla:escalate", t0 + Duration::seconds(15)).await;
+    traffic(&router, 200, 55_000.0);
+    let pass = vamp.sla_pass_at(t0 + Duration::seconds(20)).await.unwrap();
+    assert_eq!(pass.scaled.len(), 1, "the posted event escalates: {pass:?}");
+    assert!(pass.checks.is_empty(), "and holds the check off: {pass:?}");
+}

@@ -20,6 +20,7 @@ pub async fn run_all(db: &dyn Persistence) {
     events_by_tags_type_and_time(db).await;
     event_paging(db).await;
     subscribers_see_appends_in_order(db).await;
+    batches_are_stored_in_order(db).await;
     concurrent_writers(db).await;
 }
 
@@ -361,6 +362,57 @@ pub async fn subscribers_see_appends_in_order(db: &dyn Persistence) {
         }
     }
     assert_eq!(seen, appended, "subscribers see appends in id order");
+}
+
+/// `append_events` stores a batch in order, with increasing ids, findable by tag and seen by
+/// subscribers in that order.
+pub async fn batches_are_stored_in_order(db: &dyn Persistence) {
+    let tag = unique("batch");
+    let mut stream = db.subscribe().await.unwrap();
+    let batch: Vec<Event> = (0..4)
+        .map(|i| Event::new([tag.clone(), format!("n:{i}")], json!(i)))
+        .collect();
+    let stored = db.append_events(&batch).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    assert!(
+        stored.windows(2).all(|w| w[0].id < w[1].id),
+        "ids increase in batch order: {stored:?}"
+    );
+    assert_eq!(
+        stored
+            .iter()
+            .map(|s| s.event.value.clone())
+            .collect::<Vec<_>>(),
+        [json!(0), json!(1), json!(2), json!(3)]
+    );
+    assert!(db.append_events(&[]).await.unwrap().is_empty());
+    let found = db
+        .query_events(
+            &EventFilter {
+                tags: vec![tag.clone(), "n:2".into()],
+                ..EventFilter::default()
+            },
+            Page::ALL,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, stored[2].id);
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let e = within("a batched event", stream.next())
+            .await
+            .expect("subscription ended")
+            .expect("subscription failed");
+        if e.event.tags.contains(&tag) {
+            seen.push(e.id);
+        }
+    }
+    assert_eq!(
+        seen,
+        stored.iter().map(|s| s.id).collect::<Vec<_>>(),
+        "subscribers see a batch in order"
+    );
 }
 
 /// Concurrent appends get distinct ids; concurrent compare-and-set has exactly one winner.

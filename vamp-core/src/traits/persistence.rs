@@ -293,6 +293,17 @@ pub trait Persistence: Send + Sync + Debug {
     /// Stores an event; returns it with its id.
     async fn append_event(&self, event: &Event) -> Result<StoredEvent>;
 
+    /// Stores several events in order; returns them with their ids. Backends that can write
+    /// them at once (one transaction) override this; the default appends one by one, and on
+    /// an error the events before it stay stored.
+    async fn append_events(&self, events: &[Event]) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(self.append_event(e).await?);
+        }
+        Ok(out)
+    }
+
     /// A page of the events that pass `filter`, newest first.
     async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>>;
 

@@ -927,6 +927,11 @@ impl Vamp {
         self.db().append_event(event).await
     }
 
+    /// Stores several events in order (in one write where the store can).
+    pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<StoredEvent>> {
+        self.db().append_events(events).await
+    }
+
     /// A page of stored events, newest first.
     pub async fn events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
         self.db().query_events(filter, page).await

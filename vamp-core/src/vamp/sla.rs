@@ -8,7 +8,7 @@
 //! clusters with a `response_time_sliding_window` SLA (every gateway's traffic is on
 //! `/metrics` for Prometheus already).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +33,12 @@ pub(super) struct SlaState {
     samples: HashMap<String, Sample>,
     /// SLA events up to this time have been escalated.
     escalated_until: DateTime<Utc>,
+    /// The `metrics:responseTime` values of each checked gateway, oldest first: read from the
+    /// store once (what earlier runs published), then kept here, so a check does not search
+    /// an event log that grows by every pass.
+    series: HashMap<String, VecDeque<(DateTime<Utc>, f64)>>,
+    /// The newest SLA event of each (deployment, cluster), once looked up.
+    last_sla: HashMap<(String, String), Option<DateTime<Utc>>>,
 }
 
 impl SlaState {
@@ -40,6 +46,8 @@ impl SlaState {
         SlaState {
             samples: HashMap::new(),
             escalated_until: now,
+            series: HashMap::new(),
+            last_sla: HashMap::new(),
         }
     }
 }
@@ -90,10 +98,11 @@ impl Vamp {
     ///    of the cluster is younger than `interval + cooldown`: the mean of each gateway's
     ///    `metrics:responseTime` events over the last `interval`, the worst one against the
     ///    thresholds ([`sla::evaluate`]) → an SLA event.
-    /// 3. **escalations** — every SLA event since the previous pass (published by step 2, or by
-    ///    anyone through the events API) of a cluster that has an SLA: its escalations are
-    ///    planned ([`sla::plan`]) and the first service of each changed cluster is rescaled
-    ///    through [`scale`](Self::scale), which redeploys it.
+    /// 3. **escalations** — for every SLA event of a cluster that has an SLA, its escalations
+    ///    are planned ([`sla::plan`]) and the first service of each changed cluster is
+    ///    rescaled through [`scale`](Self::scale), which redeploys it. Events posted through
+    ///    the events API since the previous pass are escalated before the checks (they start
+    ///    the cooldown too); the checks' own events right after each check.
     ///
     /// # Errors
     /// When the store cannot be read or written. Escalations that cannot be applied are
@@ -104,12 +113,26 @@ impl Vamp {
             metrics: self.publish_metrics(&watched, now).await?,
             ..SlaReport::default()
         };
+        let escalations = self.stored_escalations().await?;
+        // SLA events posted since the previous pass first: they start the cooldown too.
+        report.scaled = self.escalate(now, &escalations).await?;
         for w in &watched {
-            if let Some(event) = self.check(w, now).await? {
-                report.checks.push(event);
+            let Some(event) = self.check(w, now).await? else {
+                continue;
+            };
+            if let Some(direction) = Direction::from_tags(&event.tags) {
+                match self
+                    .escalate_one(&w.deployment, &w.cluster, direction, &escalations)
+                    .await
+                {
+                    Ok(changes) => report.scaled.extend(changes),
+                    Err(err) => {
+                        tracing::warn!(deployment = %w.deployment, cluster = %w.cluster, error = %err, "escalation not applied");
+                    }
+                }
             }
+            report.checks.push(event);
         }
-        report.scaled = self.escalate(now).await?;
         Ok(report)
     }
 
@@ -191,9 +214,7 @@ impl Vamp {
             t.2 |= !r.latency.buckets.is_empty();
         }
         let events = self.sample(&gateways, &totals, now);
-        for e in &events {
-            self.publish(e).await?;
-        }
+        self.publish_all(&events).await?;
         Ok(events)
     }
 
@@ -239,6 +260,12 @@ impl Vamp {
             if measured || count == 0 {
                 metrics.insert(0, ("responseTime", round(mean, 1)));
             }
+            if let (Some(series), Some((_, value))) = (
+                state.series.get_mut(g.as_str()),
+                metrics.iter().find(|(m, _)| *m == "responseTime"),
+            ) {
+                series.push_back((now, *value));
+            }
             for (metric, value) in metrics {
                 events.push(Event {
                     tags: vec![
@@ -272,34 +299,64 @@ impl Vamp {
         let since = |seconds: u64| {
             now - chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1_000))
         };
-        let recent = EventFilter {
-            tags: sla_tags(&w.deployment, &w.cluster),
-            from: Bound::Excluded(since(interval.saturating_add(cooldown))),
-            until: Bound::Included(now),
-            ..EventFilter::default()
+        let key = (w.deployment.clone(), w.cluster.clone());
+        let cached = super::lock(&self.inner.sla).last_sla.get(&key).copied();
+        let last = match cached {
+            Some(last) => last,
+            None => {
+                let newest = EventFilter {
+                    tags: sla_tags(&w.deployment, &w.cluster),
+                    ..EventFilter::default()
+                };
+                let last = self
+                    .events(&newest, Page::new(1, 1))
+                    .await?
+                    .items
+                    .first()
+                    .map(|e| e.event.timestamp);
+                super::lock(&self.inner.sla)
+                    .last_sla
+                    .insert(key.clone(), last);
+                last
+            }
         };
-        if !self
-            .events(&recent, Page::new(1, 1))
-            .await?
-            .items
-            .is_empty()
-        {
+        if last.is_some_and(|t| t > since(interval.saturating_add(cooldown)) && t <= now) {
             return Ok(None);
         }
+        let window = since(interval);
         let mut means = Vec::new();
         for g in &w.gateways {
-            let filter = EventFilter {
-                tags: vec![format!("gateways:{g}"), "metrics:responseTime".into()],
-                kind: Some(METRICS.into()),
-                from: Bound::Excluded(since(interval)),
-                until: Bound::Included(now),
+            let known = super::lock(&self.inner.sla).series.contains_key(g);
+            if !known {
+                let filter = EventFilter {
+                    tags: vec![format!("gateways:{g}"), "metrics:responseTime".into()],
+                    kind: Some(METRICS.into()),
+                    from: Bound::Excluded(window),
+                    until: Bound::Included(now),
+                };
+                let mut seed: Vec<(DateTime<Utc>, f64)> = self
+                    .events(&filter, Page::ALL)
+                    .await?
+                    .items
+                    .iter()
+                    .filter_map(|e| Some((e.event.timestamp, e.event.value.as_f64()?)))
+                    .collect();
+                seed.sort_by_key(|(t, _)| *t);
+                super::lock(&self.inner.sla)
+                    .series
+                    .insert(g.clone(), seed.into());
+            }
+            let mut state = super::lock(&self.inner.sla);
+            let Some(series) = state.series.get_mut(g) else {
+                continue;
             };
-            let values: Vec<f64> = self
-                .events(&filter, Page::ALL)
-                .await?
-                .items
+            while series.front().is_some_and(|(t, _)| *t <= window) {
+                series.pop_front();
+            }
+            let values: Vec<f64> = series
                 .iter()
-                .filter_map(|e| e.event.value.as_f64())
+                .filter(|(t, _)| *t <= now)
+                .map(|(_, v)| *v)
                 .collect();
             if !values.is_empty() {
                 #[allow(clippy::cast_precision_loss)]
@@ -320,11 +377,31 @@ impl Vamp {
         };
         tracing::info!(deployment = %w.deployment, cluster = %w.cluster, ?direction, response_time = worst, "SLA event");
         self.publish(&event).await?;
+        super::lock(&self.inner.sla).last_sla.insert(key, Some(now));
         Ok(Some(event))
     }
 
-    /// Step 3: escalations for the SLA events in (previous pass, now].
-    async fn escalate(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, String, Scale)>> {
+    /// Escalations for the SLA events in (previous pass, now]: those posted through the API
+    /// (the pass's own checks escalate at once).
+    /// The stored escalations, by name (what SLAs refer to).
+    async fn stored_escalations(&self) -> Result<HashMap<String, Escalation>> {
+        Ok(self
+            .list(Kind::Escalation, Page::ALL)
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|a| match a {
+                Artifact::Escalation(e) => Some((e.name.clone(), e)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn escalate(
+        &self,
+        now: DateTime<Utc>,
+        escalations: &HashMap<String, Escalation>,
+    ) -> Result<Vec<(String, String, String, Scale)>> {
         let from = super::lock(&self.inner.sla).escalated_until;
         if now <= from {
             return Ok(Vec::new());
@@ -338,16 +415,6 @@ impl Vamp {
         let mut events = self.events(&filter, Page::ALL).await?.items;
         // Oldest first: escalations apply in the order they were asked for.
         events.sort_by_key(|e| e.id);
-        let escalations: HashMap<String, Escalation> = self
-            .list(Kind::Escalation, Page::ALL)
-            .await?
-            .items
-            .into_iter()
-            .filter_map(|a| match a {
-                Artifact::Escalation(e) => Some((e.name.clone(), e)),
-                _ => None,
-            })
-            .collect();
         let mut scaled = Vec::new();
         for e in events {
             let tag = |prefix: &str| {
@@ -363,8 +430,15 @@ impl Vamp {
             ) else {
                 continue;
             };
+            // Posted SLA events start the cooldown too.
+            if let Some(last) = super::lock(&self.inner.sla)
+                .last_sla
+                .get_mut(&(deployment.clone(), cluster.clone()))
+            {
+                *last = Some(last.map_or(e.event.timestamp, |t| t.max(e.event.timestamp)));
+            }
             match self
-                .escalate_one(&deployment, &cluster, direction, &escalations)
+                .escalate_one(&deployment, &cluster, direction, escalations)
                 .await
             {
                 Ok(changes) => scaled.extend(changes),

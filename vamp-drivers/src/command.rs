@@ -1,5 +1,6 @@
 //! Turning a command line into argv — split like a shell would, but with no shell, so
-//! nothing in a definition or an environment value is ever interpreted.
+//! nothing in a definition or an environment value is ever interpreted — and the port
+//! variables every instance gets (process and container drivers alike).
 
 /// Why a command line cannot be split.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +115,30 @@ pub fn substitute(word: &str, vars: &[(String, String)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `PORT`, `PORT0…N`, `PORT_<NAME>` for an instance's ports, longest names first.
+pub(crate) fn port_variables(ports: &vamp_core::model::Map<u16>) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for (i, (name, port)) in ports.iter().enumerate() {
+        let upper: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        vars.push((format!("PORT_{upper}"), port.to_string()));
+        vars.push((format!("PORT{i}"), port.to_string()));
+    }
+    if let Some(first) = ports.values().next() {
+        vars.push(("PORT".into(), first.to_string()));
+    }
+    vars.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    vars
 }
 
 #[cfg(test)]

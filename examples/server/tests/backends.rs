@@ -307,13 +307,7 @@ async fn a_deployment_on_swarm_answers_through_the_gateway() {
     let name = unique("swarm");
     let blueprint =
         format!("name: {name}\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:2.0.0\n");
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/deployments/{name}"),
-        Some(yaml(&blueprint)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    common::deploy(u, &name, &blueprint).await;
     let answer = first_answer(&format!("http://127.0.0.1:{gateway}/")).await;
     assert_eq!(answer.lines().next(), Some("2.0.0"), "{answer}");
     common::undeploy(u, &name, "name: x\nclusters:\n  c: app:2.0.0\n").await;
@@ -335,13 +329,7 @@ async fn a_deployment_answers_through_a_local_haproxy() {
     let u = &server.url;
     common::store_demo_breed(u).await;
     let blueprint = format!("name: s\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:1.0.0\n");
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/deployments/s"),
-        Some(yaml(&blueprint)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    common::deploy(u, "s", &blueprint).await;
     // Bounded poll: the instance starts, the reconciler resolves it, HAProxy reloads.
     let answer = first_answer(&format!("http://127.0.0.1:{gateway}/")).await;
     assert!(answer.contains("1.0.0"), "{answer}");

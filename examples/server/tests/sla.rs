@@ -33,13 +33,7 @@ async fn a_slow_service_is_escalated_to_a_second_instance() {
          \x20     escalations:\n\
          \x20       - {{type: scale_instances, minimum: 1, maximum: 2, scale_by: 1}}\n"
     );
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/deployments/{name}"),
-        Some(yaml(&blueprint)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    common::deploy(u, &name, &blueprint).await;
 
     // Traffic through the gateway until the second instance runs (bounded: 60 s).
     let client = reqwest::Client::new();

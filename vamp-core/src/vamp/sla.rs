@@ -109,6 +109,7 @@ impl Vamp {
     /// logged and skipped.
     pub async fn sla_pass_at(&self, now: DateTime<Utc>) -> Result<SlaReport> {
         let watched = self.watched().await?;
+        self.forget_unwatched(&watched);
         let mut report = SlaReport {
             metrics: self.publish_metrics(&watched, now).await?,
             ..SlaReport::default()
@@ -134,6 +135,25 @@ impl Vamp {
             report.checks.push(event);
         }
         Ok(report)
+    }
+
+    /// Drops what the runtime keeps for gateways and clusters no SLA watches any more
+    /// (undeployed, or their SLA removed), so its memory follows what is deployed.
+    fn forget_unwatched(&self, watched: &[Watched]) {
+        let gateways: std::collections::HashSet<&str> = watched
+            .iter()
+            .flat_map(|w| w.gateways.iter().map(String::as_str))
+            .collect();
+        let clusters: std::collections::HashSet<(&str, &str)> = watched
+            .iter()
+            .map(|w| (w.deployment.as_str(), w.cluster.as_str()))
+            .collect();
+        let mut state = super::lock(&self.inner.sla);
+        state.samples.retain(|g, _| gateways.contains(g.as_str()));
+        state.series.retain(|g, _| gateways.contains(g.as_str()));
+        state
+            .last_sla
+            .retain(|(d, c), _| clusters.contains(&(d.as_str(), c.as_str())));
     }
 
     /// The clusters with an SLA, their SLA resolved.

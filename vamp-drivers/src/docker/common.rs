@@ -136,23 +136,11 @@ pub(crate) fn environment(spec: &ServiceSpec, ports: &Map<u16>) -> Vec<String> {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    for (i, (name, port)) in ports.iter().enumerate() {
-        let upper: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        env.push(format!("PORT{i}={port}"));
-        env.push(format!("PORT_{upper}={port}"));
-    }
-    if let Some(first) = ports.values().next() {
-        env.push(format!("PORT={first}"));
-    }
+    env.extend(
+        crate::command::port_variables(ports)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
     env
 }
 

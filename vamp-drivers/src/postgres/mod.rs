@@ -339,44 +339,51 @@ impl Persistence for PostgresPersistence {
     }
 
     async fn append_event(&self, event: &Event) -> Result<StoredEvent> {
-        let tags = serde_json::to_string(&event.tags).map_err(|e| Error::backend(BACKEND, e))?;
+        let mut stored = self.append_events(std::slice::from_ref(event)).await?;
+        stored.pop().ok_or_else(|| corrupt("no event stored"))
+    }
+
+    /// One transaction for all of them: all are stored, or none.
+    async fn append_events(&self, events: &[Event]) -> Result<Vec<StoredEvent>> {
+        let fail = |e| classify(&self.address, self.timeout, e);
         let _guard = self.appends.lock().await;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| classify(&self.address, self.timeout, e))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (at, timestamp, type, value, tags) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(nanos(event.timestamp))
-        .bind(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .bind(&event.kind)
-        .bind(event.value.to_string())
-        .bind(&tags)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| classify(&self.address, self.timeout, e))?;
-        for tag in event.expanded_tags() {
-            sqlx::query(
-                "INSERT INTO event_tags (event_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            let tags =
+                serde_json::to_string(&event.tags).map_err(|e| Error::backend(BACKEND, e))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (at, timestamp, type, value, tags) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
-            .bind(id)
-            .bind(tag)
-            .execute(&mut *tx)
+            .bind(nanos(event.timestamp))
+            .bind(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .bind(&event.kind)
+            .bind(event.value.to_string())
+            .bind(&tags)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(|e| classify(&self.address, self.timeout, e))?;
+            .map_err(fail)?;
+            for tag in event.expanded_tags() {
+                sqlx::query(
+                    "INSERT INTO event_tags (event_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            }
+            out.push(StoredEvent {
+                id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
+                event: event.clone(),
+            });
         }
-        tx.commit()
-            .await
-            .map_err(|e| classify(&self.address, self.timeout, e))?;
-        let stored = StoredEvent {
-            id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
-            event: event.clone(),
-        };
+        tx.commit().await.map_err(fail)?;
         // Published while the write lock is held, so subscribers see ids in order.
-        self.bus.publish(stored.clone());
-        Ok(stored)
+        for stored in &out {
+            self.bus.publish(stored.clone());
+        }
+        Ok(out)
     }
 
     async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {

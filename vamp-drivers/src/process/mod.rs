@@ -115,30 +115,6 @@ fn random_in(start: u16, end: u16) -> u16 {
     start.saturating_add(u16::try_from(h.finish() % span).unwrap_or(0))
 }
 
-/// `PORT`, `PORT0…N`, `PORT_<NAME>` for an instance's ports, longest names first.
-fn port_variables(ports: &Map<u16>) -> Vec<(String, String)> {
-    let mut vars = Vec::new();
-    for (i, (name, port)) in ports.iter().enumerate() {
-        let upper: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        vars.push((format!("PORT_{upper}"), port.to_string()));
-        vars.push((format!("PORT{i}"), port.to_string()));
-    }
-    if let Some(first) = ports.values().next() {
-        vars.push(("PORT".into(), first.to_string()));
-    }
-    vars.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-    vars
-}
-
 /// The last non-empty line of a log, for failure reasons.
 fn last_line(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -234,7 +210,7 @@ impl ProcessDriver {
             used.insert(port);
             ports.insert(name.clone(), port);
         }
-        let vars = port_variables(&ports);
+        let vars = crate::command::port_variables(&ports);
         let argv: Vec<String> = argv.iter().map(|w| command::substitute(w, &vars)).collect();
         let log = self
             .config

@@ -125,6 +125,17 @@ pub(crate) async fn store_demo_breed(api: &str) {
     assert_eq!(status, 201, "{body}");
 }
 
+/// Deploys (`PUT`) the blueprint `body` (YAML) as deployment `name`: 202.
+pub(crate) async fn deploy(u: &str, name: &str, body: &str) {
+    let (status, _, answer) = send(
+        reqwest::Method::PUT,
+        &format!("{u}/deployments/{name}"),
+        Some(yaml(body)),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+}
+
 /// Removes the services `body` (YAML) names from deployment `name` (202), then waits until the
 /// deployment is gone — its processes with it.
 pub(crate) async fn undeploy(u: &str, name: &str, body: &str) {

@@ -24,7 +24,7 @@ use crate::condition::cookies;
 /// long an instance may take to answer.
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<NotToItself, Incoming>,
     pub(crate) timeout: std::time::Duration,
 }
 
@@ -35,8 +35,54 @@ pub(crate) fn upstream(timeout: std::time::Duration) -> Upstream {
     Upstream {
         client: Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build(connector),
+            .build(NotToItself(connector)),
         timeout,
+    }
+}
+
+/// Whether Linux connected `stream` to itself (its source is its destination).
+pub(crate) fn connected_to_itself(stream: &TcpStream) -> bool {
+    matches!((stream.local_addr(), stream.peer_addr()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// hyper's connector, refusing a connection that Linux made to itself: connecting to a port of
+/// the ephemeral range that nobody listens on can pick that very port as the source and
+/// succeed, and would then hold a port a gateway or an instance is about to bind.
+#[derive(Debug, Clone)]
+pub(crate) struct NotToItself(HttpConnector);
+
+type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<
+                    hyper_util::rt::TokioIo<TcpStream>,
+                    Box<dyn std::error::Error + Send + Sync>,
+                >,
+            > + Send,
+    >,
+>;
+
+impl tower_service::Service<hyper::Uri> for NotToItself {
+    type Response = hyper_util::rt::TokioIo<TcpStream>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            let io = connecting.await?;
+            if connected_to_itself(io.inner()) {
+                return Err("the connection went to itself: nobody listens there".into());
+            }
+            Ok(io)
+        })
     }
 }
 
@@ -269,10 +315,7 @@ async fn relay_tcp(mut inbound: TcpStream, live: &Live) {
     match TcpStream::connect((host.as_str(), *port)).await {
         // Nobody listened and Linux connected the socket to itself (a port in the ephemeral
         // range): let the port go at once rather than relay into ourselves.
-        Ok(outbound)
-            if outbound.local_addr().ok().is_some()
-                && outbound.local_addr().ok() == outbound.peer_addr().ok() =>
-        {
+        Ok(outbound) if connected_to_itself(&outbound) => {
             tracing::debug!(gateway = %table.gateway, %port, "tcp target connected to itself: nobody listens");
             drop(outbound);
             route.stats.record(started.elapsed(), true);
@@ -286,5 +329,26 @@ async fn relay_tcp(mut inbound: TcpStream, live: &Live) {
             tracing::debug!(error = %e, gateway = %table.gateway, "tcp target unreachable");
             route.stats.record(started.elapsed(), true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connected_to_itself;
+
+    #[tokio::test]
+    async fn a_socket_connected_to_itself_is_recognised() {
+        // Bind a port, then connect from it to it: TCP's simultaneous open on one socket.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = socket.local_addr().unwrap();
+        let itself = socket.connect(address).await.unwrap();
+        assert!(connected_to_itself(&itself));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(!connected_to_itself(&other));
     }
 }

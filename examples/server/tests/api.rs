@@ -1273,3 +1273,36 @@ async fn stats_count_what_is_stored_and_pages_may_call_from_any_origin() {
     );
     server.stop().await;
 }
+
+/// The test harness itself: a server dropped without undeploying (a failing test) leaves no
+/// instance running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_test_server_leaves_no_process_behind() {
+    let server = Server::start(&[]).await;
+    let u = server.url.clone();
+    common::store_demo_breed(&u).await;
+    common::deploy(&u, "left", "name: left\nclusters:\n  c: app:1.0.0\n").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        let (_, _, body) = send(reqwest::Method::GET, &format!("{u}/deployments/left"), None).await;
+        if let Some(port) =
+            parse(&body)["clusters"]["c"]["services"][0]["instances"][0]["ports"]["web"].as_u64()
+        {
+            break u16::try_from(port).expect("a port");
+        }
+        assert!(std::time::Instant::now() < deadline, "no instance: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(server);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance on {port} outlived its server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -14,6 +14,20 @@ pub(crate) struct Server {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// A test that panics leaves its deployments running: their processes lead process groups of
+/// their own and outlive the server by design (a restarted server adopts them). The guard
+/// kills whatever the server's process driver still records.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let state = self._dir.path().join("process");
+        if let Ok(driver) = vamp_drivers::process::ProcessDriver::new(
+            vamp_drivers::process::ProcessConfig::new(state),
+        ) {
+            driver.kill_all_now();
+        }
+    }
+}
+
 impl Server {
     pub(crate) async fn start(extra: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -64,10 +64,25 @@ fn version(port: u16) -> String {
         .to_owned()
 }
 
+/// Kills the instances the server's process driver still records when the test ends: a
+/// failing test leaves no process behind (instances outlive their server by design).
+struct Reap(std::path::PathBuf);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(driver) = vamp_drivers::process::ProcessDriver::new(
+            vamp_drivers::process::ProcessConfig::new(self.0.clone()),
+        ) {
+            driver.kill_all_now();
+        }
+    }
+}
+
 #[test]
 fn a_canary_release_through_the_cli() {
     let server = server_binary();
     let data = tempfile::tempdir().expect("tempdir");
+    let _reap = Reap(data.path().join("process"));
     let (api, gateway) = (free_port(), free_port());
     let host = format!("http://127.0.0.1:{api}");
     let running = spawn(

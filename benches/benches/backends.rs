@@ -118,6 +118,58 @@ fn persistence_benches(
     group.finish();
 }
 
+/// The queries of a long-running server's event log on SQLite: 100 gateways' `metrics`
+/// events every 10 s for 1 000 passes (200 000 events, about 2.8 hours): the latest response
+/// time of one gateway within 120 s (what `GET /metrics/gateways/…` asks), and the newest page
+/// of one gateway's events with no time bound.
+fn metrics_log_bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = rt
+        .block_on(SqlitePersistence::open(dir.path().join("log.db")))
+        .expect("sqlite");
+    let start = chrono::Utc::now() - chrono::Duration::seconds(10_000);
+    rt.block_on(async {
+        for pass in 0..1_000i64 {
+            let at = start + chrono::Duration::seconds(pass * 10);
+            let batch: Vec<Event> = (0..100)
+                .flat_map(|g| {
+                    ["responseTime", "rate"].map(|m| {
+                        let mut e = Event::new(
+                            [
+                                format!("gateways:d{g}/c/web"),
+                                "gateway".into(),
+                                format!("metrics:{m}"),
+                            ],
+                            json!(1.0),
+                        );
+                        e.kind = "metrics".into();
+                        e.timestamp = at;
+                        e
+                    })
+                })
+                .collect();
+            db.append_events(&batch).await.expect("batch");
+        }
+    });
+    let mut group = c.benchmark_group("event_log_sqlite_200k");
+    let mut latest = EventFilter::tags(["gateways:d42/c/web", "metrics:responseTime"]);
+    latest.from = std::ops::Bound::Included(chrono::Utc::now() - chrono::Duration::seconds(120));
+    group.bench_function("latest_metric_in_120s", |b| {
+        b.iter(|| {
+            rt.block_on(db.query_events(&latest, Page::new(1, 1)))
+                .expect("query")
+        });
+    });
+    let page = EventFilter::tags(["gateways:d42/c/web", "metrics:responseTime"]);
+    group.bench_function("newest_page_of_a_gateway", |b| {
+        b.iter(|| {
+            rt.block_on(db.query_events(&page, Page::new(1, 30)))
+                .expect("query")
+        });
+    });
+    group.finish();
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -158,6 +210,7 @@ fn main() {
         .block_on(SqlitePersistence::open(dir.path().join("bench.db")))
         .expect("sqlite");
     persistence_benches(&mut c, &rt, "sqlite", &sqlite);
+    metrics_log_bench(&mut c, &rt);
     let kv = KvPersistence::new(Arc::new(MemoryStore::default()), "/bench");
     persistence_benches(&mut c, &rt, "kv_memory", &kv);
     if let Ok(url) = std::env::var("VAMP_BENCH_POSTGRES") {

@@ -34,6 +34,9 @@ const BACKEND: &str = "sqlite";
 
 /// How long a statement waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A time-bounded event query walks the window through the time index when it holds at most
+/// this many events; beyond, it starts from its rarest tag (tags are counted up to this many).
+const WINDOW_WALK: i64 = 5_000;
 
 /// Artifacts and events in a SQLite file: the embedded default persistence.
 ///
@@ -339,15 +342,52 @@ impl Persistence for SqlitePersistence {
         let mut tags = filter.tags.clone();
         tags.sort();
         tags.dedup();
+        // The rarest tag first: it finds the candidates through the (tag, event_id) key; the
+        // others are checked on each candidate. Counting is capped, so it costs little.
+        if tags.len() > 1 {
+            let mut counted = Vec::with_capacity(tags.len());
+            for t in tags {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM event_tags WHERE tag = ? LIMIT ?)",
+                )
+                .bind(&t)
+                .bind(WINDOW_WALK + 1)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+                counted.push((n, t));
+            }
+            counted.sort();
+            tags = counted.into_iter().map(|(_, t)| t).collect();
+        }
+        // A window with few events in it is walked newest first through the time index
+        // instead, checking every tag on each event: a query for the latest metric of a
+        // gateway then costs what the window holds, not what the log has gathered.
+        let by_time = match filter.from {
+            Bound::Unbounded => false,
+            Bound::Included(t) | Bound::Excluded(t) => {
+                let in_window: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE at >= ? LIMIT ?)",
+                )
+                .bind(nanos(t))
+                .bind(WINDOW_WALK + 1)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+                in_window <= WINDOW_WALK
+            }
+        };
         // Only placeholders are added to the SQL text; every value is bound.
+        let has_tag = "EXISTS (SELECT 1 FROM event_tags t WHERE t.event_id = e.id AND t.tag = ?)";
         let mut clauses = Vec::new();
-        if !tags.is_empty() {
-            clauses.push(format!(
-                // The (tag, event_id) key finds the events; no scan of every event.
-                "e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag IN ({}) \
-                 GROUP BY t.event_id HAVING COUNT(*) = ?)",
-                vec!["?"; tags.len()].join(", ")
-            ));
+        for (i, _) in tags.iter().enumerate() {
+            if i == 0 && !by_time {
+                clauses.push(
+                    "e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag = ?)".to_owned(),
+                );
+            } else {
+                clauses.push(has_tag.to_owned());
+            }
         }
         if filter.kind.is_some() {
             clauses.push("e.type = ?".to_owned());
@@ -378,14 +418,9 @@ impl Persistence for SqlitePersistence {
 
         let mut q = sqlx::query(AssertSqlSafe(select));
         let mut c = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count));
-        if !tags.is_empty() {
-            for t in &tags {
-                q = q.bind(t.clone());
-                c = c.bind(t.clone());
-            }
-            let n = i64::try_from(tags.len()).unwrap_or(i64::MAX);
-            q = q.bind(n);
-            c = c.bind(n);
+        for t in &tags {
+            q = q.bind(t.clone());
+            c = c.bind(t.clone());
         }
         if let Some(kind) = &filter.kind {
             q = q.bind(kind.clone());

@@ -122,11 +122,14 @@ fn persistence_benches(
 /// events every 10 s for 1 000 passes (200 000 events, about 2.8 hours): the latest response
 /// time of one gateway within 120 s (what `GET /metrics/gateways/…` asks), and the newest page
 /// of one gateway's events with no time bound.
-fn metrics_log_bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = rt
-        .block_on(SqlitePersistence::open(dir.path().join("log.db")))
-        .expect("sqlite");
+fn metrics_log_bench(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    db: &dyn Persistence,
+) {
+    // Tags of their own, so a shared database's earlier runs do not count.
+    let run = std::process::id();
     let start = chrono::Utc::now() - chrono::Duration::seconds(10_000);
     rt.block_on(async {
         for pass in 0..1_000i64 {
@@ -136,7 +139,7 @@ fn metrics_log_bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                     ["responseTime", "rate"].map(|m| {
                         let mut e = Event::new(
                             [
-                                format!("gateways:d{g}/c/web"),
+                                format!("gateways:r{run}-d{g}/c/web"),
                                 "gateway".into(),
                                 format!("metrics:{m}"),
                             ],
@@ -151,8 +154,9 @@ fn metrics_log_bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
             db.append_events(&batch).await.expect("batch");
         }
     });
-    let mut group = c.benchmark_group("event_log_sqlite_200k");
-    let mut latest = EventFilter::tags(["gateways:d42/c/web", "metrics:responseTime"]);
+    let mut group = c.benchmark_group(format!("event_log_{name}_200k"));
+    let gateway = format!("gateways:r{run}-d42/c/web");
+    let mut latest = EventFilter::tags([gateway.as_str(), "metrics:responseTime"]);
     latest.from = std::ops::Bound::Included(chrono::Utc::now() - chrono::Duration::seconds(120));
     group.bench_function("latest_metric_in_120s", |b| {
         b.iter(|| {
@@ -160,7 +164,7 @@ fn metrics_log_bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                 .expect("query")
         });
     });
-    let page = EventFilter::tags(["gateways:d42/c/web", "metrics:responseTime"]);
+    let page = EventFilter::tags([gateway.as_str(), "metrics:responseTime"]);
     group.bench_function("newest_page_of_a_gateway", |b| {
         b.iter(|| {
             rt.block_on(db.query_events(&page, Page::new(1, 30)))
@@ -210,7 +214,11 @@ fn main() {
         .block_on(SqlitePersistence::open(dir.path().join("bench.db")))
         .expect("sqlite");
     persistence_benches(&mut c, &rt, "sqlite", &sqlite);
-    metrics_log_bench(&mut c, &rt);
+    let log_dir = tempfile::tempdir().expect("tempdir");
+    let log = rt
+        .block_on(SqlitePersistence::open(log_dir.path().join("log.db")))
+        .expect("sqlite");
+    metrics_log_bench(&mut c, &rt, "sqlite", &log);
     let kv = KvPersistence::new(Arc::new(MemoryStore::default()), "/bench");
     persistence_benches(&mut c, &rt, "kv_memory", &kv);
     if let Ok(url) = std::env::var("VAMP_BENCH_POSTGRES") {
@@ -218,6 +226,7 @@ fn main() {
             .block_on(PostgresPersistence::connect(&url))
             .expect("postgres");
         persistence_benches(&mut c, &rt, "postgres", &pg);
+        metrics_log_bench(&mut c, &rt, "postgres", &pg);
     }
     let fake_es = rt
         .block_on(FakeElasticsearch::start())

@@ -89,3 +89,7 @@ where
         },
     })
 }
+
+/// A time-bounded event query walks the window through the time index when it holds at most
+/// this many events; beyond, it starts from its rarest tag (tags are counted up to this many).
+pub(crate) const WINDOW_WALK: i64 = 5_000;

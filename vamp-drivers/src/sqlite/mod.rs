@@ -28,15 +28,12 @@ use vamp_core::traits::{
 };
 use vamp_core::{Error, Result};
 
-use crate::sql::{artifact_row, event_row, from_nanos, limit, nanos, parse_json};
+use crate::sql::{WINDOW_WALK, artifact_row, event_row, from_nanos, limit, nanos, parse_json};
 
 const BACKEND: &str = "sqlite";
 
 /// How long a statement waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// A time-bounded event query walks the window through the time index when it holds at most
-/// this many events; beyond, it starts from its rarest tag (tags are counted up to this many).
-const WINDOW_WALK: i64 = 5_000;
 
 /// Artifacts and events in a SQLite file: the embedded default persistence.
 ///

@@ -174,26 +174,21 @@ fn deploy_to_healthy(c: &mut Criterion) {
     group.sample_size(10);
     let vamp = two_service_vamp(&rt, process.clone(), &command);
     bench_deploy(&mut group, "process-driver/2-services", &rt, &vamp);
+    let daemon = |host: String, namespace: &str| DockerConfig {
+        namespace: namespace.into(),
+        stop_grace: Duration::from_secs(2),
+        ..DockerConfig::new(host)
+    };
     if let Ok(host) = std::env::var("VAMP_TEST_DOCKER") {
-        let config = DockerConfig {
-            namespace: "bench".into(),
-            stop_grace: Duration::from_secs(2),
-            ..DockerConfig::new(host)
-        };
         let docker = rt
-            .block_on(DockerDriver::connect(config))
+            .block_on(DockerDriver::connect(daemon(host, "bench")))
             .expect("docker driver");
         let vamp = two_service_vamp(&rt, Arc::new(docker), &image);
         bench_deploy(&mut group, "docker-driver/2-services", &rt, &vamp);
     }
     if let Ok(host) = std::env::var("VAMP_TEST_SWARM") {
-        let config = DockerConfig {
-            namespace: "bench-swarm".into(),
-            stop_grace: Duration::from_secs(2),
-            ..DockerConfig::new(host)
-        };
         let swarm = rt
-            .block_on(SwarmDriver::connect(config))
+            .block_on(SwarmDriver::connect(daemon(host, "bench-swarm")))
             .expect("swarm driver");
         let vamp = two_service_vamp(&rt, Arc::new(swarm), &image);
         bench_deploy(&mut group, "swarm-driver/2-services", &rt, &vamp);

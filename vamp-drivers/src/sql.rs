@@ -93,3 +93,26 @@ where
 /// A time-bounded event query walks the window through the time index when it holds at most
 /// this many events; beyond, it starts from its rarest tag (tags are counted up to this many).
 pub(crate) const WINDOW_WALK: i64 = 5_000;
+
+/// The conditions that select events carrying every one of `tags` tags (rarest first), each
+/// with its placeholder from `placeholder`: the first one leads through the `(tag, event_id)`
+/// key and the others are checked on each candidate — or, when the query walks a small time
+/// window (`by_time`), every tag is checked on each event of the window.
+pub(crate) fn tag_conditions(
+    tags: usize,
+    by_time: bool,
+    mut placeholder: impl FnMut() -> String,
+) -> Vec<String> {
+    (0..tags)
+        .map(|i| {
+            let p = placeholder();
+            if i == 0 && !by_time {
+                format!("e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag = {p})")
+            } else {
+                format!(
+                    "EXISTS (SELECT 1 FROM event_tags t WHERE t.event_id = e.id AND t.tag = {p})"
+                )
+            }
+        })
+        .collect()
+}

@@ -143,6 +143,18 @@ pub(crate) async fn persistence(
     Ok(persistence)
 }
 
+/// The Docker daemon (or Swarm manager) settings of the `[driver]`.
+#[cfg(any(feature = "docker", feature = "swarm"))]
+fn daemon(
+    config: &ServerConfig,
+    ports: std::ops::RangeInclusive<u16>,
+) -> vamp_drivers::docker::DockerConfig {
+    vamp_drivers::docker::DockerConfig {
+        ports,
+        ..vamp_drivers::docker::DockerConfig::new(config.driver.docker_host.clone())
+    }
+}
+
 /// The `[driver]`.
 pub(crate) async fn driver(config: &ServerConfig) -> Result<Arc<dyn ContainerDriver>, StartError> {
     let ports = port_range(&config.driver.ports)
@@ -155,28 +167,17 @@ pub(crate) async fn driver(config: &ServerConfig) -> Result<Arc<dyn ContainerDri
             Arc::new(ProcessDriver::new(process).map_err(failed("driver (process)"))?)
         }
         #[cfg(feature = "docker")]
-        "docker" => {
-            use vamp_drivers::docker::{DockerConfig, DockerDriver};
-            let mut docker = DockerConfig::new(config.driver.docker_host.clone());
-            docker.ports = ports;
-            Arc::new(
-                DockerDriver::connect(docker)
-                    .await
-                    .map_err(failed("driver (docker)"))?,
-            )
-        }
+        "docker" => Arc::new(
+            vamp_drivers::docker::DockerDriver::connect(daemon(config, ports))
+                .await
+                .map_err(failed("driver (docker)"))?,
+        ),
         #[cfg(feature = "swarm")]
-        "swarm" => {
-            use vamp_drivers::docker::DockerConfig;
-            use vamp_drivers::swarm::SwarmDriver;
-            let mut docker = DockerConfig::new(config.driver.docker_host.clone());
-            docker.ports = ports;
-            Arc::new(
-                SwarmDriver::connect(docker)
-                    .await
-                    .map_err(failed("driver (swarm)"))?,
-            )
-        }
+        "swarm" => Arc::new(
+            vamp_drivers::swarm::SwarmDriver::connect(daemon(config, ports))
+                .await
+                .map_err(failed("driver (swarm)"))?,
+        ),
         other => return Err(not_built("driver.kind", other)),
     };
     Ok(driver)

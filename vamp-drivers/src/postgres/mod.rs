@@ -429,17 +429,7 @@ impl Persistence for PostgresPersistence {
             n += 1;
             format!("${n}")
         };
-        let mut clauses = Vec::new();
-        for (i, _) in tags.iter().enumerate() {
-            let p = next();
-            clauses.push(if i == 0 && !by_time {
-                format!("e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag = {p})")
-            } else {
-                format!(
-                    "EXISTS (SELECT 1 FROM event_tags t WHERE t.event_id = e.id AND t.tag = {p})"
-                )
-            });
-        }
+        let mut clauses = crate::sql::tag_conditions(tags.len(), by_time, &mut next);
         if filter.kind.is_some() {
             clauses.push(format!("e.type = {}", next()));
         }

@@ -375,17 +375,7 @@ impl Persistence for SqlitePersistence {
             }
         };
         // Only placeholders are added to the SQL text; every value is bound.
-        let has_tag = "EXISTS (SELECT 1 FROM event_tags t WHERE t.event_id = e.id AND t.tag = ?)";
-        let mut clauses = Vec::new();
-        for (i, _) in tags.iter().enumerate() {
-            if i == 0 && !by_time {
-                clauses.push(
-                    "e.id IN (SELECT t.event_id FROM event_tags t WHERE t.tag = ?)".to_owned(),
-                );
-            } else {
-                clauses.push(has_tag.to_owned());
-            }
-        }
+        let mut clauses = crate::sql::tag_conditions(tags.len(), by_time, || "?".to_owned());
         if filter.kind.is_some() {
             clauses.push("e.type = ?".to_owned());
         }

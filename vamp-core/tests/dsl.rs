@@ -136,6 +136,18 @@ const NOT_MODEL_LEVEL: &[(ErrorKind, &str)] = &[
     (ErrorKind::DeploymentServiceError, "engine: reconciler"),
     (ErrorKind::WorkflowUpdateError, "engine: workflows API"),
     (ErrorKind::InvalidConfigurationError, "server configuration"),
+    (
+        ErrorKind::LimitExceededError,
+        "engine: limits (tests/engine.rs: limits_refuse_what_a_request_cannot_have)",
+    ),
+    (
+        ErrorKind::UnsupportedDeployableError,
+        "engine: the driver (tests/security.rs in vamp-server: what_cannot_be_served_or_is_too_big_is_refused_when_validated)",
+    ),
+    (
+        ErrorKind::UnsupportedConditionError,
+        "engine: the router (tests/security.rs in vamp-server: what_cannot_be_served_or_is_too_big_is_refused_when_validated)",
+    ),
 ];
 
 #[test]

@@ -539,3 +539,189 @@ async fn gateway_ports_another_program_holds_are_skipped() {
     ports.sort_unstable();
     assert_eq!(ports, ["40002", "40003"], "{:?}", d.ports);
 }
+
+/// Issue 16: whatever changes routing reaches the router at once, whichever `Vamp` call made
+/// it — with the resync an hour away, so no periodic pass can be what applied it.
+#[tokio::test]
+async fn routing_changes_reach_the_router_without_waiting_for_the_resync() {
+    use vamp_core::testkit::eventually;
+    let router = RecordingRouter::default();
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .router(Arc::new(router.clone()))
+        .config(vamp_core::VampConfig {
+            resync: std::time::Duration::from_secs(3600),
+            ..vamp_core::VampConfig::default()
+        })
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let vamp = vamp.clone();
+        async move {
+            vamp.run(async {
+                let _ = stopped.await;
+            })
+            .await;
+        }
+    });
+    let weights = |router: &RecordingRouter, gateway: &str| -> Option<Vec<(String, u8)>> {
+        router
+            .current()
+            .into_iter()
+            .find(|g| g.name == gateway)
+            .map(|g| {
+                g.routes
+                    .iter()
+                    .map(|r| (r.path.clone(), r.weight.get()))
+                    .collect()
+            })
+    };
+    // A standalone gateway: stored, then changed, then removed.
+    let gateway = |a: u8| {
+        one(&format!(
+            "kind: gateways\nname: edge\nport: 9999/http\nroutes:\n  '[127.0.0.1:1]': {{weight: {a}%}}\n  '[127.0.0.1:2]': {{weight: {}%}}\n",
+            100 - a
+        ))
+    };
+    vamp.put(gateway(90)).await.unwrap();
+    eventually("the new gateway routed", || {
+        let w = weights(&router, "edge");
+        async move { w.filter(|w| w[0].1 == 90) }
+    })
+    .await;
+    vamp.put(gateway(10)).await.unwrap();
+    eventually("the changed weights routed", || {
+        let w = weights(&router, "edge");
+        async move { w.filter(|w| w[0].1 == 10) }
+    })
+    .await;
+    vamp.delete(Kind::Gateway, "edge").await.unwrap();
+    eventually("the removed gateway gone", || {
+        let w = weights(&router, "edge");
+        async move { w.is_none().then_some(()) }
+    })
+    .await;
+    // A deployment's gateway: a merge that only moves weights.
+    vamp.put(one(
+        "kind: breeds\nname: a:1\ndeployable: img\nports: {web: 80/http}\n",
+    ))
+    .await
+    .unwrap();
+    vamp.put(one(
+        "kind: breeds\nname: a:2\ndeployable: img\nports: {web: 80/http}\n",
+    ))
+    .await
+    .unwrap();
+    let shift = |w1: u8| {
+        let Artifact::Blueprint(bp) = one(&format!(
+            "kind: blueprints\nname: d\nclusters:\n  c:\n    services: [a:1, a:2]\n    gateways:\n      web:\n        routes:\n          a:1: {{weight: {w1}%}}\n          a:2: {{weight: {}%}}\n",
+            100 - w1
+        )) else {
+            panic!()
+        };
+        bp
+    };
+    vamp.deploy("d", &shift(100)).await.unwrap();
+    eventually("the deployment's gateway routed", || {
+        let w = weights(&router, "d/c/web");
+        async move { w.filter(|w| w.iter().any(|(p, v)| p.ends_with("a:1/web") && *v == 100)) }
+    })
+    .await;
+    vamp.deploy("d", &shift(0)).await.unwrap();
+    eventually("the shifted weights routed", || {
+        let w = weights(&router, "d/c/web");
+        async move { w.filter(|w| w.iter().any(|(p, v)| p.ends_with("a:2/web") && *v == 100)) }
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.unwrap();
+}
+
+/// Issue 15, point 4: a scale-up that fails half-way shows the instances that run, not none.
+#[tokio::test]
+async fn a_failed_scale_up_shows_the_instances_that_run() {
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::with_capacity(3)))
+        .build()
+        .unwrap();
+    vamp.put(one(
+        "kind: breeds\nname: web:1\ndeployable: img\nports: {web: 80}\n",
+    ))
+    .await
+    .unwrap();
+    let Artifact::Blueprint(bp) = one(
+        "kind: blueprints\nname: s\nclusters:\n  c:\n    breed: web:1\n    scale: {instances: 10, cpu: 0.1, memory: 64MB}\n",
+    ) else {
+        panic!()
+    };
+    vamp.deploy("s", &bp).await.unwrap();
+    for _ in 0..3 {
+        vamp.reconcile().await.unwrap();
+    }
+    let d = vamp.deployment("s").await.unwrap().unwrap();
+    let s = &d.clusters["c"].services[0];
+    assert_eq!(s.status.phase.name, PhaseName::Failed, "{:?}", s.status);
+    assert!(
+        s.status
+            .phase
+            .notification
+            .as_deref()
+            .is_some_and(|n| n.contains("3 of 10")),
+        "{:?}",
+        s.status
+    );
+    assert_eq!(s.instances.len(), 3, "what runs is shown");
+}
+
+/// Issue 15, point 4: limits are checked before anything is stored, for a deploy and for a
+/// scale.
+#[tokio::test]
+async fn limits_refuse_what_a_request_cannot_have() {
+    let vamp = memory_vamp();
+    vamp.put(one(
+        "kind: breeds\nname: web:1\ndeployable: img\nports: {web: 80}\n",
+    ))
+    .await
+    .unwrap();
+    let deploy = |scale: &str| {
+        let Artifact::Blueprint(bp) = one(&format!(
+            "kind: blueprints\nname: s\nclusters:\n  c:\n    breed: web:1\n    scale: {scale}\n"
+        )) else {
+            panic!()
+        };
+        bp
+    };
+    for (scale, field) in [
+        ("{instances: 1000000, cpu: 0.1, memory: 64MB}", "instances"),
+        ("{instances: 1, cpu: 1000000000, memory: 64MB}", "cpu"),
+        ("{instances: 1, cpu: 1, memory: 100TB}", "memory"),
+    ] {
+        let err = vamp.deploy("s", &deploy(scale)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("LimitExceededError") || text.contains(field),
+            "{text}"
+        );
+        assert!(text.contains(field), "{text}");
+        assert!(vamp.deployment("s").await.unwrap().is_none());
+    }
+    vamp.deploy("s", &deploy("{instances: 1, cpu: 0.1, memory: 64MB}"))
+        .await
+        .unwrap();
+    let huge = vamp_core::model::Scale {
+        instances: 5000,
+        ..Default::default()
+    };
+    let err = vamp.scale("s", "c", "web:1", huge).await.unwrap_err();
+    assert!(err.to_string().contains("scale.instances"), "{err}");
+    let d = vamp.deployment("s").await.unwrap().unwrap();
+    assert_eq!(
+        d.clusters["c"].services[0]
+            .scale
+            .as_ref()
+            .map(|s| s.instances),
+        Some(1),
+        "nothing changed"
+    );
+}

@@ -8,6 +8,8 @@
 //! - [`select`]: which route takes a request: conditions, strength, weights (spec §4.2.2).
 //! - [`haproxy`]: the HAProxy configuration model, renderer, runtime API and process control.
 //! - [`embedded`] (feature `embedded`, default): the in-process router.
+//! - [`listen`] (feature `embedded`): limits on client connections (header and idle
+//!   timeouts, connections at once), shared by the router and `vamp-server`'s API.
 //! - `testkit` (feature `testkit`): HTTP test helpers and the Router conformance kit.
 //!
 //! - [`wire`] (feature `haproxy-kv`): gateways as JSON in the key-value store.
@@ -24,6 +26,8 @@ pub mod condition;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod haproxy;
+#[cfg(feature = "embedded")]
+pub mod listen;
 pub mod select;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -91,6 +91,7 @@ fn a_canary_release_through_the_cli() {
             .arg(data.path())
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .env("VAMP_GATEWAYS__PORTS", vamp_core::testkit::gateway_ports())
+            .env("VAMP_DRIVER__KIND", "process")
             .env("RUST_LOG", "warn"),
     );
     let line = running

@@ -159,11 +159,13 @@ fn daemon(
 pub(crate) async fn driver(config: &ServerConfig) -> Result<Arc<dyn ContainerDriver>, StartError> {
     let ports = port_range(&config.driver.ports)
         .map_err(|message| bad(format!("driver.ports: {message}")))?;
-    let driver: Arc<dyn ContainerDriver> = match config.driver.kind.as_str() {
+    let driver: Arc<dyn ContainerDriver> = match config.driver.kind() {
         "process" => {
             use vamp_drivers::process::{ProcessConfig, ProcessDriver};
             let mut process = ProcessConfig::new(config.server.data_dir.join("process"));
             process.ports = ports;
+            // Commands run only where the process driver was chosen (issue 15).
+            process.run_commands = config.driver.commands_enabled();
             Arc::new(ProcessDriver::new(process).map_err(failed("driver (process)"))?)
         }
         #[cfg(feature = "docker")]
@@ -199,7 +201,15 @@ pub(crate) fn router(
     };
     let router: Arc<dyn Router> = match config.router.kind.as_str() {
         "none" => return Ok(None),
-        "embedded" => Arc::new(vamp_gateway::embedded::EmbeddedRouter::on(host()?)),
+        "embedded" => Arc::new(
+            vamp_gateway::embedded::EmbeddedRouter::on(host()?).with_limits(
+                vamp_gateway::listen::ConnectionLimits {
+                    header_timeout: std::time::Duration::from_secs(config.router.header_timeout),
+                    idle_timeout: std::time::Duration::from_secs(config.router.idle_timeout),
+                    max_connections: config.router.max_connections,
+                },
+            ),
+        ),
         #[cfg(feature = "haproxy")]
         "haproxy-kv" => {
             use vamp_gateway::haproxy::kv::KvRouter;

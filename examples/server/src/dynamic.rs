@@ -15,7 +15,7 @@ use vamp_core::traits::KeyValueStore;
 use crate::config::{ConfigError, ServerConfig};
 
 /// The settings that may change while the server runs.
-pub const KEYS: &[&str] = &["server.body_limit", "server.token"];
+pub const KEYS: &[&str] = &["server.body_limit", "server.token", "server.tokens"];
 
 /// Why a change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -86,19 +86,7 @@ fn apply(
         let Some((section, name)) = key.split_once('.') else {
             continue;
         };
-        let value = match value {
-            Value::String(s) => toml::Value::String(s.clone()),
-            Value::Bool(b) => toml::Value::Boolean(*b),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => toml::Value::Integer(i),
-                None => return Err(invalid(format!("{key} = {n}: expected a whole number"))),
-            },
-            other => {
-                return Err(invalid(format!(
-                    "{key} = {other}: expected a string or number"
-                )));
-            }
-        };
+        let value = to_toml(key, value)?;
         if let Some(t) = table
             .entry(section.to_owned())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
@@ -172,15 +160,8 @@ impl Settings {
     /// [`DynamicError::Invalid`] naming the key; [`DynamicError::Store`] when the store fails.
     pub async fn change(&self, body: &Value) -> Result<BTreeMap<String, Value>, DynamicError> {
         let _one_at_a_time = self.writes.lock().await;
-        let mut changes = self.changes();
-        for (key, value) in check_keys(&flatten(body)?)? {
-            if value.is_null() {
-                changes.remove(&key);
-            } else {
-                changes.insert(key, value);
-            }
-        }
-        let config = Arc::new(apply(&self.start, &changes)?);
+        let (changes, config) = self.changed(body)?;
+        let config = Arc::new(config);
         let stored =
             serde_json::to_vec(&changes).map_err(|e| vamp_core::Error::backend("json", e))?;
         self.kv.put(&self.key, &stored).await?;
@@ -193,6 +174,58 @@ impl Settings {
         };
         tracing::info!(keys = ?changes.keys().collect::<Vec<_>>(), "dynamic configuration changed");
         Ok(changes)
+    }
+}
+
+/// A JSON setting as TOML: strings, whole numbers, booleans, lists and maps of them.
+fn to_toml(key: &str, value: &Value) -> Result<toml::Value, ConfigError> {
+    Ok(match value {
+        Value::String(s) => toml::Value::String(s.clone()),
+        Value::Bool(b) => toml::Value::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => return Err(invalid(format!("{key} = {n}: expected a whole number"))),
+        },
+        Value::Array(items) => toml::Value::Array(
+            items
+                .iter()
+                .map(|v| to_toml(key, v))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(entries) => toml::Value::Table(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), to_toml(&format!("{key}.{k}"), v)?)))
+                .collect::<Result<_, ConfigError>>()?,
+        ),
+        Value::Null => {
+            return Err(invalid(format!(
+                "{key} = null: expected a value (null drops a change only at the top)"
+            )));
+        }
+    })
+}
+
+impl Settings {
+    /// The changes in force with `body` over them, and the configuration they make, checked
+    /// like [`change`](Self::change) and kept nowhere (`validate_only`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key.
+    pub fn changed(
+        &self,
+        body: &Value,
+    ) -> Result<(BTreeMap<String, Value>, ServerConfig), ConfigError> {
+        let mut changes = self.changes();
+        for (key, value) in check_keys(&flatten(body)?)? {
+            if value.is_null() {
+                changes.remove(&key);
+            } else {
+                changes.insert(key, value);
+            }
+        }
+        let config = apply(&self.start, &changes)?;
+        Ok((changes, config))
     }
 }
 
@@ -236,11 +269,11 @@ mod tests {
         let s = Settings::load(ServerConfig::default(), kv.clone())
             .await
             .expect("settings");
-        s.change(&json!({"server": {"body_limit": 1000}, "server.token": "t"}))
+        s.change(&json!({"server": {"body_limit": 1000}, "server.token": "t0k3n-long"}))
             .await
             .expect("change");
         assert_eq!(s.current().server.body_limit, 1000);
-        assert_eq!(s.current().server.token.as_deref(), Some("t"));
+        assert_eq!(s.current().server.token.as_deref(), Some("t0k3n-long"));
         assert_eq!(s.start().server.body_limit, 4 * 1024 * 1024);
         let again = Settings::load(ServerConfig::default(), kv)
             .await

@@ -92,10 +92,20 @@ impl App {
                 engine: EngineConfig {
                     gateway_host: config.gateways.host.clone(),
                     ports: PortAllocator::new(gateway_ports),
+                    allowed_ports: port_range(&config.gateways.allowed_ports).map_err(
+                        |message| {
+                            StartError::Config(config::ConfigError::Invalid {
+                                origin: "configuration".into(),
+                                message: format!("gateways.allowed_ports: {message}"),
+                            })
+                        },
+                    )?,
+                    limits: config.limits.engine(),
                     ..EngineConfig::default()
                 },
                 sla_period: (config.sla.period > 0)
                     .then(|| std::time::Duration::from_secs(config.sla.period)),
+                resync: std::time::Duration::from_secs(config.synchronization.period),
                 ..VampConfig::default()
             });
         let settings = dynamic::Settings::load(config.clone(), kv.clone())
@@ -133,7 +143,9 @@ impl App {
     }
 
     /// Serves the API on `listener` and runs the reconciler until `shutdown` resolves; then
-    /// stops taking requests, lets running ones finish, and stops the reconciler.
+    /// stops taking requests, lets running ones finish (for at most 10 s), and stops the
+    /// reconciler. Connections get the header and idle timeouts of `[server]` and at most
+    /// `server.max_connections` are served at once.
     ///
     /// # Errors
     /// When serving fails.
@@ -142,6 +154,13 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let server = &self.config.server;
+        if !server.listen.ip().is_loopback() && !server.has_tokens() {
+            tracing::warn!(
+                listen = %server.listen,
+                "server.insecure: the API is served to the network without a token; anyone who reaches it can run programs through it"
+            );
+        }
         let (stop, stopped) = watch::channel(false);
         let until = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -166,15 +185,74 @@ impl App {
             shutdown.await;
             let _ = on_signal.send(true);
         });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(until(stopped))
-            .await;
+        let limits = vamp_gateway::listen::ConnectionLimits {
+            header_timeout: std::time::Duration::from_secs(server.header_timeout),
+            idle_timeout: std::time::Duration::from_secs(server.idle_timeout),
+            max_connections: server.max_connections,
+        };
+        let served = accept_loop(listener, app, &limits, until(stopped)).await;
         // Serving may also end by an error: the reconciler stops either way.
         let _ = stop.send(true);
         waiting.abort();
         let _ = reconciler.await;
         served
     }
+}
+
+/// Accepts connections until `stop` resolves, each served by `app` under `limits`; then lets
+/// open connections finish their requests (at most 10 s).
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: &vamp_gateway::listen::ConnectionLimits,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use vamp_gateway::listen::IdleTimeout;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = limits.http();
+    let slots = limits.slots();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.take() => permit,
+            () = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout));
+        let connection = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "API connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open 10 s after shutdown began; closing them");
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -95,6 +95,9 @@ async fn run(args: Args) -> i32 {
         args.listen.map(|l| ("server.listen".to_owned(), l)),
         args.data
             .map(|d| ("server.data_dir".to_owned(), d.display().to_string())),
+        // The demo's services are commands run by the process driver.
+        args.demo
+            .then(|| ("driver.kind".to_owned(), "process".to_owned())),
     ];
     let config = match ServerConfig::load(
         args.config.as_deref(),

@@ -161,11 +161,11 @@ async fn bad_input_gets_a_status_and_a_message_naming_the_problem_and_stores_not
         "application/x-www-form-urlencoded",
         "a=b".to_owned(),
     );
-    assert_eq!(
-        send(Method::POST, &format!("{u}/breeds"), Some(form))
-            .await
-            .0,
-        415
+    let (status, _, text) = send(Method::POST, &format!("{u}/breeds"), Some(form)).await;
+    assert_eq!(status, 400, "a form body is not an artifact: {text}");
+    assert!(
+        text.contains("application/x-yaml"),
+        "names the supported types: {text}"
     );
     assert_eq!(
         send(Method::GET, &format!("{u}/nonsense"), None).await.0,
@@ -235,7 +235,7 @@ async fn events_are_published_queried_by_tag_and_streamed_as_sse() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_token_is_required() {
-    let server = Server::start(&[("server.token", "s3cret")]).await;
+    let server = Server::start(&[("server.token", "s3cret-token")]).await;
     let client = reqwest::Client::new();
     let denied = client
         .get(format!("{}/breeds", server.url))
@@ -246,7 +246,7 @@ async fn a_configured_token_is_required() {
     assert!(denied.text().await.expect("text").contains("Bearer"));
     let allowed = client
         .get(format!("{}/breeds", server.url))
-        .bearer_auth("s3cret")
+        .bearer_auth("s3cret-token")
         .send()
         .await
         .expect("get");
@@ -429,7 +429,7 @@ async fn health_and_metrics_return_the_newest_value_in_the_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_in_prometheus_text_format() {
     use reqwest::Method;
-    let server = Server::start(&[("server.token", "s3cret")]).await;
+    let server = Server::start(&[("server.token", "s3cret-token")]).await;
     let u = &server.url;
     // Two refused answers (no token), then the scrape itself needs none.
     assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
@@ -931,16 +931,18 @@ async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
     let (status, _, body) = send(
         Method::PUT,
         &config,
-        Some(yaml("server.token: s3cret\nserver.body_limit: null\n")),
+        Some(yaml(
+            "server.token: s3cret-token\nserver.body_limit: null\n",
+        )),
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    assert!(!body.contains("s3cret"), "{body}");
+    assert!(!body.contains("s3cret-token"), "{body}");
     assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
     let client = reqwest::Client::new();
     let answer = client
         .get(format!("{config}?type=dynamic"))
-        .bearer_auth("s3cret")
+        .bearer_auth("s3cret-token")
         .send()
         .await
         .expect("request");
@@ -951,7 +953,7 @@ async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
     );
     let answer = client
         .post(&config)
-        .bearer_auth("s3cret")
+        .bearer_auth("s3cret-token")
         .header("content-type", "application/json")
         .body(r#"{"server.token": null}"#)
         .send()
@@ -1209,9 +1211,9 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_count_what_is_stored_and_pages_may_call_from_any_origin() {
+async fn stats_count_what_is_stored_and_only_configured_origins_may_call() {
     use reqwest::Method;
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[("server.cors_origins", "http://ui.example")]).await;
     let u = &server.url;
     assert_eq!(
         send(Method::POST, &format!("{u}/breeds"), Some(yaml(BREED)))
@@ -1240,7 +1242,22 @@ async fn stats_count_what_is_stored_and_pages_may_call_from_any_origin() {
             "{path}"
         );
     }
-    // A browser's preflight from another origin is answered (spec §2.1).
+    // A browser's preflight from a configured origin is answered (spec §2.1); from any other
+    // origin the request goes no further (issue 15).
+    let answer = reqwest::Client::new()
+        .request(Method::OPTIONS, format!("{u}/breeds"))
+        .header("Origin", "http://evil.example")
+        .header("Access-Control-Request-Method", "PUT")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(answer.status(), 403);
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     let answer = reqwest::Client::new()
         .request(Method::OPTIONS, format!("{u}/breeds"))
         .header("Origin", "http://ui.example")
@@ -1249,7 +1266,7 @@ async fn stats_count_what_is_stored_and_pages_may_call_from_any_origin() {
         .await
         .expect("preflight");
     let headers = answer.headers();
-    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(headers["access-control-allow-origin"], "http://ui.example");
     assert!(
         headers["access-control-allow-methods"]
             .to_str()
@@ -1305,4 +1322,95 @@ async fn a_dropped_test_server_leaves_no_process_behind() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Issue 16: a weight change through the API reaches the traffic without waiting for the
+/// periodic pass (an hour away here) — through `PUT /gateways/{name}`, the multi-document
+/// root and a deployment's merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_changes_reach_the_traffic_without_waiting_for_the_resync() {
+    use reqwest::Method;
+    let server = Server::start(&[("synchronization.period", "3600")]).await;
+    let u = &server.url;
+    // Who answers through `port` now (the demo app names its version; a bare backend its
+    // name), waiting until it is `want`.
+    async fn answers(port: u16, want: &str) {
+        let want = want.to_owned();
+        vamp_core::testkit::eventually(&format!("{want} answering on {port}"), || {
+            let want = want.clone();
+            async move {
+                let body = reqwest::get(format!("http://127.0.0.1:{port}/"))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                body.contains(&want).then_some(())
+            }
+        })
+        .await;
+    }
+    let (a, b) = (
+        vamp_gateway::testkit::backend("alpha").await,
+        vamp_gateway::testkit::backend("beta").await,
+    );
+    let port = vamp_core::testkit::free_port();
+    let gateway = |to_a: bool| {
+        let (wa, wb) = if to_a { (100, 0) } else { (0, 100) };
+        format!(
+            "name: edge\nport: {port}/http\nroutes:\n  '[127.0.0.1:{a}]': {{weight: {wa}%}}\n  '[127.0.0.1:{b}]': {{weight: {wb}%}}\n"
+        )
+    };
+    let (status, _, body) = send(
+        Method::POST,
+        &format!("{u}/gateways"),
+        Some(yaml(&gateway(true))),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    answers(port, "alpha").await;
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/gateways/edge"),
+        Some(yaml(&gateway(false))),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    answers(port, "beta").await;
+    let root = format!("kind: gateways\n{}", gateway(true));
+    let (status, _, body) = send(Method::PUT, u, Some(yaml(&root))).await;
+    assert_eq!(status, 202, "{body}");
+    answers(port, "alpha").await;
+
+    // A deployment's gateway: two versions, the traffic shifted by a merge.
+    let exe = env!("CARGO_BIN_EXE_vamp-server");
+    for version in ["1.0.0", "2.0.0"] {
+        let breed = format!(
+            "name: app:{version}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {version}\"}}\nports: {{web: 8080/http}}\n"
+        );
+        assert_eq!(
+            send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
+                .await
+                .0,
+            201
+        );
+    }
+    let external = vamp_core::testkit::free_port();
+    let shift = |w1: u8| {
+        format!(
+            "name: shop\ngateways:\n  {external}: app/web\nclusters:\n  app:\n    services: [app:1.0.0, app:2.0.0]\n    gateways:\n      web:\n        routes:\n          app:1.0.0: {{weight: {w1}%}}\n          app:2.0.0: {{weight: {}%}}\n",
+            100 - w1
+        )
+    };
+    common::deploy(u, "shop", &shift(100)).await;
+    answers(external, "1.0.0").await;
+    common::deploy(u, "shop", &shift(0)).await;
+    answers(external, "2.0.0").await;
+    undeploy(
+        u,
+        "shop",
+        "name: shop\nclusters:\n  app:\n    services: [app:1.0.0, app:2.0.0]\n",
+    )
+    .await;
+    server.stop().await;
 }

@@ -61,7 +61,8 @@ fn api_get(api: u16, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", api)).expect("connect");
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         )
         .expect("write");
     let mut answer = String::new();

@@ -13,7 +13,8 @@ use vamp_core::testkit::{free_port, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_service_is_escalated_to_a_second_instance() {
-    let server = Server::start(&[("sla.period", "1")]).await;
+    // The resync an hour away: the escalation itself must set the change going (issue 16).
+    let server = Server::start(&[("sla.period", "1"), ("synchronization.period", "3600")]).await;
     let u = &server.url;
     let exe = env!("CARGO_BIN_EXE_vamp-server");
     // 150 ms per answer, against an SLA of 100 ms.

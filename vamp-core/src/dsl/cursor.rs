@@ -232,6 +232,29 @@ pub(crate) fn string(node: &Node, path: &str) -> Result<String, DslError> {
         .ok_or_else(|| type_err(path, node, "a string"))
 }
 
+/// A one-line string for data-plane text (conditions, rewrites, virtual hosts): no control
+/// characters (a newline would be a line of HAProxy configuration) and no bidirectional
+/// controls (text that displays as other text). `kind` is the error reported.
+pub(crate) fn one_line(node: &Node, path: &str, kind: ErrorKind) -> Result<String, DslError> {
+    let text = string(node, path)?;
+    if let Some(c) = text
+        .chars()
+        .find(|c| crate::model::names::is_forbidden_char(*c))
+    {
+        return Err(err(
+            kind,
+            path,
+            node,
+            format!(
+                "the text holds the control character U+{:04X}",
+                u32::from(c)
+            ),
+            "write it on one line, without control or bidirectional-control characters",
+        ));
+    }
+    Ok(text)
+}
+
 /// A list item that must be a string (`UnexpectedInnerElementError` otherwise).
 pub(crate) fn item_string(node: &Node, path: &str) -> Result<String, DslError> {
     match &node.value {

@@ -186,6 +186,13 @@ error_kinds! {
     WorkflowUpdateError,
     /// Operation layer: a configuration value is invalid.
     InvalidConfigurationError,
+    /// Operation layer: a value is over one of the server's limits (instances, CPU, memory,
+    /// gateways, routes, name length).
+    LimitExceededError,
+    /// Operation layer: no configured container driver can run the breed's deployable.
+    UnsupportedDeployableError,
+    /// Operation layer: the configured router cannot evaluate a condition.
+    UnsupportedConditionError,
 }
 
 impl fmt::Display for ErrorKind {

@@ -16,6 +16,14 @@ pub trait ArtifactSource {
         let _ = kind;
         Vec::new()
     }
+
+    /// The gateways (standalone ones, and deployments' internal and external ones) that claim
+    /// `port`, when the source keeps an index of them; `None` (the default) makes the rules
+    /// look through [`artifacts`](Self::artifacts) instead.
+    fn port_owners(&self, port: u16) -> Option<Vec<String>> {
+        let _ = port;
+        None
+    }
 }
 
 impl ArtifactSource for [Artifact] {

@@ -13,6 +13,20 @@ use super::error::{DslError, ErrorKind};
 /// Upper bound on the number of nodes one input may expand to (aliases included), so that an
 /// alias bomb ("billion laughs") is an error instead of exhausting memory.
 const MAX_NODES: usize = 1_000_000;
+/// Nodes an input may expand to per byte of its text, above [`BASE_NODES`]: a document
+/// without aliases has fewer nodes than bytes, so only repeated alias expansion reaches the
+/// budget — and a small body cannot make the reader build a huge tree (a 379-byte alias bomb
+/// stops at 10 000 nodes instead of a million).
+const NODES_PER_BYTE: usize = 4;
+/// Nodes every input may expand to, whatever its size.
+const BASE_NODES: usize = 8_192;
+
+/// The expansion budget of a text of `len` bytes.
+fn node_budget(len: usize) -> usize {
+    len.saturating_mul(NODES_PER_BYTE)
+        .saturating_add(BASE_NODES)
+        .min(MAX_NODES)
+}
 /// Upper bound on nesting depth, so hostile input cannot overflow the stack of the readers.
 const MAX_DEPTH: usize = 256;
 
@@ -150,7 +164,10 @@ impl fmt::Display for Node {
 ///
 /// An empty input, or an input of only comments, yields no documents.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, DslError> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        budget: node_budget(text.len()),
+        ..Builder::default()
+    };
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| {
             let m = e.marker();
@@ -175,8 +192,10 @@ struct Builder {
     documents: Vec<Node>,
     /// Open collections: the node under construction and, for maps, a pending key.
     stack: Vec<Frame>,
-    anchors: Vec<(usize, Node)>,
+    /// Anchored nodes with their size in nodes (counted once, when anchored).
+    anchors: Vec<(usize, Node, usize)>,
     nodes: usize,
+    budget: usize,
 }
 
 enum Frame {
@@ -226,12 +245,12 @@ impl Builder {
                 }
             }
             Event::Alias(id) => {
-                let Some(node) = self
+                let Some(size) = self
                     .anchors
                     .iter()
                     .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| n.clone())
+                    .find(|(a, _, _)| *a == id)
+                    .map(|(_, _, size)| *size)
                 else {
                     return Err(DslError::new(
                         ErrorKind::YamlParsingError,
@@ -241,7 +260,16 @@ impl Builder {
                         "define the anchor (&name) before using it (*name)",
                     ));
                 };
-                self.nodes += count(&node);
+                // Counted before the copy is made: a bomb is refused before it takes memory.
+                self.nodes = self.nodes.saturating_add(size);
+                self.over_budget(mark)?;
+                let node = self
+                    .anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _, _)| *a == id)
+                    .map(|(_, n, _)| n.clone())
+                    .unwrap_or_else(|| Node::synthetic(Value::Null));
                 self.push(
                     Node {
                         value: node.value,
@@ -268,19 +296,28 @@ impl Builder {
         Ok(())
     }
 
-    fn push(&mut self, node: Node, anchor: usize) -> Result<(), DslError> {
-        self.nodes += 1;
-        if self.nodes > MAX_NODES {
+    fn over_budget(&self, mark: Mark) -> Result<(), DslError> {
+        if self.nodes > self.budget {
             return Err(DslError::new(
                 ErrorKind::YamlParsingError,
                 "",
-                node.mark,
-                format!("input expands to more than {MAX_NODES} values"),
+                mark,
+                format!(
+                    "input expands to more than {} values ({NODES_PER_BYTE} per byte of input)",
+                    self.budget
+                ),
                 "avoid repeated alias expansion (*name) of large anchors",
             ));
         }
+        Ok(())
+    }
+
+    fn push(&mut self, node: Node, anchor: usize) -> Result<(), DslError> {
+        self.nodes += 1;
+        self.over_budget(node.mark)?;
         if anchor != 0 {
-            self.anchors.push((anchor, node.clone()));
+            let size = count(&node);
+            self.anchors.push((anchor, node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.documents.push(node),

@@ -25,8 +25,15 @@ pub fn against(artifact: &Artifact, others: &dyn super::ArtifactSource) -> Vec<D
             let Some(port) = g.port.map(|p| p.number).filter(|p| *p != 0) else {
                 return out;
             };
-            for (owner, other) in claimed_ports(others) {
-                if other == port && owner != g.name {
+            let owners = others.port_owners(port).unwrap_or_else(|| {
+                claimed_ports(others)
+                    .into_iter()
+                    .filter(|(_, p)| *p == port)
+                    .map(|(owner, _)| owner)
+                    .collect()
+            });
+            for owner in owners {
+                if owner != g.name {
                     out.push(e(
                         ErrorKind::UnavailableGatewayPortError,
                         "port",

@@ -6,6 +6,7 @@
 //! - [`merge()`]: a blueprint into a deployment (spec §3.3).
 //! - [`slice()`]: services out of a deployment (spec §3.4), and [`finish_undeployment`] once a
 //!   driver has removed them.
+//! - [`Limits`]: bounds on instances, CPU, memory, gateways, routes and names.
 //! - [`default_weights`]: route weights and condition strengths (spec §3.5).
 //! - [`allocate_ports`] with [`PortAllocator`]: internal gateway ports, kept in
 //!   `Deployment::ports` so a restart yields the same ports.
@@ -20,6 +21,7 @@
 //! internal gateways (weights defaulted) and the deployment keeps their ports.
 
 mod gateways;
+mod limits;
 mod merge;
 mod ports;
 mod resolve;
@@ -28,6 +30,7 @@ mod targets;
 mod weights;
 
 pub use gateways::{gateways, virtual_host};
+pub use limits::Limits;
 pub use merge::{allocate_ports, merge};
 pub use ports::PortAllocator;
 pub use resolve::{EnvironmentSources, resolve_environment};
@@ -49,6 +52,12 @@ pub struct EngineConfig {
     pub ports: PortAllocator,
     /// Whether gateways get a generated virtual host name (`<port>.<cluster>.<deployment>.vamp`).
     pub virtual_hosts: bool,
+    /// Ports a gateway may be given explicitly (a standalone gateway, an external gateway of a
+    /// blueprint); others are refused when validated. Internal gateways take theirs from
+    /// [`ports`](Self::ports).
+    pub allowed_ports: std::ops::RangeInclusive<u16>,
+    /// Bounds on instances, CPU, memory, gateways, routes and names.
+    pub limits: Limits,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +74,8 @@ impl Default for EngineConfig {
             },
             ports: PortAllocator::default(),
             virtual_hosts: true,
+            allowed_ports: 1..=65535,
+            limits: Limits::default(),
         }
     }
 }

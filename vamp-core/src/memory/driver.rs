@@ -15,6 +15,7 @@ use crate::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDriver {
     services: Arc<Mutex<BTreeMap<ServiceKey, ServiceState>>>,
+    capacity: Option<u32>,
 }
 
 impl MemoryDriver {
@@ -22,6 +23,21 @@ impl MemoryDriver {
         self.services
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A driver that starts at most `instances` instances of a service, and reports the
+    /// service failed (with the instances it did start) when asked for more — as a real
+    /// scheduler does when it runs out of ports or nodes.
+    ///
+    /// ```
+    /// let driver = vamp_core::memory::MemoryDriver::with_capacity(2);
+    /// assert!(driver.is_empty());
+    /// ```
+    pub fn with_capacity(instances: u32) -> Self {
+        MemoryDriver {
+            capacity: Some(instances),
+            ..MemoryDriver::default()
+        }
     }
 
     /// How many services run.
@@ -48,7 +64,16 @@ impl ContainerDriver for MemoryDriver {
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
         let mut services = self.lock();
         let base = 20000 + 10 * (services.len() as u16 % 4000);
-        let instances: Vec<Instance> = (0..spec.scale.instances)
+        let started = self
+            .capacity
+            .map_or(spec.scale.instances, |c| c.min(spec.scale.instances));
+        let failure = (started < spec.scale.instances).then(|| {
+            format!(
+                "started {started} of {} instances: no capacity left",
+                spec.scale.instances
+            )
+        });
+        let instances: Vec<Instance> = (0..started)
             .map(|i| Instance {
                 name: format!("{}/{i}", spec.key),
                 host: "127.0.0.1".into(),
@@ -75,7 +100,7 @@ impl ContainerDriver for MemoryDriver {
                     unhealthy: 0,
                 }),
                 fingerprint: Some(spec.fingerprint()),
-                failure: None,
+                failure,
             },
         );
         Ok(())

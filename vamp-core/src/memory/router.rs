@@ -14,9 +14,26 @@ use crate::traits::{ApplyReport, ResolvedGateway, RouteStats, Router};
 pub struct RecordingRouter {
     applied: Arc<Mutex<Vec<Vec<ResolvedGateway>>>>,
     stats: Arc<Mutex<Vec<RouteStats>>>,
+    /// Keep only the last set applied (a long-running server routing nothing), not every one.
+    last_only: bool,
 }
 
 impl RecordingRouter {
+    /// A router that keeps only the last set applied: for servers that route nothing
+    /// (`router.kind = "none"`) and run for long, where the whole history would only grow.
+    ///
+    /// ```
+    /// use vamp_core::memory::RecordingRouter;
+    /// let router = RecordingRouter::last_only();
+    /// assert!(router.applied().is_empty());
+    /// ```
+    pub fn last_only() -> Self {
+        RecordingRouter {
+            last_only: true,
+            ..RecordingRouter::default()
+        }
+    }
+
     /// What [`Router::stats`] answers from now on (cumulative counters, as a real router's).
     ///
     /// ```
@@ -53,10 +70,15 @@ impl Router for RecordingRouter {
     }
 
     async fn apply(&self, gateways: &[ResolvedGateway]) -> Result<ApplyReport> {
-        self.applied
+        let mut applied = self
+            .applied
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(gateways.to_vec());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.last_only {
+            applied.clear();
+        }
+        applied.push(gateways.to_vec());
+        drop(applied);
         Ok(ApplyReport {
             applied: gateways.iter().map(|g| g.name.clone()).collect(),
             failed: Vec::new(),

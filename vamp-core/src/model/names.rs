@@ -1,17 +1,34 @@
 //! Name rules (spec §1.1).
 
-/// Generic names (artifacts, clusters, references): no whitespace, `/`, `[` or `]`.
+/// The longest name accepted anywhere (servers may set a lower limit): a DNS name's length.
+pub const MAX_NAME_LENGTH: usize = 253;
+
+/// Characters no name may hold: control characters (NUL, newlines, escapes) and the Unicode
+/// bidirectional controls, which make a name display as another one ("Trojan Source").
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Generic names (artifacts, clusters, references): no whitespace, `/`, `[` or `]`, no
+/// control or bidirectional-control characters, at most [`MAX_NAME_LENGTH`] characters.
 ///
 /// ```
 /// use vamp_core::model::names::is_valid_name;
 /// assert!(is_valid_name("sava:1.0.0"));
 /// assert!(!is_valid_name("a/b"));
+/// assert!(!is_valid_name("evil\u{202E}gpj.exe"));
+/// assert!(!is_valid_name("nul\0"));
 /// ```
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
+        && name.chars().count() <= MAX_NAME_LENGTH
         && !name
             .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '/' | '[' | ']'))
+            .any(|c| c.is_whitespace() || matches!(c, '/' | '[' | ']') || is_forbidden_char(c))
 }
 
 /// Strict names (ports, constants): the generic rule, and no `.` either.
@@ -22,9 +39,10 @@ pub fn is_valid_strict_name(name: &str) -> bool {
 /// Gateway names: no whitespace, `[` or `]`, and 1–4 non-empty `/`-separated segments.
 pub fn is_valid_gateway_name(name: &str) -> bool {
     !name.is_empty()
+        && name.chars().count() <= 4 * MAX_NAME_LENGTH
         && !name
             .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '[' | ']'))
+            .any(|c| c.is_whitespace() || matches!(c, '[' | ']') || is_forbidden_char(c))
         && segments(name).is_some_and(|n| (1..=4).contains(&n))
 }
 
@@ -51,7 +69,12 @@ pub fn external_target(path: &str) -> Option<&str> {
 pub fn is_valid_route_path(path: &str) -> bool {
     if let Some(inner) = external_target(path) {
         // Vamp accepts any non-empty text here; `host:port` is checked when it is resolved.
-        return !inner.trim().is_empty() && !inner.contains(['[', ']']);
+        return !inner.trim().is_empty()
+            && inner.chars().count() <= MAX_NAME_LENGTH
+            && !inner.contains(['[', ']'])
+            && !inner
+                .chars()
+                .any(|c| c.is_whitespace() || is_forbidden_char(c));
     }
     segments(path).is_some_and(|n| (1..=4).contains(&n)) && path.split('/').all(is_valid_name)
 }

@@ -84,3 +84,37 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
         Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
     }
 }
+
+/// Polls `check` every 10 ms until it gives `Some`, for at most [`WAIT`]; panics with `what`
+/// (and the last value seen, if `check` keeps one) on timeout. The one bounded poll of the
+/// tests: for state that has no event to wait on.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let mut n = 0;
+/// let got = vamp_core::testkit::eventually("the third call", || {
+///     n += 1;
+///     let v = (n == 3).then_some(n);
+///     async move { v }
+/// })
+/// .await;
+/// assert_eq!(got, 3);
+/// # });
+/// ```
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

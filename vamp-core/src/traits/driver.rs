@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha1::{Digest, Sha1};
 
 use crate::Result;
-use crate::model::{Argument, Breed, HealthCheck, Instance, Map, Scale, ServiceHealth};
+use crate::model::{Argument, Breed, Deployable, HealthCheck, Instance, Map, Scale, ServiceHealth};
 
 /// Which service: deployment, cluster and service (breed) name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -112,6 +112,24 @@ pub trait ContainerDriver: Send + Sync + Debug {
 
     /// Whether this driver runs deployables of this type (`container/docker`, `command`, …).
     fn supports(&self, deployable_type: &str) -> bool;
+
+    /// Whether this driver can run `deployable` here: `Err` with the reason (and how to make
+    /// it possible) when not, so a deployment is refused when it is validated instead of
+    /// stored and never run. The default asks [`supports`](Self::supports).
+    ///
+    /// # Errors
+    /// Why the deployable cannot run, in words.
+    fn check_deployable(&self, deployable: &Deployable) -> std::result::Result<(), String> {
+        if self.supports(&deployable.kind) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the {} driver does not run '{}' deployables",
+                self.backend(),
+                deployable.kind
+            ))
+        }
+    }
 
     /// Makes the scheduler run `spec`.
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()>;

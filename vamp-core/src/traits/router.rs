@@ -158,6 +158,18 @@ pub trait Router: Send + Sync + Debug {
         true
     }
 
+    /// Whether this router can evaluate a route condition written `condition` (spec §1.7):
+    /// `Err` with the reason when it cannot, so the gateway is refused when it is validated
+    /// instead of stored and never served. The default accepts every condition (HAProxy
+    /// takes literal ACLs too).
+    ///
+    /// # Errors
+    /// Why the condition cannot be evaluated, in words.
+    fn check_condition(&self, condition: &str) -> std::result::Result<(), String> {
+        let _ = condition;
+        Ok(())
+    }
+
     /// Per-route traffic counters since start. Routers that cannot count return
     /// [`Error::Unsupported`](crate::Error::Unsupported).
     async fn stats(&self) -> Result<Vec<RouteStats>> {

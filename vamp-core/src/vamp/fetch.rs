@@ -38,6 +38,8 @@ struct Lacked {
 struct Asking<'a> {
     fetched: &'a Fetched,
     alongside: &'a [Artifact],
+    /// The stored claimants of the ports the checked gateways use (from the port index).
+    ports: &'a BTreeMap<u16, Vec<String>>,
     lacked: Mutex<Lacked>,
 }
 
@@ -62,6 +64,25 @@ impl ArtifactSource for Asking<'_> {
         }
     }
 
+    fn port_owners(&self, port: u16) -> Option<Vec<String>> {
+        let stored = self.ports.get(&port)?;
+        // Gateways sent alongside replace the stored ones of their name.
+        let replaced = |name: &String| {
+            self.alongside
+                .iter()
+                .any(|a| a.kind() == Kind::Gateway && a.name() == name)
+        };
+        let mut owners: Vec<String> = stored.iter().filter(|n| !replaced(n)).cloned().collect();
+        for a in self.alongside {
+            if let Artifact::Gateway(g) = a
+                && g.port.is_some_and(|p| p.number == port)
+            {
+                owners.push(g.name.clone());
+            }
+        }
+        Some(owners)
+    }
+
     fn artifacts(&self, kind: Kind) -> Vec<Artifact> {
         let mut out = match self.fetched.all.get(&kind) {
             Some(all) => all.clone(),
@@ -80,17 +101,32 @@ impl ArtifactSource for Asking<'_> {
 
 impl Vamp {
     /// Runs `check` against the store as it would be with `alongside` stored too, fetching
-    /// only what the check asks for (see the module docs).
+    /// only what the check asks for (see the module docs). The ports of the gateways among
+    /// `alongside` are looked up in the port index, not by listing every gateway.
     pub(super) async fn checked<T>(
         &self,
         alongside: &[Artifact],
         check: impl Fn(&dyn ArtifactSource) -> T,
     ) -> Result<T> {
+        let wanted: Vec<u16> = alongside
+            .iter()
+            .filter_map(|a| match a {
+                Artifact::Gateway(g) => g.port.map(|p| p.number).filter(|p| *p != 0),
+                _ => None,
+            })
+            .collect();
+        let ports: BTreeMap<u16, Vec<String>> = if wanted.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.with_ports(|index| wanted.iter().map(|p| (*p, index.owners(*p))).collect())
+                .await?
+        };
         let mut fetched = Fetched::default();
         for _ in 0..MAX_ROUNDS {
             let asking = Asking {
                 fetched: &fetched,
                 alongside,
+                ports: &ports,
                 lacked: Mutex::default(),
             };
             let out = check(&asking);

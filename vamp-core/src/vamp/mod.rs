@@ -19,6 +19,7 @@
 
 mod events;
 mod fetch;
+mod ports;
 mod reconcile;
 mod sla;
 
@@ -134,15 +135,18 @@ impl VampBuilder {
                 driver,
                 router: self
                     .router
-                    .unwrap_or_else(|| Arc::new(RecordingRouter::default())),
+                    .unwrap_or_else(|| Arc::new(RecordingRouter::last_only())),
                 config: self.config,
                 wake: Notify::new(),
+                reroute: Notify::new(),
+                routing: Mutex::new(()),
                 writes: Mutex::new(()),
                 applied: StdMutex::new(None),
                 endpoints: StdMutex::new(BTreeMap::new()),
                 last_port: StdMutex::new(None),
                 decoded: StdMutex::new(std::collections::HashMap::new()),
                 sla: StdMutex::new(sla::SlaState::new(Utc::now())),
+                ports: Mutex::new(None),
             }),
         })
     }
@@ -171,6 +175,11 @@ struct Inner {
     config: VampConfig,
     /// Starts a reconciliation pass now.
     wake: Notify,
+    /// Starts a routing pass now: something that changes routing was stored (issue 16: a
+    /// weight change reaches the router at once, not at the next resync).
+    reroute: Notify,
+    /// Serializes routing passes (the reconciler's and the routing loop's).
+    routing: Mutex<()>,
     /// Serializes read-modify-write of deployments (API calls and the reconciler).
     writes: Mutex<()>,
     /// The gateways last handed to the router.
@@ -184,6 +193,8 @@ struct Inner {
     decoded: StdMutex<std::collections::HashMap<(Kind, String), (u64, Artifact)>>,
     /// What the SLA runtime keeps between passes.
     sla: StdMutex<sla::SlaState>,
+    /// The gateway ports in use (built on first use).
+    ports: Mutex<Option<ports::PortIndex>>,
 }
 
 /// Kinds read into the snapshot that references resolve against.
@@ -300,6 +311,14 @@ impl Vamp {
     /// weights and condition strengths are filled in (spec §2.5). Deployments are made
     /// with [`deploy`](Self::deploy), events with [`publish`](Self::publish).
     pub async fn put(&self, artifact: Artifact) -> Result<Vec<StoredArtifact>> {
+        // A gateway given no port gets one here: allocation and store happen under the write
+        // lock, so two such creates never get the same port.
+        let _allocating = match &artifact {
+            Artifact::Gateway(g) if g.port.is_none_or(|p| p.number == 0) => {
+                Some(self.inner.writes.lock().await)
+            }
+            _ => None,
+        };
         let artifact = self.validate(&artifact).await?;
         let mut stored = Vec::new();
         if let Artifact::Blueprint(bp) = &artifact {
@@ -333,11 +352,12 @@ impl Vamp {
     /// # Errors
     /// The first problem found.
     pub async fn validate_all(&self, artifacts: &[Artifact]) -> Result<Vec<Artifact>> {
-        let stored = artifacts
+        let mut stored = artifacts
             .iter()
             .cloned()
             .map(as_stored)
             .collect::<Result<Vec<_>>>()?;
+        self.gateway_rules(&mut stored).await?;
         let artifacts = stored.as_slice();
         for artifact in artifacts {
             let kind = artifact.kind();
@@ -360,6 +380,9 @@ impl Vamp {
                     };
                     let mut problems = dsl::validate::artifact(&expanded);
                     problems.extend(dsl::validate::against(artifact, known));
+                    if let Artifact::Gateway(g) = &expanded {
+                        problems.extend(self.unroutable(g, ""));
+                    }
                     problems.into_iter().next()
                 })
                 .await?;
@@ -368,6 +391,170 @@ impl Vamp {
             }
         }
         Ok(stored)
+    }
+
+    /// The rules of standalone gateways that depend on the server: the limits on their
+    /// number, routes and names, the ports they may use; a gateway without a port (or port
+    /// 0) gets a free one from the gateway range here (spec §2.5), so what is stored is
+    /// served.
+    async fn gateway_rules(&self, artifacts: &mut [Artifact]) -> Result<()> {
+        let config = &self.inner.config.engine;
+        let limits = &config.limits;
+        let mut claimed: BTreeSet<u16> = artifacts
+            .iter()
+            .filter_map(|a| match a {
+                Artifact::Gateway(g) => g.port.map(|p| p.number).filter(|p| *p != 0),
+                _ => None,
+            })
+            .collect();
+        let mut new_ones = 0;
+        for artifact in artifacts.iter_mut() {
+            let Artifact::Gateway(g) = artifact else {
+                continue;
+            };
+            limits.check_gateway(g)?;
+            let exists = self.with_ports(|index| index.has_gateway(&g.name)).await?;
+            if !exists {
+                new_ones += 1;
+            }
+            match g.port.as_mut() {
+                Some(p) if p.number != 0 => {
+                    if !config.allowed_ports.contains(&p.number) {
+                        return Err(dsl_error(
+                            ErrorKind::UnavailableGatewayPortError,
+                            "port",
+                            format!(
+                                "port {} is outside the ports gateways may use ({}-{})",
+                                p.number,
+                                config.allowed_ports.start(),
+                                config.allowed_ports.end()
+                            ),
+                            "choose a port in that range, or leave the port out to get a free one",
+                        ));
+                    }
+                }
+                _ => {
+                    let kind = g.port.map(|p| p.kind).unwrap_or_default();
+                    let number = self.free_gateway_port(&claimed).await?;
+                    claimed.insert(number);
+                    g.port = Some(GatewayPort { number, kind });
+                }
+            }
+        }
+        if new_ones > 0 {
+            let count = self.with_ports(ports::PortIndex::standalone).await?;
+            if count + new_ones > limits.gateways {
+                return Err(dsl_error(
+                    ErrorKind::LimitExceededError,
+                    "name",
+                    format!(
+                        "{count} gateways are stored and {} may be: this would make {}",
+                        limits.gateways,
+                        count + new_ones
+                    ),
+                    "remove unused gateways, or raise limits.gateways in the server's configuration",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A gateway port from the gateway range that no gateway claims, none of `also`, and that
+    /// the router can listen on; counts on from the last one handed out.
+    async fn free_gateway_port(&self, also: &BTreeSet<u16>) -> Result<u16> {
+        let config = &self.inner.config.engine;
+        let last = *lock(&self.inner.last_port);
+        let mut skip = also.clone();
+        // Bounded tries, so a router that can listen nowhere cannot stall a create.
+        for _ in 0..64 {
+            let candidate = self
+                .with_ports(|index| {
+                    let range = config.ports.range();
+                    let taken = |p: u16| index.is_taken(p) || skip.contains(&p);
+                    let from = match last {
+                        Some(l) if (*range.start()..*range.end()).contains(&l) => l + 1,
+                        _ => *range.start(),
+                    };
+                    (from..=*range.end())
+                        .chain(*range.start()..from)
+                        .find(|p| !taken(*p))
+                })
+                .await?;
+            let Some(port) = candidate else { break };
+            if self.inner.router.can_listen(port) {
+                *lock(&self.inner.last_port) = Some(port);
+                return Ok(port);
+            }
+            skip.insert(port);
+        }
+        let range = config.ports.range();
+        Err(dsl_error(
+            ErrorKind::NoAvailablePortError,
+            "port",
+            format!(
+                "no free gateway port left in {}-{}",
+                range.start(),
+                range.end()
+            ),
+            "widen the gateway port range, or remove unused gateways",
+        ))
+    }
+
+    /// What about gateway `g` the router cannot route: conditions it cannot evaluate.
+    /// `path` is where the gateway is written.
+    fn unroutable(&self, g: &Gateway, path: &str) -> Option<DslError> {
+        for (route_path, route) in &g.routes {
+            let Some(route) = route.inline() else {
+                continue;
+            };
+            let Some(condition) = route.condition.as_ref().and_then(Ref::inline) else {
+                continue;
+            };
+            if let Err(reason) = self.inner.router.check_condition(&condition.definition) {
+                let at = if path.is_empty() {
+                    format!("routes.{route_path}.condition")
+                } else {
+                    format!("{path}.routes.{route_path}.condition")
+                };
+                return Some(DslError::new(
+                    ErrorKind::UnsupportedConditionError,
+                    at,
+                    Mark::default(),
+                    format!(
+                        "the {} router cannot evaluate '{}': {reason}",
+                        self.inner.router.backend(),
+                        condition.definition
+                    ),
+                    "write the condition in Vamp's grammar (host, user-agent, cookie, header), or serve this gateway through HAProxy",
+                ));
+            }
+        }
+        None
+    }
+
+    /// What about deployment `d` cannot be served here: a breed the driver cannot run, a
+    /// condition the router cannot evaluate, a value over the limits.
+    fn unservable(&self, d: &Deployment) -> Result<()> {
+        let config = &self.inner.config.engine;
+        config.limits.check_deployment(d, &config.default_scale)?;
+        for (c, cluster) in &d.clusters {
+            for s in &cluster.services {
+                if let Err(reason) = self.inner.driver.check_deployable(&s.breed.deployable) {
+                    return Err(dsl_error(
+                        ErrorKind::UnsupportedDeployableError,
+                        &format!("clusters.{c}.services.{}.breed.deployable", s.breed.name),
+                        format!("breed '{}': {reason}", s.breed.name),
+                        "deploy it where a driver runs this kind of deployable (driver.kind in the server's configuration)",
+                    ));
+                }
+            }
+        }
+        for g in engine::gateways(d, config) {
+            if let Some(e) = self.unroutable(&g, &format!("gateways.{}", g.name)) {
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     /// The store as it would be with `alongside` stored too (they replace stored artifacts
@@ -389,9 +576,27 @@ impl Vamp {
         }
         let existed = self.db().get(kind, &name).await?.is_some();
         let stored = self.db().put(kind, &name, &json, Precondition::Any).await?;
+        if let Artifact::Gateway(g) = &artifact {
+            self.index_gateway(&name, Some(g)).await;
+        }
+        self.changed(kind);
         let what = if existed { "update" } else { "create" };
         self.emit(events::archive(kind, &name, what, json)).await;
         Ok(stored)
+    }
+
+    /// Something of `kind` was stored or removed: when it can change what the router routes,
+    /// a routing pass starts now (the periodic resync is only a safety net, ARCHITECTURE).
+    fn changed(&self, kind: Kind) {
+        if matches!(
+            kind,
+            Kind::Gateway | Kind::Deployment | Kind::Condition | Kind::Rewrite | Kind::Route
+        ) {
+            self.inner.reroute.notify_one();
+        }
+        if kind == Kind::Deployment {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// Puts back an artifact read earlier from this `Vamp`, as it was: no validation and no
@@ -406,7 +611,6 @@ impl Vamp {
                 let _writes = self.inner.writes.lock().await;
                 let revision = self.load(&d.name).await?.map(|(_, r)| r);
                 self.save(&d, revision, "update").await?;
-                self.inner.wake.notify_one();
                 Ok(())
             }
             Artifact::Event(_) | Artifact::EventQuery(_) => Err(Error::Invalid {
@@ -509,7 +713,11 @@ impl Vamp {
             .await?
             .is_some();
         self.forget(kind, name);
+        if kind == Kind::Gateway {
+            self.index_gateway(name, None).await;
+        }
         if deleted {
+            self.changed(kind);
             self.emit(events::archive(
                 kind,
                 name,
@@ -576,7 +784,11 @@ impl Vamp {
         self.db()
             .put(Kind::Deployment, &d.name, &json, precondition)
             .await?;
+        self.index_deployment(&d.name, Some(d)).await;
         if !what.is_empty() {
+            // A write through the API (the reconciler's own saves pass no `what` and route
+            // at the end of their pass).
+            self.changed(Kind::Deployment);
             self.emit(events::archive(Kind::Deployment, &d.name, what, json))
                 .await;
         }
@@ -604,7 +816,6 @@ impl Vamp {
             "create"
         };
         self.save(&plan.deployment, plan.revision, what).await?;
-        self.inner.wake.notify_one();
         Ok(plan.deployment)
     }
 
@@ -672,6 +883,7 @@ impl Vamp {
             config,
             Utc::now(),
         )?;
+        self.unservable(&d)?;
         // Ports used by the gateways of every other deployment.
         let others: Vec<Deployment> = snapshot
             .into_iter()
@@ -740,6 +952,23 @@ impl Vamp {
         })
     }
 
+    /// What [`slice`](Self::slice) would make of deployment `name`, with every check it
+    /// makes, storing nothing (spec §2.1 `validate_only=true`); `None` when the deployment
+    /// does not exist.
+    ///
+    /// # Errors
+    /// The errors `slice` would return.
+    pub async fn slice_preview(
+        &self,
+        name: &str,
+        blueprint: &Blueprint,
+    ) -> Result<Option<Deployment>> {
+        let Some((current, _)) = self.load(name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(engine::slice(&current, blueprint, Utc::now())?))
+    }
+
     /// Removes the services `blueprint` names (spec §3.4); they are undeployed by the
     /// reconciler. `InvalidRouteWeight` while the remaining services would not carry all the
     /// traffic. `None` when the deployment does not exist.
@@ -751,7 +980,6 @@ impl Vamp {
         let d = engine::slice(&current, blueprint, Utc::now())?;
         if d != current {
             self.save(&d, Some(revision), "update").await?;
-            self.inner.wake.notify_one();
         }
         Ok(Some(d))
     }
@@ -790,11 +1018,14 @@ impl Vamp {
         };
         let d = engine::slice(&current, &everything, Utc::now())?;
         self.save(&d, Some(revision), "update").await?;
-        self.inner.wake.notify_one();
         Ok(Some(d))
     }
 
     /// Sets the scale of one service (spec §2.2 `…/scale`); it redeploys.
+    ///
+    /// # Errors
+    /// `ArtifactNotFound` for a missing deployment or service; `LimitExceededError` for a
+    /// scale over the limits.
     pub async fn scale(
         &self,
         deployment: &str,
@@ -803,6 +1034,35 @@ impl Vamp {
         scale: Scale,
     ) -> Result<Deployment> {
         let _writes = self.inner.writes.lock().await;
+        let (d, revision) = self.scaled(deployment, cluster, service, scale).await?;
+        self.save(&d, Some(revision), "update").await?;
+        Ok(d)
+    }
+
+    /// What [`scale`](Self::scale) would make of the deployment, with every check it makes,
+    /// storing nothing (`validate_only`).
+    ///
+    /// # Errors
+    /// The errors `scale` would return.
+    pub async fn scale_preview(
+        &self,
+        deployment: &str,
+        cluster: &str,
+        service: &str,
+        scale: Scale,
+    ) -> Result<Deployment> {
+        Ok(self.scaled(deployment, cluster, service, scale).await?.0)
+    }
+
+    async fn scaled(
+        &self,
+        deployment: &str,
+        cluster: &str,
+        service: &str,
+        scale: Scale,
+    ) -> Result<(Deployment, u64)> {
+        let engine = &self.inner.config.engine;
+        engine.limits.check_scale(&scale, "scale")?;
         let (mut d, revision) = self.existing(deployment).await?;
         let s = d
             .clusters
@@ -825,9 +1085,8 @@ impl Vamp {
             since: Utc::now(),
             ..ServiceStatus::default()
         };
-        self.save(&d, Some(revision), "update").await?;
-        self.inner.wake.notify_one();
-        Ok(d)
+        engine.limits.check_deployment(&d, &engine.default_scale)?;
+        Ok((d, revision))
     }
 
     /// Sets (`Some`) or removes (`None`) the SLA of one cluster of a deployment (spec §2.2
@@ -842,6 +1101,30 @@ impl Vamp {
         deployment: &str,
         cluster: &str,
         sla: Option<Ref<Sla>>,
+    ) -> Result<Deployment> {
+        self.cluster_sla(deployment, cluster, sla, true).await
+    }
+
+    /// What [`set_cluster_sla`](Self::set_cluster_sla) would make of the deployment, with
+    /// every check it makes, storing nothing (`validate_only`).
+    ///
+    /// # Errors
+    /// The errors `set_cluster_sla` would return.
+    pub async fn cluster_sla_preview(
+        &self,
+        deployment: &str,
+        cluster: &str,
+        sla: Option<Ref<Sla>>,
+    ) -> Result<Deployment> {
+        self.cluster_sla(deployment, cluster, sla, false).await
+    }
+
+    async fn cluster_sla(
+        &self,
+        deployment: &str,
+        cluster: &str,
+        sla: Option<Ref<Sla>>,
+        store: bool,
     ) -> Result<Deployment> {
         let sla = match sla {
             Some(Ref::Reference(name)) => match self.get(Kind::Sla, &name).await? {
@@ -892,7 +1175,9 @@ impl Vamp {
         });
         if c.sla != sla {
             c.sla = sla;
-            self.save(&d, Some(revision), "update").await?;
+            if store {
+                self.save(&d, Some(revision), "update").await?;
+            }
         }
         Ok(d)
     }
@@ -948,8 +1233,25 @@ impl Vamp {
     /// through this `Vamp`, every [`VampConfig::converging`] while a service converges, and
     /// every [`VampConfig::resync`] otherwise. A failing pass is logged and retried. With
     /// [`VampConfig::sla_period`] set, an [`sla_pass`](Self::sla_pass) runs that often too.
+    ///
+    /// Beside the reconciler runs the routing loop: whatever changes routing (a gateway, a
+    /// deployment's weights, a condition) reaches the router at once through
+    /// [`route_now`](Self::route_now), without waiting for a reconciliation pass. Passes in
+    /// progress finish before `run` returns.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopper = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(
+            stopper,
+            self.reconcile_loop(stopped.clone()),
+            self.routing_loop(stopped)
+        );
+    }
+
+    async fn reconcile_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let mut sla = self.inner.config.sla_period.map(|period| {
             let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -965,7 +1267,7 @@ impl Vamp {
                 }
             };
             tokio::select! {
-                () = &mut shutdown => return,
+                () = until_stopped(&mut stopped) => return,
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 () = tick(sla.as_mut()) => {
@@ -976,6 +1278,23 @@ impl Vamp {
             }
         }
     }
+
+    async fn routing_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = until_stopped(&mut stopped) => return,
+                () = self.inner.reroute.notified() => {}
+            }
+            if let Err(e) = self.route_now().await {
+                tracing::warn!(error = %e, "routing pass failed; the next change or resync retries");
+            }
+        }
+    }
+}
+
+/// Resolves once `stopped` turns true (or its sender is gone).
+async fn until_stopped(stopped: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// The next tick of the SLA timer; never, without one.

@@ -90,10 +90,9 @@ impl Vamp {
         };
         let mut actions = Vec::new();
         let mut sync_events = Vec::new();
-        let deployments = {
+        {
             let _writes = self.inner.writes.lock().await;
             let now = Utc::now();
-            let mut kept = Vec::new();
             let mut known: Vec<ServiceKey> = Vec::new();
             for stored in self
                 .db()
@@ -131,6 +130,7 @@ impl Vamp {
                         )
                         .await?;
                     self.forget(Kind::Deployment, &d.name);
+                    self.index_deployment(&d.name, None).await;
                     self.emit(events::archive(
                         Kind::Deployment,
                         &d.name,
@@ -145,7 +145,6 @@ impl Vamp {
                     self.save(&d, Some(stored.revision), "").await?;
                     report.changed += 1;
                 }
-                kept.push(d);
             }
             // Services the driver runs that no deployment wants (a crash between deleting a
             // deployment and undeploying it): remove them.
@@ -153,8 +152,12 @@ impl Vamp {
                 tracing::info!(service = %key, "undeploying a service no deployment wants");
                 actions.push(Action::Undeploy(key.clone()));
             }
-            kept
-        };
+        }
+        if report.changed > 0 {
+            // Instances came or went: the routing loop routes them now, before the driver
+            // calls below (which may take long) are done.
+            self.inner.reroute.notify_one();
+        }
         for event in sync_events {
             self.emit(event).await;
         }
@@ -184,7 +187,7 @@ impl Vamp {
                 tracing::warn!(error = %e, "{what} failed");
             }
         }
-        self.route(&deployments).await?;
+        self.route_now().await?;
         Ok(report)
     }
 
@@ -212,6 +215,12 @@ impl Vamp {
                 };
                 let state = actual.get(&key);
                 let running = state.map_or(0, |a| a.instances.len());
+                // The driver's view is the truth for instances: what runs is shown, also
+                // while a scale-up fails half-way or the service is being replaced.
+                let seen = state.map(|a| a.instances.as_slice()).unwrap_or_default();
+                if s.instances != seen {
+                    s.instances = seen.to_vec();
+                }
                 let timeout = match s.status.intention {
                     Intention::Deployment => config.ready_for_deployment,
                     Intention::Undeployment => config.ready_for_undeployment,
@@ -327,9 +336,6 @@ impl Vamp {
                             continue;
                         }
                         let Some(a) = state else { continue };
-                        if s.instances != a.instances {
-                            s.instances.clone_from(&a.instances);
-                        }
                         if s.health != a.health {
                             s.health = a.health;
                         }
@@ -356,9 +362,20 @@ impl Vamp {
         }
     }
 
+    /// Routes the gateways as they are stored now: the deployments' and the standalone ones
+    /// (what [`run`](Self::run) does at once after every change that affects routing).
+    ///
+    /// # Errors
+    /// When the store cannot be read, or the driver or the router fails.
+    ///
     /// Publishes the gateways to the driver and hands their resolved form to the router when
-    /// it changed; emits `deployed` / `undeployed` gateway events.
-    async fn route(&self, deployments: &[Deployment]) -> Result<()> {
+    /// it changed; emits `deployed` / `undeployed` gateway events. One pass at a time, each
+    /// reading the store after the one before it ended, so a pass never hands the router an
+    /// older state than the last one did.
+    pub async fn route_now(&self) -> Result<()> {
+        let _routing = self.inner.routing.lock().await;
+        let deployments = self.deployments().await?;
+        let deployments = deployments.as_slice();
         let config = &self.inner.config.engine;
         let mut gateways: Vec<Gateway> = deployments
             .iter()

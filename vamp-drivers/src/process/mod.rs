@@ -58,11 +58,16 @@ pub struct ProcessConfig {
     pub startup_window: Duration,
     /// Timeout of a health check that sets none.
     pub health_timeout: Duration,
+    /// Whether new `command` instances may start. A `command` breed runs any program as this
+    /// process's user, so an embedding server decides: `vamp-server` only where the process
+    /// driver is chosen explicitly (or under `--demo`). Off, the driver still lists, adopts
+    /// and stops what runs.
+    pub run_commands: bool,
 }
 
 impl ProcessConfig {
     /// Defaults with state under `state_dir`: ports 31000–32999 on 127.0.0.1, 5 s grace, 3 s
-    /// startup window, 2 s health-check timeout.
+    /// startup window, 2 s health-check timeout, commands run.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         ProcessConfig {
             state_dir: state_dir.into(),
@@ -71,6 +76,7 @@ impl ProcessConfig {
             stop_grace: Duration::from_secs(5),
             startup_window: Duration::from_secs(3),
             health_timeout: Duration::from_secs(2),
+            run_commands: true,
         }
     }
 }
@@ -370,12 +376,27 @@ impl ContainerDriver for ProcessDriver {
         matches!(deployable_type, "command" | "cmd")
     }
 
-    async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
-        let kind = &spec.breed.deployable.kind;
+    fn check_deployable(
+        &self,
+        deployable: &vamp_core::model::Deployable,
+    ) -> std::result::Result<(), String> {
+        let kind = &deployable.kind;
         if !self.supports(kind) {
+            return Err(format!(
+                "the process driver runs 'command' deployables, not '{kind}'"
+            ));
+        }
+        if !self.config.run_commands {
+            return Err("the process driver runs commands only where it is chosen explicitly (driver.kind = \"process\" in vamp.toml, VAMP_DRIVER__KIND=process, or --demo): a command breed runs any program as the server's user".into());
+        }
+        Ok(())
+    }
+
+    async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
+        if let Err(message) = self.check_deployable(&spec.breed.deployable) {
             return Err(Error::Invalid {
                 what: "deployable",
-                message: format!("the process driver runs 'command' deployables, not '{kind}'"),
+                message,
             });
         }
         let mut inner = self.inner.lock().await;

@@ -79,6 +79,7 @@ pub struct EmbeddedRouter {
     running: Arc<tokio::sync::Mutex<BTreeMap<String, Running>>>,
     counters: Arc<Mutex<Counters>>,
     client: Upstream,
+    limits: crate::listen::ConnectionLimits,
 }
 
 impl Default for EmbeddedRouter {
@@ -100,7 +101,16 @@ impl EmbeddedRouter {
             running: Arc::default(),
             counters: Arc::default(),
             client: proxy::upstream(DEFAULT_UPSTREAM_TIMEOUT),
+            limits: crate::listen::ConnectionLimits::default(),
         }
+    }
+
+    /// The same router with other limits on client connections (header and idle timeouts,
+    /// connections per gateway port). Set them before the first `apply`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: crate::listen::ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The same router with another limit for an instance's answer (headers) — after it the
@@ -141,6 +151,13 @@ impl Router for EmbeddedRouter {
 
     fn backend(&self) -> &'static str {
         "embedded"
+    }
+
+    /// Conditions in Vamp's grammar only: a literal HAProxy ACL means nothing here.
+    fn check_condition(&self, condition: &str) -> Result<(), String> {
+        crate::condition::Condition::parse(condition)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
@@ -192,6 +209,7 @@ impl Router for EmbeddedRouter {
                         listener,
                         live.clone(),
                         self.client.clone(),
+                        self.limits.clone(),
                         stopped,
                     ));
                     running.insert(

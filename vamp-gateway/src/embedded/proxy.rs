@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::table::Table;
 use crate::condition::cookies;
+use crate::listen::{ConnectionLimits, IdleTimeout};
 
 /// The upstream HTTP client shared by every gateway (pooled keep-alive connections), and how
 /// long an instance may take to answer.
@@ -94,14 +95,22 @@ pub(crate) fn current(live: &Live) -> Arc<Table> {
 }
 
 /// Accepts connections until `stop` turns true; connections already open carry on with the
-/// table of each of their requests.
+/// table of each of their requests. At most `limits.max_connections` at once; HTTP clients
+/// get the header and idle timeouts.
 pub(crate) async fn serve(
     listener: TcpListener,
     live: Live,
     client: Upstream,
+    limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
+    let slots = limits.slots();
+    let http_builder = Arc::new(limits.http());
     loop {
+        let permit = tokio::select! {
+            permit = slots.take() => permit,
+            _ = stop.changed() => return,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
@@ -109,12 +118,15 @@ pub(crate) async fn serve(
                 let live = live.clone();
                 let client = client.clone();
                 let http = current(&live).protocol == vamp_core::model::PortType::Http;
+                let builder = http_builder.clone();
+                let idle = limits.idle_timeout;
                 tokio::spawn(async move {
                     if http {
-                        serve_http(stream, peer, live, client).await;
+                        serve_http(&builder, IdleTimeout::new(stream, idle), peer, live, client).await;
                     } else {
                         relay_tcp(stream, &live).await;
                     }
+                    drop(permit);
                 });
             }
             _ = stop.changed() => return,
@@ -122,13 +134,18 @@ pub(crate) async fn serve(
     }
 }
 
-async fn serve_http(stream: TcpStream, peer: SocketAddr, live: Live, client: Upstream) {
+async fn serve_http(
+    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    stream: IdleTimeout<TcpStream>,
+    peer: SocketAddr,
+    live: Live,
+    client: Upstream,
+) {
     let service = hyper::service::service_fn(move |req| {
         let table = current(&live);
         let client = client.clone();
         async move { Ok::<_, Infallible>(handle(req, peer, &table, &client).await) }
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     if let Err(e) = builder
         .serve_connection(TokioIo::new(stream), service)
         .await

@@ -6,6 +6,7 @@ use super::*;
 #[derive(Debug, Deserialize)]
 pub(super) struct ComposeName {
     name: Option<String>,
+    validate_only: Option<String>,
 }
 
 /// Converts a docker-compose file to a blueprint and stores it (spec §2.2): 201 with the
@@ -22,7 +23,15 @@ pub(super) async fn docker_compose(
     let text = body_text(&headers, body)?;
     let import = vamp_core::compose::import(&text, &name).map_err(|e| ApiError::dsl(&e))?;
     let artifact = Artifact::Blueprint(import.blueprint);
-    state.vamp.put(artifact.clone()).await?;
+    if query
+        .validate_only
+        .as_deref()
+        .is_some_and(|v| matches!(v, "true" | "1" | ""))
+    {
+        state.vamp.validate(&artifact).await?;
+    } else {
+        state.vamp.put(artifact.clone()).await?;
+    }
     let mut out = String::new();
     for note in &import.notes {
         out.push_str(&format!(
@@ -160,15 +169,26 @@ pub(super) async fn store_all(
 /// Deletes every document's artifact: 202.
 pub(super) async fn root_delete(
     State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     let all = documents(&body_text(&headers, body)?)?;
     if let Some((kind, _)) = all.iter().find(|(k, _)| !k.is_stored()) {
         return Err(ApiError::bad_request(format!(
             "an {} cannot be deleted through /api/v1",
             kind.singular()
         )));
+    }
+    if check_only {
+        // Every removal checked as it would be made; nothing removed (issue 17).
+        for (kind, artifact) in &all {
+            if let (Kind::Deployment, Artifact::Blueprint(bp)) = (kind, artifact) {
+                state.vamp.slice_preview(&bp.name, bp).await?;
+            }
+        }
+        return Ok(StatusCode::ACCEPTED.into_response());
     }
     for (kind, artifact) in all {
         match (kind, artifact) {
@@ -279,8 +299,23 @@ pub(super) async fn put_artifact(
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
     let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
-    let artifact = one_artifact(&text, kind)?;
+    // A JavaScript breed may be sent as the script itself (spec §2.2).
+    let allowed: &[Media] = if kind == Kind::Breed {
+        &[Media::Dsl, Media::JavaScript]
+    } else {
+        &[Media::Dsl]
+    };
+    let artifact = match body_as(&headers, body, allowed)? {
+        None => return Err(ApiError::bad_request("the request body is empty")),
+        Some((Media::JavaScript, script)) => {
+            let breed = json!({
+                "name": name,
+                "deployable": {"type": "application/javascript", "definition": script},
+            });
+            one_artifact(&breed.to_string(), kind)?
+        }
+        Some((_, text)) => one_artifact(&text, kind)?,
+    };
     if artifact.name() != name {
         return Err(ApiError::bad_request(format!(
             "InconsistentArtifactName: the body names '{}' but the path '{name}'; they must match",
@@ -296,9 +331,13 @@ pub(super) async fn put_artifact(
 pub(super) async fn delete_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
-    state.vamp.delete(kind, &name).await?;
+    // `validate_only` never changes anything (issue 17): the answer a delete would give.
+    if !validate_only(&query)? {
+        state.vamp.delete(kind, &name).await?;
+    }
     Ok(written(kind, StatusCode::NO_CONTENT).into_response())
 }
 
@@ -322,9 +361,13 @@ pub(super) async fn put_workflow_status(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let text = body_text(&headers, body)?;
+    let check_only = validate_only(&query)?;
+    // The status as plain text, or as a JSON/YAML string (spec §2.6).
+    let (_, text) = body_as(&headers, body, &[Media::Dsl, Media::Text])?
+        .ok_or_else(|| ApiError::bad_request("the request body is empty: send a status"))?;
     let wanted = text.trim().trim_matches('"');
     let status = WorkflowStatus::parse(wanted).ok_or_else(|| {
         let all: Vec<&str> = WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -333,11 +376,15 @@ pub(super) async fn put_workflow_status(
             all.join(", ")
         ))
     })?;
-    let w = state
-        .vamp
-        .set_workflow_status(&name, status)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let w = if check_only {
+        state.vamp.workflow(&name).await?.map(|mut w| {
+            w.status = status;
+            w
+        })
+    } else {
+        state.vamp.set_workflow_status(&name, status).await?
+    }
+    .ok_or_else(ApiError::not_found)?;
     Ok(reply(
         StatusCode::ACCEPTED,
         &headers,

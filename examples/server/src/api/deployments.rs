@@ -87,12 +87,15 @@ pub(super) async fn put_deployment(
 pub(super) async fn delete_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     // An empty body is a no-op returning the deployment (spec §2.2).
     let d = match optional_body(&headers, body)? {
         None => state.vamp.deployment(&name).await?,
+        Some(text) if check_only => state.vamp.slice_preview(&name, &blueprint(&text)?).await?,
         Some(text) => state.vamp.slice(&name, &blueprint(&text)?).await?,
     };
     found(StatusCode::ACCEPTED, &headers, d.map(Artifact::Deployment))
@@ -150,9 +153,11 @@ pub(super) fn given(text: &str, kind: Kind) -> Result<Given, ApiError> {
 pub(super) async fn put_scale(
     State(state): State<AppState>,
     Path((name, cluster, service)): Path<(String, String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
     let scale = match given(&text, Kind::Scale)? {
         Given::Name(reference) => match state.vamp.get(Kind::Scale, &reference).await? {
@@ -168,7 +173,14 @@ pub(super) async fn put_scale(
             _ => return Err(ApiError::bad_request("expected a scale")),
         },
     };
-    let d = state.vamp.scale(&name, &cluster, &service, scale).await?;
+    let d = if check_only {
+        state
+            .vamp
+            .scale_preview(&name, &cluster, &service, scale)
+            .await?
+    } else {
+        state.vamp.scale(&name, &cluster, &service, scale).await?
+    };
     Ok(accepted(&headers, d))
 }
 
@@ -194,9 +206,11 @@ pub(super) async fn get_sla(
 pub(super) async fn put_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
     let sla = match given(&text, Kind::Sla)? {
         Given::Name(reference) => Ref::Reference(reference),
@@ -205,10 +219,17 @@ pub(super) async fn put_sla(
             _ => return Err(ApiError::bad_request("expected an SLA")),
         },
     };
-    let d = state
-        .vamp
-        .set_cluster_sla(&name, &cluster, Some(sla))
-        .await?;
+    let d = if check_only {
+        state
+            .vamp
+            .cluster_sla_preview(&name, &cluster, Some(sla))
+            .await?
+    } else {
+        state
+            .vamp
+            .set_cluster_sla(&name, &cluster, Some(sla))
+            .await?
+    };
     Ok(accepted(&headers, d))
 }
 
@@ -217,12 +238,15 @@ pub(super) async fn put_sla(
 pub(super) async fn delete_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult {
     let d = state.vamp.deployment(&name).await?;
     if !d.is_some_and(|d| d.clusters.contains_key(&cluster)) {
         return Err(ApiError::not_found());
     }
-    state.vamp.set_cluster_sla(&name, &cluster, None).await?;
+    if !validate_only(&query)? {
+        state.vamp.set_cluster_sla(&name, &cluster, None).await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -44,9 +44,11 @@ pub(super) async fn events(
 
 pub(super) async fn publish(
     State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
     let event = match one_artifact(&text, Kind::Event)? {
         Artifact::Event(e) => e,
@@ -57,6 +59,13 @@ pub(super) async fn publish(
             )));
         }
     };
+    if check_only {
+        return Ok(reply(
+            StatusCode::CREATED,
+            &headers,
+            &Artifact::Event(event).to_json(),
+        ));
+    }
     let stored = state.vamp.publish(&event).await?;
     Ok(reply(
         StatusCode::CREATED,

@@ -2,13 +2,20 @@
 
 use super::*;
 
-/// The gateway called `name` (a deployment's or a standalone one).
+/// The gateway called `name`: a standalone one (one segment) read by its name, or one of the
+/// gateways of the deployment its first segment names — never a scan of every gateway.
 pub(super) async fn find_gateway(
     state: &AppState,
     name: &str,
 ) -> Result<Option<Artifact>, ApiError> {
-    let all = state.vamp.gateways().await?;
-    Ok(all
+    let Some((deployment, _)) = name.split_once('/') else {
+        return Ok(state.vamp.get(Kind::Gateway, name).await?);
+    };
+    let Some(d) = state.vamp.deployment(deployment).await? else {
+        return Ok(None);
+    };
+    let config = &state.vamp.config().engine;
+    Ok(vamp_core::engine::gateways(&d, config)
         .into_iter()
         .find(|g| g.name == name)
         .map(Artifact::Gateway))
@@ -68,10 +75,14 @@ pub(super) async fn create_gateway(
 pub(super) async fn delete_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     match name.split_once('/') {
         None => {
-            state.vamp.delete(Kind::Gateway, &name).await?;
+            if !check_only {
+                state.vamp.delete(Kind::Gateway, &name).await?;
+            }
         }
         Some((deployment, _)) => {
             if state.vamp.deployment(deployment).await?.is_some() {
@@ -90,9 +101,11 @@ pub(super) async fn delete_gateway(
 pub(super) async fn put_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
     let Artifact::Gateway(gateway) = one_artifact(&text, Kind::Gateway)? else {
         return Err(ApiError::bad_request("expected a gateway"));
@@ -132,11 +145,24 @@ pub(super) async fn put_gateway(
                 "clusters": {*cluster: {"gateways": {*port: {"routes": routes}}, "services": services}},
             });
             let blueprint = blueprint(&merge.to_string())?;
+            if check_only {
+                let d = state.vamp.preview(deployment, &blueprint, &[]).await?;
+                let config = &state.vamp.config().engine;
+                let shown = vamp_core::engine::gateways(&d, config)
+                    .into_iter()
+                    .find(|g| g.name == name)
+                    .map(Artifact::Gateway);
+                return found(StatusCode::ACCEPTED, &headers, shown);
+            }
             state.vamp.deploy(deployment, &blueprint).await?;
         }
         [_] => {
             let mut gateway = gateway;
             gateway.name.clone_from(&name);
+            if check_only {
+                let checked = state.vamp.validate(&Artifact::Gateway(gateway)).await?;
+                return Ok(reply(StatusCode::ACCEPTED, &headers, &checked.to_json()));
+            }
             state.vamp.put(Artifact::Gateway(gateway)).await?;
         }
         _ => {

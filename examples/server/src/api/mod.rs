@@ -37,6 +37,7 @@ mod artifacts;
 mod deployments;
 mod events;
 mod gateways;
+mod guard;
 mod openapi;
 mod prometheus;
 mod system;
@@ -128,40 +129,60 @@ pub fn router(state: AppState) -> axum::Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            authorize,
+            guard::authorize,
         ))
+        .layer(axum::middleware::from_fn(guard::check_accept))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limit_body,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
-    axum::Router::new()
+    let app = axum::Router::new()
         .nest("/api/v1", api)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .route("/metrics", get(prometheus))
-        .with_state(state)
-        .layer(axum::middleware::map_response(no_store))
-        .layer(cors())
+        .with_state(state.clone())
+        .layer(axum::middleware::map_response(no_store));
+    let app = match cors(&state.config.server.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    // Outermost: a request from a foreign Host or Origin goes no further (not even a CORS
+    // preflight answer).
+    app.layer(axum::middleware::from_fn_with_state(
+        state,
+        guard::check_caller,
+    ))
 }
 
-/// CORS as Vamp's (spec §2.1): any origin; GET, POST, HEAD, OPTIONS, DELETE, PUT; `Link` and
-/// `X-Total-Count` readable by pages; preflights cached 1 800 s.
-fn cors() -> tower_http::cors::CorsLayer {
+/// CORS for the configured origins only (`server.cors_origins`; none by default, issue 15):
+/// GET, POST, HEAD, OPTIONS, DELETE, PUT; `Link` and `X-Total-Count` readable by pages;
+/// preflights cached 1 800 s (spec §2.1).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     use axum::http::{HeaderName, Method};
-    tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::Any)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::HEAD,
-            Method::OPTIONS,
-            Method::DELETE,
-            Method::PUT,
-        ])
-        .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
-        .expose_headers([header::LINK, HeaderName::from_static("x-total-count")])
-        .max_age(Duration::from_secs(1800))
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::HEAD,
+                Method::OPTIONS,
+                Method::DELETE,
+                Method::PUT,
+            ])
+            .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
+            .expose_headers([header::LINK, HeaderName::from_static("x-total-count")])
+            .max_age(Duration::from_secs(1800)),
+    )
 }
 
 /// An API error: a status and `{"message": …}` (404 bodies are empty, as Vamp's).
@@ -268,29 +289,6 @@ async fn limit_body(State(state): State<AppState>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// Requires `Authorization: Bearer <token>` when a token is configured.
-async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.settings.current().server.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            let mut response = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token: send 'Authorization: Bearer <server.token>'",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
-    }
-    next.run(request).await
-}
-
 /// Whether the client asked for YAML.
 fn wants_yaml(headers: &HeaderMap) -> bool {
     headers
@@ -313,7 +311,43 @@ fn reply(status: StatusCode, headers: &HeaderMap, value: &Value) -> Response {
     }
 }
 
-/// The body as text: UTF-8, of an accepted media type, within the size limit, not empty.
+/// What a request body may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Media {
+    /// JSON or YAML (every artifact, spec §2.1).
+    Dsl,
+    /// `application/javascript` (a JavaScript breed, spec §2.2).
+    JavaScript,
+    /// `text/plain` (a workflow status, spec §2.6).
+    Text,
+}
+
+impl Media {
+    fn of(content_type: &str) -> Option<Media> {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/javascript" | "text/javascript" => Some(Media::JavaScript),
+            "text/plain" => Some(Media::Text),
+            m if m.ends_with("json") || m.ends_with("yaml") => Some(Media::Dsl),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Media::Dsl => "application/json or application/x-yaml",
+            Media::JavaScript => "application/javascript",
+            Media::Text => "text/plain",
+        }
+    }
+}
+
+/// The body as JSON or YAML text: UTF-8, within the size limit, not empty.
 fn body_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     optional_body(headers, body)?.ok_or_else(|| ApiError::bad_request("the request body is empty"))
 }
@@ -323,6 +357,17 @@ fn optional_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Option<String>, ApiError> {
+    Ok(body_as(headers, body, &[Media::Dsl])?.map(|(_, text)| text))
+}
+
+/// The body as text of one of the `allowed` media types (by `Content-Type`, which a body
+/// must have: a page's form post or a `text/plain` body is refused, issue 15), with the type
+/// it was sent as; `None` for an empty body.
+pub(super) fn body_as(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    allowed: &[Media],
+) -> Result<Option<(Media, String)>, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -333,25 +378,38 @@ fn optional_body(
             ApiError::bad_request(format!("cannot read the request body: {e}"))
         }
     })?;
-    if let Some(kind) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        let ok = ["json", "yaml", "text/plain"]
-            .iter()
-            .any(|t| kind.contains(t));
-        if !ok {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "Content-Type '{kind}' is not supported: send application/json or application/x-yaml"
-                ),
-            ));
-        }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
     }
+    let supported = || {
+        allowed
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", or ")
+    };
+    let media = match headers.get(header::CONTENT_TYPE) {
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "the request has a body but no Content-Type: send it as {}",
+                supported()
+            )));
+        }
+        Some(v) => {
+            let given = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            Media::of(&given)
+                .filter(|m| allowed.contains(m))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Only the following media types are supported here: {} (Content-Type: {given})",
+                        supported()
+                    ))
+                })?
+        }
+    };
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
-    Ok((!text.trim().is_empty()).then_some(text))
+    Ok(Some((media, text)))
 }
 
 /// The one artifact of kind `kind` in `text`.

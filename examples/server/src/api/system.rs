@@ -9,7 +9,7 @@ pub(super) async fn info(State(state): State<AppState>, headers: HeaderMap) -> A
         "uptime": format!("{}s", state.started.elapsed().as_secs()),
         "persistence": {"type": state.config.persistence.kind},
         "key_value": {"type": state.config.key_value.kind},
-        "container_driver": {"type": state.config.driver.kind},
+        "container_driver": {"type": state.config.driver.kind(), "runs_commands": state.config.driver.commands_enabled()},
         "gateway_driver": {"type": state.config.router.kind},
     });
     Ok(reply(StatusCode::OK, &headers, &value))
@@ -57,9 +57,7 @@ pub(super) async fn config(
         "startup" => as_json(state.settings.start()),
         "dynamic" => {
             let mut changes = state.settings.changes();
-            if let Some(token) = changes.get_mut("server.token") {
-                *token = json!("<hidden>");
-            }
+            hide_tokens(&mut changes);
             return Ok(reply(StatusCode::OK, &headers, &json!(changes)));
         }
         other => {
@@ -91,9 +89,11 @@ pub(super) async fn config(
 /// key-value store; 202 with the dynamic changes in force.
 pub(super) async fn set_config(
     State(state): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
     let value = match dsl::parse_documents(&text)
         .map_err(|e| ApiError::dsl(&e))?
@@ -102,13 +102,19 @@ pub(super) async fn set_config(
         [one] => one.to_json(),
         _ => return Err(ApiError::bad_request("send one map of settings")),
     };
-    let mut changes = state.settings.change(&value).await.map_err(|e| match e {
-        crate::dynamic::DynamicError::Invalid(e) => ApiError::bad_request(e.to_string()),
-        crate::dynamic::DynamicError::Store(e) => ApiError::from(e),
-    })?;
-    if let Some(token) = changes.get_mut("server.token") {
-        *token = json!("<hidden>");
-    }
+    let mut changes = if check_only {
+        state
+            .settings
+            .changed(&value)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .0
+    } else {
+        state.settings.change(&value).await.map_err(|e| match e {
+            crate::dynamic::DynamicError::Invalid(e) => ApiError::bad_request(e.to_string()),
+            crate::dynamic::DynamicError::Store(e) => ApiError::from(e),
+        })?
+    };
+    hide_tokens(&mut changes);
     Ok(reply(StatusCode::ACCEPTED, &headers, &json!(changes)))
 }
 
@@ -198,4 +204,16 @@ pub(super) async fn metrics(
 ) -> ApiResult {
     let tags = segments_after(&uri, "metrics").and_then(|s| lookup_tags(&s, true));
     latest(&state, &headers, tags, window).await
+}
+
+/// Dynamic changes as shown: tokens hidden.
+fn hide_tokens(changes: &mut std::collections::BTreeMap<String, Value>) {
+    if let Some(token) = changes.get_mut("server.token") {
+        *token = json!("<hidden>");
+    }
+    if let Some(Value::Object(tokens)) = changes.get_mut("server.tokens") {
+        for token in tokens.values_mut() {
+            *token = json!("<hidden>");
+        }
+    }
 }

@@ -29,7 +29,17 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// A server on memory persistence and the process driver (chosen explicitly, so it runs
+    /// the tests' `command` breeds), with `extra` settings over that.
     pub(crate) async fn start(extra: &[(&str, &str)]) -> Server {
+        let mut flags = vec![("driver.kind", "process")];
+        flags.extend_from_slice(extra);
+        Self::start_unset_driver(&flags).await
+    }
+
+    /// A server with `driver.kind` left as a fresh installation has it (unset, so the process
+    /// driver runs no commands) unless `extra` sets it.
+    pub(crate) async fn start_unset_driver(extra: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut flags = vec![
             ("server.listen".to_owned(), "127.0.0.1:0".to_owned()),

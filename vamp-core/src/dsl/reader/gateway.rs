@@ -138,12 +138,29 @@ impl Reader {
                 "write 'virtual_hosts: [shop.example.com]'",
             )
         };
+        let host = |n: &Node, p: &str| -> R<String> {
+            let text = one_line(n, p, ErrorKind::IllegalGatewayVirtualHosts)?;
+            // A host name, maybe with a port or a wildcard: what a Host header can hold.
+            let host_char =
+                |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '*' | ':');
+            if text.is_empty() || !text.chars().all(host_char) {
+                return Err(err(
+                    ErrorKind::IllegalGatewayVirtualHosts,
+                    p,
+                    n,
+                    format!("'{}' is not a host name", text.escape_debug()),
+                    "write a host name such as shop.example.com (letters, digits, '.', '-', '*', and ':port')",
+                ));
+            }
+            Ok(text)
+        };
         match &node.value {
-            Value::Str(s) => Ok(vec![s.clone()]),
+            Value::Str(_) => Ok(vec![host(node, path)?]),
             Value::Seq(items) => items
                 .iter()
-                .map(|i| match &i.value {
-                    Value::Str(s) => Ok(s.clone()),
+                .enumerate()
+                .map(|(i, n)| match &n.value {
+                    Value::Str(_) => host(n, &format!("{path}[{i}]")),
                     _ => Err(bad()),
                 })
                 .collect(),
@@ -343,7 +360,7 @@ impl Reader {
                 Ok((!c.definition.trim().is_empty()).then_some(Ref::Inline(c)))
             }
             _ => {
-                let text = string(node, path)?;
+                let text = one_line(node, path, ErrorKind::ParserError)?;
                 Ok((!text.trim().is_empty()).then(|| {
                     Ref::Inline(Condition {
                         definition: text,
@@ -372,7 +389,7 @@ impl Reader {
         let metadata = self.metadata(&mut o)?;
         let (d, dp) = o.required(&["condition", "definition"])?;
         self.mark(&dp, d);
-        let definition = string(d, &dp)?;
+        let definition = one_line(d, &dp, ErrorKind::ParserError)?;
         o.finish()?;
         Ok(Condition {
             name,
@@ -389,7 +406,7 @@ impl Reader {
         let rewrite = Rewrite {
             name,
             metadata,
-            path: string(pn, &pp)?,
+            path: one_line(pn, &pp, ErrorKind::UnsupportedPathRewriteError)?,
         };
         if rewrite.parts().is_none() {
             return Err(err(

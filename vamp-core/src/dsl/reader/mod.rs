@@ -16,7 +16,8 @@ mod workflow;
 mod prelude {
     pub(super) use super::super::cursor::{
         Obj, boolean, check_name, check_strict_name, entries, err, index, integer, item_string,
-        join, json_map, key_text, list_or_one, number, percentage, string, type_err, unsigned,
+        join, json_map, key_text, list_or_one, number, one_line, percentage, string, type_err,
+        unsigned,
     };
     pub(super) use super::super::error::{DslError, ErrorKind};
     pub(super) use super::super::node::{Node, Value};

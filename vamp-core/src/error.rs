@@ -56,6 +56,16 @@ pub enum Error {
         actual: String,
     },
 
+    /// The request does not fit the state of what it would change (a command for a rollout
+    /// in another phase, a change to a progressing rollout); the API answers 409.
+    #[error("{what}: {message}")]
+    Refused {
+        /// What was to change, e.g. `rollout 'shop'`.
+        what: String,
+        /// Why not now, and what would work.
+        message: String,
+    },
+
     /// The backend cannot do this at all (documented per backend; the conformance kits accept it).
     #[error("{backend} does not support {operation}")]
     Unsupported {

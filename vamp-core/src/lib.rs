@@ -13,6 +13,8 @@
 //!   gateways, environment resolution (spec §3).
 //! - [`memory`]: in-memory [`KeyValueStore`](traits::KeyValueStore) and
 //!   [`Persistence`](traits::Persistence).
+//! - [`rollout`]: automated canary releases — the pure planner and the sequential verdict;
+//!   the runtime is part of [`Vamp`].
 //! - [`events`]: the in-process event bus.
 //! - [`compose`]: docker-compose v2 files to blueprints.
 //! - [`Vamp`]: the facade an application holds — artifacts, deploy / merge / slice / scale /
@@ -33,6 +35,7 @@ mod error;
 pub mod events;
 pub mod memory;
 pub mod model;
+pub mod rollout;
 #[cfg(feature = "signal")]
 pub mod signal;
 pub mod sla;
@@ -43,4 +46,6 @@ mod vamp;
 pub mod testkit;
 
 pub use error::{BoxError, Error, Result};
-pub use vamp::{Report, SlaReport, Vamp, VampBuilder, VampConfig};
+pub use vamp::{
+    ROLLOUT_EVENT_TYPE, Report, RolloutReport, SlaReport, Vamp, VampBuilder, VampConfig,
+};

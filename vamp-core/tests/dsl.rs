@@ -261,3 +261,34 @@ fn normalized_form_snapshot() {
     let artifacts = dsl::load(&text, None, None).unwrap();
     insta::assert_snapshot!(dsl::to_yaml(&artifacts).unwrap());
 }
+
+/// Issue 17: `sla: {reference: x, escalations: […]}` expands to the stored SLA with both its
+/// own escalations and the reference's.
+#[test]
+fn an_sla_reference_with_escalations_expands_to_both() {
+    use vamp_core::model::{EscalationKind, Ref};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/valid/sla-reference-escalations.yml");
+    let all = dsl::read(&std::fs::read_to_string(path).unwrap(), None).unwrap();
+    let Artifact::Blueprint(bp) = dsl::expand(&all[1], &all).unwrap() else {
+        panic!()
+    };
+    let Some(Ref::Inline(sla)) = &bp.clusters["web"].sla else {
+        panic!("expanded inline: {:?}", bp.clusters["web"].sla)
+    };
+    assert!(matches!(
+        sla.kind,
+        vamp_core::model::SlaKind::ResponseTimeSlidingWindow { upper: 1000, .. }
+    ));
+    let [Ref::Inline(group)] = sla.escalations.as_slice() else {
+        panic!("{:?}", sla.escalations)
+    };
+    let EscalationKind::ToAll(both) = &group.kind else {
+        panic!("{group:?}")
+    };
+    assert_eq!(
+        both.len(),
+        2,
+        "the stored SLA's escalation and the reference's"
+    );
+}

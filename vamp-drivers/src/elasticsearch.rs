@@ -51,8 +51,8 @@ use tokio::sync::Mutex;
 use vamp_core::events::EventBus;
 use vamp_core::model::{Event, Kind};
 use vamp_core::traits::{
-    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent, check_artifact_name,
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, Revision,
+    StoredArtifact, StoredEvent, check_artifact_name,
 };
 use vamp_core::{Error, Result};
 
@@ -848,5 +848,79 @@ impl Persistence for ElasticsearchPersistence {
 
     async fn subscribe(&self) -> Result<EventStream> {
         Ok(self.bus.subscribe())
+    }
+
+    /// Per group: `_delete_by_query` of what is too old; then, while more than `max_count`
+    /// remain, the oldest (by id) in pages of the result window, each deleted by id range —
+    /// no page deeper than `index.max_result_window`.
+    async fn retain_events(&self, retention: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let pattern = format!("{}-*", self.config.events);
+        let listed: Vec<&String> = retention.by_type.keys().collect();
+        let mut deleted = 0;
+        for (group, rule) in retention.groups() {
+            let (filter, must_not) = match group {
+                Some(t) => (vec![json!({"term": {"type": t}})], Vec::new()),
+                None if listed.is_empty() => (Vec::new(), Vec::new()),
+                None => (Vec::new(), vec![json!({"terms": {"type": listed}})]),
+            };
+            if let Some(cutoff) = rule.cutoff(now) {
+                let mut f = filter.clone();
+                f.push(json!({"range": {"timestamp": {"lt": timestamp(&cutoff)}}}));
+                deleted += self.delete_events(&pattern, &f, &must_not).await?;
+            }
+            let Some(max) = rule.max_count else { continue };
+            loop {
+                let body = json!({
+                    "query": {"bool": {"filter": filter, "must_not": must_not}},
+                    "sort": [{"id": {"order": "asc"}}],
+                    "size": 0,
+                    "track_total_hits": true,
+                });
+                let (total, _): (u64, Vec<EventDoc>) = self.search(&pattern, &body).await?;
+                let over = total.saturating_sub(max);
+                if over == 0 {
+                    break;
+                }
+                let mut page = body;
+                page["size"] = json!(over.min(self.config.max_result_window));
+                let (_, oldest): (u64, Vec<EventDoc>) = self.search(&pattern, &page).await?;
+                let Some(last) = oldest.last().map(|d| d.id) else {
+                    break;
+                };
+                let mut f = filter.clone();
+                f.push(json!({"range": {"id": {"lte": last}}}));
+                let n = self.delete_events(&pattern, &f, &must_not).await?;
+                deleted += n;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+impl ElasticsearchPersistence {
+    /// `_delete_by_query` of the events matching `filter` and none of `must_not`; the index
+    /// is refreshed after, so searches no longer find them.
+    async fn delete_events(
+        &self,
+        pattern: &str,
+        filter: &[Value],
+        must_not: &[Value],
+    ) -> Result<u64> {
+        self.refresh(pattern).await?;
+        let body = json!({"query": {"bool": {"filter": filter, "must_not": must_not}}});
+        let path = format!("/{pattern}/_delete_by_query?refresh=true&conflicts=proceed");
+        let (status, answer) = self
+            .send(
+                "delete_by_query",
+                self.request(reqwest::Method::POST, &path).json(&body),
+            )
+            .await?;
+        if status != 200 {
+            return Err(self.refused("delete_by_query", status, &answer));
+        }
+        Ok(answer["deleted"].as_u64().unwrap_or(0))
     }
 }

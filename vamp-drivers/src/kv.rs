@@ -27,8 +27,8 @@ use vamp_core::events::EventBus;
 use vamp_core::model::{Event, Kind};
 use vamp_core::traits::kv::{decode_segment as decode, encode_segment as encode};
 use vamp_core::traits::{
-    EventFilter, EventStream, KeyValueStore, Page, Paged, Persistence, Precondition, Revision,
-    StoredArtifact, StoredEvent, check_artifact_name,
+    EventFilter, EventStream, KeyValueStore, Page, Paged, Persistence, Precondition, Retention,
+    Revision, StoredArtifact, StoredEvent, check_artifact_name,
 };
 use vamp_core::{Error, Result};
 
@@ -337,6 +337,48 @@ impl Persistence for KvPersistence {
     }
 
     async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
+        let mut items: Vec<StoredEvent> = self
+            .all_events()
+            .await?
+            .into_iter()
+            .filter(|e| filter.matches(&e.event))
+            .collect();
+        items.sort_by(|a, b| {
+            b.event
+                .timestamp
+                .cmp(&a.event.timestamp)
+                .then(b.id.cmp(&a.id))
+        });
+        Ok(Paged::of(items, page))
+    }
+
+    async fn subscribe(&self) -> Result<EventStream> {
+        Ok(self.bus.subscribe())
+    }
+
+    /// Reads every event (as queries do), chooses with [`Retention::victims`] and deletes
+    /// their keys one by one.
+    async fn retain_events(&self, retention: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let all = self.all_events().await?;
+        let victims = retention.victims(
+            all.iter()
+                .map(|e| (e.id, e.event.kind.as_str(), e.event.timestamp)),
+            now,
+        );
+        let prefix = self.events_prefix();
+        let mut deleted = 0;
+        for id in victims {
+            if self.kv.delete(&format!("{prefix}{id:020}")).await? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+impl KvPersistence {
+    /// Every stored event, in key (id) order.
+    async fn all_events(&self) -> Result<Vec<StoredEvent>> {
         let prefix = self.events_prefix();
         let mut items = Vec::new();
         for e in self.kv.list(&prefix).await?.entries {
@@ -349,27 +391,17 @@ impl Persistence for KvPersistence {
             };
             let j: StoredJsonEvent =
                 serde_json::from_slice(&e.value).map_err(|err| corrupt(&e.key, err))?;
-            let event = Event {
-                tags: j.tags,
-                value: j.value,
-                kind: j.kind,
-                timestamp: j.timestamp,
-            };
-            if filter.matches(&event) {
-                items.push(StoredEvent { id, event });
-            }
+            items.push(StoredEvent {
+                id,
+                event: Event {
+                    tags: j.tags,
+                    value: j.value,
+                    kind: j.kind,
+                    timestamp: j.timestamp,
+                },
+            });
         }
-        items.sort_by(|a, b| {
-            b.event
-                .timestamp
-                .cmp(&a.event.timestamp)
-                .then(b.id.cmp(&a.id))
-        });
-        Ok(Paged::of(items, page))
-    }
-
-    async fn subscribe(&self) -> Result<EventStream> {
-        Ok(self.bus.subscribe())
+        Ok(items)
     }
 }
 

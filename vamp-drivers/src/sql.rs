@@ -116,3 +116,78 @@ pub(crate) fn tag_conditions(
         })
         .collect()
 }
+
+/// Events one retention statement deletes at most (short transactions on a large log).
+pub(crate) const RETENTION_BATCH: u64 = 10_000;
+
+/// The statements that apply one retention rule to a group of events, with placeholders made
+/// by `placeholder(n)` (1-based: `?` for SQLite, `$n` for PostgreSQL). Bind, in order: the
+/// group's types, then the cutoff time (`age`), the rule's `max_count` (`boundary`) or the
+/// boundary id (`count`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RetentionSql {
+    /// Deletes a batch of the group's events older than the cutoff.
+    pub(crate) age: String,
+    /// The id of the newest event beyond `max_count`, if any.
+    pub(crate) boundary: String,
+    /// Deletes a batch of the group's events at or below the boundary id.
+    pub(crate) count: String,
+}
+
+/// [`RetentionSql`] for one type (`single`) or for every type but `types` listed ones.
+///
+/// ```ignore
+/// let sql = retention_sql(true, 1, |_| "?".to_owned());
+/// assert!(sql.age.starts_with("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE type = ?"));
+/// ```
+pub(crate) fn retention_sql(
+    single: bool,
+    types: usize,
+    placeholder: impl Fn(usize) -> String,
+) -> RetentionSql {
+    let group = if single {
+        format!("type = {}", placeholder(1))
+    } else if types == 0 {
+        "TRUE".to_owned()
+    } else {
+        let list: Vec<String> = (1..=types).map(&placeholder).collect();
+        format!("type NOT IN ({})", list.join(", "))
+    };
+    let next = placeholder(if single { 2 } else { types + 1 });
+    RetentionSql {
+        age: format!(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE {group} AND at < {next} ORDER BY id LIMIT {RETENTION_BATCH})"
+        ),
+        boundary: format!(
+            "SELECT id FROM events WHERE {group} ORDER BY id DESC LIMIT 1 OFFSET {next}"
+        ),
+        count: format!(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE {group} AND id <= {next} ORDER BY id LIMIT {RETENTION_BATCH})"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn groups_and_placeholders() {
+        let one = retention_sql(true, 1, |_| "?".to_owned());
+        assert_eq!(
+            one.age,
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE type = ? AND at < ? ORDER BY id LIMIT 10000)"
+        );
+        let rest = retention_sql(false, 2, |n| format!("${n}"));
+        assert_eq!(
+            rest.boundary,
+            "SELECT id FROM events WHERE type NOT IN ($1, $2) ORDER BY id DESC LIMIT 1 OFFSET $3"
+        );
+        let all = retention_sql(false, 0, |n| format!("${n}"));
+        assert!(
+            all.count.contains("WHERE TRUE AND id <= $1"),
+            "{}",
+            all.count
+        );
+    }
+}

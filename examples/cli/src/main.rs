@@ -56,6 +56,10 @@ enum Command {
         /// Report format.
         #[arg(long, short, value_enum, default_value_t = OutputArg::Text)]
         output: OutputArg,
+        /// Treat an `import` of a template that is not among the files as an error (by default
+        /// a warning: the template may be stored on the server).
+        #[arg(long)]
+        strict: bool,
         /// Files to check; `-` reads standard input.
         #[arg(required = true)]
         files: Vec<String>,
@@ -181,6 +185,7 @@ fn main() -> anyhow::Result<()> {
         Command::Validate {
             kind,
             output,
+            strict,
             files,
         } => {
             let inputs: Vec<Input> = files.iter().map(|f| Input::read(f)).collect();
@@ -188,7 +193,7 @@ fn main() -> anyhow::Result<()> {
                 OutputArg::Text => Output::Text,
                 OutputArg::Json => Output::Json,
             };
-            offline::validate(&inputs, kind, output, &mut out, &mut err)?
+            offline::validate(&inputs, kind, strict, output, &mut out, &mut err)?
         }
         Command::Fmt {
             kind,

@@ -107,7 +107,11 @@ fn read_error(message: &str) -> DslError {
 /// Reads and validates every input. References are resolved against the artifacts of all
 /// inputs together, so `vamp validate breeds.yml blueprint.yml` checks the blueprint against
 /// those breeds; references to artifacts not given stay unchecked (the server may have them).
-pub fn check(inputs: &[Input], kind: Option<InputKind>) -> Vec<Checked> {
+///
+/// Without `strict`, an `import` of a template that is not among the inputs is a warning (it
+/// may be stored on the server) and the document is checked without it; with `strict` it is
+/// an error.
+pub fn check(inputs: &[Input], kind: Option<InputKind>, strict: bool) -> Vec<Checked> {
     // First pass: everything that reads, as the reference source for the second.
     let mut known: Vec<Artifact> = Vec::new();
     for input in inputs {
@@ -135,8 +139,8 @@ pub fn check(inputs: &[Input], kind: Option<InputKind>) -> Vec<Checked> {
             };
             match kind {
                 Some(InputKind::DockerCompose) => check_compose(name, text, &known),
-                Some(InputKind::Artifact(k)) => check_text(name, text, Some(k), &known),
-                None => check_text(name, text, None, &known),
+                Some(InputKind::Artifact(k)) => check_text(name, text, Some(k), &known, strict),
+                None => check_text(name, text, None, &known, strict),
             }
         })
         .collect()
@@ -183,25 +187,103 @@ fn blueprint_name(file: &str) -> String {
         .collect()
 }
 
+/// The artifacts of the given files, and an empty template for every template they import
+/// that is not among them (noted): offline, such a template may well be stored on the server.
+struct Lenient<'a> {
+    known: &'a dyn dsl::ArtifactSource,
+    missing: std::cell::RefCell<Vec<String>>,
+}
+
+impl dsl::ArtifactSource for Lenient<'_> {
+    fn artifact(&self, kind: Kind, name: &str) -> Option<Artifact> {
+        self.known.artifact(kind, name).or_else(|| {
+            (kind == Kind::Template).then(|| {
+                self.missing.borrow_mut().push(name.to_owned());
+                Artifact::Template(vamp_core::model::Template {
+                    name: name.to_owned(),
+                    ..Default::default()
+                })
+            })
+        })
+    }
+
+    fn artifacts(&self, kind: Kind) -> Vec<Artifact> {
+        self.known.artifacts(kind)
+    }
+}
+
 fn check_text(
     name: String,
     text: &str,
     kind: Option<Kind>,
     known: &dyn dsl::ArtifactSource,
+    strict: bool,
 ) -> Checked {
-    match dsl::load(text, kind, Some(known)) {
-        Ok(artifacts) => Checked {
-            name,
-            artifacts,
-            errors: Vec::new(),
-            notes: Vec::new(),
-        },
-        Err(errors) => Checked {
+    let errors = match dsl::load(text, kind, Some(known)) {
+        Ok(artifacts) => {
+            return Checked {
+                name,
+                artifacts,
+                errors: Vec::new(),
+                notes: Vec::new(),
+            };
+        }
+        Err(errors) => errors,
+    };
+    let unresolved = errors
+        .iter()
+        .find(|e| e.kind == ErrorKind::ImportReferenceError)
+        .cloned();
+    let Some(first) = unresolved.filter(|_| !strict) else {
+        return Checked {
             name,
             artifacts: Vec::new(),
             errors,
             notes: Vec::new(),
+        };
+    };
+    // Not strict: an import of a template that is not among the files is a warning, and the
+    // document is checked without it; a field it lacks may come from that template.
+    let lenient = Lenient {
+        known,
+        missing: std::cell::RefCell::default(),
+    };
+    let result = dsl::load(text, kind, Some(&lenient));
+    let mut missing = lenient.missing.take();
+    missing.dedup();
+    let mut notes: Vec<compose::Note> = missing
+        .iter()
+        .map(|t| compose::Note {
+            path: "import".into(),
+            line: first.line,
+            message: format!(
+                "template '{t}' is not among the given files (it may be stored on the server): checked without it; --strict makes this an error"
+            ),
+        })
+        .collect();
+    match result {
+        Ok(artifacts) => Checked {
+            name,
+            artifacts,
+            errors: Vec::new(),
+            notes,
         },
+        Err(errors) => {
+            let (maybe_from_template, errors): (Vec<_>, Vec<_>) = errors
+                .into_iter()
+                .partition(|e| e.kind == ErrorKind::MissingPathValueError);
+            notes.extend(maybe_from_template.into_iter().map(|e| compose::Note {
+                path: e.path.clone(),
+                line: e.line,
+                message: format!("{} (the imported template may provide it)", e.message),
+            }));
+            Checked {
+                name,
+                artifacts: Vec::new(),
+                errors,
+                notes,
+            }
+        }
     }
 }
 
@@ -239,11 +321,12 @@ fn check_compose(name: String, text: &str, known: &dyn dsl::ArtifactSource) -> C
 pub fn validate(
     inputs: &[Input],
     kind: Option<InputKind>,
+    strict: bool,
     output: Output,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<i32> {
-    let checked = check(inputs, kind);
+    let checked = check(inputs, kind, strict);
     let valid = checked.iter().all(Checked::is_valid);
     match output {
         Output::Text => {
@@ -254,7 +337,7 @@ pub fn validate(
                 for n in &c.notes {
                     writeln!(
                         err,
-                        "{}:{}: note: {}: {}",
+                        "{}:{}: warning: {}: {}",
                         c.name, n.line, n.path, n.message
                     )?;
                 }
@@ -314,7 +397,7 @@ pub fn fmt(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<i32> {
-    let checked = check(inputs, kind);
+    let checked = check(inputs, kind, true);
     if checked.iter().any(|c| !c.is_valid()) {
         for c in &checked {
             for e in &c.errors {
@@ -356,7 +439,7 @@ mod tests {
 
     fn run(inputs: &[Input], kind: Option<InputKind>) -> (i32, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = validate(inputs, kind, Output::Text, &mut out, &mut err).unwrap();
+        let code = validate(inputs, kind, true, Output::Text, &mut out, &mut err).unwrap();
         (
             code,
             String::from_utf8(out).unwrap(),
@@ -473,6 +556,7 @@ mod tests {
         let code = validate(
             &[input("a.yml", "kind: breeds\nname: a\n")],
             None,
+            true,
             Output::Json,
             &mut out,
             &mut Vec::new(),

@@ -55,7 +55,8 @@ fn invalid_fixtures_fail_at_the_documented_place() {
         let file = path.to_str().unwrap();
         let expect = header(&path, "expect").unwrap();
         let (kind, at) = expect.split_once(" at ").unwrap();
-        let mut args = vec!["validate"];
+        // --strict: an unresolved import is an error too, as the reader reports it.
+        let mut args = vec!["validate", "--strict"];
         let kind_arg = header(&path, "kind");
         if let Some(k) = &kind_arg {
             args.extend(["--kind", k.as_str()]);
@@ -116,4 +117,53 @@ fn a_missing_file_fails_with_its_name() {
     let (code, _, err) = vamp(&["validate", "/nonexistent/blueprint.yml"]);
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/blueprint.yml"), "{err}");
+}
+
+/// Issue 17: offline, an import of a template that is not among the files is a warning (the
+/// template may be stored on the server), unless `--strict`.
+#[test]
+fn an_unresolved_import_is_a_warning_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("breed.yml");
+    std::fs::write(
+        &file,
+        "kind: breeds\nname: web:1\nimport: base\ndeployable: web:1\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let (code, out, err) = vamp(&["validate", file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid (breeds/web:1)"), "{out}");
+    assert!(
+        err.contains("warning") && err.contains("template 'base'"),
+        "{err}"
+    );
+    let (code, _, err) = vamp(&["validate", "--strict", file]);
+    assert_eq!(code, 1);
+    assert!(err.contains("ImportReferenceError"), "{err}");
+    // A field the template would give is a warning too, not an error.
+    std::fs::write(
+        dir.path().join("breed.yml"),
+        "kind: breeds\nname: web:1\nimport: base\n",
+    )
+    .unwrap();
+    let (code, _, err) = vamp(&["validate", file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("may provide it"), "{err}");
+}
+
+/// Issue 17: an SLA given as a stored SLA's name with escalations of its own, as Vamp's reader
+/// takes it.
+#[test]
+fn an_sla_reference_may_carry_escalations() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bp.yml");
+    std::fs::write(
+        &file,
+        "kind: blueprints\nname: shop\nclusters:\n  web:\n    breed: web:1\n    sla:\n      reference: strict-sla\n      escalations:\n        - {type: scale_instances, minimum: 1, maximum: 3, scale_by: 1}\n",
+    )
+    .unwrap();
+    let (code, out, err) = vamp(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"), "{out}");
 }

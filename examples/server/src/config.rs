@@ -31,6 +31,100 @@ pub struct ServerConfig {
     pub synchronization: SynchronizationConfig,
     /// Bounds on what a request can make the server do.
     pub limits: LimitsConfig,
+    /// Event retention.
+    pub events: EventsConfig,
+    /// Automated canary releases.
+    pub rollouts: RolloutsConfig,
+}
+
+/// `[rollouts]` (issue 18, docs/rollouts.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutsConfig {
+    /// Seconds between rollout passes (each rollout's analysis interval is its own; this is how
+    /// often they are looked at); 0 runs no rollout.
+    pub period: u64,
+}
+
+impl Default for RolloutsConfig {
+    fn default() -> Self {
+        RolloutsConfig { period: 1 }
+    }
+}
+
+/// `[events]`: how many events the store keeps, and for how long (issue 17).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Seconds between retention passes; 0 keeps every event.
+    pub retention_period: u64,
+    /// Seconds an event is kept (types without a rule of their own); 0: no bound.
+    pub max_age: u64,
+    /// Events kept, the newest (types without a rule of their own, together); 0: no bound.
+    pub max_count: u64,
+    /// Rules by event type (`metrics`, `health`, …), each `{ max_age, max_count }`.
+    pub types: BTreeMap<String, EventRule>,
+}
+
+/// One event type's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRule {
+    /// Seconds an event of the type is kept; 0: no bound.
+    #[serde(default)]
+    pub max_age: u64,
+    /// Events of the type kept, the newest; 0: no bound.
+    #[serde(default)]
+    pub max_count: u64,
+}
+
+impl EventRule {
+    fn rule(self) -> vamp_core::traits::RetentionRule {
+        vamp_core::traits::RetentionRule {
+            max_age: (self.max_age > 0).then(|| std::time::Duration::from_secs(self.max_age)),
+            max_count: (self.max_count > 0).then_some(self.max_count),
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    /// The defaults of [`vamp_core::traits::Retention`], applied every 10 minutes.
+    fn default() -> Self {
+        let core = vamp_core::traits::Retention::default();
+        let rule = |r: vamp_core::traits::RetentionRule| EventRule {
+            max_age: r.max_age.map_or(0, |a| a.as_secs()),
+            max_count: r.max_count.unwrap_or(0),
+        };
+        let default = rule(core.default);
+        EventsConfig {
+            retention_period: 600,
+            max_age: default.max_age,
+            max_count: default.max_count,
+            types: core
+                .by_type
+                .into_iter()
+                .map(|(t, r)| (t, rule(r)))
+                .collect(),
+        }
+    }
+}
+
+impl EventsConfig {
+    /// The policy, or `None` when retention is off.
+    pub fn retention(&self) -> Option<vamp_core::traits::Retention> {
+        (self.retention_period > 0).then(|| vamp_core::traits::Retention {
+            default: EventRule {
+                max_age: self.max_age,
+                max_count: self.max_count,
+            }
+            .rule(),
+            by_type: self
+                .types
+                .iter()
+                .map(|(t, r)| (t.clone(), r.rule()))
+                .collect(),
+        })
+    }
 }
 
 /// `[synchronization]` (spec §3.1).

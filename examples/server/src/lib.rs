@@ -106,6 +106,12 @@ impl App {
                 sla_period: (config.sla.period > 0)
                     .then(|| std::time::Duration::from_secs(config.sla.period)),
                 resync: std::time::Duration::from_secs(config.synchronization.period),
+                rollout_period: (config.rollouts.period > 0)
+                    .then(|| std::time::Duration::from_secs(config.rollouts.period)),
+                retention: config.events.retention(),
+                retention_period: std::time::Duration::from_secs(
+                    config.events.retention_period.max(1),
+                ),
                 ..VampConfig::default()
             });
         let settings = dynamic::Settings::load(config.clone(), kv.clone())
@@ -170,6 +176,8 @@ impl App {
             config: self.config.clone(),
             settings: self.settings.clone(),
             started: Instant::now(),
+            running_since: chrono::Utc::now(),
+            uuid: uuid::Uuid::new_v4().to_string(),
             stopping: stopped.clone(),
             answers: std::sync::Arc::default(),
         };

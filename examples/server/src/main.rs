@@ -49,6 +49,9 @@ enum Command {
         /// Milliseconds to wait before every answer (not `/health`).
         #[arg(long, env = "VAMP_DEMO_LATENCY_MS", default_value_t = 0)]
         latency_ms: u64,
+        /// Share of answers that are `500`, from 0 to 1 (not `/health`).
+        #[arg(long, env = "VAMP_DEMO_ERROR_RATE", default_value_t = 0.0)]
+        error_rate: f64,
     },
 }
 
@@ -73,12 +76,13 @@ async fn run(args: Args) -> i32 {
         host,
         port,
         latency_ms,
+        error_rate,
     }) = args.command
     {
         let config = vamp_demo_app::DemoConfig {
             version: app_version,
             latency: std::time::Duration::from_millis(latency_ms),
-            ..vamp_demo_app::DemoConfig::default()
+            error_rate,
         };
         return match demo::app(config, host, port, shutdown_signal()).await {
             Ok(()) => 0,

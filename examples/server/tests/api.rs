@@ -1192,8 +1192,8 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
     .await;
     assert_eq!(
         parse(&refs)[0]["clusters"]["c"]["services"][0]["breed"],
-        "sleeper:1",
-        "{refs}"
+        json!({"reference": "sleeper:1"}),
+        "a reference, written as Vamp writes it: {refs}"
     );
     let (status, _, body) = send(
         Method::PUT,

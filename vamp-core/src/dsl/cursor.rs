@@ -328,10 +328,14 @@ pub(crate) fn percentage(node: &Node, path: &str, kind: ErrorKind) -> Result<Per
         )
     };
     match &node.value {
-        Value::Int(i) => u8::try_from(*i)
-            .ok()
-            .and_then(Percentage::new)
-            .ok_or_else(|| invalid(format!("{i}% is outside 0%-100%"))),
+        // Vamp reads a percentage only as text with its sign (issue 17).
+        Value::Int(i) => Err(err(
+            ErrorKind::UnexpectedTypeError,
+            path,
+            node,
+            format!("{i} is a bare number, not a percentage"),
+            format!("write it with its sign, e.g. \"{i}%\""),
+        )),
         Value::Str(s) => {
             let t = s.trim();
             // A negative or too-large number is a range error, not a type error.

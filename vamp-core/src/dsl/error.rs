@@ -193,6 +193,14 @@ error_kinds! {
     UnsupportedDeployableError,
     /// Operation layer: the configured router cannot evaluate a condition.
     UnsupportedConditionError,
+    /// A rollout breaks a rule of its own (no steps, one route twice, two bounds on a check…).
+    InvalidRolloutError,
+    /// A rollout names a metric that is not built in, or one the router cannot measure.
+    UnsupportedRolloutMetric,
+    /// Operation layer: a rollout names a gateway or route that does not exist.
+    UnresolvedRolloutRouteError,
+    /// Operation layer: another rollout runs on the same gateway, or the rollout cannot change now.
+    RolloutConflictError,
 }
 
 impl fmt::Display for ErrorKind {

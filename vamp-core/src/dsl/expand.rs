@@ -214,6 +214,30 @@ impl Expander<'_> {
 
     fn sla_ref(&self, r: &Ref<Sla>, path: &str) -> R<Ref<Sla>> {
         match r {
+            // A stored SLA with escalations added (Vamp's `SlaReference(name, escalations)`).
+            Ref::Inline(
+                local @ Sla {
+                    kind: SlaKind::Extends(name),
+                    ..
+                },
+            ) => match self.find(Kind::Sla, name, path)? {
+                Some(Artifact::Sla(mut s)) => {
+                    s.name.clear();
+                    s.metadata.clear();
+                    let mut all = std::mem::take(&mut s.escalations);
+                    all.extend(local.escalations.iter().cloned());
+                    s.escalations = if all.len() > 1 {
+                        vec![Ref::Inline(Escalation {
+                            kind: EscalationKind::ToAll(all),
+                            ..Escalation::default()
+                        })]
+                    } else {
+                        all
+                    };
+                    Ok(Ref::Inline(self.sla(s, path)?))
+                }
+                _ => Ok(r.clone()),
+            },
             Ref::Inline(s) => Ok(Ref::Inline(self.sla(s.clone(), path)?)),
             Ref::Reference(name) => match self.find(Kind::Sla, name, path)? {
                 Some(Artifact::Sla(mut s)) => {

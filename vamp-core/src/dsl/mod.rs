@@ -70,7 +70,18 @@ pub fn read_documents(
 /// # Errors
 /// The first [`DslError`], with its line and column.
 pub fn read_deployable(text: &str) -> Result<Vec<(Kind, Artifact)>, DslError> {
-    Ok(read_kinds(text, None, None, true)?
+    read_deployable_importing(text, None)
+}
+
+/// [`read_deployable`] with `imports` resolving `import:` beside the templates of the text.
+///
+/// # Errors
+/// The first [`DslError`], with its line and column.
+pub fn read_deployable_importing(
+    text: &str,
+    imports: Option<&dyn ArtifactSource>,
+) -> Result<Vec<(Kind, Artifact)>, DslError> {
+    Ok(read_kinds(text, None, imports, true)?
         .into_iter()
         .map(|(k, d)| (k, d.artifact))
         .collect())

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::Result;
 use crate::events::EventBus;
 use crate::model::{Event, Kind};
 use crate::traits::{
-    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent, check_artifact_name,
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, Revision,
+    StoredArtifact, StoredEvent, check_artifact_name,
 };
 
 /// Artifacts and events in memory. Clones share the same data.
@@ -37,6 +37,8 @@ pub struct MemoryPersistence {
 struct Inner {
     artifacts: BTreeMap<(Kind, String), Vec<Revision>>,
     events: Vec<StoredEvent>,
+    /// The last event id given (events may be deleted by retention; ids are never reused).
+    last_event: u64,
 }
 
 impl MemoryPersistence {
@@ -154,8 +156,9 @@ impl Persistence for MemoryPersistence {
     async fn append_event(&self, event: &Event) -> Result<StoredEvent> {
         let stored = {
             let mut inner = self.lock();
+            inner.last_event += 1;
             let stored = StoredEvent {
-                id: inner.events.len() as u64 + 1,
+                id: inner.last_event,
                 event: event.clone(),
             };
             inner.events.push(stored.clone());
@@ -184,5 +187,21 @@ impl Persistence for MemoryPersistence {
 
     async fn subscribe(&self) -> Result<EventStream> {
         Ok(self.bus.subscribe())
+    }
+
+    async fn retain_events(&self, retention: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let mut inner = self.lock();
+        let victims = retention.victims(
+            inner
+                .events
+                .iter()
+                .map(|e| (e.id, e.event.kind.as_str(), e.event.timestamp)),
+            now,
+        );
+        let before = inner.events.len();
+        inner
+            .events
+            .retain(|e| victims.binary_search(&e.id).is_err());
+        Ok((before - inner.events.len()) as u64)
     }
 }

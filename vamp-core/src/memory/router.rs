@@ -85,6 +85,10 @@ impl Router for RecordingRouter {
         })
     }
 
+    fn measures_percentiles(&self) -> bool {
+        true
+    }
+
     async fn stats(&self) -> Result<Vec<RouteStats>> {
         Ok(self
             .stats

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{
     Blueprint, Breed, Condition, Deployment, Escalation, Event, EventQuery, Gateway, Rewrite,
-    Route, Scale, Sla, Template, Workflow,
+    Rollout, Route, Scale, Sla, Template, Workflow,
 };
 
 /// The kinds of artifacts (spec §1.1); written in the plural (`breeds`), read singular or plural.
@@ -41,11 +41,16 @@ pub enum Kind {
     EventQuery,
     /// `templates`
     Template,
+    /// `rollouts`: automated canary releases (issue 18).
+    Rollout,
+    /// The status of a rollout, kept apart from it so status changes are no revisions of the
+    /// rollout. Internal: not in [`Kind::ALL`], not addressable through the API.
+    RolloutStatus,
 }
 
 impl Kind {
-    /// Every kind.
-    pub const ALL: [Kind; 14] = [
+    /// Every kind users write (not the internal [`Kind::RolloutStatus`]).
+    pub const ALL: [Kind; 15] = [
         Kind::Breed,
         Kind::Blueprint,
         Kind::Deployment,
@@ -60,6 +65,7 @@ impl Kind {
         Kind::Event,
         Kind::EventQuery,
         Kind::Template,
+        Kind::Rollout,
     ];
 
     /// The plural name used by the API and in `kind:` fields.
@@ -79,6 +85,8 @@ impl Kind {
             Kind::Event => "events",
             Kind::EventQuery => "event-queries",
             Kind::Template => "templates",
+            Kind::Rollout => "rollouts",
+            Kind::RolloutStatus => "rollout-status",
         }
     }
 
@@ -108,6 +116,12 @@ impl Kind {
     /// True for artifacts stored by name (everything except events and event queries).
     pub fn is_stored(self) -> bool {
         !matches!(self, Kind::Event | Kind::EventQuery)
+    }
+
+    /// True for what Vamp keeps for itself (rollout status), never read or written as an
+    /// artifact through the DSL or the API.
+    pub fn is_internal(self) -> bool {
+        self == Kind::RolloutStatus
     }
 }
 
@@ -152,6 +166,8 @@ pub enum Artifact {
     EventQuery(EventQuery),
     /// A template.
     Template(Template),
+    /// A rollout.
+    Rollout(Rollout),
 }
 
 impl Artifact {
@@ -172,6 +188,7 @@ impl Artifact {
             Artifact::Event(_) => Kind::Event,
             Artifact::EventQuery(_) => Kind::EventQuery,
             Artifact::Template(_) => Kind::Template,
+            Artifact::Rollout(_) => Kind::Rollout,
         }
     }
 
@@ -190,6 +207,7 @@ impl Artifact {
             Artifact::Escalation(a) => &a.name,
             Artifact::Workflow(a) => &a.name,
             Artifact::Template(a) => &a.name,
+            Artifact::Rollout(a) => &a.name,
             Artifact::Event(_) | Artifact::EventQuery(_) => "",
         }
     }
@@ -211,6 +229,7 @@ impl Artifact {
             Artifact::Event(a) => serde_json::to_value(a),
             Artifact::EventQuery(a) => serde_json::to_value(a),
             Artifact::Template(a) => serde_json::to_value(a),
+            Artifact::Rollout(a) => serde_json::to_value(a),
         }
         // Serializing plain data into a JSON value cannot fail (no non-string map keys).
         .unwrap_or(serde_json::Value::Null);

@@ -14,27 +14,21 @@ pub struct Breed {
     /// The breed's name, e.g. `sava:1.0.0` (empty only while invalid).
     pub name: String,
     /// Free metadata.
-    #[serde(skip_serializing_if = "Map::is_empty")]
     pub metadata: Metadata,
     /// What to run.
     pub deployable: Deployable,
-    /// Ports by name.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    /// Ports by name. This and the other collections are written also when empty, as
+    /// Vamp's API writes them (issue 17: clients read `breed.ports` without a check).
     pub ports: Map<Port>,
     /// Environment variables by trait name.
-    #[serde(
-        skip_serializing_if = "Map::is_empty",
-        serialize_with = "serialize_env"
-    )]
+    #[serde(serialize_with = "serialize_env")]
     pub environment_variables: Map<EnvVar>,
     /// Constants by name (never injected into the container).
-    #[serde(skip_serializing_if = "Map::is_empty")]
     pub constants: Map<String>,
     /// Arguments passed to the scheduler.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub arguments: Vec<Argument>,
-    /// Dependencies by alias.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    /// Dependencies by alias (a referenced breed written as its name, as Vamp writes it).
+    #[serde(serialize_with = "serialize_dependencies")]
     pub dependencies: Map<Ref<Breed>>,
     /// Health checks; `None` = not specified, `Some([])` = none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,8 +41,9 @@ impl Named for Breed {
     }
 }
 
+/// A breed reference is written `{reference: name}`, as Vamp's API writes it (issue 17).
 impl ReferenceStyle for Breed {
-    const PLAIN_STRING: bool = true;
+    const PLAIN_STRING: bool = false;
 }
 
 /// What a breed runs: `{type, definition}`.
@@ -175,6 +170,20 @@ pub struct EnvVar {
     pub alias: Option<String>,
     /// The value; `None` is a placeholder to fill at blueprint or deploy time.
     pub value: Option<String>,
+}
+
+fn serialize_dependencies<S: Serializer>(
+    dependencies: &Map<Ref<Breed>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(dependencies.len()))?;
+    for (alias, dependency) in dependencies {
+        match dependency {
+            Ref::Reference(name) => m.serialize_entry(alias, name)?,
+            Ref::Inline(breed) => m.serialize_entry(alias, breed)?,
+        }
+    }
+    m.end()
 }
 
 fn serialize_env<S: Serializer>(env: &Map<EnvVar>, s: S) -> Result<S::Ok, S::Error> {

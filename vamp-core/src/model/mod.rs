@@ -14,6 +14,7 @@ pub mod interpolation;
 pub mod lookup;
 pub mod names;
 mod reference;
+mod rollout;
 mod sla;
 mod template;
 mod units;
@@ -32,6 +33,9 @@ pub use deployment::{
 pub use event::{Aggregator, AggregatorType, DEFAULT_EVENT_TYPE, Event, EventQuery, TimeRange};
 pub use gateway::{Condition, Gateway, GatewayPort, Rewrite, Route, Sticky};
 pub use reference::{Named, Ref, ReferenceStyle};
+pub use rollout::{
+    Analysis, Metric, MetricBound, MetricCheck, Rollout, RolloutStep, format_metric_value,
+};
 pub use sla::{Escalation, EscalationKind, ScaleBy, Sla, SlaKind};
 pub use template::Template;
 pub use units::{Cpu, Memory, Percentage, Seconds, UnitError};

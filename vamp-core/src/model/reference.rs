@@ -45,9 +45,9 @@ pub trait Named {
     fn name(&self) -> &str;
 }
 
-/// How a reference to `T` is written: kinds whose inline short form is not a string
-/// (breeds, scales, SLAs, escalations) write references as plain strings; the others
-/// (conditions, rewrites, routes — whose plain string means something else) as `{reference: name}`.
+/// How a reference to `T` is written: scales, SLAs and escalations as plain strings; breeds
+/// (as Vamp's API writes them) and conditions, rewrites, routes (whose plain string means
+/// something else) as `{reference: name}`.
 pub trait ReferenceStyle {
     /// True when a reference is written as a plain string.
     const PLAIN_STRING: bool;

@@ -42,6 +42,10 @@ pub enum SlaKind {
         /// Other fields.
         parameters: Map<serde_json::Value>,
     },
+    /// A stored SLA, named, with escalations of its own added to the stored SLA's
+    /// (`sla: {reference: name, escalations: […]}`, Vamp's `SlaReference(name, escalations)`).
+    /// Expansion replaces it by the stored SLA.
+    Extends(String),
 }
 
 impl Named for Sla {
@@ -81,6 +85,7 @@ impl Serialize for Sla {
                 )?;
             }
             SlaKind::EscalationOnly => m.serialize_entry("type", "escalation_only")?,
+            SlaKind::Extends(name) => m.serialize_entry("reference", name)?,
             SlaKind::Generic { kind, parameters } => {
                 m.serialize_entry("type", kind)?;
                 for (k, v) in parameters {

@@ -41,6 +41,27 @@ pub fn gateway_ports() -> String {
     format!("{first}-{}", first + 99)
 }
 
+/// A slice of 20 gateway ports of [`gateway_ports`], a different one on each of five calls
+/// in turn: servers started side by side in one test process (each allocating from the start
+/// of its range) then rarely probe the same port at the same moment.
+///
+/// ```
+/// let (a, b) = (vamp_core::testkit::gateway_port_slice(), vamp_core::testkit::gateway_port_slice());
+/// assert_ne!(a, b);
+/// ```
+pub fn gateway_port_slice() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let range = gateway_ports();
+    let first: u16 = range
+        .split('-')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(40000);
+    let slice = u16::try_from(NEXT.fetch_add(1, Ordering::Relaxed) % 5).unwrap_or(0);
+    let start = first + slice * 20;
+    format!("{start}-{}", start + 19)
+}
+
 /// A loopback port that was free a moment ago, and that this process has not been given
 /// before: the kernel may hand a just-released port out again, and a test that picks two
 /// ports before binding either (an agent's status port, then a gateway's) must not get the

@@ -20,8 +20,8 @@ mod router;
 pub use driver::{ContainerDriver, GatewayEndpoint, ServiceKey, ServiceSpec, ServiceState};
 pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 pub use persistence::{
-    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent, check_artifact_name,
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, RetentionRule,
+    Revision, StoredArtifact, StoredEvent, check_artifact_name,
 };
 pub use router::{
     ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedRewrite,

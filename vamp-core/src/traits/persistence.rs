@@ -245,6 +245,117 @@ impl EventFilter {
 /// Appended events, in id order.
 pub type EventStream = BoxStream<'static, Result<StoredEvent>>;
 
+/// How many events of a group are kept, and for how long (issue 17: without it the event log
+/// grows without end). `None` is no bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionRule {
+    /// Events whose timestamp is older than this go.
+    pub max_age: Option<std::time::Duration>,
+    /// Only this many of the newest (by id, i.e. append order) stay.
+    pub max_count: Option<u64>,
+}
+
+/// Which events a store keeps: a rule for each listed event type, and one for all other
+/// events together.
+///
+/// ```
+/// use vamp_core::traits::Retention;
+/// let r = Retention::default();
+/// assert!(r.rule_for("metrics").max_count < r.default.max_count);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// The events of every type without a rule of its own, together.
+    pub default: RetentionRule,
+    /// Rules by event type.
+    pub by_type: std::collections::BTreeMap<String, RetentionRule>,
+}
+
+impl Default for Retention {
+    /// Every event at most 30 days and 1 000 000 events; `metrics` and `health` (published
+    /// every few seconds per gateway) at most 2 days and 200 000 each.
+    fn default() -> Self {
+        let day = std::time::Duration::from_secs(86_400);
+        let frequent = RetentionRule {
+            max_age: Some(2 * day),
+            max_count: Some(200_000),
+        };
+        Retention {
+            default: RetentionRule {
+                max_age: Some(30 * day),
+                max_count: Some(1_000_000),
+            },
+            by_type: [("metrics", frequent), ("health", frequent)]
+                .into_iter()
+                .map(|(t, r)| (t.to_owned(), r))
+                .collect(),
+        }
+    }
+}
+
+impl RetentionRule {
+    /// The time before which events are too old at `now`, if the rule bounds age.
+    pub fn cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.max_age
+            .and_then(|age| chrono::Duration::from_std(age).ok())
+            .and_then(|age| now.checked_sub_signed(age))
+    }
+}
+
+impl Retention {
+    /// The rule that applies to events of type `kind`.
+    pub fn rule_for(&self, kind: &str) -> RetentionRule {
+        self.by_type.get(kind).copied().unwrap_or(self.default)
+    }
+
+    /// The groups the rules make: each listed type on its own (`Some(type)`), then every
+    /// other type together (`None`, with the listed types to leave out).
+    pub fn groups(&self) -> impl Iterator<Item = (Option<&str>, RetentionRule)> {
+        self.by_type
+            .iter()
+            .map(|(t, r)| (Some(t.as_str()), *r))
+            .chain(std::iter::once((None, self.default)))
+    }
+
+    /// The ids of `events` (id, type, timestamp — any order) the policy no longer keeps at
+    /// `now`: what a backend that cannot delete by query removes. Pure.
+    ///
+    /// ```
+    /// use vamp_core::traits::{Retention, RetentionRule};
+    /// let now = chrono::Utc::now();
+    /// let r = Retention { default: RetentionRule { max_age: None, max_count: Some(2) }, by_type: Default::default() };
+    /// let events = [(1, "e", now), (2, "e", now), (3, "e", now)];
+    /// assert_eq!(r.victims(events.iter().map(|(i, t, at)| (*i, *t, *at)), now), vec![1]);
+    /// ```
+    pub fn victims<'a>(
+        &self,
+        events: impl IntoIterator<Item = (u64, &'a str, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Vec<u64> {
+        let mut groups: std::collections::BTreeMap<Option<&str>, Vec<(u64, DateTime<Utc>)>> =
+            std::collections::BTreeMap::new();
+        for (id, kind, at) in events {
+            let group = self.by_type.get_key_value(kind).map(|(k, _)| k.as_str());
+            groups.entry(group).or_default().push((id, at));
+        }
+        let mut out = Vec::new();
+        for (group, mut events) in groups {
+            let rule = group.map_or(self.default, |t| self.rule_for(t));
+            events.sort_by_key(|e| std::cmp::Reverse(e.0));
+            let cutoff = rule.cutoff(now);
+            for (i, (id, at)) in events.iter().enumerate() {
+                let too_many = rule.max_count.is_some_and(|max| i as u64 >= max);
+                let too_old = cutoff.is_some_and(|c| *at < c);
+                if too_many || too_old {
+                    out.push(*id);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
 /// Where artifacts and events live.
 ///
 /// Contract:
@@ -309,4 +420,17 @@ pub trait Persistence: Send + Sync + Debug {
 
     /// The events appended from now on.
     async fn subscribe(&self) -> Result<EventStream>;
+
+    /// Deletes the events `retention` no longer keeps at `now`; returns how many went. The
+    /// store is then within the policy (until the next appends). Backends delete in bounded
+    /// batches, so a first run on a large log does not hold the store for long. The default
+    /// is [`Error::Unsupported`](crate::Error::Unsupported); every backend of this project
+    /// implements it.
+    async fn retain_events(&self, retention: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let _ = (retention, now);
+        Err(crate::Error::Unsupported {
+            backend: self.backend(),
+            operation: "event retention",
+        })
+    }
 }

@@ -170,6 +170,12 @@ pub trait Router: Send + Sync + Debug {
         Ok(())
     }
 
+    /// Whether [`stats`](Self::stats) carries response-time histograms, which percentile
+    /// metrics (rollouts' `latency-p99`, …) need. The default: no.
+    fn measures_percentiles(&self) -> bool {
+        false
+    }
+
     /// Per-route traffic counters since start. Routers that cannot count return
     /// [`Error::Unsupported`](crate::Error::Unsupported).
     async fn stats(&self) -> Result<Vec<RouteStats>> {

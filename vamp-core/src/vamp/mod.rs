@@ -21,6 +21,7 @@ mod events;
 mod fetch;
 mod ports;
 mod reconcile;
+mod rollouts;
 mod sla;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +42,7 @@ use crate::traits::{
 use crate::{Error, Result};
 
 pub use reconcile::Report;
+pub use rollouts::{ROLLOUT_EVENT_TYPE, RolloutReport};
 pub use sla::SlaReport;
 
 /// Settings of a [`Vamp`].
@@ -63,6 +65,14 @@ pub struct VampConfig {
     /// escalations) in [`Vamp::run`]; `None` runs none (spec §3.1: Vamp 1.x disabled them by
     /// default, 0.9.x ran them every 5 s).
     pub sla_period: Option<Duration>,
+    /// Which events the store keeps, applied every [`retention_period`](Self::retention_period)
+    /// in [`Vamp::run`] ([`Persistence::retain_events`]); `None` keeps every event.
+    pub retention: Option<crate::traits::Retention>,
+    /// Time between retention passes.
+    pub retention_period: Duration,
+    /// Time between rollout passes ([`Vamp::rollout_pass`]) in [`Vamp::run`]; `None` runs
+    /// none. Analysis intervals are the rollouts' own; this is how often they are looked at.
+    pub rollout_period: Option<Duration>,
 }
 
 impl Default for VampConfig {
@@ -75,6 +85,9 @@ impl Default for VampConfig {
             ready_for_undeployment: Duration::from_secs(600),
             driver_concurrency: 8,
             sla_period: None,
+            retention: None,
+            retention_period: Duration::from_secs(600),
+            rollout_period: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -147,6 +160,7 @@ impl VampBuilder {
                 decoded: StdMutex::new(std::collections::HashMap::new()),
                 sla: StdMutex::new(sla::SlaState::new(Utc::now())),
                 ports: Mutex::new(None),
+                rollouts: Mutex::new(()),
             }),
         })
     }
@@ -195,6 +209,8 @@ struct Inner {
     sla: StdMutex<sla::SlaState>,
     /// The gateway ports in use (built on first use).
     ports: Mutex<Option<ports::PortIndex>>,
+    /// One rollout pass or command at a time.
+    rollouts: Mutex<()>,
 }
 
 /// Kinds read into the snapshot that references resolve against.
@@ -326,6 +342,14 @@ impl Vamp {
                 stored.push(self.store(Artifact::Breed(breed)).await?);
             }
         }
+        if let Artifact::Rollout(r) = &artifact
+            && let Some(status) = self.rollout_status(&r.name).await?
+            && status.phase.is_final()
+            && self.rollout(&r.name).await?.as_ref() != Some(r)
+        {
+            // A new spec for a rollout that ended begins a new rollout.
+            self.forget_rollout_status(&r.name).await?;
+        }
         stored.push(self.store(artifact).await?);
         Ok(stored)
     }
@@ -358,6 +382,11 @@ impl Vamp {
             .map(as_stored)
             .collect::<Result<Vec<_>>>()?;
         self.gateway_rules(&mut stored).await?;
+        for artifact in &stored {
+            if let Artifact::Rollout(r) = artifact {
+                self.rollout_rules(r).await?;
+            }
+        }
         let artifacts = stored.as_slice();
         for artifact in artifacts {
             let kind = artifact.kind();
@@ -413,6 +442,13 @@ impl Vamp {
                 continue;
             };
             limits.check_gateway(g)?;
+            // Spec §2.5: a gateway gets the generated virtual host `<name>.vamp` appended.
+            if config.virtual_hosts {
+                let generated = engine::virtual_host(&g.name);
+                if !g.virtual_hosts.contains(&generated) {
+                    g.virtual_hosts.push(generated);
+                }
+            }
             let exists = self.with_ports(|index| index.has_gateway(&g.name)).await?;
             if !exists {
                 new_ones += 1;
@@ -677,6 +713,32 @@ impl Vamp {
             .collect()
     }
 
+    /// Reads artifacts from `text` as the API takes them: `import:` (spec §1.11) resolves
+    /// against the templates and artifacts of the text and then against the stored ones. `kind`
+    /// is the expected kind, as [`dsl::read`] takes it.
+    ///
+    /// # Errors
+    /// The first [`DslError`] (as [`Error::Dsl`]), with its line and column; or the store's.
+    pub async fn read(&self, text: &str, kind: Option<Kind>) -> Result<Vec<Artifact>> {
+        let read = self
+            .checked(&[], |stored| dsl::read_documents(text, kind, Some(stored)))
+            .await?;
+        Ok(read?.into_iter().map(|d| d.artifact).collect())
+    }
+
+    /// [`dsl::read_deployable`] with `import:` resolving against stored artifacts too.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub async fn read_deployable(&self, text: &str) -> Result<Vec<(Kind, Artifact)>> {
+        let read = self
+            .checked(&[], |stored| {
+                dsl::read_deployable_importing(text, Some(stored))
+            })
+            .await?;
+        Ok(read?)
+    }
+
     /// An artifact by kind and name.
     pub async fn get(&self, kind: Kind, name: &str) -> Result<Option<Artifact>> {
         match self.db().get(kind, name).await? {
@@ -715,6 +777,9 @@ impl Vamp {
         self.forget(kind, name);
         if kind == Kind::Gateway {
             self.index_gateway(name, None).await;
+        }
+        if kind == Kind::Rollout {
+            self.forget_rollout_status(name).await?;
         }
         if deleted {
             self.changed(kind);
@@ -1247,8 +1312,57 @@ impl Vamp {
         tokio::join!(
             stopper,
             self.reconcile_loop(stopped.clone()),
-            self.routing_loop(stopped)
+            self.routing_loop(stopped.clone()),
+            self.retention_loop(stopped.clone()),
+            self.rollout_loop(stopped)
         );
+    }
+
+    /// Applies [`VampConfig::retention`] now; returns how many events went.
+    ///
+    /// # Errors
+    /// When the persistence fails (or cannot: `Unsupported`).
+    pub async fn retain_events(&self) -> Result<u64> {
+        match &self.inner.config.retention {
+            Some(retention) => self.db().retain_events(retention, Utc::now()).await,
+            None => Ok(0),
+        }
+    }
+
+    async fn rollout_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let Some(period) = self.inner.config.rollout_period else {
+            return;
+        };
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = until_stopped(&mut stopped) => return,
+                _ = every.tick() => {}
+            }
+            if let Err(e) = self.rollout_pass().await {
+                tracing::warn!(error = %e, "rollout pass failed");
+            }
+        }
+    }
+
+    async fn retention_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        if self.inner.config.retention.is_none() {
+            return;
+        }
+        let mut every = tokio::time::interval(self.inner.config.retention_period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = until_stopped(&mut stopped) => return,
+                _ = every.tick() => {}
+            }
+            match self.retain_events().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "event retention"),
+                Err(e) => tracing::warn!(error = %e, "event retention failed"),
+            }
+        }
     }
 
     async fn reconcile_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {

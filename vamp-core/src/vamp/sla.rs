@@ -196,6 +196,20 @@ impl Vamp {
     async fn resolve_sla(&self, sla: Option<&Ref<Sla>>) -> Result<Option<Sla>> {
         Ok(match sla {
             None => None,
+            Some(Ref::Inline(Sla {
+                kind: SlaKind::Extends(name),
+                escalations,
+                ..
+            })) => match self.get(Kind::Sla, name).await? {
+                Some(Artifact::Sla(mut s)) => {
+                    s.escalations.extend(escalations.iter().cloned());
+                    Some(s)
+                }
+                _ => {
+                    tracing::warn!(sla = %name, "a cluster refers to an SLA that is not stored; it is not checked");
+                    None
+                }
+            },
             Some(Ref::Inline(s)) => Some(s.clone()),
             Some(Ref::Reference(name)) => match self.get(Kind::Sla, name).await? {
                 Some(Artifact::Sla(s)) => Some(s),

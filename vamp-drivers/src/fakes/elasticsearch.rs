@@ -28,6 +28,9 @@
 //!   `track_total_hits`; `size` defaults to 10. Answers `{"hits": {"total": {"value", "relation": "eq"}, "hits":
 //!   [{"_index", "_id", "_source", "sort"}]}}`. Fields are matched on the `_source` (arrays
 //!   match when an element does).
+//! - `POST /<index pattern>/_delete_by_query` with a `query` (the clauses above) deletes the
+//!   matching searchable documents: `{"deleted", "total", "failures": []}`; `?refresh=true`
+//!   refreshes after.
 //! - With credentials configured, requests without matching HTTP basic auth get 401
 //!   `security_exception`.
 //!
@@ -293,6 +296,9 @@ async fn handle(
         (&Method::POST | &Method::GET, [pattern, "_search"]) => {
             search(&indices, pattern, &body, shared.config.max_result_window)
         }
+        (&Method::POST, [pattern, "_delete_by_query"]) => {
+            delete_by_query(&mut indices, pattern, &body, &query)
+        }
         _ => error(
             StatusCode::BAD_REQUEST,
             "illegal_argument_exception",
@@ -523,6 +529,56 @@ fn matches(query: &Value, source: &Value) -> Result<bool, String> {
         }
         other => return Err(format!("unknown query [{other}]")),
     })
+}
+
+/// `_delete_by_query`: deletes the searchable documents (as of the last refresh, as
+/// Elasticsearch's snapshot does) that match the query; `?refresh=true` refreshes after.
+/// Answers `{"deleted": n, "total": n, "failures": []}`.
+fn delete_by_query(
+    indices: &mut BTreeMap<String, Index>,
+    pattern: &str,
+    body: &[u8],
+    params: &BTreeMap<String, String>,
+) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "parsing_exception", e.to_string()),
+    };
+    let Some(query) = request.get("query") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: query is missing;",
+        );
+    };
+    let mut deleted = 0u64;
+    for (name, index) in indices.iter_mut() {
+        if !matches_pattern(pattern, name) {
+            continue;
+        }
+        let mut gone = Vec::new();
+        for (id, doc) in &index.searchable {
+            match matches(query, &doc.source) {
+                Ok(true) => gone.push(id.clone()),
+                Ok(false) => {}
+                Err(reason) => {
+                    return error(StatusCode::BAD_REQUEST, "parsing_exception", reason);
+                }
+            }
+        }
+        for id in gone {
+            index.docs.remove(&id);
+            index.seq_no += 1;
+            deleted += 1;
+        }
+        if params
+            .get("refresh")
+            .is_some_and(|r| r.is_empty() || r == "true")
+        {
+            index.refresh();
+        }
+    }
+    axum::Json(json!({"deleted": deleted, "total": deleted, "failures": []})).into_response()
 }
 
 fn search(indices: &BTreeMap<String, Index>, pattern: &str, body: &[u8], window: u64) -> Response {

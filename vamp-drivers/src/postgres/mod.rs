@@ -25,12 +25,14 @@ use tokio::sync::Mutex;
 use vamp_core::events::EventBus;
 use vamp_core::model::{Event, Kind};
 use vamp_core::traits::{
-    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent, check_artifact_name,
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, Revision,
+    StoredArtifact, StoredEvent, check_artifact_name,
 };
 use vamp_core::{Error, Result};
 
-use crate::sql::{artifact_row, event_row, from_nanos, limit, nanos, parse_json};
+use crate::sql::{
+    RETENTION_BATCH, artifact_row, event_row, from_nanos, limit, nanos, parse_json, retention_sql,
+};
 
 const BACKEND: &str = "postgres";
 
@@ -343,42 +345,75 @@ impl Persistence for PostgresPersistence {
         stored.pop().ok_or_else(|| corrupt("no event stored"))
     }
 
-    /// One transaction for all of them: all are stored, or none.
+    /// One transaction and two statements for all of them (the events, then their tags, as
+    /// arrays): all are stored, or none.
     async fn append_events(&self, events: &[Event]) -> Result<Vec<StoredEvent>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let fail = |e| classify(&self.address, self.timeout, e);
         let _guard = self.appends.lock().await;
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        let mut out = Vec::with_capacity(events.len());
+        let (mut ats, mut stamps, mut kinds, mut values, mut tag_lists) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for event in events {
-            let tags =
-                serde_json::to_string(&event.tags).map_err(|e| Error::backend(BACKEND, e))?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO events (at, timestamp, type, value, tags) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(nanos(event.timestamp))
-            .bind(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            .bind(&event.kind)
-            .bind(event.value.to_string())
-            .bind(&tags)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(fail)?;
-            for tag in event.expanded_tags() {
-                sqlx::query(
-                    "INSERT INTO event_tags (event_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(tag)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-            }
-            out.push(StoredEvent {
-                id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
-                event: event.clone(),
-            });
+            ats.push(nanos(event.timestamp));
+            stamps.push(
+                event
+                    .timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            );
+            kinds.push(event.kind.clone());
+            values.push(event.value.to_string());
+            tag_lists
+                .push(serde_json::to_string(&event.tags).map_err(|e| Error::backend(BACKEND, e))?);
         }
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        // Rows are inserted in the arrays' order and take ids from the sequence in that
+        // order, so the ids, sorted, are the events' in order.
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO events (at, timestamp, type, value, tags) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[]) \
+             RETURNING id",
+        )
+        .bind(&ats)
+        .bind(&stamps)
+        .bind(&kinds)
+        .bind(&values)
+        .bind(&tag_lists)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(fail)?;
+        ids.sort_unstable();
+        if ids.len() != events.len() {
+            return Err(corrupt("a batch of events was stored short"));
+        }
+        let (mut tag_ids, mut tags) = (Vec::new(), Vec::new());
+        for (id, event) in ids.iter().zip(events) {
+            for tag in event.expanded_tags() {
+                tag_ids.push(*id);
+                tags.push(tag);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO event_tags (event_id, tag) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&tag_ids)
+        .bind(&tags)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
+        let out = ids
+            .into_iter()
+            .zip(events)
+            .map(|(id, event)| {
+                Ok(StoredEvent {
+                    id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
+                    event: event.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         // Published while the write lock is held, so subscribers see ids in order.
         for stored in &out {
             self.bus.publish(stored.clone());
@@ -495,5 +530,70 @@ impl Persistence for PostgresPersistence {
 
     async fn subscribe(&self) -> Result<EventStream> {
         Ok(self.bus.subscribe())
+    }
+
+    /// Per group, batches of at most `RETENTION_BATCH` (10 000) events in a statement each; tags go
+    /// with their events (cascade, through the `event_tags (event_id)` index).
+    async fn retain_events(&self, retention: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let listed: Vec<&str> = retention.by_type.keys().map(String::as_str).collect();
+        let mut deleted = 0;
+        for (group, rule) in retention.groups() {
+            let types: Vec<&str> = group.map_or_else(|| listed.clone(), |t| vec![t]);
+            let sql = retention_sql(group.is_some(), types.len(), |n| format!("${n}"));
+            let run = |statement: &str, last: i64| {
+                let mut q = sqlx::query(AssertSqlSafe(statement.to_owned()));
+                for t in &types {
+                    q = q.bind((*t).to_owned());
+                }
+                q.bind(last)
+            };
+            if let Some(cutoff) = rule.cutoff(now) {
+                loop {
+                    let n = run(&sql.age, nanos(cutoff))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| classify(&self.address, self.timeout, e))?
+                        .rows_affected();
+                    deleted += n;
+                    if n < RETENTION_BATCH {
+                        break;
+                    }
+                }
+            }
+            if let Some(max) = rule.max_count {
+                let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.boundary.clone()));
+                for t in &types {
+                    q = q.bind((*t).to_owned());
+                }
+                let boundary = q
+                    .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| classify(&self.address, self.timeout, e))?;
+                if let Some(boundary) = boundary {
+                    loop {
+                        let n = run(&sql.count, boundary)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(|e| classify(&self.address, self.timeout, e))?
+                            .rows_affected();
+                        deleted += n;
+                        if n < RETENTION_BATCH {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if deleted > 0 {
+            // Reclaim the deleted rows now: index scans over many dead ones slow every tag
+            // query until autovacuum comes by (a 1 000 000-event log, 900 000 deleted: 33 ms
+            // per query before, docs/performance.md). Plain VACUUM blocks no reads or writes.
+            sqlx::query("VACUUM (ANALYZE) events, event_tags")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| classify(&self.address, self.timeout, e))?;
+        }
+        Ok(deleted)
     }
 }

@@ -23,12 +23,15 @@ use tokio::sync::Mutex;
 use vamp_core::events::EventBus;
 use vamp_core::model::{Event, Kind};
 use vamp_core::traits::{
-    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Revision, StoredArtifact,
-    StoredEvent, check_artifact_name,
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, Revision,
+    StoredArtifact, StoredEvent, check_artifact_name,
 };
 use vamp_core::{Error, Result};
 
-use crate::sql::{WINDOW_WALK, artifact_row, event_row, from_nanos, limit, nanos, parse_json};
+use crate::sql::{
+    RETENTION_BATCH, WINDOW_WALK, artifact_row, event_row, from_nanos, limit, nanos, parse_json,
+    retention_sql,
+};
 
 const BACKEND: &str = "sqlite";
 
@@ -436,6 +439,64 @@ impl Persistence for SqlitePersistence {
 
     async fn subscribe(&self) -> Result<EventStream> {
         Ok(self.bus.subscribe())
+    }
+
+    /// Per group, batches of at most `RETENTION_BATCH` (10 000) events, each under the write lock
+    /// on its own (appends go on between batches); tags go with their events (cascade).
+    async fn retain_events(&self, retention: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let listed: Vec<&str> = retention.by_type.keys().map(String::as_str).collect();
+        let mut deleted = 0;
+        for (group, rule) in retention.groups() {
+            let types: Vec<&str> = group.map_or_else(|| listed.clone(), |t| vec![t]);
+            let sql = retention_sql(group.is_some(), types.len(), |_| "?".to_owned());
+            let run = |statement: &str, last: i64| {
+                let mut q = sqlx::query(AssertSqlSafe(statement.to_owned()));
+                for t in &types {
+                    q = q.bind((*t).to_owned());
+                }
+                q.bind(last)
+            };
+            if let Some(cutoff) = rule.cutoff(now) {
+                loop {
+                    let _guard = self.writes.lock().await;
+                    let n = run(&sql.age, nanos(cutoff))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .rows_affected();
+                    deleted += n;
+                    if n < RETENTION_BATCH {
+                        break;
+                    }
+                }
+            }
+            if let Some(max) = rule.max_count {
+                let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.boundary.clone()));
+                for t in &types {
+                    q = q.bind((*t).to_owned());
+                }
+                let boundary = q
+                    .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                if let Some(boundary) = boundary {
+                    loop {
+                        let _guard = self.writes.lock().await;
+                        let n = run(&sql.count, boundary)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(backend)?
+                            .rows_affected();
+                        deleted += n;
+                        if n < RETENTION_BATCH {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
     }
 }
 

@@ -36,6 +36,11 @@ const MIGRATIONS: &[&str] = &[
         tag TEXT NOT NULL,
         PRIMARY KEY (tag, event_id)
     );",
+    // 2: retention (issue 17) deletes events by type and age or id, and their tags with them
+    // (the cascade looks tags up by event).
+    "CREATE INDEX event_tags_by_event ON event_tags (event_id);
+    CREATE INDEX events_by_type ON events (type, id);
+    CREATE INDEX events_by_type_time ON events (type, at);",
 ];
 
 /// Brings the schema to the newest version, one transaction per migration.

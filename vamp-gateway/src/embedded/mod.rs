@@ -153,6 +153,10 @@ impl Router for EmbeddedRouter {
         "embedded"
     }
 
+    fn measures_percentiles(&self) -> bool {
+        true
+    }
+
     /// Conditions in Vamp's grammar only: a literal HAProxy ACL means nothing here.
     fn check_condition(&self, condition: &str) -> Result<(), String> {
         crate::condition::Condition::parse(condition)

@@ -52,8 +52,11 @@ pub(super) async fn docker_compose(
 
 /// Every document of a multi-document body with the kind it declares; deployment documents
 /// read as the blueprints to deploy (spec §2.2 `/api/v1`).
-pub(super) fn documents(text: &str) -> Result<Vec<(Kind, Artifact)>, ApiError> {
-    let read = dsl::read_deployable(text).map_err(|e| ApiError::dsl(&e))?;
+pub(super) async fn documents(
+    state: &AppState,
+    text: &str,
+) -> Result<Vec<(Kind, Artifact)>, ApiError> {
+    let read = state.vamp.read_deployable(text).await?;
     if read.is_empty() {
         return Err(ApiError::bad_request("the request body holds no document"));
     }
@@ -72,7 +75,7 @@ pub(super) async fn root_put(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let check_only = validate_only(&query)?;
-    let read = documents(&body_text(&headers, body)?)?;
+    let read = documents(&state, &body_text(&headers, body)?).await?;
     let mut statics = Vec::new();
     let mut deploys = Vec::new();
     for (kind, artifact) in read {
@@ -174,7 +177,7 @@ pub(super) async fn root_delete(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let check_only = validate_only(&query)?;
-    let all = documents(&body_text(&headers, body)?)?;
+    let all = documents(&state, &body_text(&headers, body)?).await?;
     if let Some((kind, _)) = all.iter().find(|(k, _)| !k.is_stored()) {
         return Err(ApiError::bad_request(format!(
             "an {} cannot be deleted through /api/v1",
@@ -227,7 +230,7 @@ pub(super) async fn list_artifacts(
 /// The status of a write (spec §2.1): static artifacts answer 201 / 200 / 204, runtime ones
 /// (workflows) 202 Accepted, as what they ask for happens later.
 pub(super) fn written(kind: Kind, status: StatusCode) -> StatusCode {
-    if kind == Kind::Workflow {
+    if matches!(kind, Kind::Workflow | Kind::Rollout) {
         StatusCode::ACCEPTED
     } else {
         status
@@ -244,7 +247,7 @@ pub(super) async fn create_artifact(
     let kind = static_kind(&kind)?;
     let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
-    let artifact = one_artifact(&text, kind)?;
+    let artifact = one_artifact(&state, &text, kind).await?;
     let status = written(kind, StatusCode::CREATED);
     store(&state, &headers, artifact, status, check_only).await
 }
@@ -312,9 +315,9 @@ pub(super) async fn put_artifact(
                 "name": name,
                 "deployable": {"type": "application/javascript", "definition": script},
             });
-            one_artifact(&breed.to_string(), kind)?
+            one_artifact(&state, &breed.to_string(), kind).await?
         }
-        Some((_, text)) => one_artifact(&text, kind)?,
+        Some((_, text)) => one_artifact(&state, &text, kind).await?,
     };
     if artifact.name() != name {
         return Err(ApiError::bad_request(format!(

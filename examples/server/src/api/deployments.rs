@@ -38,8 +38,8 @@ pub(super) async fn get_deployment(
         .await
 }
 
-pub(super) fn blueprint(text: &str) -> Result<Blueprint, ApiError> {
-    match one_artifact(text, Kind::Blueprint)? {
+pub(super) async fn blueprint(state: &AppState, text: &str) -> Result<Blueprint, ApiError> {
+    match one_artifact(state, text, Kind::Blueprint).await? {
         Artifact::Blueprint(b) => Ok(b),
         other => Err(ApiError::bad_request(format!(
             "expected a blueprint, got a {}",
@@ -69,7 +69,7 @@ pub(super) async fn create_deployment(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let blueprint = blueprint(&body_text(&headers, body)?)?;
+    let blueprint = blueprint(&state, &body_text(&headers, body)?).await?;
     deploy(&state, &headers, &query, &blueprint.name, &blueprint).await
 }
 
@@ -80,7 +80,7 @@ pub(super) async fn put_deployment(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let blueprint = blueprint(&body_text(&headers, body)?)?;
+    let blueprint = blueprint(&state, &body_text(&headers, body)?).await?;
     deploy(&state, &headers, &query, &name, &blueprint).await
 }
 
@@ -95,8 +95,18 @@ pub(super) async fn delete_deployment(
     // An empty body is a no-op returning the deployment (spec §2.2).
     let d = match optional_body(&headers, body)? {
         None => state.vamp.deployment(&name).await?,
-        Some(text) if check_only => state.vamp.slice_preview(&name, &blueprint(&text)?).await?,
-        Some(text) => state.vamp.slice(&name, &blueprint(&text)?).await?,
+        Some(text) if check_only => {
+            state
+                .vamp
+                .slice_preview(&name, &blueprint(&state, &text).await?)
+                .await?
+        }
+        Some(text) => {
+            state
+                .vamp
+                .slice(&name, &blueprint(&state, &text).await?)
+                .await?
+        }
     };
     found(StatusCode::ACCEPTED, &headers, d.map(Artifact::Deployment))
 }
@@ -128,7 +138,7 @@ pub(super) enum Given {
     Inline(Box<Artifact>),
 }
 
-pub(super) fn given(text: &str, kind: Kind) -> Result<Given, ApiError> {
+pub(super) async fn given(state: &AppState, text: &str, kind: Kind) -> Result<Given, ApiError> {
     // A bare name (one line, not a mapping) refers to a stored artifact.
     let reference = text.trim().trim_matches('"');
     let is_name =
@@ -146,7 +156,9 @@ pub(super) fn given(text: &str, kind: Kind) -> Result<Given, ApiError> {
         }
         _ => text.to_owned(),
     };
-    one_artifact(&named, kind).map(|a| Given::Inline(Box::new(a)))
+    one_artifact(state, &named, kind)
+        .await
+        .map(|a| Given::Inline(Box::new(a)))
 }
 
 /// Sets a service's scale (inline, or the name of a stored scale): it redeploys. 202.
@@ -159,7 +171,7 @@ pub(super) async fn put_scale(
 ) -> ApiResult {
     let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
-    let scale = match given(&text, Kind::Scale)? {
+    let scale = match given(&state, &text, Kind::Scale).await? {
         Given::Name(reference) => match state.vamp.get(Kind::Scale, &reference).await? {
             Some(Artifact::Scale(s)) => s,
             _ => {
@@ -212,7 +224,7 @@ pub(super) async fn put_sla(
 ) -> ApiResult {
     let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
-    let sla = match given(&text, Kind::Sla)? {
+    let sla = match given(&state, &text, Kind::Sla).await? {
         Given::Name(reference) => Ref::Reference(reference),
         Given::Inline(a) => match *a {
             Artifact::Sla(s) => Ref::Inline(s),

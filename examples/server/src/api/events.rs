@@ -25,12 +25,148 @@ pub(super) fn event_json(id: u64, event: &Event) -> Value {
     value
 }
 
+/// An event query body (spec §1.14) as a filter, and its aggregator if any.
+async fn query_body(
+    state: &AppState,
+    text: &str,
+) -> Result<(EventFilter, Option<vamp_core::model::Aggregator>), ApiError> {
+    let Artifact::EventQuery(q) = one_artifact(state, text, Kind::EventQuery).await? else {
+        return Err(ApiError::bad_request("expected an event query"));
+    };
+    let mut filter = EventFilter::tags(q.tags);
+    filter.kind = q.kind;
+    let time = |field: &str,
+                text: &Option<String>|
+     -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        text.as_deref()
+            .map(|t| {
+                date_math(t, chrono::Utc::now()).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "error[EventQueryTimeError]: timestamp.{field} = '{t}' is not a time: write an ISO-8601 time or now, now-1h, now-30m, now-2d"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    use std::ops::Bound;
+    let ts = &q.timestamp;
+    filter.from = match (time("gte", &ts.gte)?, time("gt", &ts.gt)?) {
+        (Some(t), _) => Bound::Included(t),
+        (None, Some(t)) => Bound::Excluded(t),
+        (None, None) => Bound::Unbounded,
+    };
+    filter.until = match (time("lte", &ts.lte)?, time("lt", &ts.lt)?) {
+        (Some(t), _) => Bound::Included(t),
+        (None, Some(t)) => Bound::Excluded(t),
+        (None, None) => Bound::Unbounded,
+    };
+    Ok((filter, q.aggregator))
+}
+
+/// An ISO-8601 time, or Elasticsearch-style date math relative to `now`: `now`, `now-1h`,
+/// `now+30m` (units s, m, h, d, w).
+///
+/// ```ignore
+/// assert!(date_math("now-1h", now).is_some());
+/// ```
+pub(super) fn date_math(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    let rest = text.strip_prefix("now")?;
+    if rest.is_empty() {
+        return Some(now);
+    }
+    let (sign, amount) = match rest.split_at_checked(1)? {
+        ("-", a) => (-1, a),
+        ("+", a) => (1, a),
+        _ => return None,
+    };
+    let unit = amount.chars().last()?;
+    let n: i64 = amount[..amount.len() - unit.len_utf8()].parse().ok()?;
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    now.checked_add_signed(chrono::Duration::try_seconds(
+        sign * n.checked_mul(seconds)?,
+    )?)
+}
+
+/// Events scanned at most for one aggregation.
+const AGGREGATION_LIMIT: u64 = 100_000;
+
+/// The aggregate of the numbers in `field` of each event's value (or the value itself).
+async fn aggregate(
+    state: &AppState,
+    filter: &EventFilter,
+    aggregator: &vamp_core::model::Aggregator,
+) -> Result<Value, ApiError> {
+    use vamp_core::model::AggregatorType;
+    let (mut count, mut sum, mut min, mut max) = (0u64, 0f64, f64::INFINITY, f64::NEG_INFINITY);
+    let mut page = 1;
+    loop {
+        let found = state.vamp.events(filter, Page::new(page, 1000)).await?;
+        if found.items.is_empty() {
+            break;
+        }
+        for e in &found.items {
+            let value = match &aggregator.field {
+                Some(f) => e.event.value.get(f),
+                None => Some(&e.event.value),
+            };
+            if let Some(v) = value.and_then(Value::as_f64) {
+                count += 1;
+                sum += v;
+                min = min.min(v);
+                max = max.max(v);
+            } else if aggregator.kind == AggregatorType::Count {
+                count += 1;
+            }
+        }
+        if page * 1000 >= found.total.min(AGGREGATION_LIMIT) {
+            break;
+        }
+        page += 1;
+    }
+    let value = match aggregator.kind {
+        AggregatorType::Count => json!(count),
+        _ if count == 0 => Value::Null,
+        AggregatorType::Sum => json!(sum),
+        AggregatorType::Min => json!(min),
+        AggregatorType::Max => json!(max),
+        AggregatorType::Average => json!(sum / count as f64),
+    };
+    Ok(json!({"value": value}))
+}
+
+/// `GET /api/v1/events`: by `tag`/`type` parameters, or by an event query body (spec §1.14);
+/// an aggregator in the body answers one `{"value": …}` instead of a list.
 pub(super) async fn events(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let filter = event_filter(&query);
+    let filter = match optional_body(&headers, body)? {
+        Some(text) => {
+            let (filter, aggregator) = query_body(&state, &text).await?;
+            if let Some(aggregator) = aggregator {
+                let value = aggregate(&state, &filter, &aggregator).await?;
+                return Ok(reply(StatusCode::OK, &headers, &value));
+            }
+            filter
+        }
+        None => event_filter(&query),
+    };
     let page = paging_of(&query).page();
     let found = state.vamp.events(&filter, page).await?;
     let items: Vec<Value> = found
@@ -50,7 +186,7 @@ pub(super) async fn publish(
 ) -> ApiResult {
     let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
-    let event = match one_artifact(&text, Kind::Event)? {
+    let event = match one_artifact(&state, &text, Kind::Event).await? {
         Artifact::Event(e) => e,
         other => {
             return Err(ApiError::bad_request(format!(

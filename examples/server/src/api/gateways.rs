@@ -51,7 +51,7 @@ pub(super) async fn create_gateway(
 ) -> ApiResult {
     let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
-    let gateway = one_artifact(&text, Kind::Gateway)?;
+    let gateway = one_artifact(&state, &text, Kind::Gateway).await?;
     let name = gateway.name().to_owned();
     if name.contains('/') {
         return Err(ApiError::bad_request(format!(
@@ -107,7 +107,7 @@ pub(super) async fn put_gateway(
 ) -> ApiResult {
     let check_only = validate_only(&query)?;
     let text = body_text(&headers, body)?;
-    let Artifact::Gateway(gateway) = one_artifact(&text, Kind::Gateway)? else {
+    let Artifact::Gateway(gateway) = one_artifact(&state, &text, Kind::Gateway).await? else {
         return Err(ApiError::bad_request("expected a gateway"));
     };
     if !gateway.name.is_empty() && gateway.name != name {
@@ -144,7 +144,7 @@ pub(super) async fn put_gateway(
                 "name": deployment,
                 "clusters": {*cluster: {"gateways": {*port: {"routes": routes}}, "services": services}},
             });
-            let blueprint = blueprint(&merge.to_string())?;
+            let blueprint = blueprint(&state, &merge.to_string()).await?;
             if check_only {
                 let d = state.vamp.preview(deployment, &blueprint, &[]).await?;
                 let config = &state.vamp.config().engine;

@@ -40,6 +40,7 @@ mod gateways;
 mod guard;
 mod openapi;
 mod prometheus;
+mod rollouts;
 mod system;
 
 use artifacts::*;
@@ -48,6 +49,7 @@ use events::*;
 use gateways::*;
 use openapi::openapi;
 use prometheus::*;
+use rollouts::*;
 use system::*;
 
 /// Largest page (spec §2.1: `per_page` is clamped to 1..=30).
@@ -64,6 +66,10 @@ pub struct AppState {
     pub settings: Arc<crate::dynamic::Settings>,
     /// When the server started.
     pub started: Instant,
+    /// When the server started, on the wall clock (`running_since` in `/info`).
+    pub running_since: chrono::DateTime<chrono::Utc>,
+    /// This server process's id (`uuid` in `/info`), new at every start.
+    pub uuid: String,
     /// Turns `true` when the server shuts down: open event streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// API answers counted by status class (1xx … 5xx), for `/metrics`.
@@ -116,6 +122,15 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/openapi.json", get(openapi))
         .route("/docker-compose", axum::routing::post(docker_compose))
+        .route("/rollouts", get(list_rollouts).post(create_rollout))
+        .route(
+            "/rollouts/{name}",
+            get(get_rollout).put(put_rollout).delete(delete_rollout),
+        )
+        .route(
+            "/rollouts/{name}/{command}",
+            axum::routing::post(rollout_command),
+        )
         .route("/gateways", get(list_gateways).post(create_gateway))
         .route(
             "/gateways/{*name}",
@@ -236,7 +251,7 @@ impl From<Error> for ApiError {
         }
         let status = match &e {
             Error::Dsl(_) | Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::Refused { .. } => StatusCode::CONFLICT,
             Error::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable { .. } | Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -412,9 +427,9 @@ pub(super) fn body_as(
     Ok(Some((media, text)))
 }
 
-/// The one artifact of kind `kind` in `text`.
-fn one_artifact(text: &str, kind: Kind) -> Result<Artifact, ApiError> {
-    let mut read = dsl::read(text, Some(kind)).map_err(|e| ApiError::dsl(&e))?;
+/// The one artifact of kind `kind` in `text` (imports resolve against stored artifacts too).
+async fn one_artifact(state: &AppState, text: &str, kind: Kind) -> Result<Artifact, ApiError> {
+    let mut read = state.vamp.read(text, Some(kind)).await?;
     match read.len() {
         1 => Ok(read.remove(0)),
         n => Err(ApiError::bad_request(format!(

@@ -45,6 +45,7 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> Response {
     if let Ok(routes) = state.vamp.route_stats().await {
         route_metrics(&mut out, &routes);
     }
+    rollout_metrics(&mut out, &state).await;
     out.push_str("# HELP vamp_uptime_seconds Time since the server started.\n# TYPE vamp_uptime_seconds gauge\n");
     out.push_str(&format!(
         "vamp_uptime_seconds {}\n",
@@ -118,6 +119,55 @@ pub(super) fn route_metrics(out: &mut String, routes: &[vamp_core::traits::Route
             "vamp_route_response_time_ms_count{{{}}} {count}",
             labels(r)
         );
+    }
+}
+
+/// Every rollout's phase, canary weight and verdicts (issue 18).
+async fn rollout_metrics(out: &mut String, state: &AppState) {
+    use std::fmt::Write;
+    let Ok(rollouts) = state.vamp.rollouts().await else {
+        return;
+    };
+    let mut rows = Vec::new();
+    for r in rollouts {
+        if let Ok(Some(s)) = state.vamp.rollout_status(&r.name).await {
+            rows.push((r.name, s));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("# HELP vamp_rollout_phase A rollout's phase: 0 progressing, 1 paused, 2 succeeded, 3 rolled back, 4 aborted.\n# TYPE vamp_rollout_phase gauge\n");
+    for (name, s) in &rows {
+        let _ = writeln!(
+            out,
+            "vamp_rollout_phase{{rollout=\"{}\"}} {}",
+            label(name),
+            s.phase.number()
+        );
+    }
+    out.push_str("# HELP vamp_rollout_canary_weight The canary route's weight, per cent of the gateway.\n# TYPE vamp_rollout_canary_weight gauge\n");
+    for (name, s) in &rows {
+        let _ = writeln!(
+            out,
+            "vamp_rollout_canary_weight{{rollout=\"{}\"}} {}",
+            label(name),
+            s.weights.canary
+        );
+    }
+    out.push_str("# HELP vamp_rollout_verdicts_total Analysis verdicts by outcome.\n# TYPE vamp_rollout_verdicts_total counter\n");
+    for (name, s) in &rows {
+        for (verdict, n) in [
+            ("pass", s.verdicts.pass),
+            ("fail", s.verdicts.fail),
+            ("inconclusive", s.verdicts.inconclusive),
+        ] {
+            let _ = writeln!(
+                out,
+                "vamp_rollout_verdicts_total{{rollout=\"{}\",verdict=\"{verdict}\"}} {n}",
+                label(name)
+            );
+        }
     }
 }
 

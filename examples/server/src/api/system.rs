@@ -6,6 +6,8 @@ pub(super) async fn info(State(state): State<AppState>, headers: HeaderMap) -> A
     let value = json!({
         "message": "Hi, I'm Vamp! How are you?",
         "version": env!("CARGO_PKG_VERSION"),
+        "uuid": state.uuid,
+        "running_since": state.running_since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "uptime": format!("{}s", state.started.elapsed().as_secs()),
         "persistence": {"type": state.config.persistence.kind},
         "key_value": {"type": state.config.key_value.kind},

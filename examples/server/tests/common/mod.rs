@@ -50,7 +50,7 @@ impl Server {
             ("persistence.kind".to_owned(), "memory".to_owned()),
             (
                 "gateways.ports".to_owned(),
-                vamp_core::testkit::gateway_ports(),
+                vamp_core::testkit::gateway_port_slice(),
             ),
         ];
         flags.extend(

@@ -102,7 +102,7 @@ impl Reader {
             None => Map::new(),
         };
         let sla = match o.take(&["sla"]) {
-            Some((n, p)) => Some(self.anonymous_ref(n, &p, |r, n, p| r.sla(n, p, false))?),
+            Some((n, p)) => Some(self.cluster_sla(n, &p)?),
             None => None,
         };
         let health_checks = match o.take(&["health_checks"]) {
@@ -136,7 +136,7 @@ impl Reader {
                 Some("gateways") => gateways = self.cluster_gateways(v, &join(path, "gateways"))?,
                 Some("sla") => {
                     let p = join(path, "sla");
-                    sla = Some(self.anonymous_ref(v, &p, |r, n, p| r.sla(n, p, false))?);
+                    sla = Some(self.cluster_sla(v, &p)?);
                 }
                 _ => service_entries.push((k.clone(), v.clone())),
             }

@@ -8,6 +8,7 @@ mod breed;
 mod deployment;
 mod event;
 mod gateway;
+mod rollout;
 mod sla;
 mod template;
 mod workflow;
@@ -69,6 +70,16 @@ impl Reader {
             Kind::Event => Artifact::Event(self.event(node)?),
             Kind::EventQuery => Artifact::EventQuery(self.event_query(node)?),
             Kind::Template => Artifact::Template(self.template(node)?),
+            Kind::Rollout => Artifact::Rollout(self.rollout(node)?),
+            Kind::RolloutStatus => {
+                return Err(err(
+                    ErrorKind::UnexpectedArtifact,
+                    "kind",
+                    node,
+                    "a rollout's status is kept by Vamp and cannot be written",
+                    "write the rollout (kind: rollouts); its status comes with it",
+                ));
+            }
         })
     }
 

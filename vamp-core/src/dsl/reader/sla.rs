@@ -61,6 +61,34 @@ impl Reader {
         })
     }
 
+    /// A cluster's SLA: a stored one by name, an inline one, or a stored one by name with
+    /// escalations of its own (`{reference: name, escalations: […]}`, as Vamp's reader takes
+    /// it: a reference may carry `escalations` and nothing else).
+    pub(super) fn cluster_sla(&mut self, node: &Node, path: &str) -> R<Ref<Sla>> {
+        if let Value::Map(entries) = &node.value {
+            let key = |k: &Node| k.scalar_text().unwrap_or_default();
+            let reference = entries
+                .iter()
+                .find(|(k, _)| matches!(key(k).as_str(), "ref" | "reference"));
+            let escalations = entries.iter().find(|(k, _)| key(k) == "escalations");
+            if let (Some((rk, rv)), Some((_, ev)), 2) = (reference, escalations, entries.len()) {
+                let rp = join(path, &key(rk));
+                self.mark(&rp, rv);
+                let name = string(rv, &rp)?;
+                check_ref_name(&name, &rp, rv)?;
+                let ep = join(path, "escalations");
+                self.mark(&ep, ev);
+                let escalations = self.escalation_list(ev, &ep)?;
+                return Ok(Ref::Inline(Sla {
+                    kind: SlaKind::Extends(name),
+                    escalations: wrap_all(escalations),
+                    ..Sla::default()
+                }));
+            }
+        }
+        self.anonymous_ref(node, path, |r, n, p| r.sla(n, p, false))
+    }
+
     pub(super) fn sla(&mut self, node: &Node, path: &str, top: bool) -> R<Sla> {
         let (mut o, name, metadata) = self.header(node, path, top, "an SLA")?;
         let (t, tp) = o.required(&["type"])?;

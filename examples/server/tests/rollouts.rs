@@ -1,0 +1,503 @@
+//! Automated canary releases end to end (issue 18): the process driver runs the demo service
+//! (errors and latency injected into the canary), the embedded router serves it, a client
+//! sends traffic through the deployment's gateway, and the rollout shifts, judges and rolls
+//! back by itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+mod common;
+
+use common::{Server, parse, send, yaml};
+use vamp_core::testkit::{eventually, free_port, unique};
+
+// `phase` polls with a 30 s bound of its own: it prints the last status when it gives up.
+
+/// Breeds `app:1.0.0` (stable) and `app:2.0.0` (canary; `canary_env` injects errors or
+/// latency), deployed as `name` with the canary at 0%, reachable on an external gateway port.
+async fn shop(u: &str, name: &str, canary_env: &str) -> u16 {
+    let exe = env!("CARGO_BIN_EXE_vamp-server");
+    for (version, env) in [("1.0.0", ""), ("2.0.0", canary_env)] {
+        let breed = format!(
+            "name: {name}-app:{version}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {version}\"}}\nports: {{web: 8080/http}}\nenvironment_variables: {{{env}}}\n"
+        );
+        let (status, _, body) =
+            send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let port = free_port();
+    let blueprint = format!(
+        "name: {name}\ngateways:\n  {port}: app/web\nclusters:\n  app:\n    services: [{name}-app:1.0.0, {name}-app:2.0.0]\n    gateways:\n      web:\n        routes:\n          {name}-app:1.0.0: {{weight: 100%}}\n          {name}-app:2.0.0: {{weight: 0%}}\n"
+    );
+    common::deploy(u, name, &blueprint).await;
+    // Both versions running.
+    let url = format!("{u}/deployments/{name}");
+    eventually("both versions deployed", || {
+        let url = url.clone();
+        async move {
+            let (_, _, body) = send(Method::GET, &url, None).await;
+            let services = parse(&body)["clusters"]["app"]["services"]
+                .as_array()?
+                .clone();
+            services
+                .iter()
+                .all(|s| s["status"]["phase"]["name"] == "Done")
+                .then_some(())
+        }
+    })
+    .await;
+    port
+}
+
+fn rollout_spec(name: &str, steps: &str, metrics: &str) -> String {
+    format!(
+        "name: {name}\ngateway: {name}/app/web\nstable: {name}/app/{name}-app:1.0.0/web\ncanary: {name}/app/{name}-app:2.0.0/web\nsteps:\n{steps}analysis:\n  interval: 1s\n  min_requests: 20\n  metrics:\n{metrics}"
+    )
+}
+
+const STEPS: &str = "  - weight: 20%\n  - analysis: {}\n  - weight: 60%\n  - analysis: {}\n";
+const METRICS: &str = "    - {metric: success-rate, min: 99%, critical: true}\n    - {metric: latency-p99, max_ratio: 3}\n";
+
+/// A client sending requests through `port` until stopped: (sent, failed).
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let task = tokio::spawn({
+            let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+            async move {
+                let client = reqwest::Client::new();
+                // Bounded: at most 60 s of traffic whatever happens.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    let ok = client
+                        .get(format!("http://127.0.0.1:{port}/"))
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    if !ok {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        });
+        Load {
+            stop,
+            sent,
+            failed,
+            task,
+        }
+    }
+
+    async fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn rollout(u: &str, name: &str) -> Value {
+    let (status, _, body) = send(Method::GET, &format!("{u}/rollouts/{name}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    parse(&body)
+}
+
+/// Waits (bounded) until the rollout's phase is one of `phases`.
+async fn phase(u: &str, name: &str, phases: &[&str]) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = rollout(u, name).await;
+        let now = r["status"]["phase"].as_str().unwrap_or_default();
+        if phases.contains(&now) {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rollout {name} not {phases:?} within 30 s: {:#}",
+            r["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The weights the gateway's two routes have now.
+async fn weights(u: &str, name: &str) -> (String, String) {
+    let (_, _, body) = send(Method::GET, &format!("{u}/gateways/{name}/app/web"), None).await;
+    let g = parse(&body);
+    let w = |v: &str| {
+        g["routes"][format!("{name}/app/{name}-app:{v}/web")]["weight"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (w("1.0.0"), w("2.0.0"))
+}
+
+async fn start_rollout(u: &str, spec: &str) {
+    let (status, _, body) = send(Method::POST, &format!("{u}/rollouts"), Some(yaml(spec))).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+async fn teardown(u: &str, name: &str) {
+    common::undeploy(
+        u,
+        name,
+        &format!(
+            "name: {name}\nclusters:\n  app:\n    services: [{name}-app:1.0.0, {name}-app:2.0.0]\n"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_takes_the_traffic_and_no_request_fails() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let name = unique("ok");
+    let port = shop(u, &name, "").await;
+    let load = Load::start(port);
+    start_rollout(u, &rollout_spec(&name, STEPS, METRICS)).await;
+    let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
+    let (sent, failed) = load.stop().await;
+    assert_eq!(r["status"]["phase"], "Succeeded", "{r}");
+    assert_eq!(
+        weights(u, &name).await,
+        ("0%".to_owned(), "100%".to_owned())
+    );
+    assert!(sent > 100, "traffic flowed: {sent}");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} client requests failed across the shifts"
+    );
+    // Prometheus has it.
+    let metrics = reqwest::get(u.replace("/api/v1", "/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!("vamp_rollout_phase{{rollout=\"{name}\"}} 2"))
+            && metrics.contains(&format!(
+                "vamp_rollout_canary_weight{{rollout=\"{name}\"}} 100"
+            )),
+        "{metrics}"
+    );
+    teardown(u, &name).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_canary_is_rolled_back_and_the_verdict_says_why() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let name = unique("bad");
+    let port = shop(u, &name, "VAMP_DEMO_ERROR_RATE: \"0.2\"").await;
+    let load = Load::start(port);
+    start_rollout(u, &rollout_spec(&name, STEPS, METRICS)).await;
+    let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
+    load.stop().await;
+    assert_eq!(r["status"]["phase"], "RolledBack", "{r}");
+    assert_eq!(
+        weights(u, &name).await,
+        ("100%".to_owned(), "0%".to_owned())
+    );
+    // Judged at the first interval that could: one verdict, a failure.
+    let intervals = r["status"]["intervals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(intervals.len(), 1, "{r}");
+    let (_, _, body) = send(
+        Method::GET,
+        &format!("{u}/events?tag=rollouts:{name}&tag=verdict:fail"),
+        None,
+    )
+    .await;
+    let events = parse(&body);
+    let verdict = &events[0]["value"];
+    let text = verdict["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("success-rate") && text.contains("canary requests"),
+        "the numbers that failed it: {verdict}"
+    );
+    assert!(
+        verdict["canary"]["errors"].as_u64().unwrap_or(0) > 0,
+        "{verdict}"
+    );
+    teardown(u, &name).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_canary_is_rolled_back_by_the_latency_ratio() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let name = unique("slow");
+    let port = shop(u, &name, "VAMP_DEMO_LATENCY_MS: \"200\"").await;
+    let load = Load::start(port);
+    start_rollout(u, &rollout_spec(&name, STEPS, METRICS)).await;
+    let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
+    load.stop().await;
+    assert_eq!(r["status"]["phase"], "RolledBack", "{r}");
+    let reason = r["status"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("latency-p99") && reason.contains("max_ratio"),
+        "{reason}"
+    );
+    teardown(u, &name).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_hand_edits_and_undeploys() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let name = unique("cmd");
+    shop(u, &name, "").await;
+    // Held at 30% by an open-ended pause; later at 60% by a long one.
+    let spec = rollout_spec(
+        &name,
+        "  - weight: 30%\n  - pause: {}\n  - weight: 60%\n  - pause: 1h\n",
+        METRICS,
+    );
+    start_rollout(u, &spec).await;
+    let r = phase(u, &name, &["Paused"]).await;
+    assert!(
+        r["status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("promote"),
+        "{r}"
+    );
+    assert_eq!(
+        weights(u, &name).await,
+        ("70%".to_owned(), "30%".to_owned())
+    );
+    // A change of the spec while it works is refused only while it progresses: paused, fine.
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/rollouts/{name}"),
+        Some(yaml(&spec)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    // Abort: the stable route takes it all back.
+    let cmd = |c: &str| format!("{u}/rollouts/{name}/{c}");
+    let (status, _, body) = send(Method::POST, &cmd("abort"), None).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(parse(&body)["status"]["phase"], "Aborted");
+    assert_eq!(
+        weights(u, &name).await,
+        ("100%".to_owned(), "0%".to_owned())
+    );
+    let (status, _, _) = send(Method::POST, &cmd("abort"), None).await;
+    assert_eq!(status, 409, "a finished rollout cannot be aborted");
+    // Retry: from the first step again.
+    let (status, _, body) = send(Method::POST, &cmd("retry"), None).await;
+    assert_eq!(status, 202, "{body}");
+    phase(u, &name, &["Paused"]).await;
+    assert_eq!(
+        weights(u, &name).await,
+        ("70%".to_owned(), "30%".to_owned())
+    );
+    // Promote past the pause, then a hand edit of the weights pauses it with the reason.
+    let (status, _, body) = send(Method::POST, &cmd("promote"), None).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        weights(u, &name).await,
+        ("40%".to_owned(), "60%".to_owned())
+    );
+    let changed = spec.replace("pause: 1h", "pause: 2h");
+    let (status, _, _) = send(
+        Method::PUT,
+        &format!("{u}/rollouts/{name}"),
+        Some(yaml(&changed)),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a progressing rollout is not changed under its feet"
+    );
+    let edit = format!(
+        "name: {name}/app/web\nroutes:\n  {name}/app/{name}-app:1.0.0/web: {{weight: 90%}}\n  {name}/app/{name}-app:2.0.0/web: {{weight: 10%}}\n"
+    );
+    let (status, _, body) = send(
+        Method::PUT,
+        &format!("{u}/gateways/{name}/app/web"),
+        Some(yaml(&edit)),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let r = phase(u, &name, &["Paused"]).await;
+    assert!(
+        r["status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("by hand"),
+        "{r}"
+    );
+    // Resumed, it goes on from the weights as they are; undeploying aborts it.
+    let (status, _, body) = send(Method::POST, &cmd("resume"), None).await;
+    assert_eq!(status, 202, "{body}");
+    teardown(u, &name).await;
+    let r = phase(u, &name, &["Aborted"]).await;
+    assert!(
+        r["status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gone"),
+        "{r}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rollouts_are_refused_naming_the_field_and_nothing_is_stored() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let name = unique("refuse");
+    shop(u, &name, "").await;
+    let good = rollout_spec(&name, STEPS, METRICS);
+    for (body, words) in [
+        (
+            good.replace(&format!("gateway: {name}/app/web"), "gateway: nowhere"),
+            vec!["UnresolvedRolloutRouteError", "gateway"],
+        ),
+        (
+            good.replace(
+                &format!("canary: {name}/app/{name}-app:2.0.0/web"),
+                &format!("canary: {name}/app/nope/web"),
+            ),
+            vec!["UnresolvedRolloutRouteError", "canary"],
+        ),
+        (
+            good.replace("weight: 60%", "weight: 160%"),
+            vec!["RouteWeightError", "steps[2].weight", "line"],
+        ),
+        (
+            good.replace("latency-p99", "latency-p42"),
+            vec![
+                "UnsupportedRolloutMetric",
+                "analysis.metrics[1].metric",
+                "line",
+            ],
+        ),
+    ] {
+        let (status, _, text) =
+            send(Method::POST, &format!("{u}/rollouts"), Some(yaml(&body))).await;
+        assert_eq!(status, 400, "{text}");
+        for w in words {
+            assert!(text.contains(w), "'{w}' missing from {text}");
+        }
+    }
+    start_rollout(u, &good).await;
+    let second = good.replacen(&format!("name: {name}"), &format!("name: {name}-2"), 1);
+    let (status, _, text) = send(Method::POST, &format!("{u}/rollouts"), Some(yaml(&second))).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("RolloutConflictError"), "{text}");
+    let (_, headers, _) = send(Method::GET, &format!("{u}/rollouts"), None).await;
+    assert_eq!(headers["x-total-count"], "1", "only the good one is stored");
+    let (status, _, _) = send(Method::DELETE, &format!("{u}/rollouts/{name}"), None).await;
+    assert_eq!(status, 202);
+    teardown(u, &name).await;
+    server.stop().await;
+}
+
+/// Kills whatever the process driver under `0` still records, however the test ends.
+struct Reap(std::path::PathBuf);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(driver) = vamp_drivers::process::ProcessDriver::new(
+            vamp_drivers::process::ProcessConfig::new(self.0.clone()),
+        ) {
+            driver.kill_all_now();
+        }
+    }
+}
+
+/// A `vamp-server` process on SQLite under `data`, API on `api`.
+fn server_process(data: &std::path::Path, api: u16) -> vamp_core::testkit::child::Running {
+    let running = vamp_core::testkit::child::Running::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_vamp-server"))
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{api}")])
+            .env(
+                "VAMP_GATEWAYS__PORTS",
+                vamp_core::testkit::gateway_port_slice(),
+            )
+            .env("VAMP_DRIVER__KIND", "process")
+            .env("RUST_LOG", "warn"),
+    );
+    running.wait_for_line("vamp-server listening", Duration::from_secs(30));
+    running
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_goes_on_at_the_same_step_after_kill_9() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let _reap = Reap(data.path().join("process"));
+    let api = free_port();
+    let u = format!("http://127.0.0.1:{api}/api/v1");
+    let mut server = server_process(data.path(), api);
+    let name = unique("k9");
+    shop(&u, &name, "").await;
+    let spec = rollout_spec(
+        &name,
+        "  - weight: 30%\n  - pause: 1h\n  - weight: 60%\n",
+        METRICS,
+    );
+    start_rollout(&u, &spec).await;
+    let before = eventually("the first shift", || {
+        let u = u.clone();
+        let name = name.clone();
+        async move {
+            let r = rollout(&u, &name).await;
+            (r["status"]["step"] == 1).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(
+        weights(&u, &name).await,
+        ("70%".to_owned(), "30%".to_owned())
+    );
+    // kill -9: no shutdown of any kind.
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let _server = server_process(data.path(), api);
+    // A few passes later: the same step, the same weights, nothing repeated.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let r = rollout(&u, &name).await;
+        assert_eq!(r["status"]["step"], 1, "{:#}", r["status"]);
+        assert_eq!(r["status"]["phase"], "Progressing", "{:#}", r["status"]);
+        assert_eq!(r["status"]["started"], before["status"]["started"]);
+        assert_eq!(
+            weights(&u, &name).await,
+            ("70%".to_owned(), "30%".to_owned())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (status, _, _) = send(Method::POST, &format!("{u}/rollouts/{name}/abort"), None).await;
+    assert_eq!(status, 202);
+    teardown(&u, &name).await;
+}

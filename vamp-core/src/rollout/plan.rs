@@ -1,0 +1,688 @@
+//! The rollout planner: pure — no I/O, no clock, no environment. `tick` takes the rollout,
+//! its status, what the runtime observed and the time, and returns the next status and the
+//! actions to apply; `command` does the same for promote, abort, pause, resume and retry. The
+//! runtime (`Vamp::rollout_pass`) and the simulation (`simulate`) drive the same code, the
+//! latter on a virtual clock.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::verdict::{self, Verdict};
+use super::{
+    Action, Counts, Evidence, Interval, KEPT_INTERVALS, Observation, Phase, RolloutStatus,
+    VerdictCounts, Weights,
+};
+use crate::model::{Rollout, RolloutStep};
+
+/// What a user asks of a rollout (`POST /api/v1/rollouts/{name}/{command}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Leave the current step (an analysis or a pause); `full` skips every remaining step.
+    Promote {
+        /// Skip to the end: the canary gets all of the traffic now.
+        full: bool,
+    },
+    /// Stop; the stable route gets the traffic back.
+    Abort,
+    /// Hold where it is.
+    Pause,
+    /// Go on after a pause (taking the weights as they are now, after a hand edit).
+    Resume,
+    /// Start again from the first step.
+    Retry,
+}
+
+impl Command {
+    /// Reads `promote`, `abort`, `pause`, `resume`, `retry` (`full` for promote).
+    pub fn parse(text: &str, full: bool) -> Option<Command> {
+        Some(match text {
+            "promote" => Command::Promote { full },
+            "abort" => Command::Abort,
+            "pause" => Command::Pause,
+            "resume" => Command::Resume,
+            "retry" => Command::Retry,
+            _ => return None,
+        })
+    }
+}
+
+/// A command that does not fit the rollout's phase.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    /// What is wrong, and what would work.
+    pub message: String,
+}
+
+fn refused(message: impl Into<String>) -> CommandError {
+    CommandError {
+        message: message.into(),
+    }
+}
+
+/// A status for a rollout that begins at `now` with the gateway's weights as they are.
+pub fn begin(weights: Weights, now: DateTime<Utc>) -> RolloutStatus {
+    RolloutStatus {
+        phase: Phase::Progressing,
+        step: 0,
+        step_since: now,
+        weights,
+        reason: None,
+        evidence: Evidence::new(now),
+        baseline: None,
+        failures: 0,
+        inconclusive: 0,
+        verdicts: VerdictCounts::default(),
+        intervals: Vec::new(),
+        started: now,
+        updated: now,
+    }
+}
+
+/// One tick: see the module docs. `status` is `None` for a rollout that has not begun.
+pub fn tick(
+    rollout: &Rollout,
+    status: Option<&RolloutStatus>,
+    observed: &Observation,
+    now: DateTime<Utc>,
+) -> (RolloutStatus, Vec<Action>) {
+    let mut actions = Vec::new();
+    let mut s = match status {
+        Some(s) => s.clone(),
+        None => {
+            let mut s = begin(observed.weights.unwrap_or_default(), now);
+            s.baseline.clone_from(&observed.counts);
+            event(
+                &mut actions,
+                &s,
+                rollout,
+                "phase",
+                "started",
+                json!({"step": 0, "weights": s.weights}),
+            );
+            s
+        }
+    };
+    if s.phase.is_final() {
+        return (s, actions);
+    }
+    if let Some(why) = &observed.missing {
+        finish(
+            &mut s,
+            rollout,
+            Phase::Aborted,
+            why.clone(),
+            None,
+            now,
+            &mut actions,
+        );
+        return (s, actions);
+    }
+    let Some(current) = observed.weights else {
+        let why = "the gateway or one of its routes is gone".to_owned();
+        finish(
+            &mut s,
+            rollout,
+            Phase::Aborted,
+            why,
+            None,
+            now,
+            &mut actions,
+        );
+        return (s, actions);
+    };
+    // Traffic since the last tick (none after a counter reset: the router restarted).
+    let delta = match (&observed.counts, &s.baseline) {
+        (Some((stable, canary)), Some((stable0, canary0))) => {
+            stable.since(stable0).zip(canary.since(canary0))
+        }
+        _ => None,
+    };
+    s.baseline.clone_from(&observed.counts);
+    if s.phase == Phase::Paused {
+        return (s, actions);
+    }
+    if current != s.weights {
+        let why = format!(
+            "the weights of {} and {} were changed by hand to {}%/{}% (the rollout had set {}%/{}%): resume to go on from them",
+            rollout.stable,
+            rollout.canary,
+            current.stable,
+            current.canary,
+            s.weights.stable,
+            s.weights.canary
+        );
+        pause(&mut s, rollout, why, now, &mut actions);
+        return (s, actions);
+    }
+    if let Some((stable, canary)) = delta {
+        s.evidence.stable.add(&stable);
+        s.evidence.canary.add(&canary);
+    }
+    steps(rollout, &mut s, observed, now, &mut actions);
+    (s, actions)
+}
+
+/// Works through the steps from the current one until one has to wait.
+fn steps(
+    rollout: &Rollout,
+    s: &mut RolloutStatus,
+    observed: &Observation,
+    now: DateTime<Utc>,
+    actions: &mut Vec<Action>,
+) {
+    // Bounded: each pass either advances a step or returns.
+    for _ in 0..=rollout.steps.len() {
+        let Some(step) = rollout.steps.get(s.step).copied() else {
+            let total = s.weights.stable.saturating_add(s.weights.canary);
+            let weights = Weights {
+                stable: 0,
+                canary: total,
+            };
+            finish(
+                s,
+                rollout,
+                Phase::Succeeded,
+                "every step done: the canary has the traffic".into(),
+                Some(weights),
+                now,
+                actions,
+            );
+            return;
+        };
+        match step {
+            RolloutStep::Weight(w) => {
+                let total = u16::from(s.weights.stable) + u16::from(s.weights.canary);
+                let canary = u8::try_from((total * u16::from(w.get()) + 50) / 100).unwrap_or(100);
+                let stable = u8::try_from(total).unwrap_or(100).saturating_sub(canary);
+                let weights = Weights { stable, canary };
+                if canary > 0 && s.weights.canary == 0 && !observed.canary_ready {
+                    let why = "waiting for the canary's instances to be healthy".to_owned();
+                    if s.reason.as_deref() != Some(why.as_str()) {
+                        s.reason = Some(why);
+                        s.updated = now;
+                    }
+                    return;
+                }
+                if weights != s.weights {
+                    actions.push(Action::SetWeights(weights));
+                    s.weights = weights;
+                }
+                event(
+                    actions,
+                    s,
+                    rollout,
+                    "step",
+                    "weight",
+                    json!({"step": s.step, "weights": weights}),
+                );
+                advance(s, now);
+            }
+            RolloutStep::Pause(Some(d)) => {
+                let elapsed = (now - s.step_since).num_seconds();
+                if elapsed < i64::try_from(d.get()).unwrap_or(i64::MAX) {
+                    return;
+                }
+                event(
+                    actions,
+                    s,
+                    rollout,
+                    "step",
+                    "pause",
+                    json!({"step": s.step}),
+                );
+                advance(s, now);
+            }
+            RolloutStep::Pause(None) => {
+                let why = format!("step {} is a pause: promote to go on", s.step + 1);
+                pause(s, rollout, why, now, actions);
+                return;
+            }
+            RolloutStep::Analysis => {
+                if observed.counts.is_none() {
+                    let why = "the router does not count requests per route, which the analysis needs: use the embedded router or an HAProxy one".to_owned();
+                    pause(s, rollout, why, now, actions);
+                    return;
+                }
+                let interval = i64::try_from(rollout.analysis.interval.get()).unwrap_or(i64::MAX);
+                if (now - s.evidence.last_verdict).num_seconds() < interval {
+                    return;
+                }
+                if !analyse(rollout, s, now, actions) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Judges the evidence of the current analysis step; true when the step passed (the next
+/// step may begin at once).
+fn analyse(
+    rollout: &Rollout,
+    s: &mut RolloutStatus,
+    now: DateTime<Utc>,
+    actions: &mut Vec<Action>,
+) -> bool {
+    let a = &rollout.analysis;
+    let seconds = (now - s.evidence.since).num_milliseconds().max(0) as f64 / 1000.0;
+    let checks: Vec<_> = a
+        .metrics
+        .iter()
+        .map(|m| {
+            verdict::judge(
+                m,
+                &s.evidence.canary,
+                &s.evidence.stable,
+                seconds,
+                a.min_requests,
+            )
+        })
+        .collect();
+    let failed: Vec<&verdict::CheckResult> = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .collect();
+    let critical = failed.iter().any(|c| c.critical);
+    let outcome = if !failed.is_empty() {
+        Verdict::Fail
+    } else if checks.iter().all(|c| c.verdict == Verdict::Pass) {
+        Verdict::Pass
+    } else {
+        Verdict::Inconclusive
+    };
+    let interval = Interval {
+        at: now,
+        step: s.step,
+        seconds,
+        canary: s.evidence.canary.clone(),
+        stable: s.evidence.stable.clone(),
+        verdict: outcome,
+        checks: checks.clone(),
+    };
+    s.intervals.push(interval);
+    if s.intervals.len() > KEPT_INTERVALS {
+        s.intervals.remove(0);
+    }
+    s.evidence.last_verdict = now;
+    s.updated = now;
+    let reasons = |wanted: Verdict| {
+        checks
+            .iter()
+            .filter(|c| c.verdict == wanted)
+            .map(|c| c.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let numbers = json!({
+        "step": s.step,
+        "seconds": seconds,
+        "canary": {"requests": s.evidence.canary.requests, "errors": s.evidence.canary.errors},
+        "stable": {"requests": s.evidence.stable.requests, "errors": s.evidence.stable.errors},
+        "checks": checks,
+    });
+    event(actions, s, rollout, "verdict", outcome.as_str(), numbers);
+    match outcome {
+        Verdict::Fail => {
+            s.verdicts.fail += 1;
+            s.failures += 1;
+            s.inconclusive = 0;
+            if critical || s.failures > a.failure_limit {
+                let total = s.weights.stable.saturating_add(s.weights.canary);
+                let why = if critical {
+                    format!("a critical check failed: {}", reasons(Verdict::Fail))
+                } else {
+                    format!(
+                        "{} failed verdicts, {} tolerated: {}",
+                        s.failures,
+                        a.failure_limit,
+                        reasons(Verdict::Fail)
+                    )
+                };
+                finish(
+                    s,
+                    rollout,
+                    Phase::RolledBack,
+                    why,
+                    Some(Weights {
+                        stable: total,
+                        canary: 0,
+                    }),
+                    now,
+                    actions,
+                );
+            } else {
+                // Judged again on fresh evidence.
+                let last = s.evidence.last_verdict;
+                s.evidence = Evidence::new(now);
+                s.evidence.last_verdict = last;
+            }
+            false
+        }
+        Verdict::Pass => {
+            s.verdicts.pass += 1;
+            advance(s, now);
+            true
+        }
+        Verdict::Inconclusive => {
+            s.verdicts.inconclusive += 1;
+            s.inconclusive += 1;
+            if s.inconclusive >= a.inconclusive_limit {
+                let why = format!(
+                    "{} intervals without enough evidence: {}",
+                    s.inconclusive,
+                    reasons(Verdict::Inconclusive)
+                );
+                pause(s, rollout, why, now, actions);
+            }
+            false
+        }
+    }
+}
+
+/// On to the next step with a fresh analysis window.
+fn advance(s: &mut RolloutStatus, now: DateTime<Utc>) {
+    s.step += 1;
+    s.step_since = now;
+    s.evidence = Evidence::new(now);
+    s.inconclusive = 0;
+    s.reason = None;
+    s.updated = now;
+}
+
+fn pause(
+    s: &mut RolloutStatus,
+    rollout: &Rollout,
+    why: String,
+    now: DateTime<Utc>,
+    actions: &mut Vec<Action>,
+) {
+    s.phase = Phase::Paused;
+    let value = json!({"step": s.step, "reason": why, "weights": s.weights});
+    s.reason = Some(why);
+    s.updated = now;
+    event(actions, s, rollout, "phase", "Paused", value);
+}
+
+/// Ends the rollout in `phase`, setting `weights` first when given (in the same tick as the
+/// verdict that decided it).
+fn finish(
+    s: &mut RolloutStatus,
+    rollout: &Rollout,
+    phase: Phase,
+    why: String,
+    weights: Option<Weights>,
+    now: DateTime<Utc>,
+    actions: &mut Vec<Action>,
+) {
+    if let Some(w) = weights
+        && w != s.weights
+    {
+        actions.push(Action::SetWeights(w));
+        s.weights = w;
+    }
+    s.phase = phase;
+    if phase == Phase::Succeeded {
+        s.step = rollout.steps.len();
+    }
+    let value = json!({"step": s.step, "reason": why, "weights": s.weights});
+    s.reason = Some(why);
+    s.updated = now;
+    event(actions, s, rollout, "phase", phase.as_str(), value);
+}
+
+/// An event of `group` (`phase`, `step`, `verdict`) with its value `what`.
+fn event(
+    actions: &mut Vec<Action>,
+    s: &RolloutStatus,
+    rollout: &Rollout,
+    group: &str,
+    what: &str,
+    mut value: serde_json::Value,
+) {
+    if let Some(m) = value.as_object_mut() {
+        m.insert("phase".into(), json!(s.phase.as_str()));
+        m.insert("gateway".into(), json!(rollout.gateway));
+        m.insert("text".into(), json!(text(rollout, s, group, what)));
+    }
+    actions.push(Action::Event {
+        tags: vec![group.to_owned(), format!("{group}:{what}")],
+        value,
+    });
+}
+
+/// A one-line summary of an event, for people and chat.
+fn text(rollout: &Rollout, s: &RolloutStatus, group: &str, what: &str) -> String {
+    let weights = format!(
+        "{} {}% / {} {}%",
+        rollout.stable, s.weights.stable, rollout.canary, s.weights.canary
+    );
+    match group {
+        "verdict" => {
+            let last = s.intervals.last();
+            format!(
+                "rollout {}: verdict {what} at step {} ({weights}){}",
+                rollout.name,
+                s.step + 1,
+                last.map(|i| {
+                    let reasons: Vec<&str> = i.checks.iter().map(|c| c.reason.as_str()).collect();
+                    format!(": {}", reasons.join("; "))
+                })
+                .unwrap_or_default()
+            )
+        }
+        "step" => format!(
+            "rollout {}: step {} ({what}) done, {weights}",
+            rollout.name,
+            s.step + 1
+        ),
+        _ => format!(
+            "rollout {}: {what}{} ({weights})",
+            rollout.name,
+            s.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Applies a user's command. `current` is the gateway's weights of the two routes now.
+///
+/// # Errors
+/// A [`CommandError`] when the command does not fit the phase (promoting a finished rollout,
+/// resuming one that is not paused, …).
+pub fn command(
+    rollout: &Rollout,
+    status: Option<&RolloutStatus>,
+    command: Command,
+    current: Option<Weights>,
+    now: DateTime<Utc>,
+) -> Result<(RolloutStatus, Vec<Action>), CommandError> {
+    let mut actions = Vec::new();
+    let mut s = match status {
+        Some(s) => s.clone(),
+        None if command == Command::Retry => begin(current.unwrap_or_default(), now),
+        None => {
+            return Err(refused(
+                "the rollout has not begun yet: wait a moment and try again",
+            ));
+        }
+    };
+    let finished = |s: &RolloutStatus, what: &str| {
+        refused(format!(
+            "the rollout is {}: it cannot {what}; retry starts it again",
+            s.phase.as_str()
+        ))
+    };
+    match command {
+        Command::Promote { full } => {
+            if s.phase.is_final() {
+                return Err(finished(&s, "be promoted"));
+            }
+            s.phase = Phase::Progressing;
+            if full {
+                let total = s.weights.stable.saturating_add(s.weights.canary);
+                finish(
+                    &mut s,
+                    rollout,
+                    Phase::Succeeded,
+                    "promoted in full by request".into(),
+                    Some(Weights {
+                        stable: 0,
+                        canary: total,
+                    }),
+                    now,
+                    &mut actions,
+                );
+            } else {
+                event(
+                    &mut actions,
+                    &s,
+                    rollout,
+                    "step",
+                    "promoted",
+                    json!({"step": s.step}),
+                );
+                advance(&mut s, now);
+                if let Some(w) = current {
+                    s.weights = w;
+                }
+                let observed = Observation {
+                    weights: current,
+                    missing: None,
+                    counts: s.baseline.clone(),
+                    canary_ready: true,
+                };
+                steps(rollout, &mut s, &observed, now, &mut actions);
+            }
+        }
+        Command::Abort => {
+            if s.phase.is_final() {
+                return Err(finished(&s, "be aborted"));
+            }
+            let total = s.weights.stable.saturating_add(s.weights.canary);
+            finish(
+                &mut s,
+                rollout,
+                Phase::Aborted,
+                "aborted by request".into(),
+                Some(Weights {
+                    stable: total,
+                    canary: 0,
+                }),
+                now,
+                &mut actions,
+            );
+        }
+        Command::Pause => {
+            if s.phase != Phase::Progressing {
+                return Err(refused(format!(
+                    "the rollout is {}: only a progressing one can be paused",
+                    s.phase.as_str()
+                )));
+            }
+            pause(
+                &mut s,
+                rollout,
+                "paused by request".into(),
+                now,
+                &mut actions,
+            );
+        }
+        Command::Resume => {
+            if s.phase != Phase::Paused {
+                return Err(refused(format!(
+                    "the rollout is {}: only a paused one can be resumed",
+                    s.phase.as_str()
+                )));
+            }
+            if let Some(w) = current {
+                s.weights = w;
+            }
+            s.phase = Phase::Progressing;
+            s.reason = None;
+            s.inconclusive = 0;
+            // A pause step that paused it is done with.
+            if matches!(rollout.steps.get(s.step), Some(RolloutStep::Pause(None))) {
+                advance(&mut s, now);
+            }
+            s.evidence.last_verdict = now;
+            s.updated = now;
+            event(
+                &mut actions,
+                &s,
+                rollout,
+                "phase",
+                "Progressing",
+                json!({"step": s.step, "resumed": true}),
+            );
+        }
+        Command::Retry => {
+            if s.phase == Phase::Progressing && status.is_some() {
+                return Err(refused(
+                    "the rollout is progressing: abort or pause it before a retry",
+                ));
+            }
+            let weights = current.unwrap_or(s.weights);
+            let baseline = s.baseline.clone();
+            s = begin(weights, now);
+            s.baseline = baseline;
+            event(
+                &mut actions,
+                &s,
+                rollout,
+                "phase",
+                "started",
+                json!({"step": 0, "retry": true, "weights": weights}),
+            );
+        }
+    }
+    Ok((s, actions))
+}
+
+/// The planner on a virtual clock: a rollout from `start` with per-tick counts from
+/// `traffic(now, weights) → (stable, canary)` (what each route served since the last tick),
+/// ticking every `tick` seconds for at most `seconds`. Returns every status after a tick with
+/// its actions — the timeline `vamp rollout simulate` prints and the benches measure.
+pub fn simulate(
+    rollout: &Rollout,
+    start: Weights,
+    every: i64,
+    seconds: i64,
+    mut traffic: impl FnMut(DateTime<Utc>, Weights) -> (Counts, Counts),
+) -> Vec<(RolloutStatus, Vec<Action>)> {
+    let t0 = DateTime::<Utc>::UNIX_EPOCH;
+    let mut out: Vec<(RolloutStatus, Vec<Action>)> = Vec::new();
+    let (mut stable_total, mut canary_total) = (Counts::default(), Counts::default());
+    let mut weights = start;
+    let mut status: Option<RolloutStatus> = None;
+    let mut now = t0;
+    while (now - t0).num_seconds() <= seconds {
+        if now > t0 {
+            let (s, c) = traffic(now, weights);
+            stable_total.add(&s);
+            canary_total.add(&c);
+        }
+        let observed = Observation {
+            weights: Some(weights),
+            missing: None,
+            counts: Some((stable_total.clone(), canary_total.clone())),
+            canary_ready: true,
+        };
+        let (next, actions) = tick(rollout, status.as_ref(), &observed, now);
+        for a in &actions {
+            if let Action::SetWeights(w) = a {
+                weights = *w;
+            }
+        }
+        let done = next.phase.is_final();
+        status = Some(next.clone());
+        out.push((next, actions));
+        if done {
+            break;
+        }
+        now += chrono::Duration::seconds(every);
+    }
+    out
+}

@@ -1,0 +1,419 @@
+//! The sequential verdict of one metric check (issue 18, docs/rollouts.md "Verdicts").
+//!
+//! Every bound on a rate or a percentile is a bound on a fraction of requests: a success rate
+//! of at least 99% allows at most 1% failed requests; a p99 of at most 500 ms allows at most
+//! 1% of requests slower than 500 ms. So each check counts the canary's "bad" requests `k`
+//! of `n` since the analysis window began, and asks how likely the canary's true bad fraction
+//! θ is above the allowed one `f`:
+//!
+//! - prior `Beta(1, b)` with `b = ln 2 / −ln(1 − f)`: its median is exactly `f` — even odds
+//!   before any request, worth about `b` requests of evidence (69 for `f` = 1%), so one early
+//!   error does not condemn a canary and ten errors in ten requests do;
+//! - posterior `Beta(1 + k, b + n − k)`;
+//! - **fail** when `P(θ > f) ≥ 0.99` — at any `n`: a canary that fails 10 of its 10 requests is
+//!   failed long before `min_requests`;
+//! - **pass** when `n ≥ min_requests` and `P(θ ≤ f) ≥ 0.5` (the posterior median is within the
+//!   bound);
+//! - otherwise **inconclusive**: not enough evidence, which never fails and never promotes.
+//!
+//! Ratios compare with the stable route over the same window (its success rate, error rate or
+//! percentile, estimated from its counters). Request-rate bounds are plain comparisons: too
+//! little traffic is never a failure.
+//!
+//! The regularized incomplete beta function is written here (Lentz's continued fraction, as in
+//! Numerical Recipes §6.4): the crates that have it (statrs) bring a linear-algebra library
+//! for one function.
+
+use serde::{Deserialize, Serialize};
+
+use super::Counts;
+use crate::model::{Metric, MetricBound, MetricCheck};
+
+/// Posterior probability needed to fail a canary.
+pub const FAIL_CONFIDENCE: f64 = 0.99;
+/// Posterior probability needed to pass one (with `min_requests` met).
+pub const PASS_CONFIDENCE: f64 = 0.5;
+
+/// A check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Within its bound, with enough evidence.
+    Pass,
+    /// Out of its bound, beyond reasonable doubt.
+    Fail,
+    /// Not enough evidence either way.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// `pass`, `fail`, `inconclusive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One check judged, with the numbers behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The metric (`success-rate`, `latency-p99`, …).
+    pub metric: String,
+    /// `min`, `max`, `min_ratio` or `max_ratio`.
+    pub bound: String,
+    /// The bound as written.
+    pub limit: f64,
+    /// The canary's value over the window, when it can be computed.
+    pub canary: Option<f64>,
+    /// The stable route's value over the window, when it can be computed.
+    pub stable: Option<f64>,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// Whether a failure rolls back at once.
+    pub critical: bool,
+    /// The outcome in words, with the numbers.
+    pub reason: String,
+}
+
+/// `I_x(a, b)`, the regularized incomplete beta function: `P(X ≤ x)` for `X ~ Beta(a, b)`.
+///
+/// ```
+/// use vamp_core::rollout::verdict::beta_cdf;
+/// assert!((beta_cdf(0.5, 1.0, 1.0) - 0.5).abs() < 1e-12);
+/// assert!((beta_cdf(0.01, 1.0, 100.0) - (1.0 - 0.99f64.powi(100))).abs() < 1e-9);
+/// ```
+pub fn beta_cdf(x: f64, a: f64, b: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
+    let front = ln_front.exp();
+    // The continued fraction converges fast for x < (a + 1) / (a + b + 2); use the symmetry
+    // I_x(a, b) = 1 − I_{1−x}(b, a) otherwise.
+    if x < (a + 1.0) / (a + b + 2.0) {
+        (front * continued_fraction(x, a, b) / a).clamp(0.0, 1.0)
+    } else {
+        (1.0 - front * continued_fraction(1.0 - x, b, a) / b).clamp(0.0, 1.0)
+    }
+}
+
+fn continued_fraction(x: f64, a: f64, b: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    const EPSILON: f64 = 1e-14;
+    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    let mut c = 1.0;
+    let mut d = 1.0 - qab * x / qap;
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut h = d;
+    for m in 1..=300 {
+        let m = f64::from(m);
+        let m2 = 2.0 * m;
+        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1.0 + aa * d;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = 1.0 + aa / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        h *= d * c;
+        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1.0 + aa * d;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = 1.0 + aa / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        let delta = d * c;
+        h *= delta;
+        if (delta - 1.0).abs() < EPSILON {
+            break;
+        }
+    }
+    h
+}
+
+/// `ln Γ(x)` for `x > 0` (Lanczos, g = 7, 9 terms: about 15 digits).
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection: Γ(x)Γ(1−x) = π / sin(πx).
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut sum = G[0];
+    for (i, g) in G.iter().enumerate().skip(1) {
+        sum += g / (x + i as f64);
+    }
+    let t = x + 7.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
+/// The probability that the true bad fraction is within `allowed`, after `bad` of `n`
+/// requests (see the module docs for the prior).
+pub fn within_probability(bad: f64, n: f64, allowed: f64) -> f64 {
+    let allowed = allowed.clamp(1e-9, 1.0 - 1e-9);
+    let b0 = std::f64::consts::LN_2 / -(1.0 - allowed).ln();
+    let bad = bad.clamp(0.0, n);
+    beta_cdf(allowed, 1.0 + bad, b0 + (n - bad))
+}
+
+/// How a check counts "bad" requests: the fraction it bounds, and which way.
+struct Fraction {
+    /// Bad requests of the canary.
+    bad: f64,
+    /// The largest fraction of bad requests the bound allows.
+    allowed: f64,
+    /// The canary's value of the metric.
+    canary: Option<f64>,
+    /// The stable route's.
+    stable: Option<f64>,
+}
+
+/// Judges one check on the canary's and the stable route's counts over the window of
+/// `seconds`.
+pub fn judge(
+    check: &MetricCheck,
+    canary: &Counts,
+    stable: &Counts,
+    seconds: f64,
+    min_requests: u64,
+) -> CheckResult {
+    let name = check.metric.name();
+    let result =
+        |verdict: Verdict, canary_v: Option<f64>, stable_v: Option<f64>, reason: String| {
+            CheckResult {
+                metric: name.clone(),
+                bound: check.bound.key().to_owned(),
+                limit: check.bound.value(),
+                canary: canary_v,
+                stable: stable_v,
+                verdict,
+                critical: check.critical,
+                reason,
+            }
+        };
+    let n = canary.requests as f64;
+    if check.metric == Metric::RequestRate {
+        let rate = |c: &Counts| (seconds > 0.0).then(|| c.requests as f64 / seconds);
+        let (cv, sv) = (rate(canary), rate(stable));
+        let Some(c) = cv else {
+            return result(Verdict::Inconclusive, cv, sv, "no time has passed".into());
+        };
+        let (limit, is_max) = match check.bound {
+            MetricBound::Min(v) => (Some(v), false),
+            MetricBound::Max(v) => (Some(v), true),
+            MetricBound::MinRatio(r) => (sv.map(|s| r * s), false),
+            MetricBound::MaxRatio(r) => (sv.map(|s| r * s), true),
+        };
+        let Some(limit) = limit else {
+            return result(
+                Verdict::Inconclusive,
+                cv,
+                sv,
+                "no stable traffic to compare with".into(),
+            );
+        };
+        let within = if is_max { c <= limit } else { c >= limit };
+        let verdict = match (within, is_max) {
+            (true, _) => Verdict::Pass,
+            (false, true) => Verdict::Fail,
+            // Too little traffic is never a failure.
+            (false, false) => Verdict::Inconclusive,
+        };
+        return result(
+            verdict,
+            cv,
+            sv,
+            format!(
+                "{name} {c:.2}/s, {} {limit:.2}/s",
+                if is_max { "at most" } else { "at least" }
+            ),
+        );
+    }
+    let Some(fraction) = fraction(check, canary, stable) else {
+        return result(
+            Verdict::Inconclusive,
+            None,
+            None,
+            format!("{name}: the stable route has no traffic to compare with yet"),
+        );
+    };
+    let within = within_probability(fraction.bad, n, fraction.allowed);
+    let shown = |v: Option<f64>| match check.metric {
+        Metric::Latency(_) => v.map_or("n/a".into(), |v| format!("{v:.1}ms")),
+        _ => v.map_or("n/a".into(), |v| format!("{:.2}%", v * 100.0)),
+    };
+    let described = format!(
+        "{name} {} over {} canary requests (stable {}), {} {}",
+        shown(fraction.canary),
+        canary.requests,
+        shown(fraction.stable),
+        check.bound.key(),
+        match check.bound {
+            MetricBound::Min(v) | MetricBound::Max(v) => shown(Some(v)),
+            MetricBound::MinRatio(r) | MetricBound::MaxRatio(r) => format!("{r}× stable"),
+        }
+    );
+    if 1.0 - within >= FAIL_CONFIDENCE {
+        return result(
+            Verdict::Fail,
+            fraction.canary,
+            fraction.stable,
+            format!(
+                "{described}: out of bound ({:.1}% sure)",
+                (1.0 - within) * 100.0
+            ),
+        );
+    }
+    if canary.requests >= min_requests && within >= PASS_CONFIDENCE {
+        return result(
+            Verdict::Pass,
+            fraction.canary,
+            fraction.stable,
+            format!("{described}: within bound ({:.0}% likely)", within * 100.0),
+        );
+    }
+    let why = if canary.requests < min_requests {
+        format!(
+            "{} canary requests in {seconds:.0} s, {min_requests} needed",
+            canary.requests
+        )
+    } else {
+        format!("not clear yet ({:.0}% likely within bound)", within * 100.0)
+    };
+    result(
+        Verdict::Inconclusive,
+        fraction.canary,
+        fraction.stable,
+        format!("{described}: {why}"),
+    )
+}
+
+/// The bad requests and allowed fraction of a rate or percentile check; `None` when a ratio
+/// has no stable value to compare with.
+fn fraction(check: &MetricCheck, canary: &Counts, stable: &Counts) -> Option<Fraction> {
+    let rate = |c: &Counts, errors: bool| {
+        (c.requests > 0).then(|| {
+            let e = c.errors as f64 / c.requests as f64;
+            if errors { e } else { 1.0 - e }
+        })
+    };
+    match check.metric {
+        Metric::SuccessRate | Metric::ErrorRate => {
+            let errors = check.metric == Metric::ErrorRate;
+            let (cv, sv) = (rate(canary, errors), rate(stable, errors));
+            // The fraction bounded is the metric itself: a max bounds the metric's events, a
+            // min bounds the others.
+            let limit = match check.bound {
+                MetricBound::Min(v) | MetricBound::Max(v) => v,
+                MetricBound::MinRatio(r) | MetricBound::MaxRatio(r) => {
+                    // Smoothed, so a stable route without errors still allows some.
+                    let s = if errors {
+                        (stable.errors as f64 + 0.5) / (stable.requests as f64 + 1.0)
+                    } else {
+                        sv?
+                    };
+                    if stable.requests == 0 {
+                        return None;
+                    }
+                    (r * s).clamp(0.0, 1.0)
+                }
+            };
+            let is_max = matches!(check.bound, MetricBound::Max(_) | MetricBound::MaxRatio(_));
+            let metric_events = if errors {
+                canary.errors as f64
+            } else {
+                (canary.requests - canary.errors.min(canary.requests)) as f64
+            };
+            let (bad, allowed) = if is_max {
+                (metric_events, limit)
+            } else {
+                (canary.requests as f64 - metric_events, 1.0 - limit)
+            };
+            Some(Fraction {
+                bad,
+                allowed,
+                canary: cv,
+                stable: sv,
+            })
+        }
+        Metric::Latency(q) => {
+            let q = f64::from(q) / 100.0;
+            let threshold = match check.bound {
+                MetricBound::Min(v) | MetricBound::Max(v) => v,
+                MetricBound::MinRatio(r) | MetricBound::MaxRatio(r) => r * stable.percentile(q)?,
+            };
+            let is_max = matches!(check.bound, MetricBound::Max(_) | MetricBound::MaxRatio(_));
+            // p_q ≤ T ⟺ at most (1 − q) of the requests are slower than T.
+            let (bad, allowed) = if is_max {
+                (canary.slower_than(threshold), 1.0 - q)
+            } else {
+                (canary.requests as f64 - canary.slower_than(threshold), q)
+            };
+            Some(Fraction {
+                bad,
+                allowed,
+                canary: canary.percentile(q),
+                stable: stable.percentile(q),
+            })
+        }
+        Metric::RequestRate => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_incomplete_beta_matches_closed_forms() {
+        // Beta(1, b): 1 − (1 − x)^b; Beta(a, 1): x^a.
+        for (x, a, b) in [(0.01_f64, 1.0, 69.0), (0.3, 1.0, 2.5), (0.7, 1.0, 10.0)] {
+            let want = 1.0 - (1.0 - x).powf(b);
+            assert!((beta_cdf(x, a, b) - want).abs() < 1e-10, "{x} {a} {b}");
+        }
+        for (x, a) in [(0.2_f64, 3.0), (0.9, 7.5)] {
+            assert!((beta_cdf(x, a, 1.0) - x.powf(a)).abs() < 1e-10);
+        }
+        // Symmetry.
+        assert!((beta_cdf(0.4, 2.5, 7.0) + beta_cdf(0.6, 7.0, 2.5) - 1.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn the_prior_is_even_odds_at_the_bound() {
+        for f in [0.001, 0.01, 0.05, 0.5] {
+            assert!((within_probability(0.0, 0.0, f) - 0.5).abs() < 1e-9, "{f}");
+        }
+    }
+
+    #[test]
+    fn one_early_error_does_not_fail_ten_of_ten_do() {
+        assert!(1.0 - within_probability(1.0, 1.0, 0.01) < FAIL_CONFIDENCE);
+        assert!(1.0 - within_probability(10.0, 10.0, 0.01) >= FAIL_CONFIDENCE);
+    }
+}

@@ -1,0 +1,475 @@
+//! The rollout runtime (issue 18): each pass reads the router's counters once, observes every
+//! rollout's gateway, feeds the pure planner (`crate::rollout::plan`) and applies its actions
+//! — weights through the same path as any weight change (so they reach the router at once),
+//! events through the persistence (so the SSE stream carries them), the status persisted at
+//! every change (so a restarted server goes on from the same step).
+
+use chrono::{DateTime, Utc};
+
+use super::{Vamp, dsl_error};
+use crate::dsl::ErrorKind;
+use crate::engine;
+use crate::model::{
+    Artifact, Deployment, Event, Gateway, Kind, Percentage, PhaseName, Ref, Rollout, Route,
+};
+use crate::rollout::plan::{self, Command};
+use crate::rollout::{Action, Counts, Observation, RolloutStatus, Weights};
+use crate::traits::{Page, Precondition, RouteStats};
+use crate::{Error, Result};
+
+/// What a rollout pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutReport {
+    /// Rollouts ticked.
+    pub ticked: usize,
+    /// Weight changes applied.
+    pub weight_changes: usize,
+    /// Rollouts whose tick failed (logged).
+    pub failed: usize,
+}
+
+/// The event type of rollout events.
+pub const ROLLOUT_EVENT_TYPE: &str = "rollout";
+
+impl Vamp {
+    /// Every stored rollout.
+    pub async fn rollouts(&self) -> Result<Vec<Rollout>> {
+        Ok(self
+            .list(Kind::Rollout, Page::ALL)
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|a| match a {
+                Artifact::Rollout(r) => Some(r),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A rollout by name.
+    pub async fn rollout(&self, name: &str) -> Result<Option<Rollout>> {
+        Ok(match self.get(Kind::Rollout, name).await? {
+            Some(Artifact::Rollout(r)) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// A rollout's status; `None` before its first tick.
+    pub async fn rollout_status(&self, name: &str) -> Result<Option<RolloutStatus>> {
+        let Some(stored) = self.db().get(Kind::RolloutStatus, name).await? else {
+            return Ok(None);
+        };
+        serde_json::from_value(stored.value)
+            .map(Some)
+            .map_err(|e| Error::Corrupt {
+                backend: "persistence",
+                message: format!("the status of rollout '{name}' does not read back: {e}"),
+            })
+    }
+
+    async fn save_rollout_status(&self, name: &str, status: &RolloutStatus) -> Result<()> {
+        let value = serde_json::to_value(status).map_err(|e| Error::backend("json", e))?;
+        self.db()
+            .put(Kind::RolloutStatus, name, &value, Precondition::Any)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a rollout's status (when the rollout is deleted, or replaced after it ended).
+    pub(super) async fn forget_rollout_status(&self, name: &str) -> Result<()> {
+        self.db()
+            .delete(Kind::RolloutStatus, name, Precondition::Any)
+            .await?;
+        Ok(())
+    }
+
+    /// One pass over every rollout at the current time.
+    ///
+    /// # Errors
+    /// When the store cannot be read; a rollout whose tick fails is logged and counted.
+    pub async fn rollout_pass(&self) -> Result<RolloutReport> {
+        self.rollout_pass_at(Utc::now()).await
+    }
+
+    /// One pass over every rollout at `now`.
+    ///
+    /// # Errors
+    /// As [`rollout_pass`](Self::rollout_pass).
+    pub async fn rollout_pass_at(&self, now: DateTime<Utc>) -> Result<RolloutReport> {
+        let _one = self.inner.rollouts.lock().await;
+        let rollouts = self.rollouts().await?;
+        let mut report = RolloutReport::default();
+        if rollouts.is_empty() {
+            return Ok(report);
+        }
+        let stats = match self.route_stats().await {
+            Ok(stats) => Some(stats),
+            Err(Error::Unsupported { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        for rollout in rollouts {
+            let status = self.rollout_status(&rollout.name).await?;
+            if status.as_ref().is_some_and(|s| s.phase.is_final()) {
+                continue;
+            }
+            report.ticked += 1;
+            let observed = self.observe(&rollout, stats.as_deref()).await?;
+            let (next, actions) = plan::tick(&rollout, status.as_ref(), &observed, now);
+            match self
+                .apply_rollout(&rollout, status.as_ref(), &next, actions)
+                .await
+            {
+                Ok(changes) => report.weight_changes += changes,
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(rollout = %rollout.name, error = %e, "rollout tick failed");
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Applies a user's command to a rollout (promote, abort, pause, resume, retry) and
+    /// returns its status.
+    ///
+    /// # Errors
+    /// `ArtifactNotFound` for a missing rollout; `RolloutConflictError` (as
+    /// [`Error::Conflict`]) when the command does not fit the phase.
+    pub async fn rollout_command(&self, name: &str, command: Command) -> Result<RolloutStatus> {
+        let _one = self.inner.rollouts.lock().await;
+        let rollout = self.rollout(name).await?.ok_or_else(|| {
+            dsl_error(
+                ErrorKind::ArtifactNotFound,
+                "name",
+                format!("rollout '{name}' does not exist"),
+                "create it first (POST /api/v1/rollouts)",
+            )
+        })?;
+        let status = self.rollout_status(name).await?;
+        let observed = self.observe(&rollout, None).await?;
+        let (mut next, actions) = plan::command(
+            &rollout,
+            status.as_ref(),
+            command,
+            observed.weights,
+            Utc::now(),
+        )
+        .map_err(|e| Error::Refused {
+            what: format!("rollout '{name}'"),
+            message: e.message,
+        })?;
+        if next.baseline.is_none() {
+            next.baseline = observed.counts;
+        }
+        self.apply_rollout(&rollout, status.as_ref(), &next, actions)
+            .await?;
+        Ok(next)
+    }
+
+    /// Sets weights and publishes events as the planner asked, then persists the status when
+    /// it changed. Returns how many weight changes were applied.
+    async fn apply_rollout(
+        &self,
+        rollout: &Rollout,
+        before: Option<&RolloutStatus>,
+        next: &RolloutStatus,
+        actions: Vec<Action>,
+    ) -> Result<usize> {
+        let mut changes = 0;
+        let mut events = Vec::new();
+        for action in actions {
+            match action {
+                Action::SetWeights(w) => {
+                    let weights = [
+                        (
+                            rollout.stable.clone(),
+                            Percentage::new(w.stable).unwrap_or(Percentage::ZERO),
+                        ),
+                        (
+                            rollout.canary.clone(),
+                            Percentage::new(w.canary).unwrap_or(Percentage::ZERO),
+                        ),
+                    ];
+                    self.set_route_weights(&rollout.gateway, &weights).await?;
+                    changes += 1;
+                }
+                Action::Event { tags, value } => {
+                    let mut all = vec![
+                        "rollouts".to_owned(),
+                        format!("rollouts:{}", rollout.name),
+                        format!("gateways:{}", rollout.gateway),
+                    ];
+                    all.extend(tags);
+                    let mut event = Event::new(all, value);
+                    event.kind = ROLLOUT_EVENT_TYPE.into();
+                    events.push(event);
+                }
+            }
+        }
+        // The status first: a crash after it leaves the weights set and the step done, never
+        // the step to be done twice.
+        if before != Some(next) {
+            self.save_rollout_status(&rollout.name, next).await?;
+        }
+        if !events.is_empty() {
+            self.publish_all(&events).await?;
+        }
+        Ok(changes)
+    }
+
+    /// What a rollout's gateway looks like now: the two routes' weights, whether anything
+    /// it needs is gone, the router's counters and whether the canary is ready.
+    async fn observe(
+        &self,
+        rollout: &Rollout,
+        stats: Option<&[RouteStats]>,
+    ) -> Result<Observation> {
+        let found = self.rollout_gateway(&rollout.gateway).await?;
+        let counts = stats.map(|all| {
+            let of = |route: &str| {
+                all.iter()
+                    .find(|s| s.gateway == rollout.gateway && s.route == route)
+                    .map(Counts::from_stats)
+                    .unwrap_or_default()
+            };
+            (of(&rollout.stable), of(&rollout.canary))
+        });
+        let Some((gateway, deployment)) = found else {
+            return Ok(Observation {
+                missing: Some(format!("gateway '{}' is gone", rollout.gateway)),
+                counts,
+                ..Observation::default()
+            });
+        };
+        let weight = |route: &str| -> Option<u8> {
+            gateway
+                .routes
+                .get(route)
+                .map(|r| r.inline().and_then(|r| r.weight).map_or(0, Percentage::get))
+        };
+        let missing = [&rollout.stable, &rollout.canary]
+            .into_iter()
+            .find(|r| weight(r).is_none())
+            .map(|r| format!("route '{r}' of gateway '{}' is gone", rollout.gateway));
+        if missing.is_some() {
+            return Ok(Observation {
+                missing,
+                counts,
+                ..Observation::default()
+            });
+        }
+        let weights = Weights {
+            stable: weight(&rollout.stable).unwrap_or(0),
+            canary: weight(&rollout.canary).unwrap_or(0),
+        };
+        let canary_ready = deployment
+            .as_ref()
+            .is_none_or(|d| service_ready(d, &rollout.canary));
+        Ok(Observation {
+            weights: Some(weights),
+            missing: None,
+            counts,
+            canary_ready,
+        })
+    }
+
+    /// The gateway a rollout names, as stored (routes by their full paths), with the
+    /// deployment it belongs to; `None` when there is none.
+    pub(super) async fn rollout_gateway(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Gateway, Option<Deployment>)>> {
+        let Some((deployment, _)) = name.split_once('/') else {
+            return Ok(match self.get(Kind::Gateway, name).await? {
+                Some(Artifact::Gateway(g)) => Some((g, None)),
+                _ => None,
+            });
+        };
+        let Some(d) = self.deployment(deployment).await? else {
+            return Ok(None);
+        };
+        let config = &self.inner.config.engine;
+        Ok(engine::gateways(&d, config)
+            .into_iter()
+            .find(|g| g.name == name)
+            .map(|g| (g, Some(d))))
+    }
+
+    /// Sets the weights of some routes of a gateway (its other routes keep theirs): a
+    /// standalone gateway is stored again, a deployment's gateway changes in its deployment.
+    /// Routes are named as the gateway lists them. The change reaches the router at once.
+    ///
+    /// # Errors
+    /// `ArtifactNotFound` for a missing gateway or route; the validation errors of the result
+    /// (weights must still total 0% or 100%).
+    pub async fn set_route_weights(
+        &self,
+        gateway: &str,
+        weights: &[(String, Percentage)],
+    ) -> Result<()> {
+        let not_found = |what: String| {
+            dsl_error(
+                ErrorKind::ArtifactNotFound,
+                "gateway",
+                what,
+                "check the gateway and route names (GET /api/v1/gateways)",
+            )
+        };
+        let set = |routes: &mut crate::model::Map<Ref<Route>>, key: &str, w: Percentage| -> bool {
+            let Some(route) = routes.get_mut(key) else {
+                return false;
+            };
+            match route {
+                Ref::Inline(r) => r.weight = Some(w),
+                Ref::Reference(_) => {
+                    *route = Ref::Inline(Route {
+                        weight: Some(w),
+                        ..Route::default()
+                    });
+                }
+            }
+            true
+        };
+        let segments: Vec<&str> = gateway.split('/').collect();
+        match segments.as_slice() {
+            [_] => {
+                let Some(Artifact::Gateway(mut g)) = self.get(Kind::Gateway, gateway).await? else {
+                    return Err(not_found(format!("gateway '{gateway}' does not exist")));
+                };
+                for (route, w) in weights {
+                    if !set(&mut g.routes, route, *w) {
+                        return Err(not_found(format!(
+                            "gateway '{gateway}' has no route '{route}'"
+                        )));
+                    }
+                }
+                self.put(Artifact::Gateway(g)).await?;
+            }
+            [deployment, rest @ ..] => {
+                let _writes = self.inner.writes.lock().await;
+                let (mut d, revision) = self.existing(deployment).await?;
+                for (route, w) in weights {
+                    let parts: Vec<&str> = route.split('/').collect();
+                    let found = match (rest, parts.as_slice()) {
+                        // An internal gateway d/c/port: routes are the cluster's services.
+                        ([cluster, port], [_, _, service, _]) => d
+                            .clusters
+                            .get_mut(*cluster)
+                            .and_then(|c| c.gateways.get_mut(*port))
+                            .is_some_and(|g| set(&mut g.routes, service, *w)),
+                        // An external gateway d/port: routes are `cluster/port`.
+                        ([port], [_, cluster, route_port]) => {
+                            let key = format!("{cluster}/{route_port}");
+                            d.gateways
+                                .iter_mut()
+                                .find(|(k, _)| {
+                                    crate::model::GatewayPort::parse(k)
+                                        .is_ok_and(|p| p.number.to_string() == *port)
+                                })
+                                .is_some_and(|(_, g)| set(&mut g.routes, &key, *w))
+                        }
+                        _ => false,
+                    };
+                    if !found {
+                        return Err(not_found(format!(
+                            "gateway '{gateway}' has no route '{route}'"
+                        )));
+                    }
+                }
+                if let Some(e) = crate::dsl::validate::artifact(&Artifact::Deployment(d.clone()))
+                    .into_iter()
+                    .next()
+                {
+                    return Err(e.into());
+                }
+                self.save(&d, Some(revision), "update").await?;
+            }
+            [] => return Err(not_found("a gateway name is empty".into())),
+        }
+        Ok(())
+    }
+
+    /// The rules of rollouts that depend on the store and the router: the gateway and both
+    /// routes exist, no other rollout works on that gateway, the router can measure the
+    /// metrics, and a progressing rollout is not changed under its feet.
+    pub(super) async fn rollout_rules(&self, rollout: &Rollout) -> Result<()> {
+        let Some((gateway, _)) = self.rollout_gateway(&rollout.gateway).await? else {
+            return Err(dsl_error(
+                ErrorKind::UnresolvedRolloutRouteError,
+                "gateway",
+                format!("gateway '{}' does not exist", rollout.gateway),
+                "name a standalone gateway or a deployment's gateway (GET /api/v1/gateways)",
+            ));
+        };
+        for (field, route) in [("stable", &rollout.stable), ("canary", &rollout.canary)] {
+            if !gateway.routes.contains_key(route.as_str()) {
+                let known: Vec<&str> = gateway.routes.keys().map(String::as_str).collect();
+                return Err(dsl_error(
+                    ErrorKind::UnresolvedRolloutRouteError,
+                    field,
+                    format!("gateway '{}' has no route '{route}'", rollout.gateway),
+                    &format!("use one of its routes: {}", known.join(", ")),
+                ));
+            }
+        }
+        for other in self.rollouts().await? {
+            if other.name != rollout.name && other.gateway == rollout.gateway {
+                return Err(dsl_error(
+                    ErrorKind::RolloutConflictError,
+                    "gateway",
+                    format!(
+                        "rollout '{}' already works on gateway '{}'",
+                        other.name, rollout.gateway
+                    ),
+                    "delete that rollout first, or change it instead",
+                ));
+            }
+        }
+        if !self.inner.router.measures_percentiles()
+            && let Some((i, m)) = rollout
+                .analysis
+                .metrics
+                .iter()
+                .enumerate()
+                .find(|(_, m)| m.metric.needs_percentiles())
+        {
+            return Err(dsl_error(
+                ErrorKind::UnsupportedRolloutMetric,
+                &format!("analysis.metrics[{i}].metric"),
+                format!(
+                    "the {} router cannot measure {}: it counts requests and errors only",
+                    self.inner.router.backend(),
+                    m.metric.name()
+                ),
+                "use success-rate, error-rate or request-rate, or the embedded router",
+            ));
+        }
+        if let Some(status) = self.rollout_status(&rollout.name).await?
+            && status.phase == crate::rollout::Phase::Progressing
+            && self.rollout(&rollout.name).await?.as_ref() != Some(rollout)
+        {
+            return Err(Error::Refused {
+                what: format!("rollout '{}'", rollout.name),
+                message: "it is progressing: pause it (POST /api/v1/rollouts/<name>/pause) or let it end before changing it".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether the service a route of a deployment's gateway names runs: deployed, healthy.
+fn service_ready(d: &Deployment, route: &str) -> bool {
+    let parts: Vec<&str> = route.split('/').collect();
+    let [_, cluster, service, _] = parts.as_slice() else {
+        // External routes and routes to other gateways: nothing to wait for.
+        return true;
+    };
+    d.clusters.get(*cluster).is_some_and(|c| {
+        c.services.iter().any(|s| {
+            s.breed.name == *service
+                && s.status.phase.name == PhaseName::Done
+                && !s.instances.is_empty()
+                && s.instances.iter().all(|i| i.deployed)
+        })
+    })
+}

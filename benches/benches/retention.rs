@@ -99,14 +99,27 @@ async fn run(name: &str, db: &dyn Persistence) {
         "{name}: {total} events in {all:.1?} ({:.0} events/s, retention passes {retention_time:.1?}); deleted {deleted}; metrics kept {kept} (max_count {KEEP})",
         total as f64 / all.as_secs_f64()
     );
+    let latest = EventFilter::tags([format!("gateways:{run}-g7"), "metrics:rate".to_owned()]);
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let found = db.newest_event(&latest).await.expect("newest");
+        times.push(t.elapsed());
+        assert!(found.is_some(), "nothing found");
+    }
+    println!(
+        "  latest rate of a gateway (newest_event, as the health and metrics lookups ask): p50 {:.2?} p99 {:.2?}",
+        percentile(times.clone(), 0.5),
+        percentile(times, 0.99)
+    );
     for (what, filter, page) in [
         (
-            "latest rate of a gateway",
-            EventFilter::tags([format!("gateways:{run}-g7"), "metrics:rate".to_owned()]),
+            "a gateway's rates, page of 1 with the total",
+            latest.clone(),
             Page::new(1, 1),
         ),
         (
-            "newest page of a route",
+            "newest page of a route, with the total",
             EventFilter::tags([format!("routes:{run}-g7/r1")]),
             Page::new(1, 30),
         ),

@@ -85,10 +85,26 @@ fn rollout() -> Rollout {
     r
 }
 
-/// One simulated rollout: `rps` requests per second in all; the stable route fails
-/// `stable_error` of its requests, the canary `canary_error`, both answer in about 2 ms.
-/// Returns the final phase and the number of verdicts made.
-fn run(r: &Rollout, seed: u64, rps: f64, stable_error: f64, canary_error: f64) -> (Phase, usize) {
+/// How the simulated traffic is given.
+#[derive(Clone, Copy)]
+enum Traffic {
+    /// Requests per second to the gateway, split by the weights.
+    Gateway(f64),
+    /// Requests per second to the canary (the stable route gets what the weights make of it,
+    /// nine times as much at 10%).
+    Canary(f64),
+}
+
+/// One simulated rollout: the stable route fails `stable_error` of its requests, the canary
+/// `canary_error`, both answer in about 2 ms. Returns the final phase and the number of
+/// verdicts made.
+fn run(
+    r: &Rollout,
+    seed: u64,
+    traffic: Traffic,
+    stable_error: f64,
+    canary_error: f64,
+) -> (Phase, usize) {
     let mut rng = Rng(seed);
     let timeline = plan::simulate(
         r,
@@ -100,8 +116,15 @@ fn run(r: &Rollout, seed: u64, rps: f64, stable_error: f64, canary_error: f64) -
         7200,
         |_, w| {
             let share = f64::from(w.canary) / 100.0;
-            let c = rng.poisson(rps * share);
-            let s = rng.poisson(rps * (1.0 - share));
+            let total = match traffic {
+                Traffic::Gateway(rps) => rps,
+                // Before the first shift the canary gets nothing; the stable route what it
+                // gets at 10%.
+                Traffic::Canary(rps) if share == 0.0 => rps * 9.0,
+                Traffic::Canary(rps) => rps / share,
+            };
+            let c = rng.poisson(total * share);
+            let s = rng.poisson(total * (1.0 - share));
             (
                 requests(&mut rng, s, stable_error, 2.0),
                 requests(&mut rng, c, canary_error, 2.0),
@@ -116,34 +139,45 @@ fn main() {
     let r = rollout();
     // 1. Healthy canaries at 1 request per second.
     let runs = 1000;
-    let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
-    let t = Instant::now();
-    for seed in 0..runs {
-        let (phase, _) = run(&r, seed, 1.0, 0.001, 0.001);
-        *outcomes.entry(phase.as_str()).or_default() += 1;
+    for (what, traffic) in [
+        ("1 rps to the gateway", Traffic::Gateway(1.0)),
+        ("1 rps to the canary", Traffic::Canary(1.0)),
+    ] {
+        let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+        let t = Instant::now();
+        for seed in 0..runs {
+            let (phase, _) = run(&r, seed, traffic, 0.001, 0.001);
+            *outcomes.entry(phase.as_str()).or_default() += 1;
+        }
+        let rolled_back = outcomes.get("RolledBack").copied().unwrap_or(0);
+        println!(
+            "healthy canaries, {what} (0.1% errors on both routes), {runs} runs of up to 2 h simulated in {:.1?}: {outcomes:?}; false rollbacks {:.2}%",
+            t.elapsed(),
+            f64::from(rolled_back) * 100.0 / f64::from(runs as u32)
+        );
     }
-    let rolled_back = outcomes.get("RolledBack").copied().unwrap_or(0);
-    println!(
-        "healthy canaries at 1 rps (0.1% errors on both routes), {runs} runs of up to 2 h simulated in {:.1?}: {outcomes:?}; false rollbacks {:.2}%",
-        t.elapsed(),
-        f64::from(rolled_back) * 100.0 / f64::from(runs as u32)
-    );
-    // 2. A canary with 5% errors against 0.1% on stable at 20 rps.
-    let mut within_three = 0;
-    let mut rolled = 0;
-    for seed in 0..runs {
-        let (phase, verdicts) = run(&r, 1_000_000 + seed, 20.0, 0.001, 0.05);
-        if phase == Phase::RolledBack {
-            rolled += 1;
-            if verdicts <= 3 {
+    // 2. A canary with 5% errors against 0.1% on stable.
+    for (what, traffic) in [
+        ("20 rps to the canary", Traffic::Canary(20.0)),
+        (
+            "20 rps to the gateway (2 rps to the canary at 10%)",
+            Traffic::Gateway(20.0),
+        ),
+    ] {
+        let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+        let mut within_three = 0;
+        for seed in 0..runs {
+            let (phase, verdicts) = run(&r, 1_000_000 + seed, traffic, 0.001, 0.05);
+            *outcomes.entry(phase.as_str()).or_default() += 1;
+            if phase == Phase::RolledBack && verdicts <= 3 {
                 within_three += 1;
             }
         }
+        println!(
+            "bad canaries (5% errors vs 0.1%), {what}, {runs} runs: {outcomes:?}; rolled back within 3 intervals {within_three} ({:.1}%)",
+            f64::from(within_three) * 100.0 / f64::from(runs as u32)
+        );
     }
-    println!(
-        "bad canaries (5% errors vs 0.1%) at 20 rps, {runs} runs: rolled back {rolled}, within 3 intervals {within_three} ({:.1}%)",
-        f64::from(within_three) * 100.0 / f64::from(runs as u32)
-    );
 
     // 3. One planner step, in an analysis with evidence.
     let t0 = DateTime::<Utc>::UNIX_EPOCH;

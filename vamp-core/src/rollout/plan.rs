@@ -279,48 +279,47 @@ fn analyse(
             )
         })
         .collect();
-    let failed: Vec<&verdict::CheckResult> = checks
+    let critical = checks
         .iter()
-        .filter(|c| c.verdict == Verdict::Fail)
-        .collect();
-    let critical = failed.iter().any(|c| c.critical);
-    let outcome = if !failed.is_empty() {
+        .any(|c| c.verdict == Verdict::Fail && c.critical);
+    let outcome = if checks.iter().any(|c| c.verdict == Verdict::Fail) {
         Verdict::Fail
     } else if checks.iter().all(|c| c.verdict == Verdict::Pass) {
         Verdict::Pass
     } else {
         Verdict::Inconclusive
     };
-    let interval = Interval {
+    let reasons = |wanted: Verdict| {
+        checks
+            .iter()
+            .filter(|c| c.verdict == wanted)
+            .map(|c| c.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (failed_reasons, inconclusive_reasons) =
+        (reasons(Verdict::Fail), reasons(Verdict::Inconclusive));
+    let numbers = json!({
+        "step": s.step,
+        "seconds": seconds,
+        "canary": {"requests": s.evidence.canary.requests, "errors": s.evidence.canary.errors},
+        "stable": {"requests": s.evidence.stable.requests, "errors": s.evidence.stable.errors},
+        "checks": &checks,
+    });
+    if s.intervals.len() >= KEPT_INTERVALS {
+        s.intervals.remove(0);
+    }
+    s.intervals.push(Interval {
         at: now,
         step: s.step,
         seconds,
         canary: s.evidence.canary.clone(),
         stable: s.evidence.stable.clone(),
         verdict: outcome,
-        checks: checks.clone(),
-    };
-    s.intervals.push(interval);
-    if s.intervals.len() > KEPT_INTERVALS {
-        s.intervals.remove(0);
-    }
+        checks,
+    });
     s.evidence.last_verdict = now;
     s.updated = now;
-    let reasons = |wanted: Verdict| {
-        checks
-            .iter()
-            .filter(|c| c.verdict == wanted)
-            .map(|c| c.reason.clone())
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let numbers = json!({
-        "step": s.step,
-        "seconds": seconds,
-        "canary": {"requests": s.evidence.canary.requests, "errors": s.evidence.canary.errors},
-        "stable": {"requests": s.evidence.stable.requests, "errors": s.evidence.stable.errors},
-        "checks": checks,
-    });
     event(actions, s, rollout, "verdict", outcome.as_str(), numbers);
     match outcome {
         Verdict::Fail => {
@@ -330,13 +329,11 @@ fn analyse(
             if critical || s.failures > a.failure_limit {
                 let total = s.weights.stable.saturating_add(s.weights.canary);
                 let why = if critical {
-                    format!("a critical check failed: {}", reasons(Verdict::Fail))
+                    format!("a critical check failed: {failed_reasons}")
                 } else {
                     format!(
-                        "{} failed verdicts, {} tolerated: {}",
-                        s.failures,
-                        a.failure_limit,
-                        reasons(Verdict::Fail)
+                        "{} failed verdicts, {} tolerated: {failed_reasons}",
+                        s.failures, a.failure_limit
                     )
                 };
                 finish(
@@ -369,9 +366,8 @@ fn analyse(
             s.inconclusive += 1;
             if s.inconclusive >= a.inconclusive_limit {
                 let why = format!(
-                    "{} intervals without enough evidence: {}",
-                    s.inconclusive,
-                    reasons(Verdict::Inconclusive)
+                    "{} intervals without enough evidence: {inconclusive_reasons}",
+                    s.inconclusive
                 );
                 pause(s, rollout, why, now, actions);
             }

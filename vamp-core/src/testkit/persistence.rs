@@ -23,6 +23,7 @@ pub async fn run_all(db: &dyn Persistence) {
     batches_are_stored_in_order(db).await;
     concurrent_writers(db).await;
     retention_keeps_what_the_policy_says(db).await;
+    the_newest_event_is_the_first_of_a_page(db).await;
 }
 
 /// Create, read, update with preconditions, delete, recreate; history keeps every revision.
@@ -533,4 +534,25 @@ pub async fn retention_keeps_what_the_policy_says(db: &dyn Persistence) {
         0,
         "a second run finds nothing to do"
     );
+}
+
+/// `newest_event` finds what a page of one would hold, and nothing where a page is empty.
+pub async fn the_newest_event_is_the_first_of_a_page(db: &dyn Persistence) {
+    let tag = unique("newest");
+    for i in 0..3 {
+        db.append_event(&Event::new([tag.clone()], json!(i)))
+            .await
+            .unwrap();
+    }
+    let filter = EventFilter::tags([tag]);
+    let page = db.query_events(&filter, Page::new(1, 1)).await.unwrap();
+    let newest = db.newest_event(&filter).await.unwrap();
+    assert_eq!(
+        newest.as_ref(),
+        page.items.first(),
+        "the newest is the first of a page"
+    );
+    assert_eq!(newest.map(|e| e.event.value), Some(json!(2)));
+    let none = EventFilter::tags([unique("nothing")]);
+    assert_eq!(db.newest_event(&none).await.unwrap(), None);
 }

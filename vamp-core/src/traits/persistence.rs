@@ -418,6 +418,17 @@ pub trait Persistence: Send + Sync + Debug {
     /// A page of the events that pass `filter`, newest first.
     async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>>;
 
+    /// The newest event that passes `filter`, if any: what a health or metrics lookup needs,
+    /// without the total a page carries. The default asks [`query_events`](Self::query_events)
+    /// for a page of one; the SQL backends skip the count.
+    async fn newest_event(&self, filter: &EventFilter) -> Result<Option<StoredEvent>> {
+        Ok(self
+            .query_events(filter, Page::new(1, 1))
+            .await?
+            .items
+            .pop())
+    }
+
     /// The events appended from now on.
     async fn subscribe(&self) -> Result<EventStream>;
 

@@ -1287,6 +1287,11 @@ impl Vamp {
         self.db().query_events(filter, page).await
     }
 
+    /// The newest stored event that passes `filter` (no total counted).
+    pub async fn newest_event(&self, filter: &EventFilter) -> Result<Option<StoredEvent>> {
+        self.db().newest_event(filter).await
+    }
+
     /// Events from now on.
     pub async fn subscribe(&self) -> Result<EventStream> {
         self.db().subscribe().await

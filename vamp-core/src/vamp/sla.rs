@@ -342,12 +342,7 @@ impl Vamp {
                     tags: sla_tags(&w.deployment, &w.cluster),
                     ..EventFilter::default()
                 };
-                let last = self
-                    .events(&newest, Page::new(1, 1))
-                    .await?
-                    .items
-                    .first()
-                    .map(|e| e.event.timestamp);
+                let last = self.newest_event(&newest).await?.map(|e| e.event.timestamp);
                 super::lock(&self.inner.sla)
                     .last_sla
                     .insert(key.clone(), last);

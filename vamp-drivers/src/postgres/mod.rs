@@ -118,7 +118,12 @@ impl PostgresPersistence {
                 what: "postgres URL",
                 message: e.to_string(),
             })?
-            .options([("statement_timeout", statement_timeout.as_str())]);
+            // Custom plans always: a tag query's best plan depends on how rare its tags are,
+            // which a generic plan for `tag = $1` cannot know (docs/performance.md).
+            .options([
+                ("statement_timeout", statement_timeout.as_str()),
+                ("plan_cache_mode", "force_custom_plan"),
+            ]);
         let address = format!("{}:{}", options.get_host(), options.get_port());
         let pool = PgPoolOptions::new()
             .max_connections(8)
@@ -236,6 +241,118 @@ impl PostgresPersistence {
             .await
             .map_err(|e| classify(&self.address, self.timeout, e))?;
         Ok(Some((revision, now)))
+    }
+}
+
+impl PostgresPersistence {
+    /// A page of the events that pass `filter`, with their total when `with_total` (the page
+    /// and the count run at once).
+    async fn events_page(
+        &self,
+        filter: &EventFilter,
+        page: Page,
+        with_total: bool,
+    ) -> Result<(Vec<StoredEvent>, u64)> {
+        let mut tags = filter.tags.clone();
+        tags.sort();
+        tags.dedup();
+        let fail = |e| classify(&self.address, self.timeout, e);
+        // As on SQLite: the rarest tag first (counted up to a cap), or — for a time window
+        // with few events — a walk of the window through the time index.
+        if tags.len() > 1 {
+            let counts = futures::future::try_join_all(tags.iter().map(|t| {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM event_tags WHERE tag = $1 LIMIT $2) c",
+                )
+                .bind(t.clone())
+                .bind(crate::sql::WINDOW_WALK + 1)
+                .fetch_one(&self.pool)
+            }))
+            .await
+            .map_err(fail)?;
+            let mut counted: Vec<(i64, String)> = counts.into_iter().zip(tags).collect();
+            counted.sort();
+            tags = counted.into_iter().map(|(_, t)| t).collect();
+        }
+        let by_time = match filter.from {
+            Bound::Unbounded => false,
+            Bound::Included(t) | Bound::Excluded(t) => {
+                let in_window: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE at >= $1 LIMIT $2) c",
+                )
+                .bind(nanos(t))
+                .bind(crate::sql::WINDOW_WALK + 1)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(fail)?;
+                in_window <= crate::sql::WINDOW_WALK
+            }
+        };
+        // Only numbered placeholders are added to the SQL text; every value is bound.
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        let mut clauses = crate::sql::tag_conditions(tags.len(), by_time, &mut next);
+        if filter.kind.is_some() {
+            clauses.push(format!("e.type = {}", next()));
+        }
+        let mut times: Vec<i64> = Vec::new();
+        for (b, incl, excl) in [(&filter.from, ">=", ">"), (&filter.until, "<=", "<")] {
+            match b {
+                Bound::Included(t) => {
+                    clauses.push(format!("e.at {incl} {}", next()));
+                    times.push(nanos(*t));
+                }
+                Bound::Excluded(t) => {
+                    clauses.push(format!("e.at {excl} {}", next()));
+                    times.push(nanos(*t));
+                }
+                Bound::Unbounded => {}
+            }
+        }
+        let condition = if clauses.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            clauses.join(" AND ")
+        };
+        let (limit_p, offset_p) = (next(), next());
+        let select = format!(
+            "SELECT e.id, e.timestamp, e.type, e.value, e.tags FROM events e WHERE {condition} \
+             ORDER BY e.at DESC, e.id DESC LIMIT {limit_p} OFFSET {offset_p}"
+        );
+        let count = format!("SELECT COUNT(*) FROM events e WHERE {condition}");
+
+        let mut q = sqlx::query(AssertSqlSafe(select));
+        let mut c = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count));
+        for t in &tags {
+            q = q.bind(t.clone());
+            c = c.bind(t.clone());
+        }
+        if let Some(kind) = &filter.kind {
+            q = q.bind(kind.clone());
+            c = c.bind(kind.clone());
+        }
+        for t in &times {
+            q = q.bind(*t);
+            c = c.bind(*t);
+        }
+        let (limit, offset) = limit(page);
+        // The page and the total at once, on two connections: a tag query then costs the
+        // slower of the two, not both (docs/performance.md).
+        let select = q.bind(limit).bind(offset).fetch_all(&self.pool);
+        let (rows, total) = if with_total {
+            futures::future::try_join(select, c.fetch_one(&self.pool)).await
+        } else {
+            select.await.map(|rows| (rows, 0))
+        }
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        let items = rows
+            .iter()
+            .map(|r| event_row(BACKEND, r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
     }
 }
 
@@ -422,110 +539,17 @@ impl Persistence for PostgresPersistence {
     }
 
     async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
-        let mut tags = filter.tags.clone();
-        tags.sort();
-        tags.dedup();
-        let fail = |e| classify(&self.address, self.timeout, e);
-        // As on SQLite: the rarest tag first (counted up to a cap), or — for a time window
-        // with few events — a walk of the window through the time index.
-        if tags.len() > 1 {
-            let mut counted = Vec::with_capacity(tags.len());
-            for t in tags {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM event_tags WHERE tag = $1 LIMIT $2) c",
-                )
-                .bind(&t)
-                .bind(crate::sql::WINDOW_WALK + 1)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(fail)?;
-                counted.push((n, t));
-            }
-            counted.sort();
-            tags = counted.into_iter().map(|(_, t)| t).collect();
-        }
-        let by_time = match filter.from {
-            Bound::Unbounded => false,
-            Bound::Included(t) | Bound::Excluded(t) => {
-                let in_window: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE at >= $1 LIMIT $2) c",
-                )
-                .bind(nanos(t))
-                .bind(crate::sql::WINDOW_WALK + 1)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(fail)?;
-                in_window <= crate::sql::WINDOW_WALK
-            }
-        };
-        // Only numbered placeholders are added to the SQL text; every value is bound.
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            format!("${n}")
-        };
-        let mut clauses = crate::sql::tag_conditions(tags.len(), by_time, &mut next);
-        if filter.kind.is_some() {
-            clauses.push(format!("e.type = {}", next()));
-        }
-        let mut times: Vec<i64> = Vec::new();
-        for (b, incl, excl) in [(&filter.from, ">=", ">"), (&filter.until, "<=", "<")] {
-            match b {
-                Bound::Included(t) => {
-                    clauses.push(format!("e.at {incl} {}", next()));
-                    times.push(nanos(*t));
-                }
-                Bound::Excluded(t) => {
-                    clauses.push(format!("e.at {excl} {}", next()));
-                    times.push(nanos(*t));
-                }
-                Bound::Unbounded => {}
-            }
-        }
-        let condition = if clauses.is_empty() {
-            "TRUE".to_owned()
-        } else {
-            clauses.join(" AND ")
-        };
-        let (limit_p, offset_p) = (next(), next());
-        let select = format!(
-            "SELECT e.id, e.timestamp, e.type, e.value, e.tags FROM events e WHERE {condition} \
-             ORDER BY e.at DESC, e.id DESC LIMIT {limit_p} OFFSET {offset_p}"
-        );
-        let count = format!("SELECT COUNT(*) FROM events e WHERE {condition}");
+        let (items, total) = self.events_page(filter, page, true).await?;
+        Ok(Paged { items, total })
+    }
 
-        let mut q = sqlx::query(AssertSqlSafe(select));
-        let mut c = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count));
-        for t in &tags {
-            q = q.bind(t.clone());
-            c = c.bind(t.clone());
-        }
-        if let Some(kind) = &filter.kind {
-            q = q.bind(kind.clone());
-            c = c.bind(kind.clone());
-        }
-        for t in &times {
-            q = q.bind(*t);
-            c = c.bind(*t);
-        }
-        let (limit, offset) = limit(page);
-        let rows = q
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| classify(&self.address, self.timeout, e))?;
-        let total = c
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| classify(&self.address, self.timeout, e))?;
-        Ok(Paged {
-            items: rows
-                .iter()
-                .map(|r| event_row(BACKEND, r))
-                .collect::<Result<_>>()?,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+    /// The newest event only: no total counted.
+    async fn newest_event(&self, filter: &EventFilter) -> Result<Option<StoredEvent>> {
+        Ok(self
+            .events_page(filter, Page::new(1, 1), false)
+            .await?
+            .0
+            .pop())
     }
 
     async fn subscribe(&self) -> Result<EventStream> {

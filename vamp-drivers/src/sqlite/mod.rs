@@ -198,6 +198,116 @@ impl SqlitePersistence {
     }
 }
 
+impl SqlitePersistence {
+    /// A page of the events that pass `filter`, with their total when `with_total` (the page
+    /// and the count run at once).
+    async fn events_page(
+        &self,
+        filter: &EventFilter,
+        page: Page,
+        with_total: bool,
+    ) -> Result<(Vec<StoredEvent>, u64)> {
+        let mut tags = filter.tags.clone();
+        tags.sort();
+        tags.dedup();
+        // The rarest tag first: it finds the candidates through the (tag, event_id) key; the
+        // others are checked on each candidate. Counting is capped, so it costs little.
+        if tags.len() > 1 {
+            let mut counted = Vec::with_capacity(tags.len());
+            for t in tags {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM event_tags WHERE tag = ? LIMIT ?)",
+                )
+                .bind(&t)
+                .bind(WINDOW_WALK + 1)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+                counted.push((n, t));
+            }
+            counted.sort();
+            tags = counted.into_iter().map(|(_, t)| t).collect();
+        }
+        // A window with few events in it is walked newest first through the time index
+        // instead, checking every tag on each event: a query for the latest metric of a
+        // gateway then costs what the window holds, not what the log has gathered.
+        let by_time = match filter.from {
+            Bound::Unbounded => false,
+            Bound::Included(t) | Bound::Excluded(t) => {
+                let in_window: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE at >= ? LIMIT ?)",
+                )
+                .bind(nanos(t))
+                .bind(WINDOW_WALK + 1)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+                in_window <= WINDOW_WALK
+            }
+        };
+        // Only placeholders are added to the SQL text; every value is bound.
+        let mut clauses = crate::sql::tag_conditions(tags.len(), by_time, || "?".to_owned());
+        if filter.kind.is_some() {
+            clauses.push("e.type = ?".to_owned());
+        }
+        let bound = |b: &Bound<DateTime<Utc>>, incl: &str, excl: &str| match b {
+            Bound::Included(t) => Some((format!("e.at {incl} ?"), nanos(*t))),
+            Bound::Excluded(t) => Some((format!("e.at {excl} ?"), nanos(*t))),
+            Bound::Unbounded => None,
+        };
+        let times: Vec<(String, i64)> = [
+            bound(&filter.from, ">=", ">"),
+            bound(&filter.until, "<=", "<"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        clauses.extend(times.iter().map(|(c, _)| c.clone()));
+        let condition = if clauses.is_empty() {
+            "1".to_owned()
+        } else {
+            clauses.join(" AND ")
+        };
+        let select = format!(
+            "SELECT e.id, e.timestamp, e.type, e.value, e.tags FROM events e WHERE {condition} \
+             ORDER BY e.at DESC, e.id DESC LIMIT ? OFFSET ?"
+        );
+        let count = format!("SELECT COUNT(*) FROM events e WHERE {condition}");
+
+        let mut q = sqlx::query(AssertSqlSafe(select));
+        let mut c = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count));
+        for t in &tags {
+            q = q.bind(t.clone());
+            c = c.bind(t.clone());
+        }
+        if let Some(kind) = &filter.kind {
+            q = q.bind(kind.clone());
+            c = c.bind(kind.clone());
+        }
+        for (_, t) in &times {
+            q = q.bind(*t);
+            c = c.bind(*t);
+        }
+        let (limit, offset) = limit(page);
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let total = if with_total {
+            c.fetch_one(&self.pool).await.map_err(backend)?
+        } else {
+            0
+        };
+        let items = rows
+            .iter()
+            .map(|r| event_row(BACKEND, r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
+    }
+}
+
 #[async_trait]
 impl Persistence for SqlitePersistence {
     fn backend(&self) -> &'static str {
@@ -339,102 +449,17 @@ impl Persistence for SqlitePersistence {
     }
 
     async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
-        let mut tags = filter.tags.clone();
-        tags.sort();
-        tags.dedup();
-        // The rarest tag first: it finds the candidates through the (tag, event_id) key; the
-        // others are checked on each candidate. Counting is capped, so it costs little.
-        if tags.len() > 1 {
-            let mut counted = Vec::with_capacity(tags.len());
-            for t in tags {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM event_tags WHERE tag = ? LIMIT ?)",
-                )
-                .bind(&t)
-                .bind(WINDOW_WALK + 1)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(backend)?;
-                counted.push((n, t));
-            }
-            counted.sort();
-            tags = counted.into_iter().map(|(_, t)| t).collect();
-        }
-        // A window with few events in it is walked newest first through the time index
-        // instead, checking every tag on each event: a query for the latest metric of a
-        // gateway then costs what the window holds, not what the log has gathered.
-        let by_time = match filter.from {
-            Bound::Unbounded => false,
-            Bound::Included(t) | Bound::Excluded(t) => {
-                let in_window: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE at >= ? LIMIT ?)",
-                )
-                .bind(nanos(t))
-                .bind(WINDOW_WALK + 1)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(backend)?;
-                in_window <= WINDOW_WALK
-            }
-        };
-        // Only placeholders are added to the SQL text; every value is bound.
-        let mut clauses = crate::sql::tag_conditions(tags.len(), by_time, || "?".to_owned());
-        if filter.kind.is_some() {
-            clauses.push("e.type = ?".to_owned());
-        }
-        let bound = |b: &Bound<DateTime<Utc>>, incl: &str, excl: &str| match b {
-            Bound::Included(t) => Some((format!("e.at {incl} ?"), nanos(*t))),
-            Bound::Excluded(t) => Some((format!("e.at {excl} ?"), nanos(*t))),
-            Bound::Unbounded => None,
-        };
-        let times: Vec<(String, i64)> = [
-            bound(&filter.from, ">=", ">"),
-            bound(&filter.until, "<=", "<"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        clauses.extend(times.iter().map(|(c, _)| c.clone()));
-        let condition = if clauses.is_empty() {
-            "1".to_owned()
-        } else {
-            clauses.join(" AND ")
-        };
-        let select = format!(
-            "SELECT e.id, e.timestamp, e.type, e.value, e.tags FROM events e WHERE {condition} \
-             ORDER BY e.at DESC, e.id DESC LIMIT ? OFFSET ?"
-        );
-        let count = format!("SELECT COUNT(*) FROM events e WHERE {condition}");
+        let (items, total) = self.events_page(filter, page, true).await?;
+        Ok(Paged { items, total })
+    }
 
-        let mut q = sqlx::query(AssertSqlSafe(select));
-        let mut c = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count));
-        for t in &tags {
-            q = q.bind(t.clone());
-            c = c.bind(t.clone());
-        }
-        if let Some(kind) = &filter.kind {
-            q = q.bind(kind.clone());
-            c = c.bind(kind.clone());
-        }
-        for (_, t) in &times {
-            q = q.bind(*t);
-            c = c.bind(*t);
-        }
-        let (limit, offset) = limit(page);
-        let rows = q
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        let total = c.fetch_one(&self.pool).await.map_err(backend)?;
-        Ok(Paged {
-            items: rows
-                .iter()
-                .map(|r| event_row(BACKEND, r))
-                .collect::<Result<_>>()?,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+    /// The newest event only: no total counted.
+    async fn newest_event(&self, filter: &EventFilter) -> Result<Option<StoredEvent>> {
+        Ok(self
+            .events_page(filter, Page::new(1, 1), false)
+            .await?
+            .0
+            .pop())
     }
 
     async fn subscribe(&self) -> Result<EventStream> {

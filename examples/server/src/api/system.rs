@@ -173,8 +173,7 @@ pub(super) async fn latest(
     let since = chrono::Utc::now()
         - chrono::Duration::seconds(i64::try_from(window.window.unwrap_or(120)).unwrap_or(120));
     filter.from = std::ops::Bound::Included(since);
-    let found = state.vamp.events(&filter, Page::new(1, 1)).await?;
-    match found.items.first() {
+    match state.vamp.newest_event(&filter).await? {
         Some(e) => Ok(reply(StatusCode::OK, headers, &e.event.value)),
         None => Err(ApiError::not_found()),
     }

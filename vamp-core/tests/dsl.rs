@@ -148,6 +148,14 @@ const NOT_MODEL_LEVEL: &[(ErrorKind, &str)] = &[
         ErrorKind::UnsupportedConditionError,
         "engine: the router (tests/security.rs in vamp-server: what_cannot_be_served_or_is_too_big_is_refused_when_validated)",
     ),
+    (
+        ErrorKind::UnresolvedRolloutRouteError,
+        "engine: the stored gateway (tests/rollouts.rs in vamp-server: bad_rollouts_are_refused_naming_the_field_and_nothing_is_stored)",
+    ),
+    (
+        ErrorKind::RolloutConflictError,
+        "engine: the stored rollouts (tests/rollouts.rs in vamp-server: bad_rollouts_are_refused_naming_the_field_and_nothing_is_stored)",
+    ),
 ];
 
 #[test]

@@ -529,7 +529,7 @@ mod tests {
         );
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("blueprints/shop"), "{out}");
-        assert!(err.contains("note: services.web.volumes"), "{err}");
+        assert!(err.contains("warning: services.web.volumes"), "{err}");
         let mut out = Vec::new();
         fmt(
             &[input("c.yml", text)],

@@ -17,7 +17,7 @@ pub fn service(name: &str) -> Option<String> {
         .any(|s| s.eq_ignore_ascii_case(name))
     {
         eprintln!(
-            "skipped: service '{name}' is not in VAMP_TEST_SERVICES ('{listed}'); scripts/test.sh starts it"
+            "SKIPPED: service '{name}' is not in VAMP_TEST_SERVICES ('{listed}'); scripts/test.sh starts it"
         );
         return None;
     }

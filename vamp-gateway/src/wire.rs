@@ -315,3 +315,107 @@ mod tests {
         );
     }
 }
+
+/// `<root>/stats/`: where gateway agents publish their HAProxy's per-route counters, one key
+/// each (`<root>/stats/<agent>`), for the `haproxy-kv` router to add up.
+pub fn stats_prefix(root: &str) -> String {
+    format!("{}/stats/", root.trim_end_matches('/'))
+}
+
+/// One agent's counters, as it publishes them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AgentStats {
+    /// When the agent read them.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Per route of every gateway it serves.
+    pub routes: Vec<WireRouteStats>,
+}
+
+/// One route's counters (cumulative since the agent started).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WireRouteStats {
+    /// The gateway.
+    pub gateway: String,
+    /// The route path.
+    pub route: String,
+    /// Requests (HTTP) or connections (TCP).
+    pub requests: u64,
+    /// Failed ones.
+    pub errors: u64,
+    /// Response times added up, ms.
+    pub sum_ms: f64,
+}
+
+/// The counters of every agent under `root`, added up per route: what the `haproxy-kv`
+/// router reports. An agent's counters only grow while it runs (they survive HAProxy
+/// reloads); one restarted under the same name starts again from zero, which the rollout
+/// engine reads as a counter reset and skips that interval.
+pub fn sum_stats(all: &[AgentStats]) -> Vec<vamp_core::traits::RouteStats> {
+    let mut out: std::collections::BTreeMap<(&str, &str), vamp_core::traits::RouteStats> =
+        std::collections::BTreeMap::new();
+    for r in all.iter().flat_map(|a| &a.routes) {
+        let o = out
+            .entry((r.gateway.as_str(), r.route.as_str()))
+            .or_insert_with(|| vamp_core::traits::RouteStats {
+                gateway: r.gateway.clone(),
+                route: r.route.clone(),
+                requests: 0,
+                errors: 0,
+                latency: vamp_core::traits::LatencyHistogram {
+                    buckets: Vec::new(),
+                    sum_ms: 0.0,
+                },
+            });
+        o.requests = o.requests.saturating_add(r.requests);
+        o.errors = o.errors.saturating_add(r.errors);
+        o.latency.sum_ms += r.sum_ms;
+    }
+    out.into_values().collect()
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+
+    fn agent(routes: &[(&str, &str, u64, u64, f64)]) -> AgentStats {
+        AgentStats {
+            at: chrono::Utc::now(),
+            routes: routes
+                .iter()
+                .map(|&(g, r, requests, errors, sum_ms)| WireRouteStats {
+                    gateway: g.into(),
+                    route: r.into(),
+                    requests,
+                    errors,
+                    sum_ms,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_agents_counters_add_up_per_route() {
+        let a = agent(&[
+            ("shop/web", "shop/web/v1", 10, 1, 50.0),
+            ("shop/web", "shop/web/v2", 4, 2, 8.0),
+        ]);
+        let b = agent(&[("shop/web", "shop/web/v1", 5, 0, 25.0)]);
+        let sum = sum_stats(&[a, b]);
+        assert_eq!(sum.len(), 2);
+        let v1 = sum.iter().find(|r| r.route == "shop/web/v1").expect("v1");
+        assert_eq!((v1.requests, v1.errors), (15, 1));
+        assert!((v1.latency.sum_ms - 75.0).abs() < 1e-9);
+        let v2 = sum.iter().find(|r| r.route == "shop/web/v2").expect("v2");
+        assert_eq!((v2.requests, v2.errors), (4, 2));
+    }
+
+    #[test]
+    fn the_record_reads_back_as_written() {
+        let a = agent(&[("g", "g/r", 1, 0, 0.5)]);
+        let json = serde_json::to_vec(&a).expect("serialize");
+        assert_eq!(
+            serde_json::from_slice::<AgentStats>(&json).expect("read"),
+            a
+        );
+    }
+}

@@ -76,8 +76,19 @@ fn setup() -> Option<Setup> {
 }
 
 impl Setup {
+    /// The revision of the router's last write under `<root>/gateways` (the list is written
+    /// last). Not the store's revision: the agent's counters under `<root>/stats/` move that
+    /// too, and the agent does not watch them.
     async fn revision(&self) -> u64 {
-        self.store.list("").await.expect("list").revision
+        self.store
+            .list(&wire::list_key(ROOT))
+            .await
+            .expect("list")
+            .entries
+            .iter()
+            .map(|e| e.revision)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Waits (at most 10 s) until the agent's status satisfies `f`.
@@ -421,5 +432,47 @@ async fn the_status_endpoint_reports_health_and_revision() {
     );
     let _ = stop.send(());
     server.await.expect("server");
+    s.shutdown().await;
+}
+
+/// The server's `haproxy-kv` router reads what the agents count (issue 18, point 8): each
+/// agent publishes its HAProxy's per-route counters to `<root>/stats/<name>`, the router adds
+/// them up, and they keep growing across a restart of HAProxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_counters_reach_the_server_and_survive_a_haproxy_restart() {
+    let Some(s) = setup() else { return };
+    let a = common::backend("a").await;
+    let port = common::free_port();
+    s.apply(&[one_route(port, "a", a)]).await.expect("apply");
+    kit::ready(port).await;
+    common::split(&mut common::Client::new(port), 10, &[]).await;
+    let requests = || async {
+        let stats = s.router.stats().await.ok()?;
+        stats
+            .iter()
+            .find(|r| r.route == "out/a")
+            .map(|r| r.requests)
+    };
+    // Published within the stats period (1 s): the probe + 10.
+    vamp_core::testkit::eventually("the counters published", || async {
+        requests().await.filter(|n| *n == 11)
+    })
+    .await;
+    let keys = s.store.list(&wire::stats_prefix(ROOT)).await.expect("list");
+    assert_eq!(keys.entries.len(), 1, "one key per agent");
+
+    let pid = s.agent.haproxy_pid().await.expect("HAProxy runs");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    s.until("HAProxy restarted", |st| st.haproxy_restarts >= 1)
+        .await;
+    kit::ready(port).await;
+    common::split(&mut common::Client::new(port), 5, &[]).await;
+    let total = vamp_core::testkit::eventually("the counters after the restart", || async {
+        requests().await.filter(|n| *n >= 11 + 1 + 5)
+    })
+    .await;
+    assert!(total <= 11 + 10 + 5, "probes at most: {total}");
     s.shutdown().await;
 }

@@ -133,3 +133,77 @@ async fn stats_count_requests_and_errors_per_route() {
     assert!(x.errors >= 3, "{stats:?}");
     router.stop().await.expect("stop");
 }
+
+/// Rollouts read counter deltas: a reload or a crashed HAProxy must not send them back to
+/// zero (issue 18), or an interval's traffic would vanish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_survive_reloads_and_restarts() {
+    use vamp_core::traits::Router;
+    let Some((router, _dir)) = router() else {
+        return;
+    };
+    let a = common::backend("a").await;
+    let port = common::free_port();
+    let st = common::gateway(
+        "st",
+        port,
+        vec![common::route("st", "st/a", 100, &[("a", a)])],
+    );
+    let requests = |stats: &[vamp_core::traits::RouteStats]| {
+        stats.iter().find(|s| s.route == "st/a").map(|s| s.requests)
+    };
+    router
+        .apply(std::slice::from_ref(&st))
+        .await
+        .expect("apply");
+    kit::ready(port).await;
+    common::split(&mut common::Client::new(port), 10, &[]).await;
+    let first = router.stats().await.expect("stats");
+    assert_eq!(
+        requests(&first),
+        Some(11),
+        "10 + the readiness probe: {first:?}"
+    );
+
+    // A structural change: HAProxy reloads (a new worker that counts from zero).
+    let b = common::backend("b").await;
+    let other = common::gateway(
+        "ot",
+        common::free_port(),
+        vec![common::route("ot", "ot/b", 100, &[("b", b)])],
+    );
+    router.apply(&[st.clone(), other]).await.expect("apply");
+    assert_eq!(router.reloads().await, 1, "a structural change reloads");
+    common::split(&mut common::Client::new(port), 5, &[]).await;
+    let reloaded = router.stats().await.expect("stats");
+    assert_eq!(
+        requests(&reloaded),
+        Some(16),
+        "kept across the reload: {reloaded:?}"
+    );
+
+    // HAProxy dies; the watchdog starts it again, and what it counted is kept.
+    let pid = router.haproxy_pid().await.expect("HAProxy runs");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !router.ensure_running().await.expect("restart") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never noticed it died"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    kit::ready(port).await;
+    common::split(&mut common::Client::new(port), 5, &[]).await;
+    let restarted = router.stats().await.expect("stats");
+    let total = requests(&restarted).expect("route a");
+    assert!(
+        (22..=30).contains(&total),
+        "16 before + probes + 5 after the restart: {restarted:?}"
+    );
+    router.stop().await.expect("stop");
+}

@@ -92,6 +92,10 @@ struct Args {
     /// Do not health-check instances.
     #[arg(long)]
     no_health_checks: bool,
+    /// The name this agent publishes its counters under (`<root>/stats/<name>`), unique per
+    /// agent; default `agent-<pid>`.
+    #[arg(long, env = "VAMP_AGENT_NAME")]
+    name: Option<String>,
     /// Longest wait between two attempts to reach etcd, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     max_backoff_ms: u64,
@@ -123,6 +127,9 @@ async fn run() -> anyhow::Result<()> {
     config.render.bind_host = args.bind;
     config.render.health_checks = !args.no_health_checks;
     config.max_backoff = Duration::from_millis(args.max_backoff_ms);
+    if let Some(name) = &args.name {
+        config.name.clone_from(name);
+    }
     let agent = Agent::new(store, config);
 
     let listener = tokio::net::TcpListener::bind(args.status)

@@ -52,7 +52,7 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
     let (a, b) = (backend("a").await, backend("b").await);
     let port = free_port();
     router.apply(&[one(port, "a", a)]).await.expect("publish a");
-    applied(status_port, store.list(ROOT).await.expect("list").revision).await;
+    applied(status_port, common::published(store.as_ref(), ROOT).await).await;
     assert_eq!(
         split(&mut Client::new(port), 50, &[]).await.get("a"),
         Some(&50)
@@ -83,7 +83,7 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
         }
     };
     assert!(report.failed.is_empty(), "{report:?}");
-    applied(status_port, store.list(ROOT).await.expect("list").revision).await;
+    applied(status_port, common::published(store.as_ref(), ROOT).await).await;
     assert_eq!(
         split(&mut Client::new(port), 50, &[]).await.get("b"),
         Some(&50),

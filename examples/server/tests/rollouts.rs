@@ -50,6 +50,16 @@ async fn shop(u: &str, name: &str, canary_env: &str) -> u16 {
         }
     })
     .await;
+    // And served through the gateway (the router learns the instances' addresses on the next
+    // reconcile): the rollouts' claims are about what happens after this.
+    eventually("the gateway serving", || async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await;
     port
 }
 
@@ -82,14 +92,23 @@ impl Load {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
                 while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
                     sent.fetch_add(1, Ordering::Relaxed);
-                    let ok = client
+                    let answer = client
                         .get(format!("http://127.0.0.1:{port}/"))
                         .timeout(Duration::from_secs(5))
                         .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success());
-                    if !ok {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                        .await;
+                    let failure = match answer {
+                        Ok(r) if r.status().is_success() => None,
+                        Ok(r) => Some(format!("status {}", r.status())),
+                        Err(e) => Some(format!("{e:?}")),
+                    };
+                    if let Some(failure) = failure
+                        && failed.fetch_add(1, Ordering::Relaxed) < 3
+                    {
+                        eprintln!(
+                            "load: request {} failed: {failure}",
+                            sent.load(Ordering::Relaxed)
+                        );
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
@@ -500,4 +519,117 @@ async fn a_rollout_goes_on_at_the_same_step_after_kill_9() {
     let (status, _, _) = send(Method::POST, &format!("{u}/rollouts/{name}/abort"), None).await;
     assert_eq!(status, 202);
     teardown(&u, &name).await;
+}
+
+/// The same rollouts through a real local HAProxy (issue 18, point 8): its counters (requests,
+/// 5xx, the average response time) judge the canary, weights move through its runtime API.
+#[cfg(feature = "haproxy")]
+mod through_haproxy {
+    use super::*;
+
+    async fn server() -> Option<Server> {
+        let haproxy = vamp_core::testkit::services::service("haproxy")?;
+        Some(
+            Server::start(&[
+                ("router.kind", "haproxy-local"),
+                ("router.haproxy", haproxy.as_str()),
+            ])
+            .await,
+        )
+    }
+
+    const MEAN: &str = "    - {metric: success-rate, min: 99%, critical: true}\n    - {metric: latency-mean, max_ratio: 3}\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_healthy_canary_succeeds_and_no_request_fails() {
+        let Some(server) = server().await else {
+            return;
+        };
+        let u = &server.url;
+        let name = unique("hok");
+        let port = shop(u, &name, "").await;
+        let load = Load::start(port);
+        start_rollout(u, &rollout_spec(&name, STEPS, MEAN)).await;
+        let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
+        let (sent, failed) = load.stop().await;
+        assert_eq!(r["status"]["phase"], "Succeeded", "{r}");
+        assert_eq!(
+            weights(u, &name).await,
+            ("0%".to_owned(), "100%".to_owned())
+        );
+        assert!(sent > 100, "traffic flowed: {sent}");
+        assert_eq!(
+            failed, 0,
+            "{failed} of {sent} requests failed across the shifts"
+        );
+        // The verdicts were made on HAProxy's counters.
+        let passed = r["status"]["intervals"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i["verdict"] == "pass")
+            .map(|i| i["canary"]["requests"].as_u64().unwrap_or(0))
+            .collect::<Vec<_>>();
+        assert!(
+            !passed.is_empty() && passed.iter().all(|n| *n >= 20),
+            "passes on at least min_requests canary requests: {r}"
+        );
+        teardown(u, &name).await;
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_canary_is_rolled_back_by_the_mean_latency() {
+        let Some(server) = server().await else {
+            return;
+        };
+        let u = &server.url;
+        let name = unique("hslow");
+        let port = shop(u, &name, "VAMP_DEMO_LATENCY_MS: \"200\"").await;
+        let load = Load::start(port);
+        start_rollout(u, &rollout_spec(&name, STEPS, MEAN)).await;
+        let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
+        load.stop().await;
+        assert_eq!(r["status"]["phase"], "RolledBack", "{r}");
+        let reason = r["status"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("latency-mean") && reason.contains("max_ratio"),
+            "{reason}"
+        );
+        assert_eq!(
+            weights(u, &name).await,
+            ("100%".to_owned(), "0%".to_owned())
+        );
+        teardown(u, &name).await;
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn percentiles_are_refused_where_haproxy_cannot_measure_them() {
+        let Some(server) = server().await else {
+            return;
+        };
+        let u = &server.url;
+        let name = unique("hp99");
+        shop(u, &name, "").await;
+        let (status, _, text) = send(
+            Method::POST,
+            &format!("{u}/rollouts"),
+            Some(yaml(&rollout_spec(&name, STEPS, METRICS))),
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        for w in [
+            "UnsupportedRolloutMetric",
+            "analysis.metrics[1].metric",
+            "latency-mean",
+        ] {
+            assert!(text.contains(w), "'{w}' missing from {text}");
+        }
+        let (_, headers, _) = send(Method::GET, &format!("{u}/rollouts"), None).await;
+        assert_eq!(headers["x-total-count"], "0", "nothing stored");
+        teardown(u, &name).await;
+        server.stop().await;
+    }
 }

@@ -96,17 +96,21 @@ pub enum Metric {
     RequestRate,
     /// A response-time percentile (50, 90 or 99).
     Latency(u8),
+    /// The mean response time: what every router that counts can measure (HAProxy's own
+    /// statistics keep an average, not a distribution).
+    LatencyMean,
 }
 
 impl Metric {
     /// Every built-in metric.
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 7] = [
         Metric::SuccessRate,
         Metric::ErrorRate,
         Metric::RequestRate,
         Metric::Latency(50),
         Metric::Latency(90),
         Metric::Latency(99),
+        Metric::LatencyMean,
     ];
 
     /// The name as written (`success-rate`, `latency-p99`, …).
@@ -116,6 +120,7 @@ impl Metric {
             Metric::ErrorRate => "error-rate".into(),
             Metric::RequestRate => "request-rate".into(),
             Metric::Latency(q) => format!("latency-p{q}"),
+            Metric::LatencyMean => "latency-mean".into(),
         }
     }
 
@@ -181,7 +186,7 @@ pub fn format_metric_value(metric: Metric, value: f64) -> serde_json::Value {
     };
     match metric {
         Metric::SuccessRate | Metric::ErrorRate => format!("{}%", trim(value * 100.0)).into(),
-        Metric::Latency(_) => format!("{}ms", trim(value)).into(),
+        Metric::Latency(_) | Metric::LatencyMean => format!("{}ms", trim(value)).into(),
         Metric::RequestRate => serde_json::Number::from_f64(value)
             .map_or(serde_json::Value::Null, serde_json::Value::Number),
     }

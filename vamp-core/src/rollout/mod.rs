@@ -108,6 +108,19 @@ impl Counts {
         }
     }
 
+    /// The mean response time, ms; `None` without requests.
+    ///
+    /// ```
+    /// use vamp_core::rollout::Counts;
+    /// let c = Counts { requests: 4, sum_ms: 100.0, ..Counts::default() };
+    /// assert_eq!(c.mean_ms(), Some(25.0));
+    /// assert_eq!(Counts::default().mean_ms(), None);
+    /// ```
+    #[expect(clippy::cast_precision_loss, reason = "request counts far below 2^52")]
+    pub fn mean_ms(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.sum_ms / self.requests as f64)
+    }
+
     /// The `q` quantile (0–1) of the response times, interpolated within its bucket; `None`
     /// without requests or a histogram.
     pub fn percentile(&self, q: f64) -> Option<f64> {

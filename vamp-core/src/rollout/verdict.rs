@@ -17,7 +17,9 @@
 //! - otherwise **inconclusive**: not enough evidence, which never fails and never promotes.
 //!
 //! Ratios compare with the stable route over the same window (its success rate, error rate or
-//! percentile, estimated from its counters). Request-rate bounds are plain comparisons: too
+//! percentile, estimated from its counters; latencies of at least [`LATENCY_FLOOR_MS`]).
+//! `latency-mean` has no distribution to test: it is compared with its bound once the canary
+//! (and for a ratio the stable route) has `min_requests` requests in the window. Request-rate bounds are plain comparisons: too
 //! little traffic is never a failure.
 //!
 //! The regularized incomplete beta function is written here (Lentz's continued fraction, as in
@@ -33,6 +35,11 @@ use crate::model::{Metric, MetricBound, MetricCheck};
 pub const FAIL_CONFIDENCE: f64 = 0.99;
 /// Posterior probability needed to pass one (with `min_requests` met).
 pub const PASS_CONFIDENCE: f64 = 0.5;
+
+/// Latency ratios compare with the stable route's value, but never with less than this (ms):
+/// below a millisecond the measure is noise (HAProxy counts whole milliseconds), and a canary
+/// at 0.6 ms is not "twice as slow" as a stable route at 0.3 ms.
+pub const LATENCY_FLOOR_MS: f64 = 1.0;
 
 /// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -255,6 +262,9 @@ pub fn judge(
             ),
         );
     }
+    if check.metric == Metric::LatencyMean {
+        return mean_latency(check, canary, stable, seconds, min_requests);
+    }
     let Some(fraction) = fraction(check, canary, stable) else {
         return result(
             Verdict::Inconclusive,
@@ -265,7 +275,7 @@ pub fn judge(
     };
     let within = within_probability(fraction.bad, n, fraction.allowed);
     let shown = |v: Option<f64>| match check.metric {
-        Metric::Latency(_) => v.map_or("n/a".into(), |v| format!("{v:.1}ms")),
+        Metric::Latency(_) | Metric::LatencyMean => v.map_or("n/a".into(), |v| format!("{v:.1}ms")),
         _ => v.map_or("n/a".into(), |v| format!("{:.2}%", v * 100.0)),
     };
     let described = format!(
@@ -366,7 +376,9 @@ fn fraction(check: &MetricCheck, canary: &Counts, stable: &Counts) -> Option<Fra
             let q = f64::from(q) / 100.0;
             let threshold = match check.bound {
                 MetricBound::Min(v) | MetricBound::Max(v) => v,
-                MetricBound::MinRatio(r) | MetricBound::MaxRatio(r) => r * stable.percentile(q)?,
+                MetricBound::MinRatio(r) | MetricBound::MaxRatio(r) => {
+                    r * stable.percentile(q)?.max(LATENCY_FLOOR_MS)
+                }
             };
             let is_max = matches!(check.bound, MetricBound::Max(_) | MetricBound::MaxRatio(_));
             // p_q ≤ T ⟺ at most (1 − q) of the requests are slower than T.
@@ -382,7 +394,86 @@ fn fraction(check: &MetricCheck, canary: &Counts, stable: &Counts) -> Option<Fra
                 stable: stable.percentile(q),
             })
         }
-        Metric::RequestRate => None,
+        Metric::RequestRate | Metric::LatencyMean => None,
+    }
+}
+
+/// A bound on the mean response time. Without the distribution there is no sequential test:
+/// the mean is compared with its bound once the canary has `min_requests` requests in the
+/// window (and, for a ratio, the stable route as many), so it fails no sooner than it passes.
+fn mean_latency(
+    check: &MetricCheck,
+    canary: &Counts,
+    stable: &Counts,
+    seconds: f64,
+    min_requests: u64,
+) -> CheckResult {
+    let name = check.metric.name();
+    let (cv, sv) = (canary.mean_ms(), stable.mean_ms());
+    let result = |verdict: Verdict, reason: String| CheckResult {
+        metric: name.clone(),
+        bound: check.bound.key().to_owned(),
+        limit: check.bound.value(),
+        canary: cv,
+        stable: sv,
+        verdict,
+        critical: check.critical,
+        reason,
+    };
+    let ms = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1}ms"));
+    if canary.requests < min_requests {
+        return result(
+            Verdict::Inconclusive,
+            format!(
+                "{name} {}: {} canary requests in {seconds:.0} s, {min_requests} needed",
+                ms(cv),
+                canary.requests
+            ),
+        );
+    }
+    let (limit, is_max) = match check.bound {
+        MetricBound::Min(v) => (Some(v), false),
+        MetricBound::Max(v) => (Some(v), true),
+        MetricBound::MinRatio(r) => (sv.map(|s| r * s.max(LATENCY_FLOOR_MS)), false),
+        MetricBound::MaxRatio(r) => (sv.map(|s| r * s.max(LATENCY_FLOOR_MS)), true),
+    };
+    let ratio = matches!(
+        check.bound,
+        MetricBound::MinRatio(_) | MetricBound::MaxRatio(_)
+    );
+    let limit = match limit {
+        Some(l) if !ratio || stable.requests >= min_requests => l,
+        _ => {
+            return result(
+                Verdict::Inconclusive,
+                format!(
+                    "{name}: {} stable requests to compare with, {min_requests} needed",
+                    stable.requests
+                ),
+            );
+        }
+    };
+    let Some(c) = cv else {
+        return result(Verdict::Inconclusive, format!("{name}: no canary requests"));
+    };
+    let within = if is_max { c <= limit } else { c >= limit };
+    let described = format!(
+        "{name} {} over {} canary requests (stable {}), {} {}",
+        ms(cv),
+        canary.requests,
+        ms(sv),
+        check.bound.key(),
+        match check.bound {
+            MetricBound::Min(v) | MetricBound::Max(v) => ms(Some(v)),
+            MetricBound::MinRatio(r) | MetricBound::MaxRatio(r) => {
+                format!("{r}× stable ({limit:.1}ms)")
+            }
+        }
+    );
+    if within {
+        result(Verdict::Pass, format!("{described}: within bound"))
+    } else {
+        result(Verdict::Fail, format!("{described}: out of bound"))
     }
 }
 
@@ -415,5 +506,64 @@ mod tests {
     fn one_early_error_does_not_fail_ten_of_ten_do() {
         assert!(1.0 - within_probability(1.0, 1.0, 0.01) < FAIL_CONFIDENCE);
         assert!(1.0 - within_probability(10.0, 10.0, 0.01) >= FAIL_CONFIDENCE);
+    }
+
+    #[test]
+    fn a_mean_latency_is_judged_once_there_are_enough_requests() {
+        let check = |bound| MetricCheck {
+            metric: Metric::LatencyMean,
+            bound,
+            critical: false,
+        };
+        let counts = |requests, mean: f64| Counts {
+            requests,
+            sum_ms: mean * requests as f64,
+            ..Counts::default()
+        };
+        let stable = counts(500, 20.0);
+        let slow = counts(60, 220.0);
+        let ratio = check(MetricBound::MaxRatio(1.5));
+        assert_eq!(
+            judge(&ratio, &counts(10, 220.0), &stable, 10.0, 50).verdict,
+            Verdict::Inconclusive
+        );
+        let failed = judge(&ratio, &slow, &stable, 10.0, 50);
+        assert_eq!(failed.verdict, Verdict::Fail, "{failed:?}");
+        assert!(failed.reason.contains("220.0ms"), "{}", failed.reason);
+        assert_eq!(
+            judge(&ratio, &counts(60, 25.0), &stable, 10.0, 50).verdict,
+            Verdict::Pass
+        );
+        // A ratio waits for as much evidence on the stable route.
+        assert_eq!(
+            judge(&ratio, &slow, &counts(3, 20.0), 10.0, 50).verdict,
+            Verdict::Inconclusive
+        );
+        let absolute = check(MetricBound::Max(100.0));
+        assert_eq!(
+            judge(&absolute, &slow, &Counts::default(), 10.0, 50).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            judge(&absolute, &counts(60, 80.0), &Counts::default(), 10.0, 50).verdict,
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn latency_ratios_ignore_sub_millisecond_noise() {
+        let check = MetricCheck {
+            metric: Metric::LatencyMean,
+            bound: MetricBound::MaxRatio(1.5),
+            critical: false,
+        };
+        let counts = |requests, mean: f64| Counts {
+            requests,
+            sum_ms: mean * requests as f64,
+            ..Counts::default()
+        };
+        // HAProxy reports 0 ms for the stable route and 1 ms for the canary: not a failure.
+        let r = judge(&check, &counts(100, 1.0), &counts(100, 0.0), 10.0, 50);
+        assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
     }
 }

@@ -437,11 +437,12 @@ impl Vamp {
                 ErrorKind::UnsupportedRolloutMetric,
                 &format!("analysis.metrics[{i}].metric"),
                 format!(
-                    "the {} router cannot measure {}: it counts requests and errors only",
+                    "the {} router cannot measure {}: it keeps no response-time distribution",
                     self.inner.router.backend(),
                     m.metric.name()
                 ),
-                "use success-rate, error-rate or request-rate, or the embedded router",
+                "use latency-mean (the average HAProxy keeps), success-rate, error-rate or \
+                 request-rate, or the embedded router",
             ));
         }
         if let Some(status) = self.rollout_status(&rollout.name).await?

@@ -48,6 +48,10 @@ pub struct AgentConfig {
     pub render: RenderOptions,
     /// The longest wait between two attempts to reach the store.
     pub max_backoff: Duration,
+    /// The name it publishes its counters under (`<root>/stats/<name>`): unique per agent.
+    pub name: String,
+    /// How often it publishes its HAProxy's counters for the server (rollouts, SLAs).
+    pub stats_period: Duration,
 }
 
 impl AgentConfig {
@@ -63,6 +67,8 @@ impl AgentConfig {
             dir: dir.into(),
             render: RenderOptions::default(),
             max_backoff: Duration::from_secs(5),
+            name: format!("agent-{}", std::process::id()),
+            stats_period: Duration::from_secs(1),
         }
     }
 }
@@ -201,15 +207,65 @@ impl Agent {
                 self.watchdog().await;
             }
         };
+        // The counters, for the server's rollouts and SLAs (the `haproxy-kv` router adds up
+        // every agent's).
+        let publish = async {
+            let mut tick = tokio::time::interval(self.config.stats_period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last: Option<Vec<u8>> = None;
+            loop {
+                tick.tick().await;
+                match self.publish_stats(last.as_deref()).await {
+                    Ok(published) => last = published.or(last),
+                    Err(e) => tracing::debug!(error = %e, "cannot publish the counters now"),
+                }
+            }
+        };
         tokio::select! {
             () = shutdown => {}
             () = work => {}
             () = watchdog => {}
+            () = publish => {}
         }
         if let Err(e) = self.router.stop().await {
             tracing::warn!(error = %e, "stopping HAProxy");
         }
         self.status.send_modify(|s| s.haproxy_running = false);
+    }
+
+    /// Writes HAProxy's per-route counters to `<root>/stats/<name>` when they changed since
+    /// `last`; returns what it wrote.
+    async fn publish_stats(&self, last: Option<&[u8]>) -> vamp_core::Result<Option<Vec<u8>>> {
+        let routes = self
+            .router
+            .stats()
+            .await?
+            .into_iter()
+            .map(|r| wire::WireRouteStats {
+                gateway: r.gateway,
+                route: r.route,
+                requests: r.requests,
+                errors: r.errors,
+                sum_ms: r.latency.sum_ms,
+            })
+            .collect::<Vec<_>>();
+        let routes_json =
+            serde_json::to_vec(&routes).map_err(|e| vamp_core::Error::backend("json", e))?;
+        if last == Some(routes_json.as_slice()) {
+            return Ok(None);
+        }
+        let stats = wire::AgentStats {
+            at: chrono::Utc::now(),
+            routes,
+        };
+        let value = serde_json::to_vec(&stats).map_err(|e| vamp_core::Error::backend("json", e))?;
+        let key = format!(
+            "{}{}",
+            wire::stats_prefix(&self.config.root),
+            vamp_core::traits::kv::encode_segment(&self.config.name)
+        );
+        self.kv.put(&key, &value).await?;
+        Ok(Some(routes_json))
     }
 
     /// One connection to the store: list, apply, then follow the watch until it fails.

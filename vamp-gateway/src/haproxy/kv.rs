@@ -58,6 +58,22 @@ impl Router for KvRouter {
         "haproxy-kv"
     }
 
+    /// The counters every gateway agent publishes under `<root>/stats/`, added up per route
+    /// (requests, errors, response-time sums; no histogram).
+    async fn stats(&self) -> vamp_core::Result<Vec<vamp_core::traits::RouteStats>> {
+        let listing = self.kv.list(&wire::stats_prefix(&self.root)).await?;
+        let mut all = Vec::with_capacity(listing.entries.len());
+        for e in listing.entries {
+            match serde_json::from_slice::<wire::AgentStats>(&e.value) {
+                Ok(stats) => all.push(stats),
+                Err(err) => {
+                    tracing::warn!(key = %e.key, error = %err, "agent counters that do not read; left out")
+                }
+            }
+        }
+        Ok(wire::sum_stats(&all))
+    }
+
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let rendered = render(gateways, &self.options);

@@ -2,6 +2,7 @@
 //! agent): render, then weight-only changes through the runtime API and structural ones
 //! through a checked seamless reload.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
@@ -23,12 +24,36 @@ pub struct LocalRouter {
 #[derive(Debug, Default)]
 struct State {
     haproxy: Option<Haproxy>,
+    /// Per route backend (lookup name): what earlier HAProxy processes counted, added to what
+    /// the running one reports, so counters survive reloads and restarts.
+    carried: HashMap<String, Counted>,
+    /// Per route backend: the running process's counts at the last look, to add response
+    /// times for the requests since.
+    seen: HashMap<String, Counted>,
     /// The gateways the running config serves.
     applied: Vec<ResolvedGateway>,
     /// Reloads done (structural changes), for callers that count them.
     reloads: u32,
     /// Times HAProxy was found dead and started again.
     restarts: u32,
+}
+
+/// A route backend's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Counted {
+    requests: u64,
+    errors: u64,
+    /// Response times added up, ms: HAProxy's average of its last 1 024 requests, times the
+    /// requests since the last look — HAProxy keeps no sum of its own.
+    sum_ms: f64,
+}
+
+impl Counted {
+    fn add(&mut self, other: Counted) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.sum_ms += other.sum_ms;
+    }
 }
 
 /// The gateways with weights and strengths left out: equal skeletons differ by weights only.
@@ -105,6 +130,8 @@ impl LocalRouter {
         }
         tracing::warn!("HAProxy is gone; starting it again with the gateways last applied");
         state.haproxy = None;
+        // What the dead process counted up to the last look is kept.
+        carry_seen(state);
         let text = render(&state.applied, &self.options).config.to_string();
         state.haproxy = Some(Haproxy::start(&self.binary, self.paths.clone(), &text).await?);
         state.restarts += 1;
@@ -190,6 +217,14 @@ impl Router for LocalRouter {
             .map(|(b, s, w)| (b.as_str(), s.as_str(), *w))
             .collect();
         let changed = candidates != state.applied;
+        // A reload starts a process that counts from zero: keep what the old one counted.
+        if structural && let Some(h) = state.haproxy.as_ref() {
+            match h.runtime().stats().await {
+                Ok(rows) => carry(&mut state, &rows),
+                // Unreadable now: what it counted up to the last look is kept.
+                Err(_) => carry_seen(&mut state),
+            }
+        }
         match state.haproxy.as_mut() {
             None => {
                 let h = Haproxy::start(&self.binary, self.paths.clone(), &text)
@@ -221,33 +256,98 @@ impl Router for LocalRouter {
     }
 
     /// Per-route counters from `show stat` on each route's backend: requests (HTTP requests,
-    /// or connections for TCP), errors (5xx answers, connection and response errors). HAProxy
-    /// keeps no latency histogram, so `latency` is empty (and its sum 0). Counters restart with
-    /// a reload.
+    /// or connections for TCP), errors (5xx answers, connection and response errors), and the
+    /// response times added up from HAProxy's running average (`rtime`). HAProxy keeps no
+    /// latency histogram, so there are no buckets ([`Router::measures_percentiles`] is
+    /// false). Counters survive reloads and restarts: what earlier processes counted is added.
     async fn stats(&self) -> vamp_core::Result<Vec<RouteStats>> {
-        let state = self.state.lock().await;
-        let Some(h) = &state.haproxy else {
-            return Ok(Vec::new());
+        let mut state = self.state.lock().await;
+        let rows = match &state.haproxy {
+            Some(h) => h.runtime().stats().await.map_err(|e| internal(e.into()))?,
+            None => Vec::new(),
         };
-        let rows = h.runtime().stats().await.map_err(|e| internal(e.into()))?;
         let mut out = Vec::new();
-        for g in &state.applied {
+        let applied = state.applied.clone();
+        for g in &applied {
             for r in &g.routes {
-                let Some(row) = rows
+                let now = rows
                     .iter()
                     .find(|x| x.proxy == r.lookup_name && x.server == "BACKEND")
-                else {
-                    continue;
-                };
+                    .map(|row| observe(&mut state, &r.lookup_name, row))
+                    .unwrap_or_default();
+                let mut total = state
+                    .carried
+                    .get(&r.lookup_name)
+                    .copied()
+                    .unwrap_or_default();
+                total.add(now);
                 out.push(RouteStats {
                     gateway: g.name.clone(),
                     route: r.path.clone(),
-                    requests: row.requests_total.unwrap_or(row.sessions_total),
-                    errors: row.http_5xx + row.connect_errors + row.response_errors,
-                    latency: vamp_core::traits::LatencyHistogram::default(),
+                    requests: total.requests,
+                    errors: total.errors,
+                    latency: vamp_core::traits::LatencyHistogram {
+                        buckets: Vec::new(),
+                        sum_ms: total.sum_ms,
+                    },
                 });
             }
         }
         Ok(out)
+    }
+}
+
+/// What the running process reports for a route backend now, with the response times of the
+/// requests since the last look added to its sum; remembered for the next look.
+fn observe(state: &mut State, backend: &str, row: &super::runtime::StatRow) -> Counted {
+    let requests = row.requests_total.unwrap_or(row.sessions_total);
+    let errors = row.http_5xx + row.connect_errors + row.response_errors;
+    let mut before = state.seen.get(backend).copied().unwrap_or_default();
+    if requests < before.requests {
+        // Another process counts from zero (one that replaced it unseen): keep the old one's.
+        state
+            .carried
+            .entry(backend.to_owned())
+            .or_default()
+            .add(before);
+        before = Counted::default();
+    }
+    let new = requests - before.requests;
+    #[expect(clippy::cast_precision_loss, reason = "request counts far below 2^52")]
+    let added = row.response_time_ms.unwrap_or(0) as f64 * new as f64;
+    let now = Counted {
+        requests,
+        errors,
+        sum_ms: before.sum_ms + added,
+    };
+    state.seen.insert(backend.to_owned(), now);
+    now
+}
+
+/// Before a reload: what the running process counted goes to `carried`, and the next process
+/// is looked at from zero.
+fn carry(state: &mut State, rows: &[super::runtime::StatRow]) {
+    let backends: Vec<String> = state
+        .applied
+        .iter()
+        .flat_map(|g| g.routes.iter().map(|r| r.lookup_name.clone()))
+        .collect();
+    for backend in backends {
+        if let Some(row) = rows
+            .iter()
+            .find(|x| x.proxy == backend && x.server == "BACKEND")
+        {
+            let last = observe(state, &backend, row);
+            state.carried.entry(backend).or_default().add(last);
+        }
+    }
+    state.seen.clear();
+}
+
+/// When the running process cannot be asked (gone, or its socket does not answer): what it
+/// counted up to the last look goes to `carried`.
+fn carry_seen(state: &mut State) {
+    for (backend, counted) in std::mem::take(&mut state.seen) {
+        state.carried.entry(backend).or_default().add(counted);
     }
 }

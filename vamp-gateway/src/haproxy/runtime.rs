@@ -84,6 +84,9 @@ pub struct StatRow {
     pub connect_errors: u64,
     /// Response errors from servers.
     pub response_errors: u64,
+    /// The average response time of the last 1 024 requests, ms (`rtime`; backends and
+    /// servers of HTTP proxies).
+    pub response_time_ms: Option<u64>,
 }
 
 /// A client of one admin socket.
@@ -271,7 +274,7 @@ fn parse_stats(csv: &str) -> Option<Vec<StatRow>> {
     let header: Vec<&str> = lines.next()?.strip_prefix("# ")?.split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let (px, sv) = (col("pxname")?, col("svname")?);
-    let (status, weight, stot, h5, econ, eresp, req_tot) = (
+    let (status, weight, stot, h5, econ, eresp, req_tot, rtime) = (
         col("status"),
         col("weight"),
         col("stot"),
@@ -279,6 +282,7 @@ fn parse_stats(csv: &str) -> Option<Vec<StatRow>> {
         col("econ"),
         col("eresp"),
         col("req_tot"),
+        col("rtime"),
     );
     let mut rows = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
@@ -295,6 +299,7 @@ fn parse_stats(csv: &str) -> Option<Vec<StatRow>> {
             http_5xx: num(h5),
             connect_errors: num(econ),
             response_errors: num(eresp),
+            response_time_ms: get(rtime).parse().ok(),
         });
     }
     Some(rows)
@@ -306,9 +311,9 @@ mod tests {
 
     #[test]
     fn stat_rows_are_read_by_column_name() {
-        let csv = "# pxname,svname,stot,status,weight,hrsp_5xx,econ,eresp,req_tot,\n\
-                   fe,FRONTEND,12,OPEN,,0,,,30,\n\
-                   be,s1,7,UP,10,2,1,0,,\n";
+        let csv = "# pxname,svname,stot,status,weight,hrsp_5xx,econ,eresp,req_tot,rtime,\n\
+                   fe,FRONTEND,12,OPEN,,0,,,30,,\n\
+                   be,s1,7,UP,10,2,1,0,,4,\n";
         let rows = parse_stats(csv).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].server, "s1");
@@ -319,6 +324,10 @@ mod tests {
         assert_eq!(
             (rows[0].requests_total, rows[1].requests_total),
             (Some(30), None)
+        );
+        assert_eq!(
+            (rows[0].response_time_ms, rows[1].response_time_ms),
+            (None, Some(4))
         );
         assert!(parse_stats("Unknown command\n").is_none());
     }

@@ -20,6 +20,21 @@ pub(crate) fn one(port: u16, name: &str, backend_port: u16) -> ResolvedGateway {
     )
 }
 
+/// The revision of the router's last write under `<root>/gateways` (the list is written last):
+/// what the agent reports once it applied it. Not the store's revision, which the agents'
+/// counters under `<root>/stats/` move too.
+pub(crate) async fn published(store: &dyn vamp_core::traits::KeyValueStore, root: &str) -> u64 {
+    store
+        .list(&vamp_gateway::wire::list_key(root))
+        .await
+        .expect("list")
+        .entries
+        .iter()
+        .map(|e| e.revision)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Polls the status endpoint (at most 20 s) until it answers 200 with a revision ≥ `revision`.
 pub(crate) async fn applied(status_port: u16, revision: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -124,7 +139,7 @@ pub(crate) async fn serves_what_is_published(
             .await
             .expect("publish");
         assert!(report.failed.is_empty(), "{report:?}");
-        applied(status_port, store.list(root).await.expect("list").revision).await;
+        applied(status_port, published(store.as_ref(), root).await).await;
         assert_eq!(
             split(&mut Client::new(port), 50, &[]).await.get(name),
             Some(&50),

@@ -304,7 +304,7 @@ impl Reader {
                         .ok_or_else(|| bad("write a percentage such as 99% or 99.9%"))?;
                     v / 100.0
                 }
-                Metric::Latency(_) => match &node.value {
+                Metric::Latency(_) | Metric::LatencyMean => match &node.value {
                     Value::Int(_) | Value::Float(_) => number(node, path)?,
                     _ => {
                         let text = string(node, path)?;

@@ -187,12 +187,12 @@ fn main() {
             stable: 90,
             canary: 10,
         }),
-        missing: None,
         counts: Some((
             requests(rng, 900 * n, 0.001, 2.0),
             requests(rng, 100 * n, 0.001, 2.0),
         )),
         canary_ready: true,
+        ..Observation::default()
     };
     let (status, _) = plan::tick(&r, None, &observed(0, &mut rng), t0);
     let (status, _) = plan::tick(

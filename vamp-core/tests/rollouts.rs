@@ -197,9 +197,9 @@ fn a_quiet_healthy_canary_is_never_rolled_back() {
 fn observed(weights: Weights) -> Observation {
     Observation {
         weights: Some(weights),
-        missing: None,
         counts: Some((Counts::default(), Counts::default())),
         canary_ready: true,
+        ..Observation::default()
     }
 }
 
@@ -424,6 +424,65 @@ fn rollouts_read_write_and_refuse_what_is_wrong() {
             ),
             "InvalidRolloutError",
             "analysis.metrics[1]",
+        ),
+    ] {
+        let err = dsl::read(&text, None).unwrap_err();
+        assert_eq!(err.kind.name(), kind, "{err}");
+        assert!(err.path.starts_with(at), "{} vs {at}", err.path);
+        assert!(err.line > 0, "{err}");
+    }
+}
+
+const WITH_PROVIDERS: &str = "kind: rollouts\nname: r\ngateway: shop/web/http\nstable: shop/web/v1/http\ncanary: shop/web/v2/http\nsteps:\n  - weight: 10%\n  - analysis: {}\nanalysis:\n  interval: 30s\n  consecutive_error_limit: 2\n  metrics:\n    - {metric: success-rate, min: 99%}\n    - {name: 5xx, provider: prometheus, url: \"http://127.0.0.1:9090\", query: \"sum(rate(vamp_route_errors_total{route=\\\"{{canary}}\\\"}[{{interval}}]))\", max: 0.01, critical: true}\n    - {provider: web, url: \"http://127.0.0.1:8080/score?route={{canary}}\", json_path: \"$.value\", min: 1, timeout: 5s}\nwebhooks:\n  - {type: pre-rollout, url: \"http://127.0.0.1:8080/pre\"}\n  - {type: confirm-promotion, url: \"https://gate.example/{{gateway}}\", timeout: 3s, retries: 0}\n  - {type: event, url: \"http://127.0.0.1:8080/chat\"}\n";
+
+#[test]
+fn providers_and_webhooks_read_write_and_refuse_what_is_wrong() {
+    let r = rollout(WITH_PROVIDERS);
+    assert_eq!(r.analysis.provider_checks().count(), 2);
+    assert_eq!(r.webhooks.len(), 3);
+    assert_eq!(r.analysis.consecutive_error_limit, 2);
+    let written = dsl::to_yaml(&[Artifact::Rollout(r.clone())]).unwrap();
+    assert_eq!(rollout(&written), r, "{written}");
+    for (text, kind, at) in [
+        (
+            WITH_PROVIDERS.replace("provider: web", "provider: datadog"),
+            "UnsupportedRolloutMetric",
+            "analysis.metrics[2].provider",
+        ),
+        (
+            WITH_PROVIDERS.replace("{{interval}}", "{{window}}"),
+            "InvalidRolloutError",
+            "analysis.metrics[1].query",
+        ),
+        (
+            WITH_PROVIDERS.replace("http://127.0.0.1:9090", "127.0.0.1:9090"),
+            "InvalidRolloutError",
+            "analysis.metrics[1].url",
+        ),
+        (
+            WITH_PROVIDERS.replace("json_path: \"$.value\", ", ""),
+            "InvalidRolloutError",
+            "analysis.metrics[2].json_path",
+        ),
+        (
+            WITH_PROVIDERS.replace("max: 0.01", "max_ratio: 2"),
+            "InvalidRolloutError",
+            "analysis.metrics[1].max_ratio",
+        ),
+        (
+            WITH_PROVIDERS.replace("type: event", "type: chat"),
+            "InvalidRolloutError",
+            "webhooks[2].type",
+        ),
+        (
+            WITH_PROVIDERS.replace("retries: 0", "retries: 1000"),
+            "InvalidRolloutError",
+            "webhooks[1].retries",
+        ),
+        (
+            WITH_PROVIDERS.replace("timeout: 3s", "timeout: 1h"),
+            "InvalidRolloutError",
+            "webhooks[1].timeout",
         ),
     ] {
         let err = dsl::read(&text, None).unwrap_err();

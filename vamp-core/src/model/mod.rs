@@ -34,7 +34,9 @@ pub use event::{Aggregator, AggregatorType, DEFAULT_EVENT_TYPE, Event, EventQuer
 pub use gateway::{Condition, Gateway, GatewayPort, Rewrite, Route, Sticky};
 pub use reference::{Named, Ref, ReferenceStyle};
 pub use rollout::{
-    Analysis, Metric, MetricBound, MetricCheck, Rollout, RolloutStep, format_metric_value,
+    Analysis, Check, DEFAULT_CALL_TIMEOUT, Metric, MetricBound, MetricCheck, ProviderCheck,
+    ProviderKind, Rollout, RolloutStep, TEMPLATE_VARIABLES, Webhook, WebhookKind,
+    format_metric_value, render_template,
 };
 pub use sla::{Escalation, EscalationKind, ScaleBy, Sla, SlaKind};
 pub use template::Template;

@@ -24,6 +24,20 @@ pub struct Rollout {
     pub steps: Vec<RolloutStep>,
     /// How the canary is judged.
     pub analysis: Analysis,
+    /// Who is told, or asked, as the rollout goes (docs/rollouts.md "Webhooks").
+    pub webhooks: Vec<Webhook>,
+}
+
+impl Rollout {
+    /// Its webhooks of one kind.
+    pub fn webhooks_of(&self, kind: WebhookKind) -> impl Iterator<Item = &Webhook> {
+        self.webhooks.iter().filter(move |w| w.kind == kind)
+    }
+
+    /// Whether it has a webhook of `kind`.
+    pub fn has_webhook(&self, kind: WebhookKind) -> bool {
+        self.webhooks_of(kind).next().is_some()
+    }
 }
 
 impl Named for Rollout {
@@ -54,8 +68,21 @@ pub struct Analysis {
     pub failure_limit: u32,
     /// Intervals without enough evidence before the rollout pauses (default 3).
     pub inconclusive_limit: u32,
+    /// Intervals in a row whose metric providers failed or had no data that are tolerated;
+    /// one more pauses the rollout (default 4). Never a failed canary.
+    pub consecutive_error_limit: u32,
     /// The checks.
-    pub metrics: Vec<MetricCheck>,
+    pub metrics: Vec<Check>,
+}
+
+impl Analysis {
+    /// The checks on metric providers, in order.
+    pub fn provider_checks(&self) -> impl Iterator<Item = &ProviderCheck> {
+        self.metrics.iter().filter_map(|c| match c {
+            Check::Provider(p) => Some(p),
+            Check::BuiltIn(_) => None,
+        })
+    }
 }
 
 impl Default for Analysis {
@@ -65,13 +92,189 @@ impl Default for Analysis {
             min_requests: 100,
             failure_limit: 0,
             inconclusive_limit: 3,
-            metrics: vec![MetricCheck {
+            consecutive_error_limit: 4,
+            metrics: vec![Check::BuiltIn(MetricCheck {
                 metric: Metric::SuccessRate,
                 bound: MetricBound::Min(0.99),
                 critical: false,
-            }],
+            })],
         }
     }
+}
+
+/// One check of an analysis: a built-in metric, or a number a metric provider answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// From the router's own counters.
+    BuiltIn(MetricCheck),
+    /// From Prometheus or a web endpoint.
+    Provider(ProviderCheck),
+}
+
+impl Check {
+    /// Whether its failure rolls back at once.
+    pub fn critical(&self) -> bool {
+        match self {
+            Check::BuiltIn(m) => m.critical,
+            Check::Provider(p) => p.critical,
+        }
+    }
+}
+
+/// A metric provider: where a check's number comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// A Prometheus instant query whose result is one number.
+    Prometheus,
+    /// A JSON document fetched with GET, the number read by a JSON path.
+    Web,
+}
+
+impl ProviderKind {
+    /// `prometheus`, `web`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Prometheus => "prometheus",
+            ProviderKind::Web => "web",
+        }
+    }
+
+    /// Reads a provider name.
+    pub fn parse(text: &str) -> Option<ProviderKind> {
+        match text.trim() {
+            "prometheus" => Some(ProviderKind::Prometheus),
+            "web" => Some(ProviderKind::Web),
+            _ => None,
+        }
+    }
+}
+
+/// A check on a number a metric provider answers. `url`, `query` and `json_path` may use
+/// `{{canary}}`, `{{stable}}`, `{{gateway}}` (route and gateway names) and `{{interval}}`
+/// (the analysis interval, as `30s`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderCheck {
+    /// A name for verdicts and events (default: the provider's).
+    pub name: Option<String>,
+    /// Which provider.
+    pub provider: ProviderKind,
+    /// Prometheus' base URL, or the document's URL.
+    pub url: String,
+    /// The PromQL query (Prometheus) or the JSON path (web).
+    pub query: String,
+    /// The bound: `min` or `max` (the number is the provider's, as it answers it).
+    pub bound: MetricBound,
+    /// A failure rolls back at once.
+    pub critical: bool,
+    /// How long one request may take (default 10 s).
+    pub timeout: Seconds,
+}
+
+impl ProviderCheck {
+    /// The name shown in verdicts: `name`, else the provider's.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.provider.as_str())
+    }
+}
+
+/// The template variables of provider queries and URLs.
+pub const TEMPLATE_VARIABLES: [&str; 4] = ["canary", "stable", "gateway", "interval"];
+
+/// `text` with `{{name}}` replaced by `value(name)` for each template variable; `None` when
+/// it uses a variable that is not one of [`TEMPLATE_VARIABLES`] (the first such name in `Err`).
+///
+/// ```
+/// use vamp_core::model::render_template;
+/// let out = render_template("up{route=\"{{canary}}\"}[{{interval}}]", |v| match v {
+///     "canary" => "shop/web/v2".into(),
+///     _ => "30s".into(),
+/// });
+/// assert_eq!(out.unwrap(), "up{route=\"shop/web/v2\"}[30s]");
+/// assert_eq!(render_template("{{nope}}", |_| String::new()), Err("nope".to_owned()));
+/// ```
+///
+/// # Errors
+/// The unknown variable's name.
+pub fn render_template(
+    text: &str,
+    value: impl Fn(&str) -> String,
+) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = after[..end].trim();
+        if !TEMPLATE_VARIABLES.contains(&name) {
+            return Err(name.to_owned());
+        }
+        out.push_str(&value(name));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// When a webhook is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookKind {
+    /// Before the first shift: a 2xx answer is needed; anything else holds the rollout
+    /// paused, asked again every interval.
+    PreRollout,
+    /// Before the canary takes all of the traffic: a gate, asked every interval until 2xx.
+    ConfirmPromotion,
+    /// Once the rollout ended (succeeded, rolled back or aborted); a failure is logged.
+    PostRollout,
+    /// Asked every interval while the rollout works: a 2xx answer rolls the canary back.
+    Rollback,
+    /// Every phase change, in order, as JSON with a `text` line for chat.
+    Event,
+}
+
+impl WebhookKind {
+    /// Every kind.
+    pub const ALL: [WebhookKind; 5] = [
+        WebhookKind::PreRollout,
+        WebhookKind::ConfirmPromotion,
+        WebhookKind::PostRollout,
+        WebhookKind::Rollback,
+        WebhookKind::Event,
+    ];
+
+    /// The name as written (`pre-rollout`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookKind::PreRollout => "pre-rollout",
+            WebhookKind::ConfirmPromotion => "confirm-promotion",
+            WebhookKind::PostRollout => "post-rollout",
+            WebhookKind::Rollback => "rollback",
+            WebhookKind::Event => "event",
+        }
+    }
+
+    /// Reads a kind's name.
+    pub fn parse(text: &str) -> Option<WebhookKind> {
+        WebhookKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text.trim())
+    }
+}
+
+/// A webhook: a URL called with a POST of JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// When it is called.
+    pub kind: WebhookKind,
+    /// Where.
+    pub url: String,
+    /// How long one call may take (default 10 s).
+    pub timeout: Seconds,
+    /// Further attempts after a failed call (default 2).
+    pub retries: u32,
 }
 
 /// One check of the canary.
@@ -208,6 +411,53 @@ impl Serialize for MetricCheck {
     }
 }
 
+impl Serialize for Check {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Check::BuiltIn(m) => m.serialize(s),
+            Check::Provider(p) => p.serialize(s),
+        }
+    }
+}
+
+impl Serialize for ProviderCheck {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(name) = &self.name {
+            m.serialize_entry("name", name)?;
+        }
+        m.serialize_entry("provider", self.provider.as_str())?;
+        m.serialize_entry("url", &self.url)?;
+        let key = match self.provider {
+            ProviderKind::Prometheus => "query",
+            ProviderKind::Web => "json_path",
+        };
+        m.serialize_entry(key, &self.query)?;
+        m.serialize_entry(self.bound.key(), &self.bound.value())?;
+        if self.critical {
+            m.serialize_entry("critical", &true)?;
+        }
+        if self.timeout.get() != DEFAULT_CALL_TIMEOUT {
+            m.serialize_entry("timeout", &self.timeout)?;
+        }
+        m.end()
+    }
+}
+
+/// The default timeout of webhook calls and provider requests, seconds.
+pub const DEFAULT_CALL_TIMEOUT: u64 = 10;
+
+impl Serialize for Webhook {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", self.kind.as_str())?;
+        m.serialize_entry("url", &self.url)?;
+        m.serialize_entry("timeout", &self.timeout)?;
+        m.serialize_entry("retries", &self.retries)?;
+        m.end()
+    }
+}
+
 impl Serialize for RolloutStep {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(1))?;
@@ -228,6 +478,7 @@ impl Serialize for Analysis {
         m.serialize_entry("min_requests", &self.min_requests)?;
         m.serialize_entry("failure_limit", &self.failure_limit)?;
         m.serialize_entry("inconclusive_limit", &self.inconclusive_limit)?;
+        m.serialize_entry("consecutive_error_limit", &self.consecutive_error_limit)?;
         m.serialize_entry("metrics", &self.metrics)?;
         m.end()
     }
@@ -245,6 +496,9 @@ impl Serialize for Rollout {
         m.serialize_entry("canary", &self.canary)?;
         m.serialize_entry("steps", &self.steps)?;
         m.serialize_entry("analysis", &self.analysis)?;
+        if !self.webhooks.is_empty() {
+            m.serialize_entry("webhooks", &self.webhooks)?;
+        }
         m.end()
     }
 }

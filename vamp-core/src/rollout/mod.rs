@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::traits::RouteStats;
 
-pub use plan::{Command, CommandError};
-pub use verdict::{CheckResult, Verdict};
+pub use plan::{Command, CommandError, Wants, wants};
+pub use verdict::{CheckResult, Measured, Verdict};
 
 /// A route's traffic: requests, failed ones, and the response-time histogram (per-bucket
 /// counts, the last bucket unbounded).
@@ -271,6 +271,15 @@ pub struct RolloutStatus {
     pub failures: u32,
     /// Intervals in a row without enough evidence.
     pub inconclusive: u32,
+    /// Intervals in a row without a metric provider's answer.
+    #[serde(default)]
+    pub errors: u32,
+    /// The webhook gate that holds it paused, asked again every interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+    /// Whether the `pre-rollout` webhooks said yes (or were promoted past).
+    #[serde(default)]
+    pub pre_rollout_passed: bool,
     /// Verdicts so far by outcome (for Prometheus).
     pub verdicts: VerdictCounts,
     /// The last intervals, newest last.
@@ -315,6 +324,47 @@ pub struct VerdictCounts {
     pub fail: u64,
     /// Inconclusive intervals.
     pub inconclusive: u64,
+    /// Intervals without a provider's answer.
+    #[serde(default)]
+    pub error: u64,
+}
+
+/// A webhook gate: a rollout held paused until its webhooks answer 2xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gate {
+    /// Before the first shift.
+    PreRollout,
+    /// Before the canary takes all of the traffic.
+    ConfirmPromotion,
+}
+
+impl Gate {
+    /// The webhook type that answers it.
+    pub fn webhook(self) -> crate::model::WebhookKind {
+        match self {
+            Gate::PreRollout => crate::model::WebhookKind::PreRollout,
+            Gate::ConfirmPromotion => crate::model::WebhookKind::ConfirmPromotion,
+        }
+    }
+}
+
+/// What the webhooks of one kind answered: open when every one answered 2xx.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GateAnswer {
+    /// Every webhook answered 2xx.
+    pub open: bool,
+    /// What they answered, in words (`http://… answered 403`).
+    pub detail: String,
+}
+
+/// The metric providers' answers for one verdict, one per provider check in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Measurement {
+    /// The verdict they are for: the `last_verdict` of the evidence when they were asked.
+    pub round: DateTime<Utc>,
+    /// One per provider check, in the order of `analysis.metrics`.
+    pub values: Vec<Measured>,
 }
 
 /// What the runtime saw this tick.
@@ -330,6 +380,12 @@ pub struct Observation {
     pub counts: Option<(Counts, Counts)>,
     /// Whether the canary's instances are deployed and healthy.
     pub canary_ready: bool,
+    /// The metric providers' answers, when the runtime asked them ([`Wants::measure`]).
+    pub measured: Option<Measurement>,
+    /// A gate's webhooks' answer, when the runtime asked them ([`Wants::gate`]).
+    pub gate: Option<(Gate, GateAnswer)>,
+    /// The `rollback` webhooks' answer, when the runtime asked them ([`Wants::rollback`]).
+    pub rollback: Option<GateAnswer>,
 }
 
 /// What the planner wants done.

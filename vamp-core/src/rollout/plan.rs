@@ -7,12 +7,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::verdict::{self, Verdict};
+use super::verdict::{self, Measured, Verdict};
 use super::{
-    Action, Counts, Evidence, Interval, KEPT_INTERVALS, Observation, Phase, RolloutStatus,
-    VerdictCounts, Weights,
+    Action, Counts, Evidence, Gate, GateAnswer, Interval, KEPT_INTERVALS, Measurement, Observation,
+    Phase, RolloutStatus, VerdictCounts, Weights,
 };
-use crate::model::{Rollout, RolloutStep};
+use crate::model::{Check, MetricBound, Rollout, RolloutStep, WebhookKind};
 
 /// What a user asks of a rollout (`POST /api/v1/rollouts/{name}/{command}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +72,59 @@ pub fn begin(weights: Weights, now: DateTime<Utc>) -> RolloutStatus {
         baseline: None,
         failures: 0,
         inconclusive: 0,
+        errors: 0,
+        gate: None,
+        pre_rollout_passed: false,
         verdicts: VerdictCounts::default(),
         intervals: Vec::new(),
         started: now,
         updated: now,
+    }
+}
+
+/// What the runtime has to ask outside before a tick: the metric providers, a gate's
+/// webhooks, the `rollback` webhooks. The runtime asks without holding up other rollouts and
+/// hands the answers to a later tick ([`Observation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Wants {
+    /// A verdict is due: ask the providers, for the round named (the evidence's
+    /// `last_verdict`).
+    pub measure: Option<DateTime<Utc>>,
+    /// Ask this gate's webhooks.
+    pub gate: Option<Gate>,
+    /// Ask the `rollback` webhooks.
+    pub rollback: bool,
+}
+
+/// What a tick at `now` would need asked (see [`Wants`]).
+pub fn wants(rollout: &Rollout, status: Option<&RolloutStatus>, now: DateTime<Utc>) -> Wants {
+    let rollback = rollout.has_webhook(WebhookKind::Rollback);
+    let pre_rollout = rollout.has_webhook(WebhookKind::PreRollout);
+    let Some(s) = status else {
+        return Wants {
+            measure: None,
+            gate: pre_rollout.then_some(Gate::PreRollout),
+            rollback,
+        };
+    };
+    match s.phase {
+        Phase::Succeeded | Phase::RolledBack | Phase::Aborted => Wants::default(),
+        Phase::Paused => Wants {
+            measure: None,
+            gate: s.gate,
+            rollback,
+        },
+        Phase::Progressing => {
+            let interval = i64::try_from(rollout.analysis.interval.get()).unwrap_or(i64::MAX);
+            let due = matches!(rollout.steps.get(s.step), Some(RolloutStep::Analysis))
+                && (now - s.evidence.last_verdict).num_seconds() >= interval
+                && rollout.analysis.provider_checks().next().is_some();
+            Wants {
+                measure: due.then_some(s.evidence.last_verdict),
+                gate: (pre_rollout && !s.pre_rollout_passed).then_some(Gate::PreRollout),
+                rollback,
+            }
+        }
     }
 }
 
@@ -139,8 +188,70 @@ pub fn tick(
         _ => None,
     };
     s.baseline.clone_from(&observed.counts);
-    if s.phase == Phase::Paused {
+    if let Some(answer) = observed.rollback.as_ref().filter(|a| a.open) {
+        let total = s.weights.stable.saturating_add(s.weights.canary);
+        finish(
+            &mut s,
+            rollout,
+            Phase::RolledBack,
+            format!("the rollback webhooks asked for it: {}", answer.detail),
+            Some(Weights {
+                stable: total,
+                canary: 0,
+            }),
+            now,
+            &mut actions,
+        );
         return (s, actions);
+    }
+    if s.phase == Phase::Paused {
+        let Some(gate) = s.gate else {
+            return (s, actions);
+        };
+        match &observed.gate {
+            Some((g, answer)) if *g == gate && answer.open => {
+                s.gate = None;
+                s.phase = Phase::Progressing;
+                s.reason = None;
+                s.updated = now;
+                event(
+                    &mut actions,
+                    &s,
+                    rollout,
+                    "phase",
+                    "Progressing",
+                    json!({"step": s.step, "gate": gate, "answer": answer.detail}),
+                );
+                match gate {
+                    Gate::PreRollout => s.pre_rollout_passed = true,
+                    Gate::ConfirmPromotion => {
+                        let total = s.weights.stable.saturating_add(s.weights.canary);
+                        finish(
+                            &mut s,
+                            rollout,
+                            Phase::Succeeded,
+                            format!("every step done and promotion confirmed: {}", answer.detail),
+                            Some(Weights {
+                                stable: 0,
+                                canary: total,
+                            }),
+                            now,
+                            &mut actions,
+                        );
+                        return (s, actions);
+                    }
+                }
+            }
+            Some((g, answer)) if *g == gate => {
+                let why = gate_closed(gate, answer);
+                if s.reason.as_deref() != Some(why.as_str()) {
+                    s.reason = Some(why);
+                    s.updated = now;
+                }
+                return (s, actions);
+            }
+            _ => return (s, actions),
+        }
     }
     if current != s.weights {
         let why = format!(
@@ -171,9 +282,56 @@ fn steps(
     now: DateTime<Utc>,
     actions: &mut Vec<Action>,
 ) {
+    if !s.pre_rollout_passed && rollout.has_webhook(WebhookKind::PreRollout) {
+        match &observed.gate {
+            Some((Gate::PreRollout, answer)) if answer.open => {
+                s.pre_rollout_passed = true;
+                event(
+                    actions,
+                    s,
+                    rollout,
+                    "step",
+                    "pre-rollout",
+                    json!({"step": s.step, "answer": answer.detail}),
+                );
+            }
+            Some((Gate::PreRollout, answer)) => {
+                hold(
+                    s,
+                    rollout,
+                    Gate::PreRollout,
+                    gate_closed(Gate::PreRollout, answer),
+                    now,
+                    actions,
+                );
+                return;
+            }
+            _ => {
+                let why = "waiting for the pre-rollout webhooks".to_owned();
+                hold(s, rollout, Gate::PreRollout, why, now, actions);
+                return;
+            }
+        }
+    }
     // Bounded: each pass either advances a step or returns.
     for _ in 0..=rollout.steps.len() {
         let Some(step) = rollout.steps.get(s.step).copied() else {
+            if rollout.has_webhook(WebhookKind::ConfirmPromotion) {
+                let gate = Gate::ConfirmPromotion;
+                let confirmed = match &observed.gate {
+                    Some((g, answer)) if *g == gate => answer
+                        .open
+                        .then_some(())
+                        .ok_or_else(|| gate_closed(gate, answer)),
+                    _ => Err(
+                        "every step done: waiting for the confirm-promotion webhooks".to_owned(),
+                    ),
+                };
+                if let Err(why) = confirmed {
+                    hold(s, rollout, gate, why, now, actions);
+                    return;
+                }
+            }
             let total = s.weights.stable.saturating_add(s.weights.canary);
             let weights = Weights {
                 stable: 0,
@@ -239,7 +397,12 @@ fn steps(
                 return;
             }
             RolloutStep::Analysis => {
-                if observed.counts.is_none() {
+                let built_in = rollout
+                    .analysis
+                    .metrics
+                    .iter()
+                    .any(|c| matches!(c, Check::BuiltIn(_)));
+                if observed.counts.is_none() && built_in {
                     let why = "the router does not count requests per route, which the analysis needs: use the embedded router or an HAProxy one".to_owned();
                     pause(s, rollout, why, now, actions);
                     return;
@@ -248,7 +411,7 @@ fn steps(
                 if (now - s.evidence.last_verdict).num_seconds() < interval {
                     return;
                 }
-                if !analyse(rollout, s, now, actions) {
+                if !analyse(rollout, s, observed, now, actions) {
                     return;
                 }
             }
@@ -261,29 +424,51 @@ fn steps(
 fn analyse(
     rollout: &Rollout,
     s: &mut RolloutStatus,
+    observed: &Observation,
     now: DateTime<Utc>,
     actions: &mut Vec<Action>,
 ) -> bool {
     let a = &rollout.analysis;
+    // Provider checks are judged on the answers to this round; until they are in, wait.
+    let providers = a.provider_checks().count();
+    let answers: &[Measured] = if providers == 0 {
+        &[]
+    } else {
+        match &observed.measured {
+            Some(m) if m.round == s.evidence.last_verdict && m.values.len() == providers => {
+                &m.values
+            }
+            _ => return false,
+        }
+    };
     let seconds = (now - s.evidence.since).num_milliseconds().max(0) as f64 / 1000.0;
-    let checks: Vec<_> = a
-        .metrics
-        .iter()
-        .map(|m| {
-            verdict::judge(
+    let canary_requests = observed.counts.as_ref().map(|_| s.evidence.canary.requests);
+    let mut answers = answers.iter();
+    let mut checks = Vec::with_capacity(a.metrics.len());
+    for check in &a.metrics {
+        checks.push(match check {
+            Check::BuiltIn(m) => verdict::judge(
                 m,
                 &s.evidence.canary,
                 &s.evidence.stable,
                 seconds,
                 a.min_requests,
-            )
-        })
-        .collect();
+            ),
+            Check::Provider(p) => {
+                let missing = Measured::Failed("no answer".into());
+                let answer = answers.next().unwrap_or(&missing);
+                verdict::judge_provider(p, answer, canary_requests, seconds, a.min_requests)
+            }
+        });
+    }
     let critical = checks
         .iter()
         .any(|c| c.verdict == Verdict::Fail && c.critical);
-    let outcome = if checks.iter().any(|c| c.verdict == Verdict::Fail) {
+    let any = |v: Verdict| checks.iter().any(|c| c.verdict == v);
+    let outcome = if any(Verdict::Fail) {
         Verdict::Fail
+    } else if any(Verdict::Error) {
+        Verdict::Error
     } else if checks.iter().all(|c| c.verdict == Verdict::Pass) {
         Verdict::Pass
     } else {
@@ -297,8 +482,14 @@ fn analyse(
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let (failed_reasons, inconclusive_reasons) =
-        (reasons(Verdict::Fail), reasons(Verdict::Inconclusive));
+    let (failed_reasons, inconclusive_reasons, error_reasons) = (
+        reasons(Verdict::Fail),
+        reasons(Verdict::Inconclusive),
+        reasons(Verdict::Error),
+    );
+    if outcome != Verdict::Error {
+        s.errors = 0;
+    }
     let numbers = json!({
         "step": s.step,
         "seconds": seconds,
@@ -361,6 +552,19 @@ fn analyse(
             advance(s, now);
             true
         }
+        Verdict::Error => {
+            // The providers could not say: no verdict on the canary, the window goes on.
+            s.verdicts.error += 1;
+            s.errors += 1;
+            if s.errors > a.consecutive_error_limit {
+                let why = format!(
+                    "{} intervals in a row without an answer from the metric providers ({} tolerated): {error_reasons}",
+                    s.errors, a.consecutive_error_limit
+                );
+                pause(s, rollout, why, now, actions);
+            }
+            false
+        }
         Verdict::Inconclusive => {
             s.verdicts.inconclusive += 1;
             s.inconclusive += 1;
@@ -384,6 +588,28 @@ fn advance(s: &mut RolloutStatus, now: DateTime<Utc>) {
     s.inconclusive = 0;
     s.reason = None;
     s.updated = now;
+}
+
+/// Paused at a webhook gate, which the runtime asks again every interval.
+fn hold(
+    s: &mut RolloutStatus,
+    rollout: &Rollout,
+    gate: Gate,
+    why: String,
+    now: DateTime<Utc>,
+    actions: &mut Vec<Action>,
+) {
+    s.gate = Some(gate);
+    pause(s, rollout, why, now, actions);
+}
+
+/// Why a gate holds, from its webhooks' answer.
+fn gate_closed(gate: Gate, answer: &GateAnswer) -> String {
+    format!(
+        "the {} webhooks said no: {}; asked again every interval (promote to pass the gate)",
+        gate.webhook().as_str(),
+        answer.detail
+    )
 }
 
 fn pause(
@@ -517,7 +743,30 @@ pub fn command(
                 return Err(finished(&s, "be promoted"));
             }
             s.phase = Phase::Progressing;
-            if full {
+            let gate = s.gate.take();
+            if gate == Some(Gate::PreRollout) && !full {
+                // Past the gate, not past a step: the first step begins now.
+                s.pre_rollout_passed = true;
+                s.reason = None;
+                s.updated = now;
+                event(
+                    &mut actions,
+                    &s,
+                    rollout,
+                    "step",
+                    "pre-rollout",
+                    json!({"step": s.step, "promoted": true}),
+                );
+                let observed = Observation {
+                    weights: current,
+                    counts: s.baseline.clone(),
+                    canary_ready: true,
+                    ..Observation::default()
+                };
+                steps(rollout, &mut s, &observed, now, &mut actions);
+                return Ok((s, actions));
+            }
+            if full || gate == Some(Gate::ConfirmPromotion) {
                 let total = s.weights.stable.saturating_add(s.weights.canary);
                 finish(
                     &mut s,
@@ -546,9 +795,9 @@ pub fn command(
                 }
                 let observed = Observation {
                     weights: current,
-                    missing: None,
                     counts: s.baseline.clone(),
                     canary_ready: true,
+                    ..Observation::default()
                 };
                 steps(rollout, &mut s, &observed, now, &mut actions);
             }
@@ -599,8 +848,11 @@ pub fn command(
             s.phase = Phase::Progressing;
             s.reason = None;
             s.inconclusive = 0;
+            s.errors = 0;
+            // A gate is asked again on the next tick.
+            let gated = s.gate.take().is_some();
             // A pause step that paused it is done with.
-            if matches!(rollout.steps.get(s.step), Some(RolloutStep::Pause(None))) {
+            if !gated && matches!(rollout.steps.get(s.step), Some(RolloutStep::Pause(None))) {
                 advance(&mut s, now);
             }
             s.evidence.last_verdict = now;
@@ -660,11 +912,36 @@ pub fn simulate(
             stable_total.add(&s);
             canary_total.add(&c);
         }
+        // Providers answer within their bounds and webhooks say yes: the simulation is about
+        // the built-in metrics.
+        let wanted = wants(rollout, status.as_ref(), now);
         let observed = Observation {
             weights: Some(weights),
-            missing: None,
             counts: Some((stable_total.clone(), canary_total.clone())),
             canary_ready: true,
+            measured: wanted.measure.map(|round| Measurement {
+                round,
+                values: rollout
+                    .analysis
+                    .provider_checks()
+                    .map(|p| match p.bound {
+                        MetricBound::Min(b)
+                        | MetricBound::Max(b)
+                        | MetricBound::MinRatio(b)
+                        | MetricBound::MaxRatio(b) => Measured::Value(b),
+                    })
+                    .collect(),
+            }),
+            gate: wanted.gate.map(|g| {
+                (
+                    g,
+                    GateAnswer {
+                        open: true,
+                        detail: "simulated".into(),
+                    },
+                )
+            }),
+            ..Observation::default()
         };
         let (next, actions) = tick(rollout, status.as_ref(), &observed, now);
         for a in &actions {

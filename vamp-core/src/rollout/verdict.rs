@@ -29,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Counts;
-use crate::model::{Metric, MetricBound, MetricCheck};
+use crate::model::{Metric, MetricBound, MetricCheck, ProviderCheck};
 
 /// Posterior probability needed to fail a canary.
 pub const FAIL_CONFIDENCE: f64 = 0.99;
@@ -51,6 +51,8 @@ pub enum Verdict {
     Fail,
     /// Not enough evidence either way.
     Inconclusive,
+    /// A metric provider failed or had no data: no verdict on the canary at all.
+    Error,
 }
 
 impl Verdict {
@@ -60,6 +62,7 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::Error => "error",
         }
     }
 }
@@ -199,6 +202,88 @@ struct Fraction {
     canary: Option<f64>,
     /// The stable route's.
     stable: Option<f64>,
+}
+
+/// What a metric provider answered for one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measured {
+    /// One number.
+    Value(f64),
+    /// Nothing to judge (an empty result, NaN): why, in words.
+    NoData(String),
+    /// The provider could not be asked or answered something unreadable: why, in words.
+    Failed(String),
+}
+
+/// Judges a provider check on what the provider answered. The number is compared with the
+/// bound as it is; like `latency-mean` it has no sample size of its own, so it passes or fails
+/// only once the canary has `min_requests` requests in the window (when the router counts:
+/// `canary_requests` is `None` when it cannot). No data and provider failures are
+/// [`Verdict::Error`], never a failed canary.
+pub fn judge_provider(
+    check: &ProviderCheck,
+    measured: &Measured,
+    canary_requests: Option<u64>,
+    seconds: f64,
+    min_requests: u64,
+) -> CheckResult {
+    let label = check.label().to_owned();
+    let result = |verdict: Verdict, value: Option<f64>, reason: String| CheckResult {
+        metric: label.clone(),
+        bound: check.bound.key().to_owned(),
+        limit: check.bound.value(),
+        canary: value,
+        stable: None,
+        verdict,
+        critical: check.critical,
+        reason,
+    };
+    let v = match measured {
+        Measured::Value(v) => *v,
+        Measured::NoData(why) => {
+            return result(Verdict::Error, None, format!("{label}: no data ({why})"));
+        }
+        Measured::Failed(why) => {
+            return result(Verdict::Error, None, format!("{label}: {why}"));
+        }
+    };
+    let (limit, is_max) = match check.bound {
+        MetricBound::Max(b) | MetricBound::MaxRatio(b) => (b, true),
+        MetricBound::Min(b) | MetricBound::MinRatio(b) => (b, false),
+    };
+    let described = format!(
+        "{label} {} ({}), {} {}",
+        trim_number(v),
+        check.provider.as_str(),
+        check.bound.key(),
+        trim_number(limit)
+    );
+    if let Some(n) = canary_requests
+        && n < min_requests
+    {
+        return result(
+            Verdict::Inconclusive,
+            Some(v),
+            format!("{described}: {n} canary requests in {seconds:.0} s, {min_requests} needed"),
+        );
+    }
+    let within = if is_max { v <= limit } else { v >= limit };
+    if within {
+        result(Verdict::Pass, Some(v), format!("{described}: within bound"))
+    } else {
+        result(Verdict::Fail, Some(v), format!("{described}: out of bound"))
+    }
+}
+
+/// A number without trailing zeros (`0.01`, `12`, `0.3333`).
+fn trim_number(v: f64) -> String {
+    let s = format!("{v:.4}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
 }
 
 /// Judges one check on the canary's and the stable route's counts over the window of
@@ -565,5 +650,46 @@ mod tests {
         // HAProxy reports 0 ms for the stable route and 1 ms for the canary: not a failure.
         let r = judge(&check, &counts(100, 1.0), &counts(100, 0.0), 10.0, 50);
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+    }
+
+    #[test]
+    fn provider_numbers_are_judged_with_enough_traffic_and_errors_are_no_verdict() {
+        let check = ProviderCheck {
+            name: Some("5xx".into()),
+            provider: crate::model::ProviderKind::Prometheus,
+            url: "http://127.0.0.1:9090".into(),
+            query: "x".into(),
+            bound: MetricBound::Max(0.01),
+            critical: false,
+            timeout: crate::model::Seconds::new(10),
+        };
+        let judge = |m: Measured, n: Option<u64>| judge_provider(&check, &m, n, 10.0, 50);
+        assert_eq!(
+            judge(Measured::Value(0.001), Some(60)).verdict,
+            Verdict::Pass
+        );
+        let failed = judge(Measured::Value(0.2), Some(60));
+        assert_eq!(failed.verdict, Verdict::Fail);
+        assert!(
+            failed.reason.contains("5xx 0.2") && failed.reason.contains("max 0.01"),
+            "{}",
+            failed.reason
+        );
+        assert_eq!(
+            judge(Measured::Value(0.2), Some(10)).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            judge(Measured::Value(0.2), None).verdict,
+            Verdict::Fail,
+            "a router that cannot count"
+        );
+        let empty = judge(Measured::NoData("empty result".into()), Some(60));
+        assert_eq!(empty.verdict, Verdict::Error);
+        assert!(empty.reason.contains("no data"), "{}", empty.reason);
+        assert_eq!(
+            judge(Measured::Failed("connection refused".into()), Some(60)).verdict,
+            Verdict::Error
+        );
     }
 }

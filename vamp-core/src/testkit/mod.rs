@@ -16,6 +16,7 @@
 pub mod child;
 pub mod driver;
 pub mod kv;
+pub mod outside;
 pub mod persistence;
 pub mod services;
 

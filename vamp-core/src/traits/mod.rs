@@ -1,4 +1,5 @@
-//! The four backend traits: [`ContainerDriver`], [`KeyValueStore`], [`Persistence`], [`Router`].
+//! The four backend traits: [`ContainerDriver`], [`KeyValueStore`], [`Persistence`], [`Router`],
+//! and the two ways rollouts reach the outside: [`MetricProvider`] and [`WebhookSender`].
 //!
 //! Each is small, async and object-safe: the engine holds them as `Arc<dyn Trait>`. Every
 //! implementation runs the conformance kit of its trait (`vamp_core::testkit`, feature
@@ -14,11 +15,13 @@
 
 mod driver;
 pub mod kv;
+mod outside;
 mod persistence;
 mod router;
 
 pub use driver::{ContainerDriver, GatewayEndpoint, ServiceKey, ServiceSpec, ServiceState};
 pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
+pub use outside::{CallError, MetricProvider, Reading, WebhookSender};
 pub use persistence::{
     EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, RetentionRule,
     Revision, StoredArtifact, StoredEvent, check_artifact_name,

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod calls;
 mod events;
 mod fetch;
 mod ports;
@@ -36,8 +37,9 @@ use crate::engine::{self, EngineConfig};
 use crate::memory::{MemoryPersistence, RecordingRouter};
 use crate::model::*;
 use crate::traits::{
-    ContainerDriver, EventFilter, EventStream, GatewayEndpoint, Page, Paged, Persistence,
-    Precondition, ResolvedGateway, RouteStats, Router, StoredArtifact, StoredEvent,
+    ContainerDriver, EventFilter, EventStream, GatewayEndpoint, MetricProvider, Page, Paged,
+    Persistence, Precondition, ResolvedGateway, RouteStats, Router, StoredArtifact, StoredEvent,
+    WebhookSender,
 };
 use crate::{Error, Result};
 
@@ -98,6 +100,8 @@ pub struct VampBuilder {
     persistence: Option<Arc<dyn Persistence>>,
     driver: Option<Arc<dyn ContainerDriver>>,
     router: Option<Arc<dyn Router>>,
+    providers: Vec<Arc<dyn MetricProvider>>,
+    webhook_sender: Option<Arc<dyn WebhookSender>>,
     config: VampConfig,
 }
 
@@ -128,6 +132,20 @@ impl VampBuilder {
         self
     }
 
+    /// A metric provider for rollout checks (`provider: prometheus`, `provider: web`); one
+    /// per kind, the last given wins. Without one, checks on that provider are refused.
+    pub fn provider(mut self, provider: Arc<dyn MetricProvider>) -> Self {
+        self.providers.retain(|p| p.kind() != provider.kind());
+        self.providers.push(provider);
+        self
+    }
+
+    /// What posts rollouts' webhooks. Without one, rollouts with webhooks are refused.
+    pub fn webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhook_sender = Some(sender);
+        self
+    }
+
     /// Settings.
     pub fn config(mut self, config: VampConfig) -> Self {
         self.config = config;
@@ -149,6 +167,12 @@ impl VampBuilder {
                 router: self
                     .router
                     .unwrap_or_else(|| Arc::new(RecordingRouter::last_only())),
+                providers: self.providers,
+                webhook_sender: self.webhook_sender,
+                asks: StdMutex::new(calls::Asks::default()),
+                deliveries: StdMutex::new(calls::Deliveries::new()),
+                calls_settled: Notify::new(),
+                rollout_wake: Notify::new(),
                 config: self.config,
                 wake: Notify::new(),
                 reroute: Notify::new(),
@@ -186,6 +210,18 @@ struct Inner {
     persistence: Arc<dyn Persistence>,
     driver: Arc<dyn ContainerDriver>,
     router: Arc<dyn Router>,
+    /// Rollouts' metric providers, one per kind.
+    providers: Vec<Arc<dyn MetricProvider>>,
+    /// What posts rollouts' webhooks.
+    webhook_sender: Option<Arc<dyn WebhookSender>>,
+    /// Provider queries and gate webhooks in flight or answered, for the next pass.
+    asks: StdMutex<calls::Asks>,
+    /// The per-rollout queues of event and post-rollout webhooks.
+    deliveries: StdMutex<calls::Deliveries>,
+    /// Signalled when an ask is answered.
+    calls_settled: Notify,
+    /// Starts a rollout pass now (an answer came in).
+    rollout_wake: Notify,
     config: VampConfig,
     /// Starts a reconciliation pass now.
     wake: Notify,
@@ -1344,6 +1380,7 @@ impl Vamp {
             tokio::select! {
                 () = until_stopped(&mut stopped) => return,
                 _ = every.tick() => {}
+                () = self.inner.rollout_wake.notified() => {}
             }
             if let Err(e) = self.rollout_pass().await {
                 tracing::warn!(error = %e, "rollout pass failed");

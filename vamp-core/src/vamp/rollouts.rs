@@ -6,11 +6,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Vamp, dsl_error};
+use super::{Vamp, calls, dsl_error, lock};
 use crate::dsl::ErrorKind;
 use crate::engine;
 use crate::model::{
-    Artifact, Deployment, Event, Gateway, Kind, Percentage, PhaseName, Ref, Rollout, Route,
+    Artifact, Check, Deployment, Event, Gateway, Kind, Percentage, PhaseName, Ref, Rollout, Route,
+    Webhook, WebhookKind,
 };
 use crate::rollout::plan::{self, Command};
 use crate::rollout::{Action, Counts, Observation, RolloutStatus, Weights};
@@ -110,10 +111,16 @@ impl Vamp {
         for rollout in rollouts {
             let status = self.rollout_status(&rollout.name).await?;
             if status.as_ref().is_some_and(|s| s.phase.is_final()) {
+                lock(&self.inner.asks).forget(&rollout.name);
                 continue;
             }
             report.ticked += 1;
-            let observed = self.observe(&rollout, stats.as_deref()).await?;
+            if status.is_none() {
+                self.check_collection_periods(&rollout);
+            }
+            let mut observed = self.observe(&rollout, stats.as_deref()).await?;
+            let wanted = plan::wants(&rollout, status.as_ref(), now);
+            self.answers_for(&rollout, status.as_ref(), wanted, &mut observed, now);
             let (next, actions) = plan::tick(&rollout, status.as_ref(), &observed, now);
             match self
                 .apply_rollout(&rollout, status.as_ref(), &next, actions)
@@ -136,6 +143,20 @@ impl Vamp {
     /// `ArtifactNotFound` for a missing rollout; `RolloutConflictError` (as
     /// [`Error::Conflict`]) when the command does not fit the phase.
     pub async fn rollout_command(&self, name: &str, command: Command) -> Result<RolloutStatus> {
+        self.rollout_command_at(name, command, Utc::now()).await
+    }
+
+    /// [`rollout_command`](Self::rollout_command) at `now` (a virtual clock, as
+    /// [`rollout_pass_at`](Self::rollout_pass_at)).
+    ///
+    /// # Errors
+    /// As [`rollout_command`](Self::rollout_command).
+    pub async fn rollout_command_at(
+        &self,
+        name: &str,
+        command: Command,
+        now: DateTime<Utc>,
+    ) -> Result<RolloutStatus> {
         let _one = self.inner.rollouts.lock().await;
         let rollout = self.rollout(name).await?.ok_or_else(|| {
             dsl_error(
@@ -147,17 +168,13 @@ impl Vamp {
         })?;
         let status = self.rollout_status(name).await?;
         let observed = self.observe(&rollout, None).await?;
-        let (mut next, actions) = plan::command(
-            &rollout,
-            status.as_ref(),
-            command,
-            observed.weights,
-            Utc::now(),
-        )
-        .map_err(|e| Error::Refused {
-            what: format!("rollout '{name}'"),
-            message: e.message,
-        })?;
+        let (mut next, actions) =
+            plan::command(&rollout, status.as_ref(), command, observed.weights, now).map_err(
+                |e| Error::Refused {
+                    what: format!("rollout '{name}'"),
+                    message: e.message,
+                },
+            )?;
         if next.baseline.is_none() {
             next.baseline = observed.counts;
         }
@@ -194,6 +211,14 @@ impl Vamp {
                     changes += 1;
                 }
                 Action::Event { tags, value } => {
+                    if tags.first().is_some_and(|t| t == "phase") {
+                        let hooks: Vec<Webhook> =
+                            rollout.webhooks_of(WebhookKind::Event).cloned().collect();
+                        let text = value.get("text").and_then(|t| t.as_str());
+                        let body =
+                            calls::webhook_body(rollout, WebhookKind::Event, Some(next), text);
+                        self.deliver(rollout, hooks, body);
+                    }
                     let mut all = vec![
                         "rollouts".to_owned(),
                         format!("rollouts:{}", rollout.name),
@@ -210,6 +235,14 @@ impl Vamp {
         // the step to be done twice.
         if before != Some(next) {
             self.save_rollout_status(&rollout.name, next).await?;
+        }
+        if next.phase.is_final() && !before.is_some_and(|b| b.phase.is_final()) {
+            let hooks: Vec<Webhook> = rollout
+                .webhooks_of(WebhookKind::PostRollout)
+                .cloned()
+                .collect();
+            let body = calls::webhook_body(rollout, WebhookKind::PostRollout, Some(next), None);
+            self.deliver(rollout, hooks, body);
         }
         if !events.is_empty() {
             self.publish_all(&events).await?;
@@ -267,9 +300,9 @@ impl Vamp {
             .is_none_or(|d| service_ready(d, &rollout.canary));
         Ok(Observation {
             weights: Some(weights),
-            missing: None,
             counts,
             canary_ready,
+            ..Observation::default()
         })
     }
 
@@ -425,13 +458,36 @@ impl Vamp {
                 ));
             }
         }
+        for (i, check) in rollout.analysis.metrics.iter().enumerate() {
+            if let Check::Provider(p) = check
+                && !self.inner.providers.iter().any(|x| x.kind() == p.provider)
+            {
+                return Err(dsl_error(
+                    ErrorKind::UnsupportedRolloutMetric,
+                    &format!("analysis.metrics[{i}].provider"),
+                    format!("this server has no {} provider", p.provider.as_str()),
+                    "use a provider it has, or a built-in metric; vamp-server has them with its default features",
+                ));
+            }
+        }
+        if !rollout.webhooks.is_empty() && self.inner.webhook_sender.is_none() {
+            return Err(dsl_error(
+                ErrorKind::InvalidRolloutError,
+                "webhooks[0]",
+                "this server sends no webhooks".into(),
+                "leave the webhooks out, or run a server built with them (vamp-server's default features)",
+            ));
+        }
         if !self.inner.router.measures_percentiles()
             && let Some((i, m)) = rollout
                 .analysis
                 .metrics
                 .iter()
                 .enumerate()
-                .find(|(_, m)| m.metric.needs_percentiles())
+                .find_map(|(i, c)| match c {
+                    Check::BuiltIn(m) if m.metric.needs_percentiles() => Some((i, m)),
+                    _ => None,
+                })
         {
             return Err(dsl_error(
                 ErrorKind::UnsupportedRolloutMetric,

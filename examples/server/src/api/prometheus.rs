@@ -161,6 +161,7 @@ async fn rollout_metrics(out: &mut String, state: &AppState) {
             ("pass", s.verdicts.pass),
             ("fail", s.verdicts.fail),
             ("inconclusive", s.verdicts.inconclusive),
+            ("error", s.verdicts.error),
         ] {
             let _ = writeln!(
                 out,

@@ -4,6 +4,10 @@ use super::prelude::*;
 
 /// The fields a metric check may have.
 const BOUNDS: [&str; 4] = ["min", "max", "min_ratio", "max_ratio"];
+/// The most retries a webhook may ask for.
+const MAX_RETRIES: u32 = 10;
+/// The longest timeout of one webhook call or provider request, seconds.
+const MAX_CALL_TIMEOUT: u64 = 60;
 
 impl Reader {
     pub(super) fn rollout(&mut self, node: &Node) -> R<Rollout> {
@@ -71,6 +75,20 @@ impl Reader {
             Some((n, p)) => self.analysis(n, &p)?,
             None => Analysis::default(),
         };
+        let webhooks = match o.take(&["webhooks"]) {
+            Some((n, p)) => {
+                self.mark(&p, n);
+                let Value::Seq(items) = &n.value else {
+                    return Err(type_err(&p, n, "a list of webhooks"));
+                };
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| self.webhook(w, &index(&p, i)))
+                    .collect::<R<Vec<_>>>()?
+            }
+            None => Vec::new(),
+        };
         o.finish()?;
         Ok(Rollout {
             name,
@@ -80,7 +98,114 @@ impl Reader {
             canary,
             steps,
             analysis,
+            webhooks,
         })
+    }
+
+    fn webhook(&mut self, node: &Node, path: &str) -> R<Webhook> {
+        let mut o = self.obj(node, path, "a webhook")?;
+        let (t, tp) = o.required(&["type"])?;
+        self.mark(&tp, t);
+        let name = string(t, &tp)?;
+        let kind = WebhookKind::parse(&name).ok_or_else(|| {
+            let known: Vec<&str> = WebhookKind::ALL.iter().map(|k| k.as_str()).collect();
+            err(
+                ErrorKind::InvalidRolloutError,
+                &tp,
+                t,
+                format!("'{name}' is not a webhook type"),
+                format!("use one of: {}", known.join(", ")),
+            )
+        })?;
+        let url = self.url(&mut o)?;
+        let timeout = self.call_timeout(&mut o)?;
+        let retries = match o.take(&["retries"]) {
+            Some((n, p)) => {
+                self.mark(&p, n);
+                let v = unsigned(n, &p)?;
+                u32::try_from(v)
+                    .ok()
+                    .filter(|v| *v <= MAX_RETRIES)
+                    .ok_or_else(|| {
+                        err(
+                            ErrorKind::InvalidRolloutError,
+                            &p,
+                            n,
+                            format!("{v} retries are too many"),
+                            format!("use at most {MAX_RETRIES}"),
+                        )
+                    })?
+            }
+            None => 2,
+        };
+        o.finish()?;
+        Ok(Webhook {
+            kind,
+            url,
+            timeout,
+            retries,
+        })
+    }
+
+    /// `url`: an absolute http(s) URL on one line, with known template variables only.
+    fn url(&mut self, o: &mut Obj<'_>) -> R<String> {
+        let (n, p) = o.required(&["url"])?;
+        self.mark(&p, n);
+        let url = one_line(n, &p, ErrorKind::UnexpectedTypeError)?;
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+        if host.is_none_or(str::is_empty) || url.chars().any(char::is_whitespace) {
+            return Err(err(
+                ErrorKind::InvalidRolloutError,
+                &p,
+                n,
+                format!("'{url}' is not an http or https URL"),
+                "write an absolute URL such as http://127.0.0.1:9090",
+            ));
+        }
+        Self::template_variables(&url, n, &p)?;
+        Ok(url)
+    }
+
+    /// Refuses `{{variables}}` other than the known ones.
+    fn template_variables(text: &str, node: &Node, path: &str) -> R<()> {
+        render_template(text, |_| String::new())
+            .map(|_| ())
+            .map_err(|name| {
+                let known: Vec<String> = TEMPLATE_VARIABLES
+                    .iter()
+                    .map(|v| format!("{{{{{v}}}}}"))
+                    .collect();
+                err(
+                    ErrorKind::InvalidRolloutError,
+                    path,
+                    node,
+                    format!("'{{{{{name}}}}}' is not a template variable"),
+                    format!("use {}", known.join(", ")),
+                )
+            })
+    }
+
+    fn call_timeout(&mut self, o: &mut Obj<'_>) -> R<Seconds> {
+        match o.take(&["timeout"]) {
+            Some((n, p)) => {
+                self.mark(&p, n);
+                let t = Self::duration(n, &p)?;
+                if t.get() == 0 || t.get() > MAX_CALL_TIMEOUT {
+                    return Err(err(
+                        ErrorKind::InvalidRolloutError,
+                        &p,
+                        n,
+                        format!("a timeout of {}s", t.get()),
+                        format!("use 1s to {MAX_CALL_TIMEOUT}s"),
+                    ));
+                }
+                Ok(t)
+            }
+            None => Ok(Seconds::new(DEFAULT_CALL_TIMEOUT)),
+        }
     }
 
     fn rollout_step(&mut self, node: &Node, path: &str) -> R<RolloutStep> {
@@ -180,12 +305,19 @@ impl Reader {
             self,
             defaults.inconclusive_limit.into(),
         )?;
-        let (failure_limit, inconclusive_limit) = match (
+        let consecutive_error_limit = count(
+            &mut o,
+            "consecutive_error_limit",
+            self,
+            defaults.consecutive_error_limit.into(),
+        )?;
+        let (failure_limit, inconclusive_limit, consecutive_error_limit) = match (
             limit(failure_limit, "failure_limit"),
             limit(inconclusive_limit, "inconclusive_limit"),
+            limit(consecutive_error_limit, "consecutive_error_limit"),
         ) {
-            (Ok(f), Ok(i)) => (f, i),
-            (Err(key), _) | (_, Err(key)) => {
+            (Ok(f), Ok(i), Ok(e)) => (f, i, e),
+            (Err(key), _, _) | (_, Err(key), _) | (_, _, Err(key)) => {
                 return Err(err(
                     ErrorKind::InvalidRolloutError,
                     &join(path, &key),
@@ -215,12 +347,18 @@ impl Reader {
             min_requests,
             failure_limit,
             inconclusive_limit,
+            consecutive_error_limit,
             metrics,
         })
     }
 
-    fn metric_check(&mut self, node: &Node, path: &str) -> R<MetricCheck> {
+    fn metric_check(&mut self, node: &Node, path: &str) -> R<Check> {
         let mut o = self.obj(node, path, "a metric check")?;
+        if let Some((n, p)) = o.take(&["provider"]) {
+            return self
+                .provider_check(o, node, path, n, &p)
+                .map(Check::Provider);
+        }
         let (m, mp) = o.required(&["metric"])?;
         self.mark(&mp, m);
         let name = string(m, &mp)?;
@@ -267,10 +405,127 @@ impl Reader {
             None => false,
         };
         o.finish()?;
-        Ok(MetricCheck {
+        Ok(Check::BuiltIn(MetricCheck {
             metric,
             bound,
             critical,
+        }))
+    }
+
+    fn provider_check(
+        &mut self,
+        mut o: Obj<'_>,
+        node: &Node,
+        path: &str,
+        provider_node: &Node,
+        provider_path: &str,
+    ) -> R<ProviderCheck> {
+        self.mark(provider_path, provider_node);
+        let text = string(provider_node, provider_path)?;
+        let provider = ProviderKind::parse(&text).ok_or_else(|| {
+            err(
+                ErrorKind::UnsupportedRolloutMetric,
+                provider_path,
+                provider_node,
+                format!("'{text}' is not a metric provider"),
+                "use prometheus or web",
+            )
+        })?;
+        let name = match o.take(&["name"]) {
+            Some((n, p)) => {
+                self.mark(&p, n);
+                Some(one_line(n, &p, ErrorKind::UnexpectedTypeError)?)
+            }
+            None => None,
+        };
+        let url = self.url(&mut o)?;
+        let (key, hint) = match provider {
+            ProviderKind::Prometheus => (
+                "query",
+                "write the PromQL query whose result is one number, e.g. sum(rate(…[{{interval}}]))",
+            ),
+            ProviderKind::Web => ("json_path", "write where the number is, e.g. $.value"),
+        };
+        let Some((q, qp)) = o.take(&[key]) else {
+            return Err(err(
+                ErrorKind::InvalidRolloutError,
+                &join(path, key),
+                node,
+                format!("a {} check needs '{key}'", provider.as_str()),
+                hint,
+            ));
+        };
+        self.mark(&qp, q);
+        let query = one_line(q, &qp, ErrorKind::UnexpectedTypeError)?;
+        if query.trim().is_empty() {
+            return Err(err(
+                ErrorKind::InvalidRolloutError,
+                &qp,
+                q,
+                format!("'{key}' is empty"),
+                hint,
+            ));
+        }
+        Self::template_variables(&query, q, &qp)?;
+        let mut bounds = Vec::new();
+        for key in BOUNDS {
+            if let Some((n, p)) = o.take(&[key]) {
+                self.mark(&p, n);
+                if key.ends_with("_ratio") {
+                    return Err(err(
+                        ErrorKind::InvalidRolloutError,
+                        &p,
+                        n,
+                        "a provider's number has no stable counterpart to compare with",
+                        "bound it with min or max, and write the comparison with {{stable}} into the query",
+                    ));
+                }
+                let v = number(n, &p)?;
+                if !v.is_finite() {
+                    return Err(err(
+                        ErrorKind::UnsupportedUnitValue,
+                        &p,
+                        n,
+                        format!("'{v}' is not a bound"),
+                        "write a finite number",
+                    ));
+                }
+                bounds.push(if key == "min" {
+                    MetricBound::Min(v)
+                } else {
+                    MetricBound::Max(v)
+                });
+            }
+        }
+        let bound = match bounds.as_slice() {
+            [one] => *one,
+            _ => {
+                return Err(err(
+                    ErrorKind::InvalidRolloutError,
+                    path,
+                    node,
+                    format!("a metric check has one bound, this has {}", bounds.len()),
+                    "give exactly one of min or max (one check per bound)",
+                ));
+            }
+        };
+        let critical = match o.take(&["critical"]) {
+            Some((n, p)) => {
+                self.mark(&p, n);
+                boolean(n).ok_or_else(|| type_err(&p, n, "true or false"))?
+            }
+            None => false,
+        };
+        let timeout = self.call_timeout(&mut o)?;
+        o.finish()?;
+        Ok(ProviderCheck {
+            name,
+            provider,
+            url,
+            query,
+            bound,
+            critical,
+            timeout,
         })
     }
 

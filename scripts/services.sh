@@ -16,7 +16,9 @@
 # (standalone ZooKeeper 3.8 on 127.0.0.1:$ZK_PORT, default 21810, run with java directly,
 # 256 MiB heap, jute.maxbuffer 8 MiB so 1 MiB values fit, admin server off) and haproxy
 # (installed and checked only: every HAProxy test starts its own master-worker instance on free
-# ports through vamp_gateway::haproxy::process). Needs root on Debian 12.
+# ports through vamp_gateway::haproxy::process) and prometheus (installed and checked only: each
+# provider test starts a private Prometheus scraping its own targets, through
+# vamp_core::testkit::services::PrivatePrometheus). Needs root on Debian 12.
 # Every PID is recorded with its kernel start time; stop signals a PID only if
 # it still is the process that was started, so a reused PID is never touched.
 set -uo pipefail
@@ -24,7 +26,7 @@ umask 022
 
 DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
 PIDS=$DIR/pids
-SERVICES=${VAMP_SVC_LIST:-docker etcd zookeeper postgres haproxy}
+SERVICES=${VAMP_SVC_LIST:-docker etcd zookeeper postgres haproxy prometheus}
 PG_PORT=${PG_PORT:-54329}
 ETCD_PORT=${ETCD_PORT:-23790}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
@@ -48,6 +50,7 @@ pkgs_for() {
   case $1 in
     docker) echo docker.io busybox-static iproute2 ;;
     haproxy) echo haproxy ;;
+    prometheus) echo prometheus ;;
     etcd) echo etcd-server ;;
     zookeeper) echo zookeeper ;;   # zookeeperd (init scripts) is not needed
     postgres) echo postgresql ;;
@@ -169,6 +172,11 @@ cmd_start() {
     command -v haproxy > /dev/null || die "haproxy is not on PATH after installing it"
     echo "export VAMP_TEST_HAPROXY=$(command -v haproxy)" >> "$DIR/env"
     list="$list haproxy"
+  fi
+  if has prometheus; then
+    command -v prometheus > /dev/null || die "prometheus is not on PATH after installing it"
+    echo "export VAMP_TEST_PROMETHEUS=$(command -v prometheus)" >> "$DIR/env"
+    list="$list prometheus"
   fi
   echo "export VAMP_TEST_SERVICES='${list# }'" >> "$DIR/env"
   log "started:$list"

@@ -457,3 +457,86 @@ async fn refused_when_this_vamp_cannot_call_out() {
         "nothing stored"
     );
 }
+
+#[tokio::test]
+async fn a_window_shorter_than_two_scrapes_is_warned_about() {
+    let mut w = world(&["shop"]).await;
+    w.provider.period(Some(Duration::from_secs(15)));
+    w.provider.answer(Ok(Reading::Number(0.0)));
+    w.start(&spec("shop", PROMETHEUS, "")).await;
+    w.tick(0).await;
+    let warned = vamp_core::testkit::eventually("the warning", || {
+        let vamp = w.vamp.clone();
+        async move {
+            let found = vamp
+                .events(
+                    &EventFilter {
+                        tags: vec!["rollouts:shop".into(), "warning".into()],
+                        ..EventFilter::default()
+                    },
+                    Page::ALL,
+                )
+                .await
+                .ok()?;
+            found.items.into_iter().next()
+        }
+    })
+    .await;
+    let text = warned.event.value["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("(10s)") && text.contains("(15s)") && text.contains("at least 30s"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_hosts_allowed_are_called() {
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .provider(Arc::new(ScriptedProvider::new(ProviderKind::Prometheus)))
+        .config(vamp_core::VampConfig {
+            call_hosts: vec!["127.0.0.1".into()],
+            ..vamp_core::VampConfig::default()
+        })
+        .build()
+        .unwrap();
+    for a in dsl::read(
+        "---\nkind: breeds\nname: web:1\ndeployable: img\nports: {web: 8080/http}\n---\nkind: breeds\nname: web:2\ndeployable: img\nports: {web: 8080/http}\n",
+        None,
+    )
+    .unwrap()
+    {
+        vamp.put(a).await.unwrap();
+    }
+    let Artifact::Blueprint(bp) = dsl::read(
+        "kind: blueprints\nname: shop\nclusters:\n  web:\n    services: [web:1, web:2]\n    gateways:\n      web:\n        routes:\n          web:1: {weight: 100%}\n          web:2: {weight: 0%}\n",
+        None,
+    )
+    .unwrap()
+    .remove(0) else {
+        panic!("a blueprint")
+    };
+    vamp.deploy("shop", &bp).await.unwrap();
+    let refused = vamp
+        .put(
+            dsl::read(&spec("shop", PROMETHEUS, ""), None)
+                .unwrap()
+                .remove(0),
+        )
+        .await
+        .unwrap_err();
+    let shown = format!("{refused:?}");
+    assert!(
+        shown.contains("prom.test")
+            && shown.contains("analysis.metrics[0].url")
+            && shown.contains("call_hosts"),
+        "{shown}"
+    );
+    let allowed = spec("shop", PROMETHEUS, "").replace("prom.test:9090", "127.0.0.1:9090");
+    vamp.put(dsl::read(&allowed, None).unwrap().remove(0))
+        .await
+        .unwrap();
+}

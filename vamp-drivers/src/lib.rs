@@ -17,6 +17,9 @@
 //!   here, for tests and benches.
 //! - `kv` (feature `kv`): [`kv::KvPersistence`], artifacts and events in any
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
+//! - `outside` (features `prometheus`, `web-metrics`, `webhooks`): what rollouts call —
+//!   [`outside::PrometheusProvider`] (tested against a real Prometheus),
+//!   [`outside::WebProvider`], [`outside::HttpWebhooks`].
 //! - `postgres` (feature `postgres`): [`postgres::PostgresPersistence`], artifacts and events
 //!   in PostgreSQL.
 //! - `process` (feature `process`, default): [`process::ProcessDriver`], local processes for
@@ -51,6 +54,8 @@ mod health;
 mod keypath;
 #[cfg(feature = "kv")]
 pub mod kv;
+#[cfg(feature = "http-calls")]
+pub mod outside;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "process")]

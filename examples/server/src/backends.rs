@@ -242,3 +242,25 @@ pub(crate) fn router(
     };
     Ok(Some(router))
 }
+
+/// What rollouts call outside: the Prometheus and web metric providers and the webhook
+/// sender (feature `rollout-calls`, on by default). Without the feature, rollouts with
+/// provider checks or webhooks are refused when stored.
+#[cfg_attr(not(feature = "rollout-calls"), allow(clippy::unnecessary_wraps))]
+pub(crate) fn rollout_calls(
+    builder: vamp_core::VampBuilder,
+) -> Result<vamp_core::VampBuilder, StartError> {
+    #[cfg(feature = "rollout-calls")]
+    {
+        use vamp_drivers::outside::{HttpWebhooks, PrometheusProvider, WebProvider};
+        let http = |e: vamp_core::traits::CallError| {
+            failed("rollouts (HTTP client)")(vamp_core::Error::backend("http", e))
+        };
+        Ok(builder
+            .provider(Arc::new(PrometheusProvider::new().map_err(http)?))
+            .provider(Arc::new(WebProvider::new().map_err(http)?))
+            .webhook_sender(Arc::new(HttpWebhooks::new().map_err(http)?)))
+    }
+    #[cfg(not(feature = "rollout-calls"))]
+    Ok(builder)
+}

@@ -44,11 +44,17 @@ pub struct RolloutsConfig {
     /// Seconds between rollout passes (each rollout's analysis interval is its own; this is how
     /// often they are looked at); 0 runs no rollout.
     pub period: u64,
+    /// The hosts rollouts may call (metric providers, webhooks) as written in their URLs;
+    /// empty allows any (docs/security.md).
+    pub call_hosts: Vec<String>,
 }
 
 impl Default for RolloutsConfig {
     fn default() -> Self {
-        RolloutsConfig { period: 1 }
+        RolloutsConfig {
+            period: 1,
+            call_hosts: Vec::new(),
+        }
     }
 }
 

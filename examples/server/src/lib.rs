@@ -108,6 +108,7 @@ impl App {
                 resync: std::time::Duration::from_secs(config.synchronization.period),
                 rollout_period: (config.rollouts.period > 0)
                     .then(|| std::time::Duration::from_secs(config.rollouts.period)),
+                call_hosts: config.rollouts.call_hosts.clone(),
                 retention: config.events.retention(),
                 retention_period: std::time::Duration::from_secs(
                     config.events.retention_period.max(1),
@@ -126,6 +127,7 @@ impl App {
         if let Some(router) = backends::router(&config, &kv)? {
             builder = builder.router(router);
         }
+        builder = backends::rollout_calls(builder)?;
         let vamp = builder.build().map_err(|source| StartError::Backend {
             what: "vamp",
             source,

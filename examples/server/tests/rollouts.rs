@@ -633,3 +633,257 @@ mod through_haproxy {
         server.stop().await;
     }
 }
+
+/// Rollouts judged by a real Prometheus and gated by real webhooks (issue 19).
+mod calls {
+    use std::sync::Mutex;
+
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use vamp_core::testkit::services::{PrivatePrometheus, service};
+
+    use super::*;
+
+    /// Serves `app` on a free loopback port; returns `127.0.0.1:<port>`.
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        address
+    }
+
+    fn with(name: &str, metrics: &str, more: &str) -> String {
+        format!(
+            "name: {name}\ngateway: {name}/app/web\nstable: {name}/app/{name}-app:1.0.0/web\ncanary: {name}/app/{name}-app:2.0.0/web\nsteps:\n  - weight: 20%\n  - analysis: {{}}\n  - weight: 60%\n  - analysis: {{}}\nanalysis:\n  interval: 2s\n  min_requests: 20\n  consecutive_error_limit: 1\n  metrics:\n{metrics}{more}"
+        )
+    }
+
+    /// A Prometheus scraping the server's own `/metrics` and a test target every second.
+    async fn prometheus(server: &Server, dir: &std::path::Path) -> Option<PrivatePrometheus> {
+        let binary = service("prometheus")?;
+        let target = serve(Router::new().route(
+            "/metrics",
+            get(|| async { "# TYPE vamp_test_score gauge\nvamp_test_score 1\n" }),
+        ))
+        .await;
+        let own = server
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches("/api/v1")
+            .to_owned();
+        Some(PrivatePrometheus::start(binary, dir, &[own, target], Duration::from_secs(1)).await)
+    }
+
+    fn checks(prometheus: &str) -> String {
+        format!(
+            "    - {{metric: success-rate, min: 99%, critical: true}}\n    - {{name: canary-5xx, provider: prometheus, url: \"{prometheus}\", query: \"sum(increase(vamp_route_errors_total{{route=\\\"{{{{canary}}}}\\\"}}[{{{{interval}}}}])) / sum(increase(vamp_route_requests_total{{route=\\\"{{{{canary}}}}\\\"}}[{{{{interval}}}}]))\", max: 0.01}}\n    - {{name: score, provider: prometheus, url: \"{prometheus}\", query: \"max(vamp_test_score)\", min: 1}}\n"
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prometheus_judges_a_healthy_canary_and_its_outage_only_pauses() {
+        let server = Server::start(&[]).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some(mut prom) = prometheus(&server, dir.path()).await else {
+            return;
+        };
+        let u = &server.url;
+        let name = unique("prom");
+        let port = shop(u, &name, "").await;
+        let load = Load::start(port);
+        // Windows of 4 s: at least three scrapes in each (two can miss a sample).
+        let spec = with(&name, &checks(&prom.url()), "").replace("interval: 2s", "interval: 4s");
+        start_rollout(u, &spec).await;
+        let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted", "Paused"]).await;
+        let (sent, failed) = load.stop().await;
+        if r["status"]["phase"] != "Succeeded" {
+            let seen = reqwest::get(format!(
+                "{}/api/v1/query?query=vamp_route_requests_total",
+                prom.url()
+            ))
+            .await
+            .expect("ask Prometheus")
+            .text()
+            .await
+            .unwrap_or_default();
+            panic!("{:#}\nPrometheus has: {seen}", r["status"]);
+        }
+        assert_eq!(failed, 0, "{failed} of {sent} requests failed");
+        // The verdicts used Prometheus' numbers.
+        let judged: Vec<f64> = r["status"]["intervals"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|i| i["checks"].as_array().cloned().unwrap_or_default())
+            .filter(|c| c["metric"] == "canary-5xx" && c["verdict"] == "pass")
+            .filter_map(|c| c["canary"].as_f64())
+            .collect();
+        assert!(!judged.is_empty(), "{:#}", r["status"]);
+        assert!(judged.iter().all(|v| *v <= 0.01), "{judged:?}");
+        teardown(u, &name).await;
+
+        // Prometheus down: no answer is no verdict; after the error limit the rollout pauses,
+        // the weights held, never rolled back.
+        prom.stop().await;
+        let name = unique("promdown");
+        let port = shop(u, &name, "").await;
+        let load = Load::start(port);
+        start_rollout(u, &with(&name, &checks(&prom.url()), "")).await;
+        let r = phase(u, &name, &["Paused", "RolledBack", "Succeeded", "Aborted"]).await;
+        load.stop().await;
+        let status = &r["status"];
+        assert_eq!(status["phase"], "Paused", "{status:#}");
+        let reason = status["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("without an answer"), "{reason}");
+        assert_eq!(status["verdicts"]["fail"], 0, "{status:#}");
+        assert_eq!(
+            weights(u, &name).await,
+            ("80%".to_owned(), "20%".to_owned())
+        );
+        teardown(u, &name).await;
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_gate_the_rollout_and_hear_every_phase_change() {
+        // A webhook service whose answers the test changes.
+        #[derive(Default)]
+        struct Hooks {
+            pre: Mutex<u16>,
+            confirm: Mutex<u16>,
+            events: Mutex<Vec<Value>>,
+        }
+        let hooks = Arc::new(Hooks::default());
+        *hooks.pre.lock().unwrap() = 500;
+        *hooks.confirm.lock().unwrap() = 403;
+        let h = hooks.clone();
+        let (h2, h3) = (hooks.clone(), hooks.clone());
+        let address = serve(
+            Router::new()
+                .route(
+                    "/pre",
+                    post(move || {
+                        let h = h.clone();
+                        async move {
+                            StatusCode::from_u16(*h.pre.lock().unwrap()).unwrap_or(StatusCode::OK)
+                        }
+                    }),
+                )
+                .route(
+                    "/confirm",
+                    post(move || {
+                        let h = h2.clone();
+                        async move {
+                            StatusCode::from_u16(*h.confirm.lock().unwrap())
+                                .unwrap_or(StatusCode::OK)
+                        }
+                    }),
+                )
+                .route(
+                    "/events",
+                    post(move |axum::Json(body): axum::Json<Value>| {
+                        let h = h3.clone();
+                        async move {
+                            h.events.lock().unwrap().push(body);
+                            StatusCode::OK
+                        }
+                    }),
+                ),
+        )
+        .await;
+        let server = Server::start(&[]).await;
+        let u = &server.url;
+        let name = unique("hooks");
+        let port = shop(u, &name, "").await;
+        let load = Load::start(port);
+        let webhooks = format!(
+            "webhooks:\n  - {{type: pre-rollout, url: \"http://{address}/pre\", retries: 0}}\n  - {{type: confirm-promotion, url: \"http://{address}/confirm\", retries: 0}}\n  - {{type: event, url: \"http://{address}/events\"}}\n"
+        );
+        start_rollout(
+            u,
+            &with(&name, "    - {metric: success-rate, min: 99%}\n", &webhooks),
+        )
+        .await;
+        // The pre-rollout 500 holds it before the first shift.
+        let r = phase(u, &name, &["Paused"]).await;
+        assert!(
+            r["status"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("answered 500"),
+            "{:#}",
+            r["status"]
+        );
+        assert_eq!(
+            weights(u, &name).await,
+            ("100%".to_owned(), "0%".to_owned())
+        );
+        *hooks.pre.lock().unwrap() = 200;
+        // Every step done, the confirm-promotion 403 holds it at 40/60 until it says yes.
+        eventually("held by the confirm-promotion gate", || async {
+            let r = rollout(u, &name).await;
+            r["status"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("answered 403")
+                .then_some(())
+        })
+        .await;
+        assert_eq!(
+            weights(u, &name).await,
+            ("40%".to_owned(), "60%".to_owned())
+        );
+        *hooks.confirm.lock().unwrap() = 200;
+        let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
+        let (sent, failed) = load.stop().await;
+        assert_eq!(r["status"]["phase"], "Succeeded", "{:#}", r["status"]);
+        assert_eq!(failed, 0, "{failed} of {sent}");
+        // The event webhook heard every phase change, in order, ending with Succeeded.
+        let phases = || {
+            hooks
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|b| b["phase"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        };
+        eventually("the last phase change delivered", || {
+            let last = phases().last().cloned();
+            async move { (last.as_deref() == Some("Succeeded")).then_some(()) }
+        })
+        .await;
+        let heard = phases();
+        assert_eq!(
+            heard,
+            [
+                "Progressing",
+                "Paused",
+                "Progressing",
+                "Paused",
+                "Progressing",
+                "Succeeded"
+            ],
+            "started, held by pre-rollout, on, held by confirm-promotion, on, done"
+        );
+        let last = hooks
+            .events
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            last["text"].as_str().unwrap_or_default().contains(&name),
+            "a text line for chat: {last}"
+        );
+        teardown(u, &name).await;
+        server.stop().await;
+    }
+}

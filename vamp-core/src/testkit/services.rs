@@ -358,3 +358,109 @@ impl super::kv::Restartable for PrivateZookeeper {
         PrivateZookeeper::resume(self).await;
     }
 }
+
+/// A private Prometheus on a free loopback port scraping `targets` (`host:port`, path
+/// `/metrics`) every `scrape`: for rollout provider tests. Its data under `dir`; stopped by
+/// the PID of the child it started, startable again on the same port and data.
+#[derive(Debug)]
+pub struct PrivatePrometheus {
+    binary: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivatePrometheus {
+    /// Writes its config, starts it and waits until it answers `/-/ready`.
+    pub async fn start(
+        binary: impl Into<std::path::PathBuf>,
+        dir: &std::path::Path,
+        targets: &[String],
+        scrape: std::time::Duration,
+    ) -> Self {
+        let port = super::free_port();
+        let interval = format!("{}ms", scrape.as_millis());
+        let jobs: String = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    "  - job_name: target{i}\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['{t}']\n"
+                )
+            })
+            .collect();
+        let config = format!(
+            "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n{jobs}"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
+        let mut prometheus = PrivatePrometheus {
+            binary: binary.into(),
+            dir: dir.to_owned(),
+            port,
+            child: None,
+        };
+        prometheus.resume().await;
+        prometheus
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again (same port, same data) after [`stop`](Self::stop).
+    pub async fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.join("prometheus.log")).expect("log file");
+        let child = tokio::process::Command::new(&self.binary)
+            .arg(format!(
+                "--config.file={}",
+                self.dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn prometheus");
+        self.child = Some(child);
+        wait_for_port(self.port, "private Prometheus").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.ready().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private Prometheus not ready within 30 s; see {}",
+                self.dir.join("prometheus.log").display()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn ready(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ask = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+            stream
+                .write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                .await?;
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await?;
+            std::io::Result::Ok(
+                answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"),
+            )
+        };
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), ask).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// Stops it: SIGTERM to the child's PID, SIGKILL after 10 s.
+    pub async fn stop(&mut self) {
+        stop_child(self.child.take()).await;
+    }
+}

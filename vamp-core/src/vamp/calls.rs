@@ -145,6 +145,45 @@ fn render(rollout: &Rollout, text: &str, url: bool) -> String {
     .unwrap_or_else(|_| text.to_owned())
 }
 
+/// The host of an http(s) URL as written (no port, no credentials; brackets kept for IPv6).
+///
+/// ```text
+/// http://user@prom.test:9090/x → prom.test
+/// ```
+pub(super) fn url_host(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next()?
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// The URLs a rollout calls, with the field each is in, template variables filled in.
+pub(super) fn called_urls(rollout: &Rollout) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, check) in rollout.analysis.metrics.iter().enumerate() {
+        if let crate::model::Check::Provider(p) = check {
+            out.push((
+                format!("analysis.metrics[{i}].url"),
+                render(rollout, &p.url, true),
+            ));
+        }
+    }
+    for (i, hook) in rollout.webhooks.iter().enumerate() {
+        out.push((
+            format!("webhooks[{i}].url"),
+            render(rollout, &hook.url, true),
+        ));
+    }
+    out
+}
+
 /// What webhooks receive: the rollout, where it is, its last verdict and a line of text.
 pub(super) fn webhook_body(
     rollout: &Rollout,
@@ -466,5 +505,23 @@ impl Vamp {
                 return lock(&self.inner.asks).in_flight() == 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn hosts_are_read_as_written() {
+        assert_eq!(url_host("http://prom.test:9090/api"), Some("prom.test"));
+        assert_eq!(
+            url_host("https://u:p@hooks.example/x"),
+            Some("hooks.example")
+        );
+        assert_eq!(url_host("http://[::1]:80/"), Some("[::1]"));
+        assert_eq!(url_host("http://127.0.0.1"), Some("127.0.0.1"));
+        assert_eq!(url_host("ftp://x"), None);
+        assert_eq!(url_host("http:///x"), None);
     }
 }

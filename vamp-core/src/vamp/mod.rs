@@ -75,6 +75,10 @@ pub struct VampConfig {
     /// Time between rollout passes ([`Vamp::rollout_pass`]) in [`Vamp::run`]; `None` runs
     /// none. Analysis intervals are the rollouts' own; this is how often they are looked at.
     pub rollout_period: Option<Duration>,
+    /// The hosts rollouts may call (metric providers, webhooks), as written in their URLs
+    /// (`127.0.0.1`, `prometheus.monitoring`, `hooks.slack.com`); empty allows any. A rollout
+    /// naming another host is refused when it is stored.
+    pub call_hosts: Vec<String>,
 }
 
 impl Default for VampConfig {
@@ -90,6 +94,7 @@ impl Default for VampConfig {
             retention: None,
             retention_period: Duration::from_secs(600),
             rollout_period: Some(Duration::from_secs(1)),
+            call_hosts: Vec::new(),
         }
     }
 }

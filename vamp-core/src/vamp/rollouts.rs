@@ -215,8 +215,16 @@ impl Vamp {
                         let hooks: Vec<Webhook> =
                             rollout.webhooks_of(WebhookKind::Event).cloned().collect();
                         let text = value.get("text").and_then(|t| t.as_str());
-                        let body =
+                        let mut body =
                             calls::webhook_body(rollout, WebhookKind::Event, Some(next), text);
+                        // As it was when the change happened (a tick may make several).
+                        for key in ["phase", "step", "weights"] {
+                            if let Some(v) = value.get(key) {
+                                body[key] = v.clone();
+                            }
+                        }
+                        body["reason"] = value.get("reason").cloned().unwrap_or_default();
+                        body["event"] = serde_json::json!(tags.join(" "));
                         self.deliver(rollout, hooks, body);
                     }
                     let mut all = vec![
@@ -468,6 +476,23 @@ impl Vamp {
                     format!("this server has no {} provider", p.provider.as_str()),
                     "use a provider it has, or a built-in metric; vamp-server has them with its default features",
                 ));
+            }
+        }
+        let allowed = &self.inner.config.call_hosts;
+        if !allowed.is_empty() {
+            for (field, url) in calls::called_urls(rollout) {
+                let host = calls::url_host(&url).unwrap_or_default();
+                if !allowed.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+                    return Err(dsl_error(
+                        ErrorKind::InvalidRolloutError,
+                        &field,
+                        format!("'{host}' is not a host rollouts may call"),
+                        &format!(
+                            "call one of {} (the server's rollouts.call_hosts)",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
             }
         }
         if !rollout.webhooks.is_empty() && self.inner.webhook_sender.is_none() {

@@ -164,7 +164,10 @@ async fn webhooks_post_json_and_report_the_status() {
     let t = Duration::from_secs(5);
     let body = serde_json::json!({"rollout": "r", "text": "rollout r: Succeeded"});
     assert_eq!(s.post(&format!("{base}/ok"), &body, t).await, Ok(200));
-    assert_eq!(received.lock().unwrap().as_slice(), std::slice::from_ref(&body));
+    assert_eq!(
+        received.lock().unwrap().as_slice(),
+        std::slice::from_ref(&body)
+    );
     assert_eq!(s.post(&format!("{base}/no"), &body, t).await, Ok(403));
     let port = vamp_core::testkit::free_port();
     let nobody = s.post(&format!("http://127.0.0.1:{port}/"), &body, t).await;

@@ -5,6 +5,8 @@
 //! - [`offline`]: commands that need no server — `vamp validate` and `vamp fmt`.
 //! - [`online`]: commands over a `vamp-server`'s REST API — create, delete, list, describe,
 //!   deploy, merge, undeploy, update-gateway, emit, events, generate.
+//! - [`rollout`]: `vamp rollout status [--watch]`, the rollout commands, and `vamp rollout
+//!   simulate` (offline).
 //!
 //! The binary (`src/main.rs`) only parses flags and calls into this library, so every
 //! command is testable without spawning a process.
@@ -15,3 +17,4 @@
 
 pub mod offline;
 pub mod online;
+pub mod rollout;

@@ -150,6 +150,11 @@ enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
+    /// Automated canary releases: watch, command or simulate a rollout.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// Print a copy of a stored breed or blueprint under a new name, to edit and create.
     Generate {
         kind: String,
@@ -160,6 +165,60 @@ enum Command {
         /// A breed's new deployable.
         #[arg(long, short)]
         deployable: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Phase, step, weights and the last verdict with its numbers; exit code: 0 succeeded,
+    /// 20 progressing, 21 paused, 22 rolled back, 23 aborted.
+    Status {
+        name: String,
+        /// Follow it (redrawn on every change) until it succeeds, rolls back or is aborted.
+        #[arg(long, short)]
+        watch: bool,
+    },
+    /// Leave the current step (an analysis, a pause, a gate).
+    Promote {
+        name: String,
+        /// Skip every remaining step: the canary gets all of the traffic now.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Stop; the stable route gets all of the traffic back.
+    Abort { name: String },
+    /// Hold where it is.
+    Pause { name: String },
+    /// Go on after a pause (from the weights as they are).
+    Resume { name: String },
+    /// Start again from the first step.
+    Retry { name: String },
+    /// Run a rollout file's planner on a virtual clock against simulated traffic and print
+    /// the timeline (offline; the same seed prints the same timeline).
+    Simulate {
+        /// The rollout (YAML or JSON).
+        file: String,
+        /// Requests per second through the gateway.
+        #[arg(long, default_value_t = 20.0)]
+        rps: f64,
+        /// The stable route's error rate (0.001 or 0.1%).
+        #[arg(long, value_parser = vamp_cli::rollout::rate, default_value = "0.1%")]
+        stable_error_rate: f64,
+        /// The canary's error rate.
+        #[arg(long, value_parser = vamp_cli::rollout::rate, default_value = "0.1%")]
+        canary_error_rate: f64,
+        /// The stable route's median response time, ms.
+        #[arg(long, default_value_t = 20.0)]
+        stable_latency_ms: f64,
+        /// The canary's median response time, ms.
+        #[arg(long, default_value_t = 20.0)]
+        canary_latency_ms: f64,
+        /// The random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated seconds at most.
+        #[arg(long, default_value_t = 3_600)]
+        duration: i64,
     },
 }
 
@@ -177,6 +236,46 @@ enum FormatArg {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Rollout {
+        command:
+            RolloutCommand::Simulate {
+                file,
+                rps,
+                stable_error_rate,
+                canary_error_rate,
+                stable_latency_ms,
+                canary_latency_ms,
+                seed,
+                duration,
+            },
+    } = &cli.command
+    {
+        let input = Input::read(file);
+        let model = vamp_core::rollout::sim::TrafficModel {
+            rps: *rps,
+            stable_error_rate: *stable_error_rate,
+            canary_error_rate: *canary_error_rate,
+            stable_ms: *stable_latency_ms,
+            canary_ms: *canary_latency_ms,
+        };
+        let code = match &input.text {
+            Ok(text) => match vamp_cli::rollout::simulate(text, model, *seed, *duration) {
+                Ok((timeline, code)) => {
+                    print!("{timeline}");
+                    code
+                }
+                Err(f) => {
+                    eprintln!("vamp: {file}: {}", f.message);
+                    f.code
+                }
+            },
+            Err(message) => {
+                eprintln!("vamp: {message}");
+                2
+            }
+        };
+        std::process::exit(code);
+    }
     if !matches!(cli.command, Command::Validate { .. } | Command::Fmt { .. }) {
         std::process::exit(online_main(cli));
     }
@@ -224,6 +323,25 @@ fn online_main(cli: Cli) -> i32 {
             return online::UNREACHABLE;
         }
     };
+    if let Command::Rollout {
+        command: RolloutCommand::Status { name, watch },
+    } = &cli.command
+    {
+        use std::io::IsTerminal as _;
+        let run = async {
+            let client = Client::new(&cli.host, cli.token.clone())?;
+            let mut out = std::io::stdout();
+            let terminal = out.is_terminal();
+            vamp_cli::rollout::status(&client, name, *watch, terminal, &mut out).await
+        };
+        return match runtime.block_on(run) {
+            Ok(code) => code,
+            Err(f) => {
+                eprintln!("vamp: {}", f.message);
+                f.code
+            }
+        };
+    }
     match runtime.block_on(online(cli)) {
         Ok(text) => {
             print!("{text}");
@@ -310,6 +428,20 @@ async fn online(cli: Cli) -> Result<String, Failure> {
             target,
             deployable,
         } => online::generate(&client, &kind, &source, &target, deployable.as_deref()).await,
+        Command::Rollout { command } => {
+            let (name, verb, full) = match command {
+                RolloutCommand::Promote { name, full } => (name, "promote", full),
+                RolloutCommand::Abort { name } => (name, "abort", false),
+                RolloutCommand::Pause { name } => (name, "pause", false),
+                RolloutCommand::Resume { name } => (name, "resume", false),
+                RolloutCommand::Retry { name } => (name, "retry", false),
+                // Handled before: they print as they go, or need no server.
+                RolloutCommand::Status { .. } | RolloutCommand::Simulate { .. } => {
+                    return Ok(String::new());
+                }
+            };
+            vamp_cli::rollout::command(&client, &name, verb, full).await
+        }
         Command::Validate { .. } | Command::Fmt { .. } => Ok(String::new()),
     }
 }

@@ -121,7 +121,16 @@ impl Client {
         Err(fail(code, format!("{status}: {message}")))
     }
 
-    async fn get(&self, path: &str) -> Result<Value, Failure> {
+    /// `POST` with no body; the JSON answer.
+    pub(crate) async fn post_empty(&self, path: &str) -> Result<Value, Failure> {
+        self.send(
+            self.request(reqwest::Method::POST, path),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Result<Value, Failure> {
         self.send(
             self.request(reqwest::Method::GET, path),
             Duration::from_secs(30),
@@ -387,6 +396,84 @@ pub async fn emit(
     Ok(format!("event {}\n", stored["id"].as_str().unwrap_or("?")))
 }
 
+/// The server's event stream (`GET /api/v1/events/stream`, server-sent events), read one
+/// `data:` payload at a time.
+#[derive(Debug)]
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+    ready: std::collections::VecDeque<String>,
+}
+
+impl EventStream {
+    /// Subscribes to the events with all of `tags` (and of `kind`, when given).
+    ///
+    /// # Errors
+    /// The server's refusal, or that it cannot be reached.
+    pub async fn open(
+        client: &Client,
+        tags: &[String],
+        kind: Option<&str>,
+    ) -> Result<Self, Failure> {
+        let mut query: Vec<(&str, &str)> = tags.iter().map(|t| ("tag", t.as_str())).collect();
+        if let Some(kind) = kind {
+            query.push(("type", kind));
+        }
+        let response = client
+            .request(reqwest::Method::GET, "/events/stream")
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| {
+                fail(
+                    UNREACHABLE,
+                    format!("cannot reach vamp-server at {}: {e}", client.base),
+                )
+            })?;
+        if !response.status().is_success() {
+            return Err(fail(
+                REFUSED,
+                format!("the event stream was refused: {}", response.status()),
+            ));
+        }
+        Ok(EventStream {
+            response,
+            buffer: String::new(),
+            ready: std::collections::VecDeque::new(),
+        })
+    }
+
+    /// The next event's JSON text; `None` when the server ends the stream.
+    ///
+    /// # Errors
+    /// The stream broke.
+    pub async fn next(&mut self) -> Result<Option<String>, Failure> {
+        loop {
+            if let Some(data) = self.ready.pop_front() {
+                return Ok(Some(data));
+            }
+            let Some(chunk) = self
+                .response
+                .chunk()
+                .await
+                .map_err(|e| fail(UNREACHABLE, format!("the event stream broke: {e}")))?
+            else {
+                return Ok(None);
+            };
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = self.buffer.find("\n\n") {
+                let message: String = self.buffer.drain(..end + 2).collect();
+                self.ready.extend(
+                    message
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .map(|d| d.trim().to_owned()),
+                );
+            }
+        }
+    }
+}
+
 /// `vamp events --tag … [--count n]`: prints each matching event as one JSON line as it
 /// arrives (SSE), until `count` events or the stream ends.
 ///
@@ -399,44 +486,14 @@ pub async fn events(
     count: Option<usize>,
     out: &mut dyn std::io::Write,
 ) -> Result<(), Failure> {
-    let mut query: Vec<(&str, &str)> = tags.iter().map(|t| ("tag", t.as_str())).collect();
-    if let Some(kind) = kind {
-        query.push(("type", kind));
-    }
-    let mut response = client
-        .request(reqwest::Method::GET, "/events/stream")
-        .query(&query)
-        .send()
-        .await
-        .map_err(|e| {
-            fail(
-                UNREACHABLE,
-                format!("cannot reach vamp-server at {}: {e}", client.base),
-            )
-        })?;
-    if !response.status().is_success() {
-        return Err(fail(
-            REFUSED,
-            format!("the event stream was refused: {}", response.status()),
-        ));
-    }
-    let (mut buffer, mut seen) = (String::new(), 0);
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| fail(UNREACHABLE, format!("the event stream broke: {e}")))?
-    {
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let message: String = buffer.drain(..end + 2).collect();
-            for data in message.lines().filter_map(|l| l.strip_prefix("data:")) {
-                let _ = writeln!(out, "{}", data.trim());
-                let _ = out.flush();
-                seen += 1;
-                if count.is_some_and(|c| seen >= c) {
-                    return Ok(());
-                }
-            }
+    let mut stream = EventStream::open(client, tags, kind).await?;
+    let mut seen = 0;
+    while let Some(data) = stream.next().await? {
+        let _ = writeln!(out, "{data}");
+        let _ = out.flush();
+        seen += 1;
+        if count.is_some_and(|c| seen >= c) {
+            return Ok(());
         }
     }
     Ok(())

@@ -205,3 +205,112 @@ fn a_canary_release_through_the_cli() {
     drop(events);
     drop(running);
 }
+
+/// `vamp rollout status --watch` in a pseudo-terminal (`script` gives it one): it draws the
+/// rollout, redraws on every change the SSE stream brings, and ends with the exit code of the
+/// final phase (issue 19).
+#[test]
+fn a_rollout_watched_in_a_terminal() {
+    let server = server_binary();
+    let data = tempfile::tempdir().expect("tempdir");
+    let _reap = Reap(data.path().join("process"));
+    let api = free_port();
+    let host = format!("http://127.0.0.1:{api}");
+    let running = spawn(
+        Command::new(&server)
+            .arg("--data")
+            .arg(data.path())
+            .args(["--listen", &format!("127.0.0.1:{api}")])
+            .env("VAMP_GATEWAYS__PORTS", vamp_core::testkit::gateway_ports())
+            .env("VAMP_DRIVER__KIND", "process")
+            .env("RUST_LOG", "warn"),
+    );
+    running
+        .lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server starts");
+    let exe = server.display();
+    let breed = |v: &str| {
+        format!(
+            "kind: breeds\nname: app:{v}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {v}\"}}\nports: {{web: 8080/http}}\n"
+        )
+    };
+    let file = data.path().join("shop.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}---\n{}---\nkind: blueprints\nname: shop\nclusters:\n  app:\n    services: [app:1.0.0, app:1.1.0]\n    gateways:\n      web:\n        routes:\n          app:1.0.0: {{weight: 100%}}\n          app:1.1.0: {{weight: 0%}}\n",
+            breed("1.0.0"),
+            breed("1.1.0")
+        ),
+    )
+    .expect("write shop.yml");
+    ok(&host, &["create", "-f", &file.display().to_string()]);
+    ok(&host, &["deploy", "shop", "shop", "--wait", "60"]);
+    let rollout = data.path().join("rollout.yml");
+    std::fs::write(
+        &rollout,
+        "kind: rollouts\nname: watched\ngateway: shop/app/web\nstable: shop/app/app:1.0.0/web\ncanary: shop/app/app:1.1.0/web\nsteps:\n  - pause: {}\n  - weight: 50%\n  - pause: {}\n",
+    )
+    .expect("write rollout.yml");
+    ok(&host, &["create", "-f", &rollout.display().to_string()]);
+
+    let command = format!(
+        "'{}' --host {host} rollout status watched --watch",
+        env!("CARGO_BIN_EXE_vamp")
+    );
+    let mut watch = spawn(Command::new("script").args(["-qfec", &command, "/dev/null"]));
+    let mut screen = String::new();
+    let mut until = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !screen.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match watch.lines.recv_timeout(left) {
+                Ok(line) => {
+                    screen.push_str(&line);
+                    screen.push('\n');
+                }
+                Err(_) => panic!("'{what}' not shown within 30 s:\n{screen}"),
+            }
+        }
+    };
+    until("rollout watched: Paused, step 1/3");
+    ok(&host, &["rollout", "promote", "watched"]);
+    until("step 3/3");
+    ok(&host, &["rollout", "resume", "watched"]);
+    until("Succeeded");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = watch.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch did not end:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(line) = watch.lines.recv_timeout(Duration::from_millis(200)) {
+        screen.push_str(&line);
+        screen.push('\n');
+    }
+    assert_eq!(status.code(), Some(0), "exit code of Succeeded:\n{screen}");
+    assert!(
+        screen.contains("\u{1b}[2J"),
+        "redrawn in place on a terminal"
+    );
+    for phase in ["Paused", "Progressing", "Succeeded"] {
+        assert!(
+            screen.contains(&format!(": {phase}")),
+            "{phase} missing:\n{screen}"
+        );
+    }
+    assert!(screen.contains("shop/app/app:1.1.0/web  100%"), "{screen}");
+    // Without a terminal and without --watch: one look, the phase as exit code.
+    let (code, out, _) = vamp(&host, &["rollout", "status", "watched"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = vamp(&host, &["rollout", "abort", "watched"]);
+    assert_eq!(code, 1, "a finished rollout cannot be aborted: {err}");
+    ok(&host, &["undeploy", "shop", "--wait", "60"]);
+    drop(running);
+}

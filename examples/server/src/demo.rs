@@ -17,44 +17,106 @@ pub const DEPLOYMENT: &str = "vamp-demo";
 /// The gateway port the demo asks for by default.
 pub const DEFAULT_PORT: u16 = 9050;
 
-/// The demo's artifacts: two breeds that run `exe demo-app`, and the blueprint.
-///
-/// ```
-/// let text = vamp_server::demo::artifacts(std::path::Path::new("/usr/bin/vamp-server"), 9050);
-/// let read = vamp_core::dsl::read(&text, None).unwrap();
-/// assert_eq!(read.len(), 3);
-/// ```
-pub fn artifacts(exe: &Path, port: u16) -> String {
-    // Single-quoted for the process driver's word splitting ('\'' as in a shell).
-    let exe = exe.display().to_string().replace('\'', r"'\''");
-    let breed = |version: &str| {
-        format!(
-            "kind: breeds\nname: demo:{version}\ndeployable:\n  type: command\n  definition: \"'{exe}' demo-app --app-version {version}\"\nports:\n  web: 8080/http\n"
-        )
-    };
-    format!(
-        "{}---\n{}---\nkind: blueprints\nname: {DEPLOYMENT}\ngateways:\n  {port}: demo/web\nclusters:\n  demo:\n    gateways:\n      web:\n        routes:\n          demo:1.0.0: {{weight: 90%}}\n          demo:1.1.0: {{weight: 10%}}\n    services:\n      - breed: demo:1.0.0\n      - breed: demo:1.1.0\n",
-        breed("1.0.0"),
-        breed("1.1.0")
-    )
+/// The demo rollout's name (`--demo-rollout`).
+pub const ROLLOUT: &str = "vamp-demo-release";
+
+/// Requests per second the demo sends through its gateway while its rollout works.
+pub const DEMO_RPS: u64 = 20;
+
+/// What `--demo-rollout` adds: the canary starts at 0% and a rollout moves the traffic to it,
+/// judging it on the way; the canary fails `canary_error_rate` of its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DemoRollout {
+    /// The canary's share of `500` answers, 0 to 1.
+    pub canary_error_rate: f64,
 }
 
-/// Stores the demo's breeds and deploys its blueprint (merging into a running demo).
+/// The demo's artifacts: two breeds that run `exe demo-app`, the blueprint, and with
+/// `rollout` the rollout.
+///
+/// ```
+/// use std::path::Path;
+/// use vamp_server::demo::{DemoRollout, artifacts};
+/// let text = artifacts(Path::new("/usr/bin/vamp-server"), 9050, None);
+/// assert_eq!(vamp_core::dsl::read(&text, None).unwrap().len(), 3);
+/// let text = artifacts(Path::new("/usr/bin/vamp-server"), 9050, Some(DemoRollout { canary_error_rate: 0.2 }));
+/// assert_eq!(vamp_core::dsl::read(&text, None).unwrap().len(), 4);
+/// assert!(text.contains("--error-rate 0.2"));
+/// ```
+pub fn artifacts(exe: &Path, port: u16, rollout: Option<DemoRollout>) -> String {
+    // Single-quoted for the process driver's word splitting ('\'' as in a shell).
+    let exe = exe.display().to_string().replace('\'', r"'\''");
+    let breed = |version: &str, error_rate: f64| {
+        let errors = if error_rate > 0.0 {
+            format!(" --error-rate {error_rate}")
+        } else {
+            String::new()
+        };
+        format!(
+            "kind: breeds\nname: demo:{version}\ndeployable:\n  type: command\n  definition: \"'{exe}' demo-app --app-version {version}{errors}\"\nports:\n  web: 8080/http\n"
+        )
+    };
+    let (stable, canary) = if rollout.is_some() {
+        (100, 0)
+    } else {
+        (90, 10)
+    };
+    let mut text = format!(
+        "{}---\n{}---\nkind: blueprints\nname: {DEPLOYMENT}\ngateways:\n  {port}: demo/web\nclusters:\n  demo:\n    gateways:\n      web:\n        routes:\n          demo:1.0.0: {{weight: {stable}%}}\n          demo:1.1.0: {{weight: {canary}%}}\n    services:\n      - breed: demo:1.0.0\n      - breed: demo:1.1.0\n",
+        breed("1.0.0", 0.0),
+        breed("1.1.0", rollout.map_or(0.0, |r| r.canary_error_rate))
+    );
+    if rollout.is_some() {
+        text.push_str(&format!(
+            "---\nkind: rollouts\nname: {ROLLOUT}\ngateway: {DEPLOYMENT}/demo/web\nstable: {DEPLOYMENT}/demo/demo:1.0.0/web\ncanary: {DEPLOYMENT}/demo/demo:1.1.0/web\nsteps:\n  - weight: 10%\n  - analysis: {{}}\n  - weight: 50%\n  - analysis: {{}}\nanalysis:\n  interval: 5s\n  min_requests: 20\n  metrics:\n    - {{metric: success-rate, min: 99%, critical: true}}\n    - {{metric: latency-p99, max_ratio: 3}}\n"
+        ));
+    }
+    text
+}
+
+/// Stores the demo's breeds and deploys its blueprint (merging into a running demo); with
+/// `rollout`, the canary starts at 0% and the rollout is stored afresh once the gateway serves.
 ///
 /// # Errors
 /// When the artifacts cannot be stored or deployed.
-pub async fn deploy(app: &App, exe: &Path, port: u16) -> vamp_core::Result<()> {
-    for artifact in dsl::read(&artifacts(exe, port), None)? {
+pub async fn deploy(
+    app: &App,
+    exe: &Path,
+    port: u16,
+    rollout: Option<DemoRollout>,
+) -> vamp_core::Result<Option<Artifact>> {
+    // A rollout of an earlier run starts again from its first step.
+    if app.vamp.rollout(ROLLOUT).await?.is_some() {
+        app.vamp
+            .delete(vamp_core::model::Kind::Rollout, ROLLOUT)
+            .await?;
+    }
+    let mut later = None;
+    for artifact in dsl::read(&artifacts(exe, port, rollout), None)? {
         match artifact {
             Artifact::Blueprint(blueprint) => {
                 app.vamp.deploy(DEPLOYMENT, &blueprint).await?;
             }
+            Artifact::Rollout(r) => later = Some(Artifact::Rollout(r)),
             other => {
                 app.vamp.put(other).await?;
             }
         }
     }
-    Ok(())
+    if later.is_some() {
+        // A merge keeps the weights a running demo has: the canary starts at 0% again.
+        let route = |v: &str| format!("{DEPLOYMENT}/demo/demo:{v}/web");
+        app.vamp
+            .set_route_weights(
+                &format!("{DEPLOYMENT}/demo/web"),
+                &[
+                    (route("1.0.0"), vamp_core::model::Percentage::FULL),
+                    (route("1.1.0"), vamp_core::model::Percentage::ZERO),
+                ],
+            )
+            .await?;
+    }
+    Ok(later)
 }
 
 /// Waits (at most `limit`) until `http://127.0.0.1:<port>/` answers 200.
@@ -97,8 +159,17 @@ async fn get_status(port: u16) -> std::io::Result<u16> {
         .map_err(|_| std::io::Error::other("timed out"))?
 }
 
-/// Undeploys the demo and waits (at most `limit`) until its processes are gone.
+/// Undeploys the demo (and its rollout) and waits (at most `limit`) until its processes are
+/// gone.
 pub async fn remove(app: &App, limit: Duration) {
+    if matches!(app.vamp.rollout(ROLLOUT).await, Ok(Some(_)))
+        && let Err(e) = app
+            .vamp
+            .delete(vamp_core::model::Kind::Rollout, ROLLOUT)
+            .await
+    {
+        tracing::warn!(error = %e, "could not delete the demo rollout");
+    }
     if let Err(e) = app.vamp.undeploy(DEPLOYMENT).await {
         tracing::warn!(error = %e, "could not undeploy the demo");
         return;
@@ -151,6 +222,7 @@ pub async fn run(
     app: &App,
     listener: tokio::net::TcpListener,
     port: u16,
+    rollout: Option<DemoRollout>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<(), DemoError> {
@@ -172,23 +244,31 @@ pub async fn run(
         })
     };
     let ready = async {
-        deploy(app, &exe, port).await?;
+        let later = deploy(app, &exe, port, rollout).await?;
         wait_until_served(port, Duration::from_secs(60))
             .await
-            .map_err(DemoError::NotServed)
+            .map_err(DemoError::NotServed)?;
+        Ok::<_, DemoError>(later)
     };
     tokio::pin!(shutdown);
     let outcome = tokio::select! {
         r = ready => match r {
-            Ok(()) => {
+            Ok(later) => {
                 let _ = writeln!(out, "vamp demo ready: gateway http://127.0.0.1:{port}/ api http://{api}/api/v1");
-                let _ = writeln!(out, "  try: curl -s http://127.0.0.1:{port}/   (about 9 in 10 answers say 1.0.0)");
+                if later.is_none() {
+                    let _ = writeln!(out, "  try: curl -s http://127.0.0.1:{port}/   (about 9 in 10 answers say 1.0.0)");
+                }
                 let _ = writeln!(out, "       curl -s http://{api}/api/v1/deployments/{DEPLOYMENT}");
                 let _ = writeln!(out, "       curl -sN http://{api}/api/v1/events/stream");
                 let _ = writeln!(out, "  Ctrl-C stops the server and the demo's processes.");
                 let _ = out.flush();
-                (&mut shutdown).await;
-                Ok(())
+                match later {
+                    Some(artifact) => follow_rollout(app, artifact, port, api, &mut shutdown, out).await,
+                    None => {
+                        (&mut shutdown).await;
+                        Ok(())
+                    }
+                }
             }
             Err(e) => Err(e),
         },
@@ -202,6 +282,72 @@ pub async fn run(
         Err(e) => Err(DemoError::Serve(std::io::Error::other(e))),
     };
     outcome.and(served)
+}
+
+/// `--demo-rollout`: stores the rollout, sends [`DEMO_RPS`] requests per second through the
+/// gateway while it works, and prints every step, verdict and phase change until it ends;
+/// then waits for `shutdown`.
+async fn follow_rollout(
+    app: &App,
+    rollout: Artifact,
+    port: u16,
+    api: std::net::SocketAddr,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<(), DemoError> {
+    use futures::StreamExt as _;
+    let mut events = app.vamp.subscribe().await?;
+    app.vamp.put(rollout).await?;
+    let _ = writeln!(
+        out,
+        "  rollout {ROLLOUT}: the canary 1.1.0 takes the traffic step by step, judged as it goes;\n  watch it: vamp rollout status {ROLLOUT} --watch --host http://{api}\n  (the demo sends {DEMO_RPS} requests/s through the gateway meanwhile)"
+    );
+    let _ = out.flush();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let traffic = tokio::spawn(send_traffic(port, stopped));
+    let tag = format!("rollouts:{ROLLOUT}");
+    loop {
+        tokio::select! {
+            () = &mut *shutdown => break,
+            next = events.next() => {
+                let Some(Ok(stored)) = next else { continue };
+                let e = &stored.event;
+                if !e.tags.contains(&tag) {
+                    continue;
+                }
+                if let Some(text) = e.value["text"].as_str() {
+                    let _ = writeln!(out, "  {text}");
+                    let _ = out.flush();
+                }
+                let phase = e.value["phase"].as_str().unwrap_or_default();
+                if e.tags.iter().any(|t| t == "phase")
+                    && matches!(phase, "Succeeded" | "RolledBack" | "Aborted")
+                {
+                    let _ = stop.send(true);
+                    let _ = writeln!(out, "rollout {ROLLOUT} ended: {phase}");
+                    let _ = out.flush();
+                    (&mut *shutdown).await;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stop.send(true);
+    let _ = traffic.await;
+    Ok(())
+}
+
+/// GETs through the gateway at [`DEMO_RPS`] until told to stop (at most ten minutes).
+async fn send_traffic(port: u16, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_millis(1_000 / DEMO_RPS));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = every.tick() => {}
+        }
+        let _ = get_status(port).await;
+    }
 }
 
 /// Runs the demo service itself (the hidden `vamp-server demo-app` subcommand) on

@@ -31,6 +31,14 @@ struct Args {
     /// The demo gateway's port.
     #[arg(long, default_value_t = demo::DEFAULT_PORT)]
     demo_port: u16,
+    /// With --demo: start the canary at 0% and let a rollout move the traffic to it, judging
+    /// it on the way (the demo sends traffic meanwhile).
+    #[arg(long, requires = "demo")]
+    demo_rollout: bool,
+    /// With --demo-rollout: the canary's share of failing answers (0 to 1), e.g. 0.2 to watch
+    /// it rolled back.
+    #[arg(long, requires = "demo_rollout", default_value_t = 0.0, value_parser = error_rate)]
+    demo_canary_error_rate: f64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -53,6 +61,15 @@ enum Command {
         #[arg(long, env = "VAMP_DEMO_ERROR_RATE", default_value_t = 0.0)]
         error_rate: f64,
     },
+}
+
+/// A share between 0 and 1.
+fn error_rate(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| (0.0..=1.0).contains(v))
+        .ok_or_else(|| format!("'{text}' is not a share between 0 and 1, e.g. 0.2"))
 }
 
 fn main() {
@@ -127,9 +144,19 @@ async fn run(args: Args) -> i32 {
     println!("vamp-server listening on http://{address}");
     let served = if args.demo {
         let out = &mut std::io::stdout();
-        demo::run(&app, listener, args.demo_port, shutdown_signal(), out)
-            .await
-            .map_err(|e| e.to_string())
+        let rollout = args.demo_rollout.then_some(demo::DemoRollout {
+            canary_error_rate: args.demo_canary_error_rate,
+        });
+        demo::run(
+            &app,
+            listener,
+            args.demo_port,
+            rollout,
+            shutdown_signal(),
+            out,
+        )
+        .await
+        .map_err(|e| e.to_string())
     } else {
         app.serve(listener, shutdown_signal())
             .await

@@ -1,6 +1,7 @@
 //! `vamp-server --demo` as a user runs it: the binary on embedded defaults in a fresh data
 //! directory, ready within a bounded time, traffic split 90/10 through the gateway, SIGTERM
-//! stops it and the demo's processes — and a second run works the same.
+//! stops it and the demo's processes — and a second run works the same. With `--demo-rollout`
+//! a healthy canary ends `Succeeded`, a failing one `RolledBack` (the README's commands).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -9,10 +10,15 @@ use vamp_core::testkit::child::Running;
 use vamp_core::testkit::free_port;
 
 fn start(data: &std::path::Path, api: u16, gateway: u16) -> Running {
+    start_with(data, api, gateway, &[])
+}
+
+fn start_with(data: &std::path::Path, api: u16, gateway: u16, more: &[&str]) -> Running {
     Running::spawn(
         Command::new(env!("CARGO_BIN_EXE_vamp-server"))
             .args(["--demo", "--data"])
             .arg(data)
+            .args(more)
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .args(["--demo-port", &gateway.to_string()])
             .env("VAMP_GATEWAYS__PORTS", vamp_core::testkit::gateway_ports())
@@ -184,4 +190,53 @@ fn a_taken_demo_port_is_reported_at_once() {
         "{err}"
     );
     drop(taken);
+}
+
+/// The README's two rollout demos: a healthy canary takes all of the traffic, one failing 20%
+/// of its requests is rolled back; each run says how it ended.
+#[test]
+fn the_demo_rollout_succeeds_and_a_failing_canary_is_rolled_back() {
+    for (more, ending, version) in [
+        (&["--demo-rollout"][..], "Succeeded", "1.1.0"),
+        (
+            &["--demo-rollout", "--demo-canary-error-rate", "0.2"][..],
+            "RolledBack",
+            "1.0.0",
+        ),
+    ] {
+        let data = tempfile::tempdir().expect("tempdir");
+        let (api, gateway) = (free_port(), free_port());
+        let running = start_with(data.path(), api, gateway, more);
+        running.wait_for_line("vamp demo ready", Duration::from_secs(90));
+        let line =
+            running.wait_for_line("rollout vamp-demo-release ended", Duration::from_secs(90));
+        assert_eq!(line, format!("rollout vamp-demo-release ended: {ending}"));
+        // All of the traffic on the version that won.
+        for _ in 0..20 {
+            let answer = get(gateway);
+            assert!(answer.contains(&format!("\r\n\r\n{version}")), "{answer}");
+        }
+        stop(running);
+    }
+}
+
+#[test]
+fn demo_rollout_flags_need_the_demo_and_a_share() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vamp-server"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run vamp-server")
+    };
+    let out = run(&["--demo-rollout"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--demo"));
+    let out = run(&["--demo", "--demo-rollout", "--demo-canary-error-rate", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -13,6 +13,7 @@
 //!   weight path and the persistence.
 
 pub mod plan;
+pub mod sim;
 pub mod verdict;
 
 use chrono::{DateTime, Utc};

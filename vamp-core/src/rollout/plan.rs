@@ -891,8 +891,8 @@ pub fn command(
 
 /// The planner on a virtual clock: a rollout from `start` with per-tick counts from
 /// `traffic(now, weights) → (stable, canary)` (what each route served since the last tick),
-/// ticking every `tick` seconds for at most `seconds`. Returns every status after a tick with
-/// its actions — the timeline `vamp rollout simulate` prints and the benches measure.
+/// ticking every `tick` seconds for at most `seconds`, or until it ends or pauses. Returns every
+/// status after a tick with its actions — the timeline `vamp rollout simulate` prints and the benches measure.
 pub fn simulate(
     rollout: &Rollout,
     start: Weights,
@@ -949,7 +949,8 @@ pub fn simulate(
                 weights = *w;
             }
         }
-        let done = next.phase.is_final();
+        // Nobody resumes a simulated pause (a gate's pause resumes: simulated gates say yes).
+        let done = next.phase.is_final() || (next.phase == Phase::Paused && next.gate.is_none());
         status = Some(next.clone());
         out.push((next, actions));
         if done {

@@ -7,7 +7,8 @@
 //!   [`Observation`] (what the runtime saw), [`Action`] (what the planner wants done);
 //! - [`plan`]: the pure planner, `(rollout, status, observation, now) → (status, actions)`, and
 //!   the commands (promote, abort, pause, resume, retry);
-//! - [`verdict`]: the sequential verdict of one metric check;
+//! - [`verdict`]: the sequential verdict of one metric check (and of a provider's number);
+//! - [`sim`]: seeded simulated traffic for [`plan::simulate`];
 //! - the runtime is [`crate::Vamp::rollout_pass`] (`vamp/rollouts.rs`): it reads the router's
 //!   counters and the gateway, feeds the planner, applies its actions through the router's
 //!   weight path and the persistence.

@@ -10,7 +10,7 @@
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/vamp/target), outside the checkout, so a
 # fresh clone reuses earlier builds. Real services the tests need are started on 127.0.0.1 by
-# scripts/services.sh (a private dockerd, etcd, ZooKeeper, PostgreSQL; HAProxy installed) and stopped again, also on failure; their
+# scripts/services.sh (a private dockerd, etcd, ZooKeeper, PostgreSQL; HAProxy and Prometheus installed) and stopped again, also on failure; their
 # tests fail rather than skip, because VAMP_TEST_SERVICES lists them.
 set -euo pipefail
 

@@ -1,4 +1,4 @@
-//! What rollouts call outside (issue 19), over HTTP(S) with reqwest:
+//! What rollouts call outside (issue 19), over HTTP(S):
 //!
 //! - [`PrometheusProvider`] (feature `prometheus`): an instant query
 //!   (`GET <url>/api/v1/query`, the [HTTP API](https://prometheus.io/docs/prometheus/latest/querying/api/));
@@ -11,65 +11,146 @@
 //!   match is "no data", several matches an error.
 //! - [`HttpWebhooks`] (feature `webhooks`): `POST <url>` with a JSON body.
 //!
-//! TLS is rustls with the ring provider (one provider in the whole build, see CRATES.md); the
-//! first client built installs ring as the process default if none is.
+//! Why not reqwest, which the other HTTP backends use: its TLS (rustls) either brings
+//! aws-lc (a C build; CRATES.md keeps one provider, ring) or needs a process-wide provider
+//! installed before *any* reqwest client in the process is built — a panic otherwise, in every
+//! binary and test that links it. So these calls go through hyper-util's client with
+//! hyper-rustls, given the ring provider explicitly, and the system's root certificates. The
+//! glue is small: one request, a timeout, a bounded body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use http_body_util::BodyExt as _;
 use vamp_core::model::ProviderKind;
 use vamp_core::traits::{CallError, MetricProvider, Reading, WebhookSender};
 
 /// The most of an answer body read: numbers and small documents, not downloads.
 const MAX_BODY: usize = 1 << 20;
 
-/// The shared client: connect timeout 5 s, no redirects to other schemes, rustls + ring.
-fn client() -> Result<reqwest::Client, CallError> {
-    // Ignored when a provider is installed already (the binary's own, or an earlier client).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .user_agent(concat!("vamp/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| CallError::Unreachable {
-            url: String::new(),
-            message: format!("cannot build an HTTP client: {e}"),
-        })
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// An HTTP(S) client: HTTP/1.1, rustls with ring and the system's roots, connect timeout 5 s.
+#[derive(Clone)]
+struct Http {
+    client: hyper_util::client::legacy::Client<Connector, http_body_util::Full<bytes::Bytes>>,
 }
 
-/// A reqwest error as a [`CallError`] for `url`.
-fn failed(url: &str, timeout: Duration, e: &reqwest::Error) -> CallError {
-    if e.is_timeout() {
-        CallError::Timeout {
-            url: url.to_owned(),
-            timeout,
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http").finish_non_exhaustive()
+    }
+}
+
+impl Http {
+    fn new() -> Result<Self, CallError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable system certificates leave https unusable (each call says so), not the
+        // server unable to start.
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!(error = %e, "a system root certificate could not be read");
         }
-    } else {
-        // The innermost cause says most ("connection refused").
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            message = s.to_string();
-            source = s.source();
-        }
-        CallError::Unreachable {
+        roots.add_parsable_certificates(native.certs);
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CallError::Unreachable {
+                url: String::new(),
+                message: format!("cannot set up TLS: {e}"),
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        Ok(Http { client })
+    }
+
+    /// One request: the status and the body (at most [`MAX_BODY`] bytes), within `timeout`.
+    async fn request(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(hyper::StatusCode, Vec<u8>), CallError> {
+        let answer = |message: String| CallError::Answer {
             url: url.to_owned(),
             message,
+        };
+        let uri: hyper::Uri = url.parse().map_err(|e| answer(format!("not a URL: {e}")))?;
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("vamp/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(hyper::header::ACCEPT, "application/json");
+        if body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
         }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.unwrap_or_default(),
+            )))
+            .map_err(|e| answer(format!("cannot make the request: {e}")))?;
+        let call = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                // The innermost cause says most ("Connection refused").
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    message = s.to_string();
+                    source = s.source();
+                }
+                CallError::Unreachable {
+                    url: url.to_owned(),
+                    message,
+                }
+            })?;
+            let status = response.status();
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_BODY);
+            let bytes = limited
+                .collect()
+                .await
+                .map_err(|e| {
+                    answer(format!(
+                        "the answer could not be read (at most {MAX_BODY} bytes): {e}"
+                    ))
+                })?
+                .to_bytes();
+            Ok((status, bytes.to_vec()))
+        };
+        tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| CallError::Timeout {
+                url: url.to_owned(),
+                timeout,
+            })?
+    }
+
+    /// A GET whose answer must be a success.
+    async fn get_ok(&self, url: &str, timeout: Duration) -> Result<Vec<u8>, CallError> {
+        let (status, body) = self.request(hyper::Method::GET, url, None, timeout).await?;
+        if !status.is_success() {
+            return Err(status_error(url, status, &body));
+        }
+        Ok(body)
     }
 }
 
-/// The body of a successful answer (at most [`MAX_BODY`] bytes), or the status as an error.
-async fn body(url: &str, timeout: Duration, r: reqwest::Response) -> Result<Vec<u8>, CallError> {
-    let (status, out) = any_body(url, timeout, r).await?;
-    if !status.is_success() {
-        return Err(status_error(url, status, &out));
-    }
-    Ok(out)
-}
-
-fn status_error(url: &str, status: reqwest::StatusCode, body: &[u8]) -> CallError {
+fn status_error(url: &str, status: hyper::StatusCode, body: &[u8]) -> CallError {
     CallError::Status {
         url: url.to_owned(),
         status: status.as_u16(),
@@ -77,31 +158,23 @@ fn status_error(url: &str, status: reqwest::StatusCode, body: &[u8]) -> CallErro
     }
 }
 
-/// The status and body of any answer (at most [`MAX_BODY`] bytes).
-async fn any_body(
-    url: &str,
-    timeout: Duration,
-    mut r: reqwest::Response,
-) -> Result<(reqwest::StatusCode, Vec<u8>), CallError> {
-    let status = r.status();
-    let mut out = Vec::new();
-    while let Some(chunk) = r.chunk().await.map_err(|e| failed(url, timeout, &e))? {
-        if out.len() + chunk.len() > MAX_BODY {
-            return Err(CallError::Answer {
-                url: url.to_owned(),
-                message: format!("the answer is larger than {MAX_BODY} bytes"),
-            });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok((status, out))
-}
-
 fn json(url: &str, bytes: &[u8]) -> Result<serde_json::Value, CallError> {
     serde_json::from_slice(bytes).map_err(|e| CallError::Answer {
         url: url.to_owned(),
         message: format!("the answer is not JSON: {e}"),
     })
+}
+
+/// `base` + `path` + the query, percent-encoded.
+fn with_query(base: &str, path: &str, query: &[(&str, &str)]) -> String {
+    let encode = |v: &str| {
+        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let pairs: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    format!("{}{path}?{}", base.trim_end_matches('/'), pairs.join("&"))
 }
 
 /// A number from a JSON value: a number, or a string that reads as one (Prometheus writes
@@ -117,16 +190,16 @@ fn number(v: &serde_json::Value) -> Option<f64> {
 /// Prometheus instant queries.
 #[derive(Debug, Clone)]
 pub struct PrometheusProvider {
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl PrometheusProvider {
     /// A provider with its own HTTP client.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built (TLS set-up).
+    /// When TLS cannot be set up.
     pub fn new() -> Result<Self, CallError> {
-        Ok(PrometheusProvider { http: client()? })
+        Ok(PrometheusProvider { http: Http::new()? })
     }
 
     async fn get(
@@ -136,17 +209,23 @@ impl PrometheusProvider {
         query: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<serde_json::Value, CallError> {
-        let full = format!("{}{path}", url.trim_end_matches('/'));
-        let r = self
-            .http
-            .get(&full)
-            .query(query)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| failed(url, timeout, &e))?;
+        let full = with_query(url, path, query);
         // Prometheus explains a refused query in JSON, with a 400 or 422.
-        let (status, bytes) = any_body(url, timeout, r).await?;
+        let (status, bytes) = self
+            .http
+            .request(hyper::Method::GET, &full, None, timeout)
+            .await
+            .map_err(|e| match e {
+                CallError::Unreachable { message, .. } => CallError::Unreachable {
+                    url: url.to_owned(),
+                    message,
+                },
+                CallError::Timeout { timeout, .. } => CallError::Timeout {
+                    url: url.to_owned(),
+                    timeout,
+                },
+                other => other,
+            })?;
         let v = match json(url, &bytes) {
             Ok(v) => v,
             Err(e) if status.is_success() => return Err(e),
@@ -267,16 +346,16 @@ impl MetricProvider for PrometheusProvider {
 /// Numbers read from JSON documents.
 #[derive(Debug, Clone)]
 pub struct WebProvider {
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl WebProvider {
     /// A provider with its own HTTP client.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built (TLS set-up).
+    /// When TLS cannot be set up.
     pub fn new() -> Result<Self, CallError> {
-        Ok(WebProvider { http: client()? })
+        Ok(WebProvider { http: Http::new()? })
     }
 }
 
@@ -319,15 +398,7 @@ impl MetricProvider for WebProvider {
         query: &str,
         timeout: Duration,
     ) -> Result<Reading, CallError> {
-        let r = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| failed(url, timeout, &e))?;
-        let bytes = body(url, timeout, r).await?;
+        let bytes = self.http.get_ok(url, timeout).await?;
         read_path(url, &json(url, &bytes)?, query)
     }
 }
@@ -335,16 +406,16 @@ impl MetricProvider for WebProvider {
 /// Posts webhooks' JSON.
 #[derive(Debug, Clone)]
 pub struct HttpWebhooks {
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl HttpWebhooks {
     /// A sender with its own HTTP client.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built (TLS set-up).
+    /// When TLS cannot be set up.
     pub fn new() -> Result<Self, CallError> {
-        Ok(HttpWebhooks { http: client()? })
+        Ok(HttpWebhooks { http: Http::new()? })
     }
 }
 
@@ -356,15 +427,15 @@ impl WebhookSender for HttpWebhooks {
         body: &serde_json::Value,
         timeout: Duration,
     ) -> Result<u16, CallError> {
-        let r = self
+        let bytes = serde_json::to_vec(body).map_err(|e| CallError::Answer {
+            url: url.to_owned(),
+            message: format!("the body cannot be written: {e}"),
+        })?;
+        let (status, _) = self
             .http
-            .post(url)
-            .json(body)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| failed(url, timeout, &e))?;
-        Ok(r.status().as_u16())
+            .request(hyper::Method::POST, url, Some(bytes), timeout)
+            .await?;
+        Ok(status.as_u16())
     }
 }
 
@@ -415,6 +486,18 @@ mod tests {
         assert!(read("$.list[*]").is_err(), "several values");
         assert!(read("$.t").is_err(), "not a number");
         assert!(read("value").is_err(), "not a path");
+    }
+
+    #[test]
+    fn queries_are_percent_encoded() {
+        assert_eq!(
+            with_query(
+                "http://p:9090/",
+                "/api/v1/query",
+                &[("query", "sum(x{a=\"b c\"})")]
+            ),
+            "http://p:9090/api/v1/query?query=sum%28x%7Ba%3D%22b%20c%22%7D%29"
+        );
     }
 
     #[test]

@@ -176,3 +176,46 @@ async fn webhooks_post_json_and_report_the_status() {
         "{nobody:?}"
     );
 }
+
+/// HTTPS works without any process-wide TLS set-up (ring is given explicitly): against a
+/// local TLS server whose certificate no system root signed, the handshake happens and the
+/// call fails saying why.
+#[tokio::test]
+async fn https_is_spoken_and_an_unknown_issuer_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let [_, cert, key, _, _] = vamp_core::testkit::services::tls_certificates(dir.path());
+    let port = vamp_core::testkit::free_port();
+    let mut server = tokio::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl (scripts/test.sh installs it)");
+    vamp_core::testkit::eventually("the TLS server listening", || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let s = HttpWebhooks::new().unwrap();
+    let refused = s
+        .post(
+            &format!("https://127.0.0.1:{port}/"),
+            &serde_json::json!({"x": 1}),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(CallError::Unreachable { message, .. }) if message.to_lowercase().contains("certificate")),
+        "{refused:?}"
+    );
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+}

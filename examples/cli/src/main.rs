@@ -270,7 +270,7 @@ fn main() -> anyhow::Result<()> {
                 }
             },
             Err(message) => {
-                eprintln!("vamp: {message}");
+                eprintln!("vamp: {file}: {message}");
                 2
             }
         };

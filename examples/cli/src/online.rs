@@ -401,7 +401,8 @@ pub async fn emit(
 #[derive(Debug)]
 pub struct EventStream {
     response: reqwest::Response,
-    buffer: String,
+    /// Bytes not yet split into messages: a message, even a UTF-8 character, may span chunks.
+    buffer: Vec<u8>,
     ready: std::collections::VecDeque<String>,
 }
 
@@ -438,7 +439,7 @@ impl EventStream {
         }
         Ok(EventStream {
             response,
-            buffer: String::new(),
+            buffer: Vec::new(),
             ready: std::collections::VecDeque::new(),
         })
     }
@@ -460,17 +461,58 @@ impl EventStream {
             else {
                 return Ok(None);
             };
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = self.buffer.find("\n\n") {
-                let message: String = self.buffer.drain(..end + 2).collect();
-                self.ready.extend(
-                    message
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data:"))
-                        .map(|d| d.trim().to_owned()),
-                );
-            }
+            self.buffer.extend_from_slice(&chunk);
+            self.ready.extend(take_messages(&mut self.buffer));
         }
+    }
+}
+
+/// The `data` of every whole message at the start of `buffer` (removed from it): messages end
+/// with a blank line (`\n\n`, `\r\n\r\n` or `\r\r`); several `data:` lines join with `\n`.
+fn take_messages(buffer: &mut Vec<u8>) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let end = (0..buffer.len()).find_map(|i| {
+            [&b"\r\n\r\n"[..], b"\n\n", b"\r\r"]
+                .iter()
+                .find(|sep| buffer[i..].starts_with(sep))
+                .map(|sep| (i, sep.len()))
+        });
+        let Some((at, len)) = end else {
+            return out;
+        };
+        let message: Vec<u8> = buffer.drain(..at + len).collect();
+        let text = String::from_utf8_lossy(&message[..at]);
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        if !data.is_empty() {
+            out.push(data.join("\n"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod sse_tests {
+    use super::take_messages;
+
+    #[test]
+    fn messages_split_across_chunks_and_characters_read_whole() {
+        let message =
+            "data: {\"text\":\"rollout r: déjà vu\"}\r\n\r\ndata: a\ndata: b\n\n: comment\n\n";
+        let bytes = message.as_bytes();
+        // Cut inside the two-byte 'é'.
+        let cut = message.find('é').unwrap() + 1;
+        let mut buffer = bytes[..cut].to_vec();
+        assert!(take_messages(&mut buffer).is_empty(), "not whole yet");
+        buffer.extend_from_slice(&bytes[cut..]);
+        assert_eq!(
+            take_messages(&mut buffer),
+            ["{\"text\":\"rollout r: déjà vu\"}", "a\nb"]
+        );
+        assert!(buffer.is_empty());
     }
 }
 

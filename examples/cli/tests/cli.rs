@@ -167,3 +167,41 @@ fn an_sla_reference_may_carry_escalations() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid"), "{out}");
 }
+
+#[test]
+fn rollout_simulate_prints_one_timeline_per_seed_and_exits_with_the_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rollout.yml");
+    std::fs::write(
+        &file,
+        "kind: rollouts\nname: r\ngateway: shop/web/http\nstable: shop/web/v1/http\ncanary: shop/web/v2/http\nsteps:\n  - weight: 10%\n  - analysis: {}\n  - weight: 50%\n  - analysis: {}\nanalysis:\n  interval: 10s\n  min_requests: 50\n  metrics:\n    - {metric: success-rate, min: 99%, critical: true}\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let args = [
+        "rollout",
+        "simulate",
+        path,
+        "--rps",
+        "200",
+        "--canary-error-rate",
+        "5%",
+        "--seed",
+        "7",
+    ];
+    let (code, first, err) = vamp(&args);
+    let (_, second, _) = vamp(&args);
+    assert_eq!(first, second, "one seed, one timeline");
+    assert_eq!(code, 22, "rolled back: {first}{err}");
+    assert!(
+        first.contains("verdict fail") && first.contains("outcome: RolledBack"),
+        "{first}"
+    );
+    let (code, healthy, _) = vamp(&["rollout", "simulate", path, "--seed", "7"]);
+    assert_eq!(code, 0, "{healthy}");
+    let (code, _, err) = vamp(&["rollout", "simulate", path, "--canary-error-rate", "150%"]);
+    assert_eq!(code, 2, "a usage error: {err}");
+    let (code, _, err) = vamp(&["rollout", "simulate", "/nonexistent.yml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent.yml"), "{err}");
+}

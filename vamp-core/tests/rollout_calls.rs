@@ -30,13 +30,19 @@ async fn world(names: &[&str]) -> World {
 
 /// As [`world`]; `outside`: with a provider and a webhook sender.
 async fn world_calling(names: &[&str], outside: bool) -> World {
+    world_with(names, outside, vamp_core::VampConfig::default()).await
+}
+
+/// As [`world_calling`], with `config`.
+async fn world_with(names: &[&str], outside: bool, config: vamp_core::VampConfig) -> World {
     let router = RecordingRouter::default();
     let provider = Arc::new(ScriptedProvider::new(ProviderKind::Prometheus));
     let sender = Arc::new(RecordingSender::new());
     let mut builder = Vamp::builder()
         .persistence(Arc::new(MemoryPersistence::default()))
         .driver(Arc::new(MemoryDriver::default()))
-        .router(Arc::new(router.clone()));
+        .router(Arc::new(router.clone()))
+        .config(config);
     if outside {
         builder = builder
             .provider(provider.clone())
@@ -494,33 +500,17 @@ async fn a_window_shorter_than_two_scrapes_is_warned_about() {
 
 #[tokio::test]
 async fn only_the_hosts_allowed_are_called() {
-    let vamp = Vamp::builder()
-        .driver(Arc::new(MemoryDriver::default()))
-        .provider(Arc::new(ScriptedProvider::new(ProviderKind::Prometheus)))
-        .config(vamp_core::VampConfig {
+    let w = world_with(
+        &["shop"],
+        true,
+        vamp_core::VampConfig {
             call_hosts: vec!["127.0.0.1".into()],
             ..vamp_core::VampConfig::default()
-        })
-        .build()
-        .unwrap();
-    for a in dsl::read(
-        "---\nkind: breeds\nname: web:1\ndeployable: img\nports: {web: 8080/http}\n---\nkind: breeds\nname: web:2\ndeployable: img\nports: {web: 8080/http}\n",
-        None,
+        },
     )
-    .unwrap()
-    {
-        vamp.put(a).await.unwrap();
-    }
-    let Artifact::Blueprint(bp) = dsl::read(
-        "kind: blueprints\nname: shop\nclusters:\n  web:\n    services: [web:1, web:2]\n    gateways:\n      web:\n        routes:\n          web:1: {weight: 100%}\n          web:2: {weight: 0%}\n",
-        None,
-    )
-    .unwrap()
-    .remove(0) else {
-        panic!("a blueprint")
-    };
-    vamp.deploy("shop", &bp).await.unwrap();
-    let refused = vamp
+    .await;
+    let refused = w
+        .vamp
         .put(
             dsl::read(&spec("shop", PROMETHEUS, ""), None)
                 .unwrap()
@@ -536,7 +526,8 @@ async fn only_the_hosts_allowed_are_called() {
         "{shown}"
     );
     let allowed = spec("shop", PROMETHEUS, "").replace("prom.test:9090", "127.0.0.1:9090");
-    vamp.put(dsl::read(&allowed, None).unwrap().remove(0))
+    w.vamp
+        .put(dsl::read(&allowed, None).unwrap().remove(0))
         .await
         .unwrap();
 }

@@ -396,38 +396,50 @@ fn rollouts_read_write_and_refuse_what_is_wrong() {
     let r = rollout(SPEC);
     let written = dsl::to_yaml(&[Artifact::Rollout(r.clone())]).unwrap();
     assert_eq!(rollout(&written), r, "{written}");
-    for (text, kind, at) in [
-        (
-            SPEC.replace("weight: 50%", "weight: 150%"),
-            "RouteWeightError",
-            "steps[2].weight",
-        ),
-        (
-            SPEC.replace("success-rate", "happiness"),
-            "UnsupportedRolloutMetric",
-            "analysis.metrics[0].metric",
-        ),
-        (
-            SPEC.replace("shop/web/v2/http", "shop/web/v1/http"),
-            "InvalidRolloutError",
-            "canary",
-        ),
-        (
-            SPEC.replace("interval: 10s", "interval: 0s"),
-            "InvalidRolloutError",
-            "analysis.interval",
-        ),
-        (
-            SPEC.replace(
+    refused(
+        SPEC,
+        &[
+            (
+                "weight: 50%",
+                "weight: 150%",
+                "RouteWeightError",
+                "steps[2].weight",
+            ),
+            (
+                "success-rate",
+                "happiness",
+                "UnsupportedRolloutMetric",
+                "analysis.metrics[0].metric",
+            ),
+            (
+                "shop/web/v2/http",
+                "shop/web/v1/http",
+                "InvalidRolloutError",
+                "canary",
+            ),
+            (
+                "interval: 10s",
+                "interval: 0s",
+                "InvalidRolloutError",
+                "analysis.interval",
+            ),
+            (
                 "{metric: latency-p99, max: 500ms}",
                 "{metric: latency-p99, max: 500ms, min: 1ms}",
+                "InvalidRolloutError",
+                "analysis.metrics[1]",
             ),
-            "InvalidRolloutError",
-            "analysis.metrics[1]",
-        ),
-    ] {
-        let err = dsl::read(&text, None).unwrap_err();
-        assert_eq!(err.kind.name(), kind, "{err}");
+        ],
+    );
+}
+
+/// Each `(from, to, kind, at)`: `base` with `from` replaced by `to` is refused with error
+/// `kind` at a path starting with `at`, on a line.
+fn refused(base: &str, cases: &[(&str, &str, &str, &str)]) {
+    for (from, to, kind, at) in cases {
+        assert!(base.contains(from), "'{from}' is not in the base text");
+        let err = dsl::read(&base.replace(from, to), None).unwrap_err();
+        assert_eq!(err.kind.name(), *kind, "{err}");
         assert!(err.path.starts_with(at), "{} vs {at}", err.path);
         assert!(err.line > 0, "{err}");
     }
@@ -443,51 +455,57 @@ fn providers_and_webhooks_read_write_and_refuse_what_is_wrong() {
     assert_eq!(r.analysis.consecutive_error_limit, 2);
     let written = dsl::to_yaml(&[Artifact::Rollout(r.clone())]).unwrap();
     assert_eq!(rollout(&written), r, "{written}");
-    for (text, kind, at) in [
-        (
-            WITH_PROVIDERS.replace("provider: web", "provider: datadog"),
-            "UnsupportedRolloutMetric",
-            "analysis.metrics[2].provider",
-        ),
-        (
-            WITH_PROVIDERS.replace("{{interval}}", "{{window}}"),
-            "InvalidRolloutError",
-            "analysis.metrics[1].query",
-        ),
-        (
-            WITH_PROVIDERS.replace("http://127.0.0.1:9090", "127.0.0.1:9090"),
-            "InvalidRolloutError",
-            "analysis.metrics[1].url",
-        ),
-        (
-            WITH_PROVIDERS.replace("json_path: \"$.value\", ", ""),
-            "InvalidRolloutError",
-            "analysis.metrics[2].json_path",
-        ),
-        (
-            WITH_PROVIDERS.replace("max: 0.01", "max_ratio: 2"),
-            "InvalidRolloutError",
-            "analysis.metrics[1].max_ratio",
-        ),
-        (
-            WITH_PROVIDERS.replace("type: event", "type: chat"),
-            "InvalidRolloutError",
-            "webhooks[2].type",
-        ),
-        (
-            WITH_PROVIDERS.replace("retries: 0", "retries: 1000"),
-            "InvalidRolloutError",
-            "webhooks[1].retries",
-        ),
-        (
-            WITH_PROVIDERS.replace("timeout: 3s", "timeout: 1h"),
-            "InvalidRolloutError",
-            "webhooks[1].timeout",
-        ),
-    ] {
-        let err = dsl::read(&text, None).unwrap_err();
-        assert_eq!(err.kind.name(), kind, "{err}");
-        assert!(err.path.starts_with(at), "{} vs {at}", err.path);
-        assert!(err.line > 0, "{err}");
-    }
+    refused(
+        WITH_PROVIDERS,
+        &[
+            (
+                "provider: web",
+                "provider: datadog",
+                "UnsupportedRolloutMetric",
+                "analysis.metrics[2].provider",
+            ),
+            (
+                "{{interval}}",
+                "{{window}}",
+                "InvalidRolloutError",
+                "analysis.metrics[1].query",
+            ),
+            (
+                "http://127.0.0.1:9090",
+                "127.0.0.1:9090",
+                "InvalidRolloutError",
+                "analysis.metrics[1].url",
+            ),
+            (
+                "json_path: \"$.value\", ",
+                "",
+                "InvalidRolloutError",
+                "analysis.metrics[2].json_path",
+            ),
+            (
+                "max: 0.01",
+                "max_ratio: 2",
+                "InvalidRolloutError",
+                "analysis.metrics[1].max_ratio",
+            ),
+            (
+                "type: event",
+                "type: chat",
+                "InvalidRolloutError",
+                "webhooks[2].type",
+            ),
+            (
+                "retries: 0",
+                "retries: 1000",
+                "InvalidRolloutError",
+                "webhooks[1].retries",
+            ),
+            (
+                "timeout: 3s",
+                "timeout: 1h",
+                "InvalidRolloutError",
+                "webhooks[1].timeout",
+            ),
+        ],
+    );
 }

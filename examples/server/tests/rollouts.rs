@@ -185,26 +185,50 @@ async fn teardown(u: &str, name: &str) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_healthy_canary_takes_the_traffic_and_no_request_fails() {
-    let server = Server::start(&[]).await;
-    let u = &server.url;
-    let name = unique("ok");
-    let port = shop(u, &name, "").await;
+/// A healthy canary under load, judged by `metrics`: `Succeeded`, all of the traffic on it,
+/// no client request failed across the shifts. Returns the rollout.
+async fn healthy_canary_succeeds(u: &str, name: &str, metrics: &str) -> Value {
+    let port = shop(u, name, "").await;
     let load = Load::start(port);
-    start_rollout(u, &rollout_spec(&name, STEPS, METRICS)).await;
-    let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
+    start_rollout(u, &rollout_spec(name, STEPS, metrics)).await;
+    let r = phase(u, name, &["Succeeded", "RolledBack", "Aborted"]).await;
     let (sent, failed) = load.stop().await;
     assert_eq!(r["status"]["phase"], "Succeeded", "{r}");
-    assert_eq!(
-        weights(u, &name).await,
-        ("0%".to_owned(), "100%".to_owned())
-    );
+    assert_eq!(weights(u, name).await, ("0%".to_owned(), "100%".to_owned()));
     assert!(sent > 100, "traffic flowed: {sent}");
     assert_eq!(
         failed, 0,
         "{failed} of {sent} client requests failed across the shifts"
     );
+    r
+}
+
+/// A canary 200 ms slower than stable under load, judged by `metrics`: rolled back by the
+/// `max_ratio` check on `metric`, all of the traffic back on stable.
+async fn slow_canary_rolled_back(u: &str, name: &str, metrics: &str, metric: &str) {
+    let port = shop(u, name, "VAMP_DEMO_LATENCY_MS: \"200\"").await;
+    let load = Load::start(port);
+    // The client waits for each answer: a 200 ms canary at 20% gets about 4 requests a
+    // second, and a mean is judged only on `min_requests` of them.
+    let spec = rollout_spec(name, STEPS, metrics).replace("min_requests: 20", "min_requests: 8");
+    start_rollout(u, &spec).await;
+    let r = phase(u, name, &["Succeeded", "RolledBack", "Aborted"]).await;
+    load.stop().await;
+    assert_eq!(r["status"]["phase"], "RolledBack", "{r}");
+    let reason = r["status"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(metric) && reason.contains("max_ratio"),
+        "{reason}"
+    );
+    assert_eq!(weights(u, name).await, ("100%".to_owned(), "0%".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_takes_the_traffic_and_no_request_fails() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let name = unique("ok");
+    healthy_canary_succeeds(u, &name, METRICS).await;
     // Prometheus has it.
     let metrics = reqwest::get(u.replace("/api/v1", "/metrics"))
         .await
@@ -270,17 +294,7 @@ async fn a_slow_canary_is_rolled_back_by_the_latency_ratio() {
     let server = Server::start(&[]).await;
     let u = &server.url;
     let name = unique("slow");
-    let port = shop(u, &name, "VAMP_DEMO_LATENCY_MS: \"200\"").await;
-    let load = Load::start(port);
-    start_rollout(u, &rollout_spec(&name, STEPS, METRICS)).await;
-    let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
-    load.stop().await;
-    assert_eq!(r["status"]["phase"], "RolledBack", "{r}");
-    let reason = r["status"]["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.contains("latency-p99") && reason.contains("max_ratio"),
-        "{reason}"
-    );
+    slow_canary_rolled_back(u, &name, METRICS, "latency-p99").await;
     teardown(u, &name).await;
     server.stop().await;
 }
@@ -547,21 +561,7 @@ mod through_haproxy {
         };
         let u = &server.url;
         let name = unique("hok");
-        let port = shop(u, &name, "").await;
-        let load = Load::start(port);
-        start_rollout(u, &rollout_spec(&name, STEPS, MEAN)).await;
-        let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
-        let (sent, failed) = load.stop().await;
-        assert_eq!(r["status"]["phase"], "Succeeded", "{r}");
-        assert_eq!(
-            weights(u, &name).await,
-            ("0%".to_owned(), "100%".to_owned())
-        );
-        assert!(sent > 100, "traffic flowed: {sent}");
-        assert_eq!(
-            failed, 0,
-            "{failed} of {sent} requests failed across the shifts"
-        );
+        let r = healthy_canary_succeeds(u, &name, MEAN).await;
         // The verdicts were made on HAProxy's counters.
         let passed = r["status"]["intervals"]
             .as_array()
@@ -586,21 +586,7 @@ mod through_haproxy {
         };
         let u = &server.url;
         let name = unique("hslow");
-        let port = shop(u, &name, "VAMP_DEMO_LATENCY_MS: \"200\"").await;
-        let load = Load::start(port);
-        start_rollout(u, &rollout_spec(&name, STEPS, MEAN)).await;
-        let r = phase(u, &name, &["Succeeded", "RolledBack", "Aborted"]).await;
-        load.stop().await;
-        assert_eq!(r["status"]["phase"], "RolledBack", "{r}");
-        let reason = r["status"]["reason"].as_str().unwrap_or_default();
-        assert!(
-            reason.contains("latency-mean") && reason.contains("max_ratio"),
-            "{reason}"
-        );
-        assert_eq!(
-            weights(u, &name).await,
-            ("100%".to_owned(), "0%".to_owned())
-        );
+        slow_canary_rolled_back(u, &name, MEAN, "latency-mean").await;
         teardown(u, &name).await;
         server.stop().await;
     }

@@ -161,7 +161,7 @@ pub fn tick(
             rollout,
             Phase::Aborted,
             why.clone(),
-            None,
+            To::Keep,
             now,
             &mut actions,
         );
@@ -174,7 +174,7 @@ pub fn tick(
             rollout,
             Phase::Aborted,
             why,
-            None,
+            To::Keep,
             now,
             &mut actions,
         );
@@ -189,16 +189,12 @@ pub fn tick(
     };
     s.baseline.clone_from(&observed.counts);
     if let Some(answer) = observed.rollback.as_ref().filter(|a| a.open) {
-        let total = s.weights.stable.saturating_add(s.weights.canary);
         finish(
             &mut s,
             rollout,
             Phase::RolledBack,
             format!("the rollback webhooks asked for it: {}", answer.detail),
-            Some(Weights {
-                stable: total,
-                canary: 0,
-            }),
+            To::Stable,
             now,
             &mut actions,
         );
@@ -225,16 +221,12 @@ pub fn tick(
                 match gate {
                     Gate::PreRollout => s.pre_rollout_passed = true,
                     Gate::ConfirmPromotion => {
-                        let total = s.weights.stable.saturating_add(s.weights.canary);
                         finish(
                             &mut s,
                             rollout,
                             Phase::Succeeded,
                             format!("every step done and promotion confirmed: {}", answer.detail),
-                            Some(Weights {
-                                stable: 0,
-                                canary: total,
-                            }),
+                            To::Canary,
                             now,
                             &mut actions,
                         );
@@ -332,17 +324,12 @@ fn steps(
                     return;
                 }
             }
-            let total = s.weights.stable.saturating_add(s.weights.canary);
-            let weights = Weights {
-                stable: 0,
-                canary: total,
-            };
             finish(
                 s,
                 rollout,
                 Phase::Succeeded,
                 "every step done: the canary has the traffic".into(),
-                Some(weights),
+                To::Canary,
                 now,
                 actions,
             );
@@ -518,7 +505,6 @@ fn analyse(
             s.failures += 1;
             s.inconclusive = 0;
             if critical || s.failures > a.failure_limit {
-                let total = s.weights.stable.saturating_add(s.weights.canary);
                 let why = if critical {
                     format!("a critical check failed: {failed_reasons}")
                 } else {
@@ -527,18 +513,7 @@ fn analyse(
                         s.failures, a.failure_limit
                     )
                 };
-                finish(
-                    s,
-                    rollout,
-                    Phase::RolledBack,
-                    why,
-                    Some(Weights {
-                        stable: total,
-                        canary: 0,
-                    }),
-                    now,
-                    actions,
-                );
+                finish(s, rollout, Phase::RolledBack, why, To::Stable, now, actions);
             } else {
                 // Judged again on fresh evidence.
                 let last = s.evidence.last_verdict;
@@ -626,22 +601,43 @@ fn pause(
     event(actions, s, rollout, "phase", "Paused", value);
 }
 
-/// Ends the rollout in `phase`, setting `weights` first when given (in the same tick as the
+/// Where [`finish`] sends the traffic of the two routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum To {
+    /// Leave the weights as they are.
+    Keep,
+    /// All of it to the stable route.
+    Stable,
+    /// All of it to the canary.
+    Canary,
+}
+
+/// Ends the rollout in `phase`, moving the traffic `to` first (in the same tick as the
 /// verdict that decided it).
 fn finish(
     s: &mut RolloutStatus,
     rollout: &Rollout,
     phase: Phase,
     why: String,
-    weights: Option<Weights>,
+    to: To,
     now: DateTime<Utc>,
     actions: &mut Vec<Action>,
 ) {
-    if let Some(w) = weights
-        && w != s.weights
-    {
-        actions.push(Action::SetWeights(w));
-        s.weights = w;
+    let total = s.weights.stable.saturating_add(s.weights.canary);
+    let weights = match to {
+        To::Keep => s.weights,
+        To::Stable => Weights {
+            stable: total,
+            canary: 0,
+        },
+        To::Canary => Weights {
+            stable: 0,
+            canary: total,
+        },
+    };
+    if weights != s.weights {
+        actions.push(Action::SetWeights(weights));
+        s.weights = weights;
     }
     s.phase = phase;
     if phase == Phase::Succeeded {
@@ -767,16 +763,12 @@ pub fn command(
                 return Ok((s, actions));
             }
             if full || gate == Some(Gate::ConfirmPromotion) {
-                let total = s.weights.stable.saturating_add(s.weights.canary);
                 finish(
                     &mut s,
                     rollout,
                     Phase::Succeeded,
                     "promoted in full by request".into(),
-                    Some(Weights {
-                        stable: 0,
-                        canary: total,
-                    }),
+                    To::Canary,
                     now,
                     &mut actions,
                 );
@@ -806,16 +798,12 @@ pub fn command(
             if s.phase.is_final() {
                 return Err(finished(&s, "be aborted"));
             }
-            let total = s.weights.stable.saturating_add(s.weights.canary);
             finish(
                 &mut s,
                 rollout,
                 Phase::Aborted,
                 "aborted by request".into(),
-                Some(Weights {
-                    stable: total,
-                    canary: 0,
-                }),
+                To::Stable,
                 now,
                 &mut actions,
             );

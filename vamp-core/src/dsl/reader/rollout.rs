@@ -188,6 +188,17 @@ impl Reader {
             })
     }
 
+    /// `critical: true|false` (default false).
+    fn critical(&mut self, o: &mut Obj<'_>) -> R<bool> {
+        match o.take(&["critical"]) {
+            Some((n, p)) => {
+                self.mark(&p, n);
+                boolean(n).ok_or_else(|| type_err(&p, n, "true or false"))
+            }
+            None => Ok(false),
+        }
+    }
+
     fn call_timeout(&mut self, o: &mut Obj<'_>) -> R<Seconds> {
         match o.take(&["timeout"]) {
             Some((n, p)) => {
@@ -397,13 +408,7 @@ impl Reader {
                 ));
             }
         };
-        let critical = match o.take(&["critical"]) {
-            Some((n, p)) => {
-                self.mark(&p, n);
-                boolean(n).ok_or_else(|| type_err(&p, n, "true or false"))?
-            }
-            None => false,
-        };
+        let critical = self.critical(&mut o)?;
         o.finish()?;
         Ok(Check::BuiltIn(MetricCheck {
             metric,
@@ -509,13 +514,7 @@ impl Reader {
                 ));
             }
         };
-        let critical = match o.take(&["critical"]) {
-            Some((n, p)) => {
-                self.mark(&p, n);
-                boolean(n).ok_or_else(|| type_err(&p, n, "true or false"))?
-            }
-            None => false,
-        };
+        let critical = self.critical(&mut o)?;
         let timeout = self.call_timeout(&mut o)?;
         o.finish()?;
         Ok(ProviderCheck {

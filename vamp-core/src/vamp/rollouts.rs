@@ -8,10 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Vamp, calls, dsl_error, lock};
 use crate::dsl::ErrorKind;
-use crate::engine;
 use crate::model::{
-    Artifact, Check, Deployment, Event, Gateway, Kind, Percentage, PhaseName, Ref, Rollout, Route,
-    Webhook, WebhookKind,
+    Artifact, Check, Deployment, Event, Kind, Percentage, PhaseName, Rollout, Webhook, WebhookKind,
 };
 use crate::rollout::plan::{self, Command};
 use crate::rollout::{Action, Counts, Observation, RolloutStatus, Weights};
@@ -265,7 +263,7 @@ impl Vamp {
         rollout: &Rollout,
         stats: Option<&[RouteStats]>,
     ) -> Result<Observation> {
-        let found = self.rollout_gateway(&rollout.gateway).await?;
+        let found = self.gateway_named(&rollout.gateway).await?;
         let counts = stats.map(|all| {
             let of = |route: &str| {
                 all.iter()
@@ -314,127 +312,11 @@ impl Vamp {
         })
     }
 
-    /// The gateway a rollout names, as stored (routes by their full paths), with the
-    /// deployment it belongs to; `None` when there is none.
-    pub(super) async fn rollout_gateway(
-        &self,
-        name: &str,
-    ) -> Result<Option<(Gateway, Option<Deployment>)>> {
-        let Some((deployment, _)) = name.split_once('/') else {
-            return Ok(match self.get(Kind::Gateway, name).await? {
-                Some(Artifact::Gateway(g)) => Some((g, None)),
-                _ => None,
-            });
-        };
-        let Some(d) = self.deployment(deployment).await? else {
-            return Ok(None);
-        };
-        let config = &self.inner.config.engine;
-        Ok(engine::gateways(&d, config)
-            .into_iter()
-            .find(|g| g.name == name)
-            .map(|g| (g, Some(d))))
-    }
-
-    /// Sets the weights of some routes of a gateway (its other routes keep theirs): a
-    /// standalone gateway is stored again, a deployment's gateway changes in its deployment.
-    /// Routes are named as the gateway lists them. The change reaches the router at once.
-    ///
-    /// # Errors
-    /// `ArtifactNotFound` for a missing gateway or route; the validation errors of the result
-    /// (weights must still total 0% or 100%).
-    pub async fn set_route_weights(
-        &self,
-        gateway: &str,
-        weights: &[(String, Percentage)],
-    ) -> Result<()> {
-        let not_found = |what: String| {
-            dsl_error(
-                ErrorKind::ArtifactNotFound,
-                "gateway",
-                what,
-                "check the gateway and route names (GET /api/v1/gateways)",
-            )
-        };
-        let set = |routes: &mut crate::model::Map<Ref<Route>>, key: &str, w: Percentage| -> bool {
-            let Some(route) = routes.get_mut(key) else {
-                return false;
-            };
-            match route {
-                Ref::Inline(r) => r.weight = Some(w),
-                Ref::Reference(_) => {
-                    *route = Ref::Inline(Route {
-                        weight: Some(w),
-                        ..Route::default()
-                    });
-                }
-            }
-            true
-        };
-        let segments: Vec<&str> = gateway.split('/').collect();
-        match segments.as_slice() {
-            [_] => {
-                let Some(Artifact::Gateway(mut g)) = self.get(Kind::Gateway, gateway).await? else {
-                    return Err(not_found(format!("gateway '{gateway}' does not exist")));
-                };
-                for (route, w) in weights {
-                    if !set(&mut g.routes, route, *w) {
-                        return Err(not_found(format!(
-                            "gateway '{gateway}' has no route '{route}'"
-                        )));
-                    }
-                }
-                self.put(Artifact::Gateway(g)).await?;
-            }
-            [deployment, rest @ ..] => {
-                let _writes = self.inner.writes.lock().await;
-                let (mut d, revision) = self.existing(deployment).await?;
-                for (route, w) in weights {
-                    let parts: Vec<&str> = route.split('/').collect();
-                    let found = match (rest, parts.as_slice()) {
-                        // An internal gateway d/c/port: routes are the cluster's services.
-                        ([cluster, port], [_, _, service, _]) => d
-                            .clusters
-                            .get_mut(*cluster)
-                            .and_then(|c| c.gateways.get_mut(*port))
-                            .is_some_and(|g| set(&mut g.routes, service, *w)),
-                        // An external gateway d/port: routes are `cluster/port`.
-                        ([port], [_, cluster, route_port]) => {
-                            let key = format!("{cluster}/{route_port}");
-                            d.gateways
-                                .iter_mut()
-                                .find(|(k, _)| {
-                                    crate::model::GatewayPort::parse(k)
-                                        .is_ok_and(|p| p.number.to_string() == *port)
-                                })
-                                .is_some_and(|(_, g)| set(&mut g.routes, &key, *w))
-                        }
-                        _ => false,
-                    };
-                    if !found {
-                        return Err(not_found(format!(
-                            "gateway '{gateway}' has no route '{route}'"
-                        )));
-                    }
-                }
-                if let Some(e) = crate::dsl::validate::artifact(&Artifact::Deployment(d.clone()))
-                    .into_iter()
-                    .next()
-                {
-                    return Err(e.into());
-                }
-                self.save(&d, Some(revision), "update").await?;
-            }
-            [] => return Err(not_found("a gateway name is empty".into())),
-        }
-        Ok(())
-    }
-
     /// The rules of rollouts that depend on the store and the router: the gateway and both
     /// routes exist, no other rollout works on that gateway, the router can measure the
     /// metrics, and a progressing rollout is not changed under its feet.
     pub(super) async fn rollout_rules(&self, rollout: &Rollout) -> Result<()> {
-        let Some((gateway, _)) = self.rollout_gateway(&rollout.gateway).await? else {
+        let Some((gateway, _)) = self.gateway_named(&rollout.gateway).await? else {
             return Err(dsl_error(
                 ErrorKind::UnresolvedRolloutRouteError,
                 "gateway",

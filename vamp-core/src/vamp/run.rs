@@ -1,0 +1,135 @@
+//! [`Vamp::run`]: the loops of a running Vamp — reconciliation, routing, retention and
+//! rollouts — until shutdown.
+
+use chrono::Utc;
+
+use super::*;
+
+impl Vamp {
+    /// Runs reconciliation passes until `shutdown` resolves: at once when something changes
+    /// through this `Vamp`, every [`VampConfig::converging`] while a service converges, and
+    /// every [`VampConfig::resync`] otherwise. A failing pass is logged and retried. With
+    /// [`VampConfig::sla_period`] set, an [`sla_pass`](Self::sla_pass) runs that often too.
+    ///
+    /// Beside the reconciler runs the routing loop: whatever changes routing (a gateway, a
+    /// deployment's weights, a condition) reaches the router at once through
+    /// [`route_now`](Self::route_now), without waiting for a reconciliation pass. Passes in
+    /// progress finish before `run` returns.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopper = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(
+            stopper,
+            self.reconcile_loop(stopped.clone()),
+            self.routing_loop(stopped.clone()),
+            self.retention_loop(stopped.clone()),
+            self.rollout_loop(stopped)
+        );
+    }
+
+    /// Applies [`VampConfig::retention`] now; returns how many events went.
+    ///
+    /// # Errors
+    /// When the persistence fails (or cannot: `Unsupported`).
+    pub async fn retain_events(&self) -> Result<u64> {
+        match &self.inner.config.retention {
+            Some(retention) => self.db().retain_events(retention, Utc::now()).await,
+            None => Ok(0),
+        }
+    }
+
+    pub(super) async fn rollout_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let Some(period) = self.inner.config.rollout_period else {
+            return;
+        };
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = until_stopped(&mut stopped) => return,
+                _ = every.tick() => {}
+                () = self.inner.rollout_wake.notified() => {}
+            }
+            if let Err(e) = self.rollout_pass().await {
+                tracing::warn!(error = %e, "rollout pass failed");
+            }
+        }
+    }
+
+    pub(super) async fn retention_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        if self.inner.config.retention.is_none() {
+            return;
+        }
+        let mut every = tokio::time::interval(self.inner.config.retention_period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = until_stopped(&mut stopped) => return,
+                _ = every.tick() => {}
+            }
+            match self.retain_events().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "event retention"),
+                Err(e) => tracing::warn!(error = %e, "event retention failed"),
+            }
+        }
+    }
+
+    pub(super) async fn reconcile_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let mut sla = self.inner.config.sla_period.map(|period| {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every
+        });
+        loop {
+            let wait = match self.reconcile().await {
+                Ok(report) if !report.converged => self.inner.config.converging,
+                Ok(_) => self.inner.config.resync,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciliation pass failed");
+                    self.inner.config.converging
+                }
+            };
+            tokio::select! {
+                () = until_stopped(&mut stopped) => return,
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = tick(sla.as_mut()) => {
+                    if let Err(e) = self.sla_pass().await {
+                        tracing::warn!(error = %e, "SLA pass failed");
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn routing_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = until_stopped(&mut stopped) => return,
+                () = self.inner.reroute.notified() => {}
+            }
+            if let Err(e) = self.route_now().await {
+                tracing::warn!(error = %e, "routing pass failed; the next change or resync retries");
+            }
+        }
+    }
+}
+
+/// Resolves once `stopped` turns true (or its sender is gone).
+async fn until_stopped(stopped: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// The next tick of the SLA timer; never, without one.
+async fn tick(every: Option<&mut tokio::time::Interval>) {
+    match every {
+        Some(every) => {
+            every.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

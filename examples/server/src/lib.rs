@@ -109,6 +109,8 @@ impl App {
                 rollout_period: (config.rollouts.period > 0)
                     .then(|| std::time::Duration::from_secs(config.rollouts.period)),
                 call_hosts: config.rollouts.call_hosts.clone(),
+                // `env://NAME` in services' environments reads the server's own environment.
+                environment: std::env::vars().collect(),
                 retention: config.events.retention(),
                 retention_period: std::time::Duration::from_secs(
                     config.events.retention_period.max(1),

@@ -16,10 +16,13 @@
 //!   `Router::apply` takes (spec §3.5).
 //! - [`resolve_environment`]: a service's environment with `$dependency…` references
 //!   resolved through the dependencies' internal gateways (spec §3.6).
+//! - [`converge()`]: one reconciliation step of a deployment against what the driver runs —
+//!   the driver calls and events it needs (spec §3.2).
 //!
 //! A deployment is the source of truth for its gateways: each cluster keeps the specs of its
 //! internal gateways (weights defaulted) and the deployment keeps their ports.
 
+mod converge;
 mod gateways;
 mod limits;
 mod merge;
@@ -29,6 +32,7 @@ mod slice;
 mod targets;
 mod weights;
 
+pub use converge::{ConvergeInput, DriverCall, Step, converge};
 pub use gateways::{gateways, virtual_host};
 pub use limits::Limits;
 pub use merge::{allocate_ports, merge};

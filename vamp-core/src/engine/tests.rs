@@ -617,3 +617,95 @@ fn gateways_resolve_to_instances_and_chain() {
 fn vamp_core_lookup(name: &str) -> String {
     crate::model::lookup::gateway_lookup_name(name)
 }
+
+/// The reconciliation step, pure: dependencies first, the environment from the input (not the
+/// process), a deploy call until the driver runs what is specified, then Done with its event.
+#[test]
+fn a_step_deploys_dependencies_first_and_reads_the_environment_it_is_given() {
+    use crate::traits::{ServiceKey, ServiceState};
+    let t0 = Utc::now();
+    let b = bp(
+        "name: shop\nclusters:\n  front:\n    breed: frontend:1.0\n  recs:\n    breed: recommendation:1.0\nenvironment_variables:\n  recs.SECRET: s\n",
+    );
+    let mut d = merge(None, "shop", &b, &config(), t0).unwrap();
+    allocate_ports(&mut d, &BTreeSet::new(), &config(), None).unwrap();
+    let endpoints = BTreeMap::new();
+    let scale = Scale::default();
+    let env = |k: &str| (k == "HOME").then(|| "/given".to_owned());
+    let step_with = |d: &mut Deployment, actual: &BTreeMap<ServiceKey, ServiceState>| {
+        converge(
+            d,
+            &ConvergeInput {
+                actual,
+                now: t0,
+                endpoints: &endpoints,
+                env: &env,
+                driver: "memory",
+                default_scale: &scale,
+                ready_for_deployment: std::time::Duration::from_secs(600),
+                ready_for_undeployment: std::time::Duration::from_secs(600),
+            },
+        )
+    };
+    let key = |cluster: &str, service: &str| ServiceKey {
+        deployment: "shop".into(),
+        cluster: cluster.into(),
+        service: service.into(),
+    };
+    // Nothing runs: only the dependency is deployed; the front end waits for it.
+    let first = step_with(&mut d, &BTreeMap::new());
+    assert!(!first.converged);
+    let deployed: Vec<&ServiceKey> = first
+        .calls
+        .iter()
+        .filter_map(|c| match c {
+            DriverCall::Deploy(spec) => Some(&spec.key),
+            DriverCall::Undeploy(_) => None,
+        })
+        .collect();
+    assert_eq!(deployed, [&key("recs", "recommendation:1.0")]);
+    assert_eq!(
+        status(&d, "recs", "recommendation:1.0").1,
+        PhaseName::Updating
+    );
+    // The driver runs it as specified: Done, with its event.
+    let Some(DriverCall::Deploy(spec)) = first.calls.first() else {
+        panic!("a deploy call")
+    };
+    let running = ServiceState {
+        key: Some(spec.key.clone()),
+        instances: vec![Instance {
+            name: "recs-1".into(),
+            host: "127.0.0.1".into(),
+            ports: Map::from_iter([("api".to_owned(), 9090), ("admin".to_owned(), 9091)]),
+            deployed: true,
+        }],
+        fingerprint: Some(spec.fingerprint()),
+        ..ServiceState::default()
+    };
+    let actual = BTreeMap::from([(spec.key.clone(), running)]);
+    let second = step_with(&mut d, &actual);
+    assert_eq!(status(&d, "recs", "recommendation:1.0").1, PhaseName::Done);
+    assert!(
+        second
+            .events
+            .iter()
+            .any(|e| e.tags.contains(&"synchronization:deployed".to_owned())),
+        "{:?}",
+        second.events
+    );
+    // Now the front end goes, its environment read from what the step was given.
+    let third = step_with(&mut d, &actual);
+    let front = third
+        .calls
+        .iter()
+        .find_map(|c| match c {
+            DriverCall::Deploy(spec) if spec.key == key("front", "frontend:1.0") => Some(spec),
+            _ => None,
+        })
+        .expect("the front end is deployed once its dependency is done");
+    assert_eq!(
+        front.environment.get("HOME_DIR").map(String::as_str),
+        Some("/given")
+    );
+}

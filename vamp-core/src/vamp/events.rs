@@ -2,23 +2,7 @@
 
 use crate::Result;
 use crate::model::{Event, Kind};
-use crate::traits::{EventFilter, EventStream, Page, Paged, ServiceKey, StoredEvent};
-
-/// `synchronization` events of the reconciler: `deployed`, `redeploy`, `undeployed`, `failed`.
-pub(super) fn synchronization(key: &ServiceKey, what: &str, value: serde_json::Value) -> Event {
-    Event {
-        kind: "synchronization".into(),
-        ..Event::new(
-            [
-                format!("deployments:{}", key.deployment),
-                format!("clusters:{}", key.cluster),
-                format!("services:{}", key.service),
-                format!("synchronization:{what}"),
-            ],
-            value,
-        )
-    }
-}
+use crate::traits::{EventFilter, EventStream, Page, Paged, StoredEvent};
 
 /// `archive` events of artifact writes: `create`, `update`, `delete`.
 pub(super) fn archive(kind: Kind, name: &str, what: &str, value: serde_json::Value) -> Event {

@@ -83,6 +83,10 @@ pub struct VampConfig {
     /// (`127.0.0.1`, `prometheus.monitoring`, `hooks.slack.com`); empty allows any. A rollout
     /// naming another host is refused when it is stored.
     pub call_hosts: Vec<String>,
+    /// What `env://NAME` values in services' environments read (spec §3.6): the host
+    /// environment the embedder chooses to expose — none by default; `vamp-server` passes its
+    /// own process environment.
+    pub environment: BTreeMap<String, String>,
 }
 
 impl Default for VampConfig {
@@ -99,6 +103,7 @@ impl Default for VampConfig {
             retention_period: Duration::from_secs(600),
             rollout_period: Some(Duration::from_secs(1)),
             call_hosts: Vec::new(),
+            environment: BTreeMap::new(),
         }
     }
 }

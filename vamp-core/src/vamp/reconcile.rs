@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 
 use super::{Vamp, events, lock};
 use crate::Result;
-use crate::engine::{self, EnvironmentSources};
+use crate::engine::{self, ConvergeInput, DriverCall};
 use crate::model::*;
-use crate::traits::{GatewayEndpoint, ServiceKey, ServiceSpec, ServiceState};
+use crate::traits::{GatewayEndpoint, ServiceKey, ServiceState};
 
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,54 +23,6 @@ pub struct Report {
     pub changed: usize,
     /// True when every service has reached its intention (Done or Failed).
     pub converged: bool,
-}
-
-enum Action {
-    Deploy(Box<ServiceSpec>),
-    Undeploy(ServiceKey),
-}
-
-/// The health checks a service runs (spec §1.5.6): its own if it has any (`[]` = none) plus
-/// the cluster's on other paths; else the cluster's; else the breed's — only on ports the breed
-/// has.
-fn effective_checks(cluster: &DeploymentCluster, s: &DeploymentService) -> Vec<HealthCheck> {
-    let on_breed = |c: &&HealthCheck| s.breed.ports.contains_key(&c.port);
-    match (&s.health_checks, &cluster.health_checks) {
-        (Some(own), cluster_checks) => {
-            let mut out = own.clone();
-            for c in cluster_checks.iter().flatten().filter(on_breed) {
-                if !out.iter().any(|o| o.path == c.path) {
-                    out.push(c.clone());
-                }
-            }
-            out
-        }
-        (None, Some(cluster_checks)) => cluster_checks.iter().filter(on_breed).cloned().collect(),
-        (None, None) => s.breed.health_checks.clone().unwrap_or_default(),
-    }
-}
-
-fn phase(name: PhaseName, now: DateTime<Utc>, notification: Option<String>) -> Phase {
-    Phase {
-        name,
-        since: now,
-        notification,
-    }
-}
-
-/// The `Failed` phase for `reason`, with its `synchronization:failed` event (§3.8).
-fn failed(
-    key: &ServiceKey,
-    now: DateTime<Utc>,
-    reason: String,
-    events_out: &mut Vec<Event>,
-) -> Phase {
-    events_out.push(events::synchronization(
-        key,
-        "failed",
-        reason.clone().into(),
-    ));
-    phase(PhaseName::Failed, now, Some(reason))
 }
 
 impl Vamp {
@@ -93,6 +45,8 @@ impl Vamp {
         {
             let _writes = self.inner.writes.lock().await;
             let now = Utc::now();
+            let config = &self.inner.config;
+            let endpoints = lock(&self.inner.endpoints).clone();
             let mut known: Vec<ServiceKey> = Vec::new();
             for stored in self
                 .db()
@@ -113,14 +67,22 @@ impl Vamp {
                         });
                     }
                 }
-                self.plan(
+                let step = engine::converge(
                     &mut d,
-                    &actual,
-                    now,
-                    &mut actions,
-                    &mut sync_events,
-                    &mut report,
+                    &ConvergeInput {
+                        actual: &actual,
+                        now,
+                        endpoints: &endpoints,
+                        env: &|name| config.environment.get(name).cloned(),
+                        driver: driver.backend(),
+                        default_scale: &config.engine.default_scale,
+                        ready_for_deployment: config.ready_for_deployment,
+                        ready_for_undeployment: config.ready_for_undeployment,
+                    },
                 );
+                report.converged &= step.converged;
+                actions.extend(step.calls);
+                sync_events.extend(step.events);
                 if d.clusters.is_empty() {
                     self.db()
                         .delete(
@@ -150,7 +112,7 @@ impl Vamp {
             // deployment and undeploying it): remove them.
             for key in actual.keys().filter(|k| !known.contains(k)) {
                 tracing::info!(service = %key, "undeploying a service no deployment wants");
-                actions.push(Action::Undeploy(key.clone()));
+                actions.push(DriverCall::Undeploy(key.clone()));
             }
         }
         if report.changed > 0 {
@@ -165,10 +127,10 @@ impl Vamp {
         let results: Vec<(String, Result<()>)> = futures::stream::iter(actions)
             .map(|action| async move {
                 match action {
-                    Action::Deploy(spec) => {
+                    DriverCall::Deploy(spec) => {
                         (format!("deploy {}", spec.key), driver.deploy(&spec).await)
                     }
-                    Action::Undeploy(key) => {
+                    DriverCall::Undeploy(key) => {
                         (format!("undeploy {key}"), driver.undeploy(&key).await)
                     }
                 }
@@ -189,177 +151,6 @@ impl Vamp {
         }
         self.route_now().await?;
         Ok(report)
-    }
-
-    /// Moves every service of `d` one step (spec §3.2), recording driver actions and events.
-    fn plan(
-        &self,
-        d: &mut Deployment,
-        actual: &BTreeMap<ServiceKey, ServiceState>,
-        now: DateTime<Utc>,
-        actions: &mut Vec<Action>,
-        events_out: &mut Vec<crate::model::Event>,
-        report: &mut Report,
-    ) {
-        let config = &self.inner.config;
-        let endpoints = lock(&self.inner.endpoints).clone();
-        let snapshot = d.clone();
-        let mut finished: Vec<(String, String)> = Vec::new();
-        for (cname, cluster) in &mut d.clusters {
-            let cluster_view = cluster.clone();
-            for s in &mut cluster.services {
-                let key = ServiceKey {
-                    deployment: snapshot.name.clone(),
-                    cluster: cname.clone(),
-                    service: s.breed.name.clone(),
-                };
-                let state = actual.get(&key);
-                let running = state.map_or(0, |a| a.instances.len());
-                // The driver's view is the truth for instances: what runs is shown, also
-                // while a scale-up fails half-way or the service is being replaced.
-                let seen = state.map(|a| a.instances.as_slice()).unwrap_or_default();
-                if s.instances != seen {
-                    s.instances = seen.to_vec();
-                }
-                let timeout = match s.status.intention {
-                    Intention::Deployment => config.ready_for_deployment,
-                    Intention::Undeployment => config.ready_for_undeployment,
-                };
-                let overdue = s.status.phase.name != PhaseName::Done
-                    && chrono::Duration::from_std(timeout)
-                        .is_ok_and(|t| now - s.status.phase.since > t);
-                if s.status.phase.name == PhaseName::Failed {
-                    continue;
-                }
-                if overdue {
-                    let reason = format!("not done within {}s", timeout.as_secs());
-                    s.status.phase = failed(&key, now, reason, events_out);
-                    continue;
-                }
-                match s.status.intention {
-                    Intention::Undeployment => {
-                        if running > 0 || state.is_some() {
-                            report.converged = false;
-                            if s.status.phase.name != PhaseName::Updating {
-                                s.status.phase = phase(PhaseName::Updating, now, None);
-                            }
-                            actions.push(Action::Undeploy(key));
-                        } else {
-                            events_out.push(events::synchronization(
-                                &key,
-                                "undeployed",
-                                serde_json::Value::Null,
-                            ));
-                            finished.push((cname.clone(), s.breed.name.clone()));
-                        }
-                    }
-                    Intention::Deployment => {
-                        // Dependencies first: each must be Done and its gateway ports allocated.
-                        let ready = s.dependencies.iter().all(|(alias, dep_cluster)| {
-                            let wanted = s
-                                .breed
-                                .dependencies
-                                .get(alias)
-                                .map(|r| r.name().to_owned())
-                                .unwrap_or_default();
-                            snapshot.clusters.get(dep_cluster).is_some_and(|c| {
-                                c.services.iter().any(|p| {
-                                    p.status.phase.name == PhaseName::Done
-                                        && match wanted.strip_suffix('*') {
-                                            Some(prefix) => p.breed.name.starts_with(prefix),
-                                            None => p.breed.name == wanted,
-                                        }
-                                })
-                            }) && snapshot
-                                .ports
-                                .iter()
-                                .filter(|(k, _)| k.starts_with(&format!("{dep_cluster}.")))
-                                .all(|(_, v)| v.parse::<u16>().is_ok_and(|p| p != 0))
-                        });
-                        if !ready {
-                            report.converged = false;
-                            continue;
-                        }
-                        if s.interpolated.is_none() {
-                            let sources = EnvironmentSources {
-                                gateways: &endpoints,
-                                config: &|_| None,
-                                env: &|name| std::env::var(name).ok(),
-                            };
-                            s.interpolated =
-                                Some(engine::resolve_environment(&snapshot, cname, s, &sources));
-                        }
-                        let spec = ServiceSpec {
-                            key: key.clone(),
-                            breed: s.breed.clone(),
-                            scale: s
-                                .scale
-                                .clone()
-                                .unwrap_or_else(|| config.engine.default_scale.clone()),
-                            environment: s.interpolated.clone().unwrap_or_default(),
-                            arguments: s.arguments.clone(),
-                            health_checks: effective_checks(&cluster_view, s),
-                            network: s.network.clone().or_else(|| cluster_view.network.clone()),
-                            dialect: s
-                                .dialects
-                                .get(self.inner.driver.backend())
-                                .or_else(|| cluster_view.dialects.get(self.inner.driver.backend()))
-                                .cloned(),
-                        };
-                        let fingerprint = spec.fingerprint();
-                        let matches = state.is_some_and(|a| {
-                            a.fingerprint.as_deref() == Some(fingerprint.as_str())
-                        });
-                        if let Some(reason) =
-                            state.filter(|_| matches).and_then(|a| a.failure.clone())
-                        {
-                            s.status.phase = failed(&key, now, reason, events_out);
-                            continue;
-                        }
-                        let wanted = usize::try_from(spec.scale.instances).unwrap_or(usize::MAX);
-                        if !matches || running != wanted {
-                            report.converged = false;
-                            if running > 0
-                                && !matches
-                                && s.status.phase.name == PhaseName::Initiated
-                            {
-                                events_out.push(events::synchronization(
-                                    &key,
-                                    "redeploy",
-                                    serde_json::Value::Null,
-                                ));
-                            }
-                            if s.status.phase.name != PhaseName::Updating {
-                                s.status.phase = phase(PhaseName::Updating, now, None);
-                            }
-                            actions.push(Action::Deploy(Box::new(spec)));
-                            continue;
-                        }
-                        let Some(a) = state else { continue };
-                        if s.health != a.health {
-                            s.health = a.health;
-                        }
-                        let healthy = a.instances.iter().all(|i| i.deployed)
-                            && (spec.health_checks.is_empty()
-                                || a.health
-                                    .is_none_or(|h| h.healthy as usize == a.instances.len()));
-                        if !healthy {
-                            report.converged = false;
-                        } else if s.status.phase.name != PhaseName::Done {
-                            s.status.phase = phase(PhaseName::Done, now, None);
-                            events_out.push(events::synchronization(
-                                &key,
-                                "deployed",
-                                serde_json::Value::Null,
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        for (cluster, service) in finished {
-            engine::finish_undeployment(d, &cluster, &service);
-        }
     }
 
     /// Routes the gateways as they are stored now: the deployments' and the standalone ones

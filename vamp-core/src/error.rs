@@ -25,11 +25,11 @@ pub enum Error {
         backend: &'static str,
         /// Where it was expected.
         address: String,
-        /// What happened.
+        /// What happened, the underlying error's words included.
         message: String,
-        /// The underlying error.
-        #[source]
-        source: Option<BoxError>,
+        /// The underlying error, to inspect ([`Error::cause`]); not the error's `source()`, as
+        /// `message` already says it.
+        cause: Option<BoxError>,
     },
 
     /// The backend did not answer in time.
@@ -114,11 +114,12 @@ pub enum Error {
     Backend {
         /// Backend name.
         backend: &'static str,
-        /// What happened.
+        /// What happened, the underlying error's words included.
         message: String,
-        /// The underlying error.
-        #[source]
-        source: Option<BoxError>,
+        /// The underlying error, to inspect ([`Error::cause`]). Not reported as the error's
+        /// `source()`: `message` already says it, and a report that walks the chain would
+        /// print it twice.
+        cause: Option<BoxError>,
     },
 }
 
@@ -129,7 +130,23 @@ impl Error {
         Error::Backend {
             backend,
             message: source.to_string(),
-            source: Some(source),
+            cause: Some(source),
+        }
+    }
+
+    /// The underlying error of an [`Error::Backend`] or [`Error::Unavailable`], to inspect or
+    /// downcast.
+    ///
+    /// ```
+    /// let e = vamp_core::Error::backend("json", std::io::Error::other("broken pipe"));
+    /// assert_eq!(e.to_string(), "json: broken pipe");
+    /// assert!(std::error::Error::source(&e).is_none(), "said once, in the message");
+    /// assert!(e.cause().is_some_and(|c| c.downcast_ref::<std::io::Error>().is_some()));
+    /// ```
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            Error::Backend { cause, .. } | Error::Unavailable { cause, .. } => cause.as_deref(),
+            _ => None,
         }
     }
 

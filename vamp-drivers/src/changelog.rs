@@ -171,7 +171,7 @@ async fn round(
             return Err(Stop::Retry(Error::Backend {
                 backend: "change log",
                 message: format!("entry {name} vanished"),
-                source: None,
+                cause: None,
             }));
         };
         let Some(event) = parse(&data, revision) else {

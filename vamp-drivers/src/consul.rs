@@ -224,7 +224,7 @@ impl ConsulStore {
             .map_err(|e| Error::Backend {
                 backend: BACKEND,
                 message: format!("HTTP client: {e}"),
-                source: Some(Box::new(e)),
+                cause: Some(Box::new(e)),
             })?;
         let mut root = config.root.trim_matches('/').to_owned();
         if !root.is_empty() {
@@ -288,7 +288,7 @@ impl ConsulStore {
             backend: BACKEND,
             address: self.config.address.clone(),
             message: format!("{operation}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         }
     }
 
@@ -321,18 +321,18 @@ impl ConsulStore {
                     "{operation}: permission denied ({}); set a token with key read/write on the root",
                     text.trim()
                 ),
-                source: None,
+                cause: None,
             },
             500..=599 => Error::Unavailable {
                 backend: BACKEND,
                 address: self.config.address.clone(),
                 message: format!("{operation}: {status}: {}", text.trim()),
-                source: None,
+                cause: None,
             },
             _ => Error::Backend {
                 backend: BACKEND,
                 message: format!("{operation}: {status}: {}", text.trim()),
-                source: None,
+                cause: None,
             },
         })
     }

@@ -318,7 +318,7 @@ impl ElasticsearchPersistence {
                     backend: BACKEND,
                     address: self.config.url.clone(),
                     message: format!("{operation}: {e}"),
-                    source: Some(Box::new(e)),
+                    cause: Some(Box::new(e)),
                 }
             }
         })?;
@@ -327,7 +327,7 @@ impl ElasticsearchPersistence {
             backend: BACKEND,
             address: self.config.url.clone(),
             message: format!("{operation}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         })?;
         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let reason = || {
@@ -345,13 +345,13 @@ impl ElasticsearchPersistence {
                     self.config.prefix,
                     self.config.events
                 ),
-                source: None,
+                cause: None,
             }),
             500..=599 => Err(Error::Unavailable {
                 backend: BACKEND,
                 address: self.config.url.clone(),
                 message: format!("{operation}: {status}: {}", reason()),
-                source: None,
+                cause: None,
             }),
             _ => Ok((status, value)),
         }
@@ -382,7 +382,7 @@ impl ElasticsearchPersistence {
         Error::Backend {
             backend: BACKEND,
             message: format!("{operation}: {status} {kind}: {reason}"),
-            source: None,
+            cause: None,
         }
     }
 

@@ -232,13 +232,13 @@ fn convert(address: &str, operation: &'static str, e: etcd_client::Error) -> Err
             backend: BACKEND,
             address: address.to_owned(),
             message: format!("{operation}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         }
     } else {
         Error::Backend {
             backend: BACKEND,
             message: format!("{operation}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         }
     }
 }

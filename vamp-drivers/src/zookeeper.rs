@@ -576,19 +576,19 @@ fn convert(address: &str, operation: &'static str, e: zk::Error) -> Error {
             backend: BACKEND,
             address: address.to_owned(),
             message: format!("{operation}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         },
         E::NoAuth | E::AuthFailed => Error::Backend {
             backend: BACKEND,
             message: format!(
                 "{operation}: {e} (set the store's digest user:password to one the ACLs allow)"
             ),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         },
         e => Error::Backend {
             backend: BACKEND,
             message: format!("{operation}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         },
     }
 }

@@ -26,7 +26,7 @@ pub(crate) fn unavailable(
         backend,
         address: address.to_owned(),
         message: e.to_string(),
-        source: None,
+        cause: None,
     }
 }
 
@@ -68,7 +68,7 @@ pub(crate) async fn call<T>(
         Ok(Err(e)) => Err(Error::Backend {
             backend,
             message: format!("{what}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         }),
         Err(_) => Err(Error::Timeout {
             backend,

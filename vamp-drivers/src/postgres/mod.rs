@@ -63,7 +63,7 @@ fn unavailable(address: &str, e: impl Into<vamp_core::BoxError>) -> Error {
         backend: BACKEND,
         address: address.to_owned(),
         message: source.to_string(),
-        source: Some(source),
+        cause: Some(source),
     }
 }
 

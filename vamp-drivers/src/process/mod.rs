@@ -107,7 +107,7 @@ fn io_error(config: &ProcessConfig, e: std::io::Error) -> Error {
         backend: BACKEND,
         address: config.state_dir.display().to_string(),
         message: e.to_string(),
-        source: Some(Box::new(e)),
+        cause: Some(Box::new(e)),
     }
 }
 
@@ -193,7 +193,7 @@ impl ProcessDriver {
                 backend: BACKEND,
                 address: format!("{}:{start}-{end}", self.config.host),
                 message: "no free port left for a service instance".into(),
-                source: None,
+                cause: None,
             })?;
         inner.last_port = Some(port);
         Ok(port)

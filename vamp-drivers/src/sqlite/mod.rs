@@ -61,7 +61,7 @@ fn unavailable(path: &Path, e: impl Into<vamp_core::BoxError>) -> Error {
         backend: BACKEND,
         address: path.display().to_string(),
         message: source.to_string(),
-        source: Some(source),
+        cause: Some(source),
     }
 }
 

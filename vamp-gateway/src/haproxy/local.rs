@@ -168,7 +168,7 @@ fn internal(e: super::process::ProcessError) -> vamp_core::Error {
     vamp_core::Error::Backend {
         backend: "haproxy-local",
         message: e.to_string(),
-        source: Some(Box::new(e)),
+        cause: Some(Box::new(e)),
     }
 }
 

@@ -45,7 +45,7 @@ fn unavailable() -> vamp_core::Error {
         backend: "outage",
         address: "test".into(),
         message: "the store is down".into(),
-        source: None,
+        cause: None,
     }
 }
 

@@ -46,6 +46,6 @@ mod vamp;
 pub mod testkit;
 
 pub use error::{BoxError, Error, Result};
-pub use vamp::{
-    ROLLOUT_EVENT_TYPE, Report, RolloutReport, SlaReport, Vamp, VampBuilder, VampConfig,
-};
+pub use rollout::{ROLLOUT_EVENT_TYPE, RolloutReport};
+pub use sla::SlaReport;
+pub use vamp::{Report, Vamp, VampBuilder, VampConfig};

@@ -9,11 +9,14 @@
 //!   the commands (promote, abort, pause, resume, retry);
 //! - [`verdict`]: the sequential verdict of one metric check (and of a provider's number);
 //! - [`sim`]: seeded simulated traffic for [`plan::simulate`];
-//! - the runtime is [`crate::Vamp::rollout_pass`] (`vamp/rollouts.rs`): it reads the router's
-//!   counters and the gateway, feeds the planner, applies its actions through the router's
-//!   weight path and the persistence.
+//! - `runtime.rs`: [`crate::Vamp::rollout_pass`] — reads the router's counters and the
+//!   gateway, feeds the planner, applies its actions through the router's weight path and the
+//!   persistence;
+//! - `calls/`: what the runtime asks outside (metric providers, webhooks), in the background.
 
+pub(crate) mod calls;
 pub mod plan;
+pub(crate) mod runtime;
 pub mod sim;
 pub mod verdict;
 
@@ -23,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::traits::RouteStats;
 
 pub use plan::{Command, CommandError, Wants, wants};
+pub use runtime::{ROLLOUT_EVENT_TYPE, RolloutReport};
 pub use verdict::{CheckResult, Measured, Verdict};
 
 /// A route's traffic: requests, failed ones, and the response-time histogram (per-bucket

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::{Cpu, Memory, Scale, ScaleBy};
 
 fn scale(instances: u32, cpu_millis: u64, memory_mb: u64) -> Scale {
     Scale {

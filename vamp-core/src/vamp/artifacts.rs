@@ -5,7 +5,7 @@ use super::deployments::inline_breeds;
 use super::*;
 
 /// Kinds read into the snapshot that references resolve against.
-pub(super) const STATIC_KINDS: [Kind; 10] = [
+pub(crate) const STATIC_KINDS: [Kind; 10] = [
     Kind::Breed,
     Kind::Blueprint,
     Kind::Scale,
@@ -20,7 +20,7 @@ pub(super) const STATIC_KINDS: [Kind; 10] = [
 
 /// An artifact as it is stored: a standalone gateway with its route weights and condition
 /// strengths filled in (spec §2.5); others as they are.
-pub(super) fn as_stored(artifact: Artifact) -> Result<Artifact> {
+pub(crate) fn as_stored(artifact: Artifact) -> Result<Artifact> {
     Ok(match artifact {
         Artifact::Gateway(mut g) => {
             engine::default_weights(&mut g.routes, ErrorKind::GatewayRouteWeightError, "routes")?;
@@ -32,7 +32,7 @@ pub(super) fn as_stored(artifact: Artifact) -> Result<Artifact> {
 
 impl Vamp {
     /// Everything references may point at, as stored now.
-    pub(super) async fn snapshot(&self) -> Result<Vec<Artifact>> {
+    pub(crate) async fn snapshot(&self) -> Result<Vec<Artifact>> {
         let mut out = Vec::new();
         for kind in STATIC_KINDS
             .into_iter()
@@ -75,7 +75,7 @@ impl Vamp {
         Ok(stored)
     }
 
-    pub(super) async fn store(&self, artifact: Artifact) -> Result<StoredArtifact> {
+    pub(crate) async fn store(&self, artifact: Artifact) -> Result<StoredArtifact> {
         let (kind, name) = (artifact.kind(), artifact.name().to_owned());
         let mut json = artifact.to_json();
         if let serde_json::Value::Object(m) = &mut json {
@@ -94,7 +94,7 @@ impl Vamp {
 
     /// Something of `kind` was stored or removed: when it can change what the router routes,
     /// a routing pass starts now (the periodic resync is only a safety net, ARCHITECTURE).
-    pub(super) fn changed(&self, kind: Kind) {
+    pub(crate) fn changed(&self, kind: Kind) {
         if matches!(
             kind,
             Kind::Gateway | Kind::Deployment | Kind::Condition | Kind::Rewrite | Kind::Route
@@ -129,7 +129,7 @@ impl Vamp {
     }
 
     /// A workflow may be created or replaced only while it is absent or suspended (spec §2.6).
-    pub(super) async fn check_workflow_update(&self, name: &str) -> Result<()> {
+    pub(crate) async fn check_workflow_update(&self, name: &str) -> Result<()> {
         match self.workflow(name).await? {
             Some(w) if w.status != WorkflowStatus::Suspended => Err(dsl_error(
                 ErrorKind::WorkflowUpdateError,

@@ -9,7 +9,7 @@ use super::*;
 
 /// What a deploy stores: the merged deployment, the revision it replaces, the inline breeds of
 /// its blueprint and the port allocator's new position.
-pub(super) struct DeployPlan {
+pub(crate) struct DeployPlan {
     deployment: Deployment,
     revision: Option<u64>,
     breeds: Vec<Breed>,
@@ -39,7 +39,7 @@ impl Vamp {
             .collect())
     }
 
-    pub(super) async fn load(&self, name: &str) -> Result<Option<(Deployment, u64)>> {
+    pub(crate) async fn load(&self, name: &str) -> Result<Option<(Deployment, u64)>> {
         match self.db().get(Kind::Deployment, name).await? {
             Some(stored) => match self.decode(Kind::Deployment, &stored)? {
                 Artifact::Deployment(d) => Ok(Some((d, stored.revision))),
@@ -50,7 +50,7 @@ impl Vamp {
     }
 
     /// A deployment that must exist, with its revision; `ArtifactNotFound` otherwise.
-    pub(super) async fn existing(&self, name: &str) -> Result<(Deployment, u64)> {
+    pub(crate) async fn existing(&self, name: &str) -> Result<(Deployment, u64)> {
         self.load(name).await?.ok_or_else(|| {
             dsl_error(
                 ErrorKind::ArtifactNotFound,
@@ -61,7 +61,7 @@ impl Vamp {
         })
     }
 
-    pub(super) async fn save(
+    pub(crate) async fn save(
         &self,
         d: &Deployment,
         revision: Option<u64>,
@@ -131,7 +131,7 @@ impl Vamp {
     }
 
     /// Everything a deploy decides before it stores anything.
-    pub(super) async fn plan_deployment(
+    pub(crate) async fn plan_deployment(
         &self,
         name: &str,
         blueprint: &Blueprint,
@@ -345,7 +345,7 @@ impl Vamp {
         Ok(self.scaled(deployment, cluster, service, scale).await?.0)
     }
 
-    pub(super) async fn scaled(
+    pub(crate) async fn scaled(
         &self,
         deployment: &str,
         cluster: &str,
@@ -410,7 +410,7 @@ impl Vamp {
         self.cluster_sla(deployment, cluster, sla, false).await
     }
 
-    pub(super) async fn cluster_sla(
+    pub(crate) async fn cluster_sla(
         &self,
         deployment: &str,
         cluster: &str,
@@ -475,7 +475,7 @@ impl Vamp {
 }
 
 /// The inline breeds of a blueprint's services.
-pub(super) fn inline_breeds(bp: &Blueprint) -> Vec<Breed> {
+pub(crate) fn inline_breeds(bp: &Blueprint) -> Vec<Breed> {
     bp.clusters
         .values()
         .flat_map(|c| c.services.iter())

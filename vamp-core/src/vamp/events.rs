@@ -5,7 +5,7 @@ use crate::model::{Event, Kind};
 use crate::traits::{EventFilter, EventStream, Page, Paged, StoredEvent};
 
 /// `archive` events of artifact writes: `create`, `update`, `delete`.
-pub(super) fn archive(kind: Kind, name: &str, what: &str, value: serde_json::Value) -> Event {
+pub(crate) fn archive(kind: Kind, name: &str, what: &str, value: serde_json::Value) -> Event {
     Event {
         kind: "archive".into(),
         ..Event::new(
@@ -21,7 +21,7 @@ pub(super) fn archive(kind: Kind, name: &str, what: &str, value: serde_json::Val
 }
 
 /// Gateway `deployed` / `undeployed` events.
-pub(super) fn gateway(name: &str, what: &str) -> Event {
+pub(crate) fn gateway(name: &str, what: &str) -> Event {
     Event::new(
         [format!("gateways:{name}"), what.to_owned()],
         serde_json::Value::Null,

@@ -103,7 +103,7 @@ impl Vamp {
     /// Runs `check` against the store as it would be with `alongside` stored too, fetching
     /// only what the check asks for (see the module docs). The ports of the gateways among
     /// `alongside` are looked up in the port index, not by listing every gateway.
-    pub(super) async fn checked<T>(
+    pub(crate) async fn checked<T>(
         &self,
         alongside: &[Artifact],
         check: impl Fn(&dyn ArtifactSource) -> T,
@@ -164,7 +164,7 @@ impl Vamp {
     }
 
     /// Every artifact of `kind` that reads back (the others are logged and left out).
-    pub(super) async fn readable(&self, kind: Kind) -> Result<Vec<Artifact>> {
+    pub(crate) async fn readable(&self, kind: Kind) -> Result<Vec<Artifact>> {
         let mut out = Vec::new();
         for stored in self.db().list(kind, Page::ALL).await?.items {
             // One record that no longer reads (written by hand or by something else

@@ -30,7 +30,7 @@ impl Vamp {
 
     /// The gateway `name` denotes (a standalone one, or a deployment's), as stored (routes by their full paths), with the
     /// deployment it belongs to; `None` when there is none.
-    pub(super) async fn gateway_named(
+    pub(crate) async fn gateway_named(
         &self,
         name: &str,
     ) -> Result<Option<(Gateway, Option<Deployment>)>> {

@@ -18,16 +18,13 @@
 //! ```
 
 mod artifacts;
-mod calls;
 mod deployments;
 mod events;
 mod fetch;
 mod gateways;
 mod ports;
 mod reconcile;
-mod rollouts;
 mod run;
-mod sla;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -48,8 +45,9 @@ use crate::traits::{
 use crate::{Error, Result};
 
 pub use reconcile::Report;
-pub use rollouts::{ROLLOUT_EVENT_TYPE, RolloutReport};
-pub use sla::SlaReport;
+
+use crate::rollout::calls;
+use crate::sla;
 
 /// Settings of a [`Vamp`].
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +194,7 @@ impl VampBuilder {
                 endpoints: StdMutex::new(BTreeMap::new()),
                 last_port: StdMutex::new(None),
                 decoded: StdMutex::new(std::collections::HashMap::new()),
-                sla: StdMutex::new(sla::SlaState::new(Utc::now())),
+                sla: StdMutex::new(sla::runtime::SlaState::new(Utc::now())),
                 ports: Mutex::new(None),
                 rollouts: Mutex::new(()),
             }),
@@ -207,7 +205,7 @@ impl VampBuilder {
 /// Vamp: artifacts, deployments, events and the reconciler. Clones share everything.
 #[derive(Clone)]
 pub struct Vamp {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Vamp {
@@ -220,54 +218,54 @@ impl std::fmt::Debug for Vamp {
     }
 }
 
-struct Inner {
-    persistence: Arc<dyn Persistence>,
-    driver: Arc<dyn ContainerDriver>,
-    router: Arc<dyn Router>,
+pub(crate) struct Inner {
+    pub(crate) persistence: Arc<dyn Persistence>,
+    pub(crate) driver: Arc<dyn ContainerDriver>,
+    pub(crate) router: Arc<dyn Router>,
     /// Rollouts' metric providers, one per kind.
-    providers: Vec<Arc<dyn MetricProvider>>,
+    pub(crate) providers: Vec<Arc<dyn MetricProvider>>,
     /// What posts rollouts' webhooks.
-    webhook_sender: Option<Arc<dyn WebhookSender>>,
+    pub(crate) webhook_sender: Option<Arc<dyn WebhookSender>>,
     /// Provider queries and gate webhooks in flight or answered, for the next pass.
-    asks: StdMutex<calls::Asks>,
+    pub(crate) asks: StdMutex<calls::Asks>,
     /// The per-rollout queues of event and post-rollout webhooks.
-    deliveries: StdMutex<calls::Deliveries>,
+    pub(crate) deliveries: StdMutex<calls::Deliveries>,
     /// Signalled when an ask is answered.
-    calls_settled: Notify,
+    pub(crate) calls_settled: Notify,
     /// Starts a rollout pass now (an answer came in).
-    rollout_wake: Notify,
-    config: VampConfig,
+    pub(crate) rollout_wake: Notify,
+    pub(crate) config: VampConfig,
     /// Starts a reconciliation pass now.
-    wake: Notify,
+    pub(crate) wake: Notify,
     /// Starts a routing pass now: something that changes routing was stored (issue 16: a
     /// weight change reaches the router at once, not at the next resync).
-    reroute: Notify,
+    pub(crate) reroute: Notify,
     /// Serializes routing passes (the reconciler's and the routing loop's).
-    routing: Mutex<()>,
+    pub(crate) routing: Mutex<()>,
     /// Serializes read-modify-write of deployments (API calls and the reconciler).
-    writes: Mutex<()>,
+    pub(crate) writes: Mutex<()>,
     /// The gateways last handed to the router.
-    applied: StdMutex<Option<Vec<ResolvedGateway>>>,
+    pub(crate) applied: StdMutex<Option<Vec<ResolvedGateway>>>,
     /// Where the driver published each gateway for services.
-    endpoints: StdMutex<BTreeMap<String, GatewayEndpoint>>,
+    pub(crate) endpoints: StdMutex<BTreeMap<String, GatewayEndpoint>>,
     /// The last gateway port allocated, to count on from.
-    last_port: StdMutex<Option<u16>>,
+    pub(crate) last_port: StdMutex<Option<u16>>,
     /// Artifacts already read back from the store, by kind and name, with their revision:
     /// reading (parsing) is the costly part of validation and reconciliation.
-    decoded: StdMutex<std::collections::HashMap<(Kind, String), (u64, Artifact)>>,
+    pub(crate) decoded: StdMutex<std::collections::HashMap<(Kind, String), (u64, Artifact)>>,
     /// What the SLA runtime keeps between passes.
-    sla: StdMutex<sla::SlaState>,
+    pub(crate) sla: StdMutex<sla::runtime::SlaState>,
     /// The gateway ports in use (built on first use).
-    ports: Mutex<Option<ports::PortIndex>>,
+    pub(crate) ports: Mutex<Option<ports::PortIndex>>,
     /// One rollout pass or command at a time.
-    rollouts: Mutex<()>,
+    pub(crate) rollouts: Mutex<()>,
 }
 
-fn dsl_error(kind: ErrorKind, path: &str, message: String, hint: &str) -> Error {
+pub(crate) fn dsl_error(kind: ErrorKind, path: &str, message: String, hint: &str) -> Error {
     Error::Dsl(DslError::new(kind, path, Mark::default(), message, hint))
 }
 
-fn decode(kind: Kind, stored: &StoredArtifact) -> Result<Artifact> {
+pub(crate) fn decode(kind: Kind, stored: &StoredArtifact) -> Result<Artifact> {
     let text = stored.value.to_string();
     let mut read = dsl::read(&text, Some(kind)).map_err(|e| Error::Corrupt {
         backend: "persistence",
@@ -279,7 +277,7 @@ fn decode(kind: Kind, stored: &StoredArtifact) -> Result<Artifact> {
     })
 }
 
-fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Plain values behind these locks stay consistent even if a holder panicked.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -295,17 +293,17 @@ impl Vamp {
         &self.inner.config
     }
 
-    fn db(&self) -> &dyn Persistence {
+    pub(crate) fn db(&self) -> &dyn Persistence {
         &*self.inner.persistence
     }
 
     /// Drops a deleted artifact from the read cache.
-    fn forget(&self, kind: Kind, name: &str) {
+    pub(crate) fn forget(&self, kind: Kind, name: &str) {
         lock(&self.inner.decoded).remove(&(kind, name.to_owned()));
     }
 
     /// Reads a stored artifact back, parsing it only when its revision is new to us.
-    fn decode(&self, kind: Kind, stored: &StoredArtifact) -> Result<Artifact> {
+    pub(crate) fn decode(&self, kind: Kind, stored: &StoredArtifact) -> Result<Artifact> {
         let key = (kind, stored.name.clone());
         if let Some((revision, artifact)) = lock(&self.inner.decoded).get(&key)
             && *revision == stored.revision
@@ -317,7 +315,7 @@ impl Vamp {
         Ok(artifact)
     }
 
-    async fn emit(&self, event: Event) {
+    pub(crate) async fn emit(&self, event: Event) {
         if let Err(e) = self.db().append_event(&event).await {
             tracing::warn!(error = %e, tags = ?event.tags, "cannot store event");
         }

@@ -18,14 +18,14 @@ use super::Vamp;
 /// Who claims ports: a standalone gateway, or a deployment (its internal and external
 /// gateways).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum Owner {
+pub(crate) enum Owner {
     Gateway(String),
     Deployment(String),
 }
 
 /// Ports by the gateways that claim them.
 #[derive(Debug, Default)]
-pub(super) struct PortIndex {
+pub(crate) struct PortIndex {
     owners: HashMap<Owner, Vec<(u16, String)>>,
     by_port: BTreeMap<u16, BTreeSet<String>>,
     standalone: usize,
@@ -64,7 +64,7 @@ impl PortIndex {
     }
 
     /// The gateways that claim `port`.
-    pub(super) fn owners(&self, port: u16) -> Vec<String> {
+    pub(crate) fn owners(&self, port: u16) -> Vec<String> {
         self.by_port
             .get(&port)
             .map(|n| n.iter().cloned().collect())
@@ -72,17 +72,17 @@ impl PortIndex {
     }
 
     /// Whether `port` is claimed.
-    pub(super) fn is_taken(&self, port: u16) -> bool {
+    pub(crate) fn is_taken(&self, port: u16) -> bool {
         self.by_port.contains_key(&port)
     }
 
     /// Whether a standalone gateway of this name is stored.
-    pub(super) fn has_gateway(&self, name: &str) -> bool {
+    pub(crate) fn has_gateway(&self, name: &str) -> bool {
         self.owners.contains_key(&Owner::Gateway(name.to_owned()))
     }
 
     /// The number of standalone gateways.
-    pub(super) fn standalone(&self) -> usize {
+    pub(crate) fn standalone(&self) -> usize {
         self.standalone
     }
 }
@@ -107,7 +107,7 @@ fn deployment_claims(d: &Deployment, config: &EngineConfig) -> Vec<(u16, String)
 
 impl Vamp {
     /// Runs `f` on the index, built first if need be.
-    pub(super) async fn with_ports<T>(&self, f: impl FnOnce(&PortIndex) -> T) -> Result<T> {
+    pub(crate) async fn with_ports<T>(&self, f: impl FnOnce(&PortIndex) -> T) -> Result<T> {
         let mut index = self.inner.ports.lock().await;
         if index.is_none() {
             let mut built = PortIndex::default();
@@ -128,7 +128,7 @@ impl Vamp {
     }
 
     /// Records what a standalone gateway (`Some`) or its removal (`None`) claims.
-    pub(super) async fn index_gateway(&self, name: &str, gateway: Option<&Gateway>) {
+    pub(crate) async fn index_gateway(&self, name: &str, gateway: Option<&Gateway>) {
         if let Some(index) = self.inner.ports.lock().await.as_mut() {
             let owner = Owner::Gateway(name.to_owned());
             match gateway {
@@ -139,7 +139,7 @@ impl Vamp {
     }
 
     /// Records what a deployment (`Some`) or its removal (`None`) claims.
-    pub(super) async fn index_deployment(&self, name: &str, d: Option<&Deployment>) {
+    pub(crate) async fn index_deployment(&self, name: &str, d: Option<&Deployment>) {
         if let Some(index) = self.inner.ports.lock().await.as_mut() {
             let owner = Owner::Deployment(name.to_owned());
             match d {

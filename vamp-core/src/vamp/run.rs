@@ -41,7 +41,7 @@ impl Vamp {
         }
     }
 
-    pub(super) async fn rollout_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    pub(crate) async fn rollout_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let Some(period) = self.inner.config.rollout_period else {
             return;
         };
@@ -59,7 +59,7 @@ impl Vamp {
         }
     }
 
-    pub(super) async fn retention_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    pub(crate) async fn retention_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         if self.inner.config.retention.is_none() {
             return;
         }
@@ -78,7 +78,7 @@ impl Vamp {
         }
     }
 
-    pub(super) async fn reconcile_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    pub(crate) async fn reconcile_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let mut sla = self.inner.config.sla_period.map(|period| {
             let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,7 +106,7 @@ impl Vamp {
         }
     }
 
-    pub(super) async fn routing_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    pub(crate) async fn routing_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 () = until_stopped(&mut stopped) => return,

@@ -79,7 +79,7 @@ impl Vamp {
     /// number, routes and names, the ports they may use; a gateway without a port (or port
     /// 0) gets a free one from the gateway range here (spec §2.5), so what is stored is
     /// served.
-    pub(super) async fn gateway_rules(&self, artifacts: &mut [Artifact]) -> Result<()> {
+    pub(crate) async fn gateway_rules(&self, artifacts: &mut [Artifact]) -> Result<()> {
         let config = &self.inner.config.engine;
         let limits = &config.limits;
         let mut claimed: BTreeSet<u16> = artifacts
@@ -150,7 +150,7 @@ impl Vamp {
 
     /// A gateway port from the gateway range that no gateway claims, none of `also`, and that
     /// the router can listen on; counts on from the last one handed out.
-    pub(super) async fn free_gateway_port(&self, also: &BTreeSet<u16>) -> Result<u16> {
+    pub(crate) async fn free_gateway_port(&self, also: &BTreeSet<u16>) -> Result<u16> {
         let config = &self.inner.config.engine;
         let last = *lock(&self.inner.last_port);
         let mut skip = also.clone();
@@ -191,7 +191,7 @@ impl Vamp {
 
     /// What about gateway `g` the router cannot route: conditions it cannot evaluate.
     /// `path` is where the gateway is written.
-    pub(super) fn unroutable(&self, g: &Gateway, path: &str) -> Option<DslError> {
+    pub(crate) fn unroutable(&self, g: &Gateway, path: &str) -> Option<DslError> {
         for (route_path, route) in &g.routes {
             let Some(route) = route.inline() else {
                 continue;
@@ -223,7 +223,7 @@ impl Vamp {
 
     /// What about deployment `d` cannot be served here: a breed the driver cannot run, a
     /// condition the router cannot evaluate, a value over the limits.
-    pub(super) fn unservable(&self, d: &Deployment) -> Result<()> {
+    pub(crate) fn unservable(&self, d: &Deployment) -> Result<()> {
         let config = &self.inner.config.engine;
         config.limits.check_deployment(d, &config.default_scale)?;
         for (c, cluster) in &d.clusters {
@@ -248,7 +248,7 @@ impl Vamp {
 
     /// The store as it would be with `alongside` stored too (they replace stored artifacts
     /// of the same kind and name).
-    pub(super) async fn snapshot_with(&self, alongside: &[Artifact]) -> Result<Vec<Artifact>> {
+    pub(crate) async fn snapshot_with(&self, alongside: &[Artifact]) -> Result<Vec<Artifact>> {
         let mut known = self.snapshot().await?;
         for a in alongside {
             known.retain(|k| (k.kind(), k.name()) != (a.kind(), a.name()));

@@ -1,21 +1,13 @@
-//! SLA evaluation and escalation planning (spec §1.9, §1.10, §5.5), as pure functions: the
-//! [`Vamp`](crate::Vamp) runtime feeds them response times and scales and applies what they
-//! return.
-//!
-//! - [`evaluate`]: a `response_time_sliding_window` SLA looks at the mean response time of
-//!   each of the cluster's gateways over the window and takes the worst: above `upper` →
-//!   [`Direction::Escalate`], below `lower` → [`Direction::DeEscalate`].
-//! - [`plan`]: the cluster's escalations as one `to_one` group — escalating tries them from
-//!   the head, de-escalating from the tail, and the first that can apply does. A scale
-//!   escalation changes the **first service** of its target cluster (the SLA's own cluster
-//!   unless `target` names another) by `scale_by`, and applies only if the result stays within
-//!   `[minimum, maximum]`. `to_all` applies every member that can, each seeing the others'
-//!   results (unlike Vamp, where one member that could not apply lost the earlier ones:
-//!   spec §10 Q8).
+//! The pure half of the SLA runtime: no I/O, no clock, no environment. What
+//! [`runtime`](super::runtime) reads goes in; what it should publish or rescale comes out.
 
 use std::collections::BTreeMap;
 
-use crate::model::{Cpu, Memory, Scale, ScaleBy};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Cpu, Escalation, EscalationKind, Event, Memory, Ref, Scale, ScaleBy};
 
 /// Which way an SLA event asks to go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,5 +182,143 @@ fn apply(step: &Step, direction: Direction, cluster: &str, scales: &mut Scales) 
     }
 }
 
-#[cfg(test)]
-mod tests;
+/// A gateway's counters as one pass read them from the router.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Requests so far.
+    pub requests: u64,
+    /// Sum of their response times, ms.
+    pub sum_ms: f64,
+    /// When the counters were read.
+    pub at: DateTime<Utc>,
+}
+
+/// The metrics of a gateway between two passes (spec §5.2): `responseTime` (the mean, ms; 0
+/// when there was no request, as in Vamp) and `rate` (requests per second). A router that
+/// counts requests but measures no response time (`measured` false: HAProxy's `show stat`)
+/// gives the rate only — a mean of 0 would read as "fast". Counters that went down were
+/// restarted (an HAProxy reload) and count from zero.
+///
+/// ```
+/// use chrono::{Duration, Utc};
+/// use vamp_core::sla::{Sample, sample_metrics};
+/// let t0 = Utc::now();
+/// let before = Sample { requests: 10, sum_ms: 100.0, at: t0 };
+/// let after = Sample { requests: 30, sum_ms: 500.0, at: t0 + Duration::seconds(2) };
+/// assert_eq!(sample_metrics(&before, &after, true), vec![("responseTime", 20.0), ("rate", 10.0)]);
+/// assert_eq!(sample_metrics(&before, &after, false), vec![("rate", 10.0)]);
+/// ```
+pub fn sample_metrics(
+    previous: &Sample,
+    current: &Sample,
+    measured: bool,
+) -> Vec<(&'static str, f64)> {
+    let (count, sum) = if current.requests < previous.requests {
+        (current.requests, current.sum_ms)
+    } else {
+        (
+            current.requests - previous.requests,
+            (current.sum_ms - previous.sum_ms).max(0.0),
+        )
+    };
+    let seconds = (current.at - previous.at).num_milliseconds().max(1) as f64 / 1_000.0;
+    #[allow(clippy::cast_precision_loss)]
+    let (mean, rate) = if count == 0 {
+        (0.0, 0.0)
+    } else {
+        (sum / count as f64, count as f64 / seconds)
+    };
+    let mut metrics = vec![("rate", round(rate, 2))];
+    if measured || count == 0 {
+        metrics.insert(0, ("responseTime", round(mean, 1)));
+    }
+    metrics
+}
+
+/// The mean of a sliding window's values up to `now` (later ones are ignored); `None` when
+/// there is none.
+///
+/// ```
+/// use chrono::{Duration, Utc};
+/// let now = Utc::now();
+/// let series = [(now - Duration::seconds(2), 10.0), (now, 30.0), (now + Duration::seconds(1), 99.0)];
+/// assert_eq!(vamp_core::sla::window_mean(series, now), Some(20.0));
+/// assert_eq!(vamp_core::sla::window_mean([], now), None);
+/// ```
+pub fn window_mean(
+    series: impl IntoIterator<Item = (DateTime<Utc>, f64)>,
+    now: DateTime<Utc>,
+) -> Option<f64> {
+    let (sum, n) = series
+        .into_iter()
+        .filter(|(t, _)| *t <= now)
+        .fold((0.0, 0u32), |(sum, n), (_, v)| (sum + v, n + 1));
+    (n > 0).then(|| sum / f64::from(n))
+}
+
+/// The SLA event of a check (spec §3.8): tagged `sla`, `deployment:<d>`, `cluster:<c>` and
+/// the direction, its value the worst mean and the thresholds; with that worst mean.
+pub fn sla_event(
+    deployment: &str,
+    cluster: &str,
+    direction: Direction,
+    means: &[f64],
+    (upper, lower): (u64, u64),
+    now: DateTime<Utc>,
+) -> (Event, f64) {
+    let worst = means.iter().copied().fold(0.0, f64::max);
+    let mut tags = sla_tags(deployment, cluster);
+    tags.push(direction.tag().into());
+    let event = Event {
+        tags,
+        value: serde_json::json!({"response_time": round(worst, 1), "upper": upper, "lower": lower}),
+        kind: "event".into(),
+        timestamp: now,
+    };
+    (event, worst)
+}
+
+/// The tags of a cluster's SLA events: `sla`, `deployment:<d>`, `cluster:<c>` (spec §3.8).
+pub fn sla_tags(deployment: &str, cluster: &str) -> Vec<String> {
+    vec![
+        "sla".into(),
+        format!("deployment:{deployment}"),
+        format!("cluster:{cluster}"),
+    ]
+}
+
+pub(crate) fn round(value: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (value * f).round() / f
+}
+
+/// An SLA's escalations as [`Step`]s, their references resolved against the stored ones; references to escalations that are not stored
+/// (or nested deeper than 16) are ignored with a warning.
+pub fn steps(
+    refs: &[Ref<Escalation>],
+    stored: &HashMap<String, Escalation>,
+    depth: usize,
+) -> Vec<Step> {
+    refs.iter()
+        .filter_map(|r| {
+            let e = match r {
+                Ref::Inline(e) => e,
+                Ref::Reference(name) => match stored.get(name) {
+                    Some(e) if depth < 16 => e,
+                    _ => {
+                        tracing::warn!(escalation = %name, "an SLA refers to an escalation that is not stored (or nests too deep); it is skipped");
+                        return None;
+                    }
+                },
+            };
+            Some(match &e.kind {
+                EscalationKind::ScaleInstances(by) => Step::Instances(by.clone()),
+                EscalationKind::ScaleCpu(by) => Step::Cpu(by.clone()),
+                EscalationKind::ScaleMemory(by) => Step::Memory(by.clone()),
+                EscalationKind::ToAll(members) => Step::All(steps(members, stored, depth + 1)),
+                EscalationKind::ToOne(members) => Step::One(steps(members, stored, depth + 1)),
+                EscalationKind::Generic { kind, .. } => Step::Ignored(kind.clone()),
+            })
+        })
+        .collect()
+}

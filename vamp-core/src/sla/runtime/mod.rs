@@ -13,36 +13,31 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
-use super::Vamp;
-use crate::model::*;
-use crate::sla::{self, Direction, Scales, Step};
-use crate::traits::{EventFilter, Page};
-use crate::{Error, Result};
+mod escalate;
 
-/// The router's counters of one gateway at the previous pass.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Sample {
-    requests: u64,
-    sum_ms: f64,
-    at: DateTime<Utc>,
-}
+use crate::Vamp;
+use crate::model::*;
+use crate::sla::{self, Direction, Sample};
+use crate::traits::{EventFilter, Page};
+use crate::vamp::lock;
+use crate::{Error, Result};
 
 /// What the SLA runtime keeps between passes.
 #[derive(Debug)]
-pub(super) struct SlaState {
-    samples: HashMap<String, Sample>,
+pub(crate) struct SlaState {
+    pub(crate) samples: HashMap<String, Sample>,
     /// SLA events up to this time have been escalated.
-    escalated_until: DateTime<Utc>,
+    pub(crate) escalated_until: DateTime<Utc>,
     /// The `metrics:responseTime` values of each checked gateway, oldest first: read from the
     /// store once (what earlier runs published), then kept here, so a check does not search
     /// an event log that grows by every pass.
-    series: HashMap<String, VecDeque<(DateTime<Utc>, f64)>>,
+    pub(crate) series: HashMap<String, VecDeque<(DateTime<Utc>, f64)>>,
     /// The newest SLA event of each (deployment, cluster), once looked up.
-    last_sla: HashMap<(String, String), Option<DateTime<Utc>>>,
+    pub(crate) last_sla: HashMap<(String, String), Option<DateTime<Utc>>>,
 }
 
 impl SlaState {
-    pub(super) fn new(now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(now: DateTime<Utc>) -> Self {
         SlaState {
             samples: HashMap::new(),
             escalated_until: now,
@@ -148,7 +143,7 @@ impl Vamp {
             .iter()
             .map(|w| (w.deployment.as_str(), w.cluster.as_str()))
             .collect();
-        let mut state = super::lock(&self.inner.sla);
+        let mut state = lock(&self.inner.sla);
         state.samples.retain(|g, _| gateways.contains(g.as_str()));
         state.series.retain(|g, _| gateways.contains(g.as_str()));
         state
@@ -193,34 +188,6 @@ impl Vamp {
         Ok(out)
     }
 
-    async fn resolve_sla(&self, sla: Option<&Ref<Sla>>) -> Result<Option<Sla>> {
-        Ok(match sla {
-            None => None,
-            Some(Ref::Inline(Sla {
-                kind: SlaKind::Extends(name),
-                escalations,
-                ..
-            })) => match self.get(Kind::Sla, name).await? {
-                Some(Artifact::Sla(mut s)) => {
-                    s.escalations.extend(escalations.iter().cloned());
-                    Some(s)
-                }
-                _ => {
-                    tracing::warn!(sla = %name, "a cluster refers to an SLA that is not stored; it is not checked");
-                    None
-                }
-            },
-            Some(Ref::Inline(s)) => Some(s.clone()),
-            Some(Ref::Reference(name)) => match self.get(Kind::Sla, name).await? {
-                Some(Artifact::Sla(s)) => Some(s),
-                _ => {
-                    tracing::warn!(sla = %name, "a cluster refers to an SLA that is not stored; it is not checked");
-                    None
-                }
-            },
-        })
-    }
-
     /// Step 1: `metrics` events of the watched gateways.
     async fn publish_metrics(&self, watched: &[Watched], now: DateTime<Utc>) -> Result<Vec<Event>> {
         let gateways: Vec<&String> = watched
@@ -260,7 +227,7 @@ impl Vamp {
         now: DateTime<Utc>,
     ) -> Vec<Event> {
         let mut events = Vec::new();
-        let mut state = super::lock(&self.inner.sla);
+        let mut state = lock(&self.inner.sla);
         for &g in gateways {
             let (requests, sum_ms, measured) =
                 totals.get(g.as_str()).copied().unwrap_or((0, 0.0, true));
@@ -272,28 +239,7 @@ impl Vamp {
             let Some(previous) = state.samples.insert(g.clone(), current) else {
                 continue;
             };
-            // Counters that went down were restarted (an HAProxy reload): count from zero.
-            let (count, sum) = if requests < previous.requests {
-                (requests, sum_ms)
-            } else {
-                (
-                    requests - previous.requests,
-                    (sum_ms - previous.sum_ms).max(0.0),
-                )
-            };
-            let seconds = (now - previous.at).num_milliseconds().max(1) as f64 / 1_000.0;
-            #[allow(clippy::cast_precision_loss)]
-            let (mean, rate) = if count == 0 {
-                (0.0, 0.0)
-            } else {
-                (sum / count as f64, count as f64 / seconds)
-            };
-            // A router that counts requests but measures no response time (HAProxy's
-            // `show stat`) gives the rate only: a mean of 0 would read as "fast".
-            let mut metrics = vec![("rate", round(rate, 2))];
-            if measured || count == 0 {
-                metrics.insert(0, ("responseTime", round(mean, 1)));
-            }
+            let metrics = sla::sample_metrics(&previous, &current, measured);
             if let (Some(series), Some((_, value))) = (
                 state.series.get_mut(g.as_str()),
                 metrics.iter().find(|(m, _)| *m == "responseTime"),
@@ -334,18 +280,16 @@ impl Vamp {
             now - chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1_000))
         };
         let key = (w.deployment.clone(), w.cluster.clone());
-        let cached = super::lock(&self.inner.sla).last_sla.get(&key).copied();
+        let cached = lock(&self.inner.sla).last_sla.get(&key).copied();
         let last = match cached {
             Some(last) => last,
             None => {
                 let newest = EventFilter {
-                    tags: sla_tags(&w.deployment, &w.cluster),
+                    tags: sla::sla_tags(&w.deployment, &w.cluster),
                     ..EventFilter::default()
                 };
                 let last = self.newest_event(&newest).await?.map(|e| e.event.timestamp);
-                super::lock(&self.inner.sla)
-                    .last_sla
-                    .insert(key.clone(), last);
+                lock(&self.inner.sla).last_sla.insert(key.clone(), last);
                 last
             }
         };
@@ -355,7 +299,7 @@ impl Vamp {
         let window = since(interval);
         let mut means = Vec::new();
         for g in &w.gateways {
-            let known = super::lock(&self.inner.sla).series.contains_key(g);
+            let known = lock(&self.inner.sla).series.contains_key(g);
             if !known {
                 let filter = EventFilter {
                     tags: vec![format!("gateways:{g}"), "metrics:responseTime".into()],
@@ -371,204 +315,31 @@ impl Vamp {
                     .filter_map(|e| Some((e.event.timestamp, e.event.value.as_f64()?)))
                     .collect();
                 seed.sort_by_key(|(t, _)| *t);
-                super::lock(&self.inner.sla)
-                    .series
-                    .insert(g.clone(), seed.into());
+                lock(&self.inner.sla).series.insert(g.clone(), seed.into());
             }
-            let mut state = super::lock(&self.inner.sla);
+            let mut state = lock(&self.inner.sla);
             let Some(series) = state.series.get_mut(g) else {
                 continue;
             };
             while series.front().is_some_and(|(t, _)| *t <= window) {
                 series.pop_front();
             }
-            let values: Vec<f64> = series
-                .iter()
-                .filter(|(t, _)| *t <= now)
-                .map(|(_, v)| *v)
-                .collect();
-            if !values.is_empty() {
-                #[allow(clippy::cast_precision_loss)]
-                means.push(values.iter().sum::<f64>() / values.len() as f64);
-            }
+            means.extend(sla::window_mean(series.iter().copied(), now));
         }
         let Some(direction) = sla::evaluate(upper, lower, &means) else {
             return Ok(None);
         };
-        let worst = means.iter().copied().fold(0.0, f64::max);
-        let mut tags = sla_tags(&w.deployment, &w.cluster);
-        tags.push(direction.tag().into());
-        let event = Event {
-            tags,
-            value: serde_json::json!({"response_time": round(worst, 1), "upper": upper, "lower": lower}),
-            kind: "event".into(),
-            timestamp: now,
-        };
+        let (event, worst) = sla::sla_event(
+            &w.deployment,
+            &w.cluster,
+            direction,
+            &means,
+            (upper, lower),
+            now,
+        );
         tracing::info!(deployment = %w.deployment, cluster = %w.cluster, ?direction, response_time = worst, "SLA event");
         self.publish(&event).await?;
-        super::lock(&self.inner.sla).last_sla.insert(key, Some(now));
+        lock(&self.inner.sla).last_sla.insert(key, Some(now));
         Ok(Some(event))
     }
-
-    /// Escalations for the SLA events in (previous pass, now]: those posted through the API
-    /// (the pass's own checks escalate at once).
-    /// The stored escalations, by name (what SLAs refer to).
-    async fn stored_escalations(&self) -> Result<HashMap<String, Escalation>> {
-        Ok(self
-            .list(Kind::Escalation, Page::ALL)
-            .await?
-            .items
-            .into_iter()
-            .filter_map(|a| match a {
-                Artifact::Escalation(e) => Some((e.name.clone(), e)),
-                _ => None,
-            })
-            .collect())
-    }
-
-    async fn escalate(
-        &self,
-        now: DateTime<Utc>,
-        escalations: &HashMap<String, Escalation>,
-    ) -> Result<Vec<(String, String, String, Scale)>> {
-        let from = super::lock(&self.inner.sla).escalated_until;
-        if now <= from {
-            return Ok(Vec::new());
-        }
-        let filter = EventFilter {
-            tags: vec!["sla".into()],
-            from: Bound::Excluded(from),
-            until: Bound::Included(now),
-            ..EventFilter::default()
-        };
-        let mut events = self.events(&filter, Page::ALL).await?.items;
-        // Oldest first: escalations apply in the order they were asked for.
-        events.sort_by_key(|e| e.id);
-        let mut scaled = Vec::new();
-        for e in events {
-            let tag = |prefix: &str| {
-                e.event
-                    .tags
-                    .iter()
-                    .find_map(|t| t.strip_prefix(prefix).map(str::to_owned))
-            };
-            let (Some(deployment), Some(cluster), Some(direction)) = (
-                tag("deployment:"),
-                tag("cluster:"),
-                Direction::from_tags(&e.event.tags),
-            ) else {
-                continue;
-            };
-            // Posted SLA events start the cooldown too.
-            if let Some(last) = super::lock(&self.inner.sla)
-                .last_sla
-                .get_mut(&(deployment.clone(), cluster.clone()))
-            {
-                *last = Some(last.map_or(e.event.timestamp, |t| t.max(e.event.timestamp)));
-            }
-            match self
-                .escalate_one(&deployment, &cluster, direction, escalations)
-                .await
-            {
-                Ok(changes) => scaled.extend(changes),
-                Err(err) => {
-                    tracing::warn!(%deployment, %cluster, error = %err, "escalation not applied");
-                }
-            }
-        }
-        super::lock(&self.inner.sla).escalated_until = now;
-        Ok(scaled)
-    }
-
-    async fn escalate_one(
-        &self,
-        deployment: &str,
-        cluster: &str,
-        direction: Direction,
-        escalations: &HashMap<String, Escalation>,
-    ) -> Result<Vec<(String, String, String, Scale)>> {
-        let Some(d) = self.deployment(deployment).await? else {
-            return Ok(Vec::new());
-        };
-        let Some(sla) = self
-            .resolve_sla(d.clusters.get(cluster).and_then(|c| c.sla.as_ref()))
-            .await?
-        else {
-            return Ok(Vec::new());
-        };
-        let steps = steps(&sla.escalations, escalations, 0);
-        let default = &self.inner.config.engine.default_scale;
-        let scales: Scales = d
-            .clusters
-            .iter()
-            .filter_map(|(name, c)| {
-                let first = c.services.first()?;
-                Some((
-                    name.clone(),
-                    first.scale.clone().unwrap_or_else(|| default.clone()),
-                ))
-            })
-            .collect();
-        let mut out = Vec::new();
-        for (target, scale) in sla::plan(&steps, direction, cluster, &scales) {
-            let Some(service) = d
-                .clusters
-                .get(&target)
-                .and_then(|c| c.services.first())
-                .map(|s| s.breed.name.clone())
-            else {
-                continue;
-            };
-            tracing::info!(%deployment, cluster = %target, %service, ?direction, instances = scale.instances, "escalation: rescaling");
-            self.scale(deployment, &target, &service, scale.clone())
-                .await?;
-            out.push((deployment.to_owned(), target, service, scale));
-        }
-        Ok(out)
-    }
-}
-
-/// `sla`, `deployment:<d>`, `cluster:<c>` (spec §3.8).
-fn sla_tags(deployment: &str, cluster: &str) -> Vec<String> {
-    vec![
-        "sla".into(),
-        format!("deployment:{deployment}"),
-        format!("cluster:{cluster}"),
-    ]
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (value * f).round() / f
-}
-
-/// Escalations with their references resolved; references to escalations that are not stored
-/// (or nested deeper than 16) are ignored with a warning.
-fn steps(
-    refs: &[Ref<Escalation>],
-    stored: &HashMap<String, Escalation>,
-    depth: usize,
-) -> Vec<Step> {
-    refs.iter()
-        .filter_map(|r| {
-            let e = match r {
-                Ref::Inline(e) => e,
-                Ref::Reference(name) => match stored.get(name) {
-                    Some(e) if depth < 16 => e,
-                    _ => {
-                        tracing::warn!(escalation = %name, "an SLA refers to an escalation that is not stored (or nests too deep); it is skipped");
-                        return None;
-                    }
-                },
-            };
-            Some(match &e.kind {
-                EscalationKind::ScaleInstances(by) => Step::Instances(by.clone()),
-                EscalationKind::ScaleCpu(by) => Step::Cpu(by.clone()),
-                EscalationKind::ScaleMemory(by) => Step::Memory(by.clone()),
-                EscalationKind::ToAll(members) => Step::All(steps(members, stored, depth + 1)),
-                EscalationKind::ToOne(members) => Step::One(steps(members, stored, depth + 1)),
-                EscalationKind::Generic { kind, .. } => Step::Ignored(kind.clone()),
-            })
-        })
-        .collect()
 }

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Vamp, calls, dsl_error, lock};
+use super::calls;
+use crate::Vamp;
 use crate::dsl::ErrorKind;
 use crate::model::{
     Artifact, Check, Deployment, Event, Kind, Percentage, PhaseName, Rollout, Webhook, WebhookKind,
@@ -14,6 +15,7 @@ use crate::model::{
 use crate::rollout::plan::{self, Command};
 use crate::rollout::{Action, Counts, Observation, RolloutStatus, Weights};
 use crate::traits::{Page, Precondition, RouteStats};
+use crate::vamp::{dsl_error, lock};
 use crate::{Error, Result};
 
 /// What a rollout pass did.
@@ -75,7 +77,7 @@ impl Vamp {
     }
 
     /// Forgets a rollout's status (when the rollout is deleted, or replaced after it ended).
-    pub(super) async fn forget_rollout_status(&self, name: &str) -> Result<()> {
+    pub(crate) async fn forget_rollout_status(&self, name: &str) -> Result<()> {
         self.db()
             .delete(Kind::RolloutStatus, name, Precondition::Any)
             .await?;
@@ -315,7 +317,7 @@ impl Vamp {
     /// The rules of rollouts that depend on the store and the router: the gateway and both
     /// routes exist, no other rollout works on that gateway, the router can measure the
     /// metrics, and a progressing rollout is not changed under its feet.
-    pub(super) async fn rollout_rules(&self, rollout: &Rollout) -> Result<()> {
+    pub(crate) async fn rollout_rules(&self, rollout: &Rollout) -> Result<()> {
         let Some((gateway, _)) = self.gateway_named(&rollout.gateway).await? else {
             return Err(dsl_error(
                 ErrorKind::UnresolvedRolloutRouteError,

@@ -13,15 +13,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Vamp, lock};
+use crate::Vamp;
 use crate::model::{Event, ProviderCheck, Rollout, Webhook, WebhookKind, render_template};
 use crate::rollout::plan::Wants;
 use crate::rollout::{Gate, GateAnswer, Measured, Measurement, Observation, RolloutStatus};
 use crate::traits::{CallError, Reading, WebhookSender};
+use crate::vamp::lock;
 
 /// What a rollout asked outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum AskKey {
+pub(crate) enum AskKey {
     /// The metric providers, for the verdict of this round.
     Measure(DateTime<Utc>),
     /// A gate's webhooks.
@@ -39,7 +40,7 @@ impl AskKey {
 }
 
 #[derive(Debug, Clone)]
-pub(super) enum Answer {
+pub(crate) enum Answer {
     Measured(Vec<Measured>),
     Gate(GateAnswer),
 }
@@ -52,7 +53,7 @@ enum Entry {
 
 /// The asks of every rollout: in flight or answered, and when each was last started.
 #[derive(Debug, Default)]
-pub(super) struct Asks {
+pub(crate) struct Asks {
     entries: HashMap<(String, AskKey), Entry>,
     started: HashMap<(String, AskKey), DateTime<Utc>>,
 }
@@ -66,7 +67,7 @@ impl Asks {
     }
 
     /// Forgets a rollout's asks (it ended, or is gone).
-    pub(super) fn forget(&mut self, rollout: &str) {
+    pub(crate) fn forget(&mut self, rollout: &str) {
         self.entries.retain(|(name, _), _| name != rollout);
         self.started.retain(|(name, _), _| name != rollout);
     }
@@ -74,13 +75,13 @@ impl Asks {
 
 /// A delivery of one body to some webhooks, in order.
 #[derive(Debug)]
-pub(super) struct Delivery {
+pub(crate) struct Delivery {
     hooks: Vec<Webhook>,
     body: serde_json::Value,
 }
 
 /// The per-rollout delivery queues.
-pub(super) type Deliveries = HashMap<String, tokio::sync::mpsc::UnboundedSender<Delivery>>;
+pub(crate) type Deliveries = HashMap<String, tokio::sync::mpsc::UnboundedSender<Delivery>>;
 
 /// Bounded retries of one webhook call: 2xx is a success; a 4xx is an answer (not retried);
 /// no answer, a timeout or a 5xx is tried again after 250 ms, doubling up to 2 s.
@@ -150,7 +151,7 @@ fn render(rollout: &Rollout, text: &str, url: bool) -> String {
 /// ```text
 /// http://user@prom.test:9090/x → prom.test
 /// ```
-pub(super) fn url_host(url: &str) -> Option<&str> {
+pub(crate) fn url_host(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))?;
@@ -165,7 +166,7 @@ pub(super) fn url_host(url: &str) -> Option<&str> {
 }
 
 /// The URLs a rollout calls, with the field each is in, template variables filled in.
-pub(super) fn called_urls(rollout: &Rollout) -> Vec<(String, String)> {
+pub(crate) fn called_urls(rollout: &Rollout) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (i, check) in rollout.analysis.metrics.iter().enumerate() {
         if let crate::model::Check::Provider(p) = check {
@@ -185,7 +186,7 @@ pub(super) fn called_urls(rollout: &Rollout) -> Vec<(String, String)> {
 }
 
 /// What webhooks receive: the rollout, where it is, its last verdict and a line of text.
-pub(super) fn webhook_body(
+pub(crate) fn webhook_body(
     rollout: &Rollout,
     kind: WebhookKind,
     status: Option<&RolloutStatus>,
@@ -229,7 +230,7 @@ pub(super) fn webhook_body(
 impl Vamp {
     /// Fills in what the planner wants asked from answers already in, and starts asking what
     /// is not (the answer goes to a later pass).
-    pub(super) fn answers_for(
+    pub(crate) fn answers_for(
         &self,
         rollout: &Rollout,
         status: Option<&RolloutStatus>,
@@ -403,7 +404,7 @@ impl Vamp {
 
     /// Delivers `body` to `hooks` after whatever this rollout delivered before (one task per
     /// rollout, in order). Nothing happens without a sender.
-    pub(super) fn deliver(&self, rollout: &Rollout, hooks: Vec<Webhook>, body: serde_json::Value) {
+    pub(crate) fn deliver(&self, rollout: &Rollout, hooks: Vec<Webhook>, body: serde_json::Value) {
         let Some(sender) = self.inner.webhook_sender.clone() else {
             return;
         };
@@ -442,7 +443,7 @@ impl Vamp {
     /// At a rollout's start: warns (an event tagged `warning`) when its analysis interval is
     /// shorter than twice a provider's collection period, since the window then holds too few
     /// samples. In the background; nothing waits for it.
-    pub(super) fn check_collection_periods(&self, rollout: &Rollout) {
+    pub(crate) fn check_collection_periods(&self, rollout: &Rollout) {
         if rollout.analysis.provider_checks().next().is_none() {
             return;
         }

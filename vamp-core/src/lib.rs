@@ -35,6 +35,7 @@ mod error;
 pub mod events;
 pub mod memory;
 pub mod model;
+pub mod retry;
 pub mod rollout;
 #[cfg(feature = "signal")]
 pub mod signal;

@@ -88,7 +88,7 @@ enum Stop {
 
 /// Delivers every change after `revision` whose key starts with `prefix`, in order, once,
 /// until the receiver is dropped, the history was compacted, or an entry is unreadable.
-/// Failed reads are retried with backoff (100 ms doubling to 5 s).
+/// Failed reads are retried with backoff (100 ms doubling to 5 s, with jitter).
 pub(crate) async fn follow(
     mut log: impl ChangeLog,
     prefix: String,
@@ -100,11 +100,12 @@ pub(crate) async fn follow(
         located: false,
         sequence: None,
     };
-    let mut backoff = Duration::from_millis(100);
+    let policy = || vamp_core::retry::backoff(Duration::from_millis(100), Duration::from_secs(5));
+    let mut backoff = policy();
     loop {
         match round(&mut log, &prefix, &mut cursor, &tx).await {
             Ok(()) => {
-                backoff = Duration::from_millis(100);
+                backoff = policy();
                 tokio::select! {
                     () = tx.closed() => return,
                     () = log.changed() => {}
@@ -115,9 +116,8 @@ pub(crate) async fn follow(
                 tracing::debug!(error = %e, %prefix, "watch interrupted; resuming");
                 tokio::select! {
                     () = tx.closed() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(backoff.delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

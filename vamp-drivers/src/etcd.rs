@@ -3,7 +3,7 @@
 //!
 //! - Every call is bounded by [`EtcdConfig::timeout`]; an unreachable server is
 //!   `Error::Unavailable` (or `Error::Timeout`), never a hang.
-//! - Watches run in a task that reconnects with backoff (100 ms doubling to 5 s) and resumes
+//! - Watches run in a task that reconnects with backoff (100 ms doubling to 5 s, with jitter) and resumes
 //!   from the revision after the last one delivered, so an outage neither loses nor repeats a
 //!   change. If that revision was compacted meanwhile the stream yields `Error::Compacted` and
 //!   ends. Dropping the stream stops the task.
@@ -367,7 +367,9 @@ impl EtcdStore {
     /// Delivers every change from revision `next` on, reconnecting as needed, until the
     /// receiver is dropped or the history is compacted.
     async fn follow(self, prefix: String, mut next: u64, tx: mpsc::Sender<Result<KvEvent>>) {
-        let mut backoff = Duration::from_millis(100);
+        let policy =
+            || vamp_core::retry::backoff(Duration::from_millis(100), Duration::from_secs(5));
+        let mut backoff = policy();
         loop {
             let mut options =
                 WatchOptions::new().with_start_revision(i64::try_from(next).unwrap_or(i64::MAX));
@@ -405,7 +407,7 @@ impl EtcdStore {
                             .await;
                         return;
                     }
-                    backoff = Duration::from_millis(100);
+                    backoff = policy();
                     for ev in resp.events() {
                         let Some(kv) = ev.kv() else { continue };
                         let Ok(key) = kv.key_str() else { continue };
@@ -433,9 +435,8 @@ impl EtcdStore {
             }
             tokio::select! {
                 () = tx.closed() => return,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.delay()) => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 }

@@ -12,7 +12,7 @@
 //!   a config HAProxy refuses keeps the running config and is reported in
 //!   [`AgentStatus::last_error`]. (An explicit empty list `[]` does remove every gateway.)
 //! - **Keeps serving through outages.** HAProxy runs on its own; when the store is unreachable
-//!   the agent retries with backoff (100 ms doubling to `max_backoff`) and, once back, lists
+//!   the agent retries with backoff (100 ms doubling to `max_backoff`, with jitter) and, once back, lists
 //!   again and applies whatever changed meanwhile.
 //! - **Watchdog**: every second it checks that HAProxy runs, and starts it again with the
 //!   state last applied if it died; a state that did not wholly take (a gateway whose port was
@@ -184,19 +184,21 @@ impl Agent {
     /// Runs until `shutdown` resolves, then stops HAProxy.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let work = async {
-            let mut backoff = Duration::from_millis(100);
+            let policy =
+                || vamp_core::retry::backoff(Duration::from_millis(100), self.config.max_backoff);
+            let mut backoff = policy();
             loop {
                 let (error, connected) = self.session().await;
                 if connected {
-                    backoff = Duration::from_millis(100);
+                    backoff = policy();
                 }
-                tracing::warn!(error = %error, retry_in = ?backoff, "gateway agent lost the store; HAProxy keeps serving");
+                let delay = backoff.delay();
+                tracing::warn!(error = %error, retry_in = ?delay, "gateway agent lost the store; HAProxy keeps serving");
                 self.status.send_modify(|s| {
                     s.kv_connected = false;
                     s.last_error = Some(error);
                 });
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(self.config.max_backoff);
+                tokio::time::sleep(delay).await;
             }
         };
         // The watchdog runs whether the store answers or not.

@@ -11,14 +11,21 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use crate::Vamp;
-use crate::model::{Event, ProviderCheck, Rollout, Webhook, WebhookKind, render_template};
+use crate::model::{ProviderCheck, Rollout, Webhook, WebhookKind};
 use crate::rollout::plan::Wants;
 use crate::rollout::{Gate, GateAnswer, Measured, Measurement, Observation, RolloutStatus};
-use crate::traits::{CallError, Reading, WebhookSender};
+use crate::traits::Reading;
 use crate::vamp::lock;
+
+mod deliver;
+mod render;
+
+pub(crate) use deliver::Deliveries;
+use deliver::post_with_retries;
+use render::render;
+pub(crate) use render::{called_urls, url_host, webhook_body};
 
 /// What a rollout asked outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,160 +78,6 @@ impl Asks {
         self.entries.retain(|(name, _), _| name != rollout);
         self.started.retain(|(name, _), _| name != rollout);
     }
-}
-
-/// A delivery of one body to some webhooks, in order.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    hooks: Vec<Webhook>,
-    body: serde_json::Value,
-}
-
-/// The per-rollout delivery queues.
-pub(crate) type Deliveries = HashMap<String, tokio::sync::mpsc::UnboundedSender<Delivery>>;
-
-/// Bounded retries of one webhook call: 2xx is a success; a 4xx is an answer (not retried);
-/// no answer, a timeout or a 5xx is tried again after 250 ms, doubling up to 2 s.
-async fn post_with_retries(
-    sender: &dyn WebhookSender,
-    hook: &Webhook,
-    url: &str,
-    body: &serde_json::Value,
-) -> Result<u16, CallError> {
-    let timeout = Duration::from_secs(hook.timeout.get());
-    let mut backoff = Duration::from_millis(250);
-    let mut attempt = 0;
-    loop {
-        // The sender is bounded by `timeout`; this is the runtime's own guard.
-        let answer = match tokio::time::timeout(
-            timeout + Duration::from_secs(1),
-            sender.post(url, body, timeout),
-        )
-        .await
-        {
-            Ok(answer) => answer,
-            Err(_) => Err(CallError::Timeout {
-                url: url.to_owned(),
-                timeout,
-            }),
-        };
-        let retry = match &answer {
-            Ok(status) => *status >= 500,
-            Err(e) => e.is_transient(),
-        };
-        if !retry || attempt >= hook.retries {
-            return answer;
-        }
-        attempt += 1;
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// The value of a template variable of `rollout`.
-fn variable(rollout: &Rollout, name: &str) -> String {
-    match name {
-        "canary" => rollout.canary.clone(),
-        "stable" => rollout.stable.clone(),
-        "gateway" => rollout.gateway.clone(),
-        _ => format!("{}s", rollout.analysis.interval.get()),
-    }
-}
-
-/// `text` with the rollout's template variables; percent-encoded for URLs.
-fn render(rollout: &Rollout, text: &str, url: bool) -> String {
-    // The reader refused unknown variables; an unknown one left as written is harmless.
-    render_template(text, |name| {
-        let value = variable(rollout, name);
-        if url {
-            percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
-        } else {
-            value
-        }
-    })
-    .unwrap_or_else(|_| text.to_owned())
-}
-
-/// The host of an http(s) URL as written (no port, no credentials; brackets kept for IPv6).
-///
-/// ```text
-/// http://user@prom.test:9090/x → prom.test
-/// ```
-pub(crate) fn url_host(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit('@').next()?;
-    let host = if host_port.starts_with('[') {
-        host_port.split_inclusive(']').next()?
-    } else {
-        host_port.split(':').next()?
-    };
-    (!host.is_empty()).then_some(host)
-}
-
-/// The URLs a rollout calls, with the field each is in, template variables filled in.
-pub(crate) fn called_urls(rollout: &Rollout) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (i, check) in rollout.analysis.metrics.iter().enumerate() {
-        if let crate::model::Check::Provider(p) = check {
-            out.push((
-                format!("analysis.metrics[{i}].url"),
-                render(rollout, &p.url, true),
-            ));
-        }
-    }
-    for (i, hook) in rollout.webhooks.iter().enumerate() {
-        out.push((
-            format!("webhooks[{i}].url"),
-            render(rollout, &hook.url, true),
-        ));
-    }
-    out
-}
-
-/// What webhooks receive: the rollout, where it is, its last verdict and a line of text.
-pub(crate) fn webhook_body(
-    rollout: &Rollout,
-    kind: WebhookKind,
-    status: Option<&RolloutStatus>,
-    text: Option<&str>,
-) -> serde_json::Value {
-    let last = status.and_then(|s| s.intervals.last());
-    let text = text.map_or_else(
-        || {
-            format!(
-                "rollout {}: {} webhook{}",
-                rollout.name,
-                kind.as_str(),
-                status.map_or(String::new(), |s| format!(
-                    " ({}, step {})",
-                    s.phase.as_str(),
-                    s.step + 1
-                ))
-            )
-        },
-        str::to_owned,
-    );
-    json!({
-        "rollout": rollout.name,
-        "type": kind.as_str(),
-        "gateway": rollout.gateway,
-        "stable": rollout.stable,
-        "canary": rollout.canary,
-        "phase": status.map(|s| s.phase.as_str()),
-        "step": status.map(|s| s.step),
-        "weights": status.map(|s| s.weights),
-        "reason": status.and_then(|s| s.reason.clone()),
-        "verdict": last.map(|i| json!({
-            "verdict": i.verdict,
-            "at": i.at,
-            "checks": i.checks.iter().map(|c| c.reason.clone()).collect::<Vec<_>>(),
-        })),
-        "text": text,
-    })
 }
 
 impl Vamp {
@@ -402,97 +255,6 @@ impl Vamp {
         GateAnswer { open, detail }
     }
 
-    /// Delivers `body` to `hooks` after whatever this rollout delivered before (one task per
-    /// rollout, in order). Nothing happens without a sender.
-    pub(crate) fn deliver(&self, rollout: &Rollout, hooks: Vec<Webhook>, body: serde_json::Value) {
-        let Some(sender) = self.inner.webhook_sender.clone() else {
-            return;
-        };
-        if hooks.is_empty() {
-            return;
-        }
-        let mut queues = lock(&self.inner.deliveries);
-        let queue = queues.entry(rollout.name.clone()).or_insert_with(|| {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Delivery>();
-            let r = rollout.clone();
-            tokio::spawn(async move {
-                while let Some(d) = rx.recv().await {
-                    for hook in &d.hooks {
-                        let url = render(&r, &hook.url, true);
-                        match post_with_retries(&*sender, hook, &url, &d.body).await {
-                            Ok(status) if (200..300).contains(&status) => {
-                                tracing::debug!(rollout = %r.name, url, status, "webhook delivered");
-                            }
-                            Ok(status) => {
-                                tracing::warn!(rollout = %r.name, url, status, "webhook refused the delivery");
-                            }
-                            Err(e) => {
-                                tracing::warn!(rollout = %r.name, error = %e, "webhook not delivered");
-                            }
-                        }
-                    }
-                }
-            });
-            tx
-        });
-        if queue.send(Delivery { hooks, body }).is_err() {
-            tracing::warn!(rollout = %rollout.name, "the webhook queue is gone");
-        }
-    }
-
-    /// At a rollout's start: warns (an event tagged `warning`) when its analysis interval is
-    /// shorter than twice a provider's collection period, since the window then holds too few
-    /// samples. In the background; nothing waits for it.
-    pub(crate) fn check_collection_periods(&self, rollout: &Rollout) {
-        if rollout.analysis.provider_checks().next().is_none() {
-            return;
-        }
-        let vamp = self.clone();
-        let rollout = rollout.clone();
-        tokio::spawn(async move {
-            let interval = Duration::from_secs(rollout.analysis.interval.get());
-            for check in rollout.analysis.provider_checks() {
-                let Some(provider) = vamp
-                    .inner
-                    .providers
-                    .iter()
-                    .find(|p| p.kind() == check.provider)
-                else {
-                    continue;
-                };
-                let url = render(&rollout, &check.url, true);
-                let Some(period) = provider
-                    .collection_period(&url, Duration::from_secs(check.timeout.get()))
-                    .await
-                else {
-                    continue;
-                };
-                if interval < period * 2 {
-                    let text = format!(
-                        "rollout {}: the analysis interval ({}s) is shorter than twice the collection period of {} ({}s): its windows hold too few samples; use an interval of at least {}s",
-                        rollout.name,
-                        interval.as_secs(),
-                        check.label(),
-                        period.as_secs_f64(),
-                        (period * 2).as_secs_f64().ceil()
-                    );
-                    tracing::warn!("{text}");
-                    let event = Event::new(
-                        [
-                            "rollouts".to_owned(),
-                            format!("rollouts:{}", rollout.name),
-                            "warning".to_owned(),
-                        ],
-                        json!({"text": text, "check": check.label(), "period_seconds": period.as_secs_f64()}),
-                    );
-                    if let Err(e) = vamp.publish(&event).await {
-                        tracing::warn!(error = %e, "cannot publish the warning");
-                    }
-                }
-            }
-        });
-    }
-
     /// Waits until every provider query and gate webhook in flight has answered, at most
     /// `timeout`; whether they all did. For tests and embedders that drive passes themselves.
     pub async fn settle_rollout_calls(&self, timeout: Duration) -> bool {
@@ -506,23 +268,5 @@ impl Vamp {
                 return lock(&self.inner.asks).in_flight() == 0;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_host;
-
-    #[test]
-    fn hosts_are_read_as_written() {
-        assert_eq!(url_host("http://prom.test:9090/api"), Some("prom.test"));
-        assert_eq!(
-            url_host("https://u:p@hooks.example/x"),
-            Some("hooks.example")
-        );
-        assert_eq!(url_host("http://[::1]:80/"), Some("[::1]"));
-        assert_eq!(url_host("http://127.0.0.1"), Some("127.0.0.1"));
-        assert_eq!(url_host("ftp://x"), None);
-        assert_eq!(url_host("http:///x"), None);
     }
 }

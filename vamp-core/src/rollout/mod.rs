@@ -16,6 +16,7 @@
 
 pub(crate) mod calls;
 pub mod plan;
+mod rules;
 pub(crate) mod runtime;
 pub mod sim;
 pub mod verdict;

@@ -25,6 +25,7 @@ mod gateways;
 mod ports;
 mod reconcile;
 mod run;
+mod scale;
 mod validate;
 
 use std::collections::BTreeMap;

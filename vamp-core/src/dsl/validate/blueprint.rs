@@ -1,287 +1,6 @@
-//! Model-level validation (spec §1.3, §1.5, §1.6, §1.13).
-//!
-//! Rules that need a store (a referenced breed's ports, …) are checked where the information
-//! is inline; run [`super::expand()`] first to check everything. Errors carry paths only;
-//! [`super::load`] places them at their line and column.
+//! Blueprint rules (spec §1.5): breeds, clusters, gateways, scoped environment, dependencies.
 
-use std::collections::{BTreeSet, HashMap};
-
-use super::cursor::{index, join};
-use super::error::{DslError, ErrorKind};
-use super::node::Mark;
-use crate::model::interpolation::{self, Variable};
-use crate::model::*;
-
-fn e(kind: ErrorKind, path: impl Into<String>, message: impl Into<String>, hint: &str) -> DslError {
-    DslError::new(kind, path, Mark::default(), message, hint)
-}
-
-/// Rules between an artifact and the others it will live with (the rest of the input, other
-/// files, or a store): a gateway port claimed twice, a deployment and a workflow of one name.
-pub fn against(artifact: &Artifact, others: &dyn super::ArtifactSource) -> Vec<DslError> {
-    let mut out = Vec::new();
-    match artifact {
-        Artifact::Gateway(g) => {
-            let Some(port) = g.port.map(|p| p.number).filter(|p| *p != 0) else {
-                return out;
-            };
-            let owners = others.port_owners(port).unwrap_or_else(|| {
-                claimed_ports(others)
-                    .into_iter()
-                    .filter(|(_, p)| *p == port)
-                    .map(|(owner, _)| owner)
-                    .collect()
-            });
-            for owner in owners {
-                if owner != g.name {
-                    out.push(e(
-                        ErrorKind::UnavailableGatewayPortError,
-                        "port",
-                        format!("port {port} is already used by gateway '{owner}'"),
-                        "choose another port, or leave the port out to get a free one",
-                    ));
-                }
-            }
-        }
-        Artifact::Deployment(d) if others.artifact(Kind::Workflow, &d.name).is_some() => {
-            out.push(name_collision(&d.name));
-        }
-        Artifact::Workflow(w) if others.artifact(Kind::Deployment, &w.name).is_some() => {
-            out.push(name_collision(&w.name));
-        }
-        _ => {}
-    }
-    out
-}
-
-/// Ports claimed by standalone gateways and by deployments' external gateways, by owner.
-fn claimed_ports(others: &dyn super::ArtifactSource) -> Vec<(String, u16)> {
-    let mut claimed: Vec<(String, u16)> = others
-        .artifacts(Kind::Gateway)
-        .into_iter()
-        .filter_map(|a| match a {
-            Artifact::Gateway(g) => g.port.map(|p| (g.name, p.number)),
-            _ => None,
-        })
-        .collect();
-    for a in others.artifacts(Kind::Deployment) {
-        if let Artifact::Deployment(d) = a {
-            for key in d.gateways.keys() {
-                if let Ok(p) = GatewayPort::parse(key) {
-                    claimed.push((format!("{}/{}", d.name, p.number), p.number));
-                }
-            }
-        }
-    }
-    claimed
-}
-
-fn name_collision(name: &str) -> DslError {
-    e(
-        ErrorKind::DeploymentWorkflowNameCollision,
-        "name",
-        format!("'{name}' names both a deployment and a workflow"),
-        "deployments and workflows share one name space: rename one of them",
-    )
-}
-
-/// Validates one artifact; returns every problem found.
-pub fn artifact(artifact: &Artifact) -> Vec<DslError> {
-    let mut out = Vec::new();
-    match artifact {
-        Artifact::Breed(b) => breed(b, "", &mut out),
-        Artifact::Blueprint(bp) => blueprint(bp, &mut out),
-        Artifact::Gateway(g) => gateway(g, "", g.port.map(|p| p.kind), true, &mut out),
-        Artifact::Workflow(w) => workflow(w, &mut out),
-        Artifact::Sla(s) => sla(s, "", None, &mut out),
-        Artifact::Deployment(d) => deployment(d, &mut out),
-        _ => {}
-    }
-    out
-}
-
-/// Deployment rules: every breed valid, and used once among the services that stay.
-fn deployment(d: &Deployment, out: &mut Vec<DslError>) {
-    let mut seen: Vec<&str> = Vec::new();
-    for (cname, c) in &d.clusters {
-        for (i, s) in c.services.iter().enumerate() {
-            let p = join(
-                &index(&join(&join("clusters", cname), "services"), i),
-                "breed",
-            );
-            breed(&s.breed, &p, out);
-            if s.status.intention == Intention::Undeployment {
-                continue;
-            }
-            if seen.contains(&s.breed.name.as_str()) {
-                out.push(e(
-                    ErrorKind::NonUniqueBreedReferenceError,
-                    &p,
-                    format!(
-                        "breed '{}' runs in more than one service of the deployment",
-                        s.breed.name
-                    ),
-                    "a breed may run once per deployment; use another version or name",
-                ));
-            }
-            seen.push(&s.breed.name);
-        }
-    }
-}
-
-/// Breed rules: trait references point at declared dependencies, health-check ports exist,
-/// no recursive dependencies.
-pub fn breed(b: &Breed, path: &str, out: &mut Vec<DslError>) {
-    for (p, value) in trait_values(b, path) {
-        let vars = match interpolation::variables(&value) {
-            Ok(v) => v,
-            Err(err) => {
-                out.push(e(
-                    ErrorKind::ParserError,
-                    p,
-                    err.to_string(),
-                    "fix the $-expression; write $$ for a literal $",
-                ));
-                continue;
-            }
-        };
-        for var in vars {
-            let Some(alias) = var.alias() else { continue };
-            match b.dependencies.get(alias) {
-                None => out.push(e(
-                    ErrorKind::UnresolvedDependencyInTraitValueError,
-                    &p,
-                    format!(
-                        "unresolved reference '{var}': '{alias}' is not a dependency of breed '{}'",
-                        b.name
-                    ),
-                    "declare the dependency under 'dependencies' or fix the alias",
-                )),
-                Some(Ref::Inline(dep)) => {
-                    if let Variable::Trait { group, name, .. } = &var
-                        && !has_trait(dep, group, name)
-                    {
-                        out.push(e(
-                            ErrorKind::UnresolvedDependencyInTraitValueError,
-                            &p,
-                            format!(
-                                "unresolved reference '{var}': breed '{}' has no {group} '{name}'",
-                                dep.name
-                            ),
-                            "refer to a port, environment variable or constant the dependency has",
-                        ));
-                    }
-                }
-                Some(Ref::Reference(_)) => {}
-            }
-        }
-    }
-    if let Some(checks) = &b.health_checks {
-        health_checks(checks, &join(path, "health_checks"), Some(b), out);
-    }
-    if let Some(cycle) = dependency_cycle(b, &mut Vec::new()) {
-        out.push(e(
-            ErrorKind::RecursiveDependenciesError,
-            join(path, "dependencies"),
-            format!("recursive dependencies: {}", cycle.join(" -> ")),
-            "remove the dependency cycle",
-        ));
-    }
-    for (alias, dep) in &b.dependencies {
-        if let Ref::Inline(d) = dep {
-            let mut nested = Vec::new();
-            breed(d, &join(&join(path, "dependencies"), alias), &mut nested);
-            // Cycles were reported once at the top already.
-            out.extend(
-                nested
-                    .into_iter()
-                    .filter(|x| x.kind != ErrorKind::RecursiveDependenciesError),
-            );
-        }
-    }
-}
-
-/// Every value of a breed that may contain `$` references, with its path.
-fn trait_values(b: &Breed, path: &str) -> Vec<(String, String)> {
-    b.ports
-        .iter()
-        .filter_map(|(n, p)| match &p.value {
-            PortValue::Expression(x) => Some((join(&join(path, "ports"), n), x.clone())),
-            PortValue::Number(_) => None,
-        })
-        .chain(b.environment_variables.iter().filter_map(|(n, v)| {
-            v.value
-                .clone()
-                .map(|x| (join(&join(path, "environment_variables"), n), x))
-        }))
-        .chain(
-            b.constants
-                .iter()
-                .map(|(n, v)| (join(&join(path, "constants"), n), v.clone())),
-        )
-        .collect()
-}
-
-fn has_trait(b: &Breed, group: &str, name: &str) -> bool {
-    match group {
-        "ports" => b.ports.contains_key(name),
-        "environment_variables" => b.environment_variables.contains_key(name),
-        "constants" => b.constants.contains_key(name),
-        // Hosts are resolved at deploy time.
-        _ => true,
-    }
-}
-
-/// The chain of names if an inline dependency (transitively) refers back to an ancestor.
-fn dependency_cycle(b: &Breed, stack: &mut Vec<String>) -> Option<Vec<String>> {
-    if stack.contains(&b.name) {
-        let mut c = stack.clone();
-        c.push(b.name.clone());
-        return Some(c);
-    }
-    stack.push(b.name.clone());
-    for dep in b.dependencies.values() {
-        let found = match dep {
-            Ref::Inline(d) => dependency_cycle(d, stack),
-            Ref::Reference(name) if stack.contains(name) => {
-                let mut c = stack.clone();
-                c.push(name.clone());
-                Some(c)
-            }
-            Ref::Reference(_) => None,
-        };
-        if found.is_some() {
-            return found;
-        }
-    }
-    stack.pop();
-    None
-}
-
-fn health_checks(checks: &[HealthCheck], path: &str, b: Option<&Breed>, out: &mut Vec<DslError>) {
-    let Some(b) = b else { return };
-    for (i, hc) in checks.iter().enumerate() {
-        if !b.ports.contains_key(&hc.port) {
-            out.push(e(
-                ErrorKind::UnresolvedPortReferenceError,
-                join(&index(path, i), "port"),
-                format!(
-                    "health check port '{}' is not a port of breed '{}'",
-                    hc.port, b.name
-                ),
-                "use one of the breed's port names",
-            ));
-        }
-    }
-}
-
-/// Does a breed name satisfy a dependency name (`name` or a `prefix*`)?
-fn satisfies(breed_name: &str, dependency: &str) -> bool {
-    match dependency.strip_suffix('*') {
-        Some(prefix) => breed_name.starts_with(prefix),
-        None => breed_name == dependency,
-    }
-}
+use super::*;
 
 /// Blueprint rules (spec §1.5).
 pub fn blueprint(bp: &Blueprint, out: &mut Vec<DslError>) {
@@ -399,7 +118,7 @@ pub fn blueprint(bp: &Blueprint, out: &mut Vec<DslError>) {
 
 /// A `$alias.group.name` reference into a dependency that this blueprint defines inline must
 /// name a trait that breed has.
-fn dependency_traits(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
+pub(super) fn dependency_traits(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
     for (b, path) in breeds {
         for (p, value) in trait_values(b, path) {
             let Ok(vars) = interpolation::variables(&value) else {
@@ -433,7 +152,7 @@ fn dependency_traits(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
 }
 
 /// A cycle between the blueprint's breeds through their dependencies.
-fn blueprint_cycle(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
+pub(super) fn blueprint_cycle(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
     let edges: HashMap<&str, Vec<&str>> = breeds
         .iter()
         .map(|(b, _)| {
@@ -488,7 +207,7 @@ fn blueprint_cycle(breeds: &[(&Breed, String)], out: &mut Vec<DslError>) {
 }
 
 /// Ports of the inline breeds of a cluster: name → type; `None` if any breed is a reference.
-fn cluster_ports(cluster: &Cluster) -> Option<Vec<(&Breed, &Map<Port>)>> {
+pub(super) fn cluster_ports(cluster: &Cluster) -> Option<Vec<(&Breed, &Map<Port>)>> {
     cluster
         .services
         .iter()
@@ -496,7 +215,7 @@ fn cluster_ports(cluster: &Cluster) -> Option<Vec<(&Breed, &Map<Port>)>> {
         .collect()
 }
 
-fn cluster_gateways(
+pub(super) fn cluster_gateways(
     bp: &Blueprint,
     cname: &str,
     cluster: &Cluster,
@@ -570,7 +289,12 @@ fn cluster_gateways(
 }
 
 /// Sticky sessions and conditions need HTTP.
-fn port_type_rules(gw: &Gateway, path: &str, port_type: Option<PortType>, out: &mut Vec<DslError>) {
+pub(super) fn port_type_rules(
+    gw: &Gateway,
+    path: &str,
+    port_type: Option<PortType>,
+    out: &mut Vec<DslError>,
+) {
     if port_type != Some(PortType::Tcp) {
         return;
     }
@@ -595,7 +319,7 @@ fn port_type_rules(gw: &Gateway, path: &str, port_type: Option<PortType>, out: &
 }
 
 /// Blueprint-scope variables name existing clusters and variables (spec §1.5.5).
-fn scoped_env(bp: &Blueprint, out: &mut Vec<DslError>) {
+pub(super) fn scoped_env(bp: &Blueprint, out: &mut Vec<DslError>) {
     for key in bp.environment_variables.keys() {
         let path = join("environment_variables", key);
         let mut parts = key.splitn(3, '.');
@@ -625,7 +349,7 @@ fn scoped_env(bp: &Blueprint, out: &mut Vec<DslError>) {
     }
 }
 
-fn external_gateways(bp: &Blueprint, out: &mut Vec<DslError>) {
+pub(super) fn external_gateways(bp: &Blueprint, out: &mut Vec<DslError>) {
     for (key, gw) in &bp.gateways {
         let gpath = join("gateways", key);
         let port = GatewayPort::parse(key).ok();
@@ -662,84 +386,5 @@ fn external_gateways(bp: &Blueprint, out: &mut Vec<DslError>) {
         }
         weights(gw, &gpath, out);
         port_type_rules(gw, &gpath, port.map(|p| p.kind), out);
-    }
-}
-
-/// Gateway route weights must total exactly 0% or 100% once defaulted (spec §1.6, §3.5).
-fn weights(gw: &Gateway, path: &str, out: &mut Vec<DslError>) {
-    let given: Vec<u32> = gw
-        .routes
-        .values()
-        .filter_map(|r| r.inline().and_then(|r| r.weight))
-        .map(|w| u32::from(w.get()))
-        .collect();
-    let total: u32 = given.iter().sum();
-    let all_given = given.len() == gw.routes.len();
-    if total > 100 || (all_given && total != 0 && total != 100) {
-        out.push(e(
-            ErrorKind::GatewayRouteWeightError,
-            join(path, "routes"),
-            format!("route weights total {total}%; they must total 0% or 100%"),
-            "adjust the weights so they add up to 100%",
-        ));
-    }
-}
-
-/// Standalone gateway rules.
-pub fn gateway(
-    g: &Gateway,
-    path: &str,
-    port_type: Option<PortType>,
-    top: bool,
-    out: &mut Vec<DslError>,
-) {
-    let _ = top;
-    weights(g, path, out);
-    port_type_rules(g, path, port_type, out);
-}
-
-fn sla(s: &Sla, path: &str, bp: Option<&Blueprint>, out: &mut Vec<DslError>) {
-    let Some(bp) = bp else { return };
-    fn walk(list: &[Ref<Escalation>], path: &str, bp: &Blueprint, out: &mut Vec<DslError>) {
-        for (i, item) in list.iter().enumerate() {
-            let p = index(&join(path, "escalations"), i);
-            let Ref::Inline(esc) = item else { continue };
-            let target = match &esc.kind {
-                EscalationKind::ScaleInstances(s) => s.target.as_ref(),
-                EscalationKind::ScaleCpu(s) | EscalationKind::ScaleMemory(s) => s.target.as_ref(),
-                EscalationKind::ToAll(l) | EscalationKind::ToOne(l) => {
-                    walk(l, &p, bp, out);
-                    None
-                }
-                EscalationKind::Generic { .. } => None,
-            };
-            if let Some(t) = target
-                && !bp.clusters.contains_key(t)
-            {
-                out.push(e(
-                    ErrorKind::UnresolvedScaleEscalationTargetCluster,
-                    join(&p, "target"),
-                    format!("escalation target cluster '{t}' is not in the blueprint"),
-                    "name a cluster of this blueprint, or leave target out for the SLA's cluster",
-                ));
-            }
-        }
-    }
-    walk(&s.escalations, path, bp, out);
-}
-
-fn workflow(w: &Workflow, out: &mut Vec<DslError>) {
-    if let Ref::Inline(b) = &w.breed {
-        breed(b, "breed", out);
-        for key in w.environment_variables.keys() {
-            if !b.environment_variables.contains_key(key) {
-                out.push(e(
-                    ErrorKind::UnresolvedDependencyInTraitValueError,
-                    join("environment_variables", key),
-                    format!("breed '{}' has no environment variable '{key}'", b.name),
-                    "set only variables the workflow's breed declares",
-                ));
-            }
-        }
     }
 }

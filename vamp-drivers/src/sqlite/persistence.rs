@@ -1,0 +1,220 @@
+//! The [`Persistence`] trait over the tables.
+
+use super::*;
+
+#[async_trait]
+impl Persistence for SqlitePersistence {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredArtifact>> {
+        let row = sqlx::query(
+            "SELECT name, revision, value, at FROM artifacts WHERE kind = ? AND name = ? AND live",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| artifact_row(BACKEND, kind, &r)).transpose()
+    }
+
+    async fn put(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<StoredArtifact> {
+        let written = self.write(kind, name, Some(value), precondition).await?;
+        StoredArtifact::written(BACKEND, kind, name, value, written)
+    }
+
+    async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<Option<u64>> {
+        Ok(self
+            .write(kind, name, None, precondition)
+            .await?
+            .map(|(r, _)| r))
+    }
+
+    async fn list(&self, kind: Kind, page: Page) -> Result<Paged<StoredArtifact>> {
+        let (limit, offset) = limit(page);
+        let rows = sqlx::query(
+            "SELECT name, revision, value, at FROM artifacts WHERE kind = ? AND live \
+             ORDER BY name LIMIT ? OFFSET ?",
+        )
+        .bind(kind_name(kind))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM artifacts WHERE kind = ? AND live")
+                .bind(kind_name(kind))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(Paged {
+            items: rows
+                .iter()
+                .map(|r| artifact_row(BACKEND, kind, r))
+                .collect::<Result<_>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>> {
+        let rows = sqlx::query(
+            "SELECT revision, value, at FROM artifact_revisions WHERE kind = ? AND name = ? \
+             ORDER BY revision",
+        )
+        .bind(kind_name(kind))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let revision: i64 = r.try_get("revision").map_err(backend)?;
+                let value: Option<String> = r.try_get("value").map_err(backend)?;
+                let at: i64 = r.try_get("at").map_err(backend)?;
+                Ok(Revision {
+                    revision: u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
+                    value: value
+                        .as_deref()
+                        .map(|v| parse_json(BACKEND, v))
+                        .transpose()?,
+                    at: from_nanos(at),
+                })
+            })
+            .collect()
+    }
+
+    async fn append_event(&self, event: &Event) -> Result<StoredEvent> {
+        let mut stored = self.append_events(std::slice::from_ref(event)).await?;
+        stored.pop().ok_or_else(|| corrupt("no event stored"))
+    }
+
+    /// One transaction for all of them: all are stored, or none.
+    async fn append_events(&self, events: &[Event]) -> Result<Vec<StoredEvent>> {
+        let _guard = self.writes.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            let tags =
+                serde_json::to_string(&event.tags).map_err(|e| Error::backend(BACKEND, e))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (at, timestamp, type, value, tags) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(nanos(event.timestamp))
+            .bind(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .bind(&event.kind)
+            .bind(event.value.to_string())
+            .bind(&tags)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            for tag in event.expanded_tags() {
+                sqlx::query("INSERT INTO event_tags (event_id, tag) VALUES (?, ?)")
+                    .bind(id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            out.push(StoredEvent {
+                id: u64::try_from(id).map_err(|_| corrupt("negative event id"))?,
+                event: event.clone(),
+            });
+        }
+        tx.commit().await.map_err(backend)?;
+        // Published while the write lock is held, so subscribers see ids in order.
+        for stored in &out {
+            self.bus.publish(stored.clone());
+        }
+        Ok(out)
+    }
+
+    async fn query_events(&self, filter: &EventFilter, page: Page) -> Result<Paged<StoredEvent>> {
+        let (items, total) = self.events_page(filter, page, true).await?;
+        Ok(Paged { items, total })
+    }
+
+    /// The newest event only: no total counted.
+    async fn newest_event(&self, filter: &EventFilter) -> Result<Option<StoredEvent>> {
+        Ok(self
+            .events_page(filter, Page::new(1, 1), false)
+            .await?
+            .0
+            .pop())
+    }
+
+    async fn subscribe(&self) -> Result<EventStream> {
+        Ok(self.bus.subscribe())
+    }
+
+    /// Per group, batches of at most `RETENTION_BATCH` (10 000) events, each under the write lock
+    /// on its own (appends go on between batches); tags go with their events (cascade).
+    async fn retain_events(&self, retention: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let listed: Vec<&str> = retention.by_type.keys().map(String::as_str).collect();
+        let mut deleted = 0;
+        for (group, rule) in retention.groups() {
+            let types: Vec<&str> = group.map_or_else(|| listed.clone(), |t| vec![t]);
+            let sql = retention_sql(group.is_some(), types.len(), |_| "?".to_owned());
+            let run = |statement: &str, last: i64| {
+                let mut q = sqlx::query(AssertSqlSafe(statement.to_owned()));
+                for t in &types {
+                    q = q.bind((*t).to_owned());
+                }
+                q.bind(last)
+            };
+            if let Some(cutoff) = rule.cutoff(now) {
+                loop {
+                    let _guard = self.writes.lock().await;
+                    let n = run(&sql.age, nanos(cutoff))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .rows_affected();
+                    deleted += n;
+                    if n < RETENTION_BATCH {
+                        break;
+                    }
+                }
+            }
+            if let Some(max) = rule.max_count {
+                let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.boundary.clone()));
+                for t in &types {
+                    q = q.bind((*t).to_owned());
+                }
+                let boundary = q
+                    .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                if let Some(boundary) = boundary {
+                    loop {
+                        let _guard = self.writes.lock().await;
+                        let n = run(&sql.count, boundary)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(backend)?
+                            .rows_affected();
+                        deleted += n;
+                        if n < RETENTION_BATCH {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}

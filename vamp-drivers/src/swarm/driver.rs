@@ -1,0 +1,162 @@
+//! The [`ContainerDriver`] trait over Swarm services.
+
+use super::*;
+
+#[async_trait]
+impl ContainerDriver for SwarmDriver {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn supports(&self, deployable_type: &str) -> bool {
+        matches!(deployable_type, "container/docker" | "docker")
+    }
+
+    async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
+        let kind = &spec.breed.deployable.kind;
+        if !self.supports(kind) {
+            return Err(Error::Invalid {
+                what: "deployable",
+                message: format!(
+                    "the swarm driver runs 'container/docker' deployables, not '{kind}'"
+                ),
+            });
+        }
+        let _writes = self.writes.lock().await;
+        lock(&self.failures).remove(&spec.key);
+        let fingerprint = spec.fingerprint();
+        let (mut keep, mut drop): (Vec<Unit>, Vec<Unit>) = self
+            .units(Some(&spec.key))
+            .await?
+            .into_iter()
+            .partition(|u| u.described.fingerprint == fingerprint);
+        keep.sort_by_key(|u| u.described.index);
+        let wanted = usize::try_from(spec.scale.instances).unwrap_or(usize::MAX);
+        if keep.len() > wanted {
+            drop.extend(keep.split_off(wanted));
+        }
+        // A task takes Swarm about 3 s to stop: all at once.
+        futures::future::join_all(drop.iter().map(|u| self.remove(u))).await;
+        let mut used: BTreeSet<u16> = self
+            .units(None)
+            .await?
+            .iter()
+            .flat_map(|u| u.described.ports.values().copied())
+            .collect();
+        let mut index = 0;
+        let mut count = keep.len();
+        while count < wanted {
+            while keep.iter().any(|u| u.described.index == index) {
+                index += 1;
+            }
+            if let Err(reason) = self.start(spec, index, &mut used).await {
+                tracing::warn!(service = %spec.key, %reason, "cannot create swarm service");
+                lock(&self.failures).insert(spec.key.clone(), (fingerprint.clone(), reason));
+                break;
+            }
+            index += 1;
+            count += 1;
+        }
+        Ok(())
+    }
+
+    async fn undeploy(&self, key: &ServiceKey) -> Result<()> {
+        let _writes = self.writes.lock().await;
+        lock(&self.failures).remove(key);
+        let units = self.units(Some(key)).await?;
+        futures::future::join_all(units.iter().map(|u| self.remove(u))).await;
+        Ok(())
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceState>> {
+        let units = self.units(None).await?;
+        let tasks = self.tasks(units.iter().map(|u| u.id.clone())).await?;
+        let nodes = if units.is_empty() {
+            HashMap::new()
+        } else {
+            self.node_addresses().await?
+        };
+        let mut grouped: Vec<(ServiceKey, Vec<Unit>)> = Vec::new();
+        for u in units {
+            match grouped.iter_mut().find(|(k, _)| *k == u.described.key) {
+                Some((_, list)) => list.push(u),
+                None => grouped.push((u.described.key.clone(), vec![u])),
+            }
+        }
+        let mut out = Vec::new();
+        for (key, mut units) in grouped {
+            units.sort_by_key(|u| u.described.index);
+            let mut failure_reason = lock(&self.failures)
+                .get(&key)
+                .map(|(_, reason)| reason.clone());
+            let mut running = Vec::new();
+            for u in &units {
+                let mine: Vec<&Task> = tasks
+                    .iter()
+                    .filter(|t| t.service_id.as_deref() == Some(u.id.as_str()))
+                    .collect();
+                if let Some(task) = mine
+                    .iter()
+                    .find(|t| task_state(t) == Some(TaskState::RUNNING))
+                {
+                    let host = task
+                        .node_id
+                        .as_ref()
+                        .and_then(|n| nodes.get(n))
+                        .cloned()
+                        .unwrap_or_else(|| self.config.address.clone());
+                    running.push((u, host));
+                } else if failure_reason.is_none() {
+                    failure_reason = failure(u, &mine);
+                }
+            }
+            let healthy = futures::future::join_all(running.iter().map(|(u, host)| {
+                all_pass(
+                    &u.described.checks,
+                    host,
+                    &u.described.ports,
+                    self.config.health_timeout,
+                )
+            }))
+            .await
+            .into_iter()
+            .filter(|h| *h)
+            .count();
+            let n = u32::try_from(running.len()).unwrap_or(u32::MAX);
+            let healthy = u32::try_from(healthy).unwrap_or(u32::MAX);
+            out.push(ServiceState {
+                instances: running
+                    .iter()
+                    .map(|(u, host)| Instance {
+                        name: u.name.clone(),
+                        host: host.clone(),
+                        ports: u.described.ports.clone(),
+                        deployed: true,
+                    })
+                    .collect(),
+                fingerprint: units.first().map(|u| u.described.fingerprint.clone()),
+                health: Some(ServiceHealth {
+                    staged: u32::try_from(units.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_sub(n),
+                    running: n,
+                    healthy,
+                    unhealthy: n - healthy,
+                }),
+                failure: failure_reason,
+                key: Some(key),
+            });
+        }
+        for (key, (fingerprint, reason)) in lock(&self.failures).iter() {
+            if !out.iter().any(|s| s.key.as_ref() == Some(key)) {
+                out.push(ServiceState {
+                    key: Some(key.clone()),
+                    fingerprint: Some(fingerprint.clone()),
+                    failure: Some(reason.clone()),
+                    ..ServiceState::default()
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -35,6 +35,10 @@ use crate::haproxy::local::LocalRouter;
 use crate::haproxy::render::RenderOptions;
 use crate::wire::{self, WireGateway};
 
+mod stats;
+mod status;
+pub use status::serve_status;
+
 /// How an agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -235,41 +239,6 @@ impl Agent {
         self.status.send_modify(|s| s.haproxy_running = false);
     }
 
-    /// Writes HAProxy's per-route counters to `<root>/stats/<name>` when they changed since
-    /// `last`; returns what it wrote.
-    async fn publish_stats(&self, last: Option<&[u8]>) -> vamp_core::Result<Option<Vec<u8>>> {
-        let routes = self
-            .router
-            .stats()
-            .await?
-            .into_iter()
-            .map(|r| wire::WireRouteStats {
-                gateway: r.gateway,
-                route: r.route,
-                requests: r.requests,
-                errors: r.errors,
-                sum_ms: r.latency.sum_ms,
-            })
-            .collect::<Vec<_>>();
-        let routes_json =
-            serde_json::to_vec(&routes).map_err(|e| vamp_core::Error::backend("json", e))?;
-        if last == Some(routes_json.as_slice()) {
-            return Ok(None);
-        }
-        let stats = wire::AgentStats {
-            at: chrono::Utc::now(),
-            routes,
-        };
-        let value = serde_json::to_vec(&stats).map_err(|e| vamp_core::Error::backend("json", e))?;
-        let key = format!(
-            "{}{}",
-            wire::stats_prefix(&self.config.root),
-            vamp_core::traits::kv::encode_segment(&self.config.name)
-        );
-        self.kv.put(&key, &value).await?;
-        Ok(Some(routes_json))
-    }
-
     /// One connection to the store: list, apply, then follow the watch until it fails.
     /// Returns why it ended and whether it had connected.
     async fn session(&self) -> (String, bool) {
@@ -450,53 +419,5 @@ impl Agent {
                     .send_modify(|s| s.last_error = Some(e.to_string()));
             }
         }
-    }
-}
-
-/// Serves `GET /health` on `listener` until `shutdown`: `200` with the [`AgentStatus`] as JSON
-/// while HAProxy runs, `503` before. One request per connection.
-pub async fn serve_status(
-    listener: tokio::net::TcpListener,
-    status: watch::Receiver<AgentStatus>,
-    shutdown: impl Future<Output = ()>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return,
-            a = listener.accept() => a,
-        };
-        let Ok((mut stream, _)) = accepted else {
-            continue;
-        };
-        let status = status.borrow().clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-            let Ok(Ok(n)) = read else { return };
-            let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
-            let (code, body) = if !request.starts_with("GET /health ") {
-                (
-                    "404 Not Found",
-                    "{\"message\":\"try GET /health\"}".to_owned(),
-                )
-            } else {
-                let body = serde_json::to_string(&status).unwrap_or_default();
-                (
-                    if status.haproxy_running {
-                        "200 OK"
-                    } else {
-                        "503 Service Unavailable"
-                    },
-                    body,
-                )
-            };
-            let response = format!(
-                "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
     }
 }

@@ -1,0 +1,140 @@
+//! The [`ContainerDriver`] trait over containers.
+
+use super::*;
+
+#[async_trait]
+impl ContainerDriver for DockerDriver {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn supports(&self, deployable_type: &str) -> bool {
+        matches!(deployable_type, "container/docker" | "docker")
+    }
+
+    async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
+        let kind = &spec.breed.deployable.kind;
+        if !self.supports(kind) {
+            return Err(Error::Invalid {
+                what: "deployable",
+                message: format!(
+                    "the docker driver runs 'container/docker' deployables, not '{kind}'"
+                ),
+            });
+        }
+        let _writes = self.writes.lock().await;
+        lock(&self.failures).remove(&spec.key);
+        let fingerprint = spec.fingerprint();
+        let mut keep = Vec::new();
+        for c in self.containers(Some(&spec.key)).await? {
+            if c.running && c.fingerprint == fingerprint {
+                keep.push(c);
+            } else {
+                self.remove(&c.id).await;
+            }
+        }
+        keep.sort_by_key(|c| c.index);
+        let wanted = usize::try_from(spec.scale.instances).unwrap_or(usize::MAX);
+        while keep.len() > wanted {
+            if let Some(c) = keep.pop() {
+                self.remove(&c.id).await;
+            }
+        }
+        let mut used: BTreeSet<u16> = self
+            .containers(None)
+            .await?
+            .iter()
+            .flat_map(|c| c.ports.values().copied())
+            .collect();
+        let mut index = 0;
+        let mut count = keep.len();
+        while count < wanted {
+            while keep.iter().any(|c| c.index == index) {
+                index += 1;
+            }
+            if let Err(reason) = self.start(spec, index, &mut used).await {
+                tracing::warn!(service = %spec.key, %reason, "cannot start container");
+                lock(&self.failures).insert(spec.key.clone(), (fingerprint.clone(), reason));
+                break;
+            }
+            index += 1;
+            count += 1;
+        }
+        Ok(())
+    }
+
+    async fn undeploy(&self, key: &ServiceKey) -> Result<()> {
+        let _writes = self.writes.lock().await;
+        lock(&self.failures).remove(key);
+        for c in self.containers(Some(key)).await? {
+            self.remove(&c.id).await;
+        }
+        Ok(())
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceState>> {
+        let mut grouped: Vec<(ServiceKey, Vec<Container>)> = Vec::new();
+        for c in self.containers(None).await? {
+            match grouped.iter_mut().find(|(k, _)| *k == c.key) {
+                Some((_, list)) => list.push(c),
+                None => grouped.push((c.key.clone(), vec![c])),
+            }
+        }
+        let mut out = Vec::new();
+        for (key, containers) in grouped {
+            let mut failure = lock(&self.failures)
+                .get(&key)
+                .map(|(_, reason)| reason.clone());
+            for c in containers.iter().filter(|c| !c.running) {
+                if failure.is_none() {
+                    failure = self.early_exit(c).await;
+                }
+            }
+            let running: Vec<&Container> = containers.iter().filter(|c| c.running).collect();
+            let address = self.config.address.clone();
+            let healthy = futures::future::join_all(
+                running
+                    .iter()
+                    .map(|c| all_pass(&c.checks, &address, &c.ports, self.config.health_timeout)),
+            )
+            .await
+            .into_iter()
+            .filter(|h| *h)
+            .count();
+            let n = u32::try_from(running.len()).unwrap_or(u32::MAX);
+            let healthy = u32::try_from(healthy).unwrap_or(u32::MAX);
+            out.push(ServiceState {
+                instances: running
+                    .iter()
+                    .map(|c| Instance {
+                        name: c.id.chars().take(12).collect(),
+                        host: address.clone(),
+                        ports: c.ports.clone(),
+                        deployed: true,
+                    })
+                    .collect(),
+                fingerprint: containers.first().map(|c| c.fingerprint.clone()),
+                health: Some(ServiceHealth {
+                    staged: 0,
+                    running: n,
+                    healthy,
+                    unhealthy: n - healthy,
+                }),
+                failure,
+                key: Some(key),
+            });
+        }
+        // Services whose containers could not even be created.
+        for (key, (fingerprint, reason)) in lock(&self.failures).iter() {
+            if !out.iter().any(|s| s.key.as_ref() == Some(key)) {
+                out.push(ServiceState {
+                    key: Some(key.clone()),
+                    fingerprint: Some(fingerprint.clone()),
+                    failure: Some(reason.clone()),
+                    ..ServiceState::default()
+                });
+            }
+        }
+        Ok(out)
+    }
+}

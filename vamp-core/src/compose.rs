@@ -22,6 +22,9 @@
 //! assert_eq!(web.environment_variables["DB"].value.as_deref(),
 //!            Some("$db.host:$db.ports.port_3306"));
 //! ```
+//!
+//! One file: one importer, compose file to blueprint, field by field as the compose
+//! reference lists them.
 
 use crate::dsl::{DslError, ErrorKind, Mark, Node, Value, parse_documents};
 use crate::model::{

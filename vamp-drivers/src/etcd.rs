@@ -13,6 +13,9 @@
 //!
 //! Verified against a real etcd 3.4 on loopback (the `KeyValueStore` conformance kit, and an
 //! outage test that stops and restarts a private etcd during a watch and a write stream).
+//!
+//! One file: the trait, the transactions and the watch task share the client's connection
+//! handling; each part is short.
 
 use std::time::Duration;
 

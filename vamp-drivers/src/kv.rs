@@ -16,6 +16,9 @@
 //! write is retried. Event ids come from compare-and-set on `events-sequence`. Event queries
 //! read every event and filter in memory: meant for the event volumes of a small installation;
 //! use SQLite or PostgreSQL for more.
+//!
+//! One file: artifacts, history and events share one key layout over the store, which reads
+//! best in one place.
 
 use std::sync::Arc;
 

@@ -1,4 +1,6 @@
 //! Reading helpers over [`Node`]s: strict maps, typed scalars, paths and the source map.
+//!
+//! One file: the reading helpers every reader uses, kept together so they stay consistent.
 
 use std::collections::HashMap;
 

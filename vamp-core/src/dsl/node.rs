@@ -3,6 +3,8 @@
 //! The DSL readers walk this tree instead of deserializing with serde: Vamp's DSL has many
 //! short and long forms (`breed: name` or a whole breed, `9050/http` or a map, …), and every error
 //! must name the artifact path, line and column. JSON is read by the same parser (JSON is YAML).
+//!
+//! One file: the YAML tree and its builder from the event parser change together.
 
 use std::fmt;
 

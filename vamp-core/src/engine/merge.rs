@@ -1,4 +1,6 @@
 //! Merging a blueprint into a deployment (spec §3.3).
+//!
+//! One file: the merge rules of spec §3.3, in the order the spec gives them.
 
 use std::collections::BTreeSet;
 

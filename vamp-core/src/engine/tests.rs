@@ -1,3 +1,5 @@
+//! The engine's unit tests. One file: they share fixtures, and each test is short.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;

@@ -13,6 +13,9 @@
 //!   gateway, feeds the planner, applies its actions through the router's weight path and the
 //!   persistence;
 //! - `calls/`: what the runtime asks outside (metric providers, webhooks), in the background.
+//!
+//! Over ~400 lines because it is mostly documentation: the values planner and runtime share,
+//! each with the meaning of every field.
 
 pub(crate) mod calls;
 pub mod plan;

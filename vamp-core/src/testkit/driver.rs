@@ -4,6 +4,9 @@
 //! the first line and `GET /env/<NAME>` with a variable's value) through the driver under test,
 //! then talks to every instance over HTTP. [`Fixtures`] tell it how this driver runs that
 //! service, a deployable that cannot start, and one that exits at once.
+//!
+//! One file: a conformance kit is a list of independent checks of one trait's contract;
+//! split, the contract would be scattered.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,4 +1,7 @@
 //! The [`KeyValueStore`] conformance kit.
+//!
+//! One file: a conformance kit is a list of independent checks of one trait's contract;
+//! split, the contract would be scattered.
 
 use futures::StreamExt;
 

@@ -1,4 +1,7 @@
 //! The [`Persistence`] conformance kit.
+//!
+//! One file: a conformance kit is a list of independent checks of one trait's contract;
+//! split, the contract would be scattered.
 
 use std::ops::Bound;
 

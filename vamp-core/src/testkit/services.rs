@@ -3,6 +3,9 @@
 //! `scripts/test.sh` starts the services and exports `VAMP_TEST_SERVICES` (e.g.
 //! `etcd zookeeper postgres docker haproxy`) plus one address variable per service,
 //! `VAMP_TEST_<NAME>` (e.g. `VAMP_TEST_ETCD=http://127.0.0.1:23790`).
+//!
+//! One file: the real services tests start, one short function each, sharing the same
+//! start-wait-stop helpers.
 
 /// The address of a real service for this test, or `None` to skip.
 ///

@@ -1,4 +1,7 @@
 //! The persistence trait: artifacts with revision history, and events (spec §2.3, §3.8).
+//!
+//! Over ~400 lines because it is mostly documentation: the trait's contract, which every
+//! backend and the conformance kit follow.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};

@@ -25,6 +25,9 @@
 //!
 //! [`FakeConsul::stop`] and [`FakeConsul::resume`] close and reopen the listener on the same
 //! port with the data kept, as a restarted Consul agent would.
+//!
+//! One file: a faithful fake of one wire protocol, kept in one place so it reads against
+//! Consul's public API documentation.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -36,6 +36,9 @@
 //!
 //! [`FakeElasticsearch::stop`] and [`FakeElasticsearch::resume`] close and reopen the listener
 //! on the same port, data kept.
+//!
+//! One file: a faithful fake of one wire protocol, kept in one place so it reads against
+//! Elasticsearch's public API documentation.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

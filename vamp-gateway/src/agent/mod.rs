@@ -19,6 +19,9 @@
 //!   taken, a reload HAProxy refused) is tried again.
 //! - Reports its health and the applied revision through [`Agent::status`] and
 //!   [`serve_status`] (HTTP `GET /health`).
+//!
+//! One file: the session, the watchdog and the reconcile step are one state machine over the
+//! same `Seen` state.
 
 use std::collections::BTreeMap;
 use std::future::Future;

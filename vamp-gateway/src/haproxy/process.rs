@@ -6,6 +6,8 @@
 //! sockets over from the old one through the admin socket (`expose-fd listeners`), and the old
 //! worker finishes its connections. Configs are checked with `haproxy -c` before they are
 //! written, so an invalid one never replaces the running one.
+//!
+//! One file: HAProxy's process and its master socket are one resource with one lifecycle.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

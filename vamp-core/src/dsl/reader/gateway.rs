@@ -1,4 +1,7 @@
 //! Gateways, routes, conditions and rewrites (spec §1.6–1.8).
+//!
+//! One file: gateways, routes, conditions and rewrites are read together and share one path
+//! scheme for errors.
 
 use super::prelude::*;
 

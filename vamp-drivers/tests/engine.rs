@@ -209,19 +209,12 @@ async fn converge(
     what: &str,
     done: impl Fn(Option<&Deployment>) -> bool,
 ) -> Option<Deployment> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
+    vamp_core::testkit::eventually_within(what, Duration::from_secs(90), || async {
         vamp.reconcile().await.unwrap();
         let d = vamp.deployment(name).await.unwrap();
-        if done(d.as_ref()) {
-            return d;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "'{what}' not reached; deployment: {d:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if done(d.as_ref()) { Ok(d) } else { Err(d) }
+    })
+    .await
 }
 
 fn all_done(d: Option<&Deployment>) -> bool {

@@ -82,11 +82,10 @@ async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
     let good = EtcdTls::from_files(Some(&ca), Some((&client_cert, &client_key))).expect("files");
     let store = connect(Some(good.clone())).await.expect("connect over TLS");
     // The member elects itself first: poll, bounded.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while store.put("/tls/k", b"v").await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "no answer over TLS");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    vamp_core::testkit::eventually_within("an answer over TLS", Duration::from_secs(20), || {
+        store.put("/tls/k", b"v")
+    })
+    .await;
     assert_eq!(
         store.get("/tls/k").await.expect("get").map(|e| e.value),
         Some(b"v".to_vec())
@@ -108,17 +107,18 @@ async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
             "an untrusted server",
         ),
     ] {
-        let t = std::time::Instant::now();
-        let result = match connect(tls).await {
-            Ok(store) => store.get("/tls/k").await.map(|_| ()),
-            Err(e) => Err(e),
-        };
+        let result = vamp_core::testkit::within_limit(
+            why,
+            Duration::from_secs(10),
+            Box::pin(async {
+                match connect(tls).await {
+                    Ok(store) => store.get("/tls/k").await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            }),
+        )
+        .await;
         let err = result.expect_err(why);
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "{why}: {:?}",
-            t.elapsed()
-        );
         assert!(err.to_string().contains("etcd"), "{why}: {err}");
     }
     let missing =
@@ -139,19 +139,20 @@ async fn user_authentication_works_and_missing_or_wrong_credentials_are_refused(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut etcd = PrivateEtcd::start(binary, dir.path()).await;
     // Turn authentication on: a root user with the root role first (etcd requires it).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut admin = loop {
-        if let Ok(mut client) = etcd_client::Client::connect([etcd.url()], None).await
-            && client.user_list().await.is_ok()
-        {
-            break client;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "private etcd never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let url = etcd.url();
+    let mut admin = vamp_core::testkit::eventually_within(
+        "the private etcd to answer",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            async move {
+                let mut client = etcd_client::Client::connect([url], None).await.ok()?;
+                client.user_list().await.ok()?;
+                Some(client)
+            }
+        },
+    )
+    .await;
     admin
         .user_add("root", "s3cret", None)
         .await

@@ -140,10 +140,15 @@ async fn a_silent_instance_times_out_with_504() {
     );
     router.apply(&[g]).await.expect("apply");
     let mut client = common::Client::new(port);
-    let started = std::time::Instant::now();
-    let r = client.get("/", &[]).await.expect("an answer");
+    // The 300 ms upstream timeout answers 504: a bound, not a measurement.
+    let r = vamp_core::testkit::within_limit(
+        "a 504 from the upstream timeout",
+        std::time::Duration::from_secs(5),
+        client.get("/", &[]),
+    )
+    .await
+    .expect("an answer");
     assert_eq!(r.status, 504, "{r:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(
         client
             .get("/", &[])

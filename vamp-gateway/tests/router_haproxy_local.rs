@@ -189,14 +189,10 @@ async fn counters_survive_reloads_and_restarts() {
         .status()
         .expect("kill");
     assert!(killed.success());
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !router.ensure_running().await.expect("restart") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never noticed it died"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    vamp_core::testkit::eventually("the watchdog to notice HAProxy died", || async {
+        router.ensure_running().await.expect("restart")
+    })
+    .await;
     kit::ready(port).await;
     common::split(&mut common::Client::new(port), 5, &[]).await;
     let restarted = router.stats().await.expect("stats");

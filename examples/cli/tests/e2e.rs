@@ -279,17 +279,11 @@ fn a_rollout_watched_in_a_terminal() {
     until("step 3/3");
     ok(&host, &["rollout", "resume", "watched"]);
     until("Succeeded");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = watch.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "watch did not end:\n{screen}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = vamp_core::testkit::eventually_blocking(
+        &format!("the watch to end:\n{screen}"),
+        Duration::from_secs(30),
+        || watch.child.try_wait().expect("wait"),
+    );
     while let Ok(line) = watch.lines.recv_timeout(Duration::from_millis(200)) {
         screen.push_str(&line);
         screen.push('\n');

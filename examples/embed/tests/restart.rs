@@ -63,17 +63,6 @@ fn processes(marker: &str) -> Vec<u32> {
     out
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn engine(data: &Path, files: &[&Path]) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_embed-deploy"))
         .arg("--data")
@@ -96,7 +85,12 @@ async fn kill_9_mid_deploy_then_restart_converges_without_duplicates() {
 
     // Start, and kill -9 as soon as the first instance runs: mid-deploy.
     let mut first = engine(&data, &[&file]);
-    wait_until("the first instance", || !processes(&marker).is_empty()).await;
+    vamp_core::testkit::eventually_within(
+        "the first instance",
+        Duration::from_secs(60),
+        || async { !processes(&marker).is_empty() },
+    )
+    .await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(first.id().unwrap()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     first.wait().await.unwrap();

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use vamp_core::testkit::eventually_within;
 use vamp_core::testkit::services::{PrivateEtcd, service};
 use vamp_core::traits::{KeyValueStore, Router};
 use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
@@ -35,11 +36,12 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
     config.timeout = Duration::from_secs(1);
     let store: Arc<dyn KeyValueStore> =
         Arc::new(EtcdStore::connect(config).await.expect("connect"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.list(ROOT).await.is_err() {
-        assert!(Instant::now() < deadline, "private etcd never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_within(
+        "the private etcd to answer",
+        Duration::from_secs(20),
+        || store.list(ROOT),
+    )
+    .await;
     let router = KvRouter::new(store.clone(), ROOT, RenderOptions::default());
 
     let (agent, status_port) = common::start_agent(
@@ -72,16 +74,11 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
     assert_eq!(r.status, 200, "HAProxy still serves: {}", r.body);
 
     etcd.resume().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let report = loop {
-        match router.apply(&[one(port, "b", b)]).await {
-            Ok(r) => break r,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "etcd did not come back: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let to_b = [one(port, "b", b)];
+    let report = eventually_within("etcd to come back", Duration::from_secs(20), || {
+        router.apply(&to_b)
+    })
+    .await;
     assert!(report.failed.is_empty(), "{report:?}");
     applied(status_port, common::published(store.as_ref(), ROOT).await).await;
     assert_eq!(

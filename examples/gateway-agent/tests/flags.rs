@@ -10,21 +10,16 @@ fn run(args: &[&str]) -> (i32, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            return (
-                status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent did not exit on bad flags: {args:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = vamp_core::testkit::eventually_blocking(
+        &format!("the agent to exit on bad flags {args:?}"),
+        Duration::from_secs(20),
+        || child.try_wait().expect("wait"),
+    );
+    let out = child.wait_with_output().expect("output");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

@@ -76,14 +76,12 @@ async fn the_agent_reads_etcd_over_tls_with_a_client_certificate() {
         Some(EtcdTls::from_files(Some(&ca), Some((&client_cert, &client_key))).expect("files"));
     let store: Arc<dyn KeyValueStore> =
         Arc::new(EtcdStore::connect(config).await.expect("connect"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while store.put("/vamp/tls-ready", b"1").await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "private etcd never answered over TLS"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    vamp_core::testkit::eventually_within(
+        "the private etcd to answer over TLS",
+        std::time::Duration::from_secs(20),
+        || store.put("/vamp/tls-ready", b"1"),
+    )
+    .await;
     let (ca, client_cert, client_key) = (
         ca.display().to_string(),
         client_cert.display().to_string(),

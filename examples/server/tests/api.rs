@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use vamp_core::testkit::eventually_within;
 
 mod common;
 
@@ -1299,29 +1300,22 @@ async fn a_dropped_test_server_leaves_no_process_behind() {
     let u = server.url.clone();
     common::store_demo_breed(&u).await;
     common::deploy(&u, "left", "name: left\nclusters:\n  c: app:1.0.0\n").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let port = loop {
+    let port = eventually_within("an instance", Duration::from_secs(30), || async {
         let (_, _, body) = send(reqwest::Method::GET, &format!("{u}/deployments/left"), None).await;
-        if let Some(port) =
-            parse(&body)["clusters"]["c"]["services"][0]["instances"][0]["ports"]["web"].as_u64()
-        {
-            break u16::try_from(port).expect("a port");
-        }
-        assert!(std::time::Instant::now() < deadline, "no instance: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        parse(&body)["clusters"]["c"]["services"][0]["instances"][0]["ports"]["web"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or(body)
+    })
+    .await;
     drop(server);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_ok()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the instance on {port} outlived its server"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("the instance on {port} to stop with its server");
+    eventually_within(&what, Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    })
+    .await;
 }
 
 /// Issue 16: a weight change through the API reaches the traffic without waiting for the

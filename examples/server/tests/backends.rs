@@ -265,19 +265,16 @@ async fn the_docker_driver_reaches_the_daemon() {
 /// GETs `url` until it answers 2xx (a bounded poll: 60 s); the body.
 async fn first_answer(url: &str) -> String {
     let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(url).send().await
-            && r.status().is_success()
-        {
-            return r.text().await.expect("body");
+    let what = format!("an answer from {url}");
+    vamp_core::testkit::eventually_within(&what, std::time::Duration::from_secs(60), || async {
+        let r = client.get(url).send().await.ok()?;
+        if r.status().is_success() {
+            r.text().await.ok()
+        } else {
+            None
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no answer from {url} within 60 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 #[cfg(feature = "swarm")]

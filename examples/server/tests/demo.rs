@@ -47,18 +47,12 @@ fn stop(mut running: Running) {
         .status()
         .expect("kill");
     assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(status) = running.child.try_wait().expect("wait") {
-            assert!(status.success(), "vamp-server exited with {status}");
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "vamp-server did not stop within 40 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = vamp_core::testkit::eventually_blocking(
+        "vamp-server to stop after SIGTERM",
+        Duration::from_secs(40),
+        || running.child.try_wait().expect("wait"),
+    );
+    assert!(status.success(), "vamp-server exited with {status}");
 }
 
 /// The body of `GET <path>` on the API.

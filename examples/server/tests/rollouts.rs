@@ -140,20 +140,17 @@ async fn rollout(u: &str, name: &str) -> Value {
 
 /// Waits (bounded) until the rollout's phase is one of `phases`.
 async fn phase(u: &str, name: &str, phases: &[&str]) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("rollout {name} to be {phases:?}");
+    vamp_core::testkit::eventually_within(&what, Duration::from_secs(30), || async {
         let r = rollout(u, name).await;
         let now = r["status"]["phase"].as_str().unwrap_or_default();
         if phases.contains(&now) {
-            return r;
+            Ok(r)
+        } else {
+            Err(r["status"].to_string())
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "rollout {name} not {phases:?} within 30 s: {:#}",
-            r["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// The weights the gateway's two routes have now.

@@ -2,7 +2,7 @@
 //! slower than its SLA allows gets a second instance by itself, and the SLA event is in the
 //! event log.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 
@@ -38,31 +38,32 @@ async fn a_slow_service_is_escalated_to_a_second_instance() {
 
     // Traffic through the gateway until the second instance runs (bounded: 60 s).
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
     let deployment = format!("{u}/deployments/{name}");
-    loop {
-        let requests = (0..4).map(|_| {
-            client
-                .get(format!("http://127.0.0.1:{gateway}/"))
-                .timeout(Duration::from_secs(5))
-                .send()
-        });
-        let _ = futures::future::join_all(requests).await;
-        let (_, _, body) = send(Method::GET, &deployment, None).await;
-        let service = &parse(&body)["clusters"]["c"]["services"][0];
-        if service["scale"]["instances"] == 2
-            && service["instances"]
-                .as_array()
-                .is_some_and(|i| i.len() == 2)
-        {
-            break;
-        }
-        if Instant::now() >= deadline {
-            let (_, _, gateways) = send(Method::GET, &format!("{u}/gateways"), None).await;
+    vamp_core::testkit::eventually_within(
+        "the escalation to 2 instances",
+        Duration::from_secs(60),
+        || async {
+            let requests = (0..4).map(|_| {
+                client
+                    .get(format!("http://127.0.0.1:{gateway}/"))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+            });
+            let _ = futures::future::join_all(requests).await;
+            let (_, _, body) = send(Method::GET, &deployment, None).await;
+            let service = parse(&body)["clusters"]["c"]["services"][0].clone();
+            let escalated = service["scale"]["instances"] == 2
+                && service["instances"]
+                    .as_array()
+                    .is_some_and(|i| i.len() == 2);
+            if escalated {
+                return Ok(());
+            }
             let (_, _, events) = send(Method::GET, &format!("{u}/events?per_page=20"), None).await;
-            panic!("not escalated within 60 s: {service}\ngateways: {gateways}\nevents: {events}");
-        }
-    }
+            Err(format!("{service}\nevents: {events}"))
+        },
+    )
+    .await;
 
     let (status, _, body) = send(
         Method::GET,

@@ -130,19 +130,12 @@ pub async fn wait_for(
     what: &str,
     done: impl Fn(Option<&ServiceState>) -> bool,
 ) -> Option<ServiceState> {
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    loop {
+    let what = format!("{}: {key} to reach '{what}'", driver.backend());
+    super::eventually_within(&what, CONVERGE, || async {
         let s = state(driver, key).await;
-        if done(s.as_ref()) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{}: {key} did not reach '{what}' within {CONVERGE:?}; last state: {s:?}",
-            driver.backend()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if done(s.as_ref()) { Ok(s) } else { Err(s) }
+    })
+    .await
 }
 
 /// True when `n` instances run the spec and all are healthy.

@@ -305,16 +305,17 @@ pub async fn survives_outage(
     server: &mut dyn Restartable,
     limit: std::time::Duration,
 ) {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let backend = store.backend();
     let p = prefix(store, "outage");
     let key = |i: usize| format!("{p}k{i:03}");
     // The server answers a while after it listens (e.g. etcd elects itself leader).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while store.list(&p).await.is_err() {
-        assert!(Instant::now() < deadline, "{backend} never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    super::eventually_within(
+        &format!("{backend} to answer"),
+        Duration::from_secs(30),
+        || async { store.list(&p).await },
+    )
+    .await;
     let mut watch = store.watch(&p, None).await.expect("watch");
     let mut written = Vec::new();
     for i in 0..20 {
@@ -328,43 +329,33 @@ pub async fn survives_outage(
     server.stop().await;
     let slack = limit * 2 + Duration::from_secs(2);
     for i in 20..25 {
-        let t = Instant::now();
-        let err = store
-            .put(&key(i), b"lost")
-            .await
-            .expect_err("the server is down");
-        assert!(
-            t.elapsed() < slack,
-            "a {backend} call took {:?} during the outage",
-            t.elapsed()
-        );
+        let err = super::within_limit(
+            &format!("a {backend} put during the outage to fail"),
+            slack,
+            store.put(&key(i), b"lost"),
+        )
+        .await
+        .expect_err("the server is down");
         assert!(
             matches!(err, Error::Unavailable { .. } | Error::Timeout { .. }),
             "{err:?}"
         );
         assert!(err.to_string().contains(backend), "{err}");
     }
-    let t = Instant::now();
-    assert!(store.get(&key(0)).await.is_err(), "get during the outage");
-    assert!(t.elapsed() < slack, "a get took {:?}", t.elapsed());
+    let got =
+        super::within_limit("a get during the outage to fail", slack, store.get(&key(0))).await;
+    assert!(got.is_err(), "get during the outage");
 
     server.resume().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut i = 25;
-    while written.len() < 40 {
-        match store.put(&key(i), format!("v{i}").as_bytes()).await {
-            Ok(_) => {
-                written.push(i);
-                i += 1;
-            }
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{backend} did not come back: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+    for i in 25..40 {
+        let (k, v) = (key(i), format!("v{i}"));
+        super::eventually_within(
+            &format!("{backend} to take write {i} after the outage"),
+            Duration::from_secs(60),
+            || store.put(&k, v.as_bytes()),
+        )
+        .await;
+        written.push(i);
     }
 
     // Every change the server applied, once, in revision order. A write whose answer was lost

@@ -18,6 +18,7 @@ pub mod driver;
 pub mod kv;
 pub mod outside;
 pub mod persistence;
+mod poll;
 pub mod services;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,42 +102,20 @@ pub fn unique(tag: &str) -> String {
 
 /// Awaits `future` for at most [`WAIT`], panicking with `what` on timeout.
 pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, future).await {
+    within_limit(what, WAIT, future).await
+}
+
+/// Awaits `future` for at most `limit`, panicking with `what` on timeout: the guard of a call
+/// that must answer (or fail) rather than hang — not a measurement, which is for benches.
+pub async fn within_limit<T>(
+    what: &str,
+    limit: Duration,
+    future: impl std::future::Future<Output = T>,
+) -> T {
+    match tokio::time::timeout(limit, future).await {
         Ok(v) => v,
-        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
     }
 }
 
-/// Polls `check` every 10 ms until it gives `Some`, for at most [`WAIT`]; panics with `what`
-/// (and the last value seen, if `check` keeps one) on timeout. The one bounded poll of the
-/// tests: for state that has no event to wait on.
-///
-/// ```
-/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-/// let mut n = 0;
-/// let got = vamp_core::testkit::eventually("the third call", || {
-///     n += 1;
-///     let v = (n == 3).then_some(n);
-///     async move { v }
-/// })
-/// .await;
-/// assert_eq!(got, 3);
-/// # });
-/// ```
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+pub use poll::{Attempt, eventually, eventually_blocking, eventually_within};

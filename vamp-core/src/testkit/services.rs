@@ -11,7 +11,10 @@
 ///
 /// - Listed in `VAMP_TEST_SERVICES` → its address from `VAMP_TEST_<NAME>`; the test then uses
 ///   it and **fails** if the service cannot be reached. Listed without an address → panic.
-/// - Not listed → prints why the test is skipped and returns `None`, so a plain `cargo test`
+/// - Not listed, in CI (`CI=true`, which `scripts/test.sh` sets once it started the services)
+///   → panic: a service CI is meant to have is missing, and that is a failure, not a skip.
+/// - Not listed elsewhere → `SKIPPED: …` on the terminal (written past the test harness's
+///   output capture, so it shows for a passing test too) and `None`, so a plain `cargo test`
 ///   works on a laptop without the services.
 pub fn service(name: &str) -> Option<String> {
     let listed = std::env::var("VAMP_TEST_SERVICES").unwrap_or_default();
@@ -19,9 +22,13 @@ pub fn service(name: &str) -> Option<String> {
         .split([' ', ','])
         .any(|s| s.eq_ignore_ascii_case(name))
     {
-        eprintln!(
-            "SKIPPED: service '{name}' is not in VAMP_TEST_SERVICES ('{listed}'); scripts/test.sh starts it"
+        let why = format!(
+            "service '{name}' is not in VAMP_TEST_SERVICES ('{listed}'); scripts/test.sh starts it"
         );
+        if in_ci() {
+            panic!("{why} — CI=true, so a missing service fails the test");
+        }
+        skipped(&why);
         return None;
     }
     let var = format!("VAMP_TEST_{}", name.to_ascii_uppercase().replace('-', "_"));
@@ -29,6 +36,18 @@ pub fn service(name: &str) -> Option<String> {
         Ok(address) if !address.is_empty() => Some(address),
         _ => panic!("VAMP_TEST_SERVICES lists '{name}' but {var} is not set"),
     }
+}
+
+/// Whether the tests run in CI: `CI` is `true` or `1` (as CI systems and `scripts/test.sh` set it).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Prints `SKIPPED: <why>` where it shows: straight to the process's stderr, which the test
+/// harness does not capture (it captures only the `print!` family).
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {why}");
 }
 
 /// A private etcd on free loopback ports, for outage tests: started from `binary` with its
@@ -221,17 +240,12 @@ impl PrivateEtcd {
 
 /// Waits (at most 30 s) until `port` on loopback accepts connections.
 async fn wait_for_port(port: u16, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} did not listen on port {port} within 30 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    super::eventually_within(
+        &format!("{what} to listen on port {port}"),
+        std::time::Duration::from_secs(30),
+        || tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await;
 }
 
 /// SIGTERM to our own child's PID, SIGKILL after 10 s.
@@ -310,15 +324,11 @@ impl PrivateZookeeper {
         self.child = Some(child);
         // The port opens (and `ruok` answers `imok`) before the server serves sessions; `srvr`
         // reports a mode only once it does.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self.is_ok().await {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private ZooKeeper did not serve within 60 s; see {}",
-                self.dir.join("zookeeper.log").display()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let what = format!(
+            "the private ZooKeeper to serve (see {})",
+            self.dir.join("zookeeper.log").display()
+        );
+        super::eventually_within(&what, std::time::Duration::from_secs(60), || self.is_ok()).await;
     }
 
     async fn is_ok(&self) -> bool {
@@ -432,15 +442,11 @@ impl PrivatePrometheus {
             .expect("spawn prometheus");
         self.child = Some(child);
         wait_for_port(self.port, "private Prometheus").await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !self.ready().await {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private Prometheus not ready within 30 s; see {}",
-                self.dir.join("prometheus.log").display()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let what = format!(
+            "the private Prometheus to be ready (see {})",
+            self.dir.join("prometheus.log").display()
+        );
+        super::eventually_within(&what, std::time::Duration::from_secs(30), || self.ready()).await;
     }
 
     async fn ready(&self) -> bool {

@@ -132,26 +132,23 @@ async fn a_pending_instance_is_found_by_its_marker() {
         },
     )
     .unwrap();
-    // Give the process a moment to be visible with its environment in /proc.
-    for _ in 0..100 {
-        if state::find_by_marker(&state::instance_id(&spec.key, 0)).is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    // The process is visible with its environment in /proc a moment after it starts.
+    vamp_core::testkit::eventually("the orphan to show in /proc", || async {
+        state::find_by_marker(&state::instance_id(&spec.key, 0))
+    })
+    .await;
     driver.deploy(&spec).await.unwrap();
     let s = driver::state(&driver, &spec.key).await.unwrap();
     assert_eq!(s.instances.len(), 1, "adopted, not duplicated");
     assert_eq!(s.instances[0].ports["web"], port);
     driver.undeploy(&spec.key).await.unwrap();
-    let mut exited = false;
-    for _ in 0..500 {
-        if orphan.try_wait().unwrap().is_some() {
-            exited = true;
-            break;
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while orphan.try_wait().unwrap().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    })
+    .await
+    .is_ok();
     if !exited {
         let _ = orphan.kill();
         let _ = orphan.wait();

@@ -7,40 +7,30 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use vamp_core::model::{Percentage, Sticky};
+use vamp_core::testkit::eventually;
 use vamp_core::traits::{ResolvedGateway, ResolvedRewrite, Router};
 
 use super::{Client, backend, free_port, gateway, route, split, sticky, with_condition};
 
-/// Polls (every 20 ms, at most 10 s) until `port` answers `GET /` with 200.
+/// Polls (at most 10 s) until `port` answers `GET /` with 200.
 pub async fn ready(port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(r) = Client::new(port).get("/", &[]).await
-            && r.status == 200
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port {port} did not serve within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("port {port} to serve"), || async {
+        Client::new(port)
+            .get("/", &[])
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
+    .await;
 }
 
 /// Polls (at most 10 s) until `port` refuses connections.
 pub async fn closed(port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_ok()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port {port} still accepts after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("port {port} to refuse connections"), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    })
+    .await;
 }
 
 async fn apply_ok(router: &impl Router, gateways: &[ResolvedGateway]) {

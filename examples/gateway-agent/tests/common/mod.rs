@@ -37,27 +37,22 @@ pub(crate) async fn published(store: &dyn vamp_core::traits::KeyValueStore, root
 
 /// Polls the status endpoint (at most 20 s) until it answers 200 with a revision ≥ `revision`.
 pub(crate) async fn applied(status_port: u16, revision: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = String::new();
-    loop {
-        if let Ok(r) = Client::new(status_port).get("/health", &[]).await {
-            let rev = r
-                .body
-                .split("\"applied_revision\":")
-                .nth(1)
-                .and_then(|s| s.split([',', '}']).next())
-                .and_then(|s| s.parse::<u64>().ok());
-            if r.status == 200 && rev.is_some_and(|v| v >= revision) {
-                return;
-            }
-            last = r.body;
+    let what = format!("revision {revision} to be applied");
+    vamp_core::testkit::eventually_within(&what, Duration::from_secs(20), || async {
+        let r = Client::new(status_port).get("/health", &[]).await?;
+        let rev = r
+            .body
+            .split("\"applied_revision\":")
+            .nth(1)
+            .and_then(|s| s.split([',', '}']).next())
+            .and_then(|s| s.parse::<u64>().ok());
+        if r.status == 200 && rev.is_some_and(|v| v >= revision) {
+            Ok(())
+        } else {
+            Err(r.body)
         }
-        assert!(
-            Instant::now() < deadline,
-            "revision {revision} not applied in 20 s; last status {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 /// A running agent. Dropped while it runs (a test failed), it gets SIGTERM, so it stops its

@@ -118,15 +118,12 @@ pub(crate) async fn send(
 /// Waits (at most 30 s) until the deployment is gone — its processes with it, which would
 /// otherwise outlive the test's server.
 pub(crate) async fn wait_gone(u: &str, deployment: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let url = format!("{u}/deployments/{deployment}");
-    while send(reqwest::Method::GET, &url, None).await.0 != 404 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deployment {deployment} never went"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("deployment {deployment} to go");
+    vamp_core::testkit::eventually_within(&what, Duration::from_secs(30), || async {
+        send(reqwest::Method::GET, &url, None).await.0 == 404
+    })
+    .await;
 }
 
 pub(crate) fn parse(text: &str) -> Value {

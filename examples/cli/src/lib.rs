@@ -8,13 +8,17 @@
 //! - [`rollout`]: `vamp rollout status [--watch]`, the rollout commands, and `vamp rollout
 //!   simulate` (offline).
 //!
-//! The binary (`src/main.rs`) only parses flags and calls into this library, so every
-//! command is testable without spawning a process.
+//! - [`args`]: the command line (clap); [`run`]: what each command does.
+//!
+//! The binary (`src/main.rs`) only parses flags and calls [`run::run`], so every command is
+//! testable without spawning a process.
 #![cfg_attr(
     not(test),
     warn(missing_docs, clippy::unwrap_used, clippy::expect_used)
 )]
 
+pub mod args;
 pub mod offline;
 pub mod online;
 pub mod rollout;
+pub mod run;

@@ -90,7 +90,10 @@ fn a_canary_release_through_the_cli() {
             .arg("--data")
             .arg(data.path())
             .args(["--listen", &format!("127.0.0.1:{api}")])
-            .env("VAMP_GATEWAYS__PORTS", vamp_core::testkit::gateway_ports())
+            .env(
+                "VAMP_GATEWAYS__PORTS",
+                vamp_core::testkit::gateway_port_slice(),
+            )
             .env("VAMP_DRIVER__KIND", "process")
             .env("RUST_LOG", "warn"),
     );
@@ -111,7 +114,7 @@ fn a_canary_release_through_the_cli() {
     let exe = server.display();
     let breed = |v: &str| {
         format!(
-            "kind: breeds\nname: app:{v}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {v}\"}}\nports: {{web: 8080/http}}\n"
+            "kind: breeds\nname: app:{v}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {v}\"}}\nports: {{web: 8080/http}}\nhealth_checks: {{path: /health, port: web, initial_delay: 0s, timeout: 2s, interval: 1s, failures: 3}}\n"
         )
     };
     let file = data.path().join("shop.yml");
@@ -221,7 +224,10 @@ fn a_rollout_watched_in_a_terminal() {
             .arg("--data")
             .arg(data.path())
             .args(["--listen", &format!("127.0.0.1:{api}")])
-            .env("VAMP_GATEWAYS__PORTS", vamp_core::testkit::gateway_ports())
+            .env(
+                "VAMP_GATEWAYS__PORTS",
+                vamp_core::testkit::gateway_port_slice(),
+            )
             .env("VAMP_DRIVER__KIND", "process")
             .env("RUST_LOG", "warn"),
     );
@@ -232,7 +238,7 @@ fn a_rollout_watched_in_a_terminal() {
     let exe = server.display();
     let breed = |v: &str| {
         format!(
-            "kind: breeds\nname: app:{v}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {v}\"}}\nports: {{web: 8080/http}}\n"
+            "kind: breeds\nname: app:{v}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {v}\"}}\nports: {{web: 8080/http}}\nhealth_checks: {{path: /health, port: web, initial_delay: 0s, timeout: 2s, interval: 1s, failures: 3}}\n"
         )
     };
     let file = data.path().join("shop.yml");

@@ -183,7 +183,7 @@ impl App {
             running_since: chrono::Utc::now(),
             uuid: uuid::Uuid::new_v4().to_string(),
             stopping: stopped.clone(),
-            answers: std::sync::Arc::default(),
+            metrics: std::sync::Arc::default(),
         };
         let app = api::router(state);
         let reconciler = {

@@ -452,7 +452,10 @@ async fn metrics_are_served_in_prometheus_text_format() {
         body.contains("vamp_up 1") && body.contains("vamp_deployments 0"),
         "{body}"
     );
-    for line in body.lines().filter(|l| !l.starts_with('#')) {
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut parts = line.rsplitn(2, ' ');
         let value = parts.next().unwrap_or_default();
         assert!(value.parse::<f64>().is_ok(), "not a sample: {line}");

@@ -21,7 +21,10 @@ fn start_with(data: &std::path::Path, api: u16, gateway: u16, more: &[&str]) -> 
             .args(more)
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .args(["--demo-port", &gateway.to_string()])
-            .env("VAMP_GATEWAYS__PORTS", vamp_core::testkit::gateway_ports())
+            .env(
+                "VAMP_GATEWAYS__PORTS",
+                vamp_core::testkit::gateway_port_slice(),
+            )
             .env("RUST_LOG", "warn"),
     )
 }

@@ -48,6 +48,7 @@ use deployments::*;
 use events::*;
 use gateways::*;
 use openapi::openapi;
+pub use prometheus::Metrics;
 use prometheus::*;
 use rollouts::*;
 use system::*;
@@ -72,8 +73,8 @@ pub struct AppState {
     pub uuid: String,
     /// Turns `true` when the server shuts down: open event streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// API answers counted by status class (1xx … 5xx), for `/metrics`.
-    pub answers: Arc<[std::sync::atomic::AtomicU64; 5]>,
+    /// This server's metrics (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The API as an axum router (state applied).

@@ -1,57 +1,154 @@
-//! `GET /metrics` in Prometheus text format: API answers, deployments, gateways, per-route traffic.
+//! `GET /metrics` in Prometheus text format: API answers, deployments, gateways, rollouts
+//! and per-route traffic — through the `metrics` facade and `metrics-exporter-prometheus`.
+//!
+//! Each server has its own recorder ([`Metrics`]), not the process-wide one, so several servers
+//! in one process (tests, embedders) keep their counts apart. What Vamp already counts (the
+//! routers' totals, rollout verdicts) is set at each scrape as an absolute value.
+//!
+//! One family is written by hand: the per-route response-time histograms. The router hands
+//! over bucket counts, and the exporter's histograms are built from single observations, so
+//! they cannot carry them; `route_histograms` writes them in the same text format.
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_util::MetricKindMask;
 
 use super::*;
+
+/// A server's own metrics recorder and its Prometheus handle.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        // Series not set again for 10 minutes (an undeployed gateway's routes, a deleted
+        // rollout) leave the output.
+        let recorder = PrometheusBuilder::new()
+            .idle_timeout(
+                MetricKindMask::COUNTER | MetricKindMask::GAUGE,
+                Some(std::time::Duration::from_secs(600)),
+            )
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Metrics { recorder, handle };
+        metrics.record(|| {
+            metrics::describe_counter!("vamp_api_responses_total", "API answers by status class.");
+            metrics::describe_gauge!("vamp_up", "Whether the store answered this scrape.");
+            metrics::describe_gauge!("vamp_deployments", "Deployments stored.");
+            metrics::describe_gauge!(
+                "vamp_gateways",
+                "Gateways, the deployments' and standalone ones."
+            );
+            metrics::describe_gauge!("vamp_uptime_seconds", "Time since the server started.");
+            metrics::describe_counter!(
+                "vamp_route_requests_total",
+                "Requests (HTTP) or connections (TCP) a gateway route handled."
+            );
+            metrics::describe_counter!(
+                "vamp_route_errors_total",
+                "Failed ones (5xx or connection errors)."
+            );
+            metrics::describe_gauge!(
+                "vamp_rollout_phase",
+                "A rollout's phase: 0 progressing, 1 paused, 2 succeeded, 3 rolled back, 4 aborted."
+            );
+            metrics::describe_gauge!(
+                "vamp_rollout_canary_weight",
+                "The canary route's weight, per cent of the gateway."
+            );
+            metrics::describe_counter!(
+                "vamp_rollout_verdicts_total",
+                "Analysis verdicts by outcome."
+            );
+        });
+        metrics
+    }
+}
+
+impl Metrics {
+    /// Runs `f` with this server's recorder as the one the `metrics` macros record to.
+    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, f)
+    }
+
+    /// Everything recorded, in Prometheus text format.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
 
 /// Counts every API answer by status class.
 pub(super) async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let class = usize::from(response.status().as_u16() / 100).clamp(1, 5) - 1;
-    if let Some(counter) = state.answers.get(class) {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
+    let class = format!("{}xx", (response.status().as_u16() / 100).clamp(1, 5));
+    state
+        .metrics
+        .record(|| metrics::counter!("vamp_api_responses_total", "code" => class).increment(1));
     response
 }
 
 /// `/metrics`: Prometheus text format (no token: scrapers read it).
 pub(super) async fn prometheus(State(state): State<AppState>) -> Response {
-    use std::sync::atomic::Ordering;
-    let mut out = String::new();
-    out.push_str("# HELP vamp_api_responses_total API answers by status class.\n");
-    out.push_str("# TYPE vamp_api_responses_total counter\n");
-    for (i, counter) in state.answers.iter().enumerate() {
-        out.push_str(&format!(
-            "vamp_api_responses_total{{code=\"{}xx\"}} {}\n",
-            i + 1,
-            counter.load(Ordering::Relaxed)
-        ));
-    }
     let deployments = state.vamp.deployments().await.map(|d| d.len());
     let gateways = state.vamp.gateways().await.map(|g| g.len());
-    out.push_str("# HELP vamp_up Whether the store answered this scrape.\n# TYPE vamp_up gauge\n");
-    out.push_str(&format!(
-        "vamp_up {}\n",
-        u8::from(deployments.is_ok() && gateways.is_ok())
-    ));
-    if let (Ok(d), Ok(g)) = (deployments, gateways) {
-        out.push_str(
-            "# HELP vamp_deployments Deployments stored.\n# TYPE vamp_deployments gauge\n",
-        );
-        out.push_str(&format!("vamp_deployments {d}\n"));
-        out.push_str("# HELP vamp_gateways Gateways, the deployments' and standalone ones.\n# TYPE vamp_gateways gauge\n");
-        out.push_str(&format!("vamp_gateways {g}\n"));
-    }
     // Routers that cannot count (`none`, `haproxy-kv`: the agents' HAProxies count) add
     // nothing.
-    if let Ok(routes) = state.vamp.route_stats().await {
-        route_metrics(&mut out, &routes);
-    }
-    rollout_metrics(&mut out, &state).await;
-    out.push_str("# HELP vamp_uptime_seconds Time since the server started.\n# TYPE vamp_uptime_seconds gauge\n");
-    out.push_str(&format!(
-        "vamp_uptime_seconds {}\n",
-        state.started.elapsed().as_secs()
-    ));
+    let routes = state.vamp.route_stats().await.unwrap_or_default();
+    let rollouts = rollout_rows(&state).await;
+    state.metrics.record(|| {
+        metrics::gauge!("vamp_up")
+            .set(f64::from(u8::from(deployments.is_ok() && gateways.is_ok())));
+        if let (Ok(d), Ok(g)) = (deployments, gateways) {
+            metrics::gauge!("vamp_deployments").set(d as f64);
+            metrics::gauge!("vamp_gateways").set(g as f64);
+        }
+        metrics::gauge!("vamp_uptime_seconds").set(state.started.elapsed().as_secs_f64().floor());
+        for r in &routes {
+            let labels = [("gateway", r.gateway.clone()), ("route", r.route.clone())];
+            metrics::counter!("vamp_route_requests_total", &labels).absolute(r.requests);
+            metrics::counter!("vamp_route_errors_total", &labels).absolute(r.errors);
+        }
+        for (name, s) in &rollouts {
+            let rollout = [("rollout", name.clone())];
+            metrics::gauge!("vamp_rollout_phase", &rollout).set(f64::from(s.phase.number()));
+            metrics::gauge!("vamp_rollout_canary_weight", &rollout)
+                .set(f64::from(s.weights.canary));
+            for (verdict, n) in [
+                ("pass", s.verdicts.pass),
+                ("fail", s.verdicts.fail),
+                ("inconclusive", s.verdicts.inconclusive),
+                ("error", s.verdicts.error),
+            ] {
+                metrics::counter!(
+                    "vamp_rollout_verdicts_total",
+                    "rollout" => name.clone(),
+                    "verdict" => verdict
+                )
+                .absolute(n);
+            }
+        }
+    });
+    let mut out = state.metrics.render();
+    route_histograms(&mut out, &routes);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Every rollout that has a status.
+async fn rollout_rows(state: &AppState) -> Vec<(String, vamp_core::rollout::RolloutStatus)> {
+    let mut rows = Vec::new();
+    for r in state.vamp.rollouts().await.unwrap_or_default() {
+        if let Ok(Some(s)) = state.vamp.rollout_status(&r.name).await {
+            rows.push((r.name, s));
+        }
+    }
+    rows
 }
 
 /// A Prometheus label value: `\`, `"` and line feeds escaped.
@@ -62,9 +159,17 @@ pub(super) fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Per-route requests, errors and response times in Prometheus text format.
-pub(super) fn route_metrics(out: &mut String, routes: &[vamp_core::traits::RouteStats]) {
+/// Per-route response-time histograms (bucket counts from the router), in Prometheus text
+/// format; nothing when no route measures response times.
+pub(super) fn route_histograms(out: &mut String, routes: &[vamp_core::traits::RouteStats]) {
     use std::fmt::Write;
+    let measured: Vec<_> = routes
+        .iter()
+        .filter(|r| !r.latency.buckets.is_empty())
+        .collect();
+    if measured.is_empty() {
+        return;
+    }
     let labels = |r: &vamp_core::traits::RouteStats| {
         format!(
             "gateway=\"{}\",route=\"{}\"",
@@ -72,21 +177,8 @@ pub(super) fn route_metrics(out: &mut String, routes: &[vamp_core::traits::Route
             label(&r.route)
         )
     };
-    out.push_str("# HELP vamp_route_requests_total Requests (HTTP) or connections (TCP) a gateway route handled.\n# TYPE vamp_route_requests_total counter\n");
-    for r in routes {
-        let _ = writeln!(
-            out,
-            "vamp_route_requests_total{{{}}} {}",
-            labels(r),
-            r.requests
-        );
-    }
-    out.push_str("# HELP vamp_route_errors_total Failed ones (5xx or connection errors).\n# TYPE vamp_route_errors_total counter\n");
-    for r in routes {
-        let _ = writeln!(out, "vamp_route_errors_total{{{}}} {}", labels(r), r.errors);
-    }
     out.push_str("# HELP vamp_route_response_time_ms Response times of a route, milliseconds.\n# TYPE vamp_route_response_time_ms histogram\n");
-    for r in routes {
+    for r in measured {
         let mut count = 0;
         for (bound, n) in &r.latency.buckets {
             let le = if bound.is_infinite() {
@@ -122,64 +214,14 @@ pub(super) fn route_metrics(out: &mut String, routes: &[vamp_core::traits::Route
     }
 }
 
-/// Every rollout's phase, canary weight and verdicts (issue 18).
-async fn rollout_metrics(out: &mut String, state: &AppState) {
-    use std::fmt::Write;
-    let Ok(rollouts) = state.vamp.rollouts().await else {
-        return;
-    };
-    let mut rows = Vec::new();
-    for r in rollouts {
-        if let Ok(Some(s)) = state.vamp.rollout_status(&r.name).await {
-            rows.push((r.name, s));
-        }
-    }
-    if rows.is_empty() {
-        return;
-    }
-    out.push_str("# HELP vamp_rollout_phase A rollout's phase: 0 progressing, 1 paused, 2 succeeded, 3 rolled back, 4 aborted.\n# TYPE vamp_rollout_phase gauge\n");
-    for (name, s) in &rows {
-        let _ = writeln!(
-            out,
-            "vamp_rollout_phase{{rollout=\"{}\"}} {}",
-            label(name),
-            s.phase.number()
-        );
-    }
-    out.push_str("# HELP vamp_rollout_canary_weight The canary route's weight, per cent of the gateway.\n# TYPE vamp_rollout_canary_weight gauge\n");
-    for (name, s) in &rows {
-        let _ = writeln!(
-            out,
-            "vamp_rollout_canary_weight{{rollout=\"{}\"}} {}",
-            label(name),
-            s.weights.canary
-        );
-    }
-    out.push_str("# HELP vamp_rollout_verdicts_total Analysis verdicts by outcome.\n# TYPE vamp_rollout_verdicts_total counter\n");
-    for (name, s) in &rows {
-        for (verdict, n) in [
-            ("pass", s.verdicts.pass),
-            ("fail", s.verdicts.fail),
-            ("inconclusive", s.verdicts.inconclusive),
-            ("error", s.verdicts.error),
-        ] {
-            let _ = writeln!(
-                out,
-                "vamp_rollout_verdicts_total{{rollout=\"{}\",verdict=\"{verdict}\"}} {n}",
-                label(name)
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use vamp_core::traits::{LatencyHistogram, RouteStats};
 
     #[test]
-    fn route_metrics_escape_labels_and_close_histograms() {
+    fn route_histograms_escape_labels_and_close_histograms() {
         let mut out = String::new();
-        super::route_metrics(
+        super::route_histograms(
             &mut out,
             &[RouteStats {
                 gateway: "shop/web".into(),
@@ -194,8 +236,6 @@ mod tests {
         );
         let labels = r#"gateway="shop/web",route="a\"b\\c""#;
         for line in [
-            format!("vamp_route_requests_total{{{labels}}} 7"),
-            format!("vamp_route_errors_total{{{labels}}} 1"),
             format!("vamp_route_response_time_ms_bucket{{{labels},le=\"5\"}} 3"),
             format!("vamp_route_response_time_ms_bucket{{{labels},le=\"+Inf\"}} 7"),
             format!("vamp_route_response_time_ms_sum{{{labels}}} 120.5"),

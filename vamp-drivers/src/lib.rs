@@ -50,6 +50,8 @@ pub mod etcd;
 pub mod fakes;
 #[cfg(any(feature = "process", feature = "docker"))]
 mod health;
+#[cfg(feature = "http-client")]
+mod http;
 #[cfg(any(feature = "zookeeper", feature = "consul"))]
 mod keypath;
 #[cfg(feature = "kv")]

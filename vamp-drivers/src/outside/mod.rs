@@ -18,11 +18,9 @@
 //! hyper-rustls, given the ring provider explicitly, and the system's root certificates. The
 //! glue is small: one request, a timeout, a bounded body.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http_body_util::BodyExt as _;
 use vamp_core::model::ProviderKind;
 use vamp_core::traits::{CallError, MetricProvider, Reading, WebhookSender};
 
@@ -33,128 +31,17 @@ pub use web::WebProvider;
 mod webhooks;
 pub use webhooks::HttpWebhooks;
 
-/// The most of an answer body read: numbers and small documents, not downloads.
-const MAX_BODY: usize = 1 << 20;
+type Http = crate::http::Http<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+>;
 
-type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-
-/// An HTTP(S) client: HTTP/1.1, rustls with ring and the system's roots, connect timeout 5 s.
-#[derive(Clone)]
-struct Http {
-    client: hyper_util::client::legacy::Client<Connector, http_body_util::Full<bytes::Bytes>>,
-}
-
-impl std::fmt::Debug for Http {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http").finish_non_exhaustive()
+/// A GET whose answer must be a success.
+async fn get_ok(http: &Http, url: &str, timeout: Duration) -> Result<Vec<u8>, CallError> {
+    let (status, body) = http.request(hyper::Method::GET, url, None, timeout).await?;
+    if !status.is_success() {
+        return Err(status_error(url, status, &body));
     }
-}
-
-impl Http {
-    fn new() -> Result<Self, CallError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        // Unreadable system certificates leave https unusable (each call says so), not the
-        // server unable to start.
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
-            tracing::warn!(error = %e, "a system root certificate could not be read");
-        }
-        roots.add_parsable_certificates(native.certs);
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| CallError::Unreachable {
-                url: String::new(),
-                message: format!("cannot set up TLS: {e}"),
-            })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
-        Ok(Http { client })
-    }
-
-    /// One request: the status and the body (at most [`MAX_BODY`] bytes), within `timeout`.
-    async fn request(
-        &self,
-        method: hyper::Method,
-        url: &str,
-        body: Option<Vec<u8>>,
-        timeout: Duration,
-    ) -> Result<(hyper::StatusCode, Vec<u8>), CallError> {
-        let answer = |message: String| CallError::Answer {
-            url: url.to_owned(),
-            message,
-        };
-        let uri: hyper::Uri = url.parse().map_err(|e| answer(format!("not a URL: {e}")))?;
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("vamp/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(hyper::header::ACCEPT, "application/json");
-        if body.is_some() {
-            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
-        let request = request
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.unwrap_or_default(),
-            )))
-            .map_err(|e| answer(format!("cannot make the request: {e}")))?;
-        let call = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                // The innermost cause says most ("Connection refused").
-                let mut message = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    message = s.to_string();
-                    source = s.source();
-                }
-                CallError::Unreachable {
-                    url: url.to_owned(),
-                    message,
-                }
-            })?;
-            let status = response.status();
-            let limited = http_body_util::Limited::new(response.into_body(), MAX_BODY);
-            let bytes = limited
-                .collect()
-                .await
-                .map_err(|e| {
-                    answer(format!(
-                        "the answer could not be read (at most {MAX_BODY} bytes): {e}"
-                    ))
-                })?
-                .to_bytes();
-            Ok((status, bytes.to_vec()))
-        };
-        tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| CallError::Timeout {
-                url: url.to_owned(),
-                timeout,
-            })?
-    }
-
-    /// A GET whose answer must be a success.
-    async fn get_ok(&self, url: &str, timeout: Duration) -> Result<Vec<u8>, CallError> {
-        let (status, body) = self.request(hyper::Method::GET, url, None, timeout).await?;
-        if !status.is_success() {
-            return Err(status_error(url, status, &body));
-        }
-        Ok(body)
-    }
+    Ok(body)
 }
 
 fn status_error(url: &str, status: hyper::StatusCode, body: &[u8]) -> CallError {

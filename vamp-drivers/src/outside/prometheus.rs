@@ -14,7 +14,7 @@ impl PrometheusProvider {
     /// # Errors
     /// When TLS cannot be set up.
     pub fn new() -> Result<Self, CallError> {
-        Ok(PrometheusProvider { http: Http::new()? })
+        Ok(PrometheusProvider { http: Http::tls()? })
     }
 
     async fn get(

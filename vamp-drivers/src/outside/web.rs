@@ -14,7 +14,7 @@ impl WebProvider {
     /// # Errors
     /// When TLS cannot be set up.
     pub fn new() -> Result<Self, CallError> {
-        Ok(WebProvider { http: Http::new()? })
+        Ok(WebProvider { http: Http::tls()? })
     }
 }
 
@@ -61,7 +61,7 @@ impl MetricProvider for WebProvider {
         query: &str,
         timeout: Duration,
     ) -> Result<Reading, CallError> {
-        let bytes = self.http.get_ok(url, timeout).await?;
+        let bytes = get_ok(&self.http, url, timeout).await?;
         read_path(url, &json(url, &bytes)?, query)
     }
 }

@@ -14,7 +14,7 @@ impl HttpWebhooks {
     /// # Errors
     /// When TLS cannot be set up.
     pub fn new() -> Result<Self, CallError> {
-        Ok(HttpWebhooks { http: Http::new()? })
+        Ok(HttpWebhooks { http: Http::tls()? })
     }
 }
 

@@ -1,51 +1,67 @@
-//! The agent's `GET /health` endpoint.
+//! The agent's `GET /health` endpoint, served by hyper (HTTP/1.1, keep-alive).
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 
 use super::*;
 
 /// Serves `GET /health` on `listener` until `shutdown`: `200` with the [`AgentStatus`] as JSON
-/// while HAProxy runs, `503` before. One request per connection.
+/// while HAProxy runs, `503` before; `404` for anything else.
 pub async fn serve_status(
     listener: tokio::net::TcpListener,
     status: watch::Receiver<AgentStatus>,
     shutdown: impl Future<Output = ()>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => return,
             a = listener.accept() => a,
         };
-        let Ok((mut stream, _)) = accepted else {
+        let Ok((stream, _)) = accepted else {
             continue;
         };
-        let status = status.borrow().clone();
+        let status = status.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-            let Ok(Ok(n)) = read else { return };
-            let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
-            let (code, body) = if !request.starts_with("GET /health ") {
-                (
-                    "404 Not Found",
-                    "{\"message\":\"try GET /health\"}".to_owned(),
-                )
-            } else {
-                let body = serde_json::to_string(&status).unwrap_or_default();
-                (
-                    if status.haproxy_running {
-                        "200 OK"
-                    } else {
-                        "503 Service Unavailable"
-                    },
-                    body,
-                )
-            };
-            let response = format!(
-                "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let answer = answer(&request, &status.borrow());
+                    async move { Ok::<_, Infallible>(answer) }
+                });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "status connection ended with an error");
+            }
         });
     }
+}
+
+fn answer(request: &Request<hyper::body::Incoming>, status: &AgentStatus) -> Response<Full<Bytes>> {
+    let (code, body) = if request.method() == Method::GET && request.uri().path() == "/health" {
+        let code = if status.haproxy_running {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (code, serde_json::to_string(status).unwrap_or_default())
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            "{\"message\":\"try GET /health\"}".to_owned(),
+        )
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -38,6 +38,7 @@
 
 #[cfg(any(feature = "zookeeper", feature = "consul"))]
 mod changelog;
+pub mod connect;
 #[cfg(feature = "consul")]
 pub mod consul;
 #[cfg(feature = "docker")]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use vamp_demo_app::{DemoConfig, serve};
+use vamp_demo_app::{DemoConfig, serve, shutdown_signal};
 
 /// An HTTP service that answers with its version (first body line and `x-version` header).
 #[derive(Parser)]
@@ -52,28 +52,6 @@ async fn run() -> anyhow::Result<()> {
         config.version,
         listener.local_addr()?
     );
-    serve(listener, config, shutdown()).await?;
+    serve(listener, config, shutdown_signal()).await?;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            // Without a SIGTERM handler, SIGINT alone stops the service.
-            let _ = ctrl_c.await;
-            return;
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -33,7 +33,7 @@ fn not_built(key: &str, kind: &str) -> StartError {
 }
 
 /// `user:password` as a pair; `what` names the backend in the error.
-#[cfg(any(feature = "etcd", feature = "elasticsearch"))]
+#[cfg(feature = "elasticsearch")]
 fn user_password(credentials: &str, what: &str) -> Result<(String, String), StartError> {
     credentials
         .split_once(':')
@@ -41,64 +41,13 @@ fn user_password(credentials: &str, what: &str) -> Result<(String, String), Star
         .ok_or_else(|| bad(format!("the credentials for {what} must be user:password")))
 }
 
-/// The `[key_value]` store.
+/// The `[key_value]` store, through the same [`vamp_drivers::connect::key_value`] the gateway
+/// agent uses.
 pub(crate) async fn key_value(config: &ServerConfig) -> Result<Arc<dyn KeyValueStore>, StartError> {
-    let kv = &config.key_value;
-    let store: Arc<dyn KeyValueStore> = match kv.kind.as_str() {
-        "memory" => Arc::new(vamp_core::memory::MemoryStore::default()),
-        #[cfg(feature = "etcd")]
-        "etcd" => {
-            use vamp_drivers::etcd::{EtcdConfig, EtcdStore};
-            let endpoints: Vec<String> = kv
-                .servers
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-            let mut etcd = EtcdConfig::new(endpoints.first().cloned().unwrap_or_default());
-            etcd.endpoints = endpoints;
-            if let Some(c) = &kv.credentials {
-                etcd.user = Some(user_password(c, "etcd")?);
-            }
-            #[cfg(feature = "etcd-tls")]
-            if kv.ca.is_some() || kv.cert.is_some() {
-                let identity = kv.cert.as_deref().zip(kv.key.as_deref());
-                etcd.tls = Some(
-                    vamp_drivers::etcd::EtcdTls::from_files(kv.ca.as_deref(), identity)
-                        .map_err(failed("key_value (etcd TLS files)"))?,
-                );
-            }
-            Arc::new(
-                EtcdStore::connect(etcd)
-                    .await
-                    .map_err(failed("key_value (etcd)"))?,
-            )
-        }
-        #[cfg(feature = "zookeeper")]
-        "zookeeper" => {
-            use vamp_drivers::zookeeper::{ZookeeperConfig, ZookeeperStore};
-            let mut zk = ZookeeperConfig::new(kv.servers.trim());
-            zk.digest.clone_from(&kv.credentials);
-            Arc::new(
-                ZookeeperStore::connect(zk)
-                    .await
-                    .map_err(failed("key_value (zookeeper)"))?,
-            )
-        }
-        #[cfg(feature = "consul")]
-        "consul" => {
-            use vamp_drivers::consul::{ConsulConfig, ConsulStore};
-            let mut consul = ConsulConfig::new(kv.servers.trim());
-            consul.token.clone_from(&kv.credentials);
-            Arc::new(
-                ConsulStore::connect(consul)
-                    .await
-                    .map_err(failed("key_value (consul)"))?,
-            )
-        }
-        other => return Err(not_built("key_value.kind", other)),
-    };
-    Ok(store)
+    let backend = config.key_value.backend().map_err(bad)?;
+    vamp_drivers::connect::key_value(&backend)
+        .await
+        .map_err(|e| bad(format!("key_value: {e}")))
 }
 
 /// The `[persistence]`; `kv` is the `[key_value]` store, for `key-value`.

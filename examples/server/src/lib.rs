@@ -18,6 +18,7 @@
 
 pub mod api;
 mod backends;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dynamic;

@@ -1,166 +1,18 @@
-//! `vamp-server`: the Vamp REST API over an embedded Vamp.
+//! `vamp-server`: the Vamp REST API over an embedded Vamp — parse the flags, run
+//! (`vamp_server::cli::run`), exit with its code.
 //!
 //! Run with: `cargo run --release -p vamp-server -- --demo`
 
-use std::net::IpAddr;
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand};
-use vamp_server::config::ServerConfig;
-use vamp_server::{App, demo, shutdown_signal};
-
-/// The Vamp server: REST API, reconciler and gateways, on embedded defaults unless configured.
-#[derive(Parser)]
-#[command(name = "vamp-server", version)]
-struct Args {
-    /// A TOML configuration file (docs/server.md lists the keys).
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// The API address (server.listen).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Where the database, process state and logs live (server.data_dir).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Print the effective configuration and exit.
-    #[arg(long)]
-    print_config: bool,
-    /// Deploy a two-version demo service behind one gateway at 90/10.
-    #[arg(long)]
-    demo: bool,
-    /// The demo gateway's port.
-    #[arg(long, default_value_t = demo::DEFAULT_PORT)]
-    demo_port: u16,
-    /// With --demo: start the canary at 0% and let a rollout move the traffic to it, judging
-    /// it on the way (the demo sends traffic meanwhile).
-    #[arg(long, requires = "demo")]
-    demo_rollout: bool,
-    /// With --demo-rollout: the canary's share of failing answers (0 to 1), e.g. 0.2 to watch
-    /// it rolled back.
-    #[arg(long, requires = "demo_rollout", default_value_t = 0.0, value_parser = error_rate)]
-    demo_canary_error_rate: f64,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// The demo service (what `--demo` deploys).
-    #[command(hide = true)]
-    DemoApp {
-        #[arg(long, default_value = "1.0.0")]
-        app_version: String,
-        #[arg(long, env = "VAMP_DEMO_HOST", default_value = "127.0.0.1")]
-        host: IpAddr,
-        #[arg(long, env = "PORT", default_value_t = 8080)]
-        port: u16,
-        /// Milliseconds to wait before every answer (not `/health`).
-        #[arg(long, env = "VAMP_DEMO_LATENCY_MS", default_value_t = 0)]
-        latency_ms: u64,
-        /// Share of answers that are `500`, from 0 to 1 (not `/health`).
-        #[arg(long, env = "VAMP_DEMO_ERROR_RATE", default_value_t = 0.0)]
-        error_rate: f64,
-    },
-}
-
-/// A share between 0 and 1.
-fn error_rate(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| (0.0..=1.0).contains(v))
-        .ok_or_else(|| format!("'{text}' is not a share between 0 and 1, e.g. 0.2"))
-}
+use clap::Parser as _;
 
 fn main() {
-    let args = Args::parse();
+    let args = vamp_server::cli::Args::parse();
     let code = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(run(args)),
-        Err(e) => fail(1, format!("cannot start the runtime: {e}")),
+        Ok(runtime) => runtime.block_on(vamp_server::cli::run(args)),
+        Err(e) => {
+            eprintln!("vamp-server: cannot start the runtime: {e}");
+            1
+        }
     };
     std::process::exit(code);
-}
-
-/// Prints `message` and returns `code`, the exit code (docs/server.md: 2 = configuration).
-fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
-    eprintln!("vamp-server: {message}");
-    code
-}
-
-async fn run(args: Args) -> i32 {
-    if let Some(Command::DemoApp {
-        app_version,
-        host,
-        port,
-        latency_ms,
-        error_rate,
-    }) = args.command
-    {
-        let config = vamp_demo_app::DemoConfig {
-            version: app_version,
-            latency: std::time::Duration::from_millis(latency_ms),
-            error_rate,
-        };
-        return match demo::app(config, host, port, shutdown_signal()).await {
-            Ok(()) => 0,
-            Err(e) => fail(1, format!("demo-app: {e}")),
-        };
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let flags = [
-        args.listen.map(|l| ("server.listen".to_owned(), l)),
-        args.data
-            .map(|d| ("server.data_dir".to_owned(), d.display().to_string())),
-        // The demo's services are commands run by the process driver.
-        args.demo
-            .then(|| ("driver.kind".to_owned(), "process".to_owned())),
-    ];
-    let config = match ServerConfig::load(
-        args.config.as_deref(),
-        std::env::vars(),
-        flags.into_iter().flatten(),
-    ) {
-        Ok(config) => config,
-        Err(e) => return fail(2, e),
-    };
-    if args.print_config {
-        print!("{}", config.to_toml());
-        return 0;
-    }
-    let app = match App::build(config).await {
-        Ok(app) => app,
-        Err(e) => return fail(1, e),
-    };
-    let listener = match app.bind().await {
-        Ok(l) => l,
-        Err(e) => return fail(1, e),
-    };
-    let address = listener.local_addr().unwrap_or(app.config.server.listen);
-    println!("vamp-server listening on http://{address}");
-    let served = if args.demo {
-        let out = &mut std::io::stdout();
-        let rollout = args.demo_rollout.then_some(demo::DemoRollout {
-            canary_error_rate: args.demo_canary_error_rate,
-        });
-        demo::run(
-            &app,
-            listener,
-            args.demo_port,
-            rollout,
-            shutdown_signal(),
-            out,
-        )
-        .await
-        .map_err(|e| e.to_string())
-    } else {
-        app.serve(listener, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
-    };
-    served.map_or_else(|e| fail(1, e), |()| 0)
 }

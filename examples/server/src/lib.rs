@@ -142,6 +142,22 @@ impl App {
         })
     }
 
+    /// The API as a tower service over this app's `Vamp`, without a listener: what
+    /// [`serve`](Self::serve) serves, and what in-process tests call with
+    /// `tower::ServiceExt::oneshot`. Event streams end when `stopping` turns `true`.
+    pub fn router(&self, stopping: watch::Receiver<bool>) -> axum::Router {
+        api::router(api::AppState {
+            vamp: self.vamp.clone(),
+            config: self.config.clone(),
+            settings: self.settings.clone(),
+            started: Instant::now(),
+            running_since: chrono::Utc::now(),
+            uuid: uuid::Uuid::new_v4().to_string(),
+            stopping,
+            metrics: std::sync::Arc::default(),
+        })
+    }
+
     /// Binds the configured API address.
     ///
     /// # Errors
@@ -176,17 +192,7 @@ impl App {
         let until = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let state = api::AppState {
-            vamp: self.vamp.clone(),
-            config: self.config.clone(),
-            settings: self.settings.clone(),
-            started: Instant::now(),
-            running_since: chrono::Utc::now(),
-            uuid: uuid::Uuid::new_v4().to_string(),
-            stopping: stopped.clone(),
-            metrics: std::sync::Arc::default(),
-        };
-        let app = api::router(state);
+        let app = self.router(stopped.clone());
         let reconciler = {
             let vamp = self.vamp.clone();
             let rx = stopped.clone();

@@ -175,11 +175,7 @@ fn metrics_log_bench(
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = vamp_benches::runtime();
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(20)

@@ -35,24 +35,12 @@ fn main() {
         after.saturating_sub(before)
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = vamp_benches::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
-    let flags = [
-        ("server.listen", "127.0.0.1:0"),
-        ("router.kind", "none"),
-        ("gateways.ports", "20000-39999"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .into_iter()
-    .chain([(
-        "server.data_dir".to_owned(),
-        dir.path().display().to_string(),
-    )]);
-    let config = vamp_server::config::ServerConfig::load(None, [], flags).expect("config");
+    let config = vamp_benches::server_config(
+        dir.path(),
+        &[("router.kind", "none"), ("gateways.ports", "20000-39999")],
+    );
     rt.block_on(async {
         let app = vamp_server::App::build(config).await.expect("app");
         let listener = app.bind().await.expect("bind");

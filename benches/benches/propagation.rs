@@ -27,15 +27,13 @@ type Seen = Arc<Mutex<Vec<(Instant, String)>>>;
 
 async fn server(flags: Vec<(&str, String)>) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut all: Vec<(String, String)> = vec![
-        ("server.listen".into(), "127.0.0.1:0".into()),
-        ("persistence.kind".into(), "memory".into()),
-        ("server.data_dir".into(), dir.path().display().to_string()),
+    let mut all: Vec<(&str, &str)> = vec![
+        ("persistence.kind", "memory"),
         // Only changes may make the router move: the periodic pass is an hour away.
-        ("synchronization.period".into(), "3600".into()),
+        ("synchronization.period", "3600"),
     ];
-    all.extend(flags.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    let config = vamp_server::config::ServerConfig::load(None, [], all).expect("config");
+    all.extend(flags.iter().map(|(k, v)| (*k, v.as_str())));
+    let config = vamp_benches::server_config(dir.path(), &all);
     let app = vamp_server::App::build(config).await.expect("app");
     let listener = app.bind().await.expect("bind");
     let base = format!("http://{}/api/v1", listener.local_addr().expect("addr"));
@@ -161,11 +159,7 @@ fn report(path: &str, mut figures: Vec<Duration>) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = vamp_benches::runtime();
     rt.block_on(async {
         let (base, _dir) = server(vec![]).await;
         let figures = measure(&base, "flip", free_port()).await;

@@ -100,11 +100,7 @@ async fn shift_time(router: &impl Router, port: u16, a: u16, b: u16, n: u32) -> 
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = vamp_benches::runtime();
     let (a, b) = rt.block_on(async { (backend("a").await, backend("b").await) });
 
     let embedded = EmbeddedRouter::new();

@@ -140,11 +140,7 @@ async fn run(name: &str, db: &dyn Persistence) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = vamp_benches::runtime();
     rt.block_on(async {
         let only = std::env::var("VAMP_BENCH_ONLY").unwrap_or_default();
         let dir = tempfile::tempdir().expect("tempdir");

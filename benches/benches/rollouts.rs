@@ -222,11 +222,7 @@ fn main() {
     c.final_summary();
 
     // 4. Failing verdict → every request on the stable route, through a real embedded router.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = vamp_benches::runtime();
     rt.block_on(verdict_to_traffic());
 }
 

@@ -35,6 +35,39 @@ pub fn blueprint(services: usize) -> String {
     s
 }
 
+/// The runtime every bench drives its async parts on: two workers, as this machine has.
+///
+/// # Panics
+/// When the runtime cannot start.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A server configuration on a free loopback port with its data in `dir`, and `flags`
+/// (`section.key`, value) over that.
+///
+/// # Panics
+/// When the flags do not make a configuration.
+pub fn server_config(
+    dir: &std::path::Path,
+    flags: &[(&str, &str)],
+) -> vamp_server::config::ServerConfig {
+    let mut all = vec![
+        ("server.listen".to_owned(), "127.0.0.1:0".to_owned()),
+        ("server.data_dir".to_owned(), dir.display().to_string()),
+    ];
+    all.extend(
+        flags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    vamp_server::config::ServerConfig::load(None, [], all).expect("config")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -34,6 +34,12 @@ fn rollout(text: &str) -> Rollout {
     r
 }
 
+/// Every request to the stable route: where a rollout starts.
+const ALL_STABLE: Weights = Weights {
+    stable: 100,
+    canary: 0,
+};
+
 const SPEC: &str = "kind: rollouts\nname: r\ngateway: shop/web/http\nstable: shop/web/v1/http\ncanary: shop/web/v2/http\nsteps:\n  - weight: 10%\n  - analysis: {}\n  - weight: 50%\n  - analysis: {}\nanalysis:\n  interval: 10s\n  min_requests: 50\n  metrics:\n    - {metric: success-rate, min: 99%, critical: true}\n    - {metric: latency-p99, max: 500ms}\n    - {metric: latency-p99, max_ratio: 1.5}\n";
 
 /// A canary and a stable route at `rps` requests per second in all, split by the weights;
@@ -74,10 +80,7 @@ fn last(timeline: &[(RolloutStatus, Vec<Action>)]) -> &RolloutStatus {
 #[test]
 fn a_healthy_canary_succeeds_with_every_shift_applied() {
     let r = rollout(SPEC);
-    let start = Weights {
-        stable: 100,
-        canary: 0,
-    };
+    let start = ALL_STABLE;
     let timeline = plan::simulate(&r, start, 1, 600, traffic(50.0, 0.0, 1.0));
     let end = last(&timeline);
     assert_eq!(end.phase, Phase::Succeeded, "{:?}", end.reason);
@@ -116,20 +119,11 @@ fn a_healthy_canary_succeeds_with_every_shift_applied() {
 #[test]
 fn a_canary_with_errors_is_rolled_back_in_the_tick_of_the_failing_verdict() {
     let r = rollout(SPEC);
-    let start = Weights {
-        stable: 100,
-        canary: 0,
-    };
+    let start = ALL_STABLE;
     let timeline = plan::simulate(&r, start, 1, 600, traffic(50.0, 0.2, 1.0));
     let end = last(&timeline);
     assert_eq!(end.phase, Phase::RolledBack, "{:?}", end.reason);
-    assert_eq!(
-        end.weights,
-        Weights {
-            stable: 100,
-            canary: 0
-        }
-    );
+    assert_eq!(end.weights, ALL_STABLE);
     // The tick with the failing verdict also carries the rollback.
     let (status, actions) = timeline
         .iter()
@@ -138,10 +132,7 @@ fn a_canary_with_errors_is_rolled_back_in_the_tick_of_the_failing_verdict() {
         })
         .expect("a failing verdict");
     assert_eq!(status.phase, Phase::RolledBack);
-    assert!(actions.contains(&Action::SetWeights(Weights {
-        stable: 100,
-        canary: 0
-    })));
+    assert!(actions.contains(&Action::SetWeights(ALL_STABLE)));
     // At the first interval that can judge it: 10 s after the 10% shift.
     assert_eq!(end.intervals.len(), 1, "{:?}", end.intervals);
     let reason = end.reason.clone().unwrap_or_default();
@@ -154,10 +145,7 @@ fn a_canary_with_errors_is_rolled_back_in_the_tick_of_the_failing_verdict() {
 #[test]
 fn a_slow_canary_is_rolled_back_by_the_latency_ratio() {
     let r = rollout(SPEC);
-    let start = Weights {
-        stable: 100,
-        canary: 0,
-    };
+    let start = ALL_STABLE;
     let timeline = plan::simulate(&r, start, 1, 600, traffic(50.0, 0.0, 201.0));
     let end = last(&timeline);
     assert_eq!(end.phase, Phase::RolledBack, "{:?}", end.reason);
@@ -171,10 +159,7 @@ fn a_slow_canary_is_rolled_back_by_the_latency_ratio() {
 #[test]
 fn a_quiet_healthy_canary_is_never_rolled_back() {
     let r = rollout(SPEC);
-    let start = Weights {
-        stable: 100,
-        canary: 0,
-    };
+    let start = ALL_STABLE;
     // One request per second in all: the canary sees one every ten seconds at 10%.
     let timeline = plan::simulate(&r, start, 1, 3600, traffic(1.0, 0.0, 1.0));
     let end = last(&timeline);
@@ -207,15 +192,7 @@ fn observed(weights: Weights) -> Observation {
 fn the_world_changing_pauses_or_aborts() {
     let r = rollout(SPEC);
     let t0 = DateTime::<Utc>::UNIX_EPOCH;
-    let (s, _) = plan::tick(
-        &r,
-        None,
-        &observed(Weights {
-            stable: 100,
-            canary: 0,
-        }),
-        t0,
-    );
+    let (s, _) = plan::tick(&r, None, &observed(ALL_STABLE), t0);
     assert_eq!(
         s.weights,
         Weights {
@@ -281,10 +258,7 @@ fn the_world_changing_pauses_or_aborts() {
     // The first shift waits for the canary's instances.
     let waiting = Observation {
         canary_ready: false,
-        ..observed(Weights {
-            stable: 100,
-            canary: 0,
-        })
+        ..observed(ALL_STABLE)
     };
     let (w, actions) = plan::tick(&r, None, &waiting, t0);
     assert_eq!((w.step, w.weights.canary), (0, 0));
@@ -296,34 +270,14 @@ fn the_world_changing_pauses_or_aborts() {
 fn commands_abort_retry_and_promote() {
     let r = rollout(SPEC);
     let t0 = DateTime::<Utc>::UNIX_EPOCH;
-    let (s, _) = plan::tick(
-        &r,
-        None,
-        &observed(Weights {
-            stable: 100,
-            canary: 0,
-        }),
-        t0,
-    );
+    let (s, _) = plan::tick(&r, None, &observed(ALL_STABLE), t0);
     let (aborted, actions) =
         plan::command(&r, Some(&s), Command::Abort, Some(s.weights), t0).unwrap();
     assert_eq!(aborted.phase, Phase::Aborted);
-    assert!(actions.contains(&Action::SetWeights(Weights {
-        stable: 100,
-        canary: 0
-    })));
+    assert!(actions.contains(&Action::SetWeights(ALL_STABLE)));
     assert!(plan::command(&r, Some(&aborted), Command::Abort, None, t0).is_err());
-    let (retried, _) = plan::command(
-        &r,
-        Some(&aborted),
-        Command::Retry,
-        Some(Weights {
-            stable: 100,
-            canary: 0,
-        }),
-        t0,
-    )
-    .unwrap();
+    let (retried, _) =
+        plan::command(&r, Some(&aborted), Command::Retry, Some(ALL_STABLE), t0).unwrap();
     assert_eq!((retried.phase, retried.step), (Phase::Progressing, 0));
     let (full, actions) = plan::command(
         &r,

@@ -334,9 +334,7 @@ async fn the_root_takes_many_kinds_at_once_and_a_rejected_body_changes_nothing()
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("160%"), "{body}");
     assert_eq!(
-        send(Method::GET, &format!("{u}/breeds/other:1.0"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/breeds/other:1.0")).await,
         404,
         "the new breed went"
     );
@@ -549,9 +547,7 @@ async fn docker_compose_files_become_stored_blueprints_with_notes() {
     assert!(body.contains("volumes"), "{body}");
     assert!(body.contains("name: site"), "{body}");
     assert_eq!(
-        send(Method::GET, &format!("{u}/blueprints/site"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/blueprints/site")).await,
         200,
         "stored"
     );
@@ -571,9 +567,7 @@ async fn docker_compose_files_become_stored_blueprints_with_notes() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
-        send(Method::GET, &format!("{u}/blueprints/x"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/blueprints/x")).await,
         404,
         "nothing stored"
     );
@@ -594,9 +588,7 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
     .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
-        send(Method::GET, &format!("{u}/workflows/tick"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/workflows/tick")).await,
         404,
         "validate_only stores nothing"
     );
@@ -685,9 +677,7 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("DeploymentWorkflowNameCollision"), "{body}");
     assert_eq!(
-        send(Method::GET, &format!("{u}/workflows/nope/status"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/workflows/nope/status")).await,
         404
     );
     assert_eq!(
@@ -824,16 +814,12 @@ async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() 
         "sleeper:1"
     );
     assert_eq!(
-        send(Method::GET, &format!("{u}/breeds/sleeper:1"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/breeds/sleeper:1")).await,
         404,
         "validate_only stores nothing"
     );
     assert_eq!(
-        send(Method::GET, &format!("{u}/deployments/shop"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/deployments/shop")).await,
         404
     );
     let (status, _, answer) = send(
@@ -858,9 +844,7 @@ async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() 
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("missing:1"), "{answer}");
     assert_eq!(
-        send(Method::GET, &format!("{u}/breeds/sleeper:1"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/breeds/sleeper:1")).await,
         404,
         "nothing stored"
     );
@@ -1019,9 +1003,7 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
             "{kind}"
         );
         assert_eq!(
-            send(Method::GET, &format!("{u}/{kind}/{name}"), None)
-                .await
-                .0,
+            common::get_status(&format!("{u}/{kind}/{name}")).await,
             404,
             "{kind}"
         );
@@ -1041,9 +1023,7 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
         "validate_only shows what would be stored: {body}"
     );
     assert_eq!(
-        send(Method::GET, &format!("{u}/gateways/edge"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/gateways/edge")).await,
         404,
         "and stores nothing"
     );
@@ -1063,9 +1043,7 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("9999") && body.contains("edge"), "{body}");
     assert_eq!(
-        send(Method::GET, &format!("{u}/gateways/other"), None)
-            .await
-            .0,
+        common::get_status(&format!("{u}/gateways/other")).await,
         404
     );
     let (status, _, body) = send(
@@ -1081,12 +1059,7 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
             .0,
         202
     );
-    assert_eq!(
-        send(Method::GET, &format!("{u}/gateways/edge"), None)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(common::get_status(&format!("{u}/gateways/edge")).await, 404);
     assert_eq!(
         send(Method::DELETE, &format!("{u}/gateways/edge"), None)
             .await

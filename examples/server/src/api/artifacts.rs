@@ -68,14 +68,13 @@ pub(super) async fn documents(
 /// breeds and blueprints of the same request. Everything is read and checked before anything
 /// is stored, and if storing still fails, what this request stored is put back as it was, so
 /// a rejected request changes nothing. `?validate_only=true` checks and stores nothing.
-pub(super) async fn root_put(
-    State(state): State<AppState>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let read = documents(&state, &body_text(&headers, body)?).await?;
+pub(super) async fn root_put(State(state): State<AppState>, write: Write) -> ApiResult {
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
+    let read = documents(&state, &text).await?;
     let mut statics = Vec::new();
     let mut deploys = Vec::new();
     for (kind, artifact) in read {
@@ -170,14 +169,11 @@ pub(super) async fn store_all(
 }
 
 /// Deletes every document's artifact: 202.
-pub(super) async fn root_delete(
-    State(state): State<AppState>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let all = documents(&state, &body_text(&headers, body)?).await?;
+pub(super) async fn root_delete(State(state): State<AppState>, write: Write) -> ApiResult {
+    let Write {
+        check_only, text, ..
+    } = write;
+    let all = documents(&state, &text).await?;
     if let Some((kind, _)) = all.iter().find(|(k, _)| !k.is_stored()) {
         return Err(ApiError::bad_request(format!(
             "an {} cannot be deleted through /api/v1",

@@ -165,12 +165,13 @@ pub(super) async fn given(state: &AppState, text: &str, kind: Kind) -> Result<Gi
 pub(super) async fn put_scale(
     State(state): State<AppState>,
     Path((name, cluster, service)): Path<(String, String, String)>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    write: Write,
 ) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
     let scale = match given(&state, &text, Kind::Scale).await? {
         Given::Name(reference) => match state.vamp.get(Kind::Scale, &reference).await? {
             Some(Artifact::Scale(s)) => s,
@@ -218,12 +219,13 @@ pub(super) async fn get_sla(
 pub(super) async fn put_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    write: Write,
 ) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
     let sla = match given(&state, &text, Kind::Sla).await? {
         Given::Name(reference) => Ref::Reference(reference),
         Given::Inline(a) => match *a {

@@ -178,14 +178,12 @@ pub(super) async fn events(
     Ok(paged(response, "/api/v1/events", page, found.total))
 }
 
-pub(super) async fn publish(
-    State(state): State<AppState>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
+pub(super) async fn publish(State(state): State<AppState>, write: Write) -> ApiResult {
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
     let event = match one_artifact(&state, &text, Kind::Event).await? {
         Artifact::Event(e) => e,
         other => {

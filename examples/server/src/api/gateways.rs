@@ -43,14 +43,12 @@ pub(super) async fn get_gateway(
 /// Stores a standalone gateway (spec §2.5): validated, weights defaulted, its port checked
 /// against every other gateway's (`?validate_only=true`: checked only). 202 with the gateway.
 /// A deployment's gateways (names with `/`) change through their deployment.
-pub(super) async fn create_gateway(
-    State(state): State<AppState>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
+pub(super) async fn create_gateway(State(state): State<AppState>, write: Write) -> ApiResult {
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
     let gateway = one_artifact(&state, &text, Kind::Gateway).await?;
     let name = gateway.name().to_owned();
     if name.contains('/') {

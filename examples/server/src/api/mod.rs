@@ -514,6 +514,42 @@ fn flag(query: &[(String, String)], name: &str) -> Result<bool, ApiError> {
 }
 
 /// `?validate_only=true` (spec §2.1): check, store nothing.
+/// A write request as most write handlers take it: `?validate_only` (spec §2.1), the headers,
+/// and the body as DSL text (JSON or YAML by `Content-Type`; an empty body is a 400).
+pub(super) struct Write {
+    /// `?validate_only=true`: check, store nothing.
+    pub check_only: bool,
+    /// The body.
+    pub text: String,
+    /// The headers (what the answer may be: JSON or YAML).
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Write {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::FromRequestParts as _;
+        let (mut parts, body) = request.into_parts();
+        let Query(query) = Query::<Vec<(String, String)>>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let check_only = validate_only(&query)?;
+        let headers = parts.headers.clone();
+        let bytes = <Bytes as axum::extract::FromRequest<S>>::from_request(
+            axum::extract::Request::from_parts(parts, body),
+            state,
+        )
+        .await;
+        let text = body_text(&headers, bytes)?;
+        Ok(Write {
+            check_only,
+            text,
+            headers,
+        })
+    }
+}
+
 fn validate_only(query: &[(String, String)]) -> Result<bool, ApiError> {
     flag(query, "validate_only")
 }

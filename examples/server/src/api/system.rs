@@ -89,14 +89,12 @@ pub(super) async fn config(
 /// Changes dynamic settings (spec §2.2 `PUT /api/v1/config`): a map such as
 /// `{"server.body_limit": 1048576}` (`null` drops a change). Applied at once and kept in the
 /// key-value store; 202 with the dynamic changes in force.
-pub(super) async fn set_config(
-    State(state): State<AppState>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
+pub(super) async fn set_config(State(state): State<AppState>, write: Write) -> ApiResult {
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
     let value = match dsl::parse_documents(&text)
         .map_err(|e| ApiError::dsl(&e))?
         .as_slice()

@@ -16,6 +16,11 @@ pub(crate) struct Server {
 
 /// A test that panics leaves its deployments running: their processes lead process groups of
 /// their own and outlive the server by design (a restarted server adopts them). The guard
+/// The status of a GET of `url`.
+pub(crate) async fn get_status(url: &str) -> u16 {
+    send(reqwest::Method::GET, url, None).await.0
+}
+
 /// kills whatever the server's process driver still records.
 impl Drop for Server {
     fn drop(&mut self) {

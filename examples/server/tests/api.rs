@@ -513,7 +513,10 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
     let (status, _, body) = send(Method::GET, &format!("{u}/openapi.json"), None).await;
     assert_eq!(status, 200);
     let doc = parse(&body);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{doc}"
+    );
     for path in [
         "/api/v1/{kind}",
         "/api/v1/deployments/{name}",

@@ -11,6 +11,7 @@ pub(super) struct ComposeName {
 
 /// Converts a docker-compose file to a blueprint and stores it (spec §2.2): 201 with the
 /// blueprint as YAML, preceded by `#` comments on what was ignored or adapted.
+#[utoipa::path(post, path = "/docker-compose", tag = "artifacts", params(("name" = String, Query, description = "the blueprint's name")), request_body(content = String, content_type = "application/x-yaml", description = "A docker-compose file", example = json!("services:\n  web:\n    image: nginx:1.25\n    ports: ['8080:80']\n")), responses((status = 201, description = "The blueprint as YAML, after notes on what was ignored", body = String), (status = 400, description = "Not a compose file", body = schemas::ErrorBody)))]
 pub(super) async fn docker_compose(
     State(state): State<AppState>,
     Query(query): Query<ComposeName>,
@@ -68,6 +69,7 @@ pub(super) async fn documents(
 /// breeds and blueprints of the same request. Everything is read and checked before anything
 /// is stored, and if storing still fails, what this request stored is put back as it was, so
 /// a rejected request changes nothing. `?validate_only=true` checks and stores nothing.
+#[utoipa::path(method(post, put), path = "/", tag = "artifacts", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Vec<Object>, description = "Documents of any kinds (YAML documents or a JSON list, each with `kind`)", example = json!([{"kind": "breeds", "name": "api:1.0.0", "deployable": {"type": "command", "definition": "python3 -m http.server $PORT"}}])), responses((status = 202, description = "What was stored", body = Vec<Object>), (status = 400, description = "A document does not read or check", body = schemas::ErrorBody)))]
 pub(super) async fn root_put(State(state): State<AppState>, write: Write) -> ApiResult {
     let Write {
         check_only,
@@ -169,6 +171,7 @@ pub(super) async fn store_all(
 }
 
 /// Deletes every document's artifact: 202.
+#[utoipa::path(delete, path = "/", tag = "artifacts", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Vec<Object>, description = "Documents naming what to delete"), responses((status = 202, description = "Deleted")))]
 pub(super) async fn root_delete(State(state): State<AppState>, write: Write) -> ApiResult {
     let Write {
         check_only, text, ..
@@ -203,6 +206,7 @@ pub(super) async fn root_delete(State(state): State<AppState>, write: Write) -> 
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+#[utoipa::path(get, path = "/{kind}", tag = "artifacts", params(("kind" = String, Path, description = "breeds, blueprints, scales, slas, escalations, routes, conditions, rewrites, templates, workflows, …"), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)), responses((status = 200, description = "A page of artifacts of the kind", body = Vec<Object>)))]
 pub(super) async fn list_artifacts(
     State(state): State<AppState>,
     Path(kind): Path<String>,
@@ -233,6 +237,7 @@ pub(super) fn written(kind: Kind, status: StatusCode) -> StatusCode {
     }
 }
 
+#[utoipa::path(post, path = "/{kind}", tag = "artifacts", params(("kind" = String, Path, description = "the artifacts' kind, plural"), ("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Object, description = "One artifact of the path's kind (schemas: Breed, Blueprint, Scale, Sla, Escalation, Route, Condition, Rewrite, Template, Workflow)", examples(("breeds" = (value = json!({"name": "web:1.0.0", "deployable": {"type": "command", "definition": "python3 -m http.server $PORT"}, "ports": {"web": "8080/http"}}))), ("blueprints" = (value = json!({"name": "shop", "clusters": {"web": {"services": [{"breed": {"name": "web:1.0.0", "deployable": {"type": "command", "definition": "python3 -m http.server $PORT"}, "ports": {"web": "8080/http"}}}]}}}))), ("scales" = (value = json!({"name": "small", "cpu": 0.2, "memory": "128MB", "instances": 2}))), ("slas" = (value = json!({"name": "fast", "type": "response_time_sliding_window", "window": {"interval": 600, "cooldown": 600}, "threshold": {"upper": 1000, "lower": 100}}))), ("escalations" = (value = json!({"name": "more", "type": "scale_instances", "minimum": 1, "maximum": 4, "scale_by": 1}))), ("routes" = (value = json!({"name": "beta-users", "weight": "10%", "condition": "cookie group has beta"}))), ("conditions" = (value = json!({"name": "android", "condition": "user-agent == Android"}))), ("rewrites" = (value = json!({"name": "to-beta", "path": "/beta/%[path] if { path_beg /beta }"}))), ("templates" = (value = json!({"name": "base", "definition": {"ports": {"web": "8080/http"}}}))), ("workflows" = (value = json!({"name": "tick", "breed": {"name": "tick:1", "deployable": {"type": "command", "definition": "/bin/true"}}, "schedule": {"time": "PT30S"}}))))), responses((status = 201, description = "Stored (workflows: 202)", body = Object), (status = 400, description = "Does not read or check", body = schemas::ErrorBody)))]
 pub(super) async fn create_artifact(
     State(state): State<AppState>,
     Path(kind): Path<String>,
@@ -277,6 +282,7 @@ pub(super) async fn store(
     Ok(reply(status, headers, &value))
 }
 
+#[utoipa::path(get, path = "/{kind}/{*name}", tag = "artifacts", params(("kind" = String, Path), ("name" = String, Path), ("expand_references" = Option<bool>, Query), ("only_references" = Option<bool>, Query)), responses((status = 200, description = "The artifact", body = Object), (status = 404, description = "Not stored", body = schemas::ErrorBody)))]
 pub(super) async fn get_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
@@ -289,6 +295,7 @@ pub(super) async fn get_artifact(
     view.one(&state, &headers, artifact).await
 }
 
+#[utoipa::path(put, path = "/{kind}/{*name}", tag = "artifacts", params(("kind" = String, Path), ("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = Object, description = "The artifact; its name must be the path's"), responses((status = 200, description = "Stored", body = Object), (status = 400, description = "Does not read or check", body = schemas::ErrorBody)))]
 pub(super) async fn put_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
@@ -327,6 +334,7 @@ pub(super) async fn put_artifact(
 
 /// Deletes an artifact (idempotent). A workflow goes at once: no workflow runtime runs its
 /// instances yet, so there is nothing to stop first (spec §2.6 has it pass `stopping`).
+#[utoipa::path(delete, path = "/{kind}/{*name}", tag = "artifacts", params(("kind" = String, Path), ("name" = String, Path)), responses((status = 204, description = "Deleted (or was not there)")))]
 pub(super) async fn delete_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
@@ -341,6 +349,7 @@ pub(super) async fn delete_artifact(
 }
 
 /// A workflow's status as a string (spec §2.6).
+#[utoipa::path(get, path = "/workflows/{name}/status", tag = "artifacts", params(("name" = String, Path)), responses((status = 200, description = "The status", body = String)))]
 pub(super) async fn get_workflow_status(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -356,6 +365,7 @@ pub(super) async fn get_workflow_status(
 
 /// Sets a workflow's status; the body is the status, as plain text or a JSON/YAML string
 /// (`suspended`, `"restarting"`). 202 with the workflow.
+#[utoipa::path(put, path = "/workflows/{name}/status", tag = "artifacts", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = String, content_type = "text/plain", description = "The status, e.g. suspended"), responses((status = 202, description = "Set", body = String)))]
 pub(super) async fn put_workflow_status(
     State(state): State<AppState>,
     Path(name): Path<String>,

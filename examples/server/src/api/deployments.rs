@@ -2,6 +2,7 @@
 
 use super::*;
 
+#[utoipa::path(get, path = "/deployments", tag = "deployments", params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)), responses((status = 200, description = "A page of deployments", body = Vec<schemas::Deployment>)))]
 pub(super) async fn list_deployments(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -26,6 +27,7 @@ pub(super) async fn list_deployments(
     Ok(paged(response, "/api/v1/deployments", page, total))
 }
 
+#[utoipa::path(get, path = "/deployments/{name}", tag = "deployments", params(("name" = String, Path), ("as_blueprint" = Option<bool>, Query)), responses((status = 200, description = "The deployment", body = schemas::Deployment), (status = 404, description = "No such deployment", body = schemas::ErrorBody)))]
 pub(super) async fn get_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -63,6 +65,7 @@ pub(super) async fn deploy(
     Ok(accepted(headers, d))
 }
 
+#[utoipa::path(post, path = "/deployments", tag = "deployments", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Blueprint, description = "The blueprint to deploy, under its name"), responses((status = 202, description = "The deployment", body = schemas::Deployment), (status = 400, description = "Does not read, check or fit", body = schemas::ErrorBody)))]
 pub(super) async fn create_deployment(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -73,6 +76,7 @@ pub(super) async fn create_deployment(
     deploy(&state, &headers, &query, &blueprint.name, &blueprint).await
 }
 
+#[utoipa::path(put, path = "/deployments/{name}", tag = "deployments", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Blueprint, description = "A blueprint merged into the deployment (created if new)"), responses((status = 202, description = "The deployment", body = schemas::Deployment), (status = 400, description = "Does not read, check or fit", body = schemas::ErrorBody)))]
 pub(super) async fn put_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -84,6 +88,7 @@ pub(super) async fn put_deployment(
     deploy(&state, &headers, &query, &name, &blueprint).await
 }
 
+#[utoipa::path(delete, path = "/deployments/{name}", tag = "deployments", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Blueprint, description = "What to remove (the deployment as a blueprint removes everything); empty: nothing"), responses((status = 202, description = "The deployment", body = schemas::Deployment)))]
 pub(super) async fn delete_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -112,6 +117,7 @@ pub(super) async fn delete_deployment(
 }
 
 /// The scale a service runs at (its own, or the default the planner gave it).
+#[utoipa::path(get, path = "/deployments/{name}/clusters/{cluster}/services/{service}/scale", tag = "deployments", params(("name" = String, Path), ("cluster" = String, Path), ("service" = String, Path)), responses((status = 200, description = "The scale", body = schemas::Scale)))]
 pub(super) async fn get_scale(
     State(state): State<AppState>,
     Path((name, cluster, service)): Path<(String, String, String)>,
@@ -162,6 +168,7 @@ pub(super) async fn given(state: &AppState, text: &str, kind: Kind) -> Result<Gi
 }
 
 /// Sets a service's scale (inline, or the name of a stored scale): it redeploys. 202.
+#[utoipa::path(put, path = "/deployments/{name}/clusters/{cluster}/services/{service}/scale", tag = "deployments", params(("name" = String, Path), ("cluster" = String, Path), ("service" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Scale, description = "An inline scale or a stored scale's name", example = json!({"cpu": 0.2, "memory": "128MB", "instances": 2})), responses((status = 202, description = "The deployment", body = schemas::Deployment)))]
 pub(super) async fn put_scale(
     State(state): State<AppState>,
     Path((name, cluster, service)): Path<(String, String, String)>,
@@ -199,6 +206,7 @@ pub(super) async fn put_scale(
 
 /// A cluster's SLA as its deployment holds it; 404 when the deployment, the cluster or the
 /// SLA is missing.
+#[utoipa::path(get, path = "/deployments/{name}/clusters/{cluster}/sla", tag = "deployments", params(("name" = String, Path), ("cluster" = String, Path)), responses((status = 200, description = "The SLA", body = schemas::Sla), (status = 404, description = "None", body = schemas::ErrorBody)))]
 pub(super) async fn get_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,
@@ -216,6 +224,7 @@ pub(super) async fn get_sla(
 
 /// Sets a cluster's SLA (spec §2.2): inline, or the name of a stored SLA. 202 with the
 /// deployment.
+#[utoipa::path(method(post, put), path = "/deployments/{name}/clusters/{cluster}/sla", tag = "deployments", params(("name" = String, Path), ("cluster" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Sla, description = "An inline SLA or a stored SLA's name", example = json!({"type": "response_time_sliding_window", "window": {"interval": 600, "cooldown": 600}, "threshold": {"upper": 1000, "lower": 100}})), responses((status = 202, description = "The deployment", body = schemas::Deployment)))]
 pub(super) async fn put_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,
@@ -249,6 +258,7 @@ pub(super) async fn put_sla(
 
 /// Removes a cluster's SLA: 204 (also when it had none); 404 for a missing deployment or
 /// cluster.
+#[utoipa::path(delete, path = "/deployments/{name}/clusters/{cluster}/sla", tag = "deployments", params(("name" = String, Path), ("cluster" = String, Path)), responses((status = 204, description = "Removed")))]
 pub(super) async fn delete_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,

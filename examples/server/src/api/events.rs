@@ -150,6 +150,7 @@ async fn aggregate(
 
 /// `GET /api/v1/events`: by `tag`/`type` parameters, or by an event query body (spec §1.14);
 /// an aggregator in the body answers one `{"value": …}` instead of a list.
+#[utoipa::path(get, path = "/events", tag = "events", params(("tag" = Option<Vec<String>>, Query, description = "events with all these tags"), ("type" = Option<String>, Query), ("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)), responses((status = 200, description = "Matching events, newest first", body = Vec<schemas::Event>)))]
 pub(super) async fn events(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -178,6 +179,7 @@ pub(super) async fn events(
     Ok(paged(response, "/api/v1/events", page, found.total))
 }
 
+#[utoipa::path(post, path = "/events", tag = "events", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Event, description = "The event"), responses((status = 201, description = "Stored, with its id", body = schemas::Event), (status = 400, description = "Does not read", body = schemas::ErrorBody)))]
 pub(super) async fn publish(State(state): State<AppState>, write: Write) -> ApiResult {
     let Write {
         check_only,
@@ -208,6 +210,7 @@ pub(super) async fn publish(State(state): State<AppState>, write: Write) -> ApiR
     ))
 }
 
+#[utoipa::path(get, path = "/events/stream", tag = "events", params(("tag" = Option<Vec<String>>, Query), ("type" = Option<String>, Query)), responses((status = 200, description = "Server-sent events of matching events", content_type = "text/event-stream", body = String)))]
 pub(super) async fn stream(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,

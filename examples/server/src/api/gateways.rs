@@ -21,6 +21,7 @@ pub(super) async fn find_gateway(
         .map(Artifact::Gateway))
 }
 
+#[utoipa::path(get, path = "/gateways", tag = "gateways", params(("page" = Option<u64>, Query), ("per_page" = Option<u64>, Query)), responses((status = 200, description = "A page of gateways (the deployments' and standalone ones)", body = Vec<schemas::Gateway>)))]
 pub(super) async fn list_gateways(
     State(state): State<AppState>,
     Query(paging): Query<Paging>,
@@ -32,6 +33,7 @@ pub(super) async fn list_gateways(
     Ok(page_of(&headers, "/api/v1/gateways", paging.page(), all))
 }
 
+#[utoipa::path(get, path = "/gateways/{*name}", tag = "gateways", params(("name" = String, Path, description = "may hold /")), responses((status = 200, description = "The gateway", body = schemas::Gateway), (status = 404, description = "No such gateway", body = schemas::ErrorBody)))]
 pub(super) async fn get_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -43,6 +45,7 @@ pub(super) async fn get_gateway(
 /// Stores a standalone gateway (spec §2.5): validated, weights defaulted, its port checked
 /// against every other gateway's (`?validate_only=true`: checked only). 202 with the gateway.
 /// A deployment's gateways (names with `/`) change through their deployment.
+#[utoipa::path(post, path = "/gateways", tag = "gateways", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Gateway, description = "A standalone gateway"), responses((status = 202, description = "The gateway", body = schemas::Gateway), (status = 400, description = "Does not read, check or fit", body = schemas::ErrorBody)))]
 pub(super) async fn create_gateway(State(state): State<AppState>, write: Write) -> ApiResult {
     let Write {
         check_only,
@@ -70,6 +73,7 @@ pub(super) async fn create_gateway(State(state): State<AppState>, write: Write) 
 
 /// Removes a standalone gateway (idempotent): 202. A deployment's gateway goes with its
 /// deployment (spec §2.5): refused while the deployment exists.
+#[utoipa::path(delete, path = "/gateways/{*name}", tag = "gateways", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), responses((status = 202, description = "Removed (or was not there)")))]
 pub(super) async fn delete_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -96,6 +100,7 @@ pub(super) async fn delete_gateway(
 /// Changes a gateway (spec §2.5): a cluster gateway `<deployment>/<cluster>/<port>` through a
 /// merge into its deployment (route weights, conditions, strengths; the services stay), a
 /// standalone one by storing it. 202 with the gateway.
+#[utoipa::path(put, path = "/gateways/{*name}", tag = "gateways", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Gateway, description = "The gateway: routes, weights, conditions; a deployment's through its deployment"), responses((status = 202, description = "The gateway", body = schemas::Gateway)))]
 pub(super) async fn put_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -22,10 +22,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vamp_core::model::{Artifact, Blueprint, Event, Kind, Ref, WorkflowStatus};
 use vamp_core::traits::kv::decode_segment;
 use vamp_core::traits::{EventFilter, Page};
@@ -41,13 +43,14 @@ mod guard;
 mod openapi;
 mod prometheus;
 mod rollouts;
+mod schemas;
 mod system;
 
 use artifacts::*;
 use deployments::*;
 use events::*;
 use gateways::*;
-use openapi::openapi;
+use openapi::*;
 pub use prometheus::Metrics;
 use prometheus::*;
 use rollouts::*;
@@ -79,85 +82,9 @@ pub struct AppState {
 
 /// The API as an axum router (state applied).
 pub fn router(state: AppState) -> axum::Router {
-    let api = axum::Router::new()
-        .route(
-            "/",
-            axum::routing::post(root_put)
-                .put(root_put)
-                .delete(root_delete),
-        )
-        .route("/info", get(info))
-        .route("/information", get(info))
-        .route("/stats", get(stats))
-        .route("/statistics", get(stats))
-        .route("/config", get(config).put(set_config).post(set_config))
-        .route(
-            "/configuration",
-            get(config).put(set_config).post(set_config),
-        )
-        .route("/health/{*path}", get(health))
-        .route("/metrics/{*path}", get(metrics))
-        .route("/events", get(events).post(publish))
-        .route("/events/stream", get(stream))
-        .route(
-            "/deployments",
-            get(list_deployments).post(create_deployment),
-        )
-        .route(
-            "/deployments/{name}",
-            get(get_deployment)
-                .put(put_deployment)
-                .delete(delete_deployment),
-        )
-        .route(
-            "/deployments/{name}/clusters/{cluster}/services/{service}/scale",
-            get(get_scale).put(put_scale),
-        )
-        .route(
-            "/deployments/{name}/clusters/{cluster}/sla",
-            get(get_sla).post(put_sla).put(put_sla).delete(delete_sla),
-        )
-        .route(
-            "/workflows/{name}/status",
-            get(get_workflow_status).put(put_workflow_status),
-        )
-        .route("/openapi.json", get(openapi))
-        .route("/docker-compose", axum::routing::post(docker_compose))
-        .route("/rollouts", get(list_rollouts).post(create_rollout))
-        .route(
-            "/rollouts/{name}",
-            get(get_rollout).put(put_rollout).delete(delete_rollout),
-        )
-        .route(
-            "/rollouts/{name}/{command}",
-            axum::routing::post(rollout_command),
-        )
-        .route("/gateways", get(list_gateways).post(create_gateway))
-        .route(
-            "/gateways/{*name}",
-            get(get_gateway).put(put_gateway).delete(delete_gateway),
-        )
-        .route("/{kind}", get(list_artifacts).post(create_artifact))
-        .route(
-            "/{kind}/{*name}",
-            get(get_artifact).put(put_artifact).delete(delete_artifact),
-        )
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path") })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::authorize,
-        ))
-        .layer(axum::middleware::from_fn(guard::check_accept))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limit_body,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(state.clone());
-    let app = axum::Router::new()
-        .nest("/api/v1", api)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
-        .route("/metrics", get(prometheus))
+    let (app, doc) = documented(&state).split_for_parts();
+    let app = app
+        .layer(axum::Extension(Arc::new(openapi::finish(doc))))
         .with_state(state.clone())
         .layer(axum::middleware::map_response(no_store));
     let app = match cors(&state.config.server.cors_origins) {
@@ -170,6 +97,53 @@ pub fn router(state: AppState) -> axum::Router {
         state,
         guard::check_caller,
     ))
+}
+
+/// Every route with its OpenAPI operation (utoipa-axum): what is served is what is
+/// documented. The `/api/v1` routes go through the token, `Accept` and body-size guards and
+/// are counted for `/metrics`; `/metrics` itself is not.
+fn documented(state: &AppState) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::<AppState>::new()
+        .routes(routes!(root_put, root_delete))
+        .routes(routes!(info))
+        .routes(routes!(information))
+        .routes(routes!(stats))
+        .routes(routes!(statistics))
+        .routes(routes!(config, set_config))
+        .routes(routes!(configuration, set_configuration))
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(events, publish))
+        .routes(routes!(stream))
+        .routes(routes!(list_deployments, create_deployment))
+        .routes(routes!(get_deployment, put_deployment, delete_deployment))
+        .routes(routes!(get_scale, put_scale))
+        .routes(routes!(get_sla, put_sla, delete_sla))
+        .routes(routes!(get_workflow_status, put_workflow_status))
+        .routes(routes!(openapi))
+        .routes(routes!(docker_compose))
+        .routes(routes!(list_rollouts, create_rollout))
+        .routes(routes!(get_rollout, put_rollout, delete_rollout))
+        .routes(routes!(rollout_command))
+        .routes(routes!(list_gateways, create_gateway))
+        .routes(routes!(get_gateway, put_gateway, delete_gateway))
+        .routes(routes!(list_artifacts, create_artifact))
+        .routes(routes!(get_artifact, put_artifact, delete_artifact))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::authorize,
+        ))
+        .layer(axum::middleware::from_fn(guard::check_accept))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_body,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
+        .routes(routes!(prometheus))
 }
 
 /// CORS for the configured origins only (`server.cors_origins`; none by default, issue 15):

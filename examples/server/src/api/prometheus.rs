@@ -95,6 +95,7 @@ pub(super) async fn count(State(state): State<AppState>, request: Request, next:
 }
 
 /// `/metrics`: Prometheus text format (no token: scrapers read it).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format (no token)", content_type = "text/plain", body = String)))]
 pub(super) async fn prometheus(State(state): State<AppState>) -> Response {
     let deployments = state.vamp.deployments().await.map(|d| d.len());
     let gateways = state.vamp.gateways().await.map(|g| g.len());

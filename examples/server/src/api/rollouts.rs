@@ -17,6 +17,7 @@ async fn with_status(state: &AppState, r: vamp_core::model::Rollout) -> Result<V
     Ok(value)
 }
 
+#[utoipa::path(get, path = "/rollouts", tag = "rollouts", responses((status = 200, description = "Rollouts with their status", body = Vec<schemas::Rollout>)))]
 pub(super) async fn list_rollouts(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -34,6 +35,7 @@ pub(super) async fn list_rollouts(
     Ok(paged(response, "/api/v1/rollouts", page, found.total))
 }
 
+#[utoipa::path(get, path = "/rollouts/{name}", tag = "rollouts", params(("name" = String, Path)), responses((status = 200, description = "The rollout and its status", body = schemas::Rollout), (status = 404, description = "No such rollout", body = schemas::ErrorBody)))]
 pub(super) async fn get_rollout(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -54,6 +56,7 @@ pub(super) async fn get_rollout(
 /// `POST /api/v1/rollouts/{name}/{promote|abort|pause|resume|retry}` (`promote?full=true`
 /// skips the remaining steps): 202 with the rollout and its new status; 409 when the command
 /// does not fit the phase.
+#[utoipa::path(post, path = "/rollouts/{name}/{command}", tag = "rollouts", params(("name" = String, Path), ("command" = String, Path, description = "promote, abort, pause, resume or retry"), ("full" = Option<bool>, Query, description = "promote: skip every remaining step")), responses((status = 202, description = "The status after the command", body = schemas::RolloutStatus), (status = 409, description = "The command does not fit the phase", body = schemas::ErrorBody)))]
 pub(super) async fn rollout_command(
     State(state): State<AppState>,
     Path((name, command)): Path<(String, String)>,
@@ -91,6 +94,7 @@ pub(super) async fn rollout_command(
     ))
 }
 
+#[utoipa::path(post, path = "/rollouts", tag = "rollouts", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Rollout, description = "The rollout; it starts at once"), responses((status = 201, description = "Stored", body = schemas::Rollout), (status = 400, description = "Does not read or check", body = schemas::ErrorBody)))]
 pub(super) async fn create_rollout(
     state: State<AppState>,
     query: Query<Vec<(String, String)>>,
@@ -100,6 +104,7 @@ pub(super) async fn create_rollout(
     create_artifact(state, Path("rollouts".to_owned()), query, headers, body).await
 }
 
+#[utoipa::path(put, path = "/rollouts/{name}", tag = "rollouts", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Rollout), responses((status = 200, description = "Stored", body = schemas::Rollout)))]
 pub(super) async fn put_rollout(
     state: State<AppState>,
     Path(name): Path<String>,
@@ -117,6 +122,7 @@ pub(super) async fn put_rollout(
     .await
 }
 
+#[utoipa::path(delete, path = "/rollouts/{name}", tag = "rollouts", params(("name" = String, Path)), responses((status = 204, description = "Deleted")))]
 pub(super) async fn delete_rollout(
     state: State<AppState>,
     Path(name): Path<String>,

@@ -2,6 +2,7 @@
 
 use super::*;
 
+#[utoipa::path(get, path = "/info", tag = "system", responses((status = 200, description = "Version, uptime, backends", body = Object)))]
 pub(super) async fn info(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let value = json!({
         "message": "Hi, I'm Vamp! How are you?",
@@ -18,6 +19,7 @@ pub(super) async fn info(State(state): State<AppState>, headers: HeaderMap) -> A
 }
 
 /// How many artifacts of each kind are stored, and how many events (spec §2.2 `/stats`).
+#[utoipa::path(get, path = "/stats", tag = "system", responses((status = 200, description = "Artifacts of each kind and events stored", body = Object)))]
 pub(super) async fn stats(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let mut out = serde_json::Map::new();
     for kind in Kind::ALL.into_iter().filter(|k| k.is_stored()) {
@@ -36,6 +38,7 @@ pub(super) async fn stats(State(state): State<AppState>, headers: HeaderMap) -> 
 /// The configuration (spec §2.2): `?type=applied` (default: in force, secrets hidden),
 /// `startup` (as started) or `dynamic` (the changes made through the API);
 /// `?flatten=true` gives `section.key` keys.
+#[utoipa::path(get, path = "/config", tag = "system", params(("type" = Option<String>, Query, description = "applied (default), startup or dynamic"), ("flatten" = Option<bool>, Query, description = "keys as section.key")), responses((status = 200, description = "The configuration", body = Object)))]
 pub(super) async fn config(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -89,6 +92,7 @@ pub(super) async fn config(
 /// Changes dynamic settings (spec §2.2 `PUT /api/v1/config`): a map such as
 /// `{"server.body_limit": 1048576}` (`null` drops a change). Applied at once and kept in the
 /// key-value store; 202 with the dynamic changes in force.
+#[utoipa::path(method(put, post), path = "/config", tag = "system", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Object, description = "Dynamic settings, e.g. {\"server.body_limit\": 1048576}", example = json!({"server.body_limit": 1048576})), responses((status = 202, description = "The dynamic changes in force", body = Object), (status = 400, description = "Not a dynamic setting", body = schemas::ErrorBody)))]
 pub(super) async fn set_config(State(state): State<AppState>, write: Write) -> ApiResult {
     let Write {
         check_only,
@@ -185,6 +189,7 @@ pub(super) fn segments_after(uri: &axum::http::Uri, what: &str) -> Option<Vec<St
     raw.split('/').map(decode_segment).collect()
 }
 
+#[utoipa::path(get, path = "/health/{*path}", tag = "system", params(("path" = String, Path, description = "gateways/<g>[/routes/<r>] or deployments/<d>/clusters/<c>[/services/<s>]")), responses((status = 200, description = "The newest health value", body = Object)))]
 pub(super) async fn health(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -195,6 +200,7 @@ pub(super) async fn health(
     latest(&state, &headers, tags, window).await
 }
 
+#[utoipa::path(get, path = "/metrics/{*path}", tag = "system", params(("path" = String, Path, description = "gateways/<g>[/routes/<r>]/<metric> or deployments/…/ports/<p>/<metric>")), responses((status = 200, description = "The newest value of the metric", body = Object)))]
 pub(super) async fn metrics(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -215,4 +221,32 @@ fn hide_tokens(changes: &mut std::collections::BTreeMap<String, Value>) {
             *token = json!("<hidden>");
         }
     }
+}
+
+/// `/info` under its other name (spec §2.2).
+#[utoipa::path(get, path = "/information", tag = "system", responses((status = 200, description = "As /info", body = Object)))]
+pub(super) async fn information(state: State<AppState>, headers: HeaderMap) -> ApiResult {
+    info(state, headers).await
+}
+
+/// `/stats` under its other name (spec §2.2).
+#[utoipa::path(get, path = "/statistics", tag = "system", responses((status = 200, description = "As /stats", body = Object)))]
+pub(super) async fn statistics(state: State<AppState>, headers: HeaderMap) -> ApiResult {
+    stats(state, headers).await
+}
+
+/// `GET /config` under its other name (spec §2.2).
+#[utoipa::path(get, path = "/configuration", tag = "system", params(("type" = Option<String>, Query), ("flatten" = Option<bool>, Query)), responses((status = 200, description = "As GET /config", body = Object)))]
+pub(super) async fn configuration(
+    state: State<AppState>,
+    query: Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    config(state, query, headers).await
+}
+
+/// `PUT /config` under its other name (spec §2.2).
+#[utoipa::path(method(put, post), path = "/configuration", tag = "system", params(("validate_only" = Option<bool>, Query)), request_body(content = Object, example = json!({"server.body_limit": 1048576})), responses((status = 202, description = "As PUT /config", body = Object)))]
+pub(super) async fn set_configuration(state: State<AppState>, write: Write) -> ApiResult {
+    set_config(state, write).await
 }

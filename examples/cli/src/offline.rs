@@ -1,4 +1,7 @@
 //! `vamp validate` and `vamp fmt`: read artifact files, report problems, print normalized YAML.
+//!
+//! One file: `validate` and `fmt` share the reading of files and the report, which are most of
+//! it.
 
 use std::io::{Read, Write};
 

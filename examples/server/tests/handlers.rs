@@ -4,84 +4,19 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
-use vamp_server::App;
-use vamp_server::config::ServerConfig;
 
-/// An app on the in-memory store, with `flags` over the test defaults.
-struct Api {
-    router: axum::Router,
-    _stop: tokio::sync::watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-impl Api {
-    async fn new(flags: &[(&str, &str)]) -> Api {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut all = vec![
-            (
-                "server.data_dir".to_owned(),
-                dir.path().display().to_string(),
-            ),
-            ("persistence.kind".to_owned(), "memory".to_owned()),
-        ];
-        all.extend(
-            flags
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let config = ServerConfig::load(None, [], all).expect("config");
-        let app = App::build(config).await.expect("app");
-        let (stop, stopping) = tokio::sync::watch::channel(false);
-        Api {
-            router: app.router(stopping),
-            _stop: stop,
-            _dir: dir,
-        }
-    }
-
-    /// One request; the status and the body (JSON when it is, else a JSON string).
-    async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "127.0.0.1")
-            .header("accept", "application/json");
-        if body.is_some() {
-            request = request.header("content-type", "application/x-yaml");
-        }
-        let request = request
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-            .expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
+#[path = "common/inprocess.rs"]
+mod inprocess;
+use inprocess::Api;
 
 const BREED: &str = "name: web:1.0.0\ndeployable: registry/web:1.0.0\nports:\n  web: 8080/http\n";
 
 #[tokio::test]
 async fn info_names_the_version_and_the_backends() {
     let api = Api::new(&[]).await;
-    let (status, info) = api.call("GET", "/api/v1/info", None).await;
+    let (status, info) = api.json("GET", "/api/v1/info", None).await;
     assert_eq!(status, StatusCode::OK, "{info}");
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"), "{info}");
     assert!(info["uuid"].is_string(), "{info}");
@@ -90,21 +25,21 @@ async fn info_names_the_version_and_the_backends() {
 #[tokio::test]
 async fn an_artifact_is_created_read_listed_and_deleted() {
     let api = Api::new(&[]).await;
-    let (status, created) = api.call("POST", "/api/v1/breeds", Some(BREED)).await;
+    let (status, created) = api.json("POST", "/api/v1/breeds", Some(BREED)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["name"], "web:1.0.0");
-    let (status, read) = api.call("GET", "/api/v1/breeds/web:1.0.0", None).await;
+    let (status, read) = api.json("GET", "/api/v1/breeds/web:1.0.0", None).await;
     assert_eq!(
         (status, &read["deployable"]["definition"]),
         (StatusCode::OK, &Value::from("registry/web:1.0.0")),
         "{read}"
     );
-    let (status, list) = api.call("GET", "/api/v1/breeds", None).await;
+    let (status, list) = api.json("GET", "/api/v1/breeds", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
-    let (status, _) = api.call("DELETE", "/api/v1/breeds/web:1.0.0", None).await;
+    let (status, _) = api.json("DELETE", "/api/v1/breeds/web:1.0.0", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = api.call("GET", "/api/v1/breeds/web:1.0.0", None).await;
+    let (status, _) = api.json("GET", "/api/v1/breeds/web:1.0.0", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -112,11 +47,11 @@ async fn an_artifact_is_created_read_listed_and_deleted() {
 async fn validate_only_checks_and_stores_nothing() {
     let api = Api::new(&[]).await;
     let (status, shown) = api
-        .call("POST", "/api/v1/breeds?validate_only=true", Some(BREED))
+        .json("POST", "/api/v1/breeds?validate_only=true", Some(BREED))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{shown}");
     assert_eq!(shown["name"], "web:1.0.0");
-    let (status, _) = api.call("GET", "/api/v1/breeds/web:1.0.0", None).await;
+    let (status, _) = api.json("GET", "/api/v1/breeds/web:1.0.0", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "validate_only stored it");
 }
 
@@ -124,7 +59,7 @@ async fn validate_only_checks_and_stores_nothing() {
 async fn bad_yaml_is_a_400_naming_the_line_and_the_fix() {
     let api = Api::new(&[]).await;
     let (status, error) = api
-        .call(
+        .json(
             "POST",
             "/api/v1/breeds",
             Some("name: web\ndeployable: registry/web\nports:\n  web: eighty/http\n"),
@@ -141,7 +76,7 @@ async fn bad_yaml_is_a_400_naming_the_line_and_the_fix() {
 #[tokio::test]
 async fn a_token_is_asked_for_when_one_is_set() {
     let api = Api::new(&[("server.token", "s3cret-token")]).await;
-    let (status, _) = api.call("GET", "/api/v1/breeds", None).await;
+    let (status, _) = api.json("GET", "/api/v1/breeds", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let request = Request::builder()
         .uri("/api/v1/breeds")
@@ -162,7 +97,7 @@ async fn a_token_is_asked_for_when_one_is_set() {
 async fn unknown_paths_and_kinds_are_404s() {
     let api = Api::new(&[]).await;
     for path in ["/api/v1/nothing-here", "/api/v1/breeds/none"] {
-        let (status, body) = api.call("GET", path, None).await;
+        let (status, body) = api.json("GET", path, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
     }
 }

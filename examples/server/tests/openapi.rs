@@ -2,82 +2,27 @@
 //! is served, every route is registered through it, and every example in it — request
 //! bodies and the artifacts' schemas — is accepted by the API it describes.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
-use vamp_server::App;
-use vamp_server::config::ServerConfig;
 
-struct Api {
-    router: axum::Router,
-    _stop: tokio::sync::watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+#[path = "common/inprocess.rs"]
+mod inprocess;
+use inprocess::Api;
+
+/// The app the examples run against: the process driver (commands allowed), gateway ports
+/// of its own.
+async fn api() -> Api {
+    Api::new(&[
+        ("driver.kind", "process"),
+        ("gateways.ports", &vamp_core::testkit::gateway_port_slice()),
+    ])
+    .await
 }
 
-impl Api {
-    async fn new() -> Api {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let flags = [
-            ("server.data_dir", dir.path().display().to_string()),
-            ("persistence.kind", "memory".into()),
-            ("driver.kind", "process".into()),
-            ("gateways.ports", vamp_core::testkit::gateway_port_slice()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v));
-        let config = ServerConfig::load(None, [], flags).expect("config");
-        let app = App::build(config).await.expect("app");
-        let (stop, stopping) = tokio::sync::watch::channel(false);
-        Api {
-            router: app.router(stopping),
-            _stop: stop,
-            _dir: dir,
-        }
-    }
-
-    /// The status, and the body unless it is a stream.
-    async fn call(&self, method: &str, uri: &str, body: Option<&Value>) -> (StatusCode, String) {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "127.0.0.1")
-            .header("accept", "application/json");
-        let body = match body {
-            Some(Value::String(text)) => {
-                request = request.header("content-type", "application/x-yaml");
-                Body::from(text.clone())
-            }
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).expect("request"))
-            .await
-            .expect("infallible");
-        let status = response.status();
-        if uri.contains("/events/stream") {
-            return (status, String::new());
-        }
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    async fn document(&self) -> Value {
-        let (status, text) = self.call("GET", "/api/v1/openapi.json", None).await;
-        assert_eq!(status, StatusCode::OK, "{text}");
-        serde_json::from_str(&text).expect("JSON")
-    }
+async fn document(api: &Api) -> Value {
+    let (status, text) = api.call("GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str(&text).expect("JSON")
 }
 
 /// A path with sample values for its parameters (`{kind}` as given).
@@ -107,8 +52,8 @@ fn operations(doc: &Value) -> Vec<(String, &'static str, Value)> {
 
 #[tokio::test]
 async fn every_documented_operation_is_served() {
-    let api = Api::new().await;
-    let doc = api.document().await;
+    let api = api().await;
+    let doc = document(&api).await;
     let ops = operations(&doc);
     assert!(ops.len() >= 50, "{} operations", ops.len());
     for (path, method, _) in ops {
@@ -184,9 +129,9 @@ async fn fixtures(api: &Api) {
 
 #[tokio::test]
 async fn every_example_is_accepted_by_the_live_api() {
-    let api = Api::new().await;
+    let api = api().await;
     fixtures(&api).await;
-    let doc = api.document().await;
+    let doc = document(&api).await;
     let mut tried = 0;
     for (path, method, op) in operations(&doc) {
         for (example_name, example) in examples(&op, &doc) {
@@ -226,9 +171,9 @@ async fn every_example_is_accepted_by_the_live_api() {
 
 #[tokio::test]
 async fn every_artifact_kind_has_a_schema_with_an_accepted_example() {
-    let api = Api::new().await;
+    let api = api().await;
     fixtures(&api).await;
-    let doc = api.document().await;
+    let doc = document(&api).await;
     let schemas = &doc["components"]["schemas"];
     for (schema, endpoint) in [
         ("Breed", "/api/v1/breeds"),

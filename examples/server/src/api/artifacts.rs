@@ -241,13 +241,14 @@ pub(super) fn written(kind: Kind, status: StatusCode) -> StatusCode {
 pub(super) async fn create_artifact(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    write: Write,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
-    let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
     let artifact = one_artifact(&state, &text, kind).await?;
     let status = written(kind, StatusCode::CREATED);
     store(&state, &headers, artifact, status, check_only).await

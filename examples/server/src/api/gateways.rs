@@ -104,12 +104,13 @@ pub(super) async fn delete_gateway(
 pub(super) async fn put_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    write: Write,
 ) -> ApiResult {
-    let check_only = validate_only(&query)?;
-    let text = body_text(&headers, body)?;
+    let Write {
+        check_only,
+        text,
+        headers,
+    } = write;
     let Artifact::Gateway(gateway) = one_artifact(&state, &text, Kind::Gateway).await? else {
         return Err(ApiError::bad_request("expected a gateway"));
     };

@@ -41,16 +41,7 @@ pub(super) async fn get_rollout(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let r = state
-        .vamp
-        .rollout(&name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(reply(
-        StatusCode::OK,
-        &headers,
-        &with_status(&state, r).await?,
-    ))
+    shown(&state, &name, StatusCode::OK, &headers).await
 }
 
 /// `POST /api/v1/rollouts/{name}/{promote|abort|pause|resume|retry}` (`promote?full=true`
@@ -82,26 +73,12 @@ pub(super) async fn rollout_command(
         return Err(ApiError::not_found());
     }
     state.vamp.rollout_command(&name, command).await?;
-    let r = state
-        .vamp
-        .rollout(&name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(reply(
-        StatusCode::ACCEPTED,
-        &headers,
-        &with_status(&state, r).await?,
-    ))
+    shown(&state, &name, StatusCode::ACCEPTED, &headers).await
 }
 
 #[utoipa::path(post, path = "/rollouts", tag = "rollouts", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Rollout, description = "The rollout; it starts at once"), responses((status = 201, description = "Stored", body = schemas::Rollout), (status = 400, description = "Does not read or check", body = schemas::ErrorBody)))]
-pub(super) async fn create_rollout(
-    state: State<AppState>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    create_artifact(state, Path("rollouts".to_owned()), query, headers, body).await
+pub(super) async fn create_rollout(state: State<AppState>, write: Write) -> ApiResult {
+    create_artifact(state, Path("rollouts".to_owned()), write).await
 }
 
 #[utoipa::path(put, path = "/rollouts/{name}", tag = "rollouts", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Rollout), responses((status = 200, description = "Stored", body = schemas::Rollout)))]
@@ -129,4 +106,14 @@ pub(super) async fn delete_rollout(
     query: Query<Vec<(String, String)>>,
 ) -> ApiResult {
     delete_artifact(state, Path(("rollouts".to_owned(), name)), query).await
+}
+
+/// The rollout `name` with its status, answered with `status`; 404 when there is none.
+async fn shown(state: &AppState, name: &str, status: StatusCode, headers: &HeaderMap) -> ApiResult {
+    let r = state
+        .vamp
+        .rollout(name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(reply(status, headers, &with_status(state, r).await?))
 }

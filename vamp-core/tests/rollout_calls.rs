@@ -14,6 +14,12 @@ use vamp_core::testkit::outside::{RecordingSender, ScriptedProvider};
 use vamp_core::traits::{CallError, EventFilter, Page, Reading, RouteStats};
 use vamp_core::{Vamp, dsl};
 
+/// The first step of the rollouts here: 20% to the canary.
+const AT_20: Weights = Weights {
+    stable: 80,
+    canary: 20,
+};
+
 struct World {
     vamp: Vamp,
     router: RecordingRouter,
@@ -138,13 +144,7 @@ async fn provider_errors_pause_after_the_limit_and_never_roll_back() {
     }));
     w.start(&spec("shop", PROMETHEUS, "")).await;
     w.tick(0).await;
-    assert_eq!(
-        w.status("shop").await.weights,
-        Weights {
-            stable: 80,
-            canary: 20
-        }
-    );
+    assert_eq!(w.status("shop").await.weights, AT_20);
     for _ in 0..10 {
         w.serve(&["shop"], 100);
         w.tick(10).await;
@@ -161,14 +161,7 @@ async fn provider_errors_pause_after_the_limit_and_never_roll_back() {
         "{reason}"
     );
     assert_eq!(s.verdicts.fail, 0);
-    assert_eq!(
-        s.weights,
-        Weights {
-            stable: 80,
-            canary: 20
-        },
-        "weights held"
-    );
+    assert_eq!(s.weights, AT_20, "weights held");
     // The query was asked with the template filled in.
     let (url, query) = w.provider.asked().remove(0);
     assert_eq!(url, "http://prom.test:9090");
@@ -259,13 +252,7 @@ async fn gates_hold_until_their_webhooks_say_yes() {
     w.sender.status(pre, 200);
     w.tick(10).await;
     w.tick(0).await;
-    assert_eq!(
-        w.status("shop").await.weights,
-        Weights {
-            stable: 80,
-            canary: 20
-        }
-    );
+    assert_eq!(w.status("shop").await.weights, AT_20);
     // Every step done: the confirm-promotion gate holds it, asked every interval.
     for _ in 0..4 {
         w.serve(&["shop"], 100);
@@ -280,13 +267,7 @@ async fn gates_hold_until_their_webhooks_say_yes() {
             .contains("answered 403"),
         "{s:?}"
     );
-    assert_eq!(
-        s.weights,
-        Weights {
-            stable: 80,
-            canary: 20
-        }
-    );
+    assert_eq!(s.weights, AT_20);
     w.sender.status(confirm, 200);
     w.tick(10).await;
     w.tick(0).await;

@@ -2,7 +2,6 @@
 //! scripts/test.sh starts, and an outage test on a private instance of its own.
 #![cfg(feature = "etcd")]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use vamp_core::testkit::services::PrivateEtcd;
@@ -24,9 +23,7 @@ async fn an_outage_fails_calls_fast_and_the_watch_resumes_without_loss_or_duplic
     let Some(_) = vamp_core::testkit::services::service("etcd") else {
         return;
     };
-    let binary = PathBuf::from(
-        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd"),
-    );
+    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut etcd = PrivateEtcd::start(binary, dir.path()).await;
     let mut config = EtcdConfig::new(etcd.url());
@@ -60,9 +57,7 @@ async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
     let Some(_) = vamp_core::testkit::services::service("etcd") else {
         return;
     };
-    let binary = PathBuf::from(
-        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd"),
-    );
+    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::tempdir().expect("tempdir");
     let [ca, cert, key, client_cert, client_key] =
         vamp_core::testkit::services::tls_certificates(dir.path());
@@ -133,9 +128,7 @@ async fn user_authentication_works_and_missing_or_wrong_credentials_are_refused(
     let Some(_) = vamp_core::testkit::services::service("etcd") else {
         return;
     };
-    let binary = PathBuf::from(
-        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd"),
-    );
+    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut etcd = PrivateEtcd::start(binary, dir.path()).await;
     // Turn authentication on: a root user with the root role first (etcd requires it).

@@ -78,17 +78,13 @@ impl Drop for Reap {
     }
 }
 
-#[test]
-fn a_canary_release_through_the_cli() {
-    let server = server_binary();
-    let data = tempfile::tempdir().expect("tempdir");
-    let _reap = Reap(data.path().join("process"));
-    let (api, gateway) = (free_port(), free_port());
-    let host = format!("http://127.0.0.1:{api}");
-    let running = spawn(
-        Command::new(&server)
+/// `vamp-server` on `api` with its data in `data`: the process driver, gateway ports of its
+/// own.
+fn start_server(server: &std::path::Path, data: &std::path::Path, api: u16) -> Running {
+    spawn(
+        Command::new(server)
             .arg("--data")
-            .arg(data.path())
+            .arg(data)
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .env(
                 "VAMP_GATEWAYS__PORTS",
@@ -96,7 +92,17 @@ fn a_canary_release_through_the_cli() {
             )
             .env("VAMP_DRIVER__KIND", "process")
             .env("RUST_LOG", "warn"),
-    );
+    )
+}
+
+#[test]
+fn a_canary_release_through_the_cli() {
+    let server = server_binary();
+    let data = tempfile::tempdir().expect("tempdir");
+    let _reap = Reap(data.path().join("process"));
+    let (api, gateway) = (free_port(), free_port());
+    let host = format!("http://127.0.0.1:{api}");
+    let running = start_server(&server, data.path(), api);
     let line = running
         .lines
         .recv_timeout(Duration::from_secs(30))
@@ -219,18 +225,7 @@ fn a_rollout_watched_in_a_terminal() {
     let _reap = Reap(data.path().join("process"));
     let api = free_port();
     let host = format!("http://127.0.0.1:{api}");
-    let running = spawn(
-        Command::new(&server)
-            .arg("--data")
-            .arg(data.path())
-            .args(["--listen", &format!("127.0.0.1:{api}")])
-            .env(
-                "VAMP_GATEWAYS__PORTS",
-                vamp_core::testkit::gateway_port_slice(),
-            )
-            .env("VAMP_DRIVER__KIND", "process")
-            .env("RUST_LOG", "warn"),
-    );
+    let running = start_server(&server, data.path(), api);
     running
         .lines
         .recv_timeout(Duration::from_secs(30))

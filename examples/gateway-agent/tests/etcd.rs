@@ -2,7 +2,6 @@
 //! `haproxy-kv` router reach traffic through the agent's HAProxy; an etcd outage does not stop
 //! traffic, and after etcd returns the agent applies what is published next.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +23,13 @@ async fn the_agent_serves_through_an_etcd_outage_and_catches_up() {
     let (Some(_), Some(haproxy)) = (service("etcd"), service("haproxy")) else {
         return;
     };
-    let etcd_bin =
-        std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd");
+    let etcd_bin = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::Builder::new()
         .prefix("ge")
         .tempdir_in("/tmp")
         .expect("tempdir");
     std::fs::create_dir_all(dir.path().join("etcd")).expect("dir");
-    let mut etcd = PrivateEtcd::start(PathBuf::from(etcd_bin), &dir.path().join("etcd")).await;
+    let mut etcd = PrivateEtcd::start(etcd_bin, &dir.path().join("etcd")).await;
     let mut config = EtcdConfig::new(etcd.url());
     config.timeout = Duration::from_secs(1);
     let store: Arc<dyn KeyValueStore> =

@@ -59,7 +59,7 @@ async fn the_agent_reads_etcd_over_tls_with_a_client_certificate() {
     let (Some(_), Some(haproxy)) = (service("etcd"), service("haproxy")) else {
         return;
     };
-    let binary = std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd");
+    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::Builder::new()
         .prefix("gt")
         .tempdir_in("/tmp")

@@ -219,7 +219,7 @@ async fn on_etcd_over_tls_with_a_client_certificate() {
     let Some(_) = vamp_core::testkit::services::service("etcd") else {
         return;
     };
-    let binary = std::env::var("VAMP_TEST_ETCD_BIN").expect("VAMP_TEST_ETCD_BIN is set with etcd");
+    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::tempdir().expect("tempdir");
     let [ca, cert, key, client_cert, client_key] = tls_certificates(dir.path());
     let files = EtcdTlsFiles {

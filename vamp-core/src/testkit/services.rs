@@ -38,6 +38,21 @@ pub fn service(name: &str) -> Option<String> {
     }
 }
 
+/// The binary of a service listed in `VAMP_TEST_SERVICES`, from `VAMP_TEST_<NAME>_BIN`: for
+/// tests that start private instances (outages, authentication, TLS).
+///
+/// # Panics
+/// When the variable is not set: `scripts/services.sh` sets it with the service.
+pub fn service_binary(name: &str) -> std::path::PathBuf {
+    let var = format!(
+        "VAMP_TEST_{}_BIN",
+        name.to_ascii_uppercase().replace('-', "_")
+    );
+    std::env::var(&var)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| panic!("{var} is set with the {name} service (scripts/services.sh)"))
+}
+
 /// Whether the tests run in CI: `CI` is `true` or `1` (as CI systems and `scripts/test.sh` set it).
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")

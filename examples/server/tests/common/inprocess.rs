@@ -1,6 +1,9 @@
 //! The API in process: the router from `App::router`, called with tower's `oneshot` — no
 //! socket, no reconciler.
-#![allow(dead_code, reason = "shared by several test binaries; each uses part of it")]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries; each uses part of it"
+)]
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -110,6 +110,24 @@ impl<S> IdleTimeout<S> {
         self.sleep.as_mut().reset(deadline);
     }
 
+    /// Traffic restarts the idle clock; waiting past it is an error.
+    fn observe<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Ready(result) => {
+                self.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                self.expired(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+
     fn expired(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         match self.sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Err(io::Error::new(
@@ -128,16 +146,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                this.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                this.expired(cx)?;
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.observe(cx, polled)
     }
 }
 
@@ -148,16 +158,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                this.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                this.expired(cx)?;
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.observe(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -176,16 +178,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                this.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                this.expired(cx)?;
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.observe(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -29,11 +29,7 @@ pub struct Blueprint {
     pub clusters: Map<Cluster>,
 }
 
-impl Named for Blueprint {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Blueprint);
 
 impl ReferenceStyle for Blueprint {
     const PLAIN_STRING: bool = true;
@@ -126,11 +122,7 @@ pub struct Scale {
     pub instances: u32,
 }
 
-impl Named for Scale {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Scale);
 
 impl ReferenceStyle for Scale {
     const PLAIN_STRING: bool = true;

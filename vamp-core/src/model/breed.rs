@@ -3,7 +3,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{Map, Metadata, Named, Ref, ReferenceStyle, Seconds};
+use super::{Map, Metadata, Ref, ReferenceStyle, Seconds};
 
 /// The default deployable type (`vamp.model.default-deployable-type`).
 pub const DEFAULT_DEPLOYABLE_TYPE: &str = "container/docker";
@@ -35,11 +35,7 @@ pub struct Breed {
     pub health_checks: Option<Vec<HealthCheck>>,
 }
 
-impl Named for Breed {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Breed);
 
 /// A breed reference is written `{reference: name}`, as Vamp's API writes it (issue 17).
 impl ReferenceStyle for Breed {

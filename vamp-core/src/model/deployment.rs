@@ -3,9 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{
-    Argument, Breed, Dialects, Gateway, HealthCheck, Map, Metadata, Named, Ref, Scale, Sla,
-};
+use super::{Argument, Breed, Dialects, Gateway, HealthCheck, Map, Metadata, Ref, Scale, Sla};
 
 /// A deployment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -34,11 +32,7 @@ pub struct Deployment {
     pub dialects: Dialects,
 }
 
-impl Named for Deployment {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Deployment);
 
 /// A cluster of a deployment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]

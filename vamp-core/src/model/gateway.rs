@@ -3,7 +3,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{Map, Metadata, Named, Percentage, PortType, Ref, ReferenceStyle};
+use super::{Map, Metadata, Percentage, PortType, Ref, ReferenceStyle};
 
 /// A gateway: a port whose traffic is split over routes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -32,11 +32,7 @@ pub struct Gateway {
     pub routes: Map<Ref<Route>>,
 }
 
-impl Named for Gateway {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Gateway);
 
 impl ReferenceStyle for Gateway {
     const PLAIN_STRING: bool = true;
@@ -124,11 +120,7 @@ pub struct Route {
     pub selector: Option<String>,
 }
 
-impl Named for Route {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Route);
 
 impl ReferenceStyle for Route {
     const PLAIN_STRING: bool = false;
@@ -145,11 +137,7 @@ pub struct Condition {
     pub definition: String,
 }
 
-impl Named for Condition {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Condition);
 
 impl ReferenceStyle for Condition {
     const PLAIN_STRING: bool = false;
@@ -186,11 +174,7 @@ pub struct Rewrite {
     pub path: String,
 }
 
-impl Named for Rewrite {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Rewrite);
 
 impl ReferenceStyle for Rewrite {
     const PLAIN_STRING: bool = false;

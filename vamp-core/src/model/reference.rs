@@ -45,6 +45,18 @@ pub trait Named {
     fn name(&self) -> &str;
 }
 
+/// Implements [`Named`] for artifacts whose `name` field is their name.
+macro_rules! named {
+    ($t:ty) => {
+        impl $crate::model::Named for $t {
+            fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    };
+}
+pub(crate) use named;
+
 /// How a reference to `T` is written: scales, SLAs and escalations as plain strings; breeds
 /// (as Vamp's API writes them) and conditions, rewrites, routes (whose plain string means
 /// something else) as `{reference: name}`.

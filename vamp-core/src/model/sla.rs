@@ -3,7 +3,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{Map, Metadata, Named, Ref, ReferenceStyle};
+use super::{Map, Metadata, Ref, ReferenceStyle};
 
 /// An SLA of a cluster.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -48,11 +48,7 @@ pub enum SlaKind {
     Extends(String),
 }
 
-impl Named for Sla {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Sla);
 
 impl ReferenceStyle for Sla {
     const PLAIN_STRING: bool = true;
@@ -153,11 +149,7 @@ pub struct ScaleBy<T> {
     pub target: Option<String>,
 }
 
-impl Named for Escalation {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Escalation);
 
 impl ReferenceStyle for Escalation {
     const PLAIN_STRING: bool = true;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Map, Metadata, Named};
+use super::{Map, Metadata};
 
 /// A template: a named JSON map that other artifacts `import` and deep-merge.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -16,8 +16,4 @@ pub struct Template {
     pub definition: Map<serde_json::Value>,
 }
 
-impl Named for Template {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Template);

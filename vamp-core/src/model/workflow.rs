@@ -3,9 +3,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{
-    Argument, Breed, Dialects, HealthCheck, Map, Metadata, Named, Ref, ReferenceStyle, Scale,
-};
+use super::{Argument, Breed, Dialects, HealthCheck, Map, Metadata, Ref, ReferenceStyle, Scale};
 
 /// A workflow: a breed run on a schedule.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -41,11 +39,7 @@ pub struct Workflow {
     pub dialects: Dialects,
 }
 
-impl Named for Workflow {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+super::reference::named!(Workflow);
 
 impl ReferenceStyle for Workflow {
     const PLAIN_STRING: bool = true;

@@ -5,7 +5,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{Metadata, Named, Percentage, Seconds};
+use super::{Metadata, Percentage, Seconds};
 
 mod serialize;
 
@@ -42,11 +42,7 @@ impl Rollout {
     }
 }
 
-impl Named for Rollout {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+crate::model::reference::named!(Rollout);
 
 /// One step of a rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

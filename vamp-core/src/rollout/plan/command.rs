@@ -154,12 +154,11 @@ pub fn command(
             );
         }
         Command::Pause => {
-            if s.phase != Phase::Progressing {
-                return Err(refused(format!(
-                    "the rollout is {}: only a progressing one can be paused",
-                    s.phase.as_str()
-                )));
-            }
+            only_when(
+                &s,
+                Phase::Progressing,
+                "only a progressing one can be paused",
+            )?;
             pause(
                 &mut s,
                 rollout,
@@ -169,12 +168,7 @@ pub fn command(
             );
         }
         Command::Resume => {
-            if s.phase != Phase::Paused {
-                return Err(refused(format!(
-                    "the rollout is {}: only a paused one can be resumed",
-                    s.phase.as_str()
-                )));
-            }
+            only_when(&s, Phase::Paused, "only a paused one can be resumed")?;
             if let Some(w) = current {
                 s.weights = w;
             }
@@ -220,4 +214,16 @@ pub fn command(
         }
     }
     Ok((s, actions))
+}
+
+/// Refuses a command unless the rollout is in `phase`; `why` says what the command needs.
+fn only_when(s: &RolloutStatus, phase: Phase, why: &str) -> Result<(), CommandError> {
+    if s.phase == phase {
+        Ok(())
+    } else {
+        Err(refused(format!(
+            "the rollout is {}: {why}",
+            s.phase.as_str()
+        )))
+    }
 }

@@ -121,18 +121,12 @@ impl Reader {
                 });
             }
         }
-        let bound = match bounds.as_slice() {
-            [one] => *one,
-            _ => {
-                return Err(err(
-                    ErrorKind::InvalidRolloutError,
-                    path,
-                    node,
-                    format!("a metric check has one bound, this has {}", bounds.len()),
-                    "give exactly one of min, max, min_ratio or max_ratio (one check per bound)",
-                ));
-            }
-        };
+        let bound = one_bound(
+            &bounds,
+            node,
+            path,
+            "give exactly one of min, max, min_ratio or max_ratio (one check per bound)",
+        )?;
         let critical = self.critical(&mut o)?;
         o.finish()?;
         Ok(Check::BuiltIn(MetricCheck {
@@ -227,18 +221,12 @@ impl Reader {
                 });
             }
         }
-        let bound = match bounds.as_slice() {
-            [one] => *one,
-            _ => {
-                return Err(err(
-                    ErrorKind::InvalidRolloutError,
-                    path,
-                    node,
-                    format!("a metric check has one bound, this has {}", bounds.len()),
-                    "give exactly one of min or max (one check per bound)",
-                ));
-            }
-        };
+        let bound = one_bound(
+            &bounds,
+            node,
+            path,
+            "give exactly one of min or max (one check per bound)",
+        )?;
         let critical = self.critical(&mut o)?;
         let timeout = self.call_timeout(&mut o)?;
         o.finish()?;
@@ -315,5 +303,19 @@ impl Reader {
             return Err(bad("write a number of 0 or more"));
         }
         Ok(value)
+    }
+}
+
+/// The one bound of a check, or an error saying how many it has and `hint`.
+fn one_bound(bounds: &[MetricBound], node: &Node, path: &str, hint: &str) -> R<MetricBound> {
+    match bounds {
+        [one] => Ok(*one),
+        _ => Err(err(
+            ErrorKind::InvalidRolloutError,
+            path,
+            node,
+            format!("a metric check has one bound, this has {}", bounds.len()),
+            hint,
+        )),
     }
 }

@@ -70,12 +70,14 @@ pub(super) async fn documents(
 /// is stored, and if storing still fails, what this request stored is put back as it was, so
 /// a rejected request changes nothing. `?validate_only=true` checks and stores nothing.
 #[utoipa::path(method(post, put), path = "/", tag = "artifacts", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Vec<Object>, description = "Documents of any kinds (YAML documents or a JSON list, each with `kind`)", example = json!([{"kind": "breeds", "name": "api:1.0.0", "deployable": {"type": "command", "definition": "python3 -m http.server $PORT"}}])), responses((status = 202, description = "What was stored", body = Vec<Object>), (status = 400, description = "A document does not read or check", body = schemas::ErrorBody)))]
-pub(super) async fn root_put(State(state): State<AppState>, write: Write) -> ApiResult {
-    let Write {
+pub(super) async fn root_put(
+    State(state): State<AppState>,
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
     let read = documents(&state, &text).await?;
     let mut statics = Vec::new();
     let mut deploys = Vec::new();
@@ -172,10 +174,12 @@ pub(super) async fn store_all(
 
 /// Deletes every document's artifact: 202.
 #[utoipa::path(delete, path = "/", tag = "artifacts", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Vec<Object>, description = "Documents naming what to delete"), responses((status = 202, description = "Deleted")))]
-pub(super) async fn root_delete(State(state): State<AppState>, write: Write) -> ApiResult {
-    let Write {
+pub(super) async fn root_delete(
+    State(state): State<AppState>,
+    Write {
         check_only, text, ..
-    } = write;
+    }: Write,
+) -> ApiResult {
     let all = documents(&state, &text).await?;
     if let Some((kind, _)) = all.iter().find(|(k, _)| !k.is_stored()) {
         return Err(ApiError::bad_request(format!(
@@ -241,14 +245,13 @@ pub(super) fn written(kind: Kind, status: StatusCode) -> StatusCode {
 pub(super) async fn create_artifact(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    write: Write,
-) -> ApiResult {
-    let kind = static_kind(&kind)?;
-    let Write {
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
+    let kind = static_kind(&kind)?;
     let artifact = one_artifact(&state, &text, kind).await?;
     let status = written(kind, StatusCode::CREATED);
     store(&state, &headers, artifact, status, check_only).await

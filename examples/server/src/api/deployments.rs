@@ -172,13 +172,12 @@ pub(super) async fn given(state: &AppState, text: &str, kind: Kind) -> Result<Gi
 pub(super) async fn put_scale(
     State(state): State<AppState>,
     Path((name, cluster, service)): Path<(String, String, String)>,
-    write: Write,
-) -> ApiResult {
-    let Write {
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
     let scale = match given(&state, &text, Kind::Scale).await? {
         Given::Name(reference) => match state.vamp.get(Kind::Scale, &reference).await? {
             Some(Artifact::Scale(s)) => s,
@@ -228,13 +227,12 @@ pub(super) async fn get_sla(
 pub(super) async fn put_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,
-    write: Write,
-) -> ApiResult {
-    let Write {
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
     let sla = match given(&state, &text, Kind::Sla).await? {
         Given::Name(reference) => Ref::Reference(reference),
         Given::Inline(a) => match *a {

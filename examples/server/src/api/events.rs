@@ -180,12 +180,14 @@ pub(super) async fn events(
 }
 
 #[utoipa::path(post, path = "/events", tag = "events", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Event, description = "The event"), responses((status = 201, description = "Stored, with its id", body = schemas::Event), (status = 400, description = "Does not read", body = schemas::ErrorBody)))]
-pub(super) async fn publish(State(state): State<AppState>, write: Write) -> ApiResult {
-    let Write {
+pub(super) async fn publish(
+    State(state): State<AppState>,
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
     let event = match one_artifact(&state, &text, Kind::Event).await? {
         Artifact::Event(e) => e,
         other => {

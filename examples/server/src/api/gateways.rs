@@ -46,12 +46,14 @@ pub(super) async fn get_gateway(
 /// against every other gateway's (`?validate_only=true`: checked only). 202 with the gateway.
 /// A deployment's gateways (names with `/`) change through their deployment.
 #[utoipa::path(post, path = "/gateways", tag = "gateways", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Gateway, description = "A standalone gateway"), responses((status = 202, description = "The gateway", body = schemas::Gateway), (status = 400, description = "Does not read, check or fit", body = schemas::ErrorBody)))]
-pub(super) async fn create_gateway(State(state): State<AppState>, write: Write) -> ApiResult {
-    let Write {
+pub(super) async fn create_gateway(
+    State(state): State<AppState>,
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
     let gateway = one_artifact(&state, &text, Kind::Gateway).await?;
     let name = gateway.name().to_owned();
     if name.contains('/') {
@@ -104,13 +106,12 @@ pub(super) async fn delete_gateway(
 pub(super) async fn put_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    write: Write,
-) -> ApiResult {
-    let Write {
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
     let Artifact::Gateway(gateway) = one_artifact(&state, &text, Kind::Gateway).await? else {
         return Err(ApiError::bad_request("expected a gateway"));
     };

@@ -93,12 +93,14 @@ pub(super) async fn config(
 /// `{"server.body_limit": 1048576}` (`null` drops a change). Applied at once and kept in the
 /// key-value store; 202 with the dynamic changes in force.
 #[utoipa::path(method(put, post), path = "/config", tag = "system", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Object, description = "Dynamic settings, e.g. {\"server.body_limit\": 1048576}", example = json!({"server.body_limit": 1048576})), responses((status = 202, description = "The dynamic changes in force", body = Object), (status = 400, description = "Not a dynamic setting", body = schemas::ErrorBody)))]
-pub(super) async fn set_config(State(state): State<AppState>, write: Write) -> ApiResult {
-    let Write {
+pub(super) async fn set_config(
+    State(state): State<AppState>,
+    Write {
         check_only,
         text,
         headers,
-    } = write;
+    }: Write,
+) -> ApiResult {
     let value = match dsl::parse_documents(&text)
         .map_err(|e| ApiError::dsl(&e))?
         .as_slice()

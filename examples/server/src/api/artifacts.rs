@@ -70,15 +70,8 @@ pub(super) async fn documents(
 /// is stored, and if storing still fails, what this request stored is put back as it was, so
 /// a rejected request changes nothing. `?validate_only=true` checks and stores nothing.
 #[utoipa::path(method(post, put), path = "/", tag = "artifacts", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Vec<Object>, description = "Documents of any kinds (YAML documents or a JSON list, each with `kind`)", example = json!([{"kind": "breeds", "name": "api:1.0.0", "deployable": {"type": "command", "definition": "python3 -m http.server $PORT"}}])), responses((status = 202, description = "What was stored", body = Vec<Object>), (status = 400, description = "A document does not read or check", body = schemas::ErrorBody)))]
-pub(super) async fn root_put(
-    State(state): State<AppState>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
-) -> ApiResult {
-    let read = documents(&state, &text).await?;
+pub(super) async fn root_put(State(state): State<AppState>, write: Write) -> ApiResult {
+    let read = documents(&state, &write.text).await?;
     let mut statics = Vec::new();
     let mut deploys = Vec::new();
     for (kind, artifact) in read {
@@ -98,17 +91,25 @@ pub(super) async fn root_put(
     for bp in &deploys {
         previews.push(state.vamp.preview(&bp.name, bp, &statics).await?);
     }
-    if check_only {
+    if write.check_only {
         let out = statics
             .into_iter()
             .chain(previews.into_iter().map(Artifact::Deployment))
             .map(|a| a.to_json())
             .collect();
-        return Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out)));
+        return Ok(reply(
+            StatusCode::ACCEPTED,
+            &write.headers,
+            &Value::Array(out),
+        ));
     }
     let mut undo = Undo::default();
     match store_all(&state, &mut undo, statics, deploys).await {
-        Ok(out) => Ok(reply(StatusCode::ACCEPTED, &headers, &Value::Array(out))),
+        Ok(out) => Ok(reply(
+            StatusCode::ACCEPTED,
+            &write.headers,
+            &Value::Array(out),
+        )),
         Err(e) => {
             undo.run(&state).await;
             Err(e)
@@ -245,16 +246,12 @@ pub(super) fn written(kind: Kind, status: StatusCode) -> StatusCode {
 pub(super) async fn create_artifact(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
+    write: Write,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
-    let artifact = one_artifact(&state, &text, kind).await?;
+    let artifact = one_artifact(&state, &write.text, kind).await?;
     let status = written(kind, StatusCode::CREATED);
-    store(&state, &headers, artifact, status, check_only).await
+    store(&state, &write.headers, artifact, status, write.check_only).await
 }
 
 /// Stores one artifact (or only checks it, `check_only`) and answers with what was stored.

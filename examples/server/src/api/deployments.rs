@@ -50,42 +50,31 @@ pub(super) async fn blueprint(state: &AppState, text: &str) -> Result<Blueprint,
     }
 }
 
-pub(super) async fn deploy(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &[(String, String)],
-    name: &str,
-    blueprint: &Blueprint,
-) -> ApiResult {
-    let d = if validate_only(query)? {
-        state.vamp.preview(name, blueprint, &[]).await?
+/// Deploys (or with `validate_only`, previews) the write's blueprint as deployment `name`;
+/// `None` names it after the blueprint.
+pub(super) async fn deploy(state: &AppState, write: &Write, name: Option<&str>) -> ApiResult {
+    let blueprint = blueprint(state, &write.text).await?;
+    let name = name.unwrap_or(&blueprint.name);
+    let d = if write.check_only {
+        state.vamp.preview(name, &blueprint, &[]).await?
     } else {
-        state.vamp.deploy(name, blueprint).await?
+        state.vamp.deploy(name, &blueprint).await?
     };
-    Ok(accepted(headers, d))
+    Ok(accepted(&write.headers, d))
 }
 
 #[utoipa::path(post, path = "/deployments", tag = "deployments", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Blueprint, description = "The blueprint to deploy, under its name"), responses((status = 202, description = "The deployment", body = schemas::Deployment), (status = 400, description = "Does not read, check or fit", body = schemas::ErrorBody)))]
-pub(super) async fn create_deployment(
-    State(state): State<AppState>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    let blueprint = blueprint(&state, &body_text(&headers, body)?).await?;
-    deploy(&state, &headers, &query, &blueprint.name, &blueprint).await
+pub(super) async fn create_deployment(State(state): State<AppState>, write: Write) -> ApiResult {
+    deploy(&state, &write, None).await
 }
 
 #[utoipa::path(put, path = "/deployments/{name}", tag = "deployments", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Blueprint, description = "A blueprint merged into the deployment (created if new)"), responses((status = 202, description = "The deployment", body = schemas::Deployment), (status = 400, description = "Does not read, check or fit", body = schemas::ErrorBody)))]
 pub(super) async fn put_deployment(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    write: Write,
 ) -> ApiResult {
-    let blueprint = blueprint(&state, &body_text(&headers, body)?).await?;
-    deploy(&state, &headers, &query, &name, &blueprint).await
+    deploy(&state, &write, Some(&name)).await
 }
 
 #[utoipa::path(delete, path = "/deployments/{name}", tag = "deployments", params(("name" = String, Path), ("validate_only" = Option<bool>, Query)), request_body(content = schemas::Blueprint, description = "What to remove (the deployment as a blueprint removes everything); empty: nothing"), responses((status = 202, description = "The deployment", body = schemas::Deployment)))]
@@ -172,13 +161,9 @@ pub(super) async fn given(state: &AppState, text: &str, kind: Kind) -> Result<Gi
 pub(super) async fn put_scale(
     State(state): State<AppState>,
     Path((name, cluster, service)): Path<(String, String, String)>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
+    write: Write,
 ) -> ApiResult {
-    let scale = match given(&state, &text, Kind::Scale).await? {
+    let scale = match given(&state, &write.text, Kind::Scale).await? {
         Given::Name(reference) => match state.vamp.get(Kind::Scale, &reference).await? {
             Some(Artifact::Scale(s)) => s,
             _ => {
@@ -192,7 +177,7 @@ pub(super) async fn put_scale(
             _ => return Err(ApiError::bad_request("expected a scale")),
         },
     };
-    let d = if check_only {
+    let d = if write.check_only {
         state
             .vamp
             .scale_preview(&name, &cluster, &service, scale)
@@ -200,7 +185,7 @@ pub(super) async fn put_scale(
     } else {
         state.vamp.scale(&name, &cluster, &service, scale).await?
     };
-    Ok(accepted(&headers, d))
+    Ok(accepted(&write.headers, d))
 }
 
 /// A cluster's SLA as its deployment holds it; 404 when the deployment, the cluster or the
@@ -227,20 +212,16 @@ pub(super) async fn get_sla(
 pub(super) async fn put_sla(
     State(state): State<AppState>,
     Path((name, cluster)): Path<(String, String)>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
+    write: Write,
 ) -> ApiResult {
-    let sla = match given(&state, &text, Kind::Sla).await? {
+    let sla = match given(&state, &write.text, Kind::Sla).await? {
         Given::Name(reference) => Ref::Reference(reference),
         Given::Inline(a) => match *a {
             Artifact::Sla(s) => Ref::Inline(s),
             _ => return Err(ApiError::bad_request("expected an SLA")),
         },
     };
-    let d = if check_only {
+    let d = if write.check_only {
         state
             .vamp
             .cluster_sla_preview(&name, &cluster, Some(sla))
@@ -251,7 +232,7 @@ pub(super) async fn put_sla(
             .set_cluster_sla(&name, &cluster, Some(sla))
             .await?
     };
-    Ok(accepted(&headers, d))
+    Ok(accepted(&write.headers, d))
 }
 
 /// Removes a cluster's SLA: 204 (also when it had none); 404 for a missing deployment or

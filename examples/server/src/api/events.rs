@@ -180,15 +180,8 @@ pub(super) async fn events(
 }
 
 #[utoipa::path(post, path = "/events", tag = "events", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Event, description = "The event"), responses((status = 201, description = "Stored, with its id", body = schemas::Event), (status = 400, description = "Does not read", body = schemas::ErrorBody)))]
-pub(super) async fn publish(
-    State(state): State<AppState>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
-) -> ApiResult {
-    let event = match one_artifact(&state, &text, Kind::Event).await? {
+pub(super) async fn publish(State(state): State<AppState>, write: Write) -> ApiResult {
+    let event = match one_artifact(&state, &write.text, Kind::Event).await? {
         Artifact::Event(e) => e,
         other => {
             return Err(ApiError::bad_request(format!(
@@ -197,17 +190,17 @@ pub(super) async fn publish(
             )));
         }
     };
-    if check_only {
+    if write.check_only {
         return Ok(reply(
             StatusCode::CREATED,
-            &headers,
+            &write.headers,
             &Artifact::Event(event).to_json(),
         ));
     }
     let stored = state.vamp.publish(&event).await?;
     Ok(reply(
         StatusCode::CREATED,
-        &headers,
+        &write.headers,
         &event_json(stored.id, &stored.event),
     ))
 }

@@ -46,29 +46,26 @@ pub(super) async fn get_gateway(
 /// against every other gateway's (`?validate_only=true`: checked only). 202 with the gateway.
 /// A deployment's gateways (names with `/`) change through their deployment.
 #[utoipa::path(post, path = "/gateways", tag = "gateways", params(("validate_only" = Option<bool>, Query)), request_body(content = schemas::Gateway, description = "A standalone gateway"), responses((status = 202, description = "The gateway", body = schemas::Gateway), (status = 400, description = "Does not read, check or fit", body = schemas::ErrorBody)))]
-pub(super) async fn create_gateway(
-    State(state): State<AppState>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
-) -> ApiResult {
-    let gateway = one_artifact(&state, &text, Kind::Gateway).await?;
+pub(super) async fn create_gateway(State(state): State<AppState>, write: Write) -> ApiResult {
+    let gateway = one_artifact(&state, &write.text, Kind::Gateway).await?;
     let name = gateway.name().to_owned();
     if name.contains('/') {
         return Err(ApiError::bad_request(format!(
             "'{name}' names a deployment's gateway: change it with PUT /api/v1/gateways/<name> or in its deployment; a standalone gateway's name has no '/'"
         )));
     }
-    if check_only {
+    if write.check_only {
         let checked = state.vamp.validate(&gateway).await?;
-        return Ok(reply(StatusCode::ACCEPTED, &headers, &checked.to_json()));
+        return Ok(reply(
+            StatusCode::ACCEPTED,
+            &write.headers,
+            &checked.to_json(),
+        ));
     }
     state.vamp.put(gateway).await?;
     found(
         StatusCode::ACCEPTED,
-        &headers,
+        &write.headers,
         find_gateway(&state, &name).await?,
     )
 }
@@ -106,13 +103,9 @@ pub(super) async fn delete_gateway(
 pub(super) async fn put_gateway(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
+    write: Write,
 ) -> ApiResult {
-    let Artifact::Gateway(gateway) = one_artifact(&state, &text, Kind::Gateway).await? else {
+    let Artifact::Gateway(gateway) = one_artifact(&state, &write.text, Kind::Gateway).await? else {
         return Err(ApiError::bad_request("expected a gateway"));
     };
     if !gateway.name.is_empty() && gateway.name != name {
@@ -150,23 +143,27 @@ pub(super) async fn put_gateway(
                 "clusters": {*cluster: {"gateways": {*port: {"routes": routes}}, "services": services}},
             });
             let blueprint = blueprint(&state, &merge.to_string()).await?;
-            if check_only {
+            if write.check_only {
                 let d = state.vamp.preview(deployment, &blueprint, &[]).await?;
                 let config = &state.vamp.config().engine;
                 let shown = vamp_core::engine::gateways(&d, config)
                     .into_iter()
                     .find(|g| g.name == name)
                     .map(Artifact::Gateway);
-                return found(StatusCode::ACCEPTED, &headers, shown);
+                return found(StatusCode::ACCEPTED, &write.headers, shown);
             }
             state.vamp.deploy(deployment, &blueprint).await?;
         }
         [_] => {
             let mut gateway = gateway;
             gateway.name.clone_from(&name);
-            if check_only {
+            if write.check_only {
                 let checked = state.vamp.validate(&Artifact::Gateway(gateway)).await?;
-                return Ok(reply(StatusCode::ACCEPTED, &headers, &checked.to_json()));
+                return Ok(reply(
+                    StatusCode::ACCEPTED,
+                    &write.headers,
+                    &checked.to_json(),
+                ));
             }
             state.vamp.put(Artifact::Gateway(gateway)).await?;
         }
@@ -178,7 +175,7 @@ pub(super) async fn put_gateway(
     }
     found(
         StatusCode::ACCEPTED,
-        &headers,
+        &write.headers,
         find_gateway(&state, &name).await?,
     )
 }

@@ -93,22 +93,15 @@ pub(super) async fn config(
 /// `{"server.body_limit": 1048576}` (`null` drops a change). Applied at once and kept in the
 /// key-value store; 202 with the dynamic changes in force.
 #[utoipa::path(method(put, post), path = "/config", tag = "system", params(("validate_only" = Option<bool>, Query, description = "check only")), request_body(content = Object, description = "Dynamic settings, e.g. {\"server.body_limit\": 1048576}", example = json!({"server.body_limit": 1048576})), responses((status = 202, description = "The dynamic changes in force", body = Object), (status = 400, description = "Not a dynamic setting", body = schemas::ErrorBody)))]
-pub(super) async fn set_config(
-    State(state): State<AppState>,
-    Write {
-        check_only,
-        text,
-        headers,
-    }: Write,
-) -> ApiResult {
-    let value = match dsl::parse_documents(&text)
+pub(super) async fn set_config(State(state): State<AppState>, write: Write) -> ApiResult {
+    let value = match dsl::parse_documents(&write.text)
         .map_err(|e| ApiError::dsl(&e))?
         .as_slice()
     {
         [one] => one.to_json(),
         _ => return Err(ApiError::bad_request("send one map of settings")),
     };
-    let mut changes = if check_only {
+    let mut changes = if write.check_only {
         state
             .settings
             .changed(&value)
@@ -121,7 +114,7 @@ pub(super) async fn set_config(
         })?
     };
     hide_tokens(&mut changes);
-    Ok(reply(StatusCode::ACCEPTED, &headers, &json!(changes)))
+    Ok(reply(StatusCode::ACCEPTED, &write.headers, &json!(changes)))
 }
 
 /// The window of a health or metrics lookup (`?window=<seconds>`, default 120 s).

@@ -52,12 +52,7 @@ fn traffic(
 ) -> impl FnMut(DateTime<Utc>, Weights) -> (Counts, Counts) {
     let (mut carry_s, mut carry_c, mut carry_e) = (0.0, 0.0, 0.0);
     move |_, w| {
-        let total = f64::from(w.stable) + f64::from(w.canary);
-        let share = if total > 0.0 {
-            f64::from(w.canary) / total
-        } else {
-            0.0
-        };
+        let share = w.canary_share();
         carry_c += rps * share;
         carry_s += rps * (1.0 - share);
         let (c, s) = (carry_c.floor(), carry_s.floor());

@@ -95,6 +95,15 @@ fn start_server(server: &std::path::Path, data: &std::path::Path, api: u16) -> R
     )
 }
 
+/// Breed `app:<version>`: the demo service run by `vamp-server demo-app`, health-checked on
+/// `/health` (so a deployed service answers).
+fn demo_breed(server: &std::path::Path, version: &str) -> String {
+    let exe = server.display();
+    format!(
+        "kind: breeds\nname: app:{version}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {version}\"}}\nports: {{web: 8080/http}}\nhealth_checks: {{path: /health, port: web, initial_delay: 0s, timeout: 2s, interval: 1s, failures: 3}}\n"
+    )
+}
+
 #[test]
 fn a_canary_release_through_the_cli() {
     let server = server_binary();
@@ -117,12 +126,7 @@ fn a_canary_release_through_the_cli() {
     tail.args(["--host", &host, "events", "--tag", "deployments:shop"]);
     let events = spawn(&mut tail);
 
-    let exe = server.display();
-    let breed = |v: &str| {
-        format!(
-            "kind: breeds\nname: app:{v}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {v}\"}}\nports: {{web: 8080/http}}\nhealth_checks: {{path: /health, port: web, initial_delay: 0s, timeout: 2s, interval: 1s, failures: 3}}\n"
-        )
-    };
+    let breed = |v: &str| demo_breed(&server, v);
     let file = data.path().join("shop.yml");
     std::fs::write(
         &file,
@@ -230,12 +234,7 @@ fn a_rollout_watched_in_a_terminal() {
         .lines
         .recv_timeout(Duration::from_secs(30))
         .expect("the server starts");
-    let exe = server.display();
-    let breed = |v: &str| {
-        format!(
-            "kind: breeds\nname: app:{v}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {v}\"}}\nports: {{web: 8080/http}}\nhealth_checks: {{path: /health, port: web, initial_delay: 0s, timeout: 2s, interval: 1s, failures: 3}}\n"
-        )
-    };
+    let breed = |v: &str| demo_breed(&server, v);
     let file = data.path().join("shop.yml");
     std::fs::write(
         &file,

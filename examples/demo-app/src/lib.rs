@@ -207,6 +207,38 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The demo service's flags: `vamp-demo-app`'s, and `vamp-server demo-app`'s (what `--demo`
+/// deploys).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// The version to name.
+    #[arg(long, env = "VAMP_DEMO_VERSION", default_value = "1.0.0")]
+    pub app_version: String,
+    /// Address to listen on.
+    #[arg(long, env = "VAMP_DEMO_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0 = any free port); Vamp's process driver sets PORT.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Milliseconds to wait before every answer (not `/health`).
+    #[arg(long, env = "VAMP_DEMO_LATENCY_MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of answers that are `500`, from 0 to 1 (not `/health`).
+    #[arg(long, env = "VAMP_DEMO_ERROR_RATE", default_value_t = 0.0)]
+    pub error_rate: f64,
+}
+
+impl DemoArgs {
+    /// What the service does.
+    pub fn config(&self) -> DemoConfig {
+        DemoConfig {
+            version: self.app_version.clone(),
+            latency: Duration::from_millis(self.latency_ms),
+            error_rate: self.error_rate,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,31 +2,15 @@
 //!
 //! Run with: `cargo run -p vamp-demo-app -- --app-version 1.1.0 --port 8080 --error-rate 0.1`
 
-use std::net::IpAddr;
-use std::time::Duration;
-
 use clap::Parser;
-use vamp_demo_app::{DemoConfig, serve, shutdown_signal};
+use vamp_demo_app::{DemoArgs, serve, shutdown_signal};
 
 /// An HTTP service that answers with its version (first body line and `x-version` header).
 #[derive(Parser)]
 #[command(name = "vamp-demo-app", version)]
 struct Args {
-    /// The version to name.
-    #[arg(long, env = "VAMP_DEMO_VERSION", default_value = "1.0.0")]
-    app_version: String,
-    /// Address to listen on.
-    #[arg(long, env = "VAMP_DEMO_HOST", default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// Port to listen on (0 = any free port); Vamp's process driver sets PORT.
-    #[arg(long, env = "PORT", default_value_t = 8080)]
-    port: u16,
-    /// Milliseconds to wait before every answer.
-    #[arg(long, env = "VAMP_DEMO_LATENCY_MS", default_value_t = 0)]
-    latency_ms: u64,
-    /// Share of requests answered with 500, from 0 to 1.
-    #[arg(long, env = "VAMP_DEMO_ERROR_RATE", default_value_t = 0.0)]
-    error_rate: f64,
+    #[command(flatten)]
+    demo: DemoArgs,
 }
 
 fn main() {
@@ -39,12 +23,8 @@ fn main() {
 
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let config = DemoConfig {
-        version: args.app_version,
-        latency: Duration::from_millis(args.latency_ms),
-        error_rate: args.error_rate,
-    };
+    let args = Args::parse().demo;
+    let config = args.config();
     config.validate()?;
     let listener = tokio::net::TcpListener::bind((args.host, args.port)).await?;
     println!(

@@ -1,6 +1,5 @@
 //! The `vamp-server` command line: flags, and what they run ([`run`]).
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -49,23 +48,7 @@ pub struct Args {
 pub enum Command {
     /// The demo service (what `--demo` deploys).
     #[command(hide = true)]
-    DemoApp {
-        /// The version it answers with.
-        #[arg(long, default_value = "1.0.0")]
-        app_version: String,
-        /// The address it listens on.
-        #[arg(long, env = "VAMP_DEMO_HOST", default_value = "127.0.0.1")]
-        host: IpAddr,
-        /// The port it listens on.
-        #[arg(long, env = "PORT", default_value_t = 8080)]
-        port: u16,
-        /// Milliseconds to wait before every answer (not `/health`).
-        #[arg(long, env = "VAMP_DEMO_LATENCY_MS", default_value_t = 0)]
-        latency_ms: u64,
-        /// Share of answers that are `500`, from 0 to 1 (not `/health`).
-        #[arg(long, env = "VAMP_DEMO_ERROR_RATE", default_value_t = 0.0)]
-        error_rate: f64,
-    },
+    DemoApp(vamp_demo_app::DemoArgs),
 }
 
 /// A share between 0 and 1.
@@ -85,20 +68,8 @@ fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
 
 /// Runs what the flags ask for; the process's exit code (docs/server.md: 2 = configuration).
 pub async fn run(args: Args) -> i32 {
-    if let Some(Command::DemoApp {
-        app_version,
-        host,
-        port,
-        latency_ms,
-        error_rate,
-    }) = args.command
-    {
-        let config = vamp_demo_app::DemoConfig {
-            version: app_version,
-            latency: std::time::Duration::from_millis(latency_ms),
-            error_rate,
-        };
-        return match demo::app(config, host, port, shutdown_signal()).await {
+    if let Some(Command::DemoApp(demo)) = args.command {
+        return match demo::app(demo.config(), demo.host, demo.port, shutdown_signal()).await {
             Ok(()) => 0,
             Err(e) => fail(1, format!("demo-app: {e}")),
         };

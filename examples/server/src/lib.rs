@@ -101,7 +101,7 @@ impl App {
                             })
                         },
                     )?,
-                    limits: config.limits.engine(),
+                    limits: config.limits.clone(),
                     ..EngineConfig::default()
                 },
                 sla_period: (config.sla.period > 0)

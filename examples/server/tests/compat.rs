@@ -15,21 +15,7 @@ const BREED: &str =
 /// the gateways, the events and the dynamic configuration.
 async fn dump(u: &str) -> Value {
     let mut out = serde_json::Map::new();
-    for kind in [
-        "breeds",
-        "blueprints",
-        "scales",
-        "slas",
-        "escalations",
-        "conditions",
-        "rewrites",
-        "routes",
-        "templates",
-        "workflows",
-        "gateways",
-        "deployments",
-        "events",
-    ] {
+    for kind in common::STORED_KINDS.into_iter().chain(["events"]) {
         let mut all = Vec::new();
         for page in 1.. {
             let (status, _, body) = send(

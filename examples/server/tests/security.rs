@@ -486,20 +486,7 @@ fn hostile_names_and_values_are_refused_with_the_field_named_and_nothing_stored(
         let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(breed))).await;
         assert_eq!(status, 201, "{body}");
     });
-    let kinds = [
-        "breeds",
-        "blueprints",
-        "scales",
-        "slas",
-        "escalations",
-        "conditions",
-        "rewrites",
-        "routes",
-        "templates",
-        "workflows",
-        "gateways",
-        "deployments",
-    ];
+    let kinds = common::STORED_KINDS;
     let counts = |runtime: &tokio::runtime::Runtime| -> Vec<String> {
         runtime.block_on(async {
             let mut out = Vec::new();

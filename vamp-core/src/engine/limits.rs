@@ -7,8 +7,9 @@ use crate::dsl::{DslError, ErrorKind, Mark};
 use crate::model::{Deployment, Gateway, Scale};
 
 /// The bounds. The defaults fit a laptop and a small cluster alike; raise them where a real
-/// deployment needs more.
-#[derive(Debug, Clone, PartialEq)]
+/// deployment needs more. As `vamp-server`'s `[limits]` section, unknown keys are refused.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Instances of one service.
     pub instances: u32,

@@ -235,6 +235,25 @@ pub struct Weights {
     pub canary: u8,
 }
 
+impl Weights {
+    /// The canary's share of what the two routes hold together, 0 to 1 (0 when they hold
+    /// nothing).
+    ///
+    /// ```
+    /// use vamp_core::rollout::Weights;
+    /// assert_eq!(Weights { stable: 30, canary: 10 }.canary_share(), 0.25);
+    /// assert_eq!(Weights { stable: 0, canary: 0 }.canary_share(), 0.0);
+    /// ```
+    pub fn canary_share(self) -> f64 {
+        let total = f64::from(self.stable) + f64::from(self.canary);
+        if total > 0.0 {
+            f64::from(self.canary) / total
+        } else {
+            0.0
+        }
+    }
+}
+
 /// One analysis interval: the numbers and the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interval {

@@ -61,12 +61,7 @@ pub fn traffic(
     #[expect(clippy::cast_precision_loss, reason = "tick lengths are small")]
     let seconds = seconds.max(1) as f64;
     move |_, w| {
-        let total = f64::from(w.stable) + f64::from(w.canary);
-        let share = if total > 0.0 {
-            f64::from(w.canary) / total
-        } else {
-            0.0
-        };
+        let share = w.canary_share();
         let n = poisson(&mut rng, model.rps * seconds);
         let canary_n = (0..n).filter(|_| rng.random::<f64>() < share).count() as u64;
         let stable = requests(

@@ -30,7 +30,7 @@ pub struct ServerConfig {
     /// The reconciler.
     pub synchronization: SynchronizationConfig,
     /// Bounds on what a request can make the server do.
-    pub limits: LimitsConfig,
+    pub limits: vamp_core::engine::Limits,
     /// Event retention.
     pub events: EventsConfig,
     /// Automated canary releases.

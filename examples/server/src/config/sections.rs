@@ -197,57 +197,6 @@ impl Server {
     }
 }
 
-/// `[limits]`: bounds on what one request can make the server do. Each has a default that
-/// fits a laptop and a cluster alike; raise them where a real deployment needs more.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Instances of one service.
-    pub instances: u32,
-    /// Instances of all the services of one deployment.
-    pub deployment_instances: u32,
-    /// CPUs of one instance.
-    pub cpu: f64,
-    /// Memory of one instance, in MB.
-    pub memory_mb: u64,
-    /// Standalone gateways.
-    pub gateways: usize,
-    /// Routes of one gateway.
-    pub routes: usize,
-    /// Characters of a name (artifacts, clusters, ports, routes).
-    pub name_length: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let engine = vamp_core::engine::Limits::default();
-        LimitsConfig {
-            instances: engine.instances,
-            deployment_instances: engine.deployment_instances,
-            cpu: engine.cpu,
-            memory_mb: engine.memory_mb,
-            gateways: engine.gateways,
-            routes: engine.routes,
-            name_length: engine.name_length,
-        }
-    }
-}
-
-impl LimitsConfig {
-    /// As the engine takes them.
-    pub fn engine(&self) -> vamp_core::engine::Limits {
-        vamp_core::engine::Limits {
-            instances: self.instances,
-            deployment_instances: self.deployment_instances,
-            cpu: self.cpu,
-            memory_mb: self.memory_mb,
-            gateways: self.gateways,
-            routes: self.routes,
-            name_length: self.name_length,
-        }
-    }
-}
-
 /// `[driver]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -16,6 +16,22 @@ pub(crate) struct Server {
 
 /// A test that panics leaves its deployments running: their processes lead process groups of
 /// their own and outlive the server by design (a restarted server adopts them). The guard
+/// Every kind of stored artifact, as the API names them.
+pub(crate) const STORED_KINDS: [&str; 12] = [
+    "breeds",
+    "blueprints",
+    "scales",
+    "slas",
+    "escalations",
+    "conditions",
+    "rewrites",
+    "routes",
+    "templates",
+    "workflows",
+    "gateways",
+    "deployments",
+];
+
 /// The status of a GET of `url`.
 pub(crate) async fn get_status(url: &str) -> u16 {
     send(reqwest::Method::GET, url, None).await.0

@@ -27,25 +27,28 @@ use std::time::Duration;
 /// How long a check waits for something that should happen (an event to arrive).
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A gateway port range of 100 ports for this test process, `first-last`, within Vamp's
-/// default 40000–44999: test processes running side by side (each a Vamp allocating gateway
-/// ports from the start of its range) mostly get different ranges, and the engine skips ports
-/// another process already holds.
+/// A gateway port range of 200 ports for this test process, `first-last`, within
+/// 10000–29999: below the kernel's ephemeral ports (32768 and up, which any outgoing
+/// connection may hold) and the process driver's instance ports (31000–32999). Test processes
+/// running side by side (each a Vamp allocating gateway ports from the start of its range)
+/// mostly get different ranges, and the engine skips ports another process already holds.
 ///
 /// ```
 /// let range = vamp_core::testkit::gateway_ports();
 /// let (first, last) = range.split_once('-').unwrap();
-/// assert_eq!(last.parse::<u16>().unwrap() - first.parse::<u16>().unwrap(), 99);
+/// let (first, last) = (first.parse::<u16>().unwrap(), last.parse::<u16>().unwrap());
+/// assert_eq!(last - first, 199);
+/// assert!(first >= 10000 && last <= 29999);
 /// ```
 pub fn gateway_ports() -> String {
-    let bucket = (std::process::id().wrapping_mul(7919) % 50) as u16;
-    let first = 40000 + bucket * 100;
-    format!("{first}-{}", first + 99)
+    let bucket = (std::process::id().wrapping_mul(7919) % 100) as u16;
+    let first = 10000 + bucket * 200;
+    format!("{first}-{}", first + 199)
 }
 
-/// A slice of 20 gateway ports of [`gateway_ports`], a different one on each of five calls
-/// in turn: servers started side by side in one test process (each allocating from the start
-/// of its range) then rarely probe the same port at the same moment.
+/// A slice of 20 gateway ports of [`gateway_ports`], a different one on each of ten calls in
+/// turn: servers started side by side in one test process (each allocating from the start of
+/// its range) then rarely probe the same port at the same moment.
 ///
 /// ```
 /// let (a, b) = (vamp_core::testkit::gateway_port_slice(), vamp_core::testkit::gateway_port_slice());
@@ -58,8 +61,8 @@ pub fn gateway_port_slice() -> String {
         .split('-')
         .next()
         .and_then(|p| p.parse().ok())
-        .unwrap_or(40000);
-    let slice = u16::try_from(NEXT.fetch_add(1, Ordering::Relaxed) % 5).unwrap_or(0);
+        .unwrap_or(10000);
+    let slice = u16::try_from(NEXT.fetch_add(1, Ordering::Relaxed) % 10).unwrap_or(0);
     let start = first + slice * 20;
     format!("{start}-{}", start + 19)
 }

@@ -98,13 +98,7 @@ pub fn command(
                     "pre-rollout",
                     json!({"step": s.step, "promoted": true}),
                 );
-                let observed = Observation {
-                    weights: current,
-                    counts: s.baseline.clone(),
-                    canary_ready: true,
-                    ..Observation::default()
-                };
-                steps(rollout, &mut s, &observed, now, &mut actions);
+                go_on(rollout, &mut s, current, now, &mut actions);
                 return Ok((s, actions));
             }
             if full || gate == Some(Gate::ConfirmPromotion) {
@@ -130,13 +124,7 @@ pub fn command(
                 if let Some(w) = current {
                     s.weights = w;
                 }
-                let observed = Observation {
-                    weights: current,
-                    counts: s.baseline.clone(),
-                    canary_ready: true,
-                    ..Observation::default()
-                };
-                steps(rollout, &mut s, &observed, now, &mut actions);
+                go_on(rollout, &mut s, current, now, &mut actions);
             }
         }
         Command::Abort => {
@@ -226,4 +214,22 @@ fn only_when(s: &RolloutStatus, phase: Phase, why: &str) -> Result<(), CommandEr
             s.phase.as_str()
         )))
     }
+}
+
+/// Works through the steps from where a command left the rollout, as if the gateway had
+/// `current` weights and no new traffic since the baseline.
+fn go_on(
+    rollout: &Rollout,
+    s: &mut RolloutStatus,
+    current: Option<Weights>,
+    now: DateTime<Utc>,
+    actions: &mut Vec<Action>,
+) {
+    let observed = Observation {
+        weights: current,
+        counts: s.baseline.clone(),
+        canary_ready: true,
+        ..Observation::default()
+    };
+    steps(rollout, s, &observed, now, actions);
 }

@@ -346,12 +346,7 @@ impl Persistence for KvPersistence {
             .into_iter()
             .filter(|e| filter.matches(&e.event))
             .collect();
-        items.sort_by(|a, b| {
-            b.event
-                .timestamp
-                .cmp(&a.event.timestamp)
-                .then(b.id.cmp(&a.id))
-        });
+        items.sort_by(StoredEvent::newest_first);
         Ok(Paged::of(items, page))
     }
 

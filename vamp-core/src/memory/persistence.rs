@@ -176,12 +176,7 @@ impl Persistence for MemoryPersistence {
             .iter()
             .filter(|e| filter.matches(&e.event))
             .collect();
-        found.sort_by(|a, b| {
-            b.event
-                .timestamp
-                .cmp(&a.event.timestamp)
-                .then(b.id.cmp(&a.id))
-        });
+        found.sort_by(|a, b| StoredEvent::newest_first(a, b));
         Ok(Paged::of(found.into_iter().cloned(), page))
     }
 

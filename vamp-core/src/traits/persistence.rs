@@ -203,6 +203,16 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+impl StoredEvent {
+    /// The order event queries answer in: newest first, by time, then by id.
+    pub fn newest_first(a: &StoredEvent, b: &StoredEvent) -> std::cmp::Ordering {
+        b.event
+            .timestamp
+            .cmp(&a.event.timestamp)
+            .then(b.id.cmp(&a.id))
+    }
+}
+
 /// Which events to return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFilter {

@@ -64,6 +64,21 @@ where
     })
 }
 
+/// A row of `revision, live`: an artifact's latest revision and whether it is live.
+pub(crate) fn revision_live<R>(backend: &'static str, row: &R) -> Result<(u64, bool)>
+where
+    R: Row,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    &'static str: ColumnIndex<R>,
+{
+    let revision: i64 = get(backend, row, "revision")?;
+    Ok((
+        u64::try_from(revision).map_err(|_| corrupt(backend, "negative revision"))?,
+        get(backend, row, "live")?,
+    ))
+}
+
 /// A row of `id, timestamp, type, value, tags`.
 pub(crate) fn event_row<R>(backend: &'static str, row: &R) -> Result<StoredEvent>
 where

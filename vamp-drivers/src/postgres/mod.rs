@@ -169,19 +169,8 @@ impl PostgresPersistence {
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| classify(&self.address, self.timeout, e))?;
-        row.map(|r| {
-            let revision: i64 = r
-                .try_get("revision")
-                .map_err(|e| classify(&self.address, self.timeout, e))?;
-            let live: bool = r
-                .try_get("live")
-                .map_err(|e| classify(&self.address, self.timeout, e))?;
-            Ok((
-                u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
-                live,
-            ))
-        })
-        .transpose()
+        row.map(|r| crate::sql::revision_live(BACKEND, &r))
+            .transpose()
     }
 
     /// Writes a new revision (value `None` = deletion) in one transaction.

@@ -138,15 +138,8 @@ impl SqlitePersistence {
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-        row.map(|r| {
-            let revision: i64 = r.try_get("revision").map_err(backend)?;
-            let live: bool = r.try_get("live").map_err(backend)?;
-            Ok((
-                u64::try_from(revision).map_err(|_| corrupt("negative revision"))?,
-                live,
-            ))
-        })
-        .transpose()
+        row.map(|r| crate::sql::revision_live(BACKEND, &r))
+            .transpose()
     }
 
     /// Writes a new revision (value `None` = deletion) in one transaction.

@@ -51,22 +51,14 @@ async fn kv_persistence_over_etcd_passes_the_persistence_kit() {
 #[cfg(feature = "etcd-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates_works_and_wrong_settings_are_refused() {
-    use vamp_core::testkit::services::EtcdTlsFiles;
     use vamp_core::traits::KeyValueStore;
     use vamp_drivers::etcd::EtcdTls;
     let Some(_) = vamp_core::testkit::services::service("etcd") else {
         return;
     };
-    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::tempdir().expect("tempdir");
-    let [ca, cert, key, client_cert, client_key] =
-        vamp_core::testkit::services::tls_certificates(dir.path());
-    let files = EtcdTlsFiles {
-        cert,
-        key,
-        ca: ca.clone(),
-    };
-    let mut etcd = PrivateEtcd::start_with(binary, dir.path(), Some(files)).await;
+    let (mut etcd, client) = PrivateEtcd::start_tls(dir.path()).await;
+    let (ca, client_cert, client_key) = (client.ca, client.cert, client.key);
     let connect = |tls: Option<EtcdTls>| {
         let mut config = EtcdConfig::new(etcd.url());
         config.timeout = Duration::from_secs(2);

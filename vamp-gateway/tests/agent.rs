@@ -45,12 +45,7 @@ fn setup() -> Option<Setup> {
     let store = Arc::new(MemoryStore::default());
     let outage = OutageStore::new(store.clone());
     let mut config = AgentConfig::new(ROOT, binary, dir.path());
-    config.render.defaults = Defaults {
-        connect_ms: 2_000,
-        client_server_ms: 10_000,
-        http_request_ms: 5_000,
-        retries: 3,
-    };
+    config.render.defaults = Defaults::short();
     config.max_backoff = Duration::from_millis(200);
     let agent = Arc::new(Agent::new(Arc::new(outage.clone()), config));
     let status = agent.status();

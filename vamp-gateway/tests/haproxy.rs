@@ -24,12 +24,7 @@ fn options(paths: &Paths) -> RenderOptions {
         socket_dir: paths.socket_dir.clone(),
         admin_socket: Some(paths.admin_socket.clone()),
         server_state_file: Some(paths.state_file.clone()),
-        defaults: Defaults {
-            connect_ms: 2_000,
-            client_server_ms: 10_000,
-            http_request_ms: 5_000,
-            retries: 3,
-        },
+        defaults: Defaults::short(),
         ..RenderOptions::default()
     }
 }

@@ -17,12 +17,7 @@ fn router() -> Option<(LocalRouter, tempfile::TempDir)> {
         .tempdir_in("/tmp")
         .expect("tempdir");
     let options = RenderOptions {
-        defaults: Defaults {
-            connect_ms: 2_000,
-            client_server_ms: 10_000,
-            http_request_ms: 5_000,
-            retries: 3,
-        },
+        defaults: Defaults::short(),
         ..RenderOptions::default()
     };
     Some((LocalRouter::new(binary, dir.path(), options), dir))

@@ -54,23 +54,17 @@ async fn the_agent_serves_what_is_published_in_consul_as_faked() {
 #[cfg(feature = "etcd-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_reads_etcd_over_tls_with_a_client_certificate() {
-    use vamp_core::testkit::services::{EtcdTlsFiles, PrivateEtcd, tls_certificates};
+    use vamp_core::testkit::services::PrivateEtcd;
     use vamp_drivers::etcd::{EtcdConfig, EtcdStore, EtcdTls};
     let (Some(_), Some(haproxy)) = (service("etcd"), service("haproxy")) else {
         return;
     };
-    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::Builder::new()
         .prefix("gt")
         .tempdir_in("/tmp")
         .expect("tempdir");
-    let [ca, cert, key, client_cert, client_key] = tls_certificates(dir.path());
-    let files = EtcdTlsFiles {
-        cert,
-        key,
-        ca: ca.clone(),
-    };
-    let mut etcd = PrivateEtcd::start_with(binary, dir.path(), Some(files)).await;
+    let (mut etcd, client) = PrivateEtcd::start_tls(dir.path()).await;
+    let (ca, client_cert, client_key) = (client.ca, client.cert, client.key);
     let mut config = EtcdConfig::new(etcd.url());
     config.tls =
         Some(EtcdTls::from_files(Some(&ca), Some((&client_cert, &client_key))).expect("files"));

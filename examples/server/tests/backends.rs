@@ -215,19 +215,13 @@ async fn on_elasticsearch_as_faked_with_basic_auth() {
 #[cfg(feature = "etcd-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_etcd_over_tls_with_a_client_certificate() {
-    use vamp_core::testkit::services::{EtcdTlsFiles, PrivateEtcd, tls_certificates};
+    use vamp_core::testkit::services::PrivateEtcd;
     let Some(_) = vamp_core::testkit::services::service("etcd") else {
         return;
     };
-    let binary = vamp_core::testkit::services::service_binary("etcd");
     let dir = tempfile::tempdir().expect("tempdir");
-    let [ca, cert, key, client_cert, client_key] = tls_certificates(dir.path());
-    let files = EtcdTlsFiles {
-        cert,
-        key,
-        ca: ca.clone(),
-    };
-    let mut etcd = PrivateEtcd::start_with(binary, dir.path(), Some(files)).await;
+    let (mut etcd, client) = PrivateEtcd::start_tls(dir.path()).await;
+    let (ca, client_cert, client_key) = (client.ca, client.cert, client.key);
     let url = etcd.url();
     let (ca, client_cert, client_key) = (
         ca.display().to_string(),

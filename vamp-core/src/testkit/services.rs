@@ -90,6 +90,18 @@ pub struct EtcdTlsFiles {
     pub ca: std::path::PathBuf,
 }
 
+/// What a client of [`PrivateEtcd::start_tls`] needs: the CA to trust, a client certificate
+/// and its key (PEM files).
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The CA that signed etcd's certificate.
+    pub ca: std::path::PathBuf,
+    /// The client certificate.
+    pub cert: std::path::PathBuf,
+    /// Its key.
+    pub key: std::path::PathBuf,
+}
+
 /// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with the openssl
 /// command, in `dir`; returns (CA, server cert, server key, client cert, client key) paths.
 ///
@@ -173,6 +185,25 @@ impl PrivateEtcd {
     /// Starts it and waits (at most 20 s) until its client port accepts connections.
     pub async fn start(binary: impl Into<std::path::PathBuf>, dir: &std::path::Path) -> Self {
         Self::start_with(binary, dir, None).await
+    }
+
+    /// A private etcd over TLS with client-certificate authentication: certificates made in
+    /// `dir` ([`tls_certificates`]), the binary from `VAMP_TEST_ETCD_BIN`
+    /// ([`service_binary`]). Returns it and what a client needs to reach it.
+    pub async fn start_tls(dir: &std::path::Path) -> (Self, ClientTls) {
+        let [ca, cert, key, client_cert, client_key] = tls_certificates(dir);
+        let files = EtcdTlsFiles {
+            cert,
+            key,
+            ca: ca.clone(),
+        };
+        let etcd = Self::start_with(service_binary("etcd"), dir, Some(files)).await;
+        let client = ClientTls {
+            ca,
+            cert: client_cert,
+            key: client_key,
+        };
+        (etcd, client)
     }
 
     /// Like [`start`](Self::start), serving clients over TLS when `tls` is given.

@@ -67,6 +67,19 @@ pub struct Defaults {
     pub retries: u8,
 }
 
+impl Defaults {
+    /// Short timeouts for loopback set-ups and tests: connect 2 s, client/server 10 s, request
+    /// headers 5 s, 3 retries — a dead backend is given up on quickly.
+    pub fn short() -> Self {
+        Defaults {
+            connect_ms: 2_000,
+            client_server_ms: 10_000,
+            http_request_ms: 5_000,
+            retries: 3,
+        }
+    }
+}
+
 impl Default for Defaults {
     fn default() -> Self {
         Defaults {

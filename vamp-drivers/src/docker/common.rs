@@ -17,6 +17,26 @@ pub(crate) const LABEL: &str = "io.vamp";
 /// The value of [`LABEL`] on a deployment service's containers (spec §6.4).
 pub(crate) const ROLE: &str = "deployment-service";
 
+/// The deployables both drivers run: `container/docker` (and `docker`).
+pub(crate) fn supports(deployable_type: &str) -> bool {
+    matches!(deployable_type, "container/docker" | "docker")
+}
+
+/// Refuses a spec whose deployable the `backend` driver cannot run.
+pub(crate) fn check_deployable(backend: &str, spec: &ServiceSpec) -> Result<()> {
+    let kind = &spec.breed.deployable.kind;
+    if supports(kind) {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: "deployable",
+            message: format!(
+                "the {backend} driver runs 'container/docker' deployables, not '{kind}'"
+            ),
+        })
+    }
+}
+
 pub(crate) fn unavailable(
     backend: &'static str,
     address: &str,

@@ -9,19 +9,11 @@ impl ContainerDriver for DockerDriver {
     }
 
     fn supports(&self, deployable_type: &str) -> bool {
-        matches!(deployable_type, "container/docker" | "docker")
+        common::supports(deployable_type)
     }
 
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
-        let kind = &spec.breed.deployable.kind;
-        if !self.supports(kind) {
-            return Err(Error::Invalid {
-                what: "deployable",
-                message: format!(
-                    "the docker driver runs 'container/docker' deployables, not '{kind}'"
-                ),
-            });
-        }
+        common::check_deployable(BACKEND, spec)?;
         let _writes = self.writes.lock().await;
         lock(&self.failures).remove(&spec.key);
         let fingerprint = spec.fingerprint();

@@ -48,7 +48,7 @@ use bollard::query_parameters::{
 use tokio::sync::Mutex;
 use vamp_core::model::{Instance, Map, ServiceHealth};
 use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
-use vamp_core::{Error, Result};
+use vamp_core::Result;
 
 use crate::docker::DockerConfig;
 use crate::docker::common::{self, Described, PortPool, lock};

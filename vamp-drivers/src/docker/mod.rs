@@ -30,9 +30,9 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use tokio::sync::Mutex;
+use vamp_core::Result;
 use vamp_core::model::{Instance, ServiceHealth};
 use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
-use vamp_core::Result;
 
 use crate::health::all_pass;
 use common::{Described, PortPool, lock};

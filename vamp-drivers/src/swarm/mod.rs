@@ -46,9 +46,9 @@ use bollard::query_parameters::{
     ListNodesOptions, ListServicesOptions, ListTasksOptions, UpdateServiceOptions,
 };
 use tokio::sync::Mutex;
+use vamp_core::Result;
 use vamp_core::model::{Instance, Map, ServiceHealth};
 use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
-use vamp_core::Result;
 
 use crate::docker::DockerConfig;
 use crate::docker::common::{self, Described, PortPool, lock};

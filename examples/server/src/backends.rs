@@ -32,15 +32,6 @@ fn not_built(key: &str, kind: &str) -> StartError {
     ))
 }
 
-/// `user:password` as a pair; `what` names the backend in the error.
-#[cfg(feature = "elasticsearch")]
-fn user_password(credentials: &str, what: &str) -> Result<(String, String), StartError> {
-    credentials
-        .split_once(':')
-        .map(|(u, p)| (u.to_owned(), p.to_owned()))
-        .ok_or_else(|| bad(format!("the credentials for {what} must be user:password")))
-}
-
 /// The `[key_value]` store, through the same [`vamp_drivers::connect::key_value`] the gateway
 /// agent uses.
 pub(crate) async fn key_value(config: &ServerConfig) -> Result<Arc<dyn KeyValueStore>, StartError> {
@@ -79,7 +70,8 @@ pub(crate) async fn persistence(
             use vamp_drivers::elasticsearch::{ElasticsearchConfig, ElasticsearchPersistence};
             let mut es = ElasticsearchConfig::new(url);
             if let Some(c) = &config.persistence.credentials {
-                es.credentials = Some(user_password(c, "elasticsearch")?);
+                es.credentials =
+                    Some(crate::config::user_password(c, "elasticsearch").map_err(bad)?);
             }
             Arc::new(
                 ElasticsearchPersistence::connect(es)

@@ -145,6 +145,23 @@ impl ServerConfig {
     }
 }
 
+/// `user:password` credentials as a pair; the error names `what` they are for.
+///
+/// ```
+/// # use vamp_server::config::user_password;
+/// assert_eq!(user_password("vamp:s3cret", "etcd").unwrap(), ("vamp".to_owned(), "s3cret".to_owned()));
+/// assert!(user_password("vamp", "etcd").unwrap_err().contains("etcd"));
+/// ```
+///
+/// # Errors
+/// When there is no `:`.
+pub fn user_password(credentials: &str, what: &str) -> Result<(String, String), String> {
+    credentials
+        .split_once(':')
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        .ok_or_else(|| format!("the credentials for {what} must be user:password"))
+}
+
 /// `scheme://user:password@host/…` with the password hidden.
 ///
 /// ```

@@ -327,11 +327,7 @@ impl KeyValueConfig {
                 user: self
                     .credentials
                     .as_deref()
-                    .map(|c| {
-                        c.split_once(':')
-                            .map(|(u, p)| (u.to_owned(), p.to_owned()))
-                            .ok_or("key_value.credentials for etcd must be user:password")
-                    })
+                    .map(|c| super::user_password(c, "etcd"))
                     .transpose()?,
                 ca: self.ca.clone(),
                 identity: self.cert.clone().zip(self.key.clone()),

@@ -9,7 +9,7 @@ use vamp_core::testkit::eventually_within;
 
 mod common;
 
-use common::{Server, parse, send, undeploy, wait_gone, yaml};
+use common::{Server, delete, expect, get, parse, post, put, send, undeploy, wait_gone, yaml};
 
 const BREED: &str =
     "name: web:1.0\ndeployable: {type: command, definition: /bin/true}\nports: {web: 8080/http}\n";
@@ -19,8 +19,7 @@ async fn static_artifacts_round_trip_in_json_and_yaml_with_vamps_status_codes() 
     use reqwest::Method;
     let server = Server::start(&[]).await;
     let u = &server.url;
-    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(BREED))).await;
-    assert_eq!(status, 201, "{body}");
+    let body = post(201, &format!("{u}/breeds"), BREED).await;
     assert_eq!(parse(&body)["name"], "web:1.0");
     // JSON bodies are YAML too; every static kind has the same routes.
     let scale = (
@@ -28,8 +27,7 @@ async fn static_artifacts_round_trip_in_json_and_yaml_with_vamps_status_codes() 
         "application/json",
         r#"{"name": "small", "cpu": 0.1, "memory": "64MB", "instances": 2}"#.to_owned(),
     );
-    let (status, _, body) = send(Method::POST, &format!("{u}/scales"), Some(scale)).await;
-    assert_eq!(status, 201, "{body}");
+    expect(201, Method::POST, &format!("{u}/scales"), Some(scale)).await;
 
     let client = reqwest::Client::new();
     let got = client
@@ -43,13 +41,12 @@ async fn static_artifacts_round_trip_in_json_and_yaml_with_vamps_status_codes() 
     let text = got.text().await.expect("text");
     assert!(text.contains("name: web:1.0"), "{text}");
 
-    let (status, _, body) = send(
-        Method::PUT,
+    let body = put(
+        200,
         &format!("{u}/breeds/web:1.0"),
-        Some(yaml(&BREED.replace("/bin/true", "/bin/false"))),
+        &BREED.replace("/bin/true", "/bin/false"),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(parse(&body)["deployable"]["definition"], "/bin/false");
     let (status, _, body) =
         send(Method::PUT, &format!("{u}/breeds/other"), Some(yaml(BREED))).await;
@@ -64,12 +61,7 @@ async fn static_artifacts_round_trip_in_json_and_yaml_with_vamps_status_codes() 
 
     for i in 0..3 {
         let breed = BREED.replace("web:1.0", &format!("page:{i}"));
-        assert_eq!(
-            send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
-                .await
-                .0,
-            201
-        );
+        post(201, &format!("{u}/breeds"), &breed).await;
     }
     let (status, headers, body) =
         send(Method::GET, &format!("{u}/breeds?page=2&per_page=2"), None).await;
@@ -91,23 +83,15 @@ async fn static_artifacts_round_trip_in_json_and_yaml_with_vamps_status_codes() 
         "clamped to 30"
     );
 
-    let (status, _, _) = send(Method::DELETE, &format!("{u}/breeds/web:1.0"), None).await;
-    assert_eq!(status, 204);
+    let _ = delete(204, &format!("{u}/breeds/web:1.0"), None).await;
     let (status, _, body) = send(Method::GET, &format!("{u}/breeds/web:1.0"), None).await;
     assert_eq!(
         (status, body.as_str()),
         (404, ""),
         "missing: 404 with an empty body"
     );
-    assert_eq!(
-        send(Method::DELETE, &format!("{u}/breeds/web:1.0"), None)
-            .await
-            .0,
-        204,
-        "idempotent"
-    );
-    let (status, _, body) = send(Method::GET, &format!("{u}/info"), None).await;
-    assert_eq!(status, 200);
+    delete(204, &format!("{u}/breeds/web:1.0"), None).await;
+    let body = get(200, &format!("{u}/info")).await;
     assert_eq!(parse(&body)["persistence"]["type"], "memory");
     server.stop().await;
 }
@@ -117,12 +101,7 @@ async fn bad_input_gets_a_status_and_a_message_naming_the_problem_and_stores_not
     use reqwest::Method;
     let server = Server::start(&[("server.body_limit", "2048")]).await;
     let u = &server.url;
-    assert_eq!(
-        send(Method::POST, &format!("{u}/breeds"), Some(yaml(BREED)))
-            .await
-            .0,
-        201
-    );
+    post(201, &format!("{u}/breeds"), BREED).await;
     let cases: [(&str, &str, u16, &[&str]); 6] = [
         ("breeds", "name: [\n", 400, &["line"]),
         (
@@ -162,16 +141,12 @@ async fn bad_input_gets_a_status_and_a_message_naming_the_problem_and_stores_not
         "application/x-www-form-urlencoded",
         "a=b".to_owned(),
     );
-    let (status, _, text) = send(Method::POST, &format!("{u}/breeds"), Some(form)).await;
-    assert_eq!(status, 400, "a form body is not an artifact: {text}");
+    let text = expect(400, Method::POST, &format!("{u}/breeds"), Some(form)).await;
     assert!(
         text.contains("application/x-yaml"),
         "names the supported types: {text}"
     );
-    assert_eq!(
-        send(Method::GET, &format!("{u}/nonsense"), None).await.0,
-        404
-    );
+    get(404, &format!("{u}/nonsense")).await;
     // Nothing of the rejected requests was stored.
     let (_, headers, _) = send(Method::GET, &format!("{u}/breeds"), None).await;
     assert_eq!(headers["x-total-count"], "1");
@@ -198,14 +173,15 @@ async fn events_are_published_queried_by_tag_and_streamed_as_sse() {
             v.to_string(),
         )
     };
-    let (status, _, body) = send(
+    expect(
+        201,
         Method::POST,
         &format!("{u}/events"),
         Some(json(json!({"tags": ["other"], "value": 1}))),
     )
     .await;
-    assert_eq!(status, 201, "{body}");
-    let (status, _, _) = send(
+    let _ = expect(
+        201,
         Method::POST,
         &format!("{u}/events"),
         Some(json(
@@ -213,7 +189,6 @@ async fn events_are_published_queried_by_tag_and_streamed_as_sse() {
         )),
     )
     .await;
-    assert_eq!(status, 201);
     let mut seen = String::new();
     while !seen.contains("\n\n") || !seen.contains("data:") {
         let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
@@ -265,47 +240,37 @@ async fn deployments_merge_slice_and_undeploy_through_the_api() {
         let breed = format!(
             "name: app:{version}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {version}\"}}\nports: {{web: 8080/http}}\n"
         );
-        assert_eq!(
-            send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
-                .await
-                .0,
-            201
-        );
+        post(201, &format!("{u}/breeds"), &breed).await;
     }
-    let (status, _, body) = send(
-        Method::PUT,
+    put(
+        202,
         &format!("{u}/deployments/shop"),
-        Some(yaml("name: shop\nclusters:\n  app: app:1.0.0\n")),
+        "name: shop\nclusters:\n  app: app:1.0.0\n",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
-    let (status, _, body) = send(
-        Method::PUT,
+    let body = put(
+        202,
         &format!("{u}/deployments/shop"),
-        Some(yaml("name: shop\nclusters:\n  app: app:1.1.0\n")),
+        "name: shop\nclusters:\n  app: app:1.1.0\n",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let routes = &parse(&body)["clusters"]["app"]["gateways"]["web"]["routes"];
     assert_eq!(
         routes["app:1.1.0"]["weight"], "0%",
         "a merged version joins at 0%: {routes}"
     );
     // Removing the version with all the traffic is refused, and changes nothing.
-    let (status, _, body) = send(
-        Method::DELETE,
+    let body = delete(
+        400,
         &format!("{u}/deployments/shop"),
-        Some(yaml("name: shop\nclusters:\n  app: app:1.0.0\n")),
+        Some("name: shop\nclusters:\n  app: app:1.0.0\n"),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
     assert!(body.contains("InvalidRouteWeight"), "{body}");
-    let (status, _, body) = send(Method::DELETE, &format!("{u}/deployments/shop"), None).await;
-    assert_eq!(status, 202, "an empty body is a no-op: {body}");
+    delete(202, &format!("{u}/deployments/shop"), None).await;
     let (_, _, gateways) = send(Method::GET, &format!("{u}/gateways"), None).await;
     assert!(gateways.contains("shop/app/web"), "{gateways}");
-    let (status, _, _) = send(Method::GET, &format!("{u}/gateways/shop/app/web"), None).await;
-    assert_eq!(status, 200, "gateway names with slashes");
+    let _ = get(200, &format!("{u}/gateways/shop/app/web")).await;
     // Remove everything; the deployment goes once its services are gone.
     undeploy(
         u,
@@ -325,13 +290,11 @@ async fn the_root_takes_many_kinds_at_once_and_a_rejected_body_changes_nothing()
         "{}---\nkind: scales\nname: small\ncpu: 0.1\nmemory: 64MB\ninstances: 1\n---\nkind: blueprints\nname: shop\nclusters:\n  web: web:1.0\n",
         format_args!("kind: breeds\n{BREED}")
     );
-    let (status, _, body) = send(Method::POST, u, Some(yaml(&many))).await;
-    assert_eq!(status, 202, "{body}");
+    let body = post(202, u, &many).await;
     assert_eq!(parse(&body).as_array().map(Vec::len), Some(3));
     // A later document that fails validation (weights over 100%) undoes the earlier ones.
     let bad = "kind: breeds\nname: other:1.0\ndeployable: {type: command, definition: /bin/true}\n---\nkind: scales\nname: small\ncpu: 0.5\nmemory: 64MB\ninstances: 1\n---\nkind: blueprints\nname: broken\nclusters:\n  web:\n    gateways: {web: {routes: {web:1.0: {weight: 80%}, other:1.0: {weight: 80%}}}}\n    services: [web:1.0, other:1.0]\n";
-    let (status, _, body) = send(Method::POST, u, Some(yaml(bad))).await;
-    assert_eq!(status, 400, "{body}");
+    let body = post(400, u, bad).await;
     assert!(body.contains("160%"), "{body}");
     assert_eq!(
         common::get_status(&format!("{u}/breeds/other:1.0")).await,
@@ -344,11 +307,9 @@ async fn the_root_takes_many_kinds_at_once_and_a_rejected_body_changes_nothing()
         0.1,
         "the replaced scale came back: {scale}"
     );
-    let (status, _, body) = send(Method::POST, u, Some(yaml("kind: events\ntags: [a]\n"))).await;
-    assert_eq!(status, 400, "{body}");
+    post(400, u, "kind: events\ntags: [a]\n").await;
     // DELETE with the same documents removes them.
-    let (status, _, body) = send(Method::DELETE, u, Some(yaml(&many))).await;
-    assert_eq!(status, 202, "{body}");
+    delete(202, u, Some(&many)).await;
     let (_, headers, _) = send(Method::GET, &format!("{u}/breeds"), None).await;
     assert_eq!(headers["x-total-count"], "0");
     server.stop().await;
@@ -378,13 +339,13 @@ async fn health_and_metrics_return_the_newest_value_in_the_window() {
             json!(1.0),
         ),
     ] {
-        let (status, _, body) = send(
+        expect(
+            201,
             Method::POST,
             &format!("{u}/events"),
             Some(json(json!({"tags": tags, "value": value}))),
         )
         .await;
-        assert_eq!(status, 201, "{body}");
     }
     let get = |path: &str| {
         let url = format!("{u}/{path}");
@@ -431,8 +392,8 @@ async fn metrics_are_served_in_prometheus_text_format() {
     let server = Server::start(&[("server.token", "s3cret-token")]).await;
     let u = &server.url;
     // Two refused answers (no token), then the scrape itself needs none.
-    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
-    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
+    get(401, &format!("{u}/breeds")).await;
+    get(401, &format!("{u}/breeds")).await;
     let root = u.trim_end_matches("/api/v1");
     let (status, headers, body) = send(Method::GET, &format!("{root}/metrics"), None).await;
     assert_eq!(status, 200);
@@ -467,51 +428,36 @@ async fn a_services_scale_is_read_and_set_and_the_api_is_described() {
     let server = Server::start(&[]).await;
     let u = &server.url;
     common::store_demo_breed(u).await;
-    assert_eq!(
-        send(
-            Method::POST,
-            &format!("{u}/scales"),
-            Some(yaml("name: big\ncpu: 1\nmemory: 1GB\ninstances: 3\n"))
-        )
-        .await
-        .0,
-        201
-    );
-    let (status, _, body) = send(
-        Method::PUT,
+    post(
+        201,
+        &format!("{u}/scales"),
+        "name: big\ncpu: 1\nmemory: 1GB\ninstances: 3\n",
+    )
+    .await;
+    put(
+        202,
         &format!("{u}/deployments/s"),
-        Some(yaml("name: s\nclusters:\n  c: app:1.0.0\n")),
+        "name: s\nclusters:\n  c: app:1.0.0\n",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let path = format!("{u}/deployments/s/clusters/c/services/app:1.0.0/scale");
-    let (status, _, body) = send(Method::GET, &path, None).await;
-    assert_eq!(status, 200, "{body}");
-    let (status, _, body) = send(
-        Method::PUT,
-        &path,
-        Some(yaml("cpu: 0.5\nmemory: 128MB\ninstances: 2\n")),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    get(200, &path).await;
+    put(202, &path, "cpu: 0.5\nmemory: 128MB\ninstances: 2\n").await;
     assert_eq!(
         parse(&send(Method::GET, &path, None).await.2)["instances"],
         2
     );
-    let (status, _, body) = send(Method::PUT, &path, Some(yaml("big"))).await;
-    assert_eq!(status, 202, "a stored scale by name: {body}");
+    put(202, &path, "big").await;
     assert_eq!(
         parse(&send(Method::GET, &path, None).await.2)["instances"],
         3
     );
-    let (status, _, body) = send(Method::PUT, &path, Some(yaml("nosuch"))).await;
-    assert_eq!(status, 400, "{body}");
+    let body = put(400, &path, "nosuch").await;
     assert!(body.contains("nosuch"), "{body}");
     let missing = format!("{u}/deployments/s/clusters/c/services/other:1.0/scale");
-    assert_eq!(send(Method::GET, &missing, None).await.0, 404);
+    get(404, &missing).await;
     // The OpenAPI document lists what is served.
-    let (status, _, body) = send(Method::GET, &format!("{u}/openapi.json"), None).await;
-    assert_eq!(status, 200);
+    let body = get(200, &format!("{u}/openapi.json")).await;
     let doc = parse(&body);
     assert!(
         doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
@@ -554,21 +500,9 @@ async fn docker_compose_files_become_stored_blueprints_with_notes() {
         200,
         "stored"
     );
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/docker-compose"),
-        Some(yaml(compose)),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
+    let body = post(400, &format!("{u}/docker-compose"), compose).await;
     assert!(body.contains("name="), "{body}");
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/docker-compose?name=x"),
-        Some(yaml("services: 12\n")),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
+    post(400, &format!("{u}/docker-compose?name=x"), "services: 12\n").await;
     assert_eq!(
         common::get_status(&format!("{u}/blueprints/x")).await,
         404,
@@ -583,25 +517,13 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
     let server = Server::start(&[]).await;
     let u = &server.url;
     let workflow = "name: tick\nbreed: {name: tick:1, deployable: {type: command, definition: /bin/true}}\nschedule: {time: PT30S}\n";
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/workflows?validate_only=true"),
-        Some(yaml(workflow)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    post(202, &format!("{u}/workflows?validate_only=true"), workflow).await;
     assert_eq!(
         common::get_status(&format!("{u}/workflows/tick")).await,
         404,
         "validate_only stores nothing"
     );
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/workflows"),
-        Some(yaml(workflow)),
-    )
-    .await;
-    assert_eq!(status, 202, "runtime artifacts answer 202: {body}");
+    post(202, &format!("{u}/workflows"), workflow).await;
     let (status, headers, body) = send(Method::GET, &format!("{u}/workflows"), None).await;
     assert_eq!(
         (status, headers["x-total-count"].to_str().ok()),
@@ -615,25 +537,19 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
         "starting"
     );
     // Replacing a workflow that is not suspended is refused (spec §2.6).
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/workflows/tick"),
-        Some(yaml(workflow)),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
+    let body = put(400, &format!("{u}/workflows/tick"), workflow).await;
     assert!(
         body.contains("WorkflowUpdateError") && body.contains("suspended"),
         "{body}"
     );
     // Statuses: a wrong one is named with the ones allowed, and changes nothing.
-    let (status, _, body) = send(
+    let body = expect(
+        400,
         Method::PUT,
         &status_url,
         Some((reqwest::header::CONTENT_TYPE, "text/plain", "active".into())),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
     assert!(
         body.contains("IllegalWorkflowStatus")
             && body.contains("'active'")
@@ -644,7 +560,8 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
         parse(&send(Method::GET, &status_url, None).await.2),
         "starting"
     );
-    let (status, _, body) = send(
+    let body = expect(
+        202,
         Method::PUT,
         &status_url,
         Some((
@@ -654,48 +571,29 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
         )),
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     assert_eq!(parse(&body)["status"], "suspended");
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/workflows/tick"),
-        Some(yaml(workflow)),
-    )
-    .await;
-    assert_eq!(status, 202, "a suspended workflow is replaced: {body}");
+    put(202, &format!("{u}/workflows/tick"), workflow).await;
     // Bad input names the problem and its line.
     let bad = "name: tock\nbreed: tick:1\nschedule: {time: every minute}\n";
-    let (status, _, body) = send(Method::POST, &format!("{u}/workflows"), Some(yaml(bad))).await;
-    assert_eq!(status, 400, "{body}");
+    let body = post(400, &format!("{u}/workflows"), bad).await;
     assert!(
         body.contains("IllegalWorkflowSchedulePeriod") && body.contains("line 3"),
         "{body}"
     );
-    let (status, _, body) = send(
-        Method::PUT,
+    let body = put(
+        400,
         &format!("{u}/deployments/tick"),
-        Some(yaml("name: tick\nclusters:\n  c:\n    breed: tick:1\n")),
+        "name: tick\nclusters:\n  c:\n    breed: tick:1\n",
     )
     .await;
-    assert_eq!(status, 400, "{body}");
     assert!(body.contains("DeploymentWorkflowNameCollision"), "{body}");
     assert_eq!(
         common::get_status(&format!("{u}/workflows/nope/status")).await,
         404
     );
-    assert_eq!(
-        send(
-            Method::PUT,
-            &format!("{u}/workflows/nope/status"),
-            Some(yaml("running"))
-        )
-        .await
-        .0,
-        404
-    );
-    let (status, _, _) = send(Method::DELETE, &format!("{u}/workflows/tick"), None).await;
-    assert_eq!(status, 202);
-    assert_eq!(send(Method::GET, &status_url, None).await.0, 404);
+    put(404, &format!("{u}/workflows/nope/status"), "running").await;
+    let _ = delete(202, &format!("{u}/workflows/tick"), None).await;
+    get(404, &status_url).await;
     server.stop().await;
 }
 
@@ -707,34 +605,25 @@ async fn a_clusters_sla_is_read_set_by_name_or_inline_and_removed() {
     use reqwest::Method;
     let server = Server::start(&[]).await;
     let u = &server.url;
-    assert_eq!(
-        send(Method::POST, &format!("{u}/breeds"), Some(yaml(SLEEPER)))
-            .await
-            .0,
-        201
-    );
-    let (status, _, body) = send(
-        Method::PUT,
+    post(201, &format!("{u}/breeds"), SLEEPER).await;
+    put(
+        202,
         &format!("{u}/deployments/s"),
-        Some(yaml("name: s\nclusters:\n  c: sleeper:1\n")),
+        "name: s\nclusters:\n  c: sleeper:1\n",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let sla = format!("{u}/deployments/s/clusters/c/sla");
-    assert_eq!(send(Method::GET, &sla, None).await.0, 404, "no SLA yet");
+    get(404, &sla).await;
     let inline = "type: response_time_sliding_window\nthreshold: {upper: 1000, lower: 100}\nwindow: {interval: 60, cooldown: 60}\n";
-    let (status, _, body) = send(Method::PUT, &sla, Some(yaml(inline))).await;
-    assert_eq!(status, 202, "{body}");
+    let body = put(202, &sla, inline).await;
     assert_eq!(
         parse(&body)["clusters"]["c"]["sla"]["threshold"]["upper"],
         1000
     );
-    let (status, _, body) = send(Method::GET, &sla, None).await;
-    assert_eq!(status, 200, "{body}");
+    let body = get(200, &sla).await;
     assert_eq!(parse(&body)["type"], "response_time_sliding_window");
     // By name: it must be stored.
-    let (status, _, body) = send(Method::POST, &sla, Some(yaml("relaxed"))).await;
-    assert_eq!(status, 400, "{body}");
+    let body = post(400, &sla, "relaxed").await;
     assert!(body.contains("'relaxed'"), "{body}");
     assert_eq!(
         parse(&send(Method::GET, &sla, None).await.2)["threshold"]["upper"],
@@ -742,76 +631,35 @@ async fn a_clusters_sla_is_read_set_by_name_or_inline_and_removed() {
         "unchanged"
     );
     let stored = "name: relaxed\ntype: response_time_sliding_window\nthreshold: {upper: 5000, lower: 1000}\nwindow: {interval: 60, cooldown: 60}\n";
-    assert_eq!(
-        send(Method::POST, &format!("{u}/slas"), Some(yaml(stored)))
-            .await
-            .0,
-        201
-    );
-    let (status, _, body) = send(Method::POST, &sla, Some(yaml("relaxed"))).await;
-    assert_eq!(status, 202, "{body}");
+    post(201, &format!("{u}/slas"), stored).await;
+    post(202, &sla, "relaxed").await;
     assert_eq!(
         parse(&send(Method::GET, &sla, None).await.2)["threshold"]["upper"],
         5000
     );
     // Bad input names the field.
-    let (status, _, body) = send(Method::PUT, &sla, Some(yaml("type: response_time_sliding_window\nthreshold: {upper: 1000, lower: 100}\nwindow: {interval: 60, cooldown: 60}\nthresold: 3\n"))).await;
-    assert_eq!(status, 400, "{body}");
+    let body = put(400, &sla, "type: response_time_sliding_window\nthreshold: {upper: 1000, lower: 100}\nwindow: {interval: 60, cooldown: 60}\nthresold: 3\n").await;
     assert!(
         body.contains("thresold") && body.contains("line 4"),
         "{body}"
     );
-    assert_eq!(
-        send(
-            Method::GET,
-            &format!("{u}/deployments/s/clusters/nope/sla"),
-            None
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        send(
-            Method::PUT,
-            &format!("{u}/deployments/nope/clusters/c/sla"),
-            Some(yaml(inline))
-        )
-        .await
-        .0,
-        400
-    );
-    assert_eq!(send(Method::DELETE, &sla, None).await.0, 204);
-    assert_eq!(send(Method::GET, &sla, None).await.0, 404);
-    assert_eq!(
-        send(
-            Method::DELETE,
-            &format!("{u}/deployments/s/clusters/nope/sla"),
-            None
-        )
-        .await
-        .0,
-        404
-    );
+    get(404, &format!("{u}/deployments/s/clusters/nope/sla")).await;
+    put(400, &format!("{u}/deployments/nope/clusters/c/sla"), inline).await;
+    delete(204, &sla, None).await;
+    get(404, &sla).await;
+    delete(404, &format!("{u}/deployments/s/clusters/nope/sla"), None).await;
     undeploy(u, "s", "name: s\nclusters:\n  c: sleeper:1\n").await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() {
-    use reqwest::Method;
     let server = Server::start(&[]).await;
     let u = &server.url;
     let body = format!(
         "kind: breeds\n{SLEEPER}---\nkind: deployments\nname: shop\nclusters:\n  c: sleeper:1\n"
     );
-    let (status, _, answer) = send(
-        Method::POST,
-        &format!("{u}?validate_only=true"),
-        Some(yaml(&body)),
-    )
-    .await;
-    assert_eq!(status, 202, "{answer}");
+    let answer = post(202, &format!("{u}?validate_only=true"), &body).await;
     assert_eq!(
         parse(&answer)[1]["clusters"]["c"]["services"][0]["breed"]["name"],
         "sleeper:1"
@@ -825,15 +673,12 @@ async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() 
         common::get_status(&format!("{u}/deployments/shop")).await,
         404
     );
-    let (status, _, answer) = send(
-        Method::POST,
+    let answer = post(
+        202,
         &format!("{u}?validate_only=true"),
-        Some(yaml(
-            "kind: gateways\nname: edge\nport: 9998/http\nroutes: [shop/c/web]\n",
-        )),
+        "kind: gateways\nname: edge\nport: 9998/http\nroutes: [shop/c/web]\n",
     )
     .await;
-    assert_eq!(status, 202, "{answer}");
     assert_eq!(
         parse(&answer)[0]["routes"]["shop/c/web"]["weight"],
         "100%",
@@ -843,33 +688,27 @@ async fn the_root_deploys_deployment_documents_with_the_breeds_sent_alongside() 
     let broken = format!(
         "kind: breeds\n{SLEEPER}---\nkind: deployments\nname: shop\nclusters:\n  c: missing:1\n"
     );
-    let (status, _, answer) = send(Method::POST, u, Some(yaml(&broken))).await;
-    assert_eq!(status, 400, "{answer}");
+    let answer = post(400, u, &broken).await;
     assert!(answer.contains("missing:1"), "{answer}");
     assert_eq!(
         common::get_status(&format!("{u}/breeds/sleeper:1")).await,
         404,
         "nothing stored"
     );
-    let (status, _, answer) = send(Method::POST, u, Some(yaml(&body))).await;
-    assert_eq!(status, 202, "{answer}");
+    let answer = post(202, u, &body).await;
     let answer = parse(&answer);
     assert_eq!(
         (answer[0]["name"].as_str(), answer[1]["name"].as_str()),
         (Some("sleeper:1"), Some("shop"))
     );
-    let (status, _, d) = send(Method::GET, &format!("{u}/deployments/shop"), None).await;
-    assert_eq!(status, 200, "{d}");
+    get(200, &format!("{u}/deployments/shop")).await;
     // DELETE with a deployment document removes the services it names.
-    let (status, _, answer) = send(
-        Method::DELETE,
+    delete(
+        202,
         u,
-        Some(yaml(
-            "kind: deployments\nname: shop\nclusters:\n  c: sleeper:1\n",
-        )),
+        Some("kind: deployments\nname: shop\nclusters:\n  c: sleeper:1\n"),
     )
     .await;
-    assert_eq!(status, 202, "{answer}");
     wait_gone(u, "shop").await;
     server.stop().await;
 }
@@ -885,8 +724,7 @@ async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(parse(&body)["server.body_limit"], 200);
     let big = format!("{BREED}metadata: {{note: \"{}\"}}\n", "x".repeat(300));
-    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(&big))).await;
-    assert_eq!(status, 413, "the new limit holds at once: {body}");
+    post(413, &format!("{u}/breeds"), &big).await;
     let (_, _, body) = send(Method::GET, &format!("{config}?type=dynamic"), None).await;
     assert_eq!(parse(&body), json!({"server.body_limit": 200}));
     let (_, _, body) = send(Method::GET, &format!("{config}?flatten=true"), None).await;
@@ -901,13 +739,7 @@ async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
         body.contains("router.kind") && body.contains("restart"),
         "{body}"
     );
-    let (status, _, body) = send(
-        Method::PUT,
-        &config,
-        Some(yaml("server.body_limit: many\n")),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
+    let body = put(400, &config, "server.body_limit: many\n").await;
     assert!(body.contains("body_limit"), "{body}");
     assert_eq!(
         parse(
@@ -919,17 +751,14 @@ async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
         "nothing changed"
     );
     // A token set at run time is required at once, and hidden.
-    let (status, _, body) = send(
-        Method::PUT,
+    let body = put(
+        202,
         &config,
-        Some(yaml(
-            "server.token: s3cret-token\nserver.body_limit: null\n",
-        )),
+        "server.token: s3cret-token\nserver.body_limit: null\n",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     assert!(!body.contains("s3cret-token"), "{body}");
-    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 401);
+    get(401, &format!("{u}/breeds")).await;
     let client = reqwest::Client::new();
     let answer = client
         .get(format!("{config}?type=dynamic"))
@@ -951,7 +780,7 @@ async fn dynamic_settings_change_the_running_server_and_others_are_refused() {
         .await
         .expect("request");
     assert_eq!(answer.status().as_u16(), 202);
-    assert_eq!(send(Method::GET, &format!("{u}/breeds"), None).await.0, 200);
+    get(200, &format!("{u}/breeds")).await;
     server.stop().await;
 }
 
@@ -974,12 +803,10 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
     ];
     for (kind, name, doc, changed) in &kinds {
         let one = format!("{u}/{kind}/{name}");
-        let (status, _, body) = send(Method::POST, &format!("{u}/{kind}"), Some(yaml(doc))).await;
-        assert_eq!(status, 201, "{kind}: {body}");
-        assert_eq!(send(Method::GET, &one, None).await.0, 200, "{kind}");
+        post(201, &format!("{u}/{kind}"), doc).await;
+        get(200, &one).await;
         let replaced = format!("name: {name}\n{changed}\n");
-        let (status, _, body) = send(Method::PUT, &one, Some(yaml(&replaced))).await;
-        assert_eq!(status, 200, "{kind}: {body}");
+        put(200, &one, &replaced).await;
         let (status, headers, _) = send(Method::GET, &format!("{u}/{kind}"), None).await;
         assert_eq!(
             (status, headers["x-total-count"].to_str().ok()),
@@ -987,24 +814,12 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
             "{kind}"
         );
         // An unknown field is named with its line; the stored one stays.
-        let (status, _, body) = send(
-            Method::PUT,
-            &one,
-            Some(yaml(&format!("{replaced}colour: red\n"))),
-        )
-        .await;
-        assert_eq!(status, 400, "{kind}: {body}");
+        let body = put(400, &one, &format!("{replaced}colour: red\n")).await;
         assert!(body.contains("colour"), "{kind}: {body}");
-        assert_eq!(send(Method::GET, &one, None).await.0, 200, "{kind}");
+        get(200, &one).await;
     }
     for (kind, name, _, _) in kinds.iter().rev() {
-        assert_eq!(
-            send(Method::DELETE, &format!("{u}/{kind}/{name}"), None)
-                .await
-                .0,
-            204,
-            "{kind}"
-        );
+        delete(204, &format!("{u}/{kind}/{name}"), None).await;
         assert_eq!(
             common::get_status(&format!("{u}/{kind}/{name}")).await,
             404,
@@ -1013,13 +828,7 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
     }
     // Standalone gateways: POST, a port taken twice refused, DELETE; a deployment's is not.
     let edge = "name: edge\nport: 9999/http\nroutes: [shop/web/port]\n";
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/gateways?validate_only=true"),
-        Some(yaml(edge)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    let body = post(202, &format!("{u}/gateways?validate_only=true"), edge).await;
     assert_eq!(
         parse(&body)["routes"]["shop/web/port"]["weight"],
         "100%",
@@ -1030,46 +839,32 @@ async fn every_static_kind_and_standalone_gateways_have_their_routes() {
         404,
         "and stores nothing"
     );
-    let (status, _, body) = send(Method::POST, &format!("{u}/gateways"), Some(yaml(edge))).await;
-    assert_eq!(status, 202, "{body}");
+    let body = post(202, &format!("{u}/gateways"), edge).await;
     assert_eq!(
         parse(&body)["routes"]["shop/web/port"]["weight"],
         "100%",
         "weights defaulted: {body}"
     );
-    let (status, _, body) = send(
-        Method::POST,
+    let body = post(
+        400,
         &format!("{u}/gateways"),
-        Some(yaml("name: other\nport: 9999/http\nroutes: [a/b/c]\n")),
+        "name: other\nport: 9999/http\nroutes: [a/b/c]\n",
     )
     .await;
-    assert_eq!(status, 400, "{body}");
     assert!(body.contains("9999") && body.contains("edge"), "{body}");
     assert_eq!(
         common::get_status(&format!("{u}/gateways/other")).await,
         404
     );
-    let (status, _, body) = send(
-        Method::POST,
+    post(
+        400,
         &format!("{u}/gateways"),
-        Some(yaml("name: shop/web/port\nroutes: [a/b/c]\n")),
+        "name: shop/web/port\nroutes: [a/b/c]\n",
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        send(Method::DELETE, &format!("{u}/gateways/edge"), None)
-            .await
-            .0,
-        202
-    );
+    delete(202, &format!("{u}/gateways/edge"), None).await;
     assert_eq!(common::get_status(&format!("{u}/gateways/edge")).await, 404);
-    assert_eq!(
-        send(Method::DELETE, &format!("{u}/gateways/edge"), None)
-            .await
-            .0,
-        202,
-        "idempotent"
-    );
+    delete(202, &format!("{u}/gateways/edge"), None).await;
     server.stop().await;
 }
 
@@ -1078,39 +873,18 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
     use reqwest::Method;
     let server = Server::start(&[]).await;
     let u = &server.url;
-    assert_eq!(
-        send(Method::POST, &format!("{u}/breeds"), Some(yaml(SLEEPER)))
-            .await
-            .0,
-        201
-    );
+    post(201, &format!("{u}/breeds"), SLEEPER).await;
     let scale = "name: small\ncpu: 0.1\nmemory: 64MB\ninstances: 1\n";
-    assert_eq!(
-        send(Method::POST, &format!("{u}/scales"), Some(yaml(scale)))
-            .await
-            .0,
-        201
-    );
+    post(201, &format!("{u}/scales"), scale).await;
     let bp = "name: shop\nclusters:\n  c:\n    services:\n      - breed: sleeper:1\n        scale: small\n";
-    assert_eq!(
-        send(Method::POST, &format!("{u}/blueprints"), Some(yaml(bp)))
-            .await
-            .0,
-        201
-    );
+    post(201, &format!("{u}/blueprints"), bp).await;
     let (_, _, plain) = send(Method::GET, &format!("{u}/blueprints/shop"), None).await;
     let service = &parse(&plain)["clusters"]["c"]["services"][0];
     assert!(
         service["breed"].get("deployable").is_none(),
         "a reference: {plain}"
     );
-    let (status, _, expanded) = send(
-        Method::GET,
-        &format!("{u}/blueprints/shop?expand_references=true"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{expanded}");
+    let expanded = get(200, &format!("{u}/blueprints/shop?expand_references=true")).await;
     let service = &parse(&expanded)["clusters"]["c"]["services"][0];
     assert_eq!(
         service["breed"]["deployable"]["definition"], "sleep 120",
@@ -1124,36 +898,21 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
     )
     .await;
     assert_eq!(parse(&listed)[0], parse(&expanded), "lists show the same");
-    let (status, _, body) = send(
-        Method::GET,
+    get(
+        400,
         &format!("{u}/blueprints?expand_references=true&only_references=true"),
-        None,
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    let (status, _, body) = send(
-        Method::GET,
-        &format!("{u}/blueprints?expand_references=maybe"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
+    let body = get(400, &format!("{u}/blueprints?expand_references=maybe")).await;
     assert!(body.contains("expand_references"), "{body}");
     // A deployment as the blueprint that makes it: no runtime state; sent back, a no-op merge.
-    let (status, _, body) = send(
-        Method::PUT,
+    put(
+        202,
         &format!("{u}/deployments/shop"),
-        Some(yaml("name: shop\nclusters:\n  c: sleeper:1\n")),
+        "name: shop\nclusters:\n  c: sleeper:1\n",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
-    let (status, _, shown) = send(
-        Method::GET,
-        &format!("{u}/deployments/shop?as_blueprint=true"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{shown}");
+    let shown = get(200, &format!("{u}/deployments/shop?as_blueprint=true")).await;
     let shown_json = parse(&shown);
     assert_eq!(shown_json["kind"], "blueprints", "{shown}");
     assert!(
@@ -1175,7 +934,8 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
         json!({"reference": "sleeper:1"}),
         "a reference, written as Vamp writes it: {refs}"
     );
-    let (status, _, body) = send(
+    expect(
+        202,
         Method::PUT,
         &format!("{u}/deployments/shop"),
         Some((
@@ -1185,7 +945,6 @@ async fn references_expand_or_collapse_and_deployments_show_as_blueprints() {
         )),
     )
     .await;
-    assert_eq!(status, 202, "the shown blueprint deploys: {body}");
     undeploy(u, "shop", &shown).await;
     server.stop().await;
 }
@@ -1195,15 +954,9 @@ async fn stats_count_what_is_stored_and_only_configured_origins_may_call() {
     use reqwest::Method;
     let server = Server::start(&[("server.cors_origins", "http://ui.example")]).await;
     let u = &server.url;
-    assert_eq!(
-        send(Method::POST, &format!("{u}/breeds"), Some(yaml(BREED)))
-            .await
-            .0,
-        201
-    );
+    post(201, &format!("{u}/breeds"), BREED).await;
     for path in ["stats", "statistics"] {
-        let (status, _, body) = send(Method::GET, &format!("{u}/{path}"), None).await;
-        assert_eq!(status, 200, "{body}");
+        let body = get(200, &format!("{u}/{path}")).await;
         let stats = parse(&body);
         assert_eq!(
             (stats["breeds"].as_u64(), stats["blueprints"].as_u64()),
@@ -1216,11 +969,7 @@ async fn stats_count_what_is_stored_and_only_configured_origins_may_call() {
         );
     }
     for path in ["information", "configuration"] {
-        assert_eq!(
-            send(Method::GET, &format!("{u}/{path}"), None).await.0,
-            200,
-            "{path}"
-        );
+        get(200, &format!("{u}/{path}")).await;
     }
     // A browser's preflight from a configured origin is answered (spec §2.1); from any other
     // origin the request goes no further (issue 15).
@@ -1302,7 +1051,6 @@ async fn a_dropped_test_server_leaves_no_process_behind() {
 /// root and a deployment's merge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_changes_reach_the_traffic_without_waiting_for_the_resync() {
-    use reqwest::Method;
     let server = Server::start(&[("synchronization.period", "3600")]).await;
     let u = &server.url;
     // Who answers through `port` now (the demo app names its version; a bare backend its
@@ -1334,25 +1082,12 @@ async fn weight_changes_reach_the_traffic_without_waiting_for_the_resync() {
             "name: edge\nport: {port}/http\nroutes:\n  '[127.0.0.1:{a}]': {{weight: {wa}%}}\n  '[127.0.0.1:{b}]': {{weight: {wb}%}}\n"
         )
     };
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/gateways"),
-        Some(yaml(&gateway(true))),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    post(202, &format!("{u}/gateways"), &gateway(true)).await;
     answers(port, "alpha").await;
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/gateways/edge"),
-        Some(yaml(&gateway(false))),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    put(202, &format!("{u}/gateways/edge"), &gateway(false)).await;
     answers(port, "beta").await;
     let root = format!("kind: gateways\n{}", gateway(true));
-    let (status, _, body) = send(Method::PUT, u, Some(yaml(&root))).await;
-    assert_eq!(status, 202, "{body}");
+    put(202, u, &root).await;
     answers(port, "alpha").await;
 
     // A deployment's gateway: two versions, the traffic shifted by a merge.
@@ -1361,12 +1096,7 @@ async fn weight_changes_reach_the_traffic_without_waiting_for_the_resync() {
         let breed = format!(
             "name: app:{version}\ndeployable: {{type: command, definition: \"'{exe}' demo-app --app-version {version}\"}}\nports: {{web: 8080/http}}\n"
         );
-        assert_eq!(
-            send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed)))
-                .await
-                .0,
-            201
-        );
+        post(201, &format!("{u}/breeds"), &breed).await;
     }
     let external = vamp_core::testkit::free_port();
     let shift = |w1: u8| {

@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{Server, parse, send, yaml};
+use common::{Server, delete, get, parse, post, put, send};
 use reqwest::Method;
 
 use vamp_core::testkit::unique;
@@ -33,22 +33,15 @@ async fn artifacts_survive_a_restart(flags: &[(&str, &str)], persistence: &str) 
     let name = format!("{}:1.0", unique("keep"));
     let breed = format!("name: {name}\ndeployable: {{type: command, definition: /bin/true}}\n");
     let server = Server::start(flags).await;
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{}/breeds", server.url),
-        Some(yaml(&breed)),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    post(201, &format!("{}/breeds", server.url), &breed).await;
     let (_, _, info) = send(Method::GET, &format!("{}/info", server.url), None).await;
     assert_eq!(parse(&info)["persistence"]["type"], persistence, "{info}");
     server.stop().await;
     let server = Server::start(flags).await;
     let url = format!("{}/breeds/{name}", server.url);
-    let (status, _, body) = send(Method::GET, &url, None).await;
-    assert_eq!(status, 200, "the breed outlived the server: {body}");
+    let body = get(200, &url).await;
     assert_eq!(parse(&body)["name"], name.as_str());
-    assert_eq!(send(Method::DELETE, &url, None).await.0, 204);
+    delete(204, &url, None).await;
     server.stop().await;
 }
 
@@ -113,13 +106,7 @@ async fn on_etcd_with_gateways_published_for_agents() {
     // Dynamic settings are kept in the store too, so they outlive a restart.
     let server = Server::start(&flags).await;
     let config = format!("{}/config", server.url);
-    let (status, _, body) = send(
-        Method::PUT,
-        &config,
-        Some(yaml("server.body_limit: 65536\n")),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    put(202, &config, "server.body_limit: 65536\n").await;
     server.stop().await;
     let server = Server::start(&flags).await;
     let (_, _, body) = send(
@@ -250,8 +237,7 @@ async fn the_docker_driver_reaches_the_daemon() {
         return;
     };
     let server = Server::start(&[("driver.kind", "docker"), ("driver.docker_host", &host)]).await;
-    let (status, _, info) = send(Method::GET, &format!("{}/info", server.url), None).await;
-    assert_eq!(status, 200, "{info}");
+    let info = get(200, &format!("{}/info", server.url)).await;
     assert_eq!(parse(&info)["container_driver"]["type"], "docker");
     server.stop().await;
 }
@@ -287,14 +273,12 @@ async fn a_deployment_on_swarm_answers_through_the_gateway() {
     ])
     .await;
     let u = &server.url;
-    let (status, _, info) = send(Method::GET, &format!("{u}/info"), None).await;
-    assert_eq!(status, 200, "{info}");
+    let info = get(200, &format!("{u}/info")).await;
     assert_eq!(parse(&info)["container_driver"]["type"], "swarm");
     // The image scripts/images.sh builds; its version comes from the environment.
     let breed = "name: app:2.0.0\ndeployable: vamp-test/demo-app:1\n\
                  ports: {web: 8080/http}\nenvironment_variables: {VAMP_DEMO_VERSION: 2.0.0}\n";
-    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(breed))).await;
-    assert_eq!(status, 201, "{body}");
+    post(201, &format!("{u}/breeds"), breed).await;
     let name = unique("swarm");
     let blueprint =
         format!("name: {name}\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:2.0.0\n");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Server, parse, send, yaml};
+use common::{Server, get, parse, post, send, yaml};
 
 const BREED: &str =
     "name: web:1.0\ndeployable: {type: command, definition: /bin/true}\nports: {web: 8080/http}\n";
@@ -18,13 +18,7 @@ async fn dump(u: &str) -> Value {
     for kind in common::STORED_KINDS.into_iter().chain(["events"]) {
         let mut all = Vec::new();
         for page in 1.. {
-            let (status, _, body) = send(
-                Method::GET,
-                &format!("{u}/{kind}?page={page}&per_page=30"),
-                None,
-            )
-            .await;
-            assert_eq!(status, 200, "{kind}: {body}");
+            let body = get(200, &format!("{u}/{kind}?page={page}&per_page=30")).await;
             let items = parse(&body).as_array().cloned().unwrap_or_default();
             if items.is_empty() {
                 break;
@@ -146,8 +140,7 @@ async fn validate_only_never_changes_anything_on_any_route() {
     );
     // A service that stays up, so the reconciler has nothing left to change once it runs.
     let populate = populate.replace("/bin/true", "sleep 300");
-    let (status, _, body) = send(Method::POST, u, Some(yaml(&populate))).await;
-    assert_eq!(status, 202, "{body}");
+    post(202, u, &populate).await;
     common::deploy(u, "shop", "name: shop\nclusters:\n  c: web:1.0\n").await;
     let url = format!("{u}/deployments/shop");
     vamp_core::testkit::eventually("the deployment done", || {
@@ -188,15 +181,12 @@ async fn answers_have_vamps_shapes() {
     let server = Server::start(&[]).await;
     let u = &server.url;
     // A breed without variables still lists them, empty.
-    let (status, _, body) = send(
-        Method::POST,
+    let body = post(
+        201,
         &format!("{u}/breeds"),
-        Some(yaml(
-            "name: bare:1\ndeployable: {type: command, definition: /bin/true}\n",
-        )),
+        "name: bare:1\ndeployable: {type: command, definition: /bin/true}\n",
     )
     .await;
-    assert_eq!(status, 201, "{body}");
     let breed = parse(&body);
     for (field, empty) in [
         ("environment_variables", json!({})),
@@ -222,13 +212,7 @@ async fn answers_have_vamps_shapes() {
         );
     }
     // A standalone gateway gets its generated virtual host (spec §3.5).
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/gateways"),
-        Some(yaml("name: shop\nvirtual_hosts: [shop.example.com]\nroutes:\n  '[127.0.0.1:1]': {weight: 100%}\n")),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    let body = post(202, &format!("{u}/gateways"), "name: shop\nvirtual_hosts: [shop.example.com]\nroutes:\n  '[127.0.0.1:1]': {weight: 100%}\n").await;
     assert_eq!(
         parse(&body)["virtual_hosts"],
         json!(["shop.example.com", "shop.vamp"]),
@@ -253,13 +237,7 @@ async fn requests_follow_vamps_rules() {
     let server = Server::start(&[]).await;
     let u = &server.url;
     // A bare number is not a weight.
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/gateways"),
-        Some(yaml("name: g\nroutes:\n  '[127.0.0.1:1]':\n    weight: 50\n  '[127.0.0.1:2]':\n    weight: 50%\n")),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
+    let body = post(400, &format!("{u}/gateways"), "name: g\nroutes:\n  '[127.0.0.1:1]':\n    weight: 50\n  '[127.0.0.1:2]':\n    weight: 50%\n").await;
     let message = parse(&body)["message"]
         .as_str()
         .unwrap_or_default()
@@ -269,28 +247,15 @@ async fn requests_follow_vamps_rules() {
         "{message}"
     );
     // An import of a stored template resolves through the API (spec §1.11).
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/templates"),
-        Some(yaml("name: base\ndefinition:\n  deployable: {type: command, definition: /bin/true}\n  ports: {web: 8080/http}\n")),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let (status, _, body) = send(
-        Method::POST,
-        &format!("{u}/breeds"),
-        Some(yaml("name: web:2\nimport: base\n")),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    post(201, &format!("{u}/templates"), "name: base\ndefinition:\n  deployable: {type: command, definition: /bin/true}\n  ports: {web: 8080/http}\n").await;
+    let body = post(201, &format!("{u}/breeds"), "name: web:2\nimport: base\n").await;
     assert_eq!(parse(&body)["ports"]["web"], "8080/http", "{body}");
-    let (status, _, body) = send(
-        Method::POST,
+    let body = post(
+        400,
         &format!("{u}/breeds"),
-        Some(yaml("name: web:3\nimport: nowhere\n")),
+        "name: web:3\nimport: nowhere\n",
     )
     .await;
-    assert_eq!(status, 400, "{body}");
     assert!(body.contains("ImportReferenceError"), "{body}");
     // Media types: an HTML Accept and a text/plain create are refused, naming what works.
     let client = reqwest::Client::new();
@@ -338,15 +303,12 @@ async fn events_are_queried_with_a_query_body() {
     let server = Server::start(&[]).await;
     let u = &server.url;
     for (tags, value) in [("[a, b]", 1), ("[a]", 2), ("[a, b]", 5), ("[c]", 7)] {
-        let (status, _, body) = send(
-            Method::POST,
+        post(
+            201,
             &format!("{u}/events"),
-            Some(yaml(&format!(
-                "tags: {tags}\nvalue: {value}\ntype: metrics\n"
-            ))),
+            &format!("tags: {tags}\nvalue: {value}\ntype: metrics\n"),
         )
         .await;
-        assert_eq!(status, 201, "{body}");
     }
     let query = |body: &str| {
         let (u, body) = (u.clone(), body.to_owned());

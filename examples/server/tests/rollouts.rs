@@ -12,7 +12,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Server, parse, send, yaml};
+use common::{Server, delete, expect, get, parse, post, put, send, yaml};
 use vamp_core::testkit::{eventually, free_port, unique};
 
 // `phase` polls with a 30 s bound of its own: it prints the last status when it gives up.
@@ -133,8 +133,7 @@ impl Load {
 }
 
 async fn rollout(u: &str, name: &str) -> Value {
-    let (status, _, body) = send(Method::GET, &format!("{u}/rollouts/{name}"), None).await;
-    assert_eq!(status, 200, "{body}");
+    let body = get(200, &format!("{u}/rollouts/{name}")).await;
     parse(&body)
 }
 
@@ -167,8 +166,7 @@ async fn weights(u: &str, name: &str) -> (String, String) {
 }
 
 async fn start_rollout(u: &str, spec: &str) {
-    let (status, _, body) = send(Method::POST, &format!("{u}/rollouts"), Some(yaml(spec))).await;
-    assert_eq!(status, 202, "{body}");
+    post(202, &format!("{u}/rollouts"), spec).await;
 }
 
 async fn teardown(u: &str, name: &str) {
@@ -322,60 +320,35 @@ async fn commands_hand_edits_and_undeploys() {
         ("70%".to_owned(), "30%".to_owned())
     );
     // A change of the spec while it works is refused only while it progresses: paused, fine.
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/rollouts/{name}"),
-        Some(yaml(&spec)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    put(202, &format!("{u}/rollouts/{name}"), &spec).await;
     // Abort: the stable route takes it all back.
     let cmd = |c: &str| format!("{u}/rollouts/{name}/{c}");
-    let (status, _, body) = send(Method::POST, &cmd("abort"), None).await;
-    assert_eq!(status, 202, "{body}");
+    let body = expect(202, Method::POST, &cmd("abort"), None).await;
     assert_eq!(parse(&body)["status"]["phase"], "Aborted");
     assert_eq!(
         weights(u, &name).await,
         ("100%".to_owned(), "0%".to_owned())
     );
-    let (status, _, _) = send(Method::POST, &cmd("abort"), None).await;
-    assert_eq!(status, 409, "a finished rollout cannot be aborted");
+    let _ = expect(409, Method::POST, &cmd("abort"), None).await;
     // Retry: from the first step again.
-    let (status, _, body) = send(Method::POST, &cmd("retry"), None).await;
-    assert_eq!(status, 202, "{body}");
+    expect(202, Method::POST, &cmd("retry"), None).await;
     phase(u, &name, &["Paused"]).await;
     assert_eq!(
         weights(u, &name).await,
         ("70%".to_owned(), "30%".to_owned())
     );
     // Promote past the pause, then a hand edit of the weights pauses it with the reason.
-    let (status, _, body) = send(Method::POST, &cmd("promote"), None).await;
-    assert_eq!(status, 202, "{body}");
+    expect(202, Method::POST, &cmd("promote"), None).await;
     assert_eq!(
         weights(u, &name).await,
         ("40%".to_owned(), "60%".to_owned())
     );
     let changed = spec.replace("pause: 1h", "pause: 2h");
-    let (status, _, _) = send(
-        Method::PUT,
-        &format!("{u}/rollouts/{name}"),
-        Some(yaml(&changed)),
-    )
-    .await;
-    assert_eq!(
-        status, 409,
-        "a progressing rollout is not changed under its feet"
-    );
+    let _ = put(409, &format!("{u}/rollouts/{name}"), &changed).await;
     let edit = format!(
         "name: {name}/app/web\nroutes:\n  {name}/app/{name}-app:1.0.0/web: {{weight: 90%}}\n  {name}/app/{name}-app:2.0.0/web: {{weight: 10%}}\n"
     );
-    let (status, _, body) = send(
-        Method::PUT,
-        &format!("{u}/gateways/{name}/app/web"),
-        Some(yaml(&edit)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    put(202, &format!("{u}/gateways/{name}/app/web"), &edit).await;
     let r = phase(u, &name, &["Paused"]).await;
     assert!(
         r["status"]["reason"]
@@ -385,8 +358,7 @@ async fn commands_hand_edits_and_undeploys() {
         "{r}"
     );
     // Resumed, it goes on from the weights as they are; undeploying aborts it.
-    let (status, _, body) = send(Method::POST, &cmd("resume"), None).await;
-    assert_eq!(status, 202, "{body}");
+    expect(202, Method::POST, &cmd("resume"), None).await;
     teardown(u, &name).await;
     let r = phase(u, &name, &["Aborted"]).await;
     assert!(
@@ -440,13 +412,11 @@ async fn bad_rollouts_are_refused_naming_the_field_and_nothing_is_stored() {
     }
     start_rollout(u, &good).await;
     let second = good.replacen(&format!("name: {name}"), &format!("name: {name}-2"), 1);
-    let (status, _, text) = send(Method::POST, &format!("{u}/rollouts"), Some(yaml(&second))).await;
-    assert_eq!(status, 400, "{text}");
+    let text = post(400, &format!("{u}/rollouts"), &second).await;
     assert!(text.contains("RolloutConflictError"), "{text}");
     let (_, headers, _) = send(Method::GET, &format!("{u}/rollouts"), None).await;
     assert_eq!(headers["x-total-count"], "1", "only the good one is stored");
-    let (status, _, _) = send(Method::DELETE, &format!("{u}/rollouts/{name}"), None).await;
-    assert_eq!(status, 202);
+    let _ = delete(202, &format!("{u}/rollouts/{name}"), None).await;
     teardown(u, &name).await;
     server.stop().await;
 }
@@ -527,8 +497,13 @@ async fn a_rollout_goes_on_at_the_same_step_after_kill_9() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let (status, _, _) = send(Method::POST, &format!("{u}/rollouts/{name}/abort"), None).await;
-    assert_eq!(status, 202);
+    let _ = expect(
+        202,
+        Method::POST,
+        &format!("{u}/rollouts/{name}/abort"),
+        None,
+    )
+    .await;
     teardown(&u, &name).await;
 }
 
@@ -596,13 +571,12 @@ mod through_haproxy {
         let u = &server.url;
         let name = unique("hp99");
         shop(u, &name, "").await;
-        let (status, _, text) = send(
-            Method::POST,
+        let text = post(
+            400,
             &format!("{u}/rollouts"),
-            Some(yaml(&rollout_spec(&name, STEPS, METRICS))),
+            &rollout_spec(&name, STEPS, METRICS),
         )
         .await;
-        assert_eq!(status, 400, "{text}");
         for w in [
             "UnsupportedRolloutMetric",
             "analysis.metrics[1].metric",

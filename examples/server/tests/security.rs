@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Server, parse, send, yaml};
+use common::{Server, get, parse, post, send, yaml};
 
 /// A page's attack (issue 15, point 1): a breed that runs a command, and a deployment of it.
 fn attack(marker: &std::path::Path) -> String {
@@ -114,8 +114,7 @@ async fn commands_run_only_where_the_process_driver_is_chosen() {
     // A server on the embedded defaults, the driver not chosen.
     let server = Server::start_unset_driver(&[]).await;
     let u = &server.url;
-    let (status, _, body) = send(Method::POST, u, Some(yaml(&attack(&marker)))).await;
-    assert_eq!(status, 400, "{body}");
+    let body = post(400, u, &attack(&marker)).await;
     let message = parse(&body)["message"]
         .as_str()
         .unwrap_or_default()
@@ -229,11 +228,9 @@ async fn what_cannot_be_served_or_is_too_big_is_refused_when_validated() {
     let server = Server::start(&[]).await;
     let u = &server.url;
     let breed = "name: web:1\ndeployable: {type: command, definition: /bin/true}\nports: {web: 8080/http}\n";
-    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(breed))).await;
-    assert_eq!(status, 201, "{body}");
+    post(201, &format!("{u}/breeds"), breed).await;
     let docker = "name: img:1\ndeployable: {type: container/docker, definition: nginx}\nports: {web: 80/http}\n";
-    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(docker))).await;
-    assert_eq!(status, 201, "a breed is only stored: {body}");
+    post(201, &format!("{u}/breeds"), docker).await;
     let cases = [
         // A literal HAProxy ACL on the embedded router.
         (
@@ -264,13 +261,7 @@ async fn what_cannot_be_served_or_is_too_big_is_refused_when_validated() {
     ];
     for (kind, body, words) in cases {
         for query in ["?validate_only=true", ""] {
-            let (status, _, text) = send(
-                Method::POST,
-                &format!("{u}/{kind}{query}"),
-                Some(yaml(body)),
-            )
-            .await;
-            assert_eq!(status, 400, "{kind}{query}: {text}");
+            let text = post(400, &format!("{u}/{kind}{query}"), body).await;
             let message = parse(&text)["message"]
                 .as_str()
                 .unwrap_or_default()
@@ -329,8 +320,7 @@ async fn slow_clients_are_cut_off_while_the_api_keeps_answering() {
         slow.push(s);
     }
     // The API answers the while.
-    let (status, _, _) = send(Method::GET, &format!("{u}/info"), None).await;
-    assert_eq!(status, 200);
+    let _ = get(200, &format!("{u}/info")).await;
     // Every slow socket is closed by the server (bounded: 20 s in all, with a 1 s timeout).
     let closed = tokio::time::timeout(Duration::from_secs(20), async {
         let mut closed = 0;
@@ -350,8 +340,7 @@ async fn slow_clients_are_cut_off_while_the_api_keeps_answering() {
     .await
     .expect("the server closes slow clients after the header timeout");
     assert_eq!(closed, SOCKETS);
-    let (status, _, _) = send(Method::GET, &format!("{u}/info"), None).await;
-    assert_eq!(status, 200);
+    let _ = get(200, &format!("{u}/info")).await;
     server.stop().await;
 }
 
@@ -361,11 +350,9 @@ async fn an_alias_bomb_is_refused_small() {
     let u = &server.url;
     // 379 bytes that expand to 10^9 values.
     let bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
-    let (status, _, text) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(bomb))).await;
-    assert_eq!(status, 400, "{text}");
+    let text = post(400, &format!("{u}/breeds"), bomb).await;
     assert!(text.contains("expands to more than"), "{text}");
-    let (status, _, _) = send(Method::GET, &format!("{u}/info"), None).await;
-    assert_eq!(status, 200);
+    let _ = get(200, &format!("{u}/info")).await;
     server.stop().await;
 }
 
@@ -483,8 +470,7 @@ fn hostile_names_and_values_are_refused_with_the_field_named_and_nothing_stored(
     let u = server.url.clone();
     runtime.block_on(async {
         let breed = "name: web:1\ndeployable: {type: command, definition: /bin/true}\nports: {web: 8080/http}\n";
-        let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(breed))).await;
-        assert_eq!(status, 201, "{body}");
+        post(201, &format!("{u}/breeds"), breed).await;
     });
     let kinds = common::STORED_KINDS;
     let counts = |runtime: &tokio::runtime::Runtime| -> Vec<String> {

@@ -8,7 +8,7 @@ use reqwest::Method;
 
 mod common;
 
-use common::{Server, parse, send, undeploy, yaml};
+use common::{Server, get, parse, post, send, undeploy};
 use vamp_core::testkit::{free_port, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,8 +22,7 @@ async fn a_slow_service_is_escalated_to_a_second_instance() {
         "name: slow:1.0.0\ndeployable: {{type: command, definition: \"'{exe}' demo-app\"}}\n\
          ports: {{web: 8080/http}}\nenvironment_variables: {{VAMP_DEMO_LATENCY_MS: \"150\"}}\n"
     );
-    let (status, _, body) = send(Method::POST, &format!("{u}/breeds"), Some(yaml(&breed))).await;
-    assert_eq!(status, 201, "{body}");
+    post(201, &format!("{u}/breeds"), &breed).await;
     let gateway = free_port();
     let name = unique("sla");
     let blueprint = format!(
@@ -65,13 +64,7 @@ async fn a_slow_service_is_escalated_to_a_second_instance() {
     )
     .await;
 
-    let (status, _, body) = send(
-        Method::GET,
-        &format!("{u}/events?tag=sla&tag=deployment:{name}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let body = get(200, &format!("{u}/events?tag=sla&tag=deployment:{name}")).await;
     let events = parse(&body);
     let tags: Vec<&serde_json::Value> = events
         .as_array()
@@ -90,13 +83,11 @@ async fn a_slow_service_is_escalated_to_a_second_instance() {
             .is_some_and(|t| t.iter().any(|t| t == "sla:escalate")),
         "{events}"
     );
-    let (status, _, body) = send(
-        Method::GET,
+    let body = get(
+        200,
         &format!("{u}/events?tag=metrics:responseTime&tag=gateways:{name}/c/web"),
-        None,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
     assert!(
         parse(&body).as_array().is_some_and(|e| e
             .iter()

@@ -136,6 +136,38 @@ pub(crate) async fn send(
     (status, headers, response.text().await.expect("body"))
 }
 
+/// Sends like [`send`], asserts the answer's status is `want` and returns its body.
+pub(crate) async fn expect(
+    want: u16,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<(reqwest::header::HeaderName, &'static str, String)>,
+) -> String {
+    let (status, _, answer) = send(method, url, body).await;
+    assert_eq!(status, want, "{url}: {answer}");
+    answer
+}
+
+/// `GET url`, expecting status `want`: the answer's body.
+pub(crate) async fn get(want: u16, url: &str) -> String {
+    expect(want, reqwest::Method::GET, url, None).await
+}
+
+/// `POST url` with the YAML `body`, expecting status `want`: the answer's body.
+pub(crate) async fn post(want: u16, url: &str, body: &str) -> String {
+    expect(want, reqwest::Method::POST, url, Some(yaml(body))).await
+}
+
+/// `PUT url` with the YAML `body`, expecting status `want`: the answer's body.
+pub(crate) async fn put(want: u16, url: &str, body: &str) -> String {
+    expect(want, reqwest::Method::PUT, url, Some(yaml(body))).await
+}
+
+/// `DELETE url`, with the YAML `body` if any, expecting status `want`: the answer's body.
+pub(crate) async fn delete(want: u16, url: &str, body: Option<&str>) -> String {
+    expect(want, reqwest::Method::DELETE, url, body.map(yaml)).await
+}
+
 /// Waits (at most 30 s) until the deployment is gone — its processes with it, which would
 /// otherwise outlive the test's server.
 pub(crate) async fn wait_gone(u: &str, deployment: &str) {
@@ -158,35 +190,17 @@ pub(crate) async fn store_demo_breed(api: &str) {
     let breed = format!(
         "name: app:1.0.0\ndeployable: {{type: command, definition: \"'{exe}' demo-app\"}}\nports: {{web: 8080/http}}\n"
     );
-    let (status, _, body) = send(
-        reqwest::Method::POST,
-        &format!("{api}/breeds"),
-        Some(yaml(&breed)),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    post(201, &format!("{api}/breeds"), &breed).await;
 }
 
 /// Deploys (`PUT`) the blueprint `body` (YAML) as deployment `name`: 202.
 pub(crate) async fn deploy(u: &str, name: &str, body: &str) {
-    let (status, _, answer) = send(
-        reqwest::Method::PUT,
-        &format!("{u}/deployments/{name}"),
-        Some(yaml(body)),
-    )
-    .await;
-    assert_eq!(status, 202, "{answer}");
+    put(202, &format!("{u}/deployments/{name}"), body).await;
 }
 
 /// Removes the services `body` (YAML) names from deployment `name` (202), then waits until the
 /// deployment is gone — its processes with it.
 pub(crate) async fn undeploy(u: &str, name: &str, body: &str) {
-    let (status, _, answer) = send(
-        reqwest::Method::DELETE,
-        &format!("{u}/deployments/{name}"),
-        Some(yaml(body)),
-    )
-    .await;
-    assert_eq!(status, 202, "{answer}");
+    delete(202, &format!("{u}/deployments/{name}"), Some(body)).await;
     wait_gone(u, name).await;
 }

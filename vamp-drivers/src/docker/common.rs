@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex as StdMutex;
 
 use bollard::Docker;
+use tokio::sync::Mutex;
 use vamp_core::model::Map;
 use vamp_core::traits::{ServiceKey, ServiceSpec};
 use vamp_core::{Error, Result};
@@ -52,6 +53,67 @@ pub(crate) fn unavailable(
 
 pub(crate) fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a Docker or Swarm driver holds: the client, its settings, the write lock, the failures
+/// with nothing to carry them and the host-port pool. The drivers deref to it.
+#[derive(Debug)]
+pub(crate) struct Daemon {
+    backend: &'static str,
+    pub(crate) docker: Docker,
+    pub(crate) config: DockerConfig,
+    /// Serializes deploy/undeploy, so port allocation and scaling do not race.
+    pub(crate) writes: Mutex<()>,
+    /// Failures with no container or service to carry them (the image does not exist, the
+    /// swarm refused the spec), with the fingerprint of the spec that failed.
+    pub(crate) failures: StdMutex<HashMap<ServiceKey, (String, String)>>,
+    pub(crate) ports: PortPool,
+}
+
+impl Daemon {
+    /// Connects to the daemon at `config.host` and negotiates the API version.
+    pub(crate) async fn connect(backend: &'static str, config: DockerConfig) -> Result<Self> {
+        Ok(Daemon {
+            backend,
+            docker: connect(backend, &config).await?,
+            config,
+            writes: Mutex::new(()),
+            failures: StdMutex::new(HashMap::new()),
+            ports: PortPool::default(),
+        })
+    }
+
+    /// One API call under the configured timeout; errors name the call.
+    pub(crate) async fn call<T>(
+        &self,
+        what: &'static str,
+        f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
+    ) -> Result<T> {
+        call(self.backend, &self.config, what, f).await
+    }
+
+    /// Takes the write lock for a change to the service `key` and forgets its recorded failure.
+    pub(crate) async fn write(&self, key: &ServiceKey) -> tokio::sync::MutexGuard<'_, ()> {
+        let guard = self.writes.lock().await;
+        lock(&self.failures).remove(key);
+        guard
+    }
+
+    /// Records why `spec` (with this `fingerprint`) could not start an instance.
+    pub(crate) fn failed(&self, spec: &ServiceSpec, fingerprint: &str, reason: String) {
+        tracing::warn!(backend = self.backend, service = %spec.key, %reason, "cannot start an instance");
+        lock(&self.failures).insert(spec.key.clone(), (fingerprint.to_owned(), reason));
+    }
+}
+
+/// The instance indexes to start so that `wanted` run beside the `kept` ones: the lowest
+/// indexes the kept ones do not hold.
+pub(crate) fn free_indexes(kept: &[u32], wanted: usize) -> Vec<u32> {
+    let missing = wanted.saturating_sub(kept.len());
+    (0..=u32::MAX)
+        .filter(|i| !kept.contains(i))
+        .take(missing)
+        .collect()
 }
 
 /// Connects to the daemon at `config.host` and negotiates the API version.
@@ -271,5 +333,18 @@ impl Described {
                 .and_then(|h| serde_json::from_str(&h).ok())
                 .unwrap_or_default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_indexes;
+
+    #[test]
+    fn new_instances_take_the_lowest_indexes_the_kept_ones_do_not_hold() {
+        assert_eq!(free_indexes(&[], 3), vec![0, 1, 2]);
+        assert_eq!(free_indexes(&[0, 2], 4), vec![1, 3]);
+        assert_eq!(free_indexes(&[1], 1), Vec::<u32>::new());
+        assert_eq!(free_indexes(&[0, 1, 2], 2), Vec::<u32>::new(), "over: none");
     }
 }

@@ -14,8 +14,7 @@ impl ContainerDriver for DockerDriver {
 
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
         common::check_deployable(BACKEND, spec)?;
-        let _writes = self.writes.lock().await;
-        lock(&self.failures).remove(&spec.key);
+        let _writes = self.daemon.write(&spec.key).await;
         let fingerprint = spec.fingerprint();
         let mut keep = Vec::new();
         for c in self.containers(Some(&spec.key)).await? {
@@ -38,26 +37,18 @@ impl ContainerDriver for DockerDriver {
             .iter()
             .flat_map(|c| c.ports.values().copied())
             .collect();
-        let mut index = 0;
-        let mut count = keep.len();
-        while count < wanted {
-            while keep.iter().any(|c| c.index == index) {
-                index += 1;
-            }
+        let kept: Vec<u32> = keep.iter().map(|c| c.index).collect();
+        for index in common::free_indexes(&kept, wanted) {
             if let Err(reason) = self.start(spec, index, &mut used).await {
-                tracing::warn!(service = %spec.key, %reason, "cannot start container");
-                lock(&self.failures).insert(spec.key.clone(), (fingerprint.clone(), reason));
+                self.daemon.failed(spec, &fingerprint, reason);
                 break;
             }
-            index += 1;
-            count += 1;
         }
         Ok(())
     }
 
     async fn undeploy(&self, key: &ServiceKey) -> Result<()> {
-        let _writes = self.writes.lock().await;
-        lock(&self.failures).remove(key);
+        let _writes = self.daemon.write(key).await;
         for c in self.containers(Some(key)).await? {
             self.remove(&c.id).await;
         }
@@ -74,7 +65,7 @@ impl ContainerDriver for DockerDriver {
         }
         let mut out = Vec::new();
         for (key, containers) in grouped {
-            let mut failure = lock(&self.failures)
+            let mut failure = lock(&self.daemon.failures)
                 .get(&key)
                 .map(|(_, reason)| reason.clone());
             for c in containers.iter().filter(|c| !c.running) {
@@ -83,12 +74,15 @@ impl ContainerDriver for DockerDriver {
                 }
             }
             let running: Vec<&Container> = containers.iter().filter(|c| c.running).collect();
-            let address = self.config.address.clone();
-            let healthy = futures::future::join_all(
-                running
-                    .iter()
-                    .map(|c| all_pass(&c.checks, &address, &c.ports, self.config.health_timeout)),
-            )
+            let address = self.daemon.config.address.clone();
+            let healthy = futures::future::join_all(running.iter().map(|c| {
+                all_pass(
+                    &c.checks,
+                    &address,
+                    &c.ports,
+                    self.daemon.config.health_timeout,
+                )
+            }))
             .await
             .into_iter()
             .filter(|h| *h)
@@ -117,7 +111,7 @@ impl ContainerDriver for DockerDriver {
             });
         }
         // Services whose containers could not even be created.
-        for (key, (fingerprint, reason)) in lock(&self.failures).iter() {
+        for (key, (fingerprint, reason)) in lock(&self.daemon.failures).iter() {
             if !out.iter().any(|s| s.key.as_ref() == Some(key)) {
                 out.push(ServiceState {
                     key: Some(key.clone()),

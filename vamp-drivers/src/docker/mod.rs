@@ -16,26 +16,23 @@
 //!   or the exit code and the last line logged).
 //! - Every API call has a timeout; an unreachable daemon is `Error::Unavailable`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
-use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::Docker;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, StopContainerOptions,
 };
 use futures::StreamExt;
-use tokio::sync::Mutex;
 use vamp_core::Result;
 use vamp_core::model::{Instance, ServiceHealth};
 use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
 
 use crate::health::all_pass;
-use common::{Described, PortPool, lock};
+use common::{Daemon, Described, lock};
 
 mod driver;
 
@@ -92,14 +89,7 @@ impl DockerConfig {
 /// ```
 #[derive(Debug)]
 pub struct DockerDriver {
-    docker: Docker,
-    config: DockerConfig,
-    /// Serializes deploy/undeploy, so port allocation and scaling do not race.
-    writes: Mutex<()>,
-    /// Failures with no container to carry them (the image does not exist), with the
-    /// fingerprint of the spec that failed.
-    failures: StdMutex<HashMap<ServiceKey, (String, String)>>,
-    ports: PortPool,
+    daemon: Daemon,
 }
 
 /// One container of ours, as listed.
@@ -123,33 +113,22 @@ impl DockerDriver {
     /// Connects to the daemon and negotiates the API version.
     pub async fn connect(config: DockerConfig) -> Result<Self> {
         Ok(DockerDriver {
-            docker: common::connect(BACKEND, &config).await?,
-            config,
-            writes: Mutex::new(()),
-            failures: StdMutex::new(HashMap::new()),
-            ports: PortPool::default(),
+            daemon: Daemon::connect(BACKEND, config).await?,
         })
-    }
-
-    async fn call<T>(
-        &self,
-        what: &'static str,
-        f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
-    ) -> Result<T> {
-        common::call(BACKEND, &self.config, what, f).await
     }
 
     /// Our containers, optionally only those of one service.
     async fn containers(&self, key: Option<&ServiceKey>) -> Result<Vec<Container>> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(common::filters(&self.config.namespace, key)),
+            filters: Some(common::filters(&self.daemon.config.namespace, key)),
             ..ListContainersOptions::default()
         };
         let list = self
+            .daemon
             .call(
                 "list containers",
-                self.docker.list_containers(Some(options)),
+                self.daemon.docker.list_containers(Some(options)),
             )
             .await?;
         Ok(list
@@ -173,13 +152,17 @@ impl DockerDriver {
     }
 
     async fn remove(&self, id: &str) {
-        let grace = i32::try_from(self.config.stop_grace.as_secs()).unwrap_or(10);
+        let grace = i32::try_from(self.daemon.config.stop_grace.as_secs()).unwrap_or(10);
         let stop = StopContainerOptions {
             t: Some(grace),
             signal: None,
         };
         let _ = self
-            .call("stop container", self.docker.stop_container(id, Some(stop)))
+            .daemon
+            .call(
+                "stop container",
+                self.daemon.docker.stop_container(id, Some(stop)),
+            )
             .await;
         let remove = RemoveContainerOptions {
             force: true,
@@ -187,9 +170,10 @@ impl DockerDriver {
             link: false,
         };
         if let Err(e) = self
+            .daemon
             .call(
                 "remove container",
-                self.docker.remove_container(id, Some(remove)),
+                self.daemon.docker.remove_container(id, Some(remove)),
             )
             .await
         {
@@ -208,8 +192,9 @@ impl DockerDriver {
     ) -> std::result::Result<(), String> {
         for _ in 0..8 {
             let ports = self
+                .daemon
                 .ports
-                .take_for(BACKEND, &self.config, spec, used)
+                .take_for(BACKEND, &self.daemon.config, spec, used)
                 .map_err(|e| e.to_string())?;
             let id = self.create(spec, index, &ports).await?;
             let mine: BTreeSet<u16> = ports.values().copied().collect();
@@ -224,7 +209,11 @@ impl DockerDriver {
                 self.remove(&id).await;
                 continue;
             }
-            self.call("start container", self.docker.start_container(&id, None))
+            self.daemon
+                .call(
+                    "start container",
+                    self.daemon.docker.start_container(&id, None),
+                )
                 .await
                 .map_err(|e| format!("cannot start container {id}: {e}"))?;
             tracing::info!(service = %spec.key, index, container = %id, ?ports, "started container");
@@ -241,7 +230,7 @@ impl DockerDriver {
         ports: &vamp_core::model::Map<u16>,
     ) -> std::result::Result<String, String> {
         let env = common::environment(spec, ports);
-        let labels = common::labels(&self.config.namespace, spec, index, ports);
+        let labels = common::labels(&self.daemon.config.namespace, spec, index, ports);
         let cmd = common::command(spec)?;
         let body = ContainerCreateBody {
             image: Some(spec.breed.deployable.definition.clone()),
@@ -263,9 +252,11 @@ impl DockerDriver {
             ..ContainerCreateBody::default()
         };
         let created = self
+            .daemon
             .call(
                 "create container",
-                self.docker
+                self.daemon
+                    .docker
                     .create_container(None::<CreateContainerOptions>, body),
             )
             .await
@@ -281,9 +272,11 @@ impl DockerDriver {
     /// Why a stopped container failed, if it stopped within the startup window.
     async fn early_exit(&self, c: &Container) -> Option<String> {
         let inspect = self
+            .daemon
             .call(
                 "inspect container",
-                self.docker
+                self.daemon
+                    .docker
                     .inspect_container(&c.id, None::<InspectContainerOptions>),
             )
             .await
@@ -293,7 +286,7 @@ impl DockerDriver {
             |t: Option<String>| t.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
         let (started, finished) = (parse(state.started_at)?, parse(state.finished_at)?);
         let lived = (finished - started).to_std().unwrap_or_default();
-        if lived > self.config.startup_window {
+        if lived > self.daemon.config.startup_window {
             return None;
         }
         let options = LogsOptions {
@@ -303,6 +296,7 @@ impl DockerDriver {
             ..LogsOptions::default()
         };
         let lines: Vec<String> = self
+            .daemon
             .docker
             .logs(&c.id, Some(options))
             .take(5)

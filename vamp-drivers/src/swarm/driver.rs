@@ -14,8 +14,7 @@ impl ContainerDriver for SwarmDriver {
 
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
         common::check_deployable(BACKEND, spec)?;
-        let _writes = self.writes.lock().await;
-        lock(&self.failures).remove(&spec.key);
+        let _writes = self.daemon.write(&spec.key).await;
         let fingerprint = spec.fingerprint();
         let (mut keep, mut drop): (Vec<Unit>, Vec<Unit>) = self
             .units(Some(&spec.key))
@@ -35,26 +34,18 @@ impl ContainerDriver for SwarmDriver {
             .iter()
             .flat_map(|u| u.described.ports.values().copied())
             .collect();
-        let mut index = 0;
-        let mut count = keep.len();
-        while count < wanted {
-            while keep.iter().any(|u| u.described.index == index) {
-                index += 1;
-            }
+        let kept: Vec<u32> = keep.iter().map(|u| u.described.index).collect();
+        for index in common::free_indexes(&kept, wanted) {
             if let Err(reason) = self.start(spec, index, &mut used).await {
-                tracing::warn!(service = %spec.key, %reason, "cannot create swarm service");
-                lock(&self.failures).insert(spec.key.clone(), (fingerprint.clone(), reason));
+                self.daemon.failed(spec, &fingerprint, reason);
                 break;
             }
-            index += 1;
-            count += 1;
         }
         Ok(())
     }
 
     async fn undeploy(&self, key: &ServiceKey) -> Result<()> {
-        let _writes = self.writes.lock().await;
-        lock(&self.failures).remove(key);
+        let _writes = self.daemon.write(key).await;
         let units = self.units(Some(key)).await?;
         futures::future::join_all(units.iter().map(|u| self.remove(u))).await;
         Ok(())
@@ -78,7 +69,7 @@ impl ContainerDriver for SwarmDriver {
         let mut out = Vec::new();
         for (key, mut units) in grouped {
             units.sort_by_key(|u| u.described.index);
-            let mut failure_reason = lock(&self.failures)
+            let mut failure_reason = lock(&self.daemon.failures)
                 .get(&key)
                 .map(|(_, reason)| reason.clone());
             let mut running = Vec::new();
@@ -96,7 +87,7 @@ impl ContainerDriver for SwarmDriver {
                         .as_ref()
                         .and_then(|n| nodes.get(n))
                         .cloned()
-                        .unwrap_or_else(|| self.config.address.clone());
+                        .unwrap_or_else(|| self.daemon.config.address.clone());
                     running.push((u, host));
                 } else if failure_reason.is_none() {
                     failure_reason = failure(u, &mine);
@@ -107,7 +98,7 @@ impl ContainerDriver for SwarmDriver {
                     &u.described.checks,
                     host,
                     &u.described.ports,
-                    self.config.health_timeout,
+                    self.daemon.config.health_timeout,
                 )
             }))
             .await
@@ -139,7 +130,7 @@ impl ContainerDriver for SwarmDriver {
                 key: Some(key),
             });
         }
-        for (key, (fingerprint, reason)) in lock(&self.failures).iter() {
+        for (key, (fingerprint, reason)) in lock(&self.daemon.failures).iter() {
             if !out.iter().any(|s| s.key.as_ref() == Some(key)) {
                 out.push(ServiceState {
                     key: Some(key.clone()),

@@ -32,11 +32,9 @@
 //! ingress mesh removed) with the `ContainerDriver` conformance kit.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::Docker;
 use bollard::models::{
     Limit, NetworkAttachmentConfig, Service, ServiceSpec as SwarmSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecResources,
@@ -45,13 +43,12 @@ use bollard::models::{
 use bollard::query_parameters::{
     ListNodesOptions, ListServicesOptions, ListTasksOptions, UpdateServiceOptions,
 };
-use tokio::sync::Mutex;
 use vamp_core::Result;
 use vamp_core::model::{Instance, Map, ServiceHealth};
 use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
 
 use crate::docker::DockerConfig;
-use crate::docker::common::{self, Described, PortPool, lock};
+use crate::docker::common::{self, Daemon, Described, lock};
 use crate::health::all_pass;
 
 mod driver;
@@ -71,14 +68,7 @@ const BACKEND: &str = "swarm";
 /// ```
 #[derive(Debug)]
 pub struct SwarmDriver {
-    docker: Docker,
-    config: DockerConfig,
-    /// Serializes deploy/undeploy, so port allocation and scaling do not race.
-    writes: Mutex<()>,
-    /// Failures with no service to carry them (the swarm refused the spec), with the
-    /// fingerprint of the spec that failed.
-    failures: StdMutex<HashMap<ServiceKey, (String, String)>>,
-    ports: PortPool,
+    daemon: Daemon,
 }
 
 /// One Swarm service of ours (one instance), as listed.
@@ -143,30 +133,22 @@ impl SwarmDriver {
     /// a swarm manager answers the first call with Docker's reason.
     pub async fn connect(config: DockerConfig) -> Result<Self> {
         Ok(SwarmDriver {
-            docker: common::connect(BACKEND, &config).await?,
-            config,
-            writes: Mutex::new(()),
-            failures: StdMutex::new(HashMap::new()),
-            ports: PortPool::default(),
+            daemon: Daemon::connect(BACKEND, config).await?,
         })
-    }
-
-    async fn call<T>(
-        &self,
-        what: &'static str,
-        f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
-    ) -> Result<T> {
-        common::call(BACKEND, &self.config, what, f).await
     }
 
     /// Our services, optionally only those of one Vamp service.
     async fn units(&self, key: Option<&ServiceKey>) -> Result<Vec<Unit>> {
         let options = ListServicesOptions {
-            filters: Some(common::filters(&self.config.namespace, key)),
+            filters: Some(common::filters(&self.daemon.config.namespace, key)),
             ..ListServicesOptions::default()
         };
         let list = self
-            .call("list services", self.docker.list_services(Some(options)))
+            .daemon
+            .call(
+                "list services",
+                self.daemon.docker.list_services(Some(options)),
+            )
             .await?;
         Ok(list.into_iter().filter_map(unit).collect())
     }
@@ -180,16 +162,18 @@ impl SwarmDriver {
         let options = ListTasksOptions {
             filters: Some(HashMap::from([("service".to_owned(), ids)])),
         };
-        self.call("list tasks", self.docker.list_tasks(Some(options)))
+        self.daemon
+            .call("list tasks", self.daemon.docker.list_tasks(Some(options)))
             .await
     }
 
     /// Node id → the address instances on it are reached at.
     async fn node_addresses(&self) -> Result<HashMap<String, String>> {
         let nodes = self
+            .daemon
             .call(
                 "list nodes",
-                self.docker.list_nodes(None::<ListNodesOptions>),
+                self.daemon.docker.list_nodes(None::<ListNodesOptions>),
             )
             .await?;
         Ok(nodes
@@ -205,9 +189,10 @@ impl SwarmDriver {
     async fn remove(&self, unit: &Unit) {
         let mut spec = None;
         if let Ok(current) = self
+            .daemon
             .call(
                 "inspect service",
-                self.docker.inspect_service(&unit.id, None),
+                self.daemon.docker.inspect_service(&unit.id, None),
             )
             .await
         {
@@ -223,9 +208,12 @@ impl SwarmDriver {
                 ..UpdateServiceOptions::default()
             };
             match self
+                .daemon
                 .call(
                     "scale service to 0",
-                    self.docker.update_service(&unit.id, spec, options, None),
+                    self.daemon
+                        .docker
+                        .update_service(&unit.id, spec, options, None),
                 )
                 .await
             {
@@ -236,7 +224,11 @@ impl SwarmDriver {
             }
         }
         if let Err(e) = self
-            .call("remove service", self.docker.delete_service(&unit.id))
+            .daemon
+            .call(
+                "remove service",
+                self.daemon.docker.delete_service(&unit.id),
+            )
             .await
         {
             tracing::warn!(service = %unit.name, error = %e, "cannot remove service");
@@ -245,7 +237,9 @@ impl SwarmDriver {
 
     /// Polls until no task of `unit` holds a container, at most stop grace + API timeout.
     async fn wait_stopped(&self, unit: &Unit) {
-        let deadline = tokio::time::Instant::now() + self.config.stop_grace + self.config.timeout;
+        let deadline = tokio::time::Instant::now()
+            + self.daemon.config.stop_grace
+            + self.daemon.config.timeout;
         loop {
             match self.tasks([unit.id.clone()]).await {
                 Ok(tasks) if !tasks.iter().any(|t| live(task_state(t))) => return,
@@ -274,12 +268,17 @@ impl SwarmDriver {
     ) -> std::result::Result<(), String> {
         for _ in 0..8 {
             let ports = self
+                .daemon
                 .ports
-                .take_for(BACKEND, &self.config, spec, used)
+                .take_for(BACKEND, &self.daemon.config, spec, used)
                 .map_err(|e| e.to_string())?;
             let body = self.swarm_spec(spec, index, &ports)?;
             let created = self
-                .call("create service", self.docker.create_service(body, None))
+                .daemon
+                .call(
+                    "create service",
+                    self.daemon.docker.create_service(body, None),
+                )
                 .await
                 .map_err(|e| {
                     format!(
@@ -312,9 +311,13 @@ impl SwarmDriver {
         index: u32,
         ports: &Map<u16>,
     ) -> std::result::Result<SwarmSpec, String> {
-        let labels = common::labels(&self.config.namespace, spec, index, ports);
+        let labels = common::labels(&self.daemon.config.namespace, spec, index, ports);
         Ok(SwarmSpec {
-            name: Some(service_name(&self.config.namespace, &spec.key, index)),
+            name: Some(service_name(
+                &self.daemon.config.namespace,
+                &spec.key,
+                index,
+            )),
             labels: Some(labels.clone()),
             mode: Some(ServiceSpecMode {
                 replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
@@ -327,7 +330,7 @@ impl SwarmDriver {
                     args: common::command(spec)?,
                     env: Some(common::environment(spec, ports)),
                     init: Some(true),
-                    stop_grace_period: Some(nanos(self.config.stop_grace)),
+                    stop_grace_period: Some(nanos(self.daemon.config.stop_grace)),
                     ..TaskSpecContainerSpec::default()
                 }),
                 resources: Some(TaskSpecResources {

@@ -157,25 +157,9 @@ impl FakeConsul {
         .await?;
         Ok(FakeConsul { endpoint })
     }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        self.endpoint.url()
-    }
-
-    /// Closes the listener and every connection (the data stays).
-    pub async fn stop(&mut self) {
-        self.endpoint.stop().await;
-    }
-
-    /// Listens again on the same port.
-    ///
-    /// # Errors
-    /// When the port was taken meanwhile.
-    pub async fn resume(&mut self) -> std::io::Result<()> {
-        self.endpoint.resume().await
-    }
 }
+
+super::serves_on_endpoint!(FakeConsul);
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -150,25 +150,9 @@ impl FakeElasticsearch {
         .await?;
         Ok(FakeElasticsearch { endpoint })
     }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        self.endpoint.url()
-    }
-
-    /// Closes the listener and every connection (the data stays).
-    pub async fn stop(&mut self) {
-        self.endpoint.stop().await;
-    }
-
-    /// Listens again on the same port.
-    ///
-    /// # Errors
-    /// When the port was taken meanwhile.
-    pub async fn resume(&mut self) -> std::io::Result<()> {
-        self.endpoint.resume().await
-    }
 }
+
+super::serves_on_endpoint!(FakeElasticsearch);
 
 fn error(status: StatusCode, kind: &str, reason: impl Into<String>) -> Response {
     let reason = reason.into();

@@ -16,8 +16,9 @@ use tokio::sync::oneshot;
 type Make = Box<dyn Fn() -> (axum::Router, BoxFuture<'static, ()>) + Send + Sync>;
 
 /// A loopback port serving an axum app, that can be closed and opened again on the same port
-/// (as a restarted server would be). Dropping it stops serving.
-pub(crate) struct Endpoint {
+/// (as a restarted server would be). Dropping it stops serving. Every fake derefs to its
+/// endpoint: `fake.url()`, `fake.stop()`, `fake.resume()`.
+pub struct Endpoint {
     address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     make: Make,
@@ -45,7 +46,7 @@ impl Endpoint {
     }
 
     /// `http://127.0.0.1:<port>`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.address)
     }
 
@@ -66,8 +67,9 @@ impl Endpoint {
         self.stop = Some(stop);
     }
 
-    /// Closes the listener and every connection, and waits until the port refuses.
-    pub(crate) async fn stop(&mut self) {
+    /// Closes the listener and every connection, and waits until the port refuses (the
+    /// fake's data stays).
+    pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -80,12 +82,35 @@ impl Endpoint {
     }
 
     /// Listens again on the same port.
-    pub(crate) async fn resume(&mut self) -> std::io::Result<()> {
+    ///
+    /// # Errors
+    /// When the port was taken meanwhile.
+    pub async fn resume(&mut self) -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(self.address).await?;
         self.serve(listener);
         Ok(())
     }
 }
+
+/// `Deref`/`DerefMut` from a fake (a struct with an `endpoint` field) to its [`Endpoint`].
+macro_rules! serves_on_endpoint {
+    ($fake:ty) => {
+        impl std::ops::Deref for $fake {
+            type Target = super::Endpoint;
+
+            fn deref(&self) -> &super::Endpoint {
+                &self.endpoint
+            }
+        }
+
+        impl std::ops::DerefMut for $fake {
+            fn deref_mut(&mut self) -> &mut super::Endpoint {
+                &mut self.endpoint
+            }
+        }
+    };
+}
+pub(crate) use serves_on_endpoint;
 
 impl Drop for Endpoint {
     fn drop(&mut self) {

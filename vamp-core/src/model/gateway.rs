@@ -149,13 +149,7 @@ impl Serialize for Condition {
         if self.name.is_empty() && self.metadata.is_empty() {
             return s.serialize_str(&self.definition);
         }
-        let mut m = s.serialize_map(None)?;
-        if !self.name.is_empty() {
-            m.serialize_entry("name", &self.name)?;
-        }
-        if !self.metadata.is_empty() {
-            m.serialize_entry("metadata", &self.metadata)?;
-        }
+        let mut m = super::reference::open_named(s, &self.name, &self.metadata)?;
         m.serialize_entry("condition", &self.definition)?;
         m.end()
     }

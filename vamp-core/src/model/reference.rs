@@ -57,6 +57,23 @@ macro_rules! named {
 }
 pub(crate) use named;
 
+/// Opens the map of an inline definition: its `name` and `metadata`, each left out when empty.
+pub(crate) fn open_named<S: Serializer>(
+    s: S,
+    name: &str,
+    metadata: &super::Metadata,
+) -> Result<S::SerializeMap, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    if !name.is_empty() {
+        m.serialize_entry("name", name)?;
+    }
+    if !metadata.is_empty() {
+        m.serialize_entry("metadata", metadata)?;
+    }
+    Ok(m)
+}
+
 /// How a reference to `T` is written: scales, SLAs and escalations as plain strings; breeds
 /// (as Vamp's API writes them) and conditions, rewrites, routes (whose plain string means
 /// something else) as `{reference: name}`.

@@ -56,13 +56,7 @@ impl ReferenceStyle for Sla {
 
 impl Serialize for Sla {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        if !self.name.is_empty() {
-            m.serialize_entry("name", &self.name)?;
-        }
-        if !self.metadata.is_empty() {
-            m.serialize_entry("metadata", &self.metadata)?;
-        }
+        let mut m = super::reference::open_named(s, &self.name, &self.metadata)?;
         match &self.kind {
             SlaKind::ResponseTimeSlidingWindow {
                 upper,
@@ -157,13 +151,7 @@ impl ReferenceStyle for Escalation {
 
 impl Serialize for Escalation {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        if !self.name.is_empty() {
-            m.serialize_entry("name", &self.name)?;
-        }
-        if !self.metadata.is_empty() {
-            m.serialize_entry("metadata", &self.metadata)?;
-        }
+        let mut m = super::reference::open_named(s, &self.name, &self.metadata)?;
         fn scale<M: SerializeMap, T: Serialize>(m: &mut M, p: &ScaleBy<T>) -> Result<(), M::Error> {
             m.serialize_entry("minimum", &p.minimum)?;
             m.serialize_entry("maximum", &p.maximum)?;

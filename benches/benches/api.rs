@@ -59,23 +59,7 @@ async fn load(
             (latencies, failures)
         }));
     }
-    let (mut all, mut failures) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, f) = t.await.expect("client task");
-        all.extend(l);
-        failures += f;
-    }
-    all.sort();
-    let pct = |p: f64| {
-        let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
-        all.get(i).copied().unwrap_or_default()
-    };
-    (
-        all.len() as f64 / length.as_secs_f64(),
-        pct(0.50),
-        pct(0.99),
-        failures,
-    )
+    vamp_benches::gather(tasks, length).await
 }
 
 fn main() {

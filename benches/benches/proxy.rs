@@ -52,25 +52,7 @@ async fn load(port: u16, clients: usize, length: Duration) -> (f64, Duration, Du
             (latencies, failures)
         }));
     }
-    let mut all = Vec::new();
-    let mut failures = 0;
-    for t in tasks {
-        let (l, f) = t.await.expect("client task");
-        all.extend(l);
-        failures += f;
-    }
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    (
-        all.len() as f64 / length.as_secs_f64(),
-        pct(0.50),
-        pct(0.99),
-        failures,
-    )
+    vamp_benches::gather(tasks, length).await
 }
 
 /// Mean time from `apply` of a flipped split (0/100 ↔ 100/0) until the next response comes

@@ -11,72 +11,11 @@ use chrono::{DateTime, Utc};
 use criterion::Criterion;
 use vamp_core::model::{Artifact, Rollout};
 use vamp_core::rollout::plan;
-use vamp_core::rollout::{Counts, Observation, Phase, Weights};
-
-/// The embedded router's latency buckets (ms).
-const BOUNDS: [f64; 14] = [
-    0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0,
-];
+use vamp_core::rollout::sim::Sampler;
+use vamp_core::rollout::{Observation, Phase, Weights};
 
 /// The example rollout.
 const SPEC: &str = "kind: rollouts\nname: sava-release\ngateway: sava/sava/webport\nstable: sava/sava/sava:1.0.0/webport\ncanary: sava/sava/sava:1.1.0/webport\nsteps:\n  - weight: 10%\n  - analysis: {}\n  - weight: 50%\n  - pause: 30s\n  - analysis: {}\nanalysis:\n  interval: 10s\n  min_requests: 50\n  failure_limit: 0\n  inconclusive_limit: 3\n  metrics:\n    - {metric: success-rate, min: 99%, critical: true}\n    - {metric: latency-p99, max: 500ms}\n    - {metric: latency-p99, max_ratio: 1.5}\n";
-
-/// SplitMix64: a small seeded generator, enough for a simulation.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Poisson arrivals (Knuth; fine for the small means here).
-    fn poisson(&mut self, mean: f64) -> u64 {
-        let l = (-mean).exp();
-        let (mut k, mut p) = (0, 1.0);
-        loop {
-            p *= self.next();
-            if p <= l {
-                return k;
-            }
-            k += 1;
-        }
-    }
-
-    /// A response time around `median` ms (log-normal, σ 0.5).
-    fn latency(&mut self, median: f64) -> f64 {
-        let (u1, u2) = (self.next().max(1e-12), self.next());
-        let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-        median * (0.5 * normal).exp()
-    }
-}
-
-/// `n` requests of one route: each fails with `error`, takes about `median` ms.
-fn requests(rng: &mut Rng, n: u64, error: f64, median: f64) -> Counts {
-    let mut buckets = vec![0; BOUNDS.len() + 1];
-    let mut errors = 0;
-    let mut sum = 0.0;
-    for _ in 0..n {
-        if rng.next() < error {
-            errors += 1;
-        }
-        let ms = rng.latency(median);
-        sum += ms;
-        let i = BOUNDS.iter().position(|b| ms <= *b).unwrap_or(BOUNDS.len());
-        buckets[i] += 1;
-    }
-    Counts {
-        requests: n,
-        errors,
-        bounds: BOUNDS.to_vec(),
-        buckets,
-        sum_ms: sum,
-    }
-}
 
 fn rollout() -> Rollout {
     let Artifact::Rollout(r) = vamp_core::dsl::read(SPEC, None).expect("spec").remove(0) else {
@@ -105,7 +44,7 @@ fn run(
     stable_error: f64,
     canary_error: f64,
 ) -> (Phase, usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Sampler::new(seed);
     let timeline = plan::simulate(
         r,
         Weights {
@@ -126,8 +65,8 @@ fn run(
             let c = rng.poisson(total * share);
             let s = rng.poisson(total * (1.0 - share));
             (
-                requests(&mut rng, s, stable_error, 2.0),
-                requests(&mut rng, c, canary_error, 2.0),
+                rng.requests(s, stable_error, 2.0),
+                rng.requests(c, canary_error, 2.0),
             )
         },
     );
@@ -181,15 +120,15 @@ fn main() {
 
     // 3. One planner step, in an analysis with evidence.
     let t0 = DateTime::<Utc>::UNIX_EPOCH;
-    let mut rng = Rng(7);
-    let observed = |n: u64, rng: &mut Rng| Observation {
+    let mut rng = Sampler::new(7);
+    let observed = |n: u64, rng: &mut Sampler| Observation {
         weights: Some(Weights {
             stable: 90,
             canary: 10,
         }),
         counts: Some((
-            requests(rng, 900 * n, 0.001, 2.0),
-            requests(rng, 100 * n, 0.001, 2.0),
+            rng.requests(900 * n, 0.001, 2.0),
+            rng.requests(100 * n, 0.001, 2.0),
         )),
         canary_ready: true,
         ..Observation::default()

@@ -68,6 +68,34 @@ pub fn server_config(
     vamp_server::config::ServerConfig::load(None, [], all).expect("config")
 }
 
+/// What the clients of a bounded load run (`length` long) measured, each task a client's
+/// (latencies of answered requests, failures): (requests/s, p50, p99, failures).
+///
+/// # Panics
+/// When a client task panicked.
+pub async fn gather(
+    clients: Vec<tokio::task::JoinHandle<(Vec<std::time::Duration>, u64)>>,
+    length: std::time::Duration,
+) -> (f64, std::time::Duration, std::time::Duration, u64) {
+    let (mut all, mut failures) = (Vec::new(), 0);
+    for t in clients {
+        let (l, f) = t.await.expect("client task");
+        all.extend(l);
+        failures += f;
+    }
+    all.sort();
+    let pct = |p: f64| {
+        let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
+        all.get(i).copied().unwrap_or_default()
+    };
+    (
+        all.len() as f64 / length.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        failures,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -75,15 +75,7 @@ impl Setup {
     /// last). Not the store's revision: the agent's counters under `<root>/stats/` move that
     /// too, and the agent does not watch them.
     async fn revision(&self) -> u64 {
-        self.store
-            .list(&wire::list_key(ROOT))
-            .await
-            .expect("list")
-            .entries
-            .iter()
-            .map(|e| e.revision)
-            .max()
-            .unwrap_or(0)
+        vamp_gateway::testkit::published(self.store.as_ref(), ROOT).await
     }
 
     /// Waits (at most 10 s) until the agent's status satisfies `f`.

@@ -186,26 +186,7 @@ pub async fn serve(
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            // Without a SIGTERM handler, SIGINT alone stops the service.
-            let _ = ctrl_c.await;
-            return;
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
+pub use vamp_core::signal::shutdown as shutdown_signal;
 
 /// The demo service's flags: `vamp-demo-app`'s, and `vamp-server demo-app`'s (what `--demo`
 /// deploys).

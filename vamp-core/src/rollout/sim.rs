@@ -57,72 +57,93 @@ pub fn traffic(
     seed: u64,
     seconds: i64,
 ) -> impl FnMut(DateTime<Utc>, Weights) -> (Counts, Counts) {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = Sampler::new(seed);
     #[expect(clippy::cast_precision_loss, reason = "tick lengths are small")]
     let seconds = seconds.max(1) as f64;
     move |_, w| {
         let share = w.canary_share();
-        let n = poisson(&mut rng, model.rps * seconds);
-        let canary_n = (0..n).filter(|_| rng.random::<f64>() < share).count() as u64;
-        let stable = requests(
-            &mut rng,
-            n - canary_n,
-            model.stable_error_rate,
-            model.stable_ms,
-        );
-        let canary = requests(&mut rng, canary_n, model.canary_error_rate, model.canary_ms);
+        let n = rng.poisson(model.rps * seconds);
+        let canary_n = (0..n).filter(|_| rng.uniform() < share).count() as u64;
+        let stable = rng.requests(n - canary_n, model.stable_error_rate, model.stable_ms);
+        let canary = rng.requests(canary_n, model.canary_error_rate, model.canary_ms);
         (stable, canary)
     }
 }
 
-/// Poisson arrivals: Knuth's method for small means, a rounded normal for large ones.
-fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
-    if mean <= 0.0 {
-        return 0;
-    }
-    if mean > 50.0 {
-        let normal = standard_normal(rng);
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "clamped at 0, far below u64::MAX"
-        )]
-        return (mean + normal * mean.sqrt()).round().max(0.0) as u64;
-    }
-    let l = (-mean).exp();
-    let (mut k, mut p) = (0, 1.0);
-    loop {
-        p *= rng.random::<f64>();
-        if p <= l {
-            return k;
-        }
-        k += 1;
-    }
-}
+/// Seeded draws of simulated traffic: arrivals and the requests of one route.
+///
+/// ```
+/// use vamp_core::rollout::sim::Sampler;
+/// let mut s = Sampler::new(7);
+/// let counts = s.requests(1000, 0.01, 20.0);
+/// assert_eq!(counts.requests, 1000);
+/// assert_eq!(counts.buckets.iter().sum::<u64>(), 1000);
+/// ```
+#[derive(Debug)]
+pub struct Sampler(StdRng);
 
-fn standard_normal(rng: &mut StdRng) -> f64 {
-    let (u1, u2) = (rng.random::<f64>().max(1e-12), rng.random::<f64>());
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-/// `n` requests: failing at `error`, answering around `median` ms (log-normal, σ 0.5).
-fn requests(rng: &mut StdRng, n: u64, error: f64, median: f64) -> Counts {
-    let mut buckets = vec![0; BOUNDS.len() + 1];
-    let (mut errors, mut sum) = (0, 0.0);
-    for _ in 0..n {
-        if rng.random::<f64>() < error {
-            errors += 1;
-        }
-        let ms = median * (0.5 * standard_normal(rng)).exp();
-        sum += ms;
-        let i = BOUNDS.iter().position(|b| ms <= *b).unwrap_or(BOUNDS.len());
-        buckets[i] += 1;
+impl Sampler {
+    /// A sampler: one seed, one sequence of draws.
+    pub fn new(seed: u64) -> Self {
+        Sampler(StdRng::seed_from_u64(seed))
     }
-    Counts {
-        requests: n,
-        errors,
-        bounds: BOUNDS.to_vec(),
-        buckets,
-        sum_ms: sum,
+
+    /// A uniform draw in `[0, 1)`.
+    pub fn uniform(&mut self) -> f64 {
+        self.0.random::<f64>()
+    }
+
+    /// Poisson arrivals around `mean`: Knuth's method for small means, a rounded normal for
+    /// large ones.
+    pub fn poisson(&mut self, mean: f64) -> u64 {
+        if mean <= 0.0 {
+            return 0;
+        }
+        if mean > 50.0 {
+            let normal = self.standard_normal();
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "clamped at 0, far below u64::MAX"
+            )]
+            return (mean + normal * mean.sqrt()).round().max(0.0) as u64;
+        }
+        let l = (-mean).exp();
+        let (mut k, mut p) = (0, 1.0);
+        loop {
+            p *= self.uniform();
+            if p <= l {
+                return k;
+            }
+            k += 1;
+        }
+    }
+
+    fn standard_normal(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform().max(1e-12), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// `n` requests of one route: each fails at `error`, answers around `median` ms
+    /// (log-normal, σ 0.5), counted in the embedded router's [`BOUNDS`].
+    pub fn requests(&mut self, n: u64, error: f64, median: f64) -> Counts {
+        let mut buckets = vec![0; BOUNDS.len() + 1];
+        let (mut errors, mut sum) = (0, 0.0);
+        for _ in 0..n {
+            if self.uniform() < error {
+                errors += 1;
+            }
+            let ms = median * (0.5 * self.standard_normal()).exp();
+            sum += ms;
+            let i = BOUNDS.iter().position(|b| ms <= *b).unwrap_or(BOUNDS.len());
+            buckets[i] += 1;
+        }
+        Counts {
+            requests: n,
+            errors,
+            bounds: BOUNDS.to_vec(),
+            buckets,
+            sum_ms: sum,
+        }
     }
 }

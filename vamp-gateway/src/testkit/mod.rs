@@ -14,6 +14,21 @@ use vamp_core::traits::{Balance, ResolvedCondition, ResolvedGateway, ResolvedRou
 
 pub use vamp_core::testkit::free_port;
 
+/// The revision of the router's last write under `<root>/gateways` (the list is written last):
+/// what an agent reports once it applied it. Not the store's revision, which the agents'
+/// counters under `<root>/stats/` move too.
+pub async fn published(store: &dyn vamp_core::traits::KeyValueStore, root: &str) -> u64 {
+    store
+        .list(&crate::wire::list_key(root))
+        .await
+        .expect("list")
+        .entries
+        .iter()
+        .map(|e| e.revision)
+        .max()
+        .unwrap_or(0)
+}
+
 /// An HTTP/1.1 backend on a free port that answers every request with
 /// `<name> <path>` and the header `x-backend: <name>`; keep-alive.
 pub async fn backend(name: &str) -> u16 {

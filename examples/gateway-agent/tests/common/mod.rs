@@ -20,20 +20,7 @@ pub(crate) fn one(port: u16, name: &str, backend_port: u16) -> ResolvedGateway {
     )
 }
 
-/// The revision of the router's last write under `<root>/gateways` (the list is written last):
-/// what the agent reports once it applied it. Not the store's revision, which the agents'
-/// counters under `<root>/stats/` move too.
-pub(crate) async fn published(store: &dyn vamp_core::traits::KeyValueStore, root: &str) -> u64 {
-    store
-        .list(&vamp_gateway::wire::list_key(root))
-        .await
-        .expect("list")
-        .entries
-        .iter()
-        .map(|e| e.revision)
-        .max()
-        .unwrap_or(0)
-}
+pub(crate) use vamp_gateway::testkit::published;
 
 /// Polls the status endpoint (at most 20 s) until it answers 200 with a revision ≥ `revision`.
 pub(crate) async fn applied(status_port: u16, revision: u64) {

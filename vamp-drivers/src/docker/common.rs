@@ -7,7 +7,7 @@ use std::sync::Mutex as StdMutex;
 use bollard::Docker;
 use tokio::sync::Mutex;
 use vamp_core::model::Map;
-use vamp_core::traits::{ServiceKey, ServiceSpec};
+use vamp_core::traits::{ServiceKey, ServiceSpec, ServiceState};
 use vamp_core::{Error, Result};
 
 use super::DockerConfig;
@@ -97,6 +97,32 @@ impl Daemon {
         let guard = self.writes.lock().await;
         lock(&self.failures).remove(key);
         guard
+    }
+
+    /// Host ports for one instance of `spec`, none of them in `used` (which gains them).
+    pub(crate) fn take_ports(
+        &self,
+        spec: &ServiceSpec,
+        used: &mut BTreeSet<u16>,
+    ) -> std::result::Result<Map<u16>, String> {
+        self.ports
+            .take_for(self.backend, &self.config, spec, used)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Adds the services whose recorded failure has nothing listed to carry it (the image
+    /// does not exist, the swarm refused the spec) to `states`.
+    pub(crate) fn add_failures(&self, states: &mut Vec<ServiceState>) {
+        for (key, (fingerprint, reason)) in lock(&self.failures).iter() {
+            if !states.iter().any(|s| s.key.as_ref() == Some(key)) {
+                states.push(ServiceState {
+                    key: Some(key.clone()),
+                    fingerprint: Some(fingerprint.clone()),
+                    failure: Some(reason.clone()),
+                    ..ServiceState::default()
+                });
+            }
+        }
     }
 
     /// Records why `spec` (with this `fingerprint`) could not start an instance.

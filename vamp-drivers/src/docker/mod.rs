@@ -191,11 +191,7 @@ impl DockerDriver {
         used: &mut BTreeSet<u16>,
     ) -> std::result::Result<(), String> {
         for _ in 0..8 {
-            let ports = self
-                .daemon
-                .ports
-                .take_for(BACKEND, &self.daemon.config, spec, used)
-                .map_err(|e| e.to_string())?;
+            let ports = self.daemon.take_ports(spec, used)?;
             let id = self.create(spec, index, &ports).await?;
             let mine: BTreeSet<u16> = ports.values().copied().collect();
             let contested = self

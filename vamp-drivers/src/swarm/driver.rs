@@ -130,16 +130,7 @@ impl ContainerDriver for SwarmDriver {
                 key: Some(key),
             });
         }
-        for (key, (fingerprint, reason)) in lock(&self.daemon.failures).iter() {
-            if !out.iter().any(|s| s.key.as_ref() == Some(key)) {
-                out.push(ServiceState {
-                    key: Some(key.clone()),
-                    fingerprint: Some(fingerprint.clone()),
-                    failure: Some(reason.clone()),
-                    ..ServiceState::default()
-                });
-            }
-        }
+        self.daemon.add_failures(&mut out);
         Ok(out)
     }
 }

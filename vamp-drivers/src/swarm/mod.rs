@@ -267,11 +267,7 @@ impl SwarmDriver {
         used: &mut BTreeSet<u16>,
     ) -> std::result::Result<(), String> {
         for _ in 0..8 {
-            let ports = self
-                .daemon
-                .ports
-                .take_for(BACKEND, &self.daemon.config, spec, used)
-                .map_err(|e| e.to_string())?;
+            let ports = self.daemon.take_ports(spec, used)?;
             let body = self.swarm_spec(spec, index, &ports)?;
             let created = self
                 .daemon

@@ -23,8 +23,9 @@
 //! - ACLs: with a token configured, a request without it (`X-Consul-Token` header or `?token=`)
 //!   gets 403 `Permission denied`.
 //!
-//! [`FakeConsul::stop`] and [`FakeConsul::resume`] close and reopen the listener on the same
-//! port with the data kept, as a restarted Consul agent would.
+//! [`Endpoint::stop`](super::Endpoint::stop) and [`Endpoint::resume`](super::Endpoint::resume)
+//! close and reopen the listener on the same port with the data kept, as a restarted Consul agent
+//! would.
 //!
 //! One file: a faithful fake of one wire protocol, kept in one place so it reads against
 //! Consul's public API documentation.

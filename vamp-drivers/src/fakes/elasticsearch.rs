@@ -34,8 +34,8 @@
 //! - With credentials configured, requests without matching HTTP basic auth get 401
 //!   `security_exception`.
 //!
-//! [`FakeElasticsearch::stop`] and [`FakeElasticsearch::resume`] close and reopen the listener
-//! on the same port, data kept.
+//! [`Endpoint::stop`](super::Endpoint::stop) and [`Endpoint::resume`](super::Endpoint::resume)
+//! close and reopen the listener on the same port, data kept.
 //!
 //! One file: a faithful fake of one wire protocol, kept in one place so it reads against
 //! Elasticsearch's public API documentation.

@@ -42,6 +42,7 @@ pub mod signal;
 pub mod sla;
 pub mod traits;
 mod vamp;
+pub mod workflow;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -419,3 +419,80 @@ pub async fn finds_its_services_after_a_restart(
         assert!(gone(i, &deployment).await, "instance {} survived", i.name);
     }
 }
+
+/// What the driver under test runs to completion ([`ContainerDriver::run_once`]).
+#[derive(Debug, Clone)]
+pub struct RunFixtures {
+    /// Writes the value of `VAMP_KIT` as a line to standard output, `to-stderr` to standard
+    /// error, and exits 0.
+    pub prints: Deployable,
+    /// Exits with status 3.
+    pub fails: Deployable,
+    /// Runs for a minute.
+    pub sleeps: Deployable,
+    /// Cannot start (an image or command that does not exist).
+    pub missing: Deployable,
+}
+
+fn run_spec(name: &str, deployable: &Deployable, timeout: Duration) -> crate::traits::RunSpec {
+    crate::traits::RunSpec {
+        name: name.into(),
+        breed: Breed {
+            name: format!("{name}:1"),
+            deployable: deployable.clone(),
+            ..Breed::default()
+        },
+        environment: Map::from([("VAMP_KIT".to_owned(), "kit value".to_owned())]),
+        timeout,
+    }
+}
+
+/// Runs to completion: the output with its stream, the exit status, the timeout, a deployable
+/// that cannot start — each an outcome, never an error.
+pub async fn runs_to_completion(driver: &dyn ContainerDriver, fixtures: &RunFixtures) {
+    let lines = std::sync::Mutex::new(Vec::new());
+    let sink = |l: crate::traits::LogLine| lines.lock().expect("lines").push(l);
+    let name = unique("kit-run");
+    let outcome = driver
+        .run_once(&run_spec(&name, &fixtures.prints, CONVERGE), &sink)
+        .await
+        .expect("runs");
+    assert_eq!(outcome.status, Some(0), "{outcome:?}");
+    assert_eq!(outcome.failure, None);
+    let got: Vec<(bool, String)> = std::mem::take(&mut *lines.lock().expect("lines"))
+        .into_iter()
+        .map(|l| (l.stderr, l.text))
+        .collect();
+    assert!(got.contains(&(false, "kit value".into())), "{got:?}");
+    assert!(got.contains(&(true, "to-stderr".into())), "{got:?}");
+
+    let outcome = driver
+        .run_once(&run_spec(&name, &fixtures.fails, CONVERGE), &sink)
+        .await
+        .expect("runs");
+    assert_eq!(outcome.status, Some(3), "{outcome:?}");
+    assert!(outcome.failure.is_some_and(|f| f.contains('3')));
+
+    let outcome = driver
+        .run_once(
+            &run_spec(&name, &fixtures.sleeps, Duration::from_secs(1)),
+            &sink,
+        )
+        .await
+        .expect("runs");
+    assert_eq!(outcome.status, None, "{outcome:?}");
+    assert!(
+        outcome
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains("timeout")),
+        "{outcome:?}"
+    );
+
+    let outcome = driver
+        .run_once(&run_spec(&name, &fixtures.missing, CONVERGE), &sink)
+        .await
+        .expect("an outcome, not an error");
+    assert_ne!(outcome.status, Some(0), "{outcome:?}");
+    assert!(outcome.failure.is_some(), "{outcome:?}");
+}

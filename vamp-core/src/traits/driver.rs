@@ -85,6 +85,44 @@ pub struct ServiceState {
     pub failure: Option<String>,
 }
 
+/// One run to completion (a workflow's run, spec §5.6): the breed's deployable with an
+/// environment, stopped at its timeout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// Whose run: the workflow's name (labels, logs).
+    pub name: String,
+    /// The breed whose deployable runs.
+    pub breed: Breed,
+    /// The run's environment, complete (nothing else of the host's is added).
+    pub environment: Map<String>,
+    /// Killed when it runs longer.
+    pub timeout: std::time::Duration,
+}
+
+/// One line a run wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LogLine {
+    /// When it was read.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Written to standard error.
+    pub stderr: bool,
+    /// The line, without its end.
+    pub text: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunOutcome {
+    /// The exit status; `None` when it was killed or did not start.
+    pub status: Option<i32>,
+    /// Why it failed when it did not exit 0: killed at its timeout, could not start, the exit
+    /// status.
+    pub failure: Option<String>,
+}
+
+/// A sink for the lines a run writes, as they come.
+pub type LineSink<'a> = &'a (dyn Fn(LogLine) + Send + Sync);
+
 /// A gateway as services reach it (spec §3.5 step 6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayEndpoint {
@@ -139,6 +177,21 @@ pub trait ContainerDriver: Send + Sync + Debug {
 
     /// The state of every service this driver manages.
     async fn services(&self) -> Result<Vec<ServiceState>>;
+
+    /// Runs `spec` once to completion and says how it ended; every line it writes goes to
+    /// `lines` as it comes. A run that outlives `spec.timeout` is killed (its outcome says so).
+    /// The default: `Error::Unsupported`.
+    ///
+    /// # Errors
+    /// `Unsupported` where the driver cannot run things to completion; `Invalid` for a
+    /// deployable it does not run. A run that fails is an `Ok` outcome with its failure.
+    async fn run_once(&self, spec: &RunSpec, lines: LineSink<'_>) -> Result<RunOutcome> {
+        let _ = (spec, lines);
+        Err(crate::Error::Unsupported {
+            backend: self.backend(),
+            operation: "run to completion",
+        })
+    }
 
     /// Publishes gateways for services to reach and returns where each is reachable. The
     /// default returns them unchanged (the gateway host is reachable from instances as is).

@@ -19,7 +19,10 @@ mod outside;
 mod persistence;
 mod router;
 
-pub use driver::{ContainerDriver, GatewayEndpoint, ServiceKey, ServiceSpec, ServiceState};
+pub use driver::{
+    ContainerDriver, GatewayEndpoint, LineSink, LogLine, RunOutcome, RunSpec, ServiceKey,
+    ServiceSpec, ServiceState,
+};
 pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 pub use outside::{CallError, MetricProvider, Reading, WebhookSender};
 pub use persistence::{

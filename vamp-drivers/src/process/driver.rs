@@ -28,6 +28,14 @@ impl ContainerDriver for ProcessDriver {
         Ok(())
     }
 
+    async fn run_once(
+        &self,
+        spec: &vamp_core::traits::RunSpec,
+        lines: vamp_core::traits::LineSink<'_>,
+    ) -> Result<vamp_core::traits::RunOutcome> {
+        self.run_command(spec, lines).await
+    }
+
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
         if let Err(message) = self.check_deployable(&spec.breed.deployable) {
             return Err(Error::Invalid {

@@ -42,6 +42,7 @@ use vamp_core::{Error, Result};
 use state::{InstanceRecord, ServiceRecord};
 
 mod driver;
+mod run;
 
 const BACKEND: &str = "process";
 

@@ -71,6 +71,86 @@ async fn conforms_to_the_driver_kit() {
     driver::run_all(&driver, &fixtures(), &reopen).await;
 }
 
+fn run_fixtures() -> driver::RunFixtures {
+    let sh = |script: &str| Deployable {
+        kind: "command".into(),
+        definition: format!("/bin/sh -c '{script}'"),
+    };
+    driver::RunFixtures {
+        prints: sh("echo \"$VAMP_KIT\"; echo to-stderr >&2"),
+        fails: sh("exit 3"),
+        sleeps: sh("sleep 60"),
+        missing: Deployable {
+            kind: "command".into(),
+            definition: "/nonexistent/vamp-test-command".into(),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_to_completion_per_the_driver_kit() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = ProcessDriver::new(config(dir.path())).unwrap();
+    driver::runs_to_completion(&driver, &run_fixtures()).await;
+}
+
+/// A run sees its own environment and the host's PATH: nothing else of the server's.
+#[tokio::test]
+async fn a_run_gets_its_environment_and_nothing_of_the_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = ProcessDriver::new(config(dir.path())).unwrap();
+    let lines = std::sync::Mutex::new(Vec::new());
+    let spec = vamp_core::traits::RunSpec {
+        name: "env".into(),
+        breed: vamp_core::model::Breed {
+            name: "env:1".into(),
+            deployable: Deployable {
+                kind: "command".into(),
+                definition: "env".into(),
+            },
+            ..Default::default()
+        },
+        environment: vamp_core::model::Map::from([("VAMP_URL".to_owned(), "http://x".to_owned())]),
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let outcome = driver
+        .run_once(&spec, &|l| lines.lock().unwrap().push(l.text))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Some(0));
+    let mut names: Vec<String> = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["PATH", "VAMP_URL"]);
+}
+
+/// With commands off (the server did not choose the process driver), nothing runs.
+#[tokio::test]
+async fn runs_obey_the_run_commands_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = ProcessDriver::new(ProcessConfig {
+        run_commands: false,
+        ..config(dir.path())
+    })
+    .unwrap();
+    let spec = vamp_core::traits::RunSpec {
+        name: "off".into(),
+        breed: vamp_core::model::Breed {
+            name: "off:1".into(),
+            deployable: run_fixtures().prints,
+            ..Default::default()
+        },
+        environment: vamp_core::model::Map::new(),
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let e = driver.run_once(&spec, &|_| {}).await.unwrap_err();
+    assert!(e.to_string().contains("explicitly"), "{e}");
+}
+
 #[tokio::test]
 async fn other_deployable_types_are_refused() {
     let dir = tempfile::tempdir().unwrap();

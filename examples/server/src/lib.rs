@@ -116,6 +116,7 @@ impl App {
                 retention_period: std::time::Duration::from_secs(
                     config.events.retention_period.max(1),
                 ),
+                workflows: workflow_config(&config),
                 ..VampConfig::default()
             });
         let settings = dynamic::Settings::load(config.clone(), kv.clone())
@@ -192,6 +193,15 @@ impl App {
         let until = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        // Workflows reach the API where it really listens (a port 0 in the config is chosen
+        // by the system).
+        if let Ok(mut at) = listener.local_addr() {
+            if at.ip().is_unspecified() {
+                at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            self.vamp
+                .set_workflow_api_url(format!("http://{at}/api/v1"));
+        }
         let app = self.router(stopped.clone());
         let reconciler = {
             let vamp = self.vamp.clone();
@@ -276,3 +286,18 @@ async fn accept_loop(
 
 /// Resolves on SIGINT or SIGTERM.
 pub use vamp_core::signal::shutdown as shutdown_signal;
+
+/// How the server runs workflows: `[workflows]`, and `VAMP_URL` from where it listens.
+fn workflow_config(config: &ServerConfig) -> vamp_core::workflow::WorkflowConfig {
+    let w = &config.workflows;
+    let mut at = config.server.listen;
+    if at.ip().is_unspecified() {
+        at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    vamp_core::workflow::WorkflowConfig {
+        period: (w.period > 0).then(|| std::time::Duration::from_secs(w.period)),
+        timeout: std::time::Duration::from_secs(w.timeout.max(1)),
+        execution_period: std::time::Duration::from_secs(w.execution_period.max(1)),
+        api_url: Some(format!("http://{at}/api/v1")),
+    }
+}

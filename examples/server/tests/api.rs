@@ -532,10 +532,25 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
     );
     assert_eq!(parse(&body)[0]["schedule"]["time"]["period"], "PT30S");
     let status_url = format!("{u}/workflows/tick/status");
-    assert_eq!(
-        parse(&send(Method::GET, &status_url, None).await.2),
-        "starting"
+    // The workflow runtime schedules it (spec §5.6): starting, then running; a `time`
+    // schedule runs at once, and the run shows in its executions.
+    vamp_core::testkit::eventually("the workflow running", || async {
+        parse(&send(Method::GET, &status_url, None).await.2) == "running"
+    })
+    .await;
+    let executions_url = format!("{u}/workflows/tick/executions");
+    vamp_core::testkit::eventually("a finished run", || async {
+        let e = parse(&get(200, &executions_url).await);
+        e["last"][0]["finished"].is_string()
+    })
+    .await;
+    let e = parse(&get(200, &executions_url).await);
+    assert_eq!(e["last"].as_array().map(Vec::len), Some(1), "{e}");
+    assert!(
+        e["last"][0]["status"] == "succeeded" || e["last"][0]["status"] == "failed",
+        "{e}"
     );
+    get(404, &format!("{u}/workflows/nope/executions")).await;
     // Replacing a workflow that is not suspended is refused (spec §2.6).
     let body = put(400, &format!("{u}/workflows/tick"), workflow).await;
     assert!(
@@ -558,7 +573,7 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
     );
     assert_eq!(
         parse(&send(Method::GET, &status_url, None).await.2),
-        "starting"
+        "running"
     );
     let body = expect(
         202,
@@ -592,8 +607,13 @@ async fn workflows_are_stored_artifacts_with_a_status_and_vamps_guards() {
         404
     );
     put(404, &format!("{u}/workflows/nope/status"), "running").await;
-    let _ = delete(202, &format!("{u}/workflows/tick"), None).await;
-    get(404, &status_url).await;
+    // DELETE stops it first (spec §2.6): stopping, then gone.
+    delete(202, &format!("{u}/workflows/tick"), None).await;
+    vamp_core::testkit::eventually("the workflow gone", || async {
+        common::get_status(&status_url).await == 404
+    })
+    .await;
+    delete(204, &format!("{u}/workflows/tick"), None).await;
     server.stop().await;
 }
 

@@ -152,6 +152,15 @@ async fn validate_only_never_changes_anything_on_any_route() {
         }
     })
     .await;
+    // The workflow runtime has scheduled the workflow (its `scheduled` event is stored), so
+    // it changes nothing more while the writes are tried.
+    let scheduled = format!("{u}/events?tag=workflows:flow&tag=scheduled");
+    vamp_core::testkit::eventually("the workflow scheduled", || async {
+        parse(&get(200, &scheduled).await)
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
     let before = dump(u).await;
     for (method, url, body) in writes(u) {
         let separator = if url.contains('?') { '&' } else { '?' };

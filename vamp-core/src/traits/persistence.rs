@@ -204,6 +204,23 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The event as the API writes it (spec §1.14): its fields and its `id` as a string.
+    ///
+    /// ```
+    /// use vamp_core::model::Event;
+    /// use vamp_core::traits::StoredEvent;
+    /// let e = StoredEvent { id: 7, event: Event::new(["a"], serde_json::json!(1)) };
+    /// assert_eq!(e.to_json()["id"], "7");
+    /// assert_eq!(e.to_json()["tags"][0], "a");
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.event).unwrap_or(serde_json::Value::Null);
+        if let Some(map) = value.as_object_mut() {
+            map.insert("id".into(), serde_json::Value::String(self.id.to_string()));
+        }
+        value
+    }
+
     /// The order event queries answer in: newest first, by time, then by id.
     pub fn newest_first(a: &StoredEvent, b: &StoredEvent) -> std::cmp::Ordering {
         b.event

@@ -86,6 +86,8 @@ pub struct VampConfig {
     /// environment the embedder chooses to expose — none by default; `vamp-server` passes its
     /// own process environment.
     pub environment: BTreeMap<String, String>,
+    /// How workflows run (spec §5.6).
+    pub workflows: crate::workflow::WorkflowConfig,
 }
 
 impl Default for VampConfig {
@@ -103,6 +105,7 @@ impl Default for VampConfig {
             rollout_period: Some(Duration::from_secs(1)),
             call_hosts: Vec::new(),
             environment: BTreeMap::new(),
+            workflows: crate::workflow::WorkflowConfig::default(),
         }
     }
 }
@@ -198,6 +201,8 @@ impl VampBuilder {
                 sla: StdMutex::new(sla::runtime::SlaState::new(Utc::now())),
                 ports: Mutex::new(None),
                 rollouts: Mutex::new(()),
+                workflows: StdMutex::default(),
+                workflow_wake: Notify::new(),
             }),
         })
     }
@@ -260,6 +265,10 @@ pub(crate) struct Inner {
     pub(crate) ports: Mutex<Option<ports::PortIndex>>,
     /// One rollout pass or command at a time.
     pub(crate) rollouts: Mutex<()>,
+    /// What the workflow runtime keeps between passes.
+    pub(crate) workflows: StdMutex<crate::workflow::runtime::WorkflowRuntime>,
+    /// Starts a workflow pass now (a run ended).
+    pub(crate) workflow_wake: Notify,
 }
 
 pub(crate) fn dsl_error(kind: ErrorKind, path: &str, message: String, hint: &str) -> Error {

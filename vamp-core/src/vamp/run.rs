@@ -1,5 +1,5 @@
-//! [`Vamp::run`]: the loops of a running Vamp — reconciliation, routing, retention and
-//! rollouts — until shutdown.
+//! [`Vamp::run`]: the loops of a running Vamp — reconciliation, routing, retention, rollouts
+//! and workflows — until shutdown.
 
 use chrono::Utc;
 
@@ -26,7 +26,8 @@ impl Vamp {
             self.reconcile_loop(stopped.clone()),
             self.routing_loop(stopped.clone()),
             self.retention_loop(stopped.clone()),
-            self.rollout_loop(stopped)
+            Box::pin(self.rollout_loop(stopped.clone())),
+            Box::pin(self.workflow_loop(stopped))
         );
     }
 

@@ -1,11 +1,14 @@
 //! Workflows that run (spec §5.6): the pure planner — the status machine and the `daemon`,
-//! `time` and `event` schedules on a clock the caller passes ([`plan`]) — and ISO-8601
-//! periods ([`Period`]).
+//! `time` and `event` schedules on a clock the caller passes ([`plan`]) — ISO-8601 periods
+//! ([`Period`]), and the runtime (`Vamp::workflow_pass`, run in `Vamp::run`) that starts the
+//! runs and keeps their [`Executions`].
 
 mod period;
 pub mod plan;
+pub(crate) mod runtime;
 
 pub use period::Period;
+pub use runtime::{Execution, ExecutionStatus, Executions, KEPT, MAX_LOG_LINES, WorkflowConfig};
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,8 @@ pub use vamp_core::testkit::free_port;
 
 /// The revision of the router's last write under `<root>/gateways` (the list is written last):
 /// what an agent reports once it applied it. Not the store's revision, which the agents'
-/// counters under `<root>/stats/` move too.
+/// counters under `<root>/stats/` move too (feature `haproxy-kv`).
+#[cfg(feature = "haproxy-kv")]
 pub async fn published(store: &dyn vamp_core::traits::KeyValueStore, root: &str) -> u64 {
     store
         .list(&crate::wire::list_key(root))

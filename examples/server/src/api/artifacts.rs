@@ -333,17 +333,37 @@ pub(super) async fn put_artifact(
     store(&state, &headers, artifact, status, check_only).await
 }
 
-/// Deletes an artifact (idempotent). A workflow goes at once: no workflow runtime runs its
-/// instances yet, so there is nothing to stop first (spec §2.6 has it pass `stopping`).
-#[utoipa::path(delete, path = "/{kind}/{*name}", tag = "artifacts", params(("kind" = String, Path), ("name" = String, Path)), responses((status = 204, description = "Deleted (or was not there)")))]
+/// Deletes an artifact (idempotent). A workflow is stopped first (spec §2.6): it turns
+/// `stopping` (202) and the workflow runtime deletes it once its run in progress, if any,
+/// ends; where no runtime runs workflows (`workflows.period = 0`) it goes at once.
+#[utoipa::path(delete, path = "/{kind}/{*name}", tag = "artifacts", params(("kind" = String, Path), ("name" = String, Path)), responses((status = 204, description = "Deleted (or was not there)"), (status = 202, description = "A workflow: stopping, deleted once stopped")))]
 pub(super) async fn delete_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
-    // `validate_only` never changes anything (issue 17): the answer a delete would give.
-    if !validate_only(&query)? {
+    let check_only = validate_only(&query)?;
+    let runs = state.vamp.config().workflows.period.is_some();
+    if kind == Kind::Workflow && runs {
+        // `validate_only` never changes anything (issue 17): the answer a delete would give.
+        let stopping = if check_only {
+            state.vamp.workflow(&name).await?.is_some()
+        } else {
+            state
+                .vamp
+                .set_workflow_status(&name, WorkflowStatus::Stopping)
+                .await?
+                .is_some()
+        };
+        let code = if stopping {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::NO_CONTENT
+        };
+        return Ok(code.into_response());
+    }
+    if !check_only {
         state.vamp.delete(kind, &name).await?;
     }
     Ok(written(kind, StatusCode::NO_CONTENT).into_response())
@@ -362,6 +382,23 @@ pub(super) async fn get_workflow_status(
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(reply(StatusCode::OK, &headers, &json!(w.status.as_str())))
+}
+
+/// A workflow's last runs and last failed runs (16 each, newest first) with their output,
+/// and its counts (issue 22).
+#[utoipa::path(get, path = "/workflows/{name}/executions", tag = "artifacts", params(("name" = String, Path)), responses((status = 200, description = "The executions", body = Object), (status = 404, description = "No such workflow, and none ran here")))]
+pub(super) async fn get_workflow_executions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let executions = state.vamp.workflow_executions(&name);
+    if executions.last.is_empty() && state.vamp.workflow(&name).await?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    let body = serde_json::to_value(&executions)
+        .map_err(|e| ApiError::from(vamp_core::Error::backend("json", e)))?;
+    Ok(reply(StatusCode::OK, &headers, &body))
 }
 
 /// Sets a workflow's status; the body is the status, as plain text or a JSON/YAML string

@@ -18,11 +18,11 @@ pub(super) fn event_filter(query: &[(String, String)]) -> EventFilter {
 }
 
 pub(super) fn event_json(id: u64, event: &Event) -> Value {
-    let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("id".into(), json!(id.to_string()));
+    vamp_core::traits::StoredEvent {
+        id,
+        event: event.clone(),
     }
-    value
+    .to_json()
 }
 
 /// An event query body (spec §1.14) as a filter, and its aggregator if any.

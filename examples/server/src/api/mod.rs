@@ -125,6 +125,7 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(get_scale, put_scale))
         .routes(routes!(get_sla, put_sla, delete_sla))
         .routes(routes!(get_workflow_status, put_workflow_status))
+        .routes(routes!(get_workflow_executions))
         .routes(routes!(openapi))
         .routes(routes!(docker_compose))
         .routes(routes!(list_rollouts, create_rollout))

@@ -64,6 +64,10 @@ impl Default for Metrics {
                 "The canary route's weight, per cent of the gateway."
             );
             metrics::describe_counter!(
+                "vamp_workflow_runs_total",
+                "Workflow runs since the server started, by result."
+            );
+            metrics::describe_counter!(
                 "vamp_rollout_verdicts_total",
                 "Analysis verdicts by outcome."
             );
@@ -131,6 +135,16 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> Response {
                     "vamp_rollout_verdicts_total",
                     "rollout" => name.clone(),
                     "verdict" => verdict
+                )
+                .absolute(n);
+            }
+        }
+        for (name, succeeded, failed) in state.vamp.workflow_run_counts() {
+            for (result, n) in [("succeeded", succeeded), ("failed", failed)] {
+                metrics::counter!(
+                    "vamp_workflow_runs_total",
+                    "workflow" => name.clone(),
+                    "result" => result
                 )
                 .absolute(n);
             }

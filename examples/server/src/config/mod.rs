@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub events: EventsConfig,
     /// Automated canary releases.
     pub rollouts: RolloutsConfig,
+    /// Workflows that run.
+    pub workflows: WorkflowsConfig,
 }
 
 /// A configuration that cannot be used: where it came from and how to fix it.

@@ -27,6 +27,31 @@ impl Default for RolloutsConfig {
     }
 }
 
+/// `[workflows]` (issue 22, spec §5.6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    /// Seconds between workflow passes; 0 runs no workflow (they are only stored, and
+    /// `DELETE` removes them at once).
+    pub period: u64,
+    /// Seconds a run may take before it is killed, unless the workflow sets
+    /// `VAMP_WORKFLOW_EXECUTION_TIMEOUT`.
+    pub timeout: u64,
+    /// Seconds between the runs of a `daemon` workflow, unless it sets
+    /// `VAMP_WORKFLOW_EXECUTION_PERIOD`.
+    pub execution_period: u64,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        WorkflowsConfig {
+            period: 1,
+            timeout: 60,
+            execution_period: 60,
+        }
+    }
+}
+
 /// `[events]`: how many events the store keeps, and for how long (issue 17).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,0 +1,516 @@
+//! The workflow runtime (spec §5.6): [`Vamp::workflow_pass`] steps every stored workflow
+//! through the [planner](super::plan), does what it answers — stores statuses, deletes a
+//! stopped workflow, publishes `workflows:<name>` events — and starts the runs it asks for:
+//! a breed of any deployable but JavaScript runs once through the driver's
+//! [`run_once`](crate::traits::ContainerDriver::run_once). Each workflow keeps its last
+//! [`KEPT`] executions and its last [`KEPT`] failed ones, with their output.
+//!
+//! What the runtime keeps between passes lives in this process: a restarted server schedules
+//! its workflows anew from their stored status.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt as _;
+use serde::Serialize;
+
+use super::plan::{self, Action, Settings, State};
+use crate::model::{Artifact, Breed, Event, Kind, Map, Ref, Schedule, Workflow};
+use crate::traits::{LogLine, RunOutcome, RunSpec};
+use crate::vamp::{Vamp, lock};
+use crate::{Error, Result};
+
+/// How many executions, and how many failed executions, each workflow keeps (as Vamp's
+/// workflow agent did).
+pub const KEPT: usize = 16;
+
+/// How many lines of output an execution keeps: the first ones; the rest are counted.
+pub const MAX_LOG_LINES: usize = 1000;
+
+/// How the workflow runtime runs (part of [`VampConfig`](crate::VampConfig)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowConfig {
+    /// Time between workflow passes in [`Vamp::run`]; `None` runs no workflows.
+    pub period: Option<Duration>,
+    /// A run is killed after this long unless the workflow sets
+    /// `VAMP_WORKFLOW_EXECUTION_TIMEOUT` (seconds).
+    pub timeout: Duration,
+    /// A `daemon` workflow runs this often unless it sets `VAMP_WORKFLOW_EXECUTION_PERIOD`
+    /// (seconds).
+    pub execution_period: Duration,
+    /// `VAMP_URL` for runs: where the API answers.
+    pub api_url: Option<String>,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        WorkflowConfig {
+            period: Some(Duration::from_secs(1)),
+            timeout: Duration::from_secs(60),
+            execution_period: Duration::from_secs(60),
+            api_url: None,
+        }
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Still running.
+    Running,
+    /// Ended with status 0.
+    Succeeded,
+    /// Ended otherwise: a status, a timeout, could not start.
+    Failed,
+}
+
+/// One run of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Execution {
+    /// Counts up from 1 over every workflow of this server.
+    pub id: u64,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<DateTime<Utc>>,
+    /// Where it is.
+    pub status: ExecutionStatus,
+    /// The exit status, when it exited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The triggering event (`event` schedules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// What it wrote: the first [`MAX_LOG_LINES`] lines.
+    pub log: Vec<LogLine>,
+    /// Lines written past [`MAX_LOG_LINES`].
+    #[serde(skip_serializing_if = "is_zero")]
+    pub log_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A workflow's executions and counts (`GET /api/v1/workflows/{name}/executions`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Executions {
+    /// The last [`KEPT`] runs, newest first (one may be running).
+    pub last: Vec<Execution>,
+    /// The last [`KEPT`] failed runs, newest first.
+    pub failed: Vec<Execution>,
+    /// Runs that succeeded since this server started.
+    pub succeeded_total: u64,
+    /// Runs that failed since this server started.
+    pub failed_total: u64,
+    /// Events dropped because [`plan::QUEUE_LIMIT`] runs were waiting.
+    pub dropped_events: u64,
+    /// `daemon` periods skipped because the run before still went on.
+    pub skipped: u64,
+}
+
+#[derive(Debug, Default)]
+struct History {
+    last: VecDeque<Execution>,
+    failed: VecDeque<Execution>,
+    succeeded_total: u64,
+    failed_total: u64,
+}
+
+/// What the runtime keeps between passes.
+#[derive(Debug, Default)]
+pub(crate) struct WorkflowRuntime {
+    /// The workflows of the last pass, for events between passes.
+    workflows: HashMap<String, Workflow>,
+    states: HashMap<String, State>,
+    history: HashMap<String, History>,
+    last_id: u64,
+    /// `VAMP_URL` when set after the start ([`Vamp::set_workflow_api_url`]).
+    api_url: Option<String>,
+}
+
+impl Vamp {
+    /// One workflow pass at the current time: every stored workflow goes one step through the
+    /// planner (spec §5.6), and what it answers is done. Runs start in the background.
+    ///
+    /// # Errors
+    /// When the workflows cannot be listed. A workflow whose status cannot be stored or whose
+    /// event cannot be published is logged and retried on the next pass.
+    pub async fn workflow_pass(&self) -> Result<()> {
+        let now = Utc::now();
+        let workflows = self.all_workflows().await?;
+        let mut todo = Vec::new();
+        {
+            let mut rt = lock(&self.inner.workflows);
+            rt.workflows = workflows
+                .iter()
+                .map(|w| (w.name.clone(), w.clone()))
+                .collect();
+            let rt = &mut *rt;
+            rt.states
+                .retain(|name, s| rt.workflows.contains_key(name) || s.running);
+            for w in &workflows {
+                let state = rt.states.get(&w.name).cloned().unwrap_or_default();
+                let settings = Settings {
+                    period: TimeDelta::from_std(self.execution_period(w))
+                        .unwrap_or(TimeDelta::seconds(60)),
+                };
+                let (next, actions) = plan::step(w, &state, settings, now);
+                rt.states.insert(w.name.clone(), next);
+                if !actions.is_empty() {
+                    todo.push((w.clone(), actions));
+                }
+            }
+        }
+        for (w, actions) in todo {
+            for action in actions {
+                if let Err(e) = self.apply_workflow_action(&w, action).await {
+                    tracing::warn!(workflow = %w.name, error = %e, "workflow step failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_workflow_action(&self, w: &Workflow, action: Action) -> Result<()> {
+        match action {
+            Action::SetStatus(status) => {
+                self.set_workflow_status(&w.name, status).await?;
+            }
+            Action::Delete => {
+                self.delete(Kind::Workflow, &w.name).await?;
+                let mut rt = lock(&self.inner.workflows);
+                rt.states.remove(&w.name);
+                rt.workflows.remove(&w.name);
+                rt.history.remove(&w.name);
+            }
+            Action::Event(tags) => {
+                self.publish(&Event::new(tags, serde_json::json!({"workflow": w.name})))
+                    .await?;
+            }
+            Action::Run { data } => self.start_run(w.clone(), data).await,
+        }
+        Ok(())
+    }
+
+    /// Every stored workflow.
+    async fn all_workflows(&self) -> Result<Vec<Workflow>> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let got = self
+                .list(Kind::Workflow, crate::traits::Page::new(page, 200))
+                .await?;
+            let n = got.items.len();
+            out.extend(got.items.into_iter().filter_map(|a| match a {
+                Artifact::Workflow(w) => Some(w),
+                _ => None,
+            }));
+            if n < 200 {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// A workflow's executions; `None` for a workflow that never ran here and is not stored.
+    pub fn workflow_executions(&self, name: &str) -> Executions {
+        let rt = lock(&self.inner.workflows);
+        let state = rt.states.get(name);
+        rt.history
+            .get(name)
+            .map(|h| Executions {
+                last: h.last.iter().cloned().collect(),
+                failed: h.failed.iter().cloned().collect(),
+                succeeded_total: h.succeeded_total,
+                failed_total: h.failed_total,
+                ..Executions::default()
+            })
+            .map(|e| Executions {
+                dropped_events: state.map_or(0, |s| s.dropped),
+                skipped: state.map_or(0, |s| s.skipped),
+                ..e
+            })
+            .unwrap_or_else(|| Executions {
+                dropped_events: state.map_or(0, |s| s.dropped),
+                skipped: state.map_or(0, |s| s.skipped),
+                ..Executions::default()
+            })
+    }
+
+    /// Sets `VAMP_URL` for the runs from now on (a server learns where it listens once it
+    /// has bound its port); overrides [`WorkflowConfig::api_url`].
+    pub fn set_workflow_api_url(&self, url: String) {
+        lock(&self.inner.workflows).api_url = Some(url);
+    }
+
+    /// Per workflow that ran here: (name, runs succeeded, runs failed) since this server
+    /// started — `vamp_workflow_runs_total`.
+    pub fn workflow_run_counts(&self) -> Vec<(String, u64, u64)> {
+        let rt = lock(&self.inner.workflows);
+        let mut out: Vec<_> = rt
+            .history
+            .iter()
+            .map(|(name, h)| (name.clone(), h.succeeded_total, h.failed_total))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Queues a run for each scheduled `event` workflow whose tags `event` carries; true when
+    /// any was queued.
+    pub(crate) fn workflow_event(&self, event: &crate::traits::StoredEvent) -> bool {
+        let tags = event.event.expanded_tags();
+        let mut rt = lock(&self.inner.workflows);
+        let rt = &mut *rt;
+        let mut queued = false;
+        for (name, w) in &rt.workflows {
+            if !matches!(w.schedule, Schedule::Event(_)) {
+                continue;
+            }
+            if let Some(s) = rt.states.get_mut(name) {
+                let data = event.to_json();
+                queued |= plan::on_event(w, s, &tags, data);
+            }
+        }
+        queued
+    }
+
+    /// `VAMP_WORKFLOW_EXECUTION_PERIOD` of the workflow, or the configured default.
+    fn execution_period(&self, w: &Workflow) -> Duration {
+        seconds_variable(w, "VAMP_WORKFLOW_EXECUTION_PERIOD")
+            .unwrap_or(self.inner.config.workflows.execution_period)
+    }
+
+    /// `VAMP_WORKFLOW_EXECUTION_TIMEOUT` of the workflow, or the configured default.
+    fn execution_timeout(&self, w: &Workflow) -> Duration {
+        seconds_variable(w, "VAMP_WORKFLOW_EXECUTION_TIMEOUT")
+            .filter(|d| !d.is_zero())
+            .unwrap_or(self.inner.config.workflows.timeout)
+    }
+
+    /// Records the run as started and runs it in the background.
+    async fn start_run(&self, w: Workflow, data: Option<serde_json::Value>) {
+        let id = {
+            let mut rt = lock(&self.inner.workflows);
+            rt.last_id += 1;
+            let id = rt.last_id;
+            let h = rt.history.entry(w.name.clone()).or_default();
+            h.last.push_front(Execution {
+                id,
+                started: Utc::now(),
+                finished: None,
+                status: ExecutionStatus::Running,
+                exit_status: None,
+                failure: None,
+                data: data.clone(),
+                log: Vec::new(),
+                log_dropped: 0,
+            });
+            h.last.truncate(KEPT);
+            id
+        };
+        let vamp = self.clone();
+        tokio::spawn(async move {
+            let outcome = match vamp.run_spec(&w, data.as_ref()).await {
+                Ok(spec) => {
+                    let sink = |line: LogLine| vamp.log_line(&w.name, id, line);
+                    vamp.inner.driver.run_once(&spec, &sink).await
+                }
+                Err(e) => Err(e),
+            };
+            let outcome = outcome.unwrap_or_else(|e| RunOutcome {
+                status: None,
+                failure: Some(e.to_string()),
+            });
+            vamp.run_ended(&w.name, id, outcome);
+        });
+    }
+
+    /// What runs: the breed (fetched fresh when referenced) with the Vamp environment.
+    async fn run_spec(&self, w: &Workflow, data: Option<&serde_json::Value>) -> Result<RunSpec> {
+        let breed = match &w.breed {
+            Ref::Inline(b) => b.clone(),
+            Ref::Reference(name) => match self.get(Kind::Breed, name).await? {
+                Some(Artifact::Breed(b)) => b,
+                _ => {
+                    return Err(Error::Invalid {
+                        what: "workflow breed",
+                        message: format!("breed '{name}' is not stored"),
+                    });
+                }
+            },
+        };
+        if breed.deployable.kind == "application/javascript" {
+            return Err(Error::Unsupported {
+                backend: "workflows",
+                operation: "JavaScript workflows (not yet: issue 22)",
+            });
+        }
+        let environment = self.run_environment(w, &breed, data);
+        Ok(RunSpec {
+            name: w.name.clone(),
+            breed,
+            environment,
+            timeout: self.execution_timeout(w),
+        })
+    }
+
+    /// The environment of a run (spec §5.6): the breed's variables, the workflow's over them,
+    /// then Vamp's: `VAMP_URL`, `VAMP_WORKFLOW_EXECUTION_PERIOD` (0 for what is not a daemon),
+    /// `VAMP_WORKFLOW_EXECUTION_TIMEOUT` and, for event runs, `VAMP_WORKFLOW_DATA` (the event
+    /// as Base64 JSON).
+    fn run_environment(
+        &self,
+        w: &Workflow,
+        breed: &Breed,
+        data: Option<&serde_json::Value>,
+    ) -> Map<String> {
+        let mut env = Map::new();
+        for (name, var) in &breed.environment_variables {
+            if let Some(value) = &var.value {
+                env.insert(
+                    var.alias.clone().unwrap_or_else(|| name.clone()),
+                    value.clone(),
+                );
+            }
+        }
+        for (name, value) in &w.environment_variables {
+            if let Some(value) = value {
+                env.insert(name.clone(), value.clone());
+            }
+        }
+        let url = lock(&self.inner.workflows).api_url.clone();
+        if let Some(url) = url.or_else(|| self.inner.config.workflows.api_url.clone()) {
+            env.insert("VAMP_URL".into(), url);
+        }
+        let period = match w.schedule {
+            Schedule::Daemon => self.execution_period(w).as_secs(),
+            _ => 0,
+        };
+        env.insert("VAMP_WORKFLOW_EXECUTION_PERIOD".into(), period.to_string());
+        env.insert(
+            "VAMP_WORKFLOW_EXECUTION_TIMEOUT".into(),
+            self.execution_timeout(w).as_secs().to_string(),
+        );
+        if let Some(data) = data {
+            env.insert(
+                "VAMP_WORKFLOW_DATA".into(),
+                base64::engine::general_purpose::STANDARD.encode(data.to_string()),
+            );
+        }
+        env
+    }
+
+    fn log_line(&self, workflow: &str, id: u64, line: LogLine) {
+        let mut rt = lock(&self.inner.workflows);
+        if let Some(e) = rt
+            .history
+            .get_mut(workflow)
+            .and_then(|h| h.last.iter_mut().find(|e| e.id == id))
+        {
+            if e.log.len() < MAX_LOG_LINES {
+                e.log.push(line);
+            } else {
+                e.log_dropped += 1;
+            }
+        }
+    }
+
+    fn run_ended(&self, workflow: &str, id: u64, outcome: RunOutcome) {
+        let succeeded = outcome.status == Some(0) && outcome.failure.is_none();
+        let mut rt = lock(&self.inner.workflows);
+        if let Some(s) = rt.states.get_mut(workflow) {
+            plan::finished(s);
+        }
+        let h = rt.history.entry(workflow.to_owned()).or_default();
+        let Some(e) = h.last.iter_mut().find(|e| e.id == id) else {
+            return;
+        };
+        e.finished = Some(Utc::now());
+        e.exit_status = outcome.status;
+        e.failure = outcome.failure;
+        if succeeded {
+            e.status = ExecutionStatus::Succeeded;
+            h.succeeded_total += 1;
+        } else {
+            e.status = ExecutionStatus::Failed;
+            tracing::info!(workflow, id, failure = ?e.failure, "workflow run failed");
+            let failed = e.clone();
+            h.failed.push_front(failed);
+            h.failed.truncate(KEPT);
+            h.failed_total += 1;
+        }
+        drop(rt);
+        self.inner.workflow_wake.notify_one();
+    }
+
+    /// Runs workflow passes until `stopped`: every [`WorkflowConfig::period`], at once when a
+    /// run ends or an event queues one.
+    pub(crate) async fn workflow_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let Some(period) = self.inner.config.workflows.period else {
+            return;
+        };
+        let mut events = match self.subscribe().await {
+            Ok(events) => Some(events),
+            Err(e) => {
+                tracing::warn!(error = %e, "event workflows cannot listen for events");
+                None
+            }
+        };
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                _ = every.tick() => {}
+                () = self.inner.workflow_wake.notified() => {}
+                Some(event) = next_event(&mut events) => {
+                    if let Ok(event) = event
+                        && !self.workflow_event(&event)
+                    {
+                        continue;
+                    }
+                }
+            }
+            if let Err(e) = self.workflow_pass().await {
+                tracing::warn!(error = %e, "workflow pass failed");
+            }
+        }
+    }
+}
+
+async fn next_event(
+    events: &mut Option<crate::traits::EventStream>,
+) -> Option<Result<crate::traits::StoredEvent>> {
+    match events {
+        Some(events) => events.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A workflow (or its inline breed) variable holding a number of seconds.
+fn seconds_variable(w: &Workflow, name: &str) -> Option<Duration> {
+    let from_breed = match &w.breed {
+        Ref::Inline(b) => b
+            .environment_variables
+            .get(name)
+            .and_then(|v| v.value.clone()),
+        Ref::Reference(_) => None,
+    };
+    let text = w
+        .environment_variables
+        .get(name)
+        .cloned()
+        .flatten()
+        .or(from_breed)?;
+    let seconds: f64 = text.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}

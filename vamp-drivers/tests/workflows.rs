@@ -1,0 +1,269 @@
+//! The workflow runtime end to end on the process driver: command workflows on their
+//! schedules, with the Vamp environment, their output in the executions, timeouts, status
+//! changes and their events. Waits are bounded polls on what the runtime reports.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::StreamExt as _;
+use vamp_core::model::{Event, Kind, WorkflowStatus};
+use vamp_core::testkit::eventually_within;
+use vamp_core::traits::{EventFilter, Page};
+use vamp_core::workflow::{ExecutionStatus, Executions, WorkflowConfig};
+use vamp_core::{Vamp, VampConfig};
+use vamp_drivers::process::{ProcessConfig, ProcessDriver};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A running Vamp on the process driver, workflows passing every 100 ms.
+struct Running {
+    vamp: Vamp,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn start() -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = ProcessDriver::new(ProcessConfig::new(dir.path())).unwrap();
+        let vamp = Vamp::builder()
+            .driver(std::sync::Arc::new(driver))
+            .config(VampConfig {
+                workflows: WorkflowConfig {
+                    period: Some(Duration::from_millis(100)),
+                    api_url: Some("http://127.0.0.1:1/api/v1".into()),
+                    ..WorkflowConfig::default()
+                },
+                ..VampConfig::default()
+            })
+            .build()
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runner = vamp.clone();
+        let task = tokio::spawn(async move {
+            runner
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Running {
+            vamp,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    async fn put(&self, yaml: &str) {
+        let artifacts = self.vamp.read(yaml, Some(Kind::Workflow)).await.unwrap();
+        for a in artifacts {
+            self.vamp.put(a).await.unwrap();
+        }
+    }
+
+    /// Waits until `name`'s executions satisfy `f`.
+    async fn until(&self, name: &str, what: &str, f: impl Fn(&Executions) -> bool) -> Executions {
+        let vamp = self.vamp.clone();
+        eventually_within(what, WAIT, || {
+            let e = vamp.workflow_executions(name);
+            let ok = f(&e);
+            async move { ok }
+        })
+        .await;
+        self.vamp.workflow_executions(name)
+    }
+
+    async fn status(&self, name: &str) -> Option<WorkflowStatus> {
+        self.vamp.workflow(name).await.unwrap().map(|w| w.status)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+fn done(e: &Executions) -> usize {
+    e.last
+        .iter()
+        .filter(|x| x.status != ExecutionStatus::Running)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_runs_every_period_with_the_vamp_environment_until_suspended() {
+    let vamp = Running::start().await;
+    vamp.put(
+        "name: tick\nbreed: {name: tick:1, deployable: {type: command, definition: \"/bin/sh -c 'echo run $VAMP_URL $VAMP_WORKFLOW_EXECUTION_PERIOD $FROM_WORKFLOW'\"}, environment_variables: {VAMP_WORKFLOW_EXECUTION_PERIOD: \"1\", FROM_WORKFLOW: breed}}\nschedule: daemon\nenvironment_variables: {FROM_WORKFLOW: here}\n",
+    )
+    .await;
+    let e = vamp
+        .until("tick", "two runs of the daemon", |e| e.succeeded_total >= 2)
+        .await;
+    let line = &e.last[e.last.len() - 1].log[0];
+    assert_eq!(line.text, "run http://127.0.0.1:1/api/v1 1 here");
+    assert!(!line.stderr);
+    assert_eq!(vamp.status("tick").await, Some(WorkflowStatus::Running));
+    // Runs at most one a second: the first two started at least 1 s apart.
+    let (first, second) = (&e.last[e.last.len() - 1], &e.last[e.last.len() - 2]);
+    assert!(second.started - first.started >= chrono::TimeDelta::milliseconds(999));
+
+    vamp.vamp
+        .set_workflow_status("tick", WorkflowStatus::Suspending)
+        .await
+        .unwrap();
+    let vamp_ref = &vamp;
+    eventually_within("suspended", WAIT, || async move {
+        vamp_ref.status("tick").await == Some(WorkflowStatus::Suspended)
+    })
+    .await;
+    let after = vamp.vamp.workflow_executions("tick").succeeded_total;
+    // Two more periods pass: a suspended daemon does not run.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = vamp.vamp.workflow_executions("tick");
+    assert!(
+        later.succeeded_total <= after + 1,
+        "at most the run in progress at the suspension ends: {after} → {}",
+        later.succeeded_total
+    );
+    vamp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_with_repeat_three_runs_three_times() {
+    let vamp = Running::start().await;
+    vamp.put(
+        "name: thrice\nbreed: {name: thrice:1, deployable: {type: command, definition: /bin/true}}\nschedule: {time: {period: PT0.3S, repeat: 3}}\n",
+    )
+    .await;
+    vamp.until("thrice", "three runs", |e| done(e) >= 3).await;
+    // Four more periods: no fourth run.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let e = vamp.vamp.workflow_executions("thrice");
+    assert_eq!((e.succeeded_total, e.failed_total), (3, 0), "{e:?}");
+    vamp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_workflow_runs_once_per_matching_event_with_the_event_as_data() {
+    let vamp = Running::start().await;
+    vamp.put(
+        "name: on-deploy\nbreed: {name: on-deploy:1, deployable: {type: command, definition: \"/bin/sh -c 'echo $VAMP_WORKFLOW_DATA'\"}}\nschedule: {event: [deploy, shop]}\n",
+    )
+    .await;
+    let vamp_ref = &vamp;
+    eventually_within("scheduled", WAIT, || async move {
+        vamp_ref.status("on-deploy").await == Some(WorkflowStatus::Running)
+    })
+    .await;
+    vamp.vamp
+        .publish(&Event::new(["deploy", "other"], serde_json::json!(0)))
+        .await
+        .unwrap();
+    for n in 1..=2 {
+        vamp.vamp
+            .publish(&Event::new(["deploy", "shop", "x"], serde_json::json!(n)))
+            .await
+            .unwrap();
+    }
+    let e = vamp
+        .until("on-deploy", "two runs", |e| e.succeeded_total >= 2)
+        .await;
+    let mut values = Vec::new();
+    for x in e.last.iter().rev() {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(x.log[0].text.trim())
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(x.data.as_ref(), Some(&event));
+        values.push(event["value"].clone());
+    }
+    assert_eq!(values, [serde_json::json!(1), serde_json::json!(2)]);
+    assert_eq!(
+        e.succeeded_total, 2,
+        "the event without `shop` starts nothing"
+    );
+    vamp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_timeout_is_a_failed_execution_with_the_reason() {
+    let vamp = Running::start().await;
+    vamp.put(
+        "name: slow\nbreed: {name: slow:1, deployable: {type: command, definition: \"/bin/sh -c 'echo started; sleep 60'\"}, environment_variables: {VAMP_WORKFLOW_EXECUTION_TIMEOUT: \"1\"}}\nschedule: {time: {period: PT1H, repeat: 1}}\n",
+    )
+    .await;
+    let e = vamp
+        .until("slow", "a failed run", |e| e.failed_total == 1)
+        .await;
+    let failed = &e.failed[0];
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    assert!(
+        failed.failure.as_deref().unwrap_or("").contains("timeout"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.log[0].text, "started");
+    vamp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_deletes_the_workflow_with_an_unscheduled_event() {
+    let vamp = Running::start().await;
+    let mut events = vamp.vamp.subscribe().await.unwrap();
+    vamp.put(
+        "name: brief\nbreed: {name: brief:1, deployable: {type: command, definition: /bin/true}}\nschedule: daemon\n",
+    )
+    .await;
+    vamp.until("brief", "a run", |e| e.succeeded_total >= 1)
+        .await;
+    vamp.vamp
+        .set_workflow_status("brief", WorkflowStatus::Stopping)
+        .await
+        .unwrap();
+    let vamp_ref = &vamp;
+    eventually_within("deleted", WAIT, || async move {
+        vamp_ref
+            .vamp
+            .get(Kind::Workflow, "brief")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    let mut seen = Vec::new();
+    while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+        if e.event.tags.contains(&"workflows:brief".to_owned()) {
+            seen.push(e.event.tags.clone());
+        }
+        if seen.iter().any(|t| t.contains(&"unscheduled".to_owned())) {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|t| t.contains(&"scheduled".to_owned())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|t| t.contains(&"unscheduled".to_owned())),
+        "{seen:?}"
+    );
+    let stored = vamp
+        .vamp
+        .events(
+            &EventFilter {
+                tags: vec!["workflows:brief".into()],
+                ..EventFilter::default()
+            },
+            Page::new(1, 30),
+        )
+        .await
+        .unwrap();
+    assert!(stored.total >= 2, "the events are stored too");
+    vamp.stop().await;
+}

@@ -15,6 +15,8 @@
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
 //! - `fakes` (feature `fakes`): local fakes of the wire protocols of servers that cannot run
 //!   here, for tests and benches.
+//! - `javascript` (feature `javascript`): [`javascript::QuickJs`], JavaScript workflows in a
+//!   sandboxed, embedded QuickJS.
 //! - `kv` (feature `kv`): [`kv::KvPersistence`], artifacts and events in any
 //!   [`KeyValueStore`](vamp_core::traits::KeyValueStore).
 //! - `outside` (features `prometheus`, `web-metrics`, `webhooks`): what rollouts call —
@@ -53,6 +55,8 @@ pub mod fakes;
 mod health;
 #[cfg(feature = "http-client")]
 mod http;
+#[cfg(feature = "javascript")]
+pub mod javascript;
 #[cfg(any(feature = "zookeeper", feature = "consul"))]
 mod keypath;
 #[cfg(feature = "kv")]

@@ -184,6 +184,15 @@ pub(crate) fn router(
     Ok(Some(router))
 }
 
+/// What runs JavaScript workflows: QuickJS (feature `javascript`, on by default). Without
+/// the feature, their runs fail saying so.
+pub(crate) fn scripts(builder: vamp_core::VampBuilder) -> vamp_core::VampBuilder {
+    #[cfg(feature = "javascript")]
+    return builder.scripts(Arc::new(vamp_drivers::javascript::QuickJs));
+    #[cfg(not(feature = "javascript"))]
+    builder
+}
+
 /// What rollouts call outside: the Prometheus and web metric providers and the webhook
 /// sender (feature `rollout-calls`, on by default). Without the feature, rollouts with
 /// provider checks or webhooks are refused when stored.

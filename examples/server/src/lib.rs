@@ -132,6 +132,7 @@ impl App {
             builder = builder.router(router);
         }
         builder = backends::rollout_calls(builder)?;
+        builder = backends::scripts(builder);
         let vamp = builder.build().map_err(|source| StartError::Backend {
             what: "vamp",
             source,
@@ -299,5 +300,8 @@ fn workflow_config(config: &ServerConfig) -> vamp_core::workflow::WorkflowConfig
         timeout: std::time::Duration::from_secs(w.timeout.max(1)),
         execution_period: std::time::Duration::from_secs(w.execution_period.max(1)),
         api_url: Some(format!("http://{at}/api/v1")),
+        memory_limit: usize::try_from(w.memory_limit.max(1))
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20),
     }
 }

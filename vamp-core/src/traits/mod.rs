@@ -18,6 +18,7 @@ pub mod kv;
 mod outside;
 mod persistence;
 mod router;
+mod script;
 
 pub use driver::{
     ContainerDriver, GatewayEndpoint, LineSink, LogLine, RunOutcome, RunSpec, ServiceKey,
@@ -33,6 +34,7 @@ pub use router::{
     ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedRewrite,
     ResolvedRoute, RouteStats, RouteTarget, Router,
 };
+pub use script::{ScriptHost, ScriptRun, ScriptRuntime};
 
 #[cfg(test)]
 mod tests {

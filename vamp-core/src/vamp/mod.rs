@@ -118,6 +118,7 @@ pub struct VampBuilder {
     router: Option<Arc<dyn Router>>,
     providers: Vec<Arc<dyn MetricProvider>>,
     webhook_sender: Option<Arc<dyn WebhookSender>>,
+    scripts: Option<Arc<dyn crate::traits::ScriptRuntime>>,
     config: VampConfig,
 }
 
@@ -162,6 +163,13 @@ impl VampBuilder {
         self
     }
 
+    /// What runs JavaScript workflows (`application/javascript` breeds). Without one, their
+    /// runs fail saying so.
+    pub fn scripts(mut self, scripts: Arc<dyn crate::traits::ScriptRuntime>) -> Self {
+        self.scripts = Some(scripts);
+        self
+    }
+
     /// Settings.
     pub fn config(mut self, config: VampConfig) -> Self {
         self.config = config;
@@ -185,6 +193,7 @@ impl VampBuilder {
                     .unwrap_or_else(|| Arc::new(RecordingRouter::last_only())),
                 providers: self.providers,
                 webhook_sender: self.webhook_sender,
+                scripts: self.scripts,
                 asks: StdMutex::new(calls::Asks::default()),
                 deliveries: StdMutex::new(calls::Deliveries::new()),
                 calls_settled: Notify::new(),
@@ -232,6 +241,8 @@ pub(crate) struct Inner {
     pub(crate) providers: Vec<Arc<dyn MetricProvider>>,
     /// What posts rollouts' webhooks.
     pub(crate) webhook_sender: Option<Arc<dyn WebhookSender>>,
+    /// What runs JavaScript workflows.
+    pub(crate) scripts: Option<Arc<dyn crate::traits::ScriptRuntime>>,
     /// Provider queries and gate webhooks in flight or answered, for the next pass.
     pub(crate) asks: StdMutex<calls::Asks>,
     /// The per-rollout queues of event and post-rollout webhooks.

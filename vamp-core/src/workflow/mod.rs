@@ -3,12 +3,16 @@
 //! ([`Period`]), and the runtime (`Vamp::workflow_pass`, run in `Vamp::run`) that starts the
 //! runs and keeps their [`Executions`].
 
+mod host;
 mod period;
 pub mod plan;
 pub(crate) mod runtime;
 
+pub use host::WorkflowHost;
 pub use period::Period;
-pub use runtime::{Execution, ExecutionStatus, Executions, KEPT, MAX_LOG_LINES, WorkflowConfig};
+pub use runtime::{
+    Execution, ExecutionStatus, Executions, JAVASCRIPT, KEPT, MAX_LOG_LINES, WorkflowConfig,
+};
 
 #[cfg(test)]
 mod tests;

@@ -18,13 +18,19 @@ use serde::Serialize;
 
 use super::plan::{self, Action, Settings, State};
 use crate::model::{Artifact, Breed, Event, Kind, Map, Ref, Schedule, Workflow};
-use crate::traits::{LogLine, RunOutcome, RunSpec};
+use std::sync::Arc;
+
+use super::WorkflowHost;
+use crate::traits::{LogLine, RunOutcome, RunSpec, ScriptRun};
 use crate::vamp::{Vamp, lock};
 use crate::{Error, Result};
 
 /// How many executions, and how many failed executions, each workflow keeps (as Vamp's
 /// workflow agent did).
 pub const KEPT: usize = 16;
+
+/// The deployable type of JavaScript workflows.
+pub const JAVASCRIPT: &str = "application/javascript";
 
 /// How many lines of output an execution keeps: the first ones; the rest are counted.
 pub const MAX_LOG_LINES: usize = 1000;
@@ -42,6 +48,8 @@ pub struct WorkflowConfig {
     pub execution_period: Duration,
     /// `VAMP_URL` for runs: where the API answers.
     pub api_url: Option<String>,
+    /// The heap a JavaScript run may grow to, in bytes.
+    pub memory_limit: usize,
 }
 
 impl Default for WorkflowConfig {
@@ -51,6 +59,7 @@ impl Default for WorkflowConfig {
             timeout: Duration::from_secs(60),
             execution_period: Duration::from_secs(60),
             api_url: None,
+            memory_limit: 64 << 20,
         }
     }
 }
@@ -319,11 +328,28 @@ impl Vamp {
         };
         let vamp = self.clone();
         tokio::spawn(async move {
+            let sink = |line: LogLine| vamp.log_line(&w.name, id, line);
             let outcome = match vamp.run_spec(&w, data.as_ref()).await {
-                Ok(spec) => {
-                    let sink = |line: LogLine| vamp.log_line(&w.name, id, line);
-                    vamp.inner.driver.run_once(&spec, &sink).await
+                Ok(spec) if spec.breed.deployable.kind == JAVASCRIPT => {
+                    match vamp.inner.scripts.clone() {
+                        Some(scripts) => {
+                            let run = ScriptRun {
+                                name: spec.name,
+                                source: spec.breed.deployable.definition,
+                                environment: spec.environment,
+                                timeout: spec.timeout,
+                                memory_limit: vamp.inner.config.workflows.memory_limit,
+                            };
+                            let host = Arc::new(WorkflowHost::new(vamp.clone(), &w.name));
+                            scripts.run(&run, host, &sink).await
+                        }
+                        None => Err(Error::Unsupported {
+                            backend: "workflows",
+                            operation: "JavaScript workflows (no script runtime: build with the `javascript` feature)",
+                        }),
+                    }
                 }
+                Ok(spec) => vamp.inner.driver.run_once(&spec, &sink).await,
                 Err(e) => Err(e),
             };
             let outcome = outcome.unwrap_or_else(|e| RunOutcome {
@@ -348,12 +374,6 @@ impl Vamp {
                 }
             },
         };
-        if breed.deployable.kind == "application/javascript" {
-            return Err(Error::Unsupported {
-                backend: "workflows",
-                operation: "JavaScript workflows (not yet: issue 22)",
-            });
-        }
         let environment = self.run_environment(w, &breed, data);
         Ok(RunSpec {
             name: w.name.clone(),

@@ -40,6 +40,8 @@ pub struct WorkflowsConfig {
     /// Seconds between the runs of a `daemon` workflow, unless it sets
     /// `VAMP_WORKFLOW_EXECUTION_PERIOD`.
     pub execution_period: u64,
+    /// MiB of heap a JavaScript run may grow to before it is stopped.
+    pub memory_limit: u64,
 }
 
 impl Default for WorkflowsConfig {
@@ -48,6 +50,7 @@ impl Default for WorkflowsConfig {
             period: 1,
             timeout: 60,
             execution_period: 60,
+            memory_limit: 64,
         }
     }
 }

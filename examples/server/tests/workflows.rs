@@ -1,0 +1,127 @@
+//! JavaScript workflows in a real server (issue 22): a daemon that emits an event each run
+//! through the `vamp` object, runs every period and stops when suspended; scripts that loop
+//! or allocate without end are stopped and recorded with the reason while the server keeps
+//! answering. Waits are bounded polls on what the API reports.
+
+use std::time::Duration;
+
+mod common;
+
+use common::{Server, get, parse, post, put};
+use vamp_core::testkit::{eventually, eventually_within};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A JavaScript workflow `name` running `script`, with the breed's `env` (YAML map body).
+fn js_workflow(name: &str, script: &str, schedule: &str, env: &str) -> String {
+    let script = serde_json::to_string(script).expect("a JSON string");
+    format!(
+        "name: {name}\nbreed:\n  name: {name}:1\n  deployable: {{type: application/javascript, definition: {script}}}\n  environment_variables: {{{env}}}\nschedule: {schedule}\n"
+    )
+}
+
+async fn executions(u: &str, name: &str) -> serde_json::Value {
+    parse(&get(200, &format!("{u}/workflows/{name}/executions")).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_daemon_emits_an_event_each_period_and_stops_when_suspended() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let script = "const n = Number(process.env.VAMP_WORKFLOW_EXECUTION_PERIOD);\n\
+                  vamp.event(['ticks', 'ticks:' + process.env.WHO], {period: n}).then((e) => console.log('sent', e.id));";
+    post(
+        202,
+        &format!("{u}/workflows"),
+        &js_workflow(
+            "ticker",
+            script,
+            "daemon",
+            "VAMP_WORKFLOW_EXECUTION_PERIOD: \"1\", WHO: me",
+        ),
+    )
+    .await;
+    let events = format!("{u}/events?tag=ticks:me");
+    eventually_within("three events from three runs", WAIT, || async {
+        parse(&get(200, &events).await)
+            .as_array()
+            .is_some_and(|a| a.len() >= 3)
+    })
+    .await;
+    let e = executions(u, "ticker").await;
+    let first = &e["last"][e["last"].as_array().map_or(0, Vec::len) - 1];
+    assert_eq!(first["status"], "succeeded", "{e}");
+    assert!(
+        first["log"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("sent ")),
+        "{e}"
+    );
+    let stored = parse(&get(200, &events).await);
+    assert_eq!(stored[0]["value"]["period"], 1);
+
+    put(202, &format!("{u}/workflows/ticker/status"), "suspending").await;
+    eventually("suspended", || async {
+        parse(&get(200, &format!("{u}/workflows/ticker/status")).await) == "suspended"
+    })
+    .await;
+    let runs = |e: &serde_json::Value| e["succeeded_total"].as_u64().unwrap_or(0);
+    let at_suspension = runs(&executions(u, "ticker").await);
+    // Two more periods: at most the run in progress at the suspension ends.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let later = runs(&executions(u, "ticker").await);
+    assert!(later <= at_suspension + 1, "{at_suspension} → {later}");
+    let metrics = get(200, &format!("{}/metrics", u.trim_end_matches("/api/v1"))).await;
+    assert!(
+        metrics.contains("vamp_workflow_runs_total{workflow=\"ticker\",result=\"succeeded\"}")
+            || metrics
+                .contains("vamp_workflow_runs_total{result=\"succeeded\",workflow=\"ticker\"}"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_that_loop_or_allocate_without_end_fail_with_the_reason_and_the_server_stays_up() {
+    let server = Server::start(&[("workflows.memory_limit", "16")]).await;
+    let u = &server.url;
+    let once = "{time: {period: PT1H, repeat: 1}}";
+    post(
+        202,
+        &format!("{u}/workflows"),
+        &js_workflow(
+            "spin",
+            "for (;;) {}",
+            once,
+            "VAMP_WORKFLOW_EXECUTION_TIMEOUT: \"1\"",
+        ),
+    )
+    .await;
+    post(
+        202,
+        &format!("{u}/workflows"),
+        &js_workflow(
+            "hog",
+            "const keep = []; for (;;) keep.push(new Array(100000).fill(1));",
+            once,
+            "VAMP_WORKFLOW_EXECUTION_TIMEOUT: \"60\"",
+        ),
+    )
+    .await;
+    for (name, reason) in [("spin", "timeout"), ("hog", "out of memory")] {
+        eventually_within(&format!("{name} failed"), WAIT, || async {
+            executions(u, name).await["failed_total"] == 1
+        })
+        .await;
+        let e = executions(u, name).await;
+        assert!(
+            e["failed"][0]["failure"]
+                .as_str()
+                .is_some_and(|f| f.contains(reason)),
+            "{name}: {e}"
+        );
+        // The server answers all along.
+        get(200, &format!("{u}/info")).await;
+    }
+    server.stop().await;
+}

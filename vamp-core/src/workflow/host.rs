@@ -1,0 +1,246 @@
+//! The `vamp` object of JavaScript workflows: [`WorkflowHost`] answers its calls with the
+//! [`Vamp`] facade, in-process (no HTTP round trip). The methods mirror the original node
+//! client's (spec §5.6):
+//!
+//! | call | answer |
+//! |---|---|
+//! | `list(kind)` | every artifact of the kind (`breeds`, `deployments`, `gateways`, …) |
+//! | `get(kind, name)` | the artifact, or `null` |
+//! | `create(kind, artifact)`, `update(kind, name, artifact)` | the stored artifact (an object or DSL text; `kind` and `name` from the call) |
+//! | `remove(kind, name)` | whether there was one (deployments: undeployed) |
+//! | `deployments()`, `gateways()` | every deployment, every gateway |
+//! | `setWeights(gateway, {route: weight})` | the gateway after the change (weights as `"10%"` or `10`) |
+//! | `event(tags, value, type?)` | the stored event |
+//! | `events(tags, type?)` | the newest 30 events carrying every tag, newest first |
+//! | `stats()` | the router's counters per route: requests, errors, latency histogram |
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::model::{Artifact, Event, Kind, Percentage};
+use crate::traits::{EventFilter, Page, ScriptHost};
+use crate::vamp::Vamp;
+use crate::{Error, Result};
+
+/// The host of one workflow's scripts.
+#[derive(Debug, Clone)]
+pub struct WorkflowHost {
+    vamp: Vamp,
+    workflow: String,
+}
+
+impl WorkflowHost {
+    /// The `vamp` object of `workflow`'s scripts.
+    pub fn new(vamp: Vamp, workflow: impl Into<String>) -> Self {
+        WorkflowHost {
+            vamp,
+            workflow: workflow.into(),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Invalid {
+        what: "vamp call",
+        message: message.into(),
+    }
+}
+
+fn text(args: &Value, i: usize, what: &str) -> Result<String> {
+    args.get(i)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(format!("argument {} ({what}) must be a string", i + 1)))
+}
+
+fn kind(args: &Value) -> Result<Kind> {
+    let name = text(args, 0, "kind")?;
+    Kind::parse(&name).filter(|k| k.is_stored()).ok_or_else(|| {
+        invalid(format!(
+            "'{name}' is not an artifact kind (breeds, deployments, gateways, …)"
+        ))
+    })
+}
+
+fn json_of(artifacts: &[Artifact]) -> Value {
+    Value::Array(artifacts.iter().map(Artifact::to_json).collect())
+}
+
+impl WorkflowHost {
+    async fn all(&self, kind: Kind) -> Result<Vec<Artifact>> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let got = self.vamp.list(kind, Page::new(page, 200)).await?;
+            let n = got.items.len();
+            out.extend(got.items);
+            if n < 200 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores `body` (an object or DSL text) as `kind` (named `name` when given); a
+    /// deployment's body is its blueprint, deployed.
+    async fn store(&self, kind: Kind, name: Option<String>, body: &Value) -> Result<Value> {
+        let text = match body {
+            Value::String(text) => text.clone(),
+            Value::Object(map) => {
+                let mut map = map.clone();
+                if let Some(name) = name {
+                    map.insert("name".into(), json!(name));
+                }
+                Value::Object(map).to_string()
+            }
+            _ => return Err(invalid("the artifact must be an object or DSL text")),
+        };
+        if kind == Kind::Deployment {
+            let mut out = Value::Null;
+            for a in self.vamp.read(&text, Some(Kind::Blueprint)).await? {
+                if let Artifact::Blueprint(b) = a {
+                    let d = self.vamp.deploy(&b.name.clone(), &b).await?;
+                    out = Artifact::Deployment(d).to_json();
+                }
+            }
+            return Ok(out);
+        }
+        let mut out = Value::Null;
+        for a in self.vamp.read(&text, Some(kind)).await? {
+            out = a.to_json();
+            self.vamp.put(a).await?;
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ScriptHost for WorkflowHost {
+    async fn call(&self, method: &str, args: Value) -> Result<Value> {
+        tracing::debug!(workflow = %self.workflow, method, "vamp call");
+        match method {
+            "list" => Ok(json_of(&self.all(kind(&args)?).await?)),
+            "get" => Ok(self
+                .vamp
+                .get(kind(&args)?, &text(&args, 1, "name")?)
+                .await?
+                .map_or(Value::Null, |a| a.to_json())),
+            "create" => {
+                self.store(kind(&args)?, None, args.get(1).unwrap_or(&Value::Null))
+                    .await
+            }
+            "update" => {
+                self.store(
+                    kind(&args)?,
+                    Some(text(&args, 1, "name")?),
+                    args.get(2).unwrap_or(&Value::Null),
+                )
+                .await
+            }
+            "remove" => {
+                let (kind, name) = (kind(&args)?, text(&args, 1, "name")?);
+                if kind == Kind::Deployment {
+                    Ok(json!(self.vamp.undeploy(&name).await?.is_some()))
+                } else {
+                    Ok(json!(self.vamp.delete(kind, &name).await?))
+                }
+            }
+            "deployments" => Ok(json_of(
+                &self
+                    .vamp
+                    .deployments()
+                    .await?
+                    .into_iter()
+                    .map(Artifact::Deployment)
+                    .collect::<Vec<_>>(),
+            )),
+            "gateways" => Ok(json_of(
+                &self
+                    .vamp
+                    .gateways()
+                    .await?
+                    .into_iter()
+                    .map(Artifact::Gateway)
+                    .collect::<Vec<_>>(),
+            )),
+            "setWeights" => {
+                let gateway = text(&args, 0, "gateway")?;
+                let Some(routes) = args.get(1).and_then(Value::as_object) else {
+                    return Err(invalid("argument 2 must be an object {route: weight}"));
+                };
+                let mut weights = Vec::new();
+                for (route, w) in routes {
+                    let weight = match w {
+                        Value::Number(n) => n
+                            .as_u64()
+                            .and_then(|n| u8::try_from(n).ok())
+                            .and_then(Percentage::new),
+                        Value::String(s) => Percentage::parse(s).ok(),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "the weight of '{route}' must be 0–100 or \"0%\"–\"100%\""
+                        ))
+                    })?;
+                    weights.push((route.clone(), weight));
+                }
+                self.vamp.set_route_weights(&gateway, &weights).await?;
+                Ok(self
+                    .vamp
+                    .get(Kind::Gateway, &gateway)
+                    .await?
+                    .map_or(Value::Null, |a| a.to_json()))
+            }
+            "event" => {
+                let tags: Vec<String> =
+                    serde_json::from_value(args.get(0).cloned().unwrap_or_default())
+                        .map_err(|_| invalid("argument 1 (tags) must be an array of strings"))?;
+                if tags.is_empty() {
+                    return Err(invalid("an event needs at least one tag"));
+                }
+                let mut event = Event::new(tags, args.get(1).cloned().unwrap_or(Value::Null));
+                if let Some(kind) = args.get(2).and_then(Value::as_str) {
+                    kind.clone_into(&mut event.kind);
+                }
+                Ok(self.vamp.publish(&event).await?.to_json())
+            }
+            "events" => {
+                let tags: Vec<String> =
+                    serde_json::from_value(args.get(0).cloned().unwrap_or_default())
+                        .map_err(|_| invalid("argument 1 (tags) must be an array of strings"))?;
+                let filter = EventFilter {
+                    tags,
+                    kind: args.get(1).and_then(Value::as_str).map(str::to_owned),
+                    ..EventFilter::default()
+                };
+                let page = self.vamp.events(&filter, Page::new(1, 30)).await?;
+                Ok(Value::Array(
+                    page.items.iter().map(|e| e.to_json()).collect(),
+                ))
+            }
+            "stats" => Ok(Value::Array(
+                self.vamp
+                    .route_stats()
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "gateway": r.gateway,
+                            "route": r.route,
+                            "requests": r.requests,
+                            "errors": r.errors,
+                            // `[upper bound in ms (null: no bound), count]`
+                            "latency": r.latency.buckets.iter()
+                                .map(|(b, n)| json!([b.is_finite().then_some(*b), n]))
+                                .collect::<Vec<_>>(),
+                            "latency_sum_ms": r.latency.sum_ms,
+                        })
+                    })
+                    .collect(),
+            )),
+            other => Err(invalid(format!(
+                "vamp.{other} is not a method (list, get, create, update, remove, deployments, gateways, setWeights, event, events, stats)"
+            ))),
+        }
+    }
+}

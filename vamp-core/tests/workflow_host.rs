@@ -1,0 +1,110 @@
+//! The `vamp` object of JavaScript workflows, answered by the facade in-process: every method,
+//! and bad calls refused with what to fix.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use vamp_core::Vamp;
+use vamp_core::memory::MemoryDriver;
+use vamp_core::traits::ScriptHost;
+use vamp_core::workflow::WorkflowHost;
+
+fn host() -> WorkflowHost {
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .build()
+        .unwrap();
+    WorkflowHost::new(vamp, "test")
+}
+
+#[tokio::test]
+async fn artifacts_are_created_read_listed_updated_and_removed() {
+    let h = host();
+    let breed = json!({"name": "web:1", "deployable": "web:1"});
+    let stored = h.call("create", json!(["breeds", breed])).await.unwrap();
+    assert_eq!(stored["name"], "web:1");
+    let got = h.call("get", json!(["breed", "web:1"])).await.unwrap();
+    assert_eq!(got["deployable"]["definition"], "web:1");
+    assert_eq!(
+        h.call("get", json!(["breeds", "nope"])).await.unwrap(),
+        Value::Null
+    );
+    let updated = h
+        .call("update", json!(["breeds", "web:1", "deployable: web:2\n"]))
+        .await;
+    // DSL text keeps its own name: here it has none, so it is refused with the reason.
+    assert!(updated.is_err());
+    h.call(
+        "update",
+        json!(["breeds", "web:1", {"deployable": "web:2"}]),
+    )
+    .await
+    .unwrap();
+    let all = h.call("list", json!(["breeds"])).await.unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
+    assert_eq!(all[0]["deployable"]["definition"], "web:2");
+    assert_eq!(
+        h.call("remove", json!(["breeds", "web:1"])).await.unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        h.call("remove", json!(["breeds", "web:1"])).await.unwrap(),
+        json!(false)
+    );
+}
+
+#[tokio::test]
+async fn events_are_published_and_read_back_newest_first() {
+    let h = host();
+    for n in 1..=2 {
+        let e = h
+            .call("event", json!([["canary", "canary:shop"], n, "metrics"]))
+            .await
+            .unwrap();
+        assert_eq!(e["type"], "metrics");
+    }
+    let events = h.call("events", json!([["canary:shop"]])).await.unwrap();
+    assert_eq!(events[0]["value"], 2);
+    assert_eq!(events.as_array().map(Vec::len), Some(2));
+    assert!(
+        h.call("event", json!([[], 1])).await.is_err(),
+        "a tag is required"
+    );
+}
+
+#[tokio::test]
+async fn bad_calls_say_what_to_fix() {
+    let h = host();
+    let e = h.call("launch", json!([])).await.unwrap_err().to_string();
+    assert!(
+        e.contains("vamp.launch is not a method") && e.contains("setWeights"),
+        "{e}"
+    );
+    let e = h
+        .call("list", json!(["spaceships"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not an artifact kind"), "{e}");
+    let e = h
+        .call("get", json!(["breeds"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("argument 2 (name)"), "{e}");
+    let e = h
+        .call("setWeights", json!(["nope", {"a": 101}]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("0–100"), "{e}");
+    let e = h
+        .call("setWeights", json!(["nope", {"a": "50%"}]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+    assert_eq!(h.call("deployments", json!([])).await.unwrap(), json!([]));
+    assert_eq!(h.call("gateways", json!([])).await.unwrap(), json!([]));
+    assert_eq!(h.call("stats", json!([])).await.unwrap(), json!([]));
+}

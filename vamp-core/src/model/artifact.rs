@@ -46,6 +46,10 @@ pub enum Kind {
     /// The status of a rollout, kept apart from it so status changes are no revisions of the
     /// rollout. Internal: not in [`Kind::ALL`], not addressable through the API.
     RolloutStatus,
+    /// What the workflow runtime keeps of a workflow (its schedule's progress), so a
+    /// restarted server goes on without running anything twice. Internal, as
+    /// [`Kind::RolloutStatus`].
+    WorkflowState,
 }
 
 impl Kind {
@@ -87,6 +91,7 @@ impl Kind {
             Kind::Template => "templates",
             Kind::Rollout => "rollouts",
             Kind::RolloutStatus => "rollout-status",
+            Kind::WorkflowState => "workflow-state",
         }
     }
 
@@ -118,10 +123,10 @@ impl Kind {
         !matches!(self, Kind::Event | Kind::EventQuery)
     }
 
-    /// True for what Vamp keeps for itself (rollout status), never read or written as an
-    /// artifact through the DSL or the API.
+    /// True for what Vamp keeps for itself (rollout status, workflow state), never read or
+    /// written as an artifact through the DSL or the API.
     pub fn is_internal(self) -> bool {
-        self == Kind::RolloutStatus
+        matches!(self, Kind::RolloutStatus | Kind::WorkflowState)
     }
 }
 

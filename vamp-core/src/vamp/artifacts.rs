@@ -252,6 +252,11 @@ impl Vamp {
         if kind == Kind::Rollout {
             self.forget_rollout_status(name).await?;
         }
+        if kind == Kind::Workflow {
+            self.db()
+                .delete(Kind::WorkflowState, name, Precondition::Any)
+                .await?;
+        }
         if deleted {
             self.changed(kind);
             self.emit(events::archive(

@@ -5,8 +5,10 @@
 //! [`run_once`](crate::traits::ContainerDriver::run_once). Each workflow keeps its last
 //! [`KEPT`] executions and its last [`KEPT`] failed ones, with their output.
 //!
-//! What the runtime keeps between passes lives in this process: a restarted server schedules
-//! its workflows anew from their stored status.
+//! Each workflow's schedule progress (runs made, the next due time, events waiting) is stored
+//! beside it (`Kind::WorkflowState`) whenever it changes, so a restarted server goes on
+//! where the last one stopped: a `repeat: 3` that ran twice runs once more, a daemon waits
+//! for its next period. Executions and output live in this process only.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -21,7 +23,7 @@ use crate::model::{Artifact, Breed, Event, Kind, Map, Ref, Schedule, Workflow};
 use std::sync::Arc;
 
 use super::WorkflowHost;
-use crate::traits::{LogLine, RunOutcome, RunSpec, ScriptRun};
+use crate::traits::{LogLine, Precondition, RunOutcome, RunSpec, ScriptRun};
 use crate::vamp::{Vamp, lock};
 use crate::{Error, Result};
 
@@ -153,9 +155,11 @@ impl Vamp {
     /// When the workflows cannot be listed. A workflow whose status cannot be stored or whose
     /// event cannot be published is logged and retried on the next pass.
     pub async fn workflow_pass(&self) -> Result<()> {
-        let now = Utc::now();
         let workflows = self.all_workflows().await?;
+        self.load_workflow_states(&workflows).await;
+        let now = Utc::now();
         let mut todo = Vec::new();
+        let mut save = Vec::new();
         {
             let mut rt = lock(&self.inner.workflows);
             rt.workflows = workflows
@@ -172,10 +176,18 @@ impl Vamp {
                         .unwrap_or(TimeDelta::seconds(60)),
                 };
                 let (next, actions) = plan::step(w, &state, settings, now);
+                if kept(&next) != kept(&state) {
+                    save.push((w.name.clone(), kept(&next)));
+                }
                 rt.states.insert(w.name.clone(), next);
                 if !actions.is_empty() {
                     todo.push((w.clone(), actions));
                 }
+            }
+        }
+        for (name, state) in save {
+            if let Err(e) = self.save_workflow_state(&name, &state).await {
+                tracing::warn!(workflow = %name, error = %e, "cannot store the workflow's state");
             }
         }
         for (w, actions) in todo {
@@ -206,6 +218,49 @@ impl Vamp {
             }
             Action::Run { data } => self.start_run(w.clone(), data).await,
         }
+        Ok(())
+    }
+
+    /// Reads the stored state of the workflows this runtime has not seen yet (a restarted
+    /// server): their schedules go on where they were. A run in progress then ended with
+    /// the server that ran it.
+    async fn load_workflow_states(&self, workflows: &[Workflow]) {
+        let unseen: Vec<String> = {
+            let rt = lock(&self.inner.workflows);
+            workflows
+                .iter()
+                .filter(|w| !rt.states.contains_key(&w.name))
+                .map(|w| w.name.clone())
+                .collect()
+        };
+        for name in unseen {
+            let stored = match self.db().get(Kind::WorkflowState, &name).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(workflow = %name, error = %e, "cannot read the workflow's state");
+                    continue;
+                }
+            };
+            match serde_json::from_value::<State>(stored.value) {
+                Ok(state) => {
+                    lock(&self.inner.workflows)
+                        .states
+                        .entry(name)
+                        .or_insert(state);
+                }
+                Err(e) => {
+                    tracing::warn!(workflow = %name, error = %e, "the workflow's stored state does not read back; starting it afresh")
+                }
+            }
+        }
+    }
+
+    async fn save_workflow_state(&self, name: &str, state: &State) -> Result<()> {
+        let value = serde_json::to_value(state).map_err(|e| Error::backend("json", e))?;
+        self.db()
+            .put(Kind::WorkflowState, name, &value, Precondition::Any)
+            .await?;
         Ok(())
     }
 
@@ -513,6 +568,14 @@ async fn next_event(
     match events {
         Some(events) => events.next().await,
         None => std::future::pending().await,
+    }
+}
+
+/// The part of a state worth keeping across a restart: all but the run in progress.
+fn kept(state: &State) -> State {
+    State {
+        running: false,
+        ..state.clone()
     }
 }
 

@@ -80,6 +80,15 @@ impl Reader {
                     "write the rollout (kind: rollouts); its status comes with it",
                 ));
             }
+            Kind::WorkflowState => {
+                return Err(err(
+                    ErrorKind::UnexpectedArtifact,
+                    "kind",
+                    node,
+                    "a workflow's state is kept by Vamp and cannot be written",
+                    "write the workflow (kind: workflows); set its status with PUT /api/v1/workflows/<name>/status",
+                ));
+            }
         })
     }
 

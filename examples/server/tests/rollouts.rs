@@ -13,7 +13,7 @@ use serde_json::Value;
 mod common;
 
 use common::{Server, delete, expect, get, parse, post, put, send, yaml};
-use vamp_core::testkit::{eventually, free_port, unique};
+use vamp_core::testkit::{eventually, eventually_within, free_port, unique};
 
 // `phase` polls with a 30 s bound of its own: it prints the last status when it gives up.
 
@@ -843,4 +843,66 @@ mod calls {
         teardown(u, &name).await;
         server.stop().await;
     }
+}
+
+/// The canary recipe of `examples/workflows/canary.js` (issue 22), next to the built-in
+/// rollouts: a JavaScript workflow shifts the weight through the `vamp` object run by run,
+/// and puts every request back on the stable route when the canary fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_workflow_recipe_shifts_weight_and_rolls_back_on_errors() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let name = unique("recipe");
+    let port = shop(u, &name, "VAMP_DEMO_ERROR_RATE: \"0.3\"").await;
+    let load = Load::start(port);
+    let gateway = format!("{name}/app/web");
+    let route = |v: &str| format!("{name}/app/{name}-app:{v}/web");
+    let script = serde_json::to_string(include_str!("../../workflows/canary.js")).unwrap();
+    let workflow = format!(
+        "name: {name}-canary\nbreed:\n  name: {name}-canary:1\n  deployable: {{type: application/javascript, definition: {script}}}\n  environment_variables:\n    VAMP_WORKFLOW_EXECUTION_PERIOD: \"1\"\n    CANARY_GATEWAY: {gateway}\n    CANARY_STABLE: {stable}\n    CANARY_CANARY: {canary}\n    CANARY_STEP: \"20\"\n    CANARY_MIN_REQUESTS: \"10\"\nschedule: daemon\n",
+        stable = route("1.0.0"),
+        canary = route("2.0.0"),
+    );
+    post(202, &format!("{u}/workflows"), &workflow).await;
+    let rolled_back = format!("{u}/events?tag=canary:{gateway}&tag=canary:rolled-back");
+    eventually_within(
+        "the recipe rolled back",
+        Duration::from_secs(45),
+        || async {
+            parse(&get(200, &rolled_back).await)
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    )
+    .await;
+    load.stop().await;
+    assert_eq!(
+        weights(u, &name).await,
+        ("100%".to_owned(), "0%".to_owned())
+    );
+    let verdict = &parse(&get(200, &rolled_back).await)[0]["value"];
+    assert!(verdict["failed"].as_u64().unwrap_or(0) > 0, "{verdict}");
+    // Before the rollback it had shifted weight to the canary through the API.
+    let shifts = parse(
+        &get(
+            200,
+            &format!("{u}/events?tag=canary:{gateway}&tag=canary:shifting"),
+        )
+        .await,
+    );
+    assert!(
+        shifts
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["value"]["weight"].as_u64() > Some(0))),
+        "{shifts}"
+    );
+    put(
+        202,
+        &format!("{u}/workflows/{name}-canary/status"),
+        "suspending",
+    )
+    .await;
+    delete(202, &format!("{u}/workflows/{name}-canary"), None).await;
+    teardown(u, &name).await;
+    server.stop().await;
 }

@@ -67,17 +67,36 @@ fn json_of(artifacts: &[Artifact]) -> Value {
 }
 
 impl WorkflowHost {
+    /// Every artifact of `kind`; gateways as the router sees them (deployments' too).
     async fn all(&self, kind: Kind) -> Result<Vec<Artifact>> {
-        let mut out = Vec::new();
-        for page in 1.. {
-            let got = self.vamp.list(kind, Page::new(page, 200)).await?;
-            let n = got.items.len();
-            out.extend(got.items);
-            if n < 200 {
-                break;
-            }
+        if kind == Kind::Gateway {
+            return Ok(self
+                .vamp
+                .gateways()
+                .await?
+                .into_iter()
+                .map(Artifact::Gateway)
+                .collect());
         }
-        Ok(out)
+        Ok(self.vamp.list(kind, Page::ALL).await?.items)
+    }
+
+    /// One artifact; a gateway may be a deployment's.
+    async fn one(&self, kind: Kind, name: &str) -> Result<Value> {
+        if kind == Kind::Gateway {
+            return Ok(self
+                .vamp
+                .gateways()
+                .await?
+                .into_iter()
+                .find(|g| g.name == name)
+                .map_or(Value::Null, |g| Artifact::Gateway(g).to_json()));
+        }
+        Ok(self
+            .vamp
+            .get(kind, name)
+            .await?
+            .map_or(Value::Null, |a| a.to_json()))
     }
 
     /// Stores `body` (an object or DSL text) as `kind` (named `name` when given); a
@@ -119,11 +138,7 @@ impl ScriptHost for WorkflowHost {
         tracing::debug!(workflow = %self.workflow, method, "vamp call");
         match method {
             "list" => Ok(json_of(&self.all(kind(&args)?).await?)),
-            "get" => Ok(self
-                .vamp
-                .get(kind(&args)?, &text(&args, 1, "name")?)
-                .await?
-                .map_or(Value::Null, |a| a.to_json())),
+            "get" => self.one(kind(&args)?, &text(&args, 1, "name")?).await,
             "create" => {
                 self.store(kind(&args)?, None, args.get(1).unwrap_or(&Value::Null))
                     .await
@@ -153,15 +168,7 @@ impl ScriptHost for WorkflowHost {
                     .map(Artifact::Deployment)
                     .collect::<Vec<_>>(),
             )),
-            "gateways" => Ok(json_of(
-                &self
-                    .vamp
-                    .gateways()
-                    .await?
-                    .into_iter()
-                    .map(Artifact::Gateway)
-                    .collect::<Vec<_>>(),
-            )),
+            "gateways" => Ok(json_of(&self.all(Kind::Gateway).await?)),
             "setWeights" => {
                 let gateway = text(&args, 0, "gateway")?;
                 let Some(routes) = args.get(1).and_then(Value::as_object) else {
@@ -185,11 +192,7 @@ impl ScriptHost for WorkflowHost {
                     weights.push((route.clone(), weight));
                 }
                 self.vamp.set_route_weights(&gateway, &weights).await?;
-                Ok(self
-                    .vamp
-                    .get(Kind::Gateway, &gateway)
-                    .await?
-                    .map_or(Value::Null, |a| a.to_json()))
+                self.one(Kind::Gateway, &gateway).await
             }
             "event" => {
                 let tags: Vec<String> =

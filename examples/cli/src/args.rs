@@ -181,6 +181,12 @@ pub enum Command {
         #[command(subcommand)]
         command: RolloutCommand,
     },
+    /// Workflows that run: status, suspend, restart, and the output of their runs.
+    Workflow {
+        /// What to do.
+        #[command(subcommand)]
+        command: WorkflowCommand,
+    },
     /// Print a copy of a stored breed or blueprint under a new name, to edit and create.
     Generate {
         /// `breed` or `blueprint`.
@@ -194,6 +200,34 @@ pub enum Command {
         /// A breed's new deployable.
         #[arg(long, short)]
         deployable: Option<String>,
+    },
+}
+
+/// `vamp workflow …`.
+#[derive(Subcommand)]
+pub enum WorkflowCommand {
+    /// The status, the schedule, the counts of runs and the last runs.
+    Status {
+        /// The workflow.
+        name: String,
+    },
+    /// Stop scheduling it (a run in progress finishes); `restart` schedules it again.
+    Suspend {
+        /// The workflow.
+        name: String,
+    },
+    /// Unschedule it and schedule it afresh (a suspended workflow starts again).
+    Restart {
+        /// The workflow.
+        name: String,
+    },
+    /// The output of its last runs, oldest first (lines on standard error marked `!`).
+    Logs {
+        /// The workflow.
+        name: String,
+        /// Then print new lines and runs as they come, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
     },
 }
 

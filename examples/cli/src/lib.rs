@@ -22,3 +22,4 @@ pub mod offline;
 pub mod online;
 pub mod rollout;
 pub mod run;
+pub mod workflow;

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::args::{Cli, Command, FormatArg, OutputArg, RolloutCommand};
+use crate::args::{Cli, Command, FormatArg, OutputArg, RolloutCommand, WorkflowCommand};
 use crate::offline::{self, Format, Input, Output};
 use crate::online::{self, Client, Failure};
 
@@ -219,6 +219,21 @@ async fn online(cli: Cli) -> Result<String, Failure> {
             };
             crate::rollout::command(&client, &name, verb, full).await
         }
+        Command::Workflow { command } => match command {
+            WorkflowCommand::Status { name } => crate::workflow::status(&client, &name).await,
+            WorkflowCommand::Suspend { name } => {
+                crate::workflow::set_status(&client, &name, "suspending").await
+            }
+            WorkflowCommand::Restart { name } => {
+                crate::workflow::set_status(&client, &name, "restarting").await
+            }
+            WorkflowCommand::Logs { name, follow } => {
+                let mut out = std::io::stdout();
+                crate::workflow::logs(&client, &name, follow, &mut out)
+                    .await
+                    .map(|()| String::new())
+            }
+        },
         Command::Validate { .. } | Command::Fmt { .. } => Ok(String::new()),
     }
 }

@@ -308,3 +308,63 @@ fn a_rollout_watched_in_a_terminal() {
     ok(&host, &["undeploy", "shop", "--wait", "60"]);
     drop(running);
 }
+
+/// `vamp workflow …` against a real server: a JavaScript daemon's status and output, followed
+/// as it runs, then suspended and restarted.
+#[test]
+fn a_workflow_through_the_cli() {
+    let server = server_binary();
+    let data = tempfile::tempdir().expect("tempdir");
+    let _reap = Reap(data.path().join("process"));
+    let api = free_port();
+    let host = format!("http://127.0.0.1:{api}");
+    let running = start_server(&server, data.path(), api);
+    running
+        .lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server starts");
+    let file = data.path().join("tick.yml");
+    std::fs::write(
+        &file,
+        "kind: workflows\nname: tick\nbreed:\n  name: tick:1\n  deployable: {type: application/javascript, definition: \"console.log('tick'); console.error('to stderr')\"}\n  environment_variables: {VAMP_WORKFLOW_EXECUTION_PERIOD: \"1\"}\nschedule: daemon\n",
+    )
+    .expect("write tick.yml");
+    ok(&host, &["create", "-f", &file.display().to_string()]);
+
+    // Followed: the lines of a run, as they come.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_vamp"));
+    follow.args(["--host", &host, "workflow", "logs", "tick", "--follow"]);
+    let followed = spawn(&mut follow);
+    followed.wait_for_line("== run #", Duration::from_secs(30));
+    followed.wait_for_line("  tick", Duration::from_secs(30));
+    followed.wait_for_line("! to stderr", Duration::from_secs(30));
+    followed.wait_for_line("== #", Duration::from_secs(30));
+    drop(followed);
+
+    let status = ok(&host, &["workflow", "status", "tick"]);
+    assert!(
+        status.starts_with("workflow tick: running  schedule daemon"),
+        "{status}"
+    );
+    assert!(status.contains("succeeded"), "{status}");
+    let logs = ok(&host, &["workflow", "logs", "tick"]);
+    assert!(logs.contains("  tick\n! to stderr\n"), "{logs}");
+
+    assert_eq!(
+        ok(&host, &["workflow", "suspend", "tick"]),
+        "workflow tick: suspending\n"
+    );
+    vamp_core::testkit::eventually_blocking("suspended", Duration::from_secs(30), || {
+        ok(&host, &["workflow", "status", "tick"]).starts_with("workflow tick: suspended")
+    });
+    assert_eq!(
+        ok(&host, &["workflow", "restart", "tick"]),
+        "workflow tick: restarting\n"
+    );
+    vamp_core::testkit::eventually_blocking("running again", Duration::from_secs(30), || {
+        ok(&host, &["workflow", "status", "tick"]).starts_with("workflow tick: running")
+    });
+    let (code, _, err) = vamp(&host, &["workflow", "status", "nope"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not found"), "{err}");
+}

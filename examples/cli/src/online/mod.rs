@@ -146,7 +146,7 @@ impl Client {
         .await
     }
 
-    async fn with_body(
+    pub(crate) async fn with_body(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -160,7 +160,7 @@ impl Client {
     }
 }
 
-fn segment(name: &str) -> String {
+pub(crate) fn segment(name: &str) -> String {
     vamp_core::traits::kv::encode_segment(name)
 }
 

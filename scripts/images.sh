@@ -3,6 +3,9 @@
 # reachable, so nothing can be pulled):
 #   vamp-test/demo-app:1  the demo service, statically linked
 #   vamp-test/exits:1     a container that exits at once (busybox-static `false`)
+#   vamp-test/run-prints:1, run-fails:1, run-sleeps:1, run-env:1
+#                         runs to completion for the driver kit and the workflow tests
+#                         (busybox-static `sh`, `env`)
 # Needs DOCKER_HOST pointing at a running dockerd (scripts/services.sh start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +22,14 @@ docker build -q -t vamp-test/demo-app:1 "$ctx/demo" > /dev/null
 cp /bin/busybox "$ctx/exits/"
 printf 'FROM scratch\nCOPY busybox /busybox\nENTRYPOINT ["/busybox", "false"]\n' > "$ctx/exits/Dockerfile"
 docker build -q -t vamp-test/exits:1 "$ctx/exits" > /dev/null
-echo "built vamp-test/demo-app:1 vamp-test/exits:1"
+run_image() { # name, entrypoint (JSON array)
+  mkdir -p "$ctx/$1"
+  cp /bin/busybox "$ctx/$1/"
+  printf 'FROM scratch\nCOPY busybox /busybox\nENTRYPOINT %s\n' "$2" > "$ctx/$1/Dockerfile"
+  docker build -q -t "vamp-test/$1:1" "$ctx/$1" > /dev/null
+}
+run_image run-prints '["/busybox", "sh", "-c", "echo \"$VAMP_KIT\"; echo to-stderr >&2"]'
+run_image run-fails '["/busybox", "sh", "-c", "exit 3"]'
+run_image run-sleeps '["/busybox", "sleep", "60"]'
+run_image run-env '["/busybox", "env"]'
+echo "built vamp-test/demo-app:1 vamp-test/exits:1 vamp-test/run-{prints,fails,sleeps,env}:1"

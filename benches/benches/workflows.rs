@@ -74,6 +74,7 @@ fn main() {
             environment: [("N".to_owned(), "1".to_owned())].into(),
             timeout: Duration::from_secs(10),
             memory_limit: 64 << 20,
+            cancel: None,
         };
         let mut times = Vec::new();
         for _ in 0..1000 {

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use futures::StreamExt as _;
 use vamp_core::model::{Event, Kind, WorkflowStatus};
 use vamp_core::testkit::eventually_within;
-use vamp_core::traits::{EventFilter, Page};
+use vamp_core::traits::{ContainerDriver, EventFilter, Page};
 use vamp_core::workflow::{ExecutionStatus, Executions, WorkflowConfig};
 use vamp_core::{Vamp, VampConfig};
 use vamp_drivers::process::{ProcessConfig, ProcessDriver};
@@ -32,11 +32,19 @@ impl Running {
     /// A Vamp over the state in `dir` (a restart, when another ran there before).
     async fn start_in(dir: std::sync::Arc<tempfile::TempDir>) -> Running {
         let driver = ProcessDriver::new(ProcessConfig::new(dir.path().join("process"))).unwrap();
+        Self::start_on(dir, std::sync::Arc::new(driver)).await
+    }
+
+    /// A Vamp on `driver` over the state in `dir`.
+    async fn start_on(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        driver: std::sync::Arc<dyn ContainerDriver>,
+    ) -> Running {
         let db = SqlitePersistence::open(dir.path().join("vamp.db"))
             .await
             .unwrap();
         let vamp = Vamp::builder()
-            .driver(std::sync::Arc::new(driver))
+            .driver(driver)
             .persistence(std::sync::Arc::new(db))
             .config(VampConfig {
                 workflows: WorkflowConfig {
@@ -325,4 +333,43 @@ async fn a_restarted_vamp_goes_on_without_running_anything_twice() {
         .unwrap();
     assert_eq!(scheduled.total, 1, "scheduled once, across the restart");
     second.stop().await;
+}
+
+/// A container workflow on Docker: the Vamp environment reaches it, its output shows in the
+/// executions, and its container is gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_workflow_on_docker_gets_the_vamp_environment() {
+    let Some(host) = vamp_core::testkit::services::service("docker") else {
+        return;
+    };
+    let driver = vamp_drivers::docker::DockerDriver::connect(vamp_drivers::docker::DockerConfig {
+        namespace: "workflows".into(),
+        ..vamp_drivers::docker::DockerConfig::new(&host)
+    })
+    .await
+    .unwrap();
+    let driver = std::sync::Arc::new(driver);
+    let vamp = Running::start_on(
+        std::sync::Arc::new(tempfile::tempdir().unwrap()),
+        driver.clone(),
+    )
+    .await;
+    vamp.put(
+        "name: env\nbreed: {name: env:1, deployable: {type: container/docker, definition: \"vamp-test/run-env:1\"}, environment_variables: {FROM_BREED: yes}}\nschedule: {time: {period: PT1H, repeat: 1}}\n",
+    )
+    .await;
+    let e = vamp.until("env", "the run", |e| done(e) == 1).await;
+    let run = &e.last[0];
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
+    let lines: Vec<&str> = run.log.iter().map(|l| l.text.as_str()).collect();
+    for wanted in [
+        "VAMP_URL=http://127.0.0.1:1/api/v1",
+        "VAMP_WORKFLOW_EXECUTION_PERIOD=0",
+        "VAMP_WORKFLOW_EXECUTION_TIMEOUT=60",
+        "FROM_BREED=yes",
+    ] {
+        assert!(lines.contains(&wanted), "{wanted} in {lines:?}");
+    }
+    assert!(driver.services().await.unwrap().is_empty());
+    vamp.stop().await;
 }

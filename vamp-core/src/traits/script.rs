@@ -13,7 +13,7 @@ use crate::Result;
 use crate::model::Map;
 
 /// One run of a script.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ScriptRun {
     /// Whose run: the workflow's name (logs).
     pub name: String,
@@ -25,6 +25,17 @@ pub struct ScriptRun {
     pub timeout: Duration,
     /// Stopped when its heap grows past this many bytes.
     pub memory_limit: usize,
+    /// Set to stop the run now (the server shuts down); it ends as a failed run saying so.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl ScriptRun {
+    /// True once [`cancel`](Self::cancel) is set.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// What a script's `vamp` object calls: a method name and its arguments as JSON, answered
@@ -42,7 +53,7 @@ pub trait ScriptHost: Send + Sync {
 ///
 /// Contract: a script that throws (or whose code does not parse) is a failed outcome with the
 /// error; one that runs past [`ScriptRun::timeout`] is stopped and fails saying so, as is one
-/// that grows past [`ScriptRun::memory_limit`]; `console.log` lines (and `console.error` ones,
+/// that grows past [`ScriptRun::memory_limit`] or is [cancelled](ScriptRun::cancel); `console.log` lines (and `console.error` ones,
 /// flagged) go to the sink as they are written. Neither panics nor hangs the caller.
 #[async_trait]
 pub trait ScriptRuntime: Send + Sync + Debug {

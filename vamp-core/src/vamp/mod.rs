@@ -212,6 +212,7 @@ impl VampBuilder {
                 rollouts: Mutex::new(()),
                 workflows: StdMutex::default(),
                 workflow_wake: Notify::new(),
+                workflow_cancel: Arc::default(),
             }),
         })
     }
@@ -280,6 +281,8 @@ pub(crate) struct Inner {
     pub(crate) workflows: StdMutex<crate::workflow::runtime::WorkflowRuntime>,
     /// Starts a workflow pass now (a run ended).
     pub(crate) workflow_wake: Notify,
+    /// Set when `run` ends: the JavaScript runs in progress stop.
+    pub(crate) workflow_cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub(crate) fn dsl_error(kind: ErrorKind, path: &str, message: String, hint: &str) -> Error {

@@ -394,6 +394,7 @@ impl Vamp {
                                 environment: spec.environment,
                                 timeout: spec.timeout,
                                 memory_limit: vamp.inner.config.workflows.memory_limit,
+                                cancel: Some(vamp.inner.workflow_cancel.clone()),
                             };
                             let host = Arc::new(WorkflowHost::new(vamp.clone(), &w.name));
                             scripts.run(&run, host, &sink).await
@@ -544,7 +545,7 @@ impl Vamp {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stopped.wait_for(|s| *s) => return,
+                _ = stopped.wait_for(|s| *s) => break,
                 _ = every.tick() => {}
                 () = self.inner.workflow_wake.notified() => {}
                 Some(event) = next_event(&mut events) => {
@@ -559,6 +560,33 @@ impl Vamp {
                 tracing::warn!(error = %e, "workflow pass failed");
             }
         }
+        self.stop_runs().await;
+    }
+}
+
+impl Vamp {
+    /// Stops the JavaScript runs in progress and waits (at most 5 s) until every run has
+    /// ended and been recorded: nothing runs on while the server shuts down.
+    async fn stop_runs(&self) {
+        self.inner
+            .workflow_cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let running = || {
+            lock(&self.inner.workflows)
+                .states
+                .values()
+                .any(|s| s.running)
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while running() {
+                let ended = self.inner.workflow_wake.notified();
+                if !running() {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(100), ended).await;
+            }
+        })
+        .await;
     }
 }
 

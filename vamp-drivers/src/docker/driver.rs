@@ -12,6 +12,14 @@ impl ContainerDriver for DockerDriver {
         common::supports(deployable_type)
     }
 
+    async fn run_once(
+        &self,
+        spec: &vamp_core::traits::RunSpec,
+        lines: vamp_core::traits::LineSink<'_>,
+    ) -> Result<vamp_core::traits::RunOutcome> {
+        self.run_container(spec, lines).await
+    }
+
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
         common::check_deployable(BACKEND, spec)?;
         let _writes = self.daemon.write(&spec.key).await;

@@ -35,6 +35,7 @@ use crate::health::all_pass;
 use common::{Daemon, Described, lock};
 
 mod driver;
+mod run;
 
 pub(crate) mod common;
 

@@ -52,6 +52,31 @@ async fn conforms_to_the_driver_kit() {
     driver::run_all(&driver, &fixtures(), &reopen).await;
 }
 
+/// Images scripts/images.sh builds FROM scratch with busybox-static, one per case of the kit.
+fn run_fixtures() -> driver::RunFixtures {
+    let image = |name: &str| Deployable {
+        kind: "container/docker".into(),
+        definition: format!("vamp-test/{name}:1"),
+    };
+    driver::RunFixtures {
+        prints: image("run-prints"),
+        fails: image("run-fails"),
+        sleeps: image("run-sleeps"),
+        missing: image("no-such-image"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_to_completion_per_the_driver_kit() {
+    let Some(host) = services::service("docker") else {
+        return;
+    };
+    let driver = DockerDriver::connect(config(&host)).await.unwrap();
+    driver::runs_to_completion(&driver, &run_fixtures()).await;
+    // Every run's container is gone, and none was ever a service.
+    assert!(driver.services().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn an_unreachable_daemon_is_a_clear_error() {
     let e = DockerDriver::connect(DockerConfig::new("unix:///nonexistent/docker.sock"))

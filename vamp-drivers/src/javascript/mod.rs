@@ -91,6 +91,7 @@ const PRELUDE: &str = r#"
 ///     environment: [("WHO".to_owned(), "world".to_owned())].into(),
 ///     timeout: std::time::Duration::from_secs(5),
 ///     memory_limit: 64 << 20,
+///     cancel: None,
 /// };
 /// let lines = std::sync::Mutex::new(Vec::new());
 /// let outcome = QuickJs.run(&run, Arc::new(NoHost), &|l| lines.lock().unwrap().push(l.text)).await?;
@@ -128,7 +129,11 @@ impl ScriptRuntime for QuickJs {
 #[derive(Debug, Default)]
 struct Stop {
     timed_out: AtomicBool,
+    cancelled: AtomicBool,
 }
+
+/// Longest sleep between two looks at the cancel flag while waiting for a timer.
+const NAP: Duration = Duration::from_millis(100);
 
 fn failed(message: String) -> RunOutcome {
     RunOutcome {
@@ -152,13 +157,19 @@ fn run_blocking(
     rt.set_max_stack_size(1 << 20);
     let stop = Arc::new(Stop::default());
     let flag = stop.clone();
+    let cancel = run.cancel.clone();
     rt.set_interrupt_handler(Some(Box::new(move || {
+        if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            flag.cancelled.store(true, Ordering::Relaxed);
+            return true;
+        }
         let over = Instant::now() >= deadline;
         if over {
             flag.timed_out.store(true, Ordering::Relaxed);
         }
         over
     })));
+    let cancelled_failure = || failed("stopped: the server shut down".into());
     let rejected: Arc<Mutex<Option<String>>> = Arc::default();
     let unhandled = rejected.clone();
     rt.set_host_promise_rejection_tracker(Some(Box::new(
@@ -177,7 +188,9 @@ fn run_blocking(
         return failed("the JavaScript engine could not start".into());
     };
     let classify = |message: String| -> RunOutcome {
-        if stop.timed_out.load(Ordering::Relaxed) {
+        if stop.cancelled.load(Ordering::Relaxed) || run.cancelled() {
+            cancelled_failure()
+        } else if stop.timed_out.load(Ordering::Relaxed) {
             timeout_failure()
         } else if message.contains("out of memory") {
             failed(format!(
@@ -228,13 +241,20 @@ fn run_blocking(
                 failure: None,
             };
         }
-        let wait = Duration::from_secs_f64(due_in / 1000.0);
-        let now = Instant::now();
-        if now + wait >= deadline {
-            std::thread::sleep(deadline.saturating_duration_since(now));
-            return timeout_failure();
+        let due = Instant::now() + Duration::from_secs_f64(due_in / 1000.0);
+        loop {
+            if run.cancelled() {
+                return cancelled_failure();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return timeout_failure();
+            }
+            if now >= due {
+                break;
+            }
+            std::thread::sleep(due.min(deadline).saturating_duration_since(now).min(NAP));
         }
-        std::thread::sleep(wait);
         let fired = context.with(|ctx| {
             ctx.eval::<(), _>("__fireDue()")
                 .catch(&ctx)
@@ -287,11 +307,18 @@ fn install<'js>(
     )?;
     let host = host.clone();
     let handle = handle.clone();
+    let cancel = run.cancel.clone();
     globals.set(
         "__call",
         Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, method: String, args: String| -> rquickjs::Result<String> {
+                if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(rquickjs::Exception::throw_message(
+                        &ctx,
+                        "stopped: the server shut down",
+                    ));
+                }
                 let args: serde_json::Value = serde_json::from_str(&args)
                     .map_err(|e| rquickjs::Exception::throw_message(&ctx, &e.to_string()))?;
                 let left = deadline.saturating_duration_since(Instant::now());

@@ -44,6 +44,7 @@ async fn run_with(
         environment: [("WHO".to_owned(), "world".to_owned())].into(),
         timeout,
         memory_limit: memory,
+        cancel: None,
     };
     let outcome = QuickJs
         .run(&run, host.clone(), &|l| {
@@ -198,4 +199,35 @@ async fn the_sandbox_has_no_files_processes_or_network() {
         );
     }
     assert!(texts.contains(&"refused import"), "{texts:?}");
+}
+
+/// A server that shuts down stops its runs: a busy loop and one waiting on timers alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_stops_at_once_saying_why() {
+    for source in ["for (;;) {}", "setInterval(() => {}, 10)"] {
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let run = ScriptRun {
+            name: "cancelled".into(),
+            source: source.into(),
+            environment: Default::default(),
+            timeout: Duration::from_secs(60),
+            memory_limit: 64 << 20,
+            cancel: Some(cancel.clone()),
+        };
+        let flag = cancel.clone();
+        let setter = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let outcome = QuickJs
+            .run(&run, Arc::new(Host::default()), &|_| {})
+            .await
+            .unwrap();
+        setter.await.unwrap();
+        assert_eq!(
+            outcome.failure.as_deref(),
+            Some("stopped: the server shut down"),
+            "{source}"
+        );
+    }
 }

@@ -1,0 +1,234 @@
+//! Runs to completion (workflows, spec §5.6): one container of the image with the run's
+//! environment, on the host's network (so `VAMP_URL` on loopback answers), its output read
+//! line by line as it comes, killed at the timeout, and removed afterwards whatever happened.
+//! The container carries `io.vamp.workflow=<name>` and none of the labels of services, so
+//! `services()` never lists it.
+
+use std::collections::HashMap;
+
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
+    WaitContainerOptions,
+};
+use chrono::Utc;
+use futures::StreamExt;
+use vamp_core::traits::{LineSink, LogLine, RunOutcome, RunSpec};
+use vamp_core::{Error, Result};
+
+use super::DockerDriver;
+use super::common::{self, LABEL};
+
+/// Lines of one stream, split as they come: a chunk may end inside a line.
+#[derive(Default)]
+struct Splitter {
+    partial: Vec<u8>,
+}
+
+impl Splitter {
+    /// The complete lines in `chunk` (with what came before it).
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.partial.extend_from_slice(chunk);
+        let mut lines = Vec::new();
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            lines.push(
+                String::from_utf8_lossy(&line[..line.len() - 1])
+                    .trim_end_matches('\r')
+                    .to_owned(),
+            );
+        }
+        lines
+    }
+
+    /// What is left: a last line without its end.
+    fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty())
+            .then(|| String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned())
+    }
+}
+
+impl DockerDriver {
+    pub(super) async fn run_container(
+        &self,
+        spec: &RunSpec,
+        lines: LineSink<'_>,
+    ) -> Result<RunOutcome> {
+        let deployable = &spec.breed.deployable;
+        if !common::supports(&deployable.kind) {
+            return Err(Error::Invalid {
+                what: "deployable",
+                message: format!(
+                    "the Docker driver runs 'container/docker' deployables, not '{}'",
+                    deployable.kind
+                ),
+            });
+        }
+        let env: Vec<String> = spec
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(deployable.definition.clone()),
+            env: Some(env),
+            labels: Some(HashMap::from([(
+                format!("{LABEL}.workflow"),
+                spec.name.clone(),
+            )])),
+            host_config: Some(HostConfig {
+                network_mode: Some("host".into()),
+                init: Some(true),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let docker = &self.daemon.docker;
+        let created = match self
+            .daemon
+            .call(
+                "create container",
+                docker.create_container(None::<CreateContainerOptions>, body),
+            )
+            .await
+        {
+            Ok(created) => created,
+            Err(e) => {
+                return Ok(RunOutcome {
+                    status: None,
+                    failure: Some(format!(
+                        "cannot create a container of '{}': {e}",
+                        deployable.definition
+                    )),
+                });
+            }
+        };
+        let id = created.id;
+        let outcome = self.run_created(&id, spec, lines).await;
+        let remove = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        if let Err(e) = self
+            .daemon
+            .call(
+                "remove container",
+                docker.remove_container(&id, Some(remove)),
+            )
+            .await
+        {
+            tracing::warn!(container = %id, error = %e, "cannot remove a workflow's container");
+        }
+        Ok(outcome)
+    }
+
+    /// Starts the created container and follows it to its end or its timeout.
+    async fn run_created(&self, id: &str, spec: &RunSpec, lines: LineSink<'_>) -> RunOutcome {
+        let docker = &self.daemon.docker;
+        if let Err(e) = self
+            .daemon
+            .call("start container", docker.start_container(id, None))
+            .await
+        {
+            return RunOutcome {
+                status: None,
+                failure: Some(format!("cannot start the container: {e}")),
+            };
+        }
+        let follow = async {
+            let options = LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..LogsOptions::default()
+            };
+            let mut logs = docker.logs(id, Some(options));
+            let (mut out, mut err) = (Splitter::default(), Splitter::default());
+            let emit = |stderr: bool, text: String| {
+                lines(LogLine {
+                    at: Utc::now(),
+                    stderr,
+                    text,
+                });
+            };
+            while let Some(Ok(chunk)) = logs.next().await {
+                match chunk {
+                    LogOutput::StdErr { message } => {
+                        for l in err.push(&message) {
+                            emit(true, l);
+                        }
+                    }
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        for l in out.push(&message) {
+                            emit(false, l);
+                        }
+                    }
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+            if let Some(l) = out.finish() {
+                emit(false, l);
+            }
+            if let Some(l) = err.finish() {
+                emit(true, l);
+            }
+            // The output ends with the container: its exit status.
+            let mut wait = docker.wait_container(id, None::<WaitContainerOptions>);
+            match wait.next().await {
+                Some(Ok(w)) => Ok(w.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("the daemon did not say how the container ended".to_owned()),
+            }
+        };
+        match tokio::time::timeout(spec.timeout, follow).await {
+            Ok(Ok(0)) => RunOutcome {
+                status: Some(0),
+                failure: None,
+            },
+            Ok(Ok(code)) => {
+                let status = i32::try_from(code).unwrap_or(i32::MAX);
+                RunOutcome {
+                    status: Some(status),
+                    failure: Some(format!("exited with status {status}")),
+                }
+            }
+            Ok(Err(e)) => RunOutcome {
+                status: None,
+                failure: Some(format!("lost the container: {e}")),
+            },
+            Err(_) => {
+                let _ = self
+                    .daemon
+                    .call(
+                        "kill container",
+                        docker.kill_container(id, None::<KillContainerOptions>),
+                    )
+                    .await;
+                RunOutcome {
+                    status: None,
+                    failure: Some(format!("killed after its timeout of {:?}", spec.timeout)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Splitter;
+
+    #[test]
+    fn lines_split_across_chunks_come_out_whole() {
+        let mut s = Splitter::default();
+        assert_eq!(s.push(b"one\ntw"), ["one"]);
+        assert_eq!(s.push(b"o\r\nthr"), ["two"]);
+        assert_eq!(s.push(b"ee"), Vec::<String>::new());
+        assert_eq!(s.finish().as_deref(), Some("three"));
+        assert_eq!(s.finish(), None);
+    }
+}

@@ -125,3 +125,57 @@ async fn scripts_that_loop_or_allocate_without_end_fail_with_the_reason_and_the_
     }
     server.stop().await;
 }
+
+/// A run gets a token of its workflow's own (`VAMP_API_TOKEN`): the API takes it beside the
+/// configured ones while the workflow exists, and refuses it once the workflow is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_workflow_has_an_api_token_of_its_own_while_it_exists() {
+    let server = Server::start(&[("server.token", "the-admin-token")]).await;
+    let u = &server.url;
+    let admin = |method: reqwest::Method, url: String| {
+        reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth("the-admin-token")
+    };
+    let workflow = js_workflow(
+        "keyed",
+        "console.log(process.env.VAMP_API_TOKEN)",
+        "{time: {period: PT1H, repeat: 1}}",
+        "",
+    );
+    let stored = admin(reqwest::Method::POST, format!("{u}/workflows"))
+        .header("Content-Type", "application/x-yaml")
+        .body(workflow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 202);
+    let executions = format!("{u}/workflows/keyed/executions");
+    let token: String = eventually_within("the run's output", WAIT, || {
+        let request = admin(reqwest::Method::GET, executions.clone());
+        async move {
+            let e: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
+            Some(e["last"][0]["log"][0]["text"].as_str()?.to_owned())
+        }
+    })
+    .await;
+    assert_eq!(token.len(), 64, "{token}");
+    let with_token = |token: &str| {
+        reqwest::Client::new()
+            .get(format!("{u}/workflows"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(with_token(&token).await.unwrap().status(), 200);
+    assert_eq!(with_token("a-guess").await.unwrap().status(), 401);
+    let deleted = admin(reqwest::Method::DELETE, format!("{u}/workflows/keyed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 202);
+    eventually("the workflow's token refused", || async {
+        with_token(&token).await.is_ok_and(|r| r.status() == 401)
+    })
+    .await;
+    server.stop().await;
+}

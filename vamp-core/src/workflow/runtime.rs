@@ -145,6 +145,16 @@ pub(crate) struct WorkflowRuntime {
     last_id: u64,
     /// `VAMP_URL` when set after the start ([`Vamp::set_workflow_api_url`]).
     api_url: Option<String>,
+    /// Each workflow's API token (`VAMP_API_TOKEN`), made when it first runs.
+    tokens: HashMap<String, String>,
+}
+
+/// A fresh API token: 32 random bytes from the operating system, hex.
+fn new_token() -> Option<String> {
+    use rand::TryRng as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::SysRng.try_fill_bytes(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Vamp {
@@ -211,6 +221,7 @@ impl Vamp {
                 rt.states.remove(&w.name);
                 rt.workflows.remove(&w.name);
                 rt.history.remove(&w.name);
+                rt.tokens.remove(&w.name);
             }
             Action::Event(tags) => {
                 self.publish(&Event::new(tags, serde_json::json!({"workflow": w.name})))
@@ -307,6 +318,28 @@ impl Vamp {
                 skipped: state.map_or(0, |s| s.skipped),
                 ..Executions::default()
             })
+    }
+
+    /// The API token of each workflow that ran here, `(workflow, token)`: an embedding server
+    /// accepts them as it accepts its own (the runs get theirs as `VAMP_API_TOKEN`). A
+    /// workflow's token goes with it when it is deleted.
+    pub fn workflow_tokens(&self) -> Vec<(String, String)> {
+        lock(&self.inner.workflows)
+            .tokens
+            .iter()
+            .map(|(w, t)| (w.clone(), t.clone()))
+            .collect()
+    }
+
+    /// The workflow's token, made on first use.
+    fn workflow_token(&self, workflow: &str) -> Option<String> {
+        let mut rt = lock(&self.inner.workflows);
+        if let Some(t) = rt.tokens.get(workflow) {
+            return Some(t.clone());
+        }
+        let token = new_token()?;
+        rt.tokens.insert(workflow.to_owned(), token.clone());
+        Some(token)
     }
 
     /// Sets `VAMP_URL` for the runs from now on (a server learns where it listens once it
@@ -440,7 +473,7 @@ impl Vamp {
     }
 
     /// The environment of a run (spec §5.6): the breed's variables, the workflow's over them,
-    /// then Vamp's: `VAMP_URL`, `VAMP_WORKFLOW_EXECUTION_PERIOD` (0 for what is not a daemon),
+    /// then Vamp's: `VAMP_URL`, `VAMP_API_TOKEN` (the workflow's own token), `VAMP_WORKFLOW_EXECUTION_PERIOD` (0 for what is not a daemon),
     /// `VAMP_WORKFLOW_EXECUTION_TIMEOUT` and, for event runs, `VAMP_WORKFLOW_DATA` (the event
     /// as Base64 JSON).
     fn run_environment(
@@ -466,6 +499,9 @@ impl Vamp {
         let url = lock(&self.inner.workflows).api_url.clone();
         if let Some(url) = url.or_else(|| self.inner.config.workflows.api_url.clone()) {
             env.insert("VAMP_URL".into(), url);
+        }
+        if let Some(token) = self.workflow_token(&w.name) {
+            env.insert("VAMP_API_TOKEN".into(), token);
         }
         let period = match w.schedule {
             Schedule::Daemon => self.execution_period(w).as_secs(),

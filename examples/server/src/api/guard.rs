@@ -8,7 +8,8 @@
 //!   sends does — is refused unless that origin is in `server.cors_origins` or is the
 //!   server's own. A web page cannot store a `command` breed any more.
 //! - **Token**: with tokens set, `Authorization: Bearer <token>` (scheme in any case), the
-//!   token compared in constant time against each configured one.
+//!   token compared in constant time against each configured one and against each
+//!   workflow's own (`VAMP_API_TOKEN` of its runs, valid while the workflow exists).
 //! - **Accept**: JSON or YAML answers only (spec §2.1); anything else is a 400 naming them.
 
 use axum::extract::{Request, State};
@@ -129,6 +130,12 @@ pub(super) async fn authorize(
             for (name, token) in settings.server.all_tokens() {
                 if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
                     found = Some(name.to_owned());
+                }
+            }
+            // Each workflow's own token (`VAMP_API_TOKEN` of its runs), while it exists.
+            for (workflow, token) in state.vamp.workflow_tokens() {
+                if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+                    found = Some(format!("workflow {workflow}"));
                 }
             }
             found

@@ -108,15 +108,7 @@ fn main() {
         );
 
         // 2. 100 daemon workflows at a 1 s period, each storing an event per run.
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runner = vamp.clone();
-        let task = tokio::spawn(async move {
-            runner
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let running = vamp.start();
         let idle_rss = rss_mib();
         for i in 0..100 {
             let yaml = format!(
@@ -144,8 +136,7 @@ fn main() {
             peak = peak.max(rss_mib());
         }
         let (cpu1, runs1, elapsed) = (cpu_time(), runs(&vamp), t0.elapsed());
-        let _ = stop.send(());
-        task.await.expect("run");
+        running.stop().await;
         let done = runs1.0 - runs0.0;
         println!(
             "100 daemon workflows at 1 s (each run stores an event), {:.0} s: {done} runs ({:.1}/s), {} failed, CPU {:.1}% of one core, RSS {idle_rss:.0} MiB before the workflows, {peak:.0} MiB at most",

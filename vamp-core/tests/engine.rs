@@ -555,16 +555,7 @@ async fn routing_changes_reach_the_router_without_waiting_for_the_resync() {
         })
         .build()
         .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let vamp = vamp.clone();
-        async move {
-            vamp.run(async {
-                let _ = stopped.await;
-            })
-            .await;
-        }
-    });
+    let running = vamp.start();
     let weights = |router: &RecordingRouter, gateway: &str| -> Option<Vec<(String, u8)>> {
         router
             .current()
@@ -634,8 +625,7 @@ async fn routing_changes_reach_the_router_without_waiting_for_the_resync() {
         async move { w.filter(|w| w.iter().any(|(p, v)| p.ends_with("a:2/web") && *v == 100)) }
     })
     .await;
-    let _ = stop.send(());
-    running.await.unwrap();
+    running.stop().await;
 }
 
 /// Issue 15, point 4: a scale-up that fails half-way shows the instances that run, not none.

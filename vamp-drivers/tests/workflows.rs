@@ -19,8 +19,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A running Vamp on the process driver and SQLite, workflows passing every 100 ms.
 struct Running {
     vamp: Vamp,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    loops: vamp_core::Background,
     dir: std::sync::Arc<tempfile::TempDir>,
 }
 
@@ -56,19 +55,9 @@ impl Running {
             })
             .build()
             .unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runner = vamp.clone();
-        let task = tokio::spawn(async move {
-            runner
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         Running {
+            loops: vamp.start(),
             vamp,
-            stop: Some(stop),
-            task: Some(task),
             dir,
         }
     }
@@ -96,13 +85,8 @@ impl Running {
         self.vamp.workflow(name).await.unwrap().map(|w| w.status)
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
+    async fn stop(self) {
+        self.loops.stop().await;
     }
 }
 

@@ -97,6 +97,37 @@ fn start_server(server: &std::path::Path, data: &std::path::Path, api: u16) -> R
 
 /// Breed `app:<version>`: the demo service run by `vamp-server demo-app`, health-checked on
 /// `/health` (so a deployed service answers).
+/// A started `vamp-server` with its data directory, its API's address, and what reaps its
+/// instances when the test ends.
+struct Started {
+    server: PathBuf,
+    data: tempfile::TempDir,
+    _reap: Reap,
+    host: String,
+    running: Running,
+}
+
+impl Started {
+    fn new() -> Started {
+        let server = server_binary();
+        let data = tempfile::tempdir().expect("tempdir");
+        let reap = Reap(data.path().join("process"));
+        let api = free_port();
+        let running = start_server(&server, data.path(), api);
+        running
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server starts");
+        Started {
+            server,
+            data,
+            _reap: reap,
+            host: format!("http://127.0.0.1:{api}"),
+            running,
+        }
+    }
+}
+
 fn demo_breed(server: &std::path::Path, version: &str) -> String {
     let exe = server.display();
     format!(
@@ -224,16 +255,13 @@ fn a_canary_release_through_the_cli() {
 /// final phase (issue 19).
 #[test]
 fn a_rollout_watched_in_a_terminal() {
-    let server = server_binary();
-    let data = tempfile::tempdir().expect("tempdir");
-    let _reap = Reap(data.path().join("process"));
-    let api = free_port();
-    let host = format!("http://127.0.0.1:{api}");
-    let running = start_server(&server, data.path(), api);
-    running
-        .lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server starts");
+    let Started {
+        server,
+        data,
+        _reap,
+        host,
+        running,
+    } = Started::new();
     let breed = |v: &str| demo_breed(&server, v);
     let file = data.path().join("shop.yml");
     std::fs::write(
@@ -313,16 +341,14 @@ fn a_rollout_watched_in_a_terminal() {
 /// as it runs, then suspended and restarted.
 #[test]
 fn a_workflow_through_the_cli() {
-    let server = server_binary();
-    let data = tempfile::tempdir().expect("tempdir");
-    let _reap = Reap(data.path().join("process"));
-    let api = free_port();
-    let host = format!("http://127.0.0.1:{api}");
-    let running = start_server(&server, data.path(), api);
-    running
-        .lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server starts");
+    // Held to the end: the server, and what reaps its instances.
+    let Started {
+        data,
+        _reap,
+        host,
+        running: _running,
+        ..
+    } = Started::new();
     let file = data.path().join("tick.yml");
     std::fs::write(
         &file,

@@ -46,6 +46,7 @@ use crate::traits::{
 use crate::{Error, Result};
 
 pub use reconcile::Report;
+pub use run::Background;
 
 use crate::rollout::calls;
 use crate::sla;

@@ -31,6 +31,31 @@ impl Vamp {
         );
     }
 
+    /// [`run`](Self::run) in a background task, until [`Background::stop`]: for embedders
+    /// and tests that hold the `Vamp` themselves.
+    ///
+    /// ```
+    /// # async fn demo() -> vamp_core::Result<()> {
+    /// let vamp = vamp_core::Vamp::builder()
+    ///     .driver(std::sync::Arc::new(vamp_core::memory::MemoryDriver::default()))
+    ///     .build()?;
+    /// let running = vamp.start();
+    /// // … store, deploy, watch …
+    /// running.stop().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn start(&self) -> Background {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let vamp = self.clone();
+        let task = tokio::spawn(async move {
+            vamp.run(async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Background { stop, task }
+    }
+
     /// Applies [`VampConfig::retention`] now; returns how many events went.
     ///
     /// # Errors
@@ -132,5 +157,22 @@ async fn tick(every: Option<&mut tokio::time::Interval>) {
             every.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// A [`Vamp::run`] in the background ([`Vamp::start`]).
+#[derive(Debug)]
+pub struct Background {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    /// Stops the loops and waits until the passes in progress have finished.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the Vamp loops ended abnormally");
+        }
     }
 }

@@ -85,12 +85,11 @@ impl WorkflowHost {
     async fn one(&self, kind: Kind, name: &str) -> Result<Value> {
         if kind == Kind::Gateway {
             return Ok(self
-                .vamp
-                .gateways()
+                .all(kind)
                 .await?
-                .into_iter()
-                .find(|g| g.name == name)
-                .map_or(Value::Null, |g| Artifact::Gateway(g).to_json()));
+                .iter()
+                .find(|g| g.name() == name)
+                .map_or(Value::Null, Artifact::to_json));
         }
         Ok(self
             .vamp

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
-    WaitContainerOptions,
+    CreateContainerOptions, KillContainerOptions, LogsOptions, WaitContainerOptions,
 };
 use chrono::Utc;
 use futures::StreamExt;
@@ -106,21 +105,7 @@ impl DockerDriver {
         };
         let id = created.id;
         let outcome = self.run_created(&id, spec, lines).await;
-        let remove = RemoveContainerOptions {
-            force: true,
-            v: true,
-            link: false,
-        };
-        if let Err(e) = self
-            .daemon
-            .call(
-                "remove container",
-                docker.remove_container(&id, Some(remove)),
-            )
-            .await
-        {
-            tracing::warn!(container = %id, error = %e, "cannot remove a workflow's container");
-        }
+        self.remove(&id).await;
         Ok(outcome)
     }
 

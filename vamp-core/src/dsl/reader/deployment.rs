@@ -103,25 +103,15 @@ impl Reader {
         let breed = self.breed(b, &bp, false)?;
         let environment_variables = match o.take(&["environment_variables", "env"]) {
             Some((n, p)) => {
-                self.mark(&p, n);
-                let mut out = Map::new();
-                for (k, v) in entries(n, &p, "a map of environment variables")? {
-                    let key = key_text(k, &p)?;
-                    out.insert(key.clone(), trait_value(v, &join(&p, &key))?);
-                }
-                out
+                self.map_of(n, &p, "a map of environment variables", |_, _, at, _, v| {
+                    trait_value(v, at)
+                })?
             }
             None => Map::new(),
         };
         let interpolated = match o.take(&["interpolated"]) {
             Some((n, p)) => {
-                self.mark(&p, n);
-                let mut out = Map::new();
-                for (k, v) in entries(n, &p, "a map of values")? {
-                    let key = key_text(k, &p)?;
-                    out.insert(key.clone(), string(v, &join(&p, &key))?);
-                }
-                Some(out)
+                Some(self.map_of(n, &p, "a map of values", |_, _, at, _, v| string(v, at))?)
             }
             None => None,
         };

@@ -53,6 +53,26 @@ impl Reader {
         self.source.record(path, node.mark);
     }
 
+    /// The map at `node` (path `path`, `what` naming it in errors), each entry read by
+    /// `read(reader, key, the entry's path, key node, value node)`.
+    fn map_of<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        what: &str,
+        mut read: impl FnMut(&mut Self, &str, &str, &Node, &Node) -> R<T>,
+    ) -> R<Map<T>> {
+        self.mark(path, node);
+        let mut out = Map::new();
+        for (k, v) in super::cursor::entries(node, path, what)? {
+            let key = super::cursor::key_text(k, path)?;
+            let entry = join(path, &key);
+            let value = read(self, &key, &entry, k, v)?;
+            out.insert(key, value);
+        }
+        Ok(out)
+    }
+
     /// Reads one artifact of `kind` from a document node.
     pub(crate) fn artifact(&mut self, kind: Kind, node: &Node) -> R<Artifact> {
         Ok(match kind {

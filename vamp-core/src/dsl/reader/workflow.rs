@@ -39,27 +39,25 @@ impl Reader {
             None => WorkflowStatus::Starting,
         };
         let environment_variables = match o.take(&["environment_variables", "env"]) {
-            Some((n, p)) => {
-                self.mark(&p, n);
-                let mut out = Map::new();
-                for (k, v) in entries(n, &p, "a map of environment variables")? {
-                    let key = key_text(k, &p)?;
-                    let kp = join(&p, &key);
-                    self.mark(&kp, v);
-                    check_name(&key, &kp, k)?;
-                    let value = trait_value(v, &kp)?.ok_or_else(|| {
+            Some((n, p)) => self.map_of(
+                n,
+                &p,
+                "a map of environment variables",
+                |reader, key, kp, k, v| {
+                    reader.mark(kp, v);
+                    check_name(key, kp, k)?;
+                    let value = trait_value(v, kp)?.ok_or_else(|| {
                         err(
                             ErrorKind::MissingEnvironmentVariableError,
-                            &kp,
+                            kp,
                             v,
                             format!("environment variable '{key}' has no value"),
                             "give it a value, or remove it to keep the breed's",
                         )
                     })?;
-                    out.insert(key, Some(value));
-                }
-                out
-            }
+                    Ok(Some(value))
+                },
+            )?,
             None => Map::new(),
         };
         let scale = match o.take(&["scale"]) {

@@ -5,13 +5,18 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use vamp_core::Vamp;
-use vamp_core::memory::MemoryDriver;
-use vamp_core::traits::ScriptHost;
+use vamp_core::memory::{MemoryDriver, RecordingRouter};
+use vamp_core::traits::{LatencyHistogram, RouteStats, ScriptHost};
 use vamp_core::workflow::WorkflowHost;
 
 fn host() -> WorkflowHost {
+    host_with(RecordingRouter::last_only())
+}
+
+fn host_with(router: RecordingRouter) -> WorkflowHost {
     let vamp = Vamp::builder()
         .driver(Arc::new(MemoryDriver::default()))
+        .router(Arc::new(router))
         .build()
         .unwrap();
     WorkflowHost::new(vamp, "test")
@@ -107,4 +112,86 @@ async fn bad_calls_say_what_to_fix() {
     assert_eq!(h.call("deployments", json!([])).await.unwrap(), json!([]));
     assert_eq!(h.call("gateways", json!([])).await.unwrap(), json!([]));
     assert_eq!(h.call("stats", json!([])).await.unwrap(), json!([]));
+}
+
+/// The router's counters and the newest health and metrics events, as the node client's
+/// `count`, `average`, `percentile`, `health` and `metrics` gave them.
+#[tokio::test]
+async fn traffic_figures_come_from_the_routers_counters_and_the_newest_events() {
+    let router = RecordingRouter::last_only();
+    let route = |name: &str, requests: u64, fast: u64| RouteStats {
+        gateway: "shop/web".into(),
+        route: name.into(),
+        requests,
+        errors: 0,
+        latency: LatencyHistogram {
+            // `fast` answers within 10 ms, the rest within 100 ms.
+            buckets: vec![(10.0, fast), (100.0, requests - fast)],
+            sum_ms: 5.0 * fast as f64 + 50.0 * (requests - fast) as f64,
+        },
+    };
+    router.set_stats(vec![route("a", 80, 80), route("b", 20, 0)]);
+    let h = host_with(router);
+    assert_eq!(
+        h.call("count", json!(["shop/web"])).await.unwrap(),
+        json!(100)
+    );
+    assert_eq!(
+        h.call("count", json!(["shop/web", "b"])).await.unwrap(),
+        json!(20)
+    );
+    assert_eq!(h.call("count", json!(["nope"])).await.unwrap(), json!(0));
+    assert_eq!(
+        h.call("average", json!(["shop/web", "b"])).await.unwrap(),
+        json!(50.0)
+    );
+    assert_eq!(
+        h.call("average", json!(["nope"])).await.unwrap(),
+        Value::Null
+    );
+    let p50 = h.call("percentile", json!(["shop/web", 50])).await.unwrap();
+    assert!(p50.as_f64().is_some_and(|v| v <= 10.0), "{p50}");
+    let p99 = h.call("percentile", json!(["shop/web", 99])).await.unwrap();
+    assert!(
+        p99.as_f64().is_some_and(|v| v > 10.0 && v <= 100.0),
+        "{p99}"
+    );
+    assert!(
+        h.call("percentile", json!(["shop/web", 120]))
+            .await
+            .is_err()
+    );
+
+    assert_eq!(
+        h.call("health", json!(["shop/web"])).await.unwrap(),
+        Value::Null
+    );
+    h.call("event", json!([["gateways:shop/web", "health"], 0]))
+        .await
+        .unwrap();
+    h.call("event", json!([["gateways:shop/web", "health"], 1]))
+        .await
+        .unwrap();
+    h.call(
+        "event",
+        json!([["gateways:shop/web", "routes:b", "metrics:rate"], 4.5]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        h.call("health", json!(["shop/web"])).await.unwrap(),
+        json!(1)
+    );
+    assert_eq!(
+        h.call("metrics", json!(["shop/web", "rate", "b"]))
+            .await
+            .unwrap(),
+        json!(4.5)
+    );
+    assert_eq!(
+        h.call("metrics", json!(["shop/web", "rate", "a"]))
+            .await
+            .unwrap(),
+        Value::Null
+    );
 }

@@ -13,6 +13,10 @@
 //! | `event(tags, value, type?)` | the stored event |
 //! | `events(tags, type?)` | the newest 30 events carrying every tag, newest first |
 //! | `stats()` | the router's counters per route: requests, errors, latency histogram |
+//! | `count(gateway, route?)` | requests the router counted (since it started) |
+//! | `average(gateway, route?)` | their mean response time, ms (`null` without requests) |
+//! | `percentile(gateway, p, route?)` | the `p`th (0–100) percentile of response times, ms |
+//! | `health(gateway, route?)`, `metrics(gateway, name, route?)` | the newest `health` / `metrics:<name>` event's value (spec §2.8), or `null` |
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -67,6 +71,32 @@ fn json_of(artifacts: &[Artifact]) -> Value {
 }
 
 impl WorkflowHost {
+    /// The router's counts of `gateway` (its `route` only, when given), added up.
+    async fn counts(&self, args: &Value, route_at: usize) -> Result<crate::rollout::Counts> {
+        let gateway = text(args, 0, "gateway")?;
+        let route = args.get(route_at).and_then(Value::as_str);
+        let mut all = crate::rollout::Counts::default();
+        for s in self.vamp.route_stats().await? {
+            if s.gateway == gateway && route.is_none_or(|r| r == s.route) {
+                all.add(&crate::rollout::Counts::from_stats(&s));
+            }
+        }
+        Ok(all)
+    }
+
+    /// The newest value of the events with these tags (spec §2.8), or `null`.
+    async fn newest(&self, tags: Vec<String>) -> Result<Value> {
+        let filter = EventFilter {
+            tags,
+            ..EventFilter::default()
+        };
+        Ok(self
+            .vamp
+            .newest_event(&filter)
+            .await?
+            .map_or(Value::Null, |e| e.event.value))
+    }
+
     /// Every artifact of `kind`; gateways as the router sees them (deployments' too).
     async fn all(&self, kind: Kind) -> Result<Vec<Artifact>> {
         if kind == Kind::Gateway {
@@ -240,8 +270,33 @@ impl ScriptHost for WorkflowHost {
                     })
                     .collect(),
             )),
+            "count" => Ok(json!(self.counts(&args, 1).await?.requests)),
+            "average" => Ok(json!(self.counts(&args, 1).await?.mean_ms())),
+            "percentile" => {
+                let p = args
+                    .get(1)
+                    .and_then(Value::as_f64)
+                    .filter(|p| (0.0..=100.0).contains(p))
+                    .ok_or_else(|| invalid("argument 2 (the percentile) must be a number 0–100"))?;
+                Ok(json!(self.counts(&args, 2).await?.percentile(p / 100.0)))
+            }
+            "health" | "metrics" => {
+                let gateway = text(&args, 0, "gateway")?;
+                let mut tags = vec![format!("gateways:{gateway}")];
+                let route_at = if method == "health" {
+                    tags.push("health".into());
+                    1
+                } else {
+                    tags.push(format!("metrics:{}", text(&args, 1, "metric")?));
+                    2
+                };
+                if let Some(route) = args.get(route_at).and_then(Value::as_str) {
+                    tags.push(format!("routes:{route}"));
+                }
+                self.newest(tags).await
+            }
             other => Err(invalid(format!(
-                "vamp.{other} is not a method (list, get, create, update, remove, deployments, gateways, setWeights, event, events, stats)"
+                "vamp.{other} is not a method (list, get, create, update, remove, deployments, gateways, setWeights, event, events, stats, count, average, percentile, health, metrics)"
             ))),
         }
     }

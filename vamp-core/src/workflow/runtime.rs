@@ -186,7 +186,7 @@ impl Vamp {
                         .unwrap_or(TimeDelta::seconds(60)),
                 };
                 let (next, actions) = plan::step(w, &state, settings, now);
-                if kept(&next) != kept(&state) {
+                if !same_kept(&next, &state) {
                     save.push((w.name.clone(), kept(&next)));
                 }
                 rt.states.insert(w.name.clone(), next);
@@ -277,47 +277,33 @@ impl Vamp {
 
     /// Every stored workflow.
     async fn all_workflows(&self) -> Result<Vec<Workflow>> {
-        let mut out = Vec::new();
-        let mut page = 1;
-        loop {
-            let got = self
-                .list(Kind::Workflow, crate::traits::Page::new(page, 200))
-                .await?;
-            let n = got.items.len();
-            out.extend(got.items.into_iter().filter_map(|a| match a {
+        let all = self.list(Kind::Workflow, crate::traits::Page::ALL).await?;
+        Ok(all
+            .items
+            .into_iter()
+            .filter_map(|a| match a {
                 Artifact::Workflow(w) => Some(w),
                 _ => None,
-            }));
-            if n < 200 {
-                return Ok(out);
-            }
-            page += 1;
-        }
+            })
+            .collect())
     }
 
-    /// A workflow's executions; `None` for a workflow that never ran here and is not stored.
+    /// A workflow's executions and counts; empty for a workflow that never ran here.
     pub fn workflow_executions(&self, name: &str) -> Executions {
         let rt = lock(&self.inner.workflows);
         let state = rt.states.get(name);
-        rt.history
-            .get(name)
-            .map(|h| Executions {
-                last: h.last.iter().cloned().collect(),
-                failed: h.failed.iter().cloned().collect(),
-                succeeded_total: h.succeeded_total,
-                failed_total: h.failed_total,
-                ..Executions::default()
-            })
-            .map(|e| Executions {
-                dropped_events: state.map_or(0, |s| s.dropped),
-                skipped: state.map_or(0, |s| s.skipped),
-                ..e
-            })
-            .unwrap_or_else(|| Executions {
-                dropped_events: state.map_or(0, |s| s.dropped),
-                skipped: state.map_or(0, |s| s.skipped),
-                ..Executions::default()
-            })
+        let mut e = Executions {
+            dropped_events: state.map_or(0, |s| s.dropped),
+            skipped: state.map_or(0, |s| s.skipped),
+            ..Executions::default()
+        };
+        if let Some(h) = rt.history.get(name) {
+            e.last = h.last.iter().cloned().collect();
+            e.failed = h.failed.iter().cloned().collect();
+            e.succeeded_total = h.succeeded_total;
+            e.failed_total = h.failed_total;
+        }
+        e
     }
 
     /// The API token of each workflow that ran here, `(workflow, token)`: an embedding server
@@ -365,6 +351,7 @@ impl Vamp {
     /// any was queued.
     pub(crate) fn workflow_event(&self, event: &crate::traits::StoredEvent) -> bool {
         let tags = event.event.expanded_tags();
+        let data = event.to_json();
         let mut rt = lock(&self.inner.workflows);
         let rt = &mut *rt;
         let mut queued = false;
@@ -373,8 +360,7 @@ impl Vamp {
                 continue;
             }
             if let Some(s) = rt.states.get_mut(name) {
-                let data = event.to_json();
-                queued |= plan::on_event(w, s, &tags, data);
+                queued |= plan::on_event(w, s, &tags, data.clone());
             }
         }
         queued
@@ -641,6 +627,28 @@ fn kept(state: &State) -> State {
         running: false,
         ..state.clone()
     }
+}
+
+/// Whether two states keep the same across a restart — compared in place: the pass runs for
+/// every workflow, and a state may hold 100 queued events.
+fn same_kept(a: &State, b: &State) -> bool {
+    let State {
+        scheduled,
+        running: _,
+        runs,
+        due,
+        anchor,
+        queue,
+        dropped,
+        skipped,
+    } = a;
+    *scheduled == b.scheduled
+        && *runs == b.runs
+        && *due == b.due
+        && *anchor == b.anchor
+        && *dropped == b.dropped
+        && *skipped == b.skipped
+        && *queue == b.queue
 }
 
 /// A workflow (or its inline breed) variable holding a number of seconds.

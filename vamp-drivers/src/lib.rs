@@ -61,6 +61,8 @@ pub mod javascript;
 mod keypath;
 #[cfg(feature = "kv")]
 pub mod kv;
+#[cfg(any(feature = "process", feature = "docker"))]
+mod lines;
 #[cfg(feature = "http-calls")]
 pub mod outside;
 #[cfg(feature = "postgres")]

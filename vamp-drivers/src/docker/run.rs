@@ -18,35 +18,7 @@ use vamp_core::{Error, Result};
 
 use super::DockerDriver;
 use super::common::{self, LABEL};
-
-/// Lines of one stream, split as they come: a chunk may end inside a line.
-#[derive(Default)]
-struct Splitter {
-    partial: Vec<u8>,
-}
-
-impl Splitter {
-    /// The complete lines in `chunk` (with what came before it).
-    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
-        self.partial.extend_from_slice(chunk);
-        let mut lines = Vec::new();
-        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            lines.push(
-                String::from_utf8_lossy(&line[..line.len() - 1])
-                    .trim_end_matches('\r')
-                    .to_owned(),
-            );
-        }
-        lines
-    }
-
-    /// What is left: a last line without its end.
-    fn finish(&mut self) -> Option<String> {
-        (!self.partial.is_empty())
-            .then(|| String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned())
-    }
-}
+use crate::lines::Splitter;
 
 impl DockerDriver {
     pub(super) async fn run_container(
@@ -200,20 +172,5 @@ impl DockerDriver {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Splitter;
-
-    #[test]
-    fn lines_split_across_chunks_come_out_whole() {
-        let mut s = Splitter::default();
-        assert_eq!(s.push(b"one\ntw"), ["one"]);
-        assert_eq!(s.push(b"o\r\nthr"), ["two"]);
-        assert_eq!(s.push(b"ee"), Vec::<String>::new());
-        assert_eq!(s.finish().as_deref(), Some("three"));
-        assert_eq!(s.finish(), None);
     }
 }

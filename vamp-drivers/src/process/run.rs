@@ -14,6 +14,7 @@ use vamp_core::traits::{LineSink, LogLine, RunOutcome, RunSpec};
 use vamp_core::{Error, Result};
 
 use super::{ContainerDriver, ProcessDriver, command};
+use crate::lines::Splitter;
 
 /// The longest line kept, in bytes; the rest of a longer line is dropped.
 const MAX_LINE: usize = 4096;
@@ -110,32 +111,20 @@ async fn read_lines(from: Option<impl AsyncRead + Unpin>, stderr: bool, sink: Li
     let Some(mut from) = from else {
         return;
     };
-    let mut line = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    let emit = |line: &mut Vec<u8>| {
+    let mut lines = Splitter::with_limit(MAX_LINE);
+    let emit = |text: String| {
         sink(LogLine {
             at: Utc::now(),
             stderr,
-            text: String::from_utf8_lossy(line)
-                .trim_end_matches('\r')
-                .to_owned(),
+            text,
         });
-        line.clear();
     };
+    let mut buf = vec![0u8; 8192];
     loop {
-        let n = match from.read(&mut buf).await {
+        match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                emit(&mut line);
-            } else if line.len() < MAX_LINE {
-                line.push(b);
-            }
+            Ok(n) => lines.push(&buf[..n]).into_iter().for_each(emit),
         }
     }
-    if !line.is_empty() {
-        emit(&mut line);
-    }
+    lines.finish().into_iter().for_each(emit);
 }

@@ -125,13 +125,6 @@ impl ScriptRuntime for QuickJs {
     }
 }
 
-/// Why a run stopped early.
-#[derive(Debug, Default)]
-struct Stop {
-    timed_out: AtomicBool,
-    cancelled: AtomicBool,
-}
-
 /// Longest sleep between two looks at the cancel flag while waiting for a timer.
 const NAP: Duration = Duration::from_millis(100);
 
@@ -155,17 +148,17 @@ fn run_blocking(
     };
     rt.set_memory_limit(run.memory_limit);
     rt.set_max_stack_size(1 << 20);
-    let stop = Arc::new(Stop::default());
-    let flag = stop.clone();
+    // Set when the interrupt stopped the script at its deadline (a cancel shows on the run).
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let flag = timed_out.clone();
     let cancel = run.cancel.clone();
     rt.set_interrupt_handler(Some(Box::new(move || {
         if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-            flag.cancelled.store(true, Ordering::Relaxed);
             return true;
         }
         let over = Instant::now() >= deadline;
         if over {
-            flag.timed_out.store(true, Ordering::Relaxed);
+            flag.store(true, Ordering::Relaxed);
         }
         over
     })));
@@ -188,9 +181,9 @@ fn run_blocking(
         return failed("the JavaScript engine could not start".into());
     };
     let classify = |message: String| -> RunOutcome {
-        if stop.cancelled.load(Ordering::Relaxed) || run.cancelled() {
+        if run.cancelled() {
             cancelled_failure()
-        } else if stop.timed_out.load(Ordering::Relaxed) {
+        } else if timed_out.load(Ordering::Relaxed) {
             timeout_failure()
         } else if message.contains("out of memory") {
             failed(format!(

@@ -196,12 +196,8 @@ impl App {
         };
         // Workflows reach the API where it really listens (a port 0 in the config is chosen
         // by the system).
-        if let Ok(mut at) = listener.local_addr() {
-            if at.ip().is_unspecified() {
-                at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            self.vamp
-                .set_workflow_api_url(format!("http://{at}/api/v1"));
+        if let Ok(at) = listener.local_addr() {
+            self.vamp.set_workflow_api_url(api_url(at));
         }
         let app = self.router(stopped.clone());
         let reconciler = {
@@ -291,17 +287,22 @@ pub use vamp_core::signal::shutdown as shutdown_signal;
 /// How the server runs workflows: `[workflows]`, and `VAMP_URL` from where it listens.
 fn workflow_config(config: &ServerConfig) -> vamp_core::workflow::WorkflowConfig {
     let w = &config.workflows;
-    let mut at = config.server.listen;
-    if at.ip().is_unspecified() {
-        at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
     vamp_core::workflow::WorkflowConfig {
         period: (w.period > 0).then(|| std::time::Duration::from_secs(w.period)),
         timeout: std::time::Duration::from_secs(w.timeout.max(1)),
         execution_period: std::time::Duration::from_secs(w.execution_period.max(1)),
-        api_url: Some(format!("http://{at}/api/v1")),
+        api_url: Some(api_url(config.server.listen)),
         memory_limit: usize::try_from(w.memory_limit.max(1))
             .unwrap_or(usize::MAX)
             .saturating_mul(1 << 20),
     }
+}
+
+/// The API's URL as this machine's workflows reach it: an unspecified address (`0.0.0.0`)
+/// through loopback.
+fn api_url(mut at: std::net::SocketAddr) -> String {
+    if at.ip().is_unspecified() {
+        at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{at}/api/v1")
 }

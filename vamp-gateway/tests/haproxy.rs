@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use common::*;
 use proptest::prelude::*;
 use vamp_core::model::Sticky;
-use vamp_core::traits::{ResolvedGateway, ResolvedRewrite};
+use vamp_core::traits::ResolvedGateway;
 use vamp_gateway::haproxy::config::Defaults;
 use vamp_gateway::haproxy::process::{self, Haproxy, Paths, ProcessError};
 use vamp_gateway::haproxy::render::{RenderOptions, render, runtime_weights};
@@ -65,16 +65,16 @@ async fn start(binary: PathBuf, gateways: &[ResolvedGateway]) -> Instance {
 /// A gateway with every feature the renderer has.
 fn everything(ports: &[u16]) -> Vec<ResolvedGateway> {
     let g = "shop/web/port";
-    let mut r1 = route(
-        g,
-        "shop/web/v1/port",
-        80,
-        &[("web_1", ports[0]), ("web 1 (copy)", ports[0])],
+    let r1 = with_rewrite(
+        route(
+            g,
+            "shop/web/v1/port",
+            80,
+            &[("web_1", ports[0]), ("web 1 (copy)", ports[0])],
+        ),
+        "/v1%[path]",
+        "{ path_beg /api }",
     );
-    r1.rewrites = vec![ResolvedRewrite {
-        path: "/v1%[path]".into(),
-        condition: "{ path_beg /api }".into(),
-    }];
     let r2 = with_condition(
         route(g, "shop/web/v2/port", 20, &[("web_2", ports[1])]),
         "(user-agent = Safari or user-agent = IE) and has cookie beta and not host = 'old.example.com' \
@@ -209,10 +209,7 @@ fn gateways() -> impl Strategy<Value = Vec<ResolvedGateway>> {
                             &[(target.as_str(), 18000 + j as u16)],
                         );
                         if weight % 4 == 0 {
-                            r.rewrites = vec![ResolvedRewrite {
-                                path: format!("/{path}"),
-                                condition: target,
-                            }];
+                            r = with_rewrite(r, &format!("/{path}"), &target);
                         }
                         match cond {
                             Some(c) => with_condition(r, &c, strength),

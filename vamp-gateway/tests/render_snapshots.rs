@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use vamp_core::model::{PortType, Sticky};
-use vamp_core::traits::{ResolvedGateway, ResolvedRewrite};
+use vamp_core::traits::ResolvedGateway;
 use vamp_gateway::haproxy::process::check;
 use vamp_gateway::haproxy::render::{RenderOptions, render};
-use vamp_gateway::testkit::{gateway, route, sticky, with_condition};
+use vamp_gateway::testkit::{gateway, route, sticky, with_condition, with_rewrite};
 
 /// Renders `gateways`, asserts nothing failed, checks the text with `haproxy -c` when there is
 /// one, and returns the text.
@@ -47,15 +47,15 @@ async fn a_weighted_split() {
 
 #[tokio::test]
 async fn conditions_with_strength_and_a_rewrite() {
-    let mut beta = with_condition(
-        route("shop/web", "shop/web/beta", 0, &[("beta", 31010)]),
-        "has cookie group and cookie group has beta",
-        100,
+    let beta = with_rewrite(
+        with_condition(
+            route("shop/web", "shop/web/beta", 0, &[("beta", 31010)]),
+            "has cookie group and cookie group has beta",
+            100,
+        ),
+        "/beta%[path]",
+        "path_beg /",
     );
-    beta.rewrites = vec![ResolvedRewrite {
-        path: "/beta%[path]".into(),
-        condition: "path_beg /".into(),
-    }];
     let mobile = with_condition(
         route("shop/web", "shop/web/mobile", 0, &[("mobile", 31011)]),
         "user-agent = Android or header x-client has mobile",

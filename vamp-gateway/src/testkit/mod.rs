@@ -10,7 +10,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use vamp_core::model::lookup::{gateway_lookup_name, route_lookup_name};
 use vamp_core::model::{Percentage, PortType, Sticky};
-use vamp_core::traits::{Balance, ResolvedCondition, ResolvedGateway, ResolvedRoute, RouteTarget};
+use vamp_core::traits::{
+    Balance, ResolvedCondition, ResolvedGateway, ResolvedRewrite, ResolvedRoute, RouteTarget,
+};
 
 pub use vamp_core::testkit::free_port;
 
@@ -251,6 +253,15 @@ pub fn route(gateway: &str, path: &str, weight: u8, targets: &[(&str, u16)]) -> 
 pub fn with_condition(mut r: ResolvedRoute, condition: &str, strength: u8) -> ResolvedRoute {
     r.condition = Some(ResolvedCondition::parse(condition));
     r.condition_strength = Percentage::new(strength).expect("strength");
+    r
+}
+
+/// `r` rewriting the path to `path` where `condition` (an HAProxy ACL) holds.
+pub fn with_rewrite(mut r: ResolvedRoute, path: &str, condition: &str) -> ResolvedRoute {
+    r.rewrites = vec![ResolvedRewrite {
+        path: path.into(),
+        condition: condition.into(),
+    }];
     r
 }
 

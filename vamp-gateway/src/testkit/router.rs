@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use vamp_core::model::{Percentage, Sticky};
 use vamp_core::testkit::eventually;
-use vamp_core::traits::{ResolvedGateway, ResolvedRewrite, Router};
+use vamp_core::traits::{ResolvedGateway, Router};
 
-use super::{Client, backend, free_port, gateway, route, split, sticky, with_condition};
+use super::{
+    Client, backend, free_port, gateway, route, split, sticky, with_condition, with_rewrite,
+};
 
 /// Polls (at most 10 s) until `port` answers `GET /` with 200.
 pub async fn ready(port: u16) {
@@ -87,15 +89,15 @@ pub async fn conditions_strength_sticky_rewrites(router: &impl Router) {
     let (a2, b2) = (backend("a2").await, backend("b2").await);
     let port = free_port();
     let g = "kit/cond";
-    let mut beta = with_condition(
-        route(g, "kit/cond/b", 0, &[("b", b)]),
-        "has cookie beta",
-        100,
+    let beta = with_rewrite(
+        with_condition(
+            route(g, "kit/cond/b", 0, &[("b", b)]),
+            "has cookie beta",
+            100,
+        ),
+        "/beta%[path]",
+        "path_beg /",
     );
-    beta.rewrites = vec![ResolvedRewrite {
-        path: "/beta%[path]".into(),
-        condition: "path_beg /".into(),
-    }];
     let half = with_condition(
         route(g, "kit/cond/c", 0, &[("c", c)]),
         "header X-Half has yes",

@@ -1,13 +1,12 @@
-//! The SLA runtime on the in-memory driver and a router whose traffic figures the test sets:
-//! slow responses escalate (one more instance), fast ones de-escalate, the cooldown holds, and
-//! SLA events posted by anyone drive escalations.
+//! The SLA runtime on the in-memory driver, fed `metrics:responseTime` events as the stock
+//! `metrics` workflow publishes them: slow responses escalate (one more instance), fast ones
+//! de-escalate, the cooldown holds, and SLA events posted by anyone drive escalations.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use vamp_core::memory::{MemoryDriver, MemoryPersistence, RecordingRouter};
 use vamp_core::model::*;
-use vamp_core::traits::{LatencyHistogram, RouteStats};
 use vamp_core::{Vamp, dsl};
 
 fn one(text: &str) -> Artifact {
@@ -50,19 +49,34 @@ const SLA: &str = "      type: response_time_sliding_window
           scale_by: 1
 ";
 
-/// The router has seen `requests` requests on the cluster's gateway, `sum_ms` in all.
-fn traffic(router: &RecordingRouter, requests: u64, sum_ms: f64) {
-    counted(router, requests, sum_ms, vec![(f64::INFINITY, requests)]);
+/// What the stock `metrics` workflow publishes for the cluster's gateway: its mean
+/// response time `ms` at `at` (spec §5.2).
+async fn measured(vamp: &Vamp, ms: f64, at: DateTime<Utc>) {
+    let mut e = Event::new(
+        ["gateways:shop/web/web", "gateway", "metrics:responseTime"],
+        serde_json::json!(ms),
+    );
+    e.kind = "metrics".into();
+    e.timestamp = at;
+    vamp.publish(&e).await.unwrap();
 }
 
-fn counted(router: &RecordingRouter, requests: u64, sum_ms: f64, buckets: Vec<(f64, u64)>) {
-    router.set_stats(vec![RouteStats {
-        gateway: "shop/web/web".into(),
-        route: "shop/web/web:1/web".into(),
-        requests,
-        errors: 0,
-        latency: LatencyHistogram { buckets, sum_ms },
-    }]);
+/// A route-level value of the same gateway, tagged as the workflow tags them (its gateway's
+/// tags and more): never read as the gateway's.
+async fn route_measured(vamp: &Vamp, ms: f64, at: DateTime<Utc>) {
+    let mut e = Event::new(
+        [
+            "gateways:shop/web/web",
+            "gateway",
+            "routes:shop/web/web:1/web",
+            "route",
+            "metrics:responseTime",
+        ],
+        serde_json::json!(ms),
+    );
+    e.kind = "metrics".into();
+    e.timestamp = at;
+    vamp.publish(&e).await.unwrap();
 }
 
 async fn instances(vamp: &Vamp) -> u32 {
@@ -79,34 +93,22 @@ fn start() -> DateTime<Utc> {
 
 #[tokio::test]
 async fn slow_responses_escalate_and_fast_ones_deescalate_after_the_cooldown() {
-    let (vamp, router) = deployed(SLA, "").await;
+    let (vamp, _router) = deployed(SLA, "").await;
     let t0 = start();
-    traffic(&router, 0, 0.0);
     let first = vamp.sla_pass_at(t0).await.unwrap();
     assert!(
-        first.metrics.is_empty(),
-        "the first pass takes the baseline"
+        first.checks.is_empty() && first.scaled.is_empty(),
+        "no metrics, no check"
     );
-    assert!(first.checks.is_empty() && first.scaled.is_empty());
 
-    // 100 requests at 500 ms each in 10 s.
-    traffic(&router, 100, 50_000.0);
+    // 500 ms responses on the gateway (one route answering in 1 ms does not count).
+    measured(&vamp, 500.0, t0 + Duration::seconds(10)).await;
+    route_measured(&vamp, 1.0, t0 + Duration::seconds(10)).await;
     let slow = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
-    let values: Vec<(String, f64)> = slow
-        .metrics
-        .iter()
-        .map(|e| (e.tags[2].clone(), e.value.as_f64().unwrap()))
-        .collect();
-    assert_eq!(
-        values,
-        [
-            ("metrics:responseTime".to_owned(), 500.0),
-            ("metrics:rate".to_owned(), 10.0)
-        ]
-    );
     assert_eq!(slow.checks.len(), 1, "{slow:?}");
     assert!(slow.checks[0].tags.contains(&"sla:escalate".to_owned()));
     assert!(slow.checks[0].tags.contains(&"deployment:shop".to_owned()));
+    assert_eq!(slow.checks[0].value["response_time"], 500.0);
     assert_eq!(slow.scaled.len(), 1, "{slow:?}");
     assert_eq!(
         (slow.scaled[0].1.as_str(), slow.scaled[0].2.as_str()),
@@ -123,22 +125,21 @@ async fn slow_responses_escalate_and_fast_ones_deescalate_after_the_cooldown() {
     );
 
     // Still slow, but within interval + cooldown of the last SLA event: no new one.
-    traffic(&router, 200, 100_000.0);
+    measured(&vamp, 500.0, t0 + Duration::seconds(20)).await;
     let held = vamp.sla_pass_at(t0 + Duration::seconds(20)).await.unwrap();
-    assert_eq!(held.metrics.len(), 2);
     assert!(held.checks.is_empty() && held.scaled.is_empty(), "{held:?}");
 
     // 100 s later, fast responses only in the window: de-escalate back to one instance.
-    traffic(&router, 300, 100_100.0);
+    measured(&vamp, 1.0, t0 + Duration::seconds(100)).await;
     let fast = vamp.sla_pass_at(t0 + Duration::seconds(100)).await.unwrap();
-    assert_eq!(fast.metrics[0].value.as_f64(), Some(1.0));
     assert_eq!(fast.checks.len(), 1, "{fast:?}");
     assert!(fast.checks[0].tags.contains(&"sla:deescalate".to_owned()));
+    assert_eq!(fast.checks[0].value["response_time"], 1.0);
     assert_eq!(instances(&vamp).await, 1);
     while !vamp.reconcile().await.unwrap().converged {}
 
     // At the minimum, a further de-escalation changes nothing.
-    traffic(&router, 400, 100_200.0);
+    measured(&vamp, 1.0, t0 + Duration::seconds(200)).await;
     let floor = vamp.sla_pass_at(t0 + Duration::seconds(200)).await.unwrap();
     assert_eq!(floor.checks.len(), 1);
     assert!(floor.scaled.is_empty(), "{floor:?}");
@@ -146,15 +147,13 @@ async fn slow_responses_escalate_and_fast_ones_deescalate_after_the_cooldown() {
 }
 
 #[tokio::test]
-async fn no_traffic_and_unsettled_clusters_are_not_judged_on_missing_data() {
-    let (vamp, router) = deployed(SLA, "").await;
+async fn old_metrics_and_unsettled_clusters_are_not_judged() {
+    let (vamp, _router) = deployed(SLA, "").await;
     let t0 = start();
-    // No stats at all for the gateway: its mean is 0 (as in Vamp), which de-escalates at the
-    // minimum — nothing to change.
-    let _ = vamp.sla_pass_at(t0).await.unwrap();
-    let idle = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
-    assert_eq!(idle.metrics[0].value.as_f64(), Some(0.0));
-    assert!(idle.scaled.is_empty());
+    // A slow value older than the interval (60 s) is out of the window.
+    measured(&vamp, 900.0, t0).await;
+    let idle = vamp.sla_pass_at(t0 + Duration::seconds(61)).await.unwrap();
+    assert!(idle.checks.is_empty() && idle.scaled.is_empty(), "{idle:?}");
     // A service being redeployed is not checked.
     let mut scale = Scale {
         instances: 2,
@@ -162,7 +161,7 @@ async fn no_traffic_and_unsettled_clusters_are_not_judged_on_missing_data() {
     };
     scale.cpu = Cpu::from_millis(200);
     vamp.scale("shop", "web", "web:1", scale).await.unwrap();
-    traffic(&router, 100, 50_000.0);
+    measured(&vamp, 500.0, t0 + Duration::seconds(200)).await;
     let busy = vamp.sla_pass_at(t0 + Duration::seconds(200)).await.unwrap();
     assert!(busy.checks.is_empty(), "{busy:?}");
 }
@@ -207,26 +206,8 @@ async fn posted_sla_events_drive_escalations_by_reference() {
 }
 
 #[tokio::test]
-async fn a_router_that_measures_no_response_time_gives_the_rate_only() {
-    // HAProxy's `show stat` counts requests but keeps no latency histogram.
-    let (vamp, router) = deployed(SLA, "").await;
-    let t0 = start();
-    counted(&router, 0, 0.0, Vec::new());
-    let _ = vamp.sla_pass_at(t0).await.unwrap();
-    counted(&router, 50, 0.0, Vec::new());
-    let pass = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
-    let tags: Vec<&str> = pass.metrics.iter().map(|e| e.tags[2].as_str()).collect();
-    assert_eq!(tags, ["metrics:rate"]);
-    assert_eq!(pass.metrics[0].value.as_f64(), Some(5.0));
-    assert!(
-        pass.checks.is_empty(),
-        "no response time, no judgement: {pass:?}"
-    );
-}
-
-#[tokio::test]
-async fn the_window_includes_what_an_earlier_run_published() {
-    // Response times an earlier run stored; this runtime has no samples of its own yet.
+async fn the_window_includes_what_was_published_before_the_first_pass() {
+    // Response times published before this runtime's first pass (an earlier server's).
     let (vamp, _router) = deployed(SLA, "").await;
     let t0 = start();
     for (seconds, value) in [(5, 400.0), (8, 600.0)] {
@@ -239,7 +220,6 @@ async fn the_window_includes_what_an_earlier_run_published() {
         vamp.publish(&e).await.unwrap();
     }
     let pass = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
-    assert!(pass.metrics.is_empty(), "its own baseline only");
     assert_eq!(pass.checks.len(), 1, "{pass:?}");
     assert_eq!(pass.checks[0].value["response_time"], 500.0);
     assert_eq!(instances(&vamp).await, 2);
@@ -247,16 +227,15 @@ async fn the_window_includes_what_an_earlier_run_published() {
 
 #[tokio::test]
 async fn a_posted_sla_event_starts_the_cooldown() {
-    let (vamp, router) = deployed(SLA, "").await;
+    let (vamp, _router) = deployed(SLA, "").await;
     let t0 = start();
-    traffic(&router, 0, 0.0);
     let _ = vamp.sla_pass_at(t0).await.unwrap();
-    // Normal traffic: no SLA event, but the cluster's last one has been looked up.
-    traffic(&router, 100, 5_000.0);
+    // Normal response times: no SLA event, but the cluster's last one has been looked up.
+    measured(&vamp, 50.0, t0 + Duration::seconds(10)).await;
     let calm = vamp.sla_pass_at(t0 + Duration::seconds(10)).await.unwrap();
     assert!(calm.checks.is_empty(), "{calm:?}");
     post(&vamp, "sla:escalate", t0 + Duration::seconds(15)).await;
-    traffic(&router, 200, 55_000.0);
+    measured(&vamp, 500.0, t0 + Duration::seconds(20)).await;
     let pass = vamp.sla_pass_at(t0 + Duration::seconds(20)).await.unwrap();
     assert_eq!(pass.scaled.len(), 1, "the posted event escalates: {pass:?}");
     assert!(pass.checks.is_empty(), "and holds the check off: {pass:?}");

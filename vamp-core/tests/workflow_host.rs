@@ -178,9 +178,30 @@ async fn traffic_figures_come_from_the_routers_counters_and_the_newest_events() 
     )
     .await
     .unwrap();
+    // A route's value, tagged as the stock workflow tags it (the gateway's tags and more),
+    // is not the gateway's.
+    h.call(
+        "event",
+        json!([
+            [
+                "gateways:shop/web",
+                "gateway",
+                "routes:b",
+                "route",
+                "health"
+            ],
+            0
+        ]),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         h.call("health", json!(["shop/web"])).await.unwrap(),
         json!(1)
+    );
+    assert_eq!(
+        h.call("health", json!(["shop/web", "b"])).await.unwrap(),
+        json!(0)
     );
     assert_eq!(
         h.call("metrics", json!(["shop/web", "rate", "b"]))
@@ -193,5 +214,79 @@ async fn traffic_figures_come_from_the_routers_counters_and_the_newest_events() 
             .await
             .unwrap(),
         Value::Null
+    );
+}
+
+#[tokio::test]
+async fn traffic_is_what_the_counters_grew_by_since_the_first_call() {
+    let router = RecordingRouter::last_only();
+    let stats = |requests: u64, errors: u64| {
+        vec![RouteStats {
+            gateway: "shop/web".into(),
+            route: "shop/web/a".into(),
+            requests,
+            errors,
+            latency: LatencyHistogram {
+                buckets: vec![(f64::INFINITY, requests)],
+                sum_ms: 4.0 * requests as f64,
+            },
+        }]
+    };
+    router.set_stats(stats(10, 0));
+    let h = host_with(router.clone());
+    let first = h.call("traffic", json!([60])).await.unwrap();
+    assert_eq!(first["seconds"], json!(0.0), "the baseline: {first}");
+    assert_eq!(first["counted"], json!(true));
+    assert_eq!(first["gateways"][0]["requests"], json!(0));
+    router.set_stats(stats(25, 3));
+    let t = h.call("traffic", json!([60])).await.unwrap();
+    let g = &t["gateways"][0];
+    assert_eq!(g["name"], "shop/web", "{t}");
+    assert_eq!(
+        (g["requests"].as_u64(), g["errors"].as_u64()),
+        (Some(15), Some(3))
+    );
+    assert_eq!(g["responseTime"], json!(4.0));
+    assert_eq!(g["routes"][0]["name"], "shop/web/a");
+    assert_eq!(g["routes"][0]["requests"], json!(15));
+    assert!(h.call("traffic", json!([0])).await.is_err());
+    assert!(h.call("traffic", json!(["soon"])).await.is_err());
+}
+
+#[tokio::test]
+async fn the_stock_workflows_install_once_and_refuse_deletion() {
+    use vamp_core::model::{Kind, WorkflowStatus};
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .build()
+        .unwrap();
+    let installed = vamp.install_stock_workflows().await.unwrap();
+    assert_eq!(installed, ["health", "metrics", "allocation"]);
+    assert!(
+        vamp.install_stock_workflows().await.unwrap().is_empty(),
+        "what is stored stays as it is"
+    );
+    let refused = vamp.delete(Kind::Workflow, "health").await;
+    assert!(
+        matches!(refused, Err(vamp_core::Error::Refused { .. })),
+        "{refused:?}"
+    );
+    assert!(
+        vamp.set_workflow_status("metrics", WorkflowStatus::Stopping)
+            .await
+            .is_err()
+    );
+    assert!(
+        vamp.set_workflow_status("metrics", WorkflowStatus::Suspending)
+            .await
+            .unwrap()
+            .is_some(),
+        "suspending is allowed"
+    );
+    assert!(
+        vamp.get(Kind::Workflow, "allocation")
+            .await
+            .unwrap()
+            .is_some()
     );
 }

@@ -193,6 +193,9 @@ pub(crate) fn scripts(builder: vamp_core::VampBuilder) -> vamp_core::VampBuilder
     builder
 }
 
+/// Whether this build runs JavaScript workflows.
+pub(crate) const SCRIPTS: bool = cfg!(feature = "javascript");
+
 /// What rollouts call outside: the Prometheus and web metric providers and the webhook
 /// sender (feature `rollout-calls`, on by default). Without the feature, rollouts with
 /// provider checks or webhooks are refused when stored.

@@ -137,6 +137,14 @@ impl App {
             what: "vamp",
             source,
         })?;
+        if config.workflows.stock && config.workflows.period > 0 && backends::SCRIPTS {
+            vamp.install_stock_workflows()
+                .await
+                .map_err(|source| StartError::Backend {
+                    what: "workflows (the stock ones)",
+                    source,
+                })?;
+        }
         Ok(App {
             vamp,
             config: Arc::new(config),

@@ -906,3 +906,189 @@ async fn the_canary_workflow_recipe_shifts_weight_and_rolls_back_on_errors() {
     teardown(u, &name).await;
     server.stop().await;
 }
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The newest value of a health lookup, if any.
+async fn health_of(u: &str, path: &str) -> Option<f64> {
+    let (status, _, body) = send(Method::GET, &format!("{u}/health/{path}?window=30"), None).await;
+    (status == 200).then(|| parse(&body).as_f64()).flatten()
+}
+
+/// The stock workflows (issue 22): installed at start and not deletable; `health` turns a
+/// route to 0 after a burst of 5xx through the embedded router and back to 1 once the burst
+/// has left its window, and the levels above follow; `metrics` publishes what the router
+/// counted; `allocation` sums the deployment's scale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_workflows_judge_health_and_measure_from_the_router_counters() {
+    let server = Server::start(&[("workflows.stock", "true")]).await;
+    let u = &server.url;
+    let listed = parse(&get(200, &format!("{u}/workflows")).await);
+    let mut names: Vec<&str> = listed
+        .as_array()
+        .map(|a| a.iter().filter_map(|w| w["name"].as_str()).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    assert_eq!(names, ["allocation", "health", "metrics"], "{listed}");
+    let refused = delete(409, &format!("{u}/workflows/health"), None).await;
+    assert!(refused.contains("stock workflow"), "{refused}");
+    put(409, &format!("{u}/workflows/metrics/status"), "stopping").await;
+
+    // The canary answers every request with a 5xx; it has no traffic yet.
+    let name = unique("stock");
+    let port = shop(u, &name, "VAMP_DEMO_ERROR_RATE: \"1\"").await;
+    common::tune_stock_workflow(
+        u,
+        "health",
+        &[
+            ("VAMP_WORKFLOW_EXECUTION_PERIOD", "1"),
+            ("HEALTH_TIME_WINDOW", "3"),
+        ],
+    )
+    .await;
+    common::tune_stock_workflow(
+        u,
+        "metrics",
+        &[
+            ("VAMP_WORKFLOW_EXECUTION_PERIOD", "1"),
+            ("METRICS_TIME_WINDOW", "600"),
+        ],
+    )
+    .await;
+    common::tune_stock_workflow(u, "allocation", &[("VAMP_WORKFLOW_EXECUTION_PERIOD", "1")]).await;
+    let gateway = format!("{name}/app/web");
+    let encoded = |s: &str| s.replace('/', "%2F");
+    let canary = format!("{name}/app/{name}-app:2.0.0/web");
+    let canary_path = format!("gateways/{}/routes/{}", encoded(&gateway), encoded(&canary));
+    let gateway_path = format!("gateways/{}", encoded(&gateway));
+    let deployment_path = format!("deployments/{name}");
+    let cluster_path = format!("deployments/{name}/clusters/app");
+    let health = |path: String, want: f64| async move {
+        eventually_within(&format!("health {want} at {path}"), WAIT, || async {
+            (health_of(u, &path).await == Some(want)).then_some(())
+        })
+        .await;
+    };
+    health(canary_path.clone(), 1.0).await;
+    health(gateway_path.clone(), 1.0).await;
+    health(deployment_path.clone(), 1.0).await;
+
+    // A burst through the router: half of 40 requests go to the failing canary.
+    let weights = |stable: u32| {
+        format!(
+            "name: {gateway}\nroutes:\n  {name}/app/{name}-app:1.0.0/web: {{weight: {stable}%}}\n  {canary}: {{weight: {}%}}\n",
+            100 - stable
+        )
+    };
+    put(202, &format!("{u}/gateways/{gateway}"), &weights(50)).await;
+    let client = reqwest::Client::new();
+    let mut failed = 0;
+    for _ in 0..40 {
+        let answer = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if answer.map_or(true, |r| r.status().is_server_error()) {
+            failed += 1;
+        }
+    }
+    put(202, &format!("{u}/gateways/{gateway}"), &weights(100)).await;
+    assert!(failed > 0, "the canary answered no request");
+    health(canary_path.clone(), 0.0).await;
+    health(gateway_path.clone(), 0.0).await;
+    health(format!("{cluster_path}/services/{name}-app:2.0.0"), 0.0).await;
+    health(cluster_path.clone(), 0.0).await;
+    health(deployment_path.clone(), 0.0).await;
+    // The stable route served its half without a failure.
+    let stable = format!("{name}/app/{name}-app:1.0.0/web");
+    assert_eq!(
+        health_of(
+            u,
+            &format!("gateways/{}/routes/{}", encoded(&gateway), encoded(&stable))
+        )
+        .await,
+        Some(1.0)
+    );
+    // Once the burst is older than the 3 s window, healthy again.
+    health(canary_path, 1.0).await;
+    health(deployment_path, 1.0).await;
+
+    // metrics: a run after the traffic stopped reports the router's counts of the gateway
+    // since counting began (the window is longer than the test) and publishes their rate.
+    let counters = get(200, &format!("{}/metrics", u.trim_end_matches("/api/v1"))).await;
+    let counted: u64 = counters
+        .lines()
+        .filter(|l| {
+            l.starts_with("vamp_route_requests_total{")
+                && l.contains(&format!("gateway=\"{gateway}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(counted >= 40, "{counters}");
+    let read_at = chrono::Utc::now();
+    let line = format!("{gateway}: {counted} requests");
+    let run = eventually_within("a metrics run after the traffic", WAIT, || async {
+        let e = parse(&get(200, &format!("{u}/workflows/metrics/executions")).await);
+        e["last"].as_array()?.iter().find_map(|run| {
+            let started: chrono::DateTime<chrono::Utc> = run["started"].as_str()?.parse().ok()?;
+            let text = run["log"]
+                .as_array()?
+                .iter()
+                .find_map(|l| l["text"].as_str().filter(|t| t.starts_with(&line)))?;
+            (started > read_at && run["status"] == "succeeded")
+                .then(|| (run.clone(), text.to_owned()))
+        })
+    })
+    .await;
+    let seconds: f64 = run
+        .1
+        .rsplit(" in ")
+        .next()
+        .and_then(|s| s.trim_end_matches(" s").parse().ok())
+        .expect("the seconds the run covered");
+    let time = |v: &Value| {
+        v.as_str()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+    };
+    let (from, to) = (time(&run.0["started"]), time(&run.0["finished"]));
+    let rates = parse(
+        &get(
+            200,
+            &format!("{u}/events?tag=gateways:{gateway}&tag=metrics:rate&per_page=200"),
+        )
+        .await,
+    );
+    let published = rates
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|e| {
+                let at = time(&e["timestamp"]);
+                let own = e["tags"].as_array().is_some_and(|t| {
+                    !t.iter()
+                        .any(|t| t.as_str().is_some_and(|t| t.starts_with("routes:")))
+                });
+                own && at >= from && at <= to
+            })
+        })
+        .unwrap_or_else(|| panic!("no rate published by the run {from:?}…{to:?}: {rates}"));
+    #[allow(clippy::cast_precision_loss)]
+    let expected = (counted as f64 / seconds * 100.0).round() / 100.0;
+    assert_eq!(published["value"].as_f64(), Some(expected), "{published}");
+
+    // allocation: one instance of each of the two services, at the default scale.
+    let allocation = eventually_within("an allocation event", WAIT, || async {
+        let events = parse(
+            &get(
+                200,
+                &format!("{u}/events?tag=allocation&tag=deployments:{name}"),
+            )
+            .await,
+        );
+        events.as_array()?.first().map(|e| e["value"].clone())
+    })
+    .await;
+    assert_eq!(allocation["instances"], 2, "{allocation}");
+    teardown(u, &name).await;
+    server.stop().await;
+}

@@ -1,6 +1,6 @@
-//! The SLA runtime in a real server (process driver, embedded router): a service that answers
-//! slower than its SLA allows gets a second instance by itself, and the SLA event is in the
-//! event log.
+//! The SLA runtime in a real server (process driver, embedded router, the stock `metrics`
+//! workflow measuring): a service that answers slower than its SLA allows gets a second
+//! instance by itself, and the SLA event is in the event log.
 
 use std::time::Duration;
 
@@ -14,8 +14,23 @@ use vamp_core::testkit::{free_port, unique};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_service_is_escalated_to_a_second_instance() {
     // The resync an hour away: the escalation itself must set the change going (issue 16).
-    let server = Server::start(&[("sla.period", "1"), ("synchronization.period", "3600")]).await;
+    let server = Server::start(&[
+        ("sla.period", "1"),
+        ("synchronization.period", "3600"),
+        ("workflows.stock", "true"),
+    ])
+    .await;
     let u = &server.url;
+    // The stock `metrics` workflow publishes the response times the SLA judges: every second.
+    common::tune_stock_workflow(
+        u,
+        "metrics",
+        &[
+            ("VAMP_WORKFLOW_EXECUTION_PERIOD", "1"),
+            ("METRICS_TIME_WINDOW", "1"),
+        ],
+    )
+    .await;
     let exe = env!("CARGO_BIN_EXE_vamp-server");
     // 150 ms per answer, against an SLA of 100 ms.
     let breed = format!(

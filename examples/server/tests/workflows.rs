@@ -179,3 +179,62 @@ async fn each_workflow_has_an_api_token_of_its_own_while_it_exists() {
     .await;
     server.stop().await;
 }
+
+/// Workflow output reaches the SSE stream as it is written (type `workflow-log`, filtered by
+/// `workflows:<name>` like events), before the run has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_lines_are_streamed_live_on_the_event_stream() {
+    let server = Server::start(&[]).await;
+    let u = &server.url;
+    let mut stream = reqwest::Client::new()
+        .get(format!(
+            "{u}/events/stream?tag=workflows:talker&type=workflow-log"
+        ))
+        .send()
+        .await
+        .expect("stream");
+    // The line comes long before the run ends (it waits 20 s after writing it).
+    let script = "console.log('hello from', process.env.WHO);\nconsole.error('and to stderr');\nsetTimeout(() => {}, 20000);";
+    post(
+        202,
+        &format!("{u}/workflows"),
+        &js_workflow("talker", script, "daemon", "WHO: talker"),
+    )
+    .await;
+    post(
+        202,
+        &format!("{u}/workflows"),
+        &js_workflow(
+            "other",
+            "console.log('not for this stream');",
+            "daemon",
+            "X: y",
+        ),
+    )
+    .await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !seen.contains("and to stderr") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the lines in time; seen: {seen}"))
+            .expect("bytes")
+            .expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: workflow-log"), "{seen}");
+    let lines: Vec<serde_json::Value> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert_eq!(lines[0]["workflow"], "talker", "{seen}");
+    assert_eq!(lines[0]["text"], "hello from talker");
+    assert_eq!(lines[0]["stderr"], false);
+    assert_eq!(lines[1]["stderr"], true);
+    assert!(lines[0]["execution"].as_u64().is_some(), "{seen}");
+    assert!(!seen.contains("not for this stream"), "{seen}");
+    let e = executions(u, "talker").await;
+    assert_eq!(e["last"][0]["status"], "running", "still running: {e}");
+    server.stop().await;
+}

@@ -16,10 +16,10 @@
 //! # Layout
 //!
 //! - `plan.rs` — pure: [`evaluate`], [`plan`], the escalation [`steps`] an SLA resolves to,
-//!   the metrics one gateway's counters give between two passes ([`sample_metrics`]) and the
-//!   mean of a sliding window ([`window_mean`]);
-//! - `runtime.rs` — [`Vamp::sla_pass`](crate::Vamp::sla_pass): reads the router's counters,
-//!   the deployments and the events, feeds the planner, publishes events and rescales.
+//!   and the mean of a sliding window ([`window_mean`]);
+//! - `runtime.rs` — [`Vamp::sla_pass`](crate::Vamp::sla_pass): reads the deployments and the
+//!   `metrics` events (the stock `metrics` workflow publishes them), feeds the planner,
+//!   publishes SLA events and rescales.
 
 mod plan;
 pub(crate) mod runtime;

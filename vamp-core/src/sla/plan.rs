@@ -182,59 +182,6 @@ fn apply(step: &Step, direction: Direction, cluster: &str, scales: &mut Scales) 
     }
 }
 
-/// A gateway's counters as one pass read them from the router.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    /// Requests so far.
-    pub requests: u64,
-    /// Sum of their response times, ms.
-    pub sum_ms: f64,
-    /// When the counters were read.
-    pub at: DateTime<Utc>,
-}
-
-/// The metrics of a gateway between two passes (spec §5.2): `responseTime` (the mean, ms; 0
-/// when there was no request, as in Vamp) and `rate` (requests per second). A router that
-/// counts requests but measures no response time (`measured` false: HAProxy's `show stat`)
-/// gives the rate only — a mean of 0 would read as "fast". Counters that went down were
-/// restarted (an HAProxy reload) and count from zero.
-///
-/// ```
-/// use chrono::{Duration, Utc};
-/// use vamp_core::sla::{Sample, sample_metrics};
-/// let t0 = Utc::now();
-/// let before = Sample { requests: 10, sum_ms: 100.0, at: t0 };
-/// let after = Sample { requests: 30, sum_ms: 500.0, at: t0 + Duration::seconds(2) };
-/// assert_eq!(sample_metrics(&before, &after, true), vec![("responseTime", 20.0), ("rate", 10.0)]);
-/// assert_eq!(sample_metrics(&before, &after, false), vec![("rate", 10.0)]);
-/// ```
-pub fn sample_metrics(
-    previous: &Sample,
-    current: &Sample,
-    measured: bool,
-) -> Vec<(&'static str, f64)> {
-    let (count, sum) = if current.requests < previous.requests {
-        (current.requests, current.sum_ms)
-    } else {
-        (
-            current.requests - previous.requests,
-            (current.sum_ms - previous.sum_ms).max(0.0),
-        )
-    };
-    let seconds = (current.at - previous.at).num_milliseconds().max(1) as f64 / 1_000.0;
-    #[allow(clippy::cast_precision_loss)]
-    let (mean, rate) = if count == 0 {
-        (0.0, 0.0)
-    } else {
-        (sum / count as f64, count as f64 / seconds)
-    };
-    let mut metrics = vec![("rate", round(rate, 2))];
-    if measured || count == 0 {
-        metrics.insert(0, ("responseTime", round(mean, 1)));
-    }
-    metrics
-}
-
 /// The mean of a sliding window's values up to `now` (later ones are ignored); `None` when
 /// there is none.
 ///

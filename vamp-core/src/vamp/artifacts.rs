@@ -154,16 +154,35 @@ impl Vamp {
 
     /// Sets the status of a stored workflow (spec §2.6 `PUT /workflows/{name}/status`), e.g.
     /// `suspended` before replacing it, or `restarting`; `None` when there is no such
-    /// workflow. The change is archived like any update.
+    /// workflow. The change is archived like any update. `stopping` a stock workflow is
+    /// refused ([`Error::Refused`]).
     pub async fn set_workflow_status(
         &self,
         name: &str,
+        status: WorkflowStatus,
+    ) -> Result<Option<Workflow>> {
+        if status == WorkflowStatus::Stopping {
+            self.check_not_protected(Kind::Workflow, name)?;
+        }
+        self.change_workflow_status(name, None, status).await
+    }
+
+    /// Sets a workflow's status — only if it still is `expected`, when given: the workflow
+    /// runtime's steps were planned on what a pass read, and a status set through the API
+    /// since wins over them (the next pass plans from it).
+    pub(crate) async fn change_workflow_status(
+        &self,
+        name: &str,
+        expected: Option<WorkflowStatus>,
         status: WorkflowStatus,
     ) -> Result<Option<Workflow>> {
         let _writes = self.inner.writes.lock().await;
         let Some(mut w) = self.workflow(name).await? else {
             return Ok(None);
         };
+        if expected.is_some_and(|e| e != w.status) {
+            return Ok(Some(w));
+        }
         if w.status != status {
             w.status = status;
             self.store(Artifact::Workflow(w.clone())).await?;
@@ -232,7 +251,9 @@ impl Vamp {
     }
 
     /// Deletes an artifact; false if there was none. Deployments go with
-    /// [`undeploy`](Self::undeploy).
+    /// [`undeploy`](Self::undeploy); a stock workflow
+    /// ([`install_stock_workflows`](Self::install_stock_workflows)) is refused
+    /// ([`Error::Refused`]).
     pub async fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
         if kind == Kind::Deployment {
             return Err(Error::Invalid {
@@ -240,6 +261,7 @@ impl Vamp {
                 message: "deployments are removed with undeploy".into(),
             });
         }
+        self.check_not_protected(kind, name)?;
         let deleted = self
             .db()
             .delete(kind, name, Precondition::Any)

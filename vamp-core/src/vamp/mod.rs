@@ -26,6 +26,7 @@ mod ports;
 mod reconcile;
 mod run;
 mod scale;
+mod traffic;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,7 @@ use crate::{Error, Result};
 
 pub use reconcile::Report;
 pub use run::Background;
+pub use traffic::{RouteTraffic, Traffic};
 
 use crate::rollout::calls;
 use crate::sla;
@@ -214,6 +216,9 @@ impl VampBuilder {
                 workflows: StdMutex::default(),
                 workflow_wake: Notify::new(),
                 workflow_cancel: Arc::default(),
+                traffic: StdMutex::default(),
+                protected: StdMutex::default(),
+                workflow_logs: tokio::sync::broadcast::channel(WORKFLOW_LOG_BUFFER).0,
             }),
         })
     }
@@ -284,7 +289,16 @@ pub(crate) struct Inner {
     pub(crate) workflow_wake: Notify,
     /// Set when `run` ends: the JavaScript runs in progress stop.
     pub(crate) workflow_cancel: Arc<std::sync::atomic::AtomicBool>,
+    /// The snapshots of the router's counters [`Vamp::traffic`] measures windows against.
+    pub(crate) traffic: StdMutex<traffic::TrafficHistory>,
+    /// Workflows that cannot be deleted or stopped: the stock ones, once installed.
+    pub(crate) protected: StdMutex<std::collections::BTreeSet<String>>,
+    /// Workflow output as it is written ([`Vamp::workflow_logs`]).
+    pub(crate) workflow_logs: tokio::sync::broadcast::Sender<crate::workflow::WorkflowLog>,
 }
+
+/// How many workflow output lines a slow [`Vamp::workflow_logs`] reader may fall behind.
+const WORKFLOW_LOG_BUFFER: usize = 1024;
 
 pub(crate) fn dsl_error(kind: ErrorKind, path: &str, message: String, hint: &str) -> Error {
     Error::Dsl(DslError::new(kind, path, Mark::default(), message, hint))

@@ -84,17 +84,70 @@ impl WorkflowHost {
         Ok(all)
     }
 
-    /// The newest value of the events with these tags (spec §2.8), or `null`.
-    async fn newest(&self, tags: Vec<String>) -> Result<Value> {
-        let filter = EventFilter {
-            tags,
-            ..EventFilter::default()
+    /// `vamp.traffic(seconds)`: every gateway's and route's traffic over the last `seconds`
+    /// ([`Vamp::traffic`]) — `{seconds, counted, gateways: [{name, requests, errors, rate,
+    /// responseTime, routes: [{name, …}]}]}`, `rate` per second over the seconds covered,
+    /// `responseTime` the mean in ms (`null` when the router measures none). A router that
+    /// counts nothing answers `counted: false` and no gateways.
+    async fn traffic(&self, args: &Value) -> Result<Value> {
+        let seconds = args
+            .get(0)
+            .and_then(Value::as_f64)
+            .filter(|s| *s > 0.0)
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                invalid("argument 1 (the window) must be a number of seconds above 0")
+            })?;
+        let traffic = match self.vamp.traffic(seconds).await {
+            Ok(t) => t,
+            Err(Error::Unsupported { .. }) => {
+                return Ok(json!({"seconds": 0, "counted": false, "gateways": []}));
+            }
+            Err(e) => return Err(e),
         };
-        Ok(self
-            .vamp
-            .newest_event(&filter)
-            .await?
-            .map_or(Value::Null, |e| e.event.value))
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        let rate = |requests: u64| {
+            if traffic.seconds > 0.0 {
+                requests as f64 / traffic.seconds
+            } else {
+                0.0
+            }
+        };
+        let mut gateways: Vec<Value> = Vec::new();
+        for routes in traffic.routes.chunk_by(|a, b| a.gateway == b.gateway) {
+            let Some(first) = routes.first() else {
+                continue;
+            };
+            let mut all = crate::RouteTraffic {
+                gateway: first.gateway.clone(),
+                measured: routes.iter().all(|r| r.measured),
+                ..crate::RouteTraffic::default()
+            };
+            let routes: Vec<Value> = routes
+                .iter()
+                .map(|r| {
+                    all.requests += r.requests;
+                    all.errors += r.errors;
+                    all.sum_ms += r.sum_ms;
+                    json!({
+                        "name": r.route,
+                        "requests": r.requests,
+                        "errors": r.errors,
+                        "rate": rate(r.requests),
+                        "responseTime": r.mean_ms(),
+                    })
+                })
+                .collect();
+            gateways.push(json!({
+                "name": all.gateway,
+                "requests": all.requests,
+                "errors": all.errors,
+                "rate": rate(all.requests),
+                "responseTime": all.mean_ms(),
+                "routes": routes,
+            }));
+        }
+        Ok(json!({"seconds": traffic.seconds, "counted": true, "gateways": gateways}))
     }
 
     /// Every artifact of `kind`; gateways as the router sees them (deployments' too).
@@ -270,6 +323,7 @@ impl ScriptHost for WorkflowHost {
                     })
                     .collect(),
             )),
+            "traffic" => self.traffic(&args).await,
             "count" => Ok(json!(self.counts(&args, 1).await?.requests)),
             "average" => Ok(json!(self.counts(&args, 1).await?.mean_ms())),
             "percentile" => {
@@ -290,13 +344,22 @@ impl ScriptHost for WorkflowHost {
                     tags.push(format!("metrics:{}", text(&args, 1, "metric")?));
                     2
                 };
-                if let Some(route) = args.get(route_at).and_then(Value::as_str) {
-                    tags.push(format!("routes:{route}"));
-                }
-                self.newest(tags).await
+                let below = match args.get(route_at).and_then(Value::as_str) {
+                    Some(route) => {
+                        tags.push(format!("routes:{route}"));
+                        None
+                    }
+                    // The gateway's own value, not one of its routes'.
+                    None => Some("routes:"),
+                };
+                Ok(self
+                    .vamp
+                    .newest_event_of_level(&EventFilter::tags(tags), below)
+                    .await?
+                    .map_or(Value::Null, |e| e.event.value))
             }
             other => Err(invalid(format!(
-                "vamp.{other} is not a method (list, get, create, update, remove, deployments, gateways, setWeights, event, events, stats, count, average, percentile, health, metrics)"
+                "vamp.{other} is not a method (list, get, create, update, remove, deployments, gateways, setWeights, event, events, stats, traffic, count, average, percentile, health, metrics)"
             ))),
         }
     }

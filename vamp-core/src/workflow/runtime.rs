@@ -106,6 +106,18 @@ pub struct Execution {
     pub log_dropped: u64,
 }
 
+/// One line of a workflow run's output as it is written ([`Vamp::workflow_logs`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkflowLog {
+    /// The workflow.
+    pub workflow: String,
+    /// The run ([`Execution::id`]).
+    pub execution: u64,
+    /// The line.
+    #[serde(flatten)]
+    pub line: LogLine,
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -202,18 +214,30 @@ impl Vamp {
         }
         for (w, actions) in todo {
             for action in actions {
-                if let Err(e) = self.apply_workflow_action(&w, action).await {
-                    tracing::warn!(workflow = %w.name, error = %e, "workflow step failed");
+                match self.apply_workflow_action(&w, action).await {
+                    Ok(true) => {}
+                    // Its status changed since this pass read it: the next pass plans anew.
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(workflow = %w.name, error = %e, "workflow step failed");
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    async fn apply_workflow_action(&self, w: &Workflow, action: Action) -> Result<()> {
+    /// Does one planned step; false when the workflow's status is no longer the one the
+    /// pass planned from (its other steps are then left to the next pass).
+    async fn apply_workflow_action(&self, w: &Workflow, action: Action) -> Result<bool> {
         match action {
             Action::SetStatus(status) => {
-                self.set_workflow_status(&w.name, status).await?;
+                let now = self
+                    .change_workflow_status(&w.name, Some(w.status), status)
+                    .await?;
+                if now.is_none_or(|now| now.status != status) {
+                    return Ok(false);
+                }
             }
             Action::Delete => {
                 self.delete(Kind::Workflow, &w.name).await?;
@@ -229,7 +253,7 @@ impl Vamp {
             }
             Action::Run { data } => self.start_run(w.clone(), data).await,
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads the stored state of the workflows this runtime has not seen yet (a restarted
@@ -507,7 +531,23 @@ impl Vamp {
         env
     }
 
+    /// Every line the workflow runs write from now on, as they write them (lines past
+    /// [`MAX_LOG_LINES`] of a run too). A reader more than 1024 lines behind misses the
+    /// oldest ones and is told how many (`RecvError::Lagged`).
+    #[must_use]
+    pub fn workflow_logs(&self) -> tokio::sync::broadcast::Receiver<WorkflowLog> {
+        self.inner.workflow_logs.subscribe()
+    }
+
     fn log_line(&self, workflow: &str, id: u64, line: LogLine) {
+        if self.inner.workflow_logs.receiver_count() > 0 {
+            // No reader is no error: the line is kept in the execution below.
+            let _ = self.inner.workflow_logs.send(WorkflowLog {
+                workflow: workflow.to_owned(),
+                execution: id,
+                line: line.clone(),
+            });
+        }
         let mut rt = lock(&self.inner.workflows);
         if let Some(e) = rt
             .history

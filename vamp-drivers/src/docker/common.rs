@@ -1,10 +1,12 @@
-//! What the Docker and Swarm drivers share: the client, timeouts, host-port allocation, and
-//! how an instance is described to the daemon (environment, labels, command) and read back.
+//! What the Docker and Swarm drivers share: the client, timeouts, host-port allocation, how
+//! an instance is described to the daemon (environment, labels, command) and read back, and
+//! containers removed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex as StdMutex;
 
 use bollard::Docker;
+use bollard::query_parameters::{RemoveContainerOptions, StopContainerOptions};
 use tokio::sync::Mutex;
 use vamp_core::model::Map;
 use vamp_core::traits::{ServiceKey, ServiceSpec, ServiceState};
@@ -71,6 +73,33 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
+    /// Stops a container (within the configured grace) and removes it with its volumes;
+    /// a failure is logged, not returned: the caller has nothing better to do.
+    pub(crate) async fn remove_container(&self, id: &str) {
+        let grace = i32::try_from(self.config.stop_grace.as_secs()).unwrap_or(10);
+        let stop = StopContainerOptions {
+            t: Some(grace),
+            signal: None,
+        };
+        let _ = self
+            .call("stop container", self.docker.stop_container(id, Some(stop)))
+            .await;
+        let remove = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        if let Err(e) = self
+            .call(
+                "remove container",
+                self.docker.remove_container(id, Some(remove)),
+            )
+            .await
+        {
+            tracing::warn!(container = id, error = %e, "cannot remove container");
+        }
+    }
+
     /// Connects to the daemon at `config.host` and negotiates the API version.
     pub(crate) async fn connect(backend: &'static str, config: DockerConfig) -> Result<Self> {
         Ok(Daemon {

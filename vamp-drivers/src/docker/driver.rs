@@ -17,7 +17,7 @@ impl ContainerDriver for DockerDriver {
         spec: &vamp_core::traits::RunSpec,
         lines: vamp_core::traits::LineSink<'_>,
     ) -> Result<vamp_core::traits::RunOutcome> {
-        self.run_container(spec, lines).await
+        run::run_container(&self.daemon, spec, lines).await
     }
 
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {

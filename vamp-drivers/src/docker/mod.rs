@@ -24,7 +24,6 @@ use async_trait::async_trait;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions,
 };
 use futures::StreamExt;
 use vamp_core::Result;
@@ -35,7 +34,7 @@ use crate::health::all_pass;
 use common::{Daemon, Described, lock};
 
 mod driver;
-mod run;
+pub(crate) mod run;
 
 pub(crate) mod common;
 
@@ -153,33 +152,7 @@ impl DockerDriver {
     }
 
     async fn remove(&self, id: &str) {
-        let grace = i32::try_from(self.daemon.config.stop_grace.as_secs()).unwrap_or(10);
-        let stop = StopContainerOptions {
-            t: Some(grace),
-            signal: None,
-        };
-        let _ = self
-            .daemon
-            .call(
-                "stop container",
-                self.daemon.docker.stop_container(id, Some(stop)),
-            )
-            .await;
-        let remove = RemoveContainerOptions {
-            force: true,
-            v: true,
-            link: false,
-        };
-        if let Err(e) = self
-            .daemon
-            .call(
-                "remove container",
-                self.daemon.docker.remove_container(id, Some(remove)),
-            )
-            .await
-        {
-            tracing::warn!(container = id, error = %e, "cannot remove container");
-        }
+        self.daemon.remove_container(id).await;
     }
 
     /// Creates and starts one instance. Other drivers (another Vamp, another test) may pick

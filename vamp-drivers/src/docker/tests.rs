@@ -53,7 +53,7 @@ async fn conforms_to_the_driver_kit() {
 }
 
 /// Images scripts/images.sh builds FROM scratch with busybox-static, one per case of the kit.
-fn run_fixtures() -> driver::RunFixtures {
+pub(crate) fn run_fixtures() -> driver::RunFixtures {
     let image = |name: &str| Deployable {
         kind: "container/docker".into(),
         definition: format!("vamp-test/{name}:1"),

@@ -63,7 +63,7 @@ const PRELUDE: &str = r#"
   const call = (method) => (...args) => new Promise((resolve, reject) => {
     try { resolve(JSON.parse(__call(method, JSON.stringify(args)))); } catch (e) { reject(e); }
   });
-  const methods = ['list', 'get', 'create', 'update', 'remove', 'deployments', 'gateways', 'setWeights', 'event', 'events', 'stats', 'count', 'average', 'percentile', 'health', 'metrics'];
+  const methods = ['list', 'get', 'create', 'update', 'remove', 'deployments', 'gateways', 'setWeights', 'event', 'events', 'stats', 'traffic', 'count', 'average', 'percentile', 'health', 'metrics'];
   globalThis.vamp = Object.freeze(Object.fromEntries(methods.map((m) => [m, call(m)])));
   globalThis.require = (name) => { throw new Error(`no module '${name}': scripts have the global 'vamp' object and nothing else to load`); };
 })();

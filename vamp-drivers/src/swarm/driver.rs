@@ -12,6 +12,18 @@ impl ContainerDriver for SwarmDriver {
         common::supports(deployable_type)
     }
 
+    /// A run to completion (a workflow's) is one container on the manager this driver talks
+    /// to, as on the Docker driver: a one-shot Swarm service would place its task on any node
+    /// and its output would come back through the service log, later and without order
+    /// between the two streams.
+    async fn run_once(
+        &self,
+        spec: &vamp_core::traits::RunSpec,
+        lines: vamp_core::traits::LineSink<'_>,
+    ) -> Result<vamp_core::traits::RunOutcome> {
+        crate::docker::run::run_container(&self.daemon, spec, lines).await
+    }
+
     async fn deploy(&self, spec: &ServiceSpec) -> Result<()> {
         common::check_deployable(BACKEND, spec)?;
         let _writes = self.daemon.write(&spec.key).await;

@@ -39,6 +39,22 @@ async fn conforms_to_the_driver_kit() {
     driver::run_all(&driver, &fixtures(), &reopen).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_to_completion_per_the_driver_kit() {
+    let Some(host) = services::service("swarm") else {
+        return;
+    };
+    let driver = SwarmDriver::connect(DockerConfig {
+        namespace: "kit-swarm-runs".into(),
+        ..config(&host)
+    })
+    .await
+    .unwrap();
+    driver::runs_to_completion(&driver, &crate::docker::tests::run_fixtures()).await;
+    // No run shows as a service.
+    assert!(driver.services().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn an_unreachable_manager_is_a_clear_error() {
     let e = SwarmDriver::connect(DockerConfig::new("unix:///nonexistent/swarm.sock"))

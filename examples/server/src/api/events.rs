@@ -205,7 +205,48 @@ pub(super) async fn publish(State(state): State<AppState>, write: Write) -> ApiR
     ))
 }
 
-#[utoipa::path(get, path = "/events/stream", tag = "events", params(("tag" = Option<Vec<String>>, Query), ("type" = Option<String>, Query)), responses((status = 200, description = "Server-sent events of matching events", content_type = "text/event-stream", body = String)))]
+/// The SSE type of workflow output lines on the stream (not stored).
+pub(super) const WORKFLOW_LOG: &str = "workflow-log";
+
+/// Workflow runs' output lines as they are written, as SSE messages of type `workflow-log`
+/// (`{workflow, execution, at, stderr, text}`, no id: they are not stored), for a stream
+/// whose filter a line passes as an event tagged `workflows:<name>`, `log` of that type.
+fn workflow_logs(
+    vamp: &vamp_core::Vamp,
+    filter: EventFilter,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
+    use tokio::sync::broadcast::error::RecvError;
+    let lines = futures::stream::unfold(vamp.workflow_logs(), |mut rx| async move {
+        match rx.recv().await {
+            Ok(line) => Some((Ok(line), rx)),
+            Err(RecvError::Lagged(missed)) => Some((Err(missed), rx)),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    lines.filter_map(move |item| {
+        let out = match item {
+            Ok(log) => {
+                let probe = Event {
+                    tags: vec![format!("workflows:{}", log.workflow), "log".into()],
+                    value: Value::Null,
+                    kind: WORKFLOW_LOG.into(),
+                    timestamp: log.line.at,
+                };
+                filter.matches(&probe).then(|| {
+                    Ok(SseEvent::default()
+                        .event(WORKFLOW_LOG)
+                        .data(json!(log).to_string()))
+                })
+            }
+            Err(missed) => Some(Ok(
+                SseEvent::default().comment(format!("missed {missed} workflow log lines"))
+            )),
+        };
+        std::future::ready(out)
+    })
+}
+
+#[utoipa::path(get, path = "/events/stream", tag = "events", params(("tag" = Option<Vec<String>>, Query), ("type" = Option<String>, Query)), responses((status = 200, description = "Server-sent events of matching events, and workflow output lines (type `workflow-log`, not stored)", content_type = "text/event-stream", body = String)))]
 pub(super) async fn stream(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -218,9 +259,10 @@ pub(super) async fn stream(
     let stop = async move {
         let _ = stopping.wait_for(|s| *s).await;
     };
-    let stream = events.take_until(stop).filter_map(move |item| {
+    let stored_filter = filter.clone();
+    let stored = events.filter_map(move |item| {
         let out = match item {
-            Ok(stored) if filter.matches(&stored.event) => Some(Ok(SseEvent::default()
+            Ok(stored) if stored_filter.matches(&stored.event) => Some(Ok(SseEvent::default()
                 .event(stored.event.kind.clone())
                 .id(stored.id.to_string())
                 .data(event_json(stored.id, &stored.event).to_string()))),
@@ -232,5 +274,7 @@ pub(super) async fn stream(
         };
         std::future::ready(out)
     });
+    let logs = workflow_logs(&state.vamp, filter);
+    let stream = futures::stream::select(stored, logs).take_until(stop);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

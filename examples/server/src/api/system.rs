@@ -123,54 +123,88 @@ pub(super) struct Window {
     window: Option<u64>,
 }
 
-/// The tags a health (`metric = None`) or metrics lookup path stands for (spec §2.8), or
-/// `None` for paths that never have a value (instances) or are not lookups.
-pub(super) fn lookup_tags(segments: &[String], metric: bool) -> Option<Vec<String>> {
+/// What a health or metrics lookup asks for: the tags of spec §2.8, and the tag group of
+/// the level below it — a gateway's lookup skips its routes' events, which carry the
+/// gateway's tags too (the stock workflows tag them as Vamp's did: spec §5.2, §5.3).
+#[derive(Debug, PartialEq)]
+pub(super) struct Lookup {
+    tags: Vec<String>,
+    /// The tag group of the level below (e.g. `routes:`): events carrying one are that
+    /// level's.
+    below: Option<&'static str>,
+}
+
+/// The lookup a health (`metric = false`) or metrics path stands for (spec §2.8), or `None`
+/// for paths that never have a value (instances) or are not lookups.
+pub(super) fn lookup_tags(segments: &[String], metric: bool) -> Option<Lookup> {
     let mut parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     let metric = if metric { Some(parts.pop()?) } else { None };
     let mut tags = Vec::new();
-    match parts.as_slice() {
-        ["gateways", g] => tags.push(format!("gateways:{g}")),
+    let below = match parts.as_slice() {
+        ["gateways", g] => {
+            tags.push(format!("gateways:{g}"));
+            Some("routes:")
+        }
         ["gateways", g, "routes", r] => {
             tags.extend([format!("gateways:{g}"), format!("routes:{r}")]);
+            None
         }
-        ["deployments", d] if metric.is_none() => tags.push(format!("deployments:{d}")),
+        ["deployments", d] if metric.is_none() => {
+            tags.push(format!("deployments:{d}"));
+            Some("clusters:")
+        }
         ["deployments", d, "clusters", c] if metric.is_none() => {
             tags.extend([format!("deployments:{d}"), format!("clusters:{c}")]);
+            Some("services:")
         }
-        ["deployments", d, "clusters", c, "services", s] if metric.is_none() => tags.extend([
-            format!("deployments:{d}"),
-            format!("clusters:{c}"),
-            format!("services:{s}"),
-        ]),
-        // Cluster and service ports are measured on their gateways (spec §2.8, Q6).
-        ["deployments", d, "clusters", c, "ports", p] => tags.push(format!("gateways:{d}/{c}/{p}")),
-        ["deployments", d, "clusters", c, "services", s, "ports", p] => tags.extend([
-            format!("gateways:{d}/{c}/{p}"),
-            format!("routes:{d}/{c}/{s}"),
-        ]),
+        ["deployments", d, "clusters", c, "services", s] if metric.is_none() => {
+            tags.extend([
+                format!("deployments:{d}"),
+                format!("clusters:{c}"),
+                format!("services:{s}"),
+            ]);
+            None
+        }
+        // Cluster and service ports are measured on their gateways (spec §2.8, Q6); a
+        // service's route in its cluster's gateway is `<d>/<c>/<s>/<p>`.
+        ["deployments", d, "clusters", c, "ports", p] => {
+            tags.push(format!("gateways:{d}/{c}/{p}"));
+            Some("routes:")
+        }
+        ["deployments", d, "clusters", c, "services", s, "ports", p] => {
+            tags.extend([
+                format!("gateways:{d}/{c}/{p}"),
+                format!("routes:{d}/{c}/{s}/{p}"),
+            ]);
+            None
+        }
         _ => return None,
-    }
+    };
     tags.push(match metric {
         Some(m) => format!("metrics:{m}"),
         None => "health".to_owned(),
     });
-    Some(tags)
+    Some(Lookup { tags, below })
 }
 
-/// The value of the newest event with `tags` within the window, as a JSON value; 404 if none.
+/// The value of the newest event of the lookup within the window, as a JSON value; 404 if
+/// none.
 pub(super) async fn latest(
     state: &AppState,
     headers: &HeaderMap,
-    tags: Option<Vec<String>>,
+    lookup: Option<Lookup>,
     window: Window,
 ) -> ApiResult {
-    let tags = tags.ok_or_else(ApiError::not_found)?;
-    let mut filter = EventFilter::tags(tags);
+    let lookup = lookup.ok_or_else(ApiError::not_found)?;
+    let mut filter = EventFilter::tags(lookup.tags);
     let since = chrono::Utc::now()
         - chrono::Duration::seconds(i64::try_from(window.window.unwrap_or(120)).unwrap_or(120));
     filter.from = std::ops::Bound::Included(since);
-    match state.vamp.newest_event(&filter).await? {
+    let found = state
+        .vamp
+        .newest_event_of_level(&filter, lookup.below)
+        .await?;
+    match found {
         Some(e) => Ok(reply(StatusCode::OK, headers, &e.event.value)),
         None => Err(ApiError::not_found()),
     }

@@ -42,6 +42,10 @@ pub struct WorkflowsConfig {
     pub execution_period: u64,
     /// MiB of heap a JavaScript run may grow to before it is stopped.
     pub memory_limit: u64,
+    /// Install the stock `health`, `metrics` and `allocation` workflows at start (those not
+    /// stored yet) and refuse their deletion; needs JavaScript (feature `javascript`) and
+    /// `period` above 0.
+    pub stock: bool,
 }
 
 impl Default for WorkflowsConfig {
@@ -51,6 +55,7 @@ impl Default for WorkflowsConfig {
             timeout: 60,
             execution_period: 60,
             memory_limit: 64,
+            stock: true,
         }
     }
 }

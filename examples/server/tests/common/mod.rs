@@ -69,6 +69,9 @@ impl Server {
                 dir.path().display().to_string(),
             ),
             ("persistence.kind".to_owned(), "memory".to_owned()),
+            // Tests that count artifacts and events start without the stock workflows and
+            // their events every 10 s; tests of those workflows turn them on.
+            ("workflows.stock".to_owned(), "false".to_owned()),
             (
                 "gateways.ports".to_owned(),
                 vamp_core::testkit::gateway_port_slice(),
@@ -203,4 +206,37 @@ pub(crate) async fn deploy(u: &str, name: &str, body: &str) {
 pub(crate) async fn undeploy(u: &str, name: &str, body: &str) {
     delete(202, &format!("{u}/deployments/{name}"), Some(body)).await;
     wait_gone(u, name).await;
+}
+
+/// Replaces a stock workflow's environment the way a user does (suspend, replace, and it
+/// starts again): `env` over what it is installed with.
+pub(crate) async fn tune_stock_workflow(
+    u: &str,
+    name: &str,
+    env: &'static [(&'static str, &'static str)],
+) {
+    let status = format!("{u}/workflows/{name}/status");
+    put(202, &status, "suspending").await;
+    vamp_core::testkit::eventually("suspended", || async {
+        parse(&get(200, &status).await) == "suspended"
+    })
+    .await;
+    let stock = vamp_core::workflow::STOCK_WORKFLOWS
+        .iter()
+        .find(|s| s.name == name)
+        .expect("a stock workflow");
+    let tuned = vamp_core::workflow::StockWorkflow {
+        environment: env,
+        ..*stock
+    };
+    put(
+        202,
+        &format!("{u}/workflows/{name}"),
+        &tuned.artifact_yaml(),
+    )
+    .await;
+    vamp_core::testkit::eventually("running again", || async {
+        parse(&get(200, &status).await) == "running"
+    })
+    .await;
 }

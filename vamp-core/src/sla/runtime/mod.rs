@@ -1,37 +1,37 @@
-//! The SLA runtime (spec §5.2, §5.5): response-time metrics of the gateways SLAs watch, SLA
-//! checks, and escalations — one [`Vamp::sla_pass`] at a time, run by [`Vamp::run`] every
-//! [`VampConfig::sla_period`](super::VampConfig::sla_period).
+//! The SLA runtime (spec §5.5): SLA checks and escalations — one [`Vamp::sla_pass`] at a
+//! time, run by [`Vamp::run`] every [`VampConfig::sla_period`](super::VampConfig::sla_period).
 //!
-//! Where the original read HAProxy's access logs back from Elasticsearch, the router's own
-//! counters are the source here: each pass turns the growth of a gateway's request count and
-//! response-time sum since the previous pass into `metrics` events — only for the gateways of
-//! clusters with a `response_time_sliding_window` SLA (every gateway's traffic is on
-//! `/metrics` for Prometheus already).
+//! The checks read the `metrics:responseTime` events of the gateways SLAs watch; one producer
+//! publishes them: the stock `metrics` workflow (spec §5.2, `workflow::stock`), which
+//! measures every gateway from the router's counters ([`Vamp::traffic`]). Anyone may post
+//! such events, or SLA events, as in Vamp.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
 mod escalate;
 
+use crate::Result;
 use crate::Vamp;
 use crate::model::*;
-use crate::sla::{self, Direction, Sample};
+use crate::sla::{self, Direction};
 use crate::traits::{EventFilter, Page};
 use crate::vamp::lock;
-use crate::{Error, Result};
+
+/// Timed values, oldest first.
+pub(crate) type Series = VecDeque<(DateTime<Utc>, f64)>;
 
 /// What the SLA runtime keeps between passes.
 #[derive(Debug)]
 pub(crate) struct SlaState {
-    pub(crate) samples: HashMap<String, Sample>,
     /// SLA events up to this time have been escalated.
     pub(crate) escalated_until: DateTime<Utc>,
-    /// The `metrics:responseTime` values of each checked gateway, oldest first: read from the
-    /// store once (what earlier runs published), then kept here, so a check does not search
-    /// an event log that grows by every pass.
-    pub(crate) series: HashMap<String, VecDeque<(DateTime<Utc>, f64)>>,
+    /// The `metrics:responseTime` values of each checked gateway within its window, oldest
+    /// first, and the time up to which the store has been read: each check reads only the
+    /// events published since the one before, not an event log that grows by every period.
+    pub(crate) series: HashMap<String, (DateTime<Utc>, Series)>,
     /// The newest SLA event of each (deployment, cluster), once looked up.
     pub(crate) last_sla: HashMap<(String, String), Option<DateTime<Utc>>>,
 }
@@ -39,7 +39,6 @@ pub(crate) struct SlaState {
 impl SlaState {
     pub(crate) fn new(now: DateTime<Utc>) -> Self {
         SlaState {
-            samples: HashMap::new(),
             escalated_until: now,
             series: HashMap::new(),
             last_sla: HashMap::new(),
@@ -50,9 +49,6 @@ impl SlaState {
 /// What one [`Vamp::sla_pass`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SlaReport {
-    /// `metrics` events published (`metrics:responseTime` and `metrics:rate` per watched
-    /// gateway).
-    pub metrics: Vec<Event>,
     /// SLA events published (`sla`, `deployment:<d>`, `cluster:<c>`, `sla:escalate` or
     /// `sla:deescalate`).
     pub checks: Vec<Event>,
@@ -82,18 +78,15 @@ impl Vamp {
         self.sla_pass_at(Utc::now()).await
     }
 
-    /// One pass of the SLA runtime as of `now` (spec §5.2, §5.5):
+    /// One pass of the SLA runtime as of `now` (spec §5.5):
     ///
-    /// 1. **metrics** — for each gateway of a cluster with a `response_time_sliding_window`
-    ///    SLA, the mean response time and the request rate since the previous pass, as `metrics`
-    ///    events tagged `gateways:<g>`, `gateway`, `metrics:responseTime` / `metrics:rate`
-    ///    (the mean is 0 when there was no request, as in Vamp). The first pass only takes the
-    ///    baseline.
-    /// 2. **checks** — for each such cluster whose services are all done, unless an SLA event
-    ///    of the cluster is younger than `interval + cooldown`: the mean of each gateway's
-    ///    `metrics:responseTime` events over the last `interval`, the worst one against the
-    ///    thresholds ([`sla::evaluate`]) → an SLA event.
-    /// 3. **escalations** — for every SLA event of a cluster that has an SLA, its escalations
+    /// 1. **checks** — for each cluster with a `response_time_sliding_window` SLA whose
+    ///    services are all done, unless an SLA event of the cluster is younger than
+    ///    `interval + cooldown`: the mean of each gateway's `metrics:responseTime` events
+    ///    (tags `gateways:<g>`, `gateway`, `metrics:responseTime`, type `metrics`: what the
+    ///    stock `metrics` workflow publishes) over the last `interval`, the worst one against
+    ///    the thresholds ([`sla::evaluate`]) → an SLA event. No event in the window, no check.
+    /// 2. **escalations** — for every SLA event of a cluster that has an SLA, its escalations
     ///    are planned ([`sla::plan`]) and the first service of each changed cluster is
     ///    rescaled through [`scale`](Self::scale), which redeploys it. Events posted through
     ///    the events API since the previous pass are escalated before the checks (they start
@@ -105,10 +98,7 @@ impl Vamp {
     pub async fn sla_pass_at(&self, now: DateTime<Utc>) -> Result<SlaReport> {
         let watched = self.watched().await?;
         self.forget_unwatched(&watched);
-        let mut report = SlaReport {
-            metrics: self.publish_metrics(&watched, now).await?,
-            ..SlaReport::default()
-        };
+        let mut report = SlaReport::default();
         let escalations = self.stored_escalations().await?;
         // SLA events posted since the previous pass first: they start the cooldown too.
         report.scaled = self.escalate(now, &escalations).await?;
@@ -144,7 +134,6 @@ impl Vamp {
             .map(|w| (w.deployment.as_str(), w.cluster.as_str()))
             .collect();
         let mut state = lock(&self.inner.sla);
-        state.samples.retain(|g, _| gateways.contains(g.as_str()));
         state.series.retain(|g, _| gateways.contains(g.as_str()));
         state
             .last_sla
@@ -188,81 +177,7 @@ impl Vamp {
         Ok(out)
     }
 
-    /// Step 1: `metrics` events of the watched gateways.
-    async fn publish_metrics(&self, watched: &[Watched], now: DateTime<Utc>) -> Result<Vec<Event>> {
-        let gateways: Vec<&String> = watched
-            .iter()
-            .filter(|w| matches!(w.sla.kind, SlaKind::ResponseTimeSlidingWindow { .. }))
-            .flat_map(|w| &w.gateways)
-            .collect();
-        if gateways.is_empty() {
-            return Ok(Vec::new());
-        }
-        let stats = match self.inner.router.stats().await {
-            Ok(stats) => stats,
-            Err(Error::Unsupported { .. }) => {
-                tracing::debug!("the router counts no traffic: response-time SLAs have no data");
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
-        };
-        // (requests, response-time sum, whether the router measures response times at all)
-        let mut totals: BTreeMap<&str, (u64, f64, bool)> = BTreeMap::new();
-        for r in &stats {
-            let t = totals.entry(r.gateway.as_str()).or_default();
-            t.0 += r.requests;
-            t.1 += r.latency.sum_ms;
-            t.2 |= !r.latency.buckets.is_empty();
-        }
-        let events = self.sample(&gateways, &totals, now);
-        self.publish_all(&events).await?;
-        Ok(events)
-    }
-
-    /// Takes this pass's sample of each gateway; the metrics since the previous one.
-    fn sample(
-        &self,
-        gateways: &[&String],
-        totals: &BTreeMap<&str, (u64, f64, bool)>,
-        now: DateTime<Utc>,
-    ) -> Vec<Event> {
-        let mut events = Vec::new();
-        let mut state = lock(&self.inner.sla);
-        for &g in gateways {
-            let (requests, sum_ms, measured) =
-                totals.get(g.as_str()).copied().unwrap_or((0, 0.0, true));
-            let current = Sample {
-                requests,
-                sum_ms,
-                at: now,
-            };
-            let Some(previous) = state.samples.insert(g.clone(), current) else {
-                continue;
-            };
-            let metrics = sla::sample_metrics(&previous, &current, measured);
-            if let (Some(series), Some((_, value))) = (
-                state.series.get_mut(g.as_str()),
-                metrics.iter().find(|(m, _)| *m == "responseTime"),
-            ) {
-                series.push_back((now, *value));
-            }
-            for (metric, value) in metrics {
-                events.push(Event {
-                    tags: vec![
-                        format!("gateways:{g}"),
-                        "gateway".into(),
-                        format!("metrics:{metric}"),
-                    ],
-                    value: serde_json::json!(value),
-                    kind: METRICS.into(),
-                    timestamp: now,
-                });
-            }
-        }
-        events
-    }
-
-    /// Step 2: the SLA check of one cluster.
+    /// Step 1: the SLA check of one cluster.
     async fn check(&self, w: &Watched, now: DateTime<Utc>) -> Result<Option<Event>> {
         let SlaKind::ResponseTimeSlidingWindow {
             upper,
@@ -299,28 +214,34 @@ impl Vamp {
         let window = since(interval);
         let mut means = Vec::new();
         for g in &w.gateways {
-            let known = lock(&self.inner.sla).series.contains_key(g);
-            if !known {
-                let filter = EventFilter {
-                    tags: vec![format!("gateways:{g}"), "metrics:responseTime".into()],
-                    kind: Some(METRICS.into()),
-                    from: Bound::Excluded(window),
-                    until: Bound::Included(now),
-                };
-                let mut seed: Vec<(DateTime<Utc>, f64)> = self
-                    .events(&filter, Page::ALL)
-                    .await?
-                    .items
-                    .iter()
-                    .filter_map(|e| Some((e.event.timestamp, e.event.value.as_f64()?)))
-                    .collect();
-                seed.sort_by_key(|(t, _)| *t);
-                lock(&self.inner.sla).series.insert(g.clone(), seed.into());
-            }
-            let mut state = lock(&self.inner.sla);
-            let Some(series) = state.series.get_mut(g) else {
-                continue;
+            let read_until = lock(&self.inner.sla).series.get(g).map(|(t, _)| *t);
+            let filter = EventFilter {
+                tags: vec![
+                    format!("gateways:{g}"),
+                    "gateway".into(),
+                    "metrics:responseTime".into(),
+                ],
+                kind: Some(METRICS.into()),
+                from: Bound::Excluded(read_until.map_or(window, |t| t.max(window))),
+                until: Bound::Included(now),
             };
+            let mut fresh: Vec<(DateTime<Utc>, f64)> = self
+                .events(&filter, Page::ALL)
+                .await?
+                .items
+                .iter()
+                // A route's values carry its gateway's tags too (spec §5.2): not the gateway's.
+                .filter(|e| !e.event.tags.iter().any(|t| t.starts_with("routes:")))
+                .filter_map(|e| Some((e.event.timestamp, e.event.value.as_f64()?)))
+                .collect();
+            fresh.sort_by_key(|(t, _)| *t);
+            let mut state = lock(&self.inner.sla);
+            let (until, series) = state
+                .series
+                .entry(g.clone())
+                .or_insert_with(|| (now, VecDeque::new()));
+            *until = now;
+            series.extend(fresh);
             while series.front().is_some_and(|(t, _)| *t <= window) {
                 series.pop_front();
             }

@@ -357,3 +357,31 @@ async fn a_container_workflow_on_docker_gets_the_vamp_environment() {
     assert!(driver.services().await.unwrap().is_empty());
     vamp.stop().await;
 }
+
+/// A workflow whose breed is a stored one (a reference): the breed's
+/// `VAMP_WORKFLOW_EXECUTION_PERIOD` sets the schedule's period too (1 s, not the default 60 s)
+/// and its `VAMP_WORKFLOW_EXECUTION_TIMEOUT` the runs' timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referenced_breeds_period_and_timeout_are_the_workflows() {
+    let vamp = Running::start().await;
+    let breed = vamp
+        .vamp
+        .read(
+            "name: ticker:1\ndeployable: {type: command, definition: \"/bin/sh -c 'echo $VAMP_WORKFLOW_EXECUTION_PERIOD $VAMP_WORKFLOW_EXECUTION_TIMEOUT'\"}\nenvironment_variables: {VAMP_WORKFLOW_EXECUTION_PERIOD: \"1\", VAMP_WORKFLOW_EXECUTION_TIMEOUT: \"7\"}\n",
+            Some(Kind::Breed),
+        )
+        .await
+        .unwrap();
+    for a in breed {
+        vamp.vamp.put(a).await.unwrap();
+    }
+    vamp.put("name: ticker\nbreed: ticker:1\nschedule: daemon\n")
+        .await;
+    let e = vamp
+        .until("ticker", "two runs a period apart", |e| {
+            e.succeeded_total >= 2
+        })
+        .await;
+    assert_eq!(e.last[0].log[0].text, "1 7");
+    vamp.stop().await;
+}

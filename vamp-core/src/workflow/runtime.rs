@@ -179,6 +179,15 @@ impl Vamp {
     pub async fn workflow_pass(&self) -> Result<()> {
         let workflows = self.all_workflows().await?;
         self.load_workflow_states(&workflows).await;
+        let mut periods = HashMap::new();
+        for w in &workflows {
+            // An inline breed is read where it is; a referenced one fresh from the store.
+            let stored = match &w.breed {
+                Ref::Reference(_) => self.workflow_breed(w).await.ok(),
+                Ref::Inline(_) => None,
+            };
+            periods.insert(w.name.clone(), self.execution_period(w, stored.as_ref()));
+        }
         let now = Utc::now();
         let mut todo = Vec::new();
         let mut save = Vec::new();
@@ -194,7 +203,7 @@ impl Vamp {
             for w in &workflows {
                 let state = rt.states.get(&w.name).cloned().unwrap_or_default();
                 let settings = Settings {
-                    period: TimeDelta::from_std(self.execution_period(w))
+                    period: TimeDelta::from_std(periods.get(&w.name).copied().unwrap_or_default())
                         .unwrap_or(TimeDelta::seconds(60)),
                 };
                 let (next, actions) = plan::step(w, &state, settings, now);
@@ -390,15 +399,18 @@ impl Vamp {
         queued
     }
 
-    /// `VAMP_WORKFLOW_EXECUTION_PERIOD` of the workflow, or the configured default.
-    fn execution_period(&self, w: &Workflow) -> Duration {
-        seconds_variable(w, "VAMP_WORKFLOW_EXECUTION_PERIOD")
+    /// `VAMP_WORKFLOW_EXECUTION_PERIOD` of the workflow or its breed, or the configured
+    /// default.
+    fn execution_period(&self, w: &Workflow, breed: Option<&Breed>) -> Duration {
+        seconds_variable(w, breed, "VAMP_WORKFLOW_EXECUTION_PERIOD")
+            .filter(|d| !d.is_zero())
             .unwrap_or(self.inner.config.workflows.execution_period)
     }
 
-    /// `VAMP_WORKFLOW_EXECUTION_TIMEOUT` of the workflow, or the configured default.
-    fn execution_timeout(&self, w: &Workflow) -> Duration {
-        seconds_variable(w, "VAMP_WORKFLOW_EXECUTION_TIMEOUT")
+    /// `VAMP_WORKFLOW_EXECUTION_TIMEOUT` of the workflow or its breed, or the configured
+    /// default.
+    fn execution_timeout(&self, w: &Workflow, breed: Option<&Breed>) -> Duration {
+        seconds_variable(w, breed, "VAMP_WORKFLOW_EXECUTION_TIMEOUT")
             .filter(|d| !d.is_zero())
             .unwrap_or(self.inner.config.workflows.timeout)
     }
@@ -459,26 +471,29 @@ impl Vamp {
         });
     }
 
+    /// The workflow's breed: inline, or the stored one it references (read fresh).
+    async fn workflow_breed(&self, w: &Workflow) -> Result<Breed> {
+        match &w.breed {
+            Ref::Inline(b) => Ok(b.clone()),
+            Ref::Reference(name) => match self.get(Kind::Breed, name).await? {
+                Some(Artifact::Breed(b)) => Ok(b),
+                _ => Err(Error::Invalid {
+                    what: "workflow breed",
+                    message: format!("breed '{name}' is not stored"),
+                }),
+            },
+        }
+    }
+
     /// What runs: the breed (fetched fresh when referenced) with the Vamp environment.
     async fn run_spec(&self, w: &Workflow, data: Option<&serde_json::Value>) -> Result<RunSpec> {
-        let breed = match &w.breed {
-            Ref::Inline(b) => b.clone(),
-            Ref::Reference(name) => match self.get(Kind::Breed, name).await? {
-                Some(Artifact::Breed(b)) => b,
-                _ => {
-                    return Err(Error::Invalid {
-                        what: "workflow breed",
-                        message: format!("breed '{name}' is not stored"),
-                    });
-                }
-            },
-        };
+        let breed = self.workflow_breed(w).await?;
         let environment = self.run_environment(w, &breed, data);
         Ok(RunSpec {
             name: w.name.clone(),
+            timeout: self.execution_timeout(w, Some(&breed)),
             breed,
             environment,
-            timeout: self.execution_timeout(w),
         })
     }
 
@@ -514,13 +529,13 @@ impl Vamp {
             env.insert("VAMP_API_TOKEN".into(), token);
         }
         let period = match w.schedule {
-            Schedule::Daemon => self.execution_period(w).as_secs(),
+            Schedule::Daemon => self.execution_period(w, Some(breed)).as_secs(),
             _ => 0,
         };
         env.insert("VAMP_WORKFLOW_EXECUTION_PERIOD".into(), period.to_string());
         env.insert(
             "VAMP_WORKFLOW_EXECUTION_TIMEOUT".into(),
-            self.execution_timeout(w).as_secs().to_string(),
+            self.execution_timeout(w, Some(breed)).as_secs().to_string(),
         );
         if let Some(data) = data {
             env.insert(
@@ -691,15 +706,18 @@ fn same_kept(a: &State, b: &State) -> bool {
         && *queue == b.queue
 }
 
-/// A workflow (or its inline breed) variable holding a number of seconds.
-fn seconds_variable(w: &Workflow, name: &str) -> Option<Duration> {
-    let from_breed = match &w.breed {
-        Ref::Inline(b) => b
-            .environment_variables
-            .get(name)
-            .and_then(|v| v.value.clone()),
+/// A variable of the workflow, else of its breed (`breed`, else the inline one), holding a
+/// number of seconds.
+fn seconds_variable(w: &Workflow, breed: Option<&Breed>, name: &str) -> Option<Duration> {
+    let breed = breed.or(match &w.breed {
+        Ref::Inline(b) => Some(b),
         Ref::Reference(_) => None,
-    };
+    });
+    let from_breed = breed.and_then(|b| {
+        b.environment_variables
+            .get(name)
+            .and_then(|v| v.value.clone())
+    });
     let text = w
         .environment_variables
         .get(name)

@@ -17,11 +17,20 @@ use crate::Result;
 use crate::Vamp;
 use crate::model::*;
 use crate::sla::{self, Direction};
-use crate::traits::{EventFilter, Page};
+use crate::traits::{EventFilter, EventStream, Page, StoredEvent};
 use crate::vamp::lock;
 
 /// Timed values, oldest first.
 pub(crate) type Series = VecDeque<(DateTime<Utc>, f64)>;
+
+/// The SLA runtime's subscription to the events.
+pub(crate) struct Feed(EventStream);
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Feed")
+    }
+}
 
 /// What the SLA runtime keeps between passes.
 #[derive(Debug)]
@@ -29,9 +38,14 @@ pub(crate) struct SlaState {
     /// SLA events up to this time have been escalated.
     pub(crate) escalated_until: DateTime<Utc>,
     /// The `metrics:responseTime` values of each checked gateway within its window, oldest
-    /// first, and the time up to which the store has been read: each check reads only the
-    /// events published since the one before, not an event log that grows by every period.
-    pub(crate) series: HashMap<String, (DateTime<Utc>, Series)>,
+    /// first, and the id of the newest event read into them: read from the store once, then
+    /// fed from [`feed`](Self::feed), so a check does not search an event log that grows by
+    /// every period.
+    pub(crate) series: HashMap<String, (u64, Series)>,
+    /// The events published since the previous pass, as they came; `None` until the first
+    /// pass subscribes (or when the store cannot deliver them: every pass then reads the
+    /// store).
+    pub(crate) feed: Option<Feed>,
     /// The newest SLA event of each (deployment, cluster), once looked up.
     pub(crate) last_sla: HashMap<(String, String), Option<DateTime<Utc>>>,
 }
@@ -42,6 +56,7 @@ impl SlaState {
             escalated_until: now,
             series: HashMap::new(),
             last_sla: HashMap::new(),
+            feed: None,
         }
     }
 }
@@ -98,6 +113,7 @@ impl Vamp {
     pub async fn sla_pass_at(&self, now: DateTime<Utc>) -> Result<SlaReport> {
         let watched = self.watched().await?;
         self.forget_unwatched(&watched);
+        self.read_metrics_feed().await;
         let mut report = SlaReport::default();
         let escalations = self.stored_escalations().await?;
         // SLA events posted since the previous pass first: they start the cooldown too.
@@ -177,6 +193,94 @@ impl Vamp {
         Ok(out)
     }
 
+    /// Reads the events published since the previous pass into the checked gateways'
+    /// series: every event delivered so far, without waiting for more. The first pass
+    /// subscribes; a subscriber that fell behind (or a store that cannot deliver events)
+    /// forgets the series, which the checks then read from the store.
+    async fn read_metrics_feed(&self) {
+        use futures::FutureExt as _;
+        use futures::StreamExt as _;
+        if lock(&self.inner.sla).feed.is_none() {
+            let feed = match self.subscribe().await {
+                Ok(events) => Some(Feed(events)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no event feed: SLA checks read the store each pass");
+                    None
+                }
+            };
+            let mut state = lock(&self.inner.sla);
+            state.feed = feed;
+            // What was published before the subscription is read from the store.
+            state.series.clear();
+        }
+        let mut state = lock(&self.inner.sla);
+        let SlaState { series, feed, .. } = &mut *state;
+        let Some(Feed(events)) = feed else {
+            series.clear();
+            return;
+        };
+        loop {
+            // Unconstrained: what is delivered is read now, whatever budget the task that
+            // runs this pass has left (tokio's cooperative scheduling would say "not ready").
+            match tokio::task::unconstrained(events.next()).now_or_never() {
+                Some(Some(Ok(e))) => {
+                    let Some((g, at, value)) = gateway_response_time(&e) else {
+                        continue;
+                    };
+                    let Some((seen, values)) = series.get_mut(g) else {
+                        continue;
+                    };
+                    if e.id <= *seen {
+                        continue;
+                    }
+                    *seen = e.id;
+                    let later = values.back().is_some_and(|(t, _)| *t > at);
+                    values.push_back((at, value));
+                    if later {
+                        values.make_contiguous().sort_by_key(|(t, _)| *t);
+                    }
+                }
+                Some(Some(Err(_))) => series.clear(),
+                Some(None) => {
+                    *feed = None;
+                    series.clear();
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Reads a gateway's `metrics:responseTime` values within the window from the store.
+    async fn seed_series(
+        &self,
+        gateway: &str,
+        window: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let filter = EventFilter {
+            tags: vec![
+                format!("gateways:{gateway}"),
+                "gateway".into(),
+                "metrics:responseTime".into(),
+            ],
+            kind: Some(METRICS.into()),
+            from: Bound::Excluded(window),
+            until: Bound::Included(now),
+        };
+        let stored = self.events(&filter, Page::ALL).await?.items;
+        let seen = stored.iter().map(|e| e.id).max().unwrap_or(0);
+        let mut values: Vec<(DateTime<Utc>, f64)> = stored
+            .iter()
+            .filter_map(|e| gateway_response_time(e).map(|(_, t, v)| (t, v)))
+            .collect();
+        values.sort_by_key(|(t, _)| *t);
+        lock(&self.inner.sla)
+            .series
+            .insert(gateway.to_owned(), (seen, values.into()));
+        Ok(())
+    }
+
     /// Step 1: the SLA check of one cluster.
     async fn check(&self, w: &Watched, now: DateTime<Utc>) -> Result<Option<Event>> {
         let SlaKind::ResponseTimeSlidingWindow {
@@ -214,34 +318,14 @@ impl Vamp {
         let window = since(interval);
         let mut means = Vec::new();
         for g in &w.gateways {
-            let read_until = lock(&self.inner.sla).series.get(g).map(|(t, _)| *t);
-            let filter = EventFilter {
-                tags: vec![
-                    format!("gateways:{g}"),
-                    "gateway".into(),
-                    "metrics:responseTime".into(),
-                ],
-                kind: Some(METRICS.into()),
-                from: Bound::Excluded(read_until.map_or(window, |t| t.max(window))),
-                until: Bound::Included(now),
-            };
-            let mut fresh: Vec<(DateTime<Utc>, f64)> = self
-                .events(&filter, Page::ALL)
-                .await?
-                .items
-                .iter()
-                // A route's values carry its gateway's tags too (spec §5.2): not the gateway's.
-                .filter(|e| !e.event.tags.iter().any(|t| t.starts_with("routes:")))
-                .filter_map(|e| Some((e.event.timestamp, e.event.value.as_f64()?)))
-                .collect();
-            fresh.sort_by_key(|(t, _)| *t);
+            let known = lock(&self.inner.sla).series.contains_key(g);
+            if !known {
+                self.seed_series(g, window, now).await?;
+            }
             let mut state = lock(&self.inner.sla);
-            let (until, series) = state
-                .series
-                .entry(g.clone())
-                .or_insert_with(|| (now, VecDeque::new()));
-            *until = now;
-            series.extend(fresh);
+            let Some((_, series)) = state.series.get_mut(g) else {
+                continue;
+            };
             while series.front().is_some_and(|(t, _)| *t <= window) {
                 series.pop_front();
             }
@@ -263,4 +347,23 @@ impl Vamp {
         lock(&self.inner.sla).last_sla.insert(key, Some(now));
         Ok(Some(event))
     }
+}
+
+/// A gateway's `metrics:responseTime` value, as the stock `metrics` workflow publishes it:
+/// (gateway, time, ms). A route's values carry their gateway's tags too (spec §5.2): they
+/// are not the gateway's.
+fn gateway_response_time(e: &StoredEvent) -> Option<(&str, DateTime<Utc>, f64)> {
+    let event = &e.event;
+    if event.kind != METRICS
+        || !event.tags.iter().any(|t| t == "metrics:responseTime")
+        || !event.tags.iter().any(|t| t == "gateway")
+        || event.tags.iter().any(|t| t.starts_with("routes:"))
+    {
+        return None;
+    }
+    let gateway = event
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix("gateways:"))?;
+    Some((gateway, event.timestamp, event.value.as_f64()?))
 }

@@ -11,6 +11,19 @@ async fn weights_split_exactly() {
     kit::weights_split_exactly(&EmbeddedRouter::new()).await;
 }
 
+/// On threads of its own (`with_workers`), from a caller on a one-thread runtime: the kit's
+/// HTTP and TCP cases hold, and stopping a gateway frees its port.
+#[tokio::test]
+async fn on_workers_of_its_own_the_kit_holds() {
+    let router = EmbeddedRouter::new().with_workers(2).unwrap();
+    kit::weights_split_exactly(&router).await;
+    kit::conditions_strength_sticky_rewrites(&router).await;
+    kit::apply_replaces_the_whole_set(&router).await;
+    kit::tcp_gateway_relays_by_weight(&router).await;
+    router.apply(&[]).await.unwrap();
+    drop(router);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditions_strength_sticky_rewrites() {
     kit::conditions_strength_sticky_rewrites(&EmbeddedRouter::new()).await;

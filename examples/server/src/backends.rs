@@ -142,15 +142,24 @@ pub(crate) fn router(
     };
     let router: Arc<dyn Router> = match config.router.kind.as_str() {
         "none" => return Ok(None),
-        "embedded" => Arc::new(
-            vamp_gateway::embedded::EmbeddedRouter::on(host()?).with_limits(
+        "embedded" => {
+            let router = vamp_gateway::embedded::EmbeddedRouter::on(host()?).with_limits(
                 vamp_gateway::listen::ConnectionLimits {
                     header_timeout: std::time::Duration::from_secs(config.router.header_timeout),
                     idle_timeout: std::time::Duration::from_secs(config.router.idle_timeout),
                     max_connections: config.router.max_connections,
                 },
-            ),
-        ),
+            );
+            let router = match config.router.workers {
+                0 => router,
+                n => router.with_workers(n).map_err(|e| {
+                    bad(format!(
+                        "router.workers = {n}: cannot start the router's threads: {e}"
+                    ))
+                })?,
+            };
+            Arc::new(router)
+        }
         #[cfg(feature = "haproxy")]
         "haproxy-kv" => {
             use vamp_gateway::haproxy::kv::KvRouter;

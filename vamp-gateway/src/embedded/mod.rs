@@ -3,6 +3,8 @@
 //!
 //! - One listener per gateway port on a configurable host (default `127.0.0.1`). A port that
 //!   cannot be bound fails that gateway only ([`ApplyReport::failed`]).
+//! - The data path runs on the caller's tokio runtime, or on `N` threads of its own
+//!   ([`EmbeddedRouter::with_workers`]).
 //! - HTTP/1.1 and HTTP/2 (prior knowledge) through hyper; TCP gateways relay bytes.
 //! - Route choice as HAProxy's layout makes it (spec §4.2.2, [`crate::select`]): the first
 //!   matching condition at its strength, else smooth weighted round-robin, so a 90/10 split is
@@ -72,6 +74,20 @@ type Counters = HashMap<(String, String), Arc<RouteCounters>>;
 /// How long an instance may take to send its answer's headers by default.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A tokio runtime of the router's own ([`EmbeddedRouter::with_workers`]): shut down in the
+/// background when the last clone of the router goes (a runtime may not be dropped inside
+/// another one).
+#[derive(Debug)]
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The in-process router. Clones share the listeners and statistics.
 #[derive(Debug, Clone)]
 pub struct EmbeddedRouter {
@@ -80,6 +96,8 @@ pub struct EmbeddedRouter {
     counters: Arc<Mutex<Counters>>,
     client: Upstream,
     limits: crate::listen::ConnectionLimits,
+    /// Where the data path runs: a runtime of its own, or (`None`) the caller's.
+    runtime: Option<Arc<OwnRuntime>>,
 }
 
 impl Default for EmbeddedRouter {
@@ -102,7 +120,39 @@ impl EmbeddedRouter {
             counters: Arc::default(),
             client: proxy::upstream(DEFAULT_UPSTREAM_TIMEOUT),
             limits: crate::listen::ConnectionLimits::default(),
+            runtime: None,
         }
+    }
+
+    /// The same router serving its gateways on `workers` threads of its own (a tokio runtime
+    /// named `vamp-router`), apart from the runtime that calls [`Router::apply`]: the data
+    /// path then uses that many cores whatever else the process does — the knob a comparison
+    /// with HAProxy's `nbthread` needs. Without it, the caller's runtime serves. Set it before
+    /// the first `apply`.
+    ///
+    /// ```
+    /// let router = vamp_gateway::embedded::EmbeddedRouter::new().with_workers(1).unwrap();
+    /// # drop(router);
+    /// ```
+    ///
+    /// # Errors
+    /// When the threads cannot be started.
+    pub fn with_workers(mut self, workers: usize) -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .thread_name("vamp-router")
+            .enable_all()
+            .build()?;
+        self.runtime = Some(Arc::new(OwnRuntime(Some(rt))));
+        Ok(self)
+    }
+
+    /// Where listeners are served: the router's own runtime, else the caller's.
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .and_then(|r| r.0.as_ref())
+            .map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone())
     }
 
     /// The same router with other limits on client connections (header and idle timeouts,
@@ -205,17 +255,23 @@ impl Router for EmbeddedRouter {
                 report.applied.push(name.to_owned());
                 continue;
             }
-            match tokio::net::TcpListener::bind((self.host, g.port)).await {
-                Ok(listener) => {
+            // Bound here, registered with the serving runtime there.
+            let bound = std::net::TcpListener::bind((self.host, g.port))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l));
+            match bound {
+                Ok(bound) => {
                     let live: Live = Arc::new(RwLock::new(table));
                     let (stop, stopped) = watch::channel(false);
-                    let task = tokio::spawn(proxy::serve(
-                        listener,
-                        live.clone(),
-                        self.client.clone(),
-                        self.limits.clone(),
-                        stopped,
-                    ));
+                    let serving = (live.clone(), self.client.clone(), self.limits.clone());
+                    let task = self.handle().spawn(async move {
+                        let (live, client, limits) = serving;
+                        match tokio::net::TcpListener::from_std(bound) {
+                            Ok(listener) => {
+                                proxy::serve(listener, live, client, limits, stopped).await;
+                            }
+                            Err(e) => tracing::error!(error = %e, "cannot serve a bound port"),
+                        }
+                    });
                     running.insert(
                         name.to_owned(),
                         Running {

@@ -395,6 +395,9 @@ pub struct RouterConfig {
     pub idle_timeout: u64,
     /// `embedded`: connections one gateway port serves at once.
     pub max_connections: usize,
+    /// `embedded`: threads of the data path's own; 0 serves the gateways on the server's
+    /// runtime (sharing its threads with the API and the loops).
+    pub workers: usize,
 }
 
 impl Default for RouterConfig {
@@ -405,6 +408,7 @@ impl Default for RouterConfig {
             header_timeout: 10,
             idle_timeout: 60,
             max_connections: 10_000,
+            workers: 0,
         }
     }
 }

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# scripts/proxy-vs-haproxy.sh: the embedded router against plain HAProxy, side by side, in one
+# run (issue 21). Both split the same traffic 90/10 over the same two backends (two
+# `vamp-server demo-app` processes), on the same number of threads (HAProxy's `nbthread`,
+# the embedded router's `router.workers`); wrk drives them alternately, round after round,
+# and the script prints requests/s, p50 and p99 of each round and the ratios of the means.
+#
+#   bash scripts/proxy-vs-haproxy.sh                       # threads 1 and 2, 3 rounds of 8 s
+#   THREADS="1" ROUNDS=5 SECONDS_PER_ROUND=10 CONNECTIONS=64 bash scripts/proxy-vs-haproxy.sh
+#   EXTRA=condition bash scripts/proxy-vs-haproxy.sh       # a condition on the 10% route too
+#   EXTRA=gateways bash scripts/proxy-vs-haproxy.sh        # with 1 000 more gateways loaded
+#
+# Everything listens on 127.0.0.1 (ports 27600-27699, 29000-29099 and, with EXTRA=gateways,
+# 28000-28999), every run is bounded (wrk -d), and the script stops exactly the processes it
+# started (by PID) when it ends, however it ends (KEEP=1 keeps their logs). Installs haproxy
+# and wrk with apt when missing (root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+THREADS=${THREADS:-"1 2"}
+ROUNDS=${ROUNDS:-3}
+SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-8}
+CONNECTIONS=${CONNECTIONS:-32}
+EXTRA=${EXTRA:-}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
+
+BACKEND_A=27601 BACKEND_B=27602 HAPROXY_PORT=27611 ROUTER_PORT=27612 API_PORT=27620
+
+need() { # need <command> <debian package>
+  command -v "$1" > /dev/null 2>&1 && return
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" > /dev/null
+  else
+    echo "missing $1: apt-get install $2 (as root)" >&2
+    exit 1
+  fi
+}
+need wrk wrk
+need curl curl
+HAPROXY=${HAPROXY:-$(command -v haproxy || true)}
+[ -n "$HAPROXY" ] || { need haproxy haproxy; HAPROXY=$(command -v haproxy); }
+
+for port in $BACKEND_A $BACKEND_B $HAPROXY_PORT $ROUTER_PORT $API_PORT; do
+  if ss -ltnH "sport = :$port" | grep -q .; then
+    echo "port $port is taken on this machine: free it or edit the ports at the top" >&2
+    exit 1
+  fi
+done
+
+cargo build -q --release -p vamp-server
+SERVER=$CARGO_TARGET_DIR/release/vamp-server
+
+WORK=$(mktemp -d)
+PIDS=()
+stop_all() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2> /dev/null || true; done
+  PIDS=()
+}
+trap 'stop_all; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+
+# Waits (at most 20 s) until something answers HTTP on the port.
+wait_http() {
+  for _ in $(seq 200); do
+    curl -fs -o /dev/null "http://127.0.0.1:$1${2:-/}" && return 0
+    sleep 0.1
+  done
+  echo "nothing answers on 127.0.0.1:$1 after 20 s" >&2
+  exit 1
+}
+
+"$SERVER" demo-app --port $BACKEND_A --app-version a > "$WORK/a.log" 2>&1 &
+PIDS+=($!)
+"$SERVER" demo-app --port $BACKEND_B --app-version b > "$WORK/b.log" 2>&1 &
+PIDS+=($!)
+BACKENDS=("${PIDS[@]}")
+wait_http $BACKEND_A
+wait_http $BACKEND_B
+
+# One wrk run: "requests/s p50_ms p99_ms errors".
+measure() {
+  local out
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" --latency ${WRK_HEADER:+-H "$WRK_HEADER"} \
+    "http://127.0.0.1:$1/")
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    /Non-2xx or 3xx responses:/ { errors += $5 }
+    /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
+    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors + 0 }' <<< "$out"
+}
+
+condition_haproxy=""
+condition_route=""
+if [ "$EXTRA" = condition ]; then
+  # Requests with header X-Canary go to b first (strength 100%), as a Vamp condition does.
+  WRK_HEADER="X-Canary: yes"
+  condition_haproxy="  acl canary hdr_cnt(X-Canary) gt 0
+  use_backend only_b if canary"
+  condition_route=", condition: \"has header X-Canary\", condition_strength: 100%"
+fi
+
+echo "embedded router vs HAProxy $("$HAPROXY" -v | head -1 | awk '{print $3}'): 90/10 over two demo apps," \
+  "wrk 1 thread, $CONNECTIONS connections, $ROUNDS rounds of ${SECONDS_PER_ROUND}s${EXTRA:+, extra: $EXTRA}"
+printf '%-8s %-6s %-10s %12s %9s %9s %7s\n' threads round proxy "requests/s" "p50 ms" "p99 ms" errors
+
+for threads in $THREADS; do
+  cat > "$WORK/haproxy.cfg" << EOF
+global
+  nbthread $threads
+  maxconn 4000
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend bench
+  bind 127.0.0.1:$HAPROXY_PORT
+$condition_haproxy
+  default_backend split
+backend split
+  balance roundrobin
+  http-reuse always
+  server a 127.0.0.1:$BACKEND_A weight 90
+  server b 127.0.0.1:$BACKEND_B weight 10
+backend only_b
+  http-reuse always
+  server b 127.0.0.1:$BACKEND_B
+EOF
+  "$HAPROXY" -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 &
+  PIDS+=($!)
+  VAMP_SERVER__LISTEN=127.0.0.1:$API_PORT VAMP_SERVER__DATA_DIR="$WORK/data-$threads" \
+    VAMP_PERSISTENCE__KIND=memory VAMP_ROUTER__WORKERS=$threads VAMP_DRIVER__KIND=process \
+    VAMP_WORKFLOWS__PERIOD=0 VAMP_SLA__PERIOD=0 VAMP_ROLLOUTS__PERIOD=0 \
+    VAMP_GATEWAYS__PORTS=29000-29099 \
+    "$SERVER" > "$WORK/server.log" 2>&1 &
+  PIDS+=($!)
+  wait_http $HAPROXY_PORT
+  wait_http $API_PORT /api/v1/info
+  curl -fs -o /dev/null -X POST "http://127.0.0.1:$API_PORT/api/v1/gateways" -H 'content-type: application/x-yaml' \
+    --data-binary "name: bench
+port: $ROUTER_PORT/http
+routes:
+  '[127.0.0.1:$BACKEND_A]': {weight: 90%}
+  '[127.0.0.1:$BACKEND_B]': {weight: 10%$condition_route}
+"
+  if [ "$EXTRA" = gateways ]; then
+    for i in $(seq 0 999); do
+      printf -- "---\nkind: gateways\nname: extra-%d\nport: %d/http\nroutes:\n  '[127.0.0.1:%d]': {weight: 100%%}\n" \
+        "$i" $((28000 + i)) $BACKEND_A
+    done > "$WORK/extra.yaml"
+    curl -fs -o /dev/null -X POST "http://127.0.0.1:$API_PORT/api/v1" -H 'content-type: application/x-yaml' \
+      --data-binary @"$WORK/extra.yaml"
+  fi
+  wait_http $ROUTER_PORT
+  # Warm both up (connection pools, caches) before the first measured round.
+  wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$HAPROXY_PORT/" > /dev/null
+  wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$ROUTER_PORT/" > /dev/null
+  for round in $(seq "$ROUNDS"); do
+    for proxy in haproxy embedded; do
+      port=$HAPROXY_PORT
+      [ $proxy = embedded ] && port=$ROUTER_PORT
+      read -r rps p50 p99 errors <<< "$(measure $port)"
+      printf '%-8s %-6s %-10s %12s %9s %9s %7s\n' "$threads" "$round" $proxy "$rps" "$p50" "$p99" "$errors"
+      echo "$threads $proxy $rps $p50 $p99" >> "$WORK/results"
+    done
+  done
+  # This thread count's HAProxy and server stop; the backends stay.
+  for pid in "${PIDS[@]}"; do
+    case " ${BACKENDS[*]} " in *" $pid "*) ;; *) kill "$pid" 2> /dev/null || true; wait "$pid" 2> /dev/null || true ;; esac
+  done
+  PIDS=("${BACKENDS[@]}")
+done
+
+echo
+echo "means (embedded / HAProxy):"
+awk '
+  { n[$1" "$2]++; rps[$1" "$2] += $3; p50[$1" "$2] += $4; p99[$1" "$2] += $5; t[$1] = 1 }
+  END {
+    for (th in t) {
+      h = th" haproxy"; e = th" embedded"
+      printf "threads %s: requests/s %.0f vs %.0f = %.2fx; p50 %.3f vs %.3f ms = %.2fx; p99 %.3f vs %.3f ms = %.2fx\n",
+        th, rps[e]/n[e], rps[h]/n[h], (rps[e]/n[e])/(rps[h]/n[h]),
+        p50[e]/n[e], p50[h]/n[h], (p50[e]/n[e])/(p50[h]/n[h]),
+        p99[e]/n[e], p99[h]/n[h], (p99[e]/n[e])/(p99[h]/n[h])
+    }
+  }' "$WORK/results" | sort

@@ -174,3 +174,57 @@ async fn a_silent_instance_times_out_with_504() {
     let stats = router.stats().await.expect("stats");
     assert_eq!((stats[0].requests, stats[0].errors), (2, 2));
 }
+
+/// An instance that closes each connection right after its answer (without saying so): the
+/// next request of the same client finds its upstream connection gone, and goes again on a
+/// new one — the client never sees a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_closing_idle_connections_costs_no_request() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap().port();
+    let (closed, mut closings) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                drop(s);
+                let _ = closed.send(());
+            });
+        }
+    });
+    let port = vamp_gateway::testkit::free_port();
+    let router = EmbeddedRouter::new();
+    let g = vamp_gateway::testkit::gateway(
+        "close/web",
+        port,
+        vec![vamp_gateway::testkit::route(
+            "close/web",
+            "close/web/a",
+            100,
+            &[("a", backend)],
+        )],
+    );
+    assert!(router.apply(&[g]).await.unwrap().failed.is_empty());
+    let mut client = vamp_gateway::testkit::Client::new(port);
+    for i in 0..5 {
+        let r = client.get("/", &[]).await.unwrap();
+        assert_eq!(r.status, 200, "request {i}");
+        // The instance has closed the connection it answered on.
+        tokio::time::timeout(std::time::Duration::from_secs(5), closings.recv())
+            .await
+            .unwrap();
+    }
+    router.apply(&[]).await.unwrap();
+}

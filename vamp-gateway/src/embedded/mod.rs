@@ -35,6 +35,7 @@
 mod proxy;
 pub mod stats;
 mod table;
+mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};

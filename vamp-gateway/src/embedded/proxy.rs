@@ -11,80 +11,29 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::table::Table;
+use super::upstream::Upstreams;
 use crate::condition::cookies;
 use crate::listen::{ConnectionLimits, IdleTimeout};
 
-/// The upstream HTTP client shared by every gateway (pooled keep-alive connections), and how
-/// long an instance may take to answer.
+/// How the data path talks to instances: how long an instance may take to answer. The
+/// connections themselves belong to each client connection ([`super::upstream`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
-    client: Client<NotToItself, Incoming>,
     pub(crate) timeout: std::time::Duration,
 }
 
 pub(crate) fn upstream(timeout: std::time::Duration) -> Upstream {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    Upstream {
-        client: Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build(NotToItself(connector)),
-        timeout,
-    }
+    Upstream { timeout }
 }
 
 /// Whether Linux connected `stream` to itself (its source is its destination).
 pub(crate) fn connected_to_itself(stream: &TcpStream) -> bool {
     matches!((stream.local_addr(), stream.peer_addr()), (Ok(a), Ok(b)) if a == b)
-}
-
-/// hyper's connector, refusing a connection that Linux made to itself: connecting to a port of
-/// the ephemeral range that nobody listens on can pick that very port as the source and
-/// succeed, and would then hold a port a gateway or an instance is about to bind.
-#[derive(Debug, Clone)]
-pub(crate) struct NotToItself(HttpConnector);
-
-type Connecting = std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = Result<
-                    hyper_util::rt::TokioIo<TcpStream>,
-                    Box<dyn std::error::Error + Send + Sync>,
-                >,
-            > + Send,
-    >,
->;
-
-impl tower_service::Service<hyper::Uri> for NotToItself {
-    type Response = hyper_util::rt::TokioIo<TcpStream>;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-    type Future = Connecting;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move {
-            let io = connecting.await?;
-            if connected_to_itself(io.inner()) {
-                return Err("the connection went to itself: nobody listens there".into());
-            }
-            Ok(io)
-        })
-    }
 }
 
 /// The live table of a gateway; requests read it once each, [`super::EmbeddedRouter`] swaps it.
@@ -141,10 +90,12 @@ async fn serve_http(
     live: Live,
     client: Upstream,
 ) {
+    let upstreams = Arc::new(Upstreams::default());
     let service = hyper::service::service_fn(move |req| {
         let table = current(&live);
-        let client = client.clone();
-        async move { Ok::<_, Infallible>(handle(req, peer, &table, &client).await) }
+        let upstreams = upstreams.clone();
+        let timeout = client.timeout;
+        async move { Ok::<_, Infallible>(handle(req, peer, &table, &upstreams, timeout).await) }
     });
     if let Err(e) = builder
         .serve_connection(TokioIo::new(stream), service)
@@ -208,7 +159,8 @@ async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     table: &Table,
-    client: &Upstream,
+    upstreams: &Upstreams,
+    timeout: std::time::Duration,
 ) -> Response<Body> {
     let started = Instant::now();
     let Some(pick) = table.pick(&Headers(req.headers())) else {
@@ -253,7 +205,8 @@ async fn handle(
     } else {
         format!("{host}:{port}")
     };
-    let Ok(uri) = format!("http://{authority}{path_and_query}").parse::<Uri>() else {
+    // Origin form: the connection already goes to the instance.
+    let Ok(uri) = path_and_query.parse::<Uri>() else {
         route.stats.record(started.elapsed(), true);
         return plain(
             StatusCode::BAD_REQUEST,
@@ -278,7 +231,7 @@ async fn handle(
         headers.insert("x-forwarded-for", v);
     }
 
-    let Ok(answer) = tokio::time::timeout(client.timeout, client.client.request(req)).await else {
+    let Ok(answer) = tokio::time::timeout(timeout, upstreams.send(host, *port, req)).await else {
         tracing::debug!(gateway = %table.gateway, route = %route.path, "instance did not answer in time");
         route.stats.record(started.elapsed(), true);
         return plain(

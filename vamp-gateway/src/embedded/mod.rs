@@ -39,7 +39,7 @@ mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -250,7 +250,7 @@ impl Router for EmbeddedRouter {
             if let Some(r) = running.get(name) {
                 let unchanged = proxy::current(&r.live).source == *g;
                 if !unchanged {
-                    *r.live.write().unwrap_or_else(PoisonError::into_inner) = table;
+                    r.live.swap(table);
                     tracing::debug!(gateway = %name, "routing table swapped");
                 }
                 report.applied.push(name.to_owned());
@@ -261,7 +261,7 @@ impl Router for EmbeddedRouter {
                 .and_then(|l| l.set_nonblocking(true).map(|()| l));
             match bound {
                 Ok(bound) => {
-                    let live: Live = Arc::new(RwLock::new(table));
+                    let live: Live = proxy::LiveTable::new(table);
                     let (stop, stopped) = watch::channel(false);
                     let serving = (live.clone(), self.client.clone(), self.limits.clone());
                     let task = self.handle().spawn(async move {

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -36,11 +37,65 @@ pub(crate) fn connected_to_itself(stream: &TcpStream) -> bool {
     matches!((stream.local_addr(), stream.peer_addr()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// The live table of a gateway; requests read it once each, [`super::EmbeddedRouter`] swaps it.
-pub(crate) type Live = Arc<RwLock<Arc<Table>>>;
+/// The live table of a gateway: requests read it once each, [`super::EmbeddedRouter`] swaps
+/// it. Each swap counts up `version`, so a connection keeps the table it read until the
+/// version moves (one atomic load per request, rather than a lock and a shared count that
+/// every thread writes).
+#[derive(Debug)]
+pub(crate) struct LiveTable {
+    version: AtomicU64,
+    table: RwLock<Arc<Table>>,
+}
+
+/// A gateway's [`LiveTable`], shared by its listener and its connections.
+pub(crate) type Live = Arc<LiveTable>;
+
+impl LiveTable {
+    pub(crate) fn new(table: Arc<Table>) -> Live {
+        Arc::new(LiveTable {
+            version: AtomicU64::new(0),
+            table: RwLock::new(table),
+        })
+    }
+
+    /// Serves `table` from now on: requests that have read the old one finish with it.
+    pub(crate) fn swap(&self, table: Arc<Table>) {
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table;
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
 
 pub(crate) fn current(live: &Live) -> Arc<Table> {
-    live.read().unwrap_or_else(PoisonError::into_inner).clone()
+    live.table
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// One connection's copy of its gateway's table, read again when the table is swapped.
+struct Cached {
+    live: Live,
+    seen: std::sync::Mutex<(u64, Arc<Table>)>,
+}
+
+impl Cached {
+    fn new(live: Live) -> Cached {
+        let version = live.version.load(Ordering::Acquire);
+        let table = current(&live);
+        Cached {
+            live,
+            seen: std::sync::Mutex::new((version, table)),
+        }
+    }
+
+    fn table(&self) -> Arc<Table> {
+        let version = self.live.version.load(Ordering::Acquire);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.0 != version {
+            *seen = (version, current(&self.live));
+        }
+        seen.1.clone()
+    }
 }
 
 /// Accepts connections until `stop` turns true; connections already open carry on with the
@@ -91,8 +146,9 @@ async fn serve_http(
     client: Upstream,
 ) {
     let upstreams = Arc::new(Upstreams::default());
+    let cached = Cached::new(live);
     let service = hyper::service::service_fn(move |req| {
-        let table = current(&live);
+        let table = cached.table();
         let upstreams = upstreams.clone();
         let timeout = client.timeout;
         async move { Ok::<_, Infallible>(handle(req, peer, &table, &upstreams, timeout).await) }
@@ -140,15 +196,17 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
@@ -189,36 +247,46 @@ async fn handle(
     };
     let pin_instance = instance_sticky && pinned.as_deref() != Some(target_name.as_str());
 
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let path = route
+    // Origin form (the connection already goes to the instance), rewritten if a rewrite
+    // applies; an HTTP/1.1 request's target is that form already and is kept as it is.
+    let rewritten = route
         .rewrites
         .iter()
-        .find_map(|rw| rw.apply(&path, query.as_deref()))
-        .unwrap_or(path);
-    let path_and_query = match &query {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
+        .find_map(|rw| rw.apply(req.uri().path(), req.uri().query()));
+    let target = match rewritten {
+        Some(path) => {
+            let path_and_query = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            Some(path_and_query.parse::<Uri>())
+        }
+        None if req.uri().authority().is_some() => Some(Uri::try_from(
+            req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
+        )),
+        None => None,
     };
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    // Origin form: the connection already goes to the instance.
-    let Ok(uri) = path_and_query.parse::<Uri>() else {
-        route.stats.record(started.elapsed(), true);
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "the rewritten path is not a valid URI\n",
-        );
-    };
-    *req.uri_mut() = uri;
+    match target {
+        Some(Ok(uri)) => *req.uri_mut() = uri,
+        Some(Err(_)) => {
+            route.stats.record(started.elapsed(), true);
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "the rewritten path is not a valid URI\n",
+            );
+        }
+        None => {}
+    }
     *req.version_mut() = hyper::Version::HTTP_11;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     if !headers.contains_key(header::HOST) {
         // HTTP/2 clients send :authority instead of Host.
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         if let Ok(v) = HeaderValue::from_str(&authority) {
             headers.insert(header::HOST, v);
         }

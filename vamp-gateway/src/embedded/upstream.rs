@@ -43,10 +43,13 @@ impl std::fmt::Display for UpstreamError {
     }
 }
 
+/// Idle connections by instance address.
+type Idle = HashMap<(String, u16), Vec<SendRequest<Incoming>>>;
+
 /// The upstream connections of one client connection: they close when it is dropped.
 #[derive(Default)]
 pub(crate) struct Upstreams {
-    idle: Mutex<HashMap<(String, u16), Vec<SendRequest<Incoming>>>>,
+    idle: Mutex<Idle>,
 }
 
 impl Upstreams {

@@ -3,8 +3,8 @@
 //!
 //! - One listener per gateway port on a configurable host (default `127.0.0.1`). A port that
 //!   cannot be bound fails that gateway only ([`ApplyReport::failed`]).
-//! - The data path runs on the caller's tokio runtime, or on `N` threads of its own
-//!   ([`EmbeddedRouter::with_workers`]).
+//! - The data path runs on the caller's tokio runtime, or on `N` threads of its own, one
+//!   listener each ([`EmbeddedRouter::with_workers`]).
 //! - HTTP/1.1 and HTTP/2 (prior knowledge) through hyper; TCP gateways relay bytes.
 //! - Route choice as HAProxy's layout makes it (spec §4.2.2, [`crate::select`]): the first
 //!   matching condition at its strength, else smooth weighted round-robin, so a 90/10 split is
@@ -59,14 +59,22 @@ struct Running {
     protocol: vamp_core::model::PortType,
     live: Live,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    /// One accept loop per worker (one on the caller's runtime without workers).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting and waits (at most 5 s) until the port is free.
     async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), join_all(self.tasks)).await;
+    }
+}
+
+/// Waits for every task.
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
     }
 }
 
@@ -75,16 +83,44 @@ type Counters = HashMap<(String, String), Arc<RouteCounters>>;
 /// How long an instance may take to send its answer's headers by default.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A tokio runtime of the router's own ([`EmbeddedRouter::with_workers`]): shut down in the
-/// background when the last clone of the router goes (a runtime may not be dropped inside
-/// another one).
+/// The router's own threads ([`EmbeddedRouter::with_workers`]), each running a one-thread
+/// tokio runtime — thread per core, as HAProxy's `nbthread`: a connection stays on the thread
+/// that accepted it, with its upstream connections, and no task moves between threads. They
+/// stop when the last clone of the router goes.
 #[derive(Debug)]
-struct OwnRuntime(Option<tokio::runtime::Runtime>);
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
 
-impl Drop for OwnRuntime {
+impl Workers {
+    fn start(n: usize) -> std::io::Result<Workers> {
+        let mut workers = Workers {
+            handles: Vec::new(),
+            stops: Vec::new(),
+        };
+        for i in 0..n.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            workers.handles.push(rt.handle().clone());
+            workers.stops.push(stop);
+            std::thread::Builder::new()
+                .name(format!("vamp-router-{i}"))
+                .spawn(move || {
+                    // The runtime runs until the router goes, and is dropped on its thread.
+                    let _ = rt.block_on(stopped);
+                })?;
+        }
+        Ok(workers)
+    }
+}
+
+impl Drop for Workers {
     fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
         }
     }
 }
@@ -97,8 +133,8 @@ pub struct EmbeddedRouter {
     counters: Arc<Mutex<Counters>>,
     client: Upstream,
     limits: crate::listen::ConnectionLimits,
-    /// Where the data path runs: a runtime of its own, or (`None`) the caller's.
-    runtime: Option<Arc<OwnRuntime>>,
+    /// Where the data path runs: threads of its own, or (`None`) the caller's runtime.
+    workers: Option<Arc<Workers>>,
 }
 
 impl Default for EmbeddedRouter {
@@ -121,39 +157,75 @@ impl EmbeddedRouter {
             counters: Arc::default(),
             client: proxy::upstream(DEFAULT_UPSTREAM_TIMEOUT),
             limits: crate::listen::ConnectionLimits::default(),
-            runtime: None,
+            workers: None,
         }
     }
 
-    /// The same router serving its gateways on `workers` threads of its own (a tokio runtime
-    /// named `vamp-router`), apart from the runtime that calls [`Router::apply`]: the data
-    /// path then uses that many cores whatever else the process does — the knob a comparison
-    /// with HAProxy's `nbthread` needs. Without it, the caller's runtime serves. Set it before
-    /// the first `apply`.
+    /// The same router serving its gateways on `workers` threads of its own, apart from the
+    /// runtime that calls [`Router::apply`]: each thread runs a one-thread runtime and
+    /// accepts on a listener of its own (`SO_REUSEPORT`: the kernel spreads connections over
+    /// them), and a connection stays on its thread — as HAProxy's `nbthread` does. The data
+    /// path then uses that many cores whatever else the process does. Without it, the
+    /// caller's runtime serves. Set it before the first `apply`.
     ///
     /// ```
-    /// let router = vamp_gateway::embedded::EmbeddedRouter::new().with_workers(1).unwrap();
+    /// let router = vamp_gateway::embedded::EmbeddedRouter::new().with_workers(2).unwrap();
     /// # drop(router);
     /// ```
     ///
     /// # Errors
     /// When the threads cannot be started.
     pub fn with_workers(mut self, workers: usize) -> std::io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers.max(1))
-            .thread_name("vamp-router")
-            .enable_all()
-            .build()?;
-        self.runtime = Some(Arc::new(OwnRuntime(Some(rt))));
+        self.workers = Some(Arc::new(Workers::start(workers)?));
         Ok(self)
     }
 
-    /// Where listeners are served: the router's own runtime, else the caller's.
-    fn handle(&self) -> tokio::runtime::Handle {
-        self.runtime
-            .as_ref()
-            .and_then(|r| r.0.as_ref())
-            .map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone())
+    /// Binds `port` once per worker (or once on the caller's runtime) and serves `live` on
+    /// each listener.
+    fn listen(
+        &self,
+        port: u16,
+        live: &Live,
+        stopped: &watch::Receiver<bool>,
+    ) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let handles = match &self.workers {
+            Some(w) => w.handles.clone(),
+            None => vec![tokio::runtime::Handle::current()],
+        };
+        let shared = handles.len() > 1;
+        let mut limits = self.limits.clone();
+        // The limit holds for the port: each listener takes its share.
+        limits.max_connections = (limits.max_connections / handles.len()).max(1);
+        let address = std::net::SocketAddr::new(self.host, port);
+        let mut listeners = Vec::new();
+        for handle in &handles {
+            // Registered with the runtime that will serve it.
+            let _entered = handle.enter();
+            let socket = if address.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            if shared {
+                socket.set_reuseport(true)?;
+            }
+            socket.bind(address)?;
+            listeners.push(socket.listen(1024)?);
+        }
+        Ok(handles
+            .iter()
+            .zip(listeners)
+            .map(|(handle, listener)| {
+                handle.spawn(proxy::serve(
+                    listener,
+                    live.clone(),
+                    self.client.clone(),
+                    limits.clone(),
+                    stopped.clone(),
+                ))
+            })
+            .collect())
     }
 
     /// The same router with other limits on client connections (header and idle timeouts,
@@ -256,23 +328,10 @@ impl Router for EmbeddedRouter {
                 report.applied.push(name.to_owned());
                 continue;
             }
-            // Bound here, registered with the serving runtime there.
-            let bound = std::net::TcpListener::bind((self.host, g.port))
-                .and_then(|l| l.set_nonblocking(true).map(|()| l));
-            match bound {
-                Ok(bound) => {
-                    let live: Live = proxy::LiveTable::new(table);
-                    let (stop, stopped) = watch::channel(false);
-                    let serving = (live.clone(), self.client.clone(), self.limits.clone());
-                    let task = self.handle().spawn(async move {
-                        let (live, client, limits) = serving;
-                        match tokio::net::TcpListener::from_std(bound) {
-                            Ok(listener) => {
-                                proxy::serve(listener, live, client, limits, stopped).await;
-                            }
-                            Err(e) => tracing::error!(error = %e, "cannot serve a bound port"),
-                        }
-                    });
+            let live: Live = proxy::LiveTable::new(table);
+            let (stop, stopped) = watch::channel(false);
+            match self.listen(g.port, &live, &stopped) {
+                Ok(tasks) => {
                     running.insert(
                         name.to_owned(),
                         Running {
@@ -280,7 +339,7 @@ impl Router for EmbeddedRouter {
                             protocol: g.protocol,
                             live,
                             stop,
-                            task,
+                            tasks,
                         },
                     );
                     tracing::info!(gateway = %name, port = g.port, "embedded router serving");

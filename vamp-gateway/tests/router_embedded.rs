@@ -44,7 +44,8 @@ async fn tcp_gateway_relays_by_weight() {
     kit::tcp_gateway_relays_by_weight(&EmbeddedRouter::new()).await;
 }
 
-/// HTTP/2 with prior knowledge: many requests on one connection, split exactly.
+/// HTTP/2 with prior knowledge: many requests on one connection, split exactly, and a
+/// condition on the same connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_clients_are_served_and_split() {
     use http_body_util::Empty;
@@ -92,6 +93,33 @@ async fn http2_clients_are_served_and_split() {
         (Some(&90), Some(&10)),
         "{counts:?}"
     );
+
+    // A condition on the same connection: requests with the header go to b, whatever the
+    // weights.
+    let g = common::gateway(
+        "h2",
+        port,
+        vec![
+            common::route("h2", "h2/a", 100, &[("a", a)]),
+            vamp_gateway::testkit::with_condition(
+                common::route("h2", "h2/b", 0, &[("b", b)]),
+                "has header X-Canary",
+                100,
+            ),
+        ],
+    );
+    router.apply(&[g]).await.expect("apply");
+    for (header, want) in [(Some("yes"), "b"), (None, "a"), (Some("1"), "b")] {
+        let mut req = hyper::Request::get(format!("http://127.0.0.1:{port}/"));
+        if let Some(v) = header {
+            req = req.header("x-canary", v);
+        }
+        let resp = sender
+            .send_request(req.body(Empty::<bytes::Bytes>::new()).expect("request"))
+            .await
+            .expect("h2 response");
+        assert_eq!(resp.headers()["x-backend"], want, "{header:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

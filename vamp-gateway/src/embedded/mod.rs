@@ -5,7 +5,8 @@
 //!   cannot be bound fails that gateway only ([`ApplyReport::failed`]).
 //! - The data path runs on the caller's tokio runtime, or on `N` threads of its own, one
 //!   listener each ([`EmbeddedRouter::with_workers`]).
-//! - HTTP/1.1 and HTTP/2 (prior knowledge) through hyper; TCP gateways relay bytes.
+//! - HTTP/1.1 and HTTP/2 (prior knowledge) through hyper; HTTP/1.1 upgrades (WebSocket)
+//!   are routed like any request and then tunnelled; TCP gateways relay bytes.
 //! - Route choice as HAProxy's layout makes it (spec §4.2.2, [`crate::select`]): the first
 //!   matching condition at its strength, else smooth weighted round-robin, so a 90/10 split is
 //!   exact over every 10 requests; `sticky: route` pins clients with cookie `o_<gateway>`,

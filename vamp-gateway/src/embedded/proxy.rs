@@ -154,7 +154,7 @@ async fn serve_http(
         async move { Ok::<_, Infallible>(handle(req, peer, &table, &upstreams, timeout).await) }
     });
     if let Err(e) = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .await
     {
         tracing::debug!(error = %e, %peer, "client connection ended with an error");
@@ -278,8 +278,16 @@ async fn handle(
         None => {}
     }
     *req.version_mut() = hyper::Version::HTTP_11;
+    // An HTTP/1.1 upgrade (WebSocket) keeps its `Upgrade` and goes over a connection of its
+    // own, which becomes the tunnel.
+    let upgrade = upgrade_of(&req);
+    let client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        headers.insert(header::UPGRADE, protocol);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     if !headers.contains_key(header::HOST) {
         // HTTP/2 clients send :authority instead of Host.
         let authority = if host.contains(':') {
@@ -299,7 +307,13 @@ async fn handle(
         headers.insert("x-forwarded-for", v);
     }
 
-    let Ok(answer) = tokio::time::timeout(timeout, upstreams.send(host, *port, req)).await else {
+    let sending = async {
+        match client_side {
+            Some(_) => upstreams.send_upgrade(host, *port, req).await,
+            None => upstreams.send(host, *port, req).await,
+        }
+    };
+    let Ok(answer) = tokio::time::timeout(timeout, sending).await else {
         tracing::debug!(gateway = %table.gateway, route = %route.path, "instance did not answer in time");
         route.stats.record(started.elapsed(), true);
         return plain(
@@ -308,10 +322,29 @@ async fn handle(
         );
     };
     match answer {
-        Ok(resp) => {
+        Ok(mut resp) => {
             let error = resp.status().is_server_error();
+            let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+            if let (true, Some(client_side)) = (switching, client_side) {
+                tunnel(client_side, hyper::upgrade::on(&mut resp));
+            }
             let mut resp = resp.map(BodyExt::boxed);
+            let kept = switching.then(|| {
+                (
+                    resp.headers().get(header::UPGRADE).cloned(),
+                    resp.headers().get(header::CONNECTION).cloned(),
+                )
+            });
             strip_hop_by_hop(resp.headers_mut());
+            if let Some((upgrade, connection)) = kept {
+                let h = resp.headers_mut();
+                if let Some(v) = upgrade {
+                    h.insert(header::UPGRADE, v);
+                }
+                if let Some(v) = connection {
+                    h.insert(header::CONNECTION, v);
+                }
+            }
             if pick.pin
                 && let Ok(v) =
                     HeaderValue::from_str(&format!("{}={}; path=/", table.cookie, route.lookup))
@@ -333,6 +366,41 @@ async fn handle(
             plain(StatusCode::BAD_GATEWAY, "the instance did not answer\n")
         }
     }
+}
+
+/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` with an
+/// `Upgrade` header), if any.
+fn upgrade_of(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.version() != hyper::Version::HTTP_11 {
+        return None;
+    }
+    let asks = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Once both sides have switched protocols, relays bytes between the client and the instance
+/// until either closes: the tunnel no longer looks at the gateway's table, so it outlives
+/// table swaps.
+fn tunnel(client: hyper::upgrade::OnUpgrade, instance: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        match tokio::try_join!(client, instance) {
+            Ok((client, instance)) => {
+                let mut client = TokioIo::new(client);
+                let mut instance = TokioIo::new(instance);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut instance).await {
+                    tracing::debug!(error = %e, "upgraded connection ended with an error");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "the upgrade did not complete"),
+        }
+    });
 }
 
 /// TCP: a route by weight, a target round robin, then bytes both ways until either side closes.

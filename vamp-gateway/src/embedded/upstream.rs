@@ -86,6 +86,29 @@ impl Upstreams {
         Ok(answer)
     }
 
+    /// Sends an upgrade request (WebSocket) over a new connection of its own: if the
+    /// instance switches protocols, that connection becomes the tunnel and is never reused.
+    pub(crate) async fn send_upgrade(
+        &self,
+        host: &str,
+        port: u16,
+        req: hyper::Request<Incoming>,
+    ) -> Result<hyper::Response<Incoming>, UpstreamError> {
+        let stream = Self::dial(host, port).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Request)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream upgrade connection ended with an error");
+            }
+        });
+        sender
+            .send_request(req)
+            .await
+            .map_err(UpstreamError::Request)
+    }
+
     /// An idle connection to the instance that can take a request now.
     fn checkout(&self, key: &(String, u16)) -> Option<SendRequest<Incoming>> {
         let mut idle = self
@@ -119,7 +142,8 @@ impl Upstreams {
         }
     }
 
-    async fn connect(&self, host: &str, port: u16) -> Result<SendRequest<Incoming>, UpstreamError> {
+    /// A TCP connection to the instance (not to itself: nobody listens there then).
+    async fn dial(host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
         let stream =
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
                 Ok(Ok(s)) => s,
@@ -136,6 +160,11 @@ impl Upstreams {
             ));
         }
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn connect(&self, host: &str, port: u16) -> Result<SendRequest<Incoming>, UpstreamError> {
+        let stream = Self::dial(host, port).await?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(UpstreamError::Request)?;

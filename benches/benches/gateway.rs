@@ -5,6 +5,10 @@
 
 use std::hint::black_box;
 
+/// The allocator `vamp-server` renders with (its `mimalloc` feature, on by default).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use vamp_core::model::lookup::{gateway_lookup_name, route_lookup_name};
 use vamp_core::model::{Percentage, PortType};
@@ -62,7 +66,7 @@ fn render_bench(c: &mut Criterion) {
     for n in [10, 1_000, 10_000] {
         let gs = gateways(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &gs, |b, gs| {
-            b.iter(|| black_box(render(gs, &opts).config.to_string().len()));
+            b.iter(|| black_box(render(gs, &opts).config.text().len()));
         });
     }
     group.finish();

@@ -3,9 +3,24 @@
 
 use sha1::{Digest, Sha1};
 
+/// Lower-case hex of `bytes` (no `format!` per byte: lookup names are made for every
+/// gateway and route of every render).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 fn hash(text: &str) -> String {
-    let digest = Sha1::digest(format!("class io.vamp.model.artifact.Gateway@{text}v1").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let mut hasher = Sha1::new();
+    hasher.update(b"class io.vamp.model.artifact.Gateway@");
+    hasher.update(text.as_bytes());
+    hasher.update(b"v1");
+    let hex = hex(&hasher.finalize());
     // The original printed a BigInteger: no leading zeros.
     let trimmed = hex.trim_start_matches('0');
     if trimmed.is_empty() {

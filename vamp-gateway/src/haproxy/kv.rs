@@ -94,7 +94,7 @@ impl Router for KvRouter {
         }
         self.put_if_changed(
             &wire::configuration_key(&self.root),
-            rendered.config.to_string().as_bytes(),
+            rendered.config.text().as_bytes(),
         )
         .await?;
         let keep: BTreeSet<String> = publish.iter().map(|g| g.name.clone()).collect();

@@ -132,7 +132,7 @@ impl LocalRouter {
         state.haproxy = None;
         // What the dead process counted up to the last look is kept.
         carry_seen(state);
-        let text = render(&state.applied, &self.options).config.to_string();
+        let text = render(&state.applied, &self.options).config.text();
         state.haproxy = Some(Haproxy::start(&self.binary, self.paths.clone(), &text).await?);
         state.restarts += 1;
         Ok(true)
@@ -208,7 +208,7 @@ impl Router for LocalRouter {
             report.failed.push((e.gateway.clone(), e.to_string()));
             candidates.retain(|g| g.name != e.gateway);
         }
-        let text = rendered.config.to_string();
+        let text = rendered.config.text();
         let structural = skeleton(&candidates) != skeleton(&state.applied);
         let weights: Vec<(String, String, u16)> =
             candidates.iter().flat_map(runtime_weights).collect();

@@ -135,12 +135,23 @@ impl fmt::Display for Quoted {
     }
 }
 
-/// Text for a `#` comment: control characters become spaces, so a comment always ends at
-/// its own line.
-pub(crate) fn comment(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// Text for a `#` comment, written as it goes: control characters become spaces, so a
+/// comment always ends at its own line.
+pub(crate) struct Comment<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Comment<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Each control character between two parts becomes one space.
+        let mut parts = self.0.split(char::is_control);
+        if let Some(first) = parts.next() {
+            f.write_str(first)?;
+        }
+        for part in parts {
+            f.write_str(" ")?;
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +178,7 @@ mod tests {
 
     #[test]
     fn comments_cannot_end_their_line() {
-        assert_eq!(comment("a\nbackend x"), "a backend x");
+        assert_eq!(Comment("a\nbackend x").to_string(), "a backend x");
+        assert_eq!(Comment("\r\n").to_string(), "  ", "one space each");
     }
 }

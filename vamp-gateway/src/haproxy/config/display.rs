@@ -3,6 +3,26 @@
 
 use super::*;
 
+impl Config {
+    /// The configuration as HAProxy reads it (what `to_string` gives), written into a buffer
+    /// sized for it up front: a render of thousands of gateways would otherwise spend its time
+    /// growing and copying the text.
+    ///
+    /// ```
+    /// use vamp_gateway::haproxy::render::{RenderOptions, render};
+    /// let text = render(&[], &RenderOptions::default()).config.text();
+    /// assert!(text.starts_with("# Rendered by vamp-gateway"));
+    /// ```
+    #[must_use]
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out =
+            String::with_capacity(1024 + 640 * (self.frontends.len() + self.backends.len()));
+        let _ = write!(out, "{self}");
+        out
+    }
+}
+
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let g = &self.global;
@@ -47,7 +67,7 @@ impl fmt::Display for Config {
 
 impl fmt::Display for Frontend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "# {}", comment(&self.comment))?;
+        writeln!(f, "# {}", Comment(&self.comment))?;
         writeln!(f, "frontend {}", self.name)?;
         for bind in &self.binds {
             match bind {
@@ -84,7 +104,7 @@ impl fmt::Display for Frontend {
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "# {}", comment(&self.comment))?;
+        writeln!(f, "# {}", Comment(&self.comment))?;
         writeln!(f, "backend {}", self.name)?;
         writeln!(f, "    mode {}", self.mode)?;
         writeln!(f, "    balance {}", self.balance)?;
@@ -105,32 +125,26 @@ impl fmt::Display for Backend {
             f.write_str("    http-request set-header X-Forwarded-Port %[dst_port]\n")?;
         }
         for s in &self.servers {
-            let mut line = format!("    server {} ", s.name);
+            write!(f, "    server {} ", s.name)?;
             match &s.address {
-                Address::Tcp { host, port } if host.contains(':') => {
-                    let _ = write!(line, "[{host}]:{port}");
-                }
-                Address::Tcp { host, port } => {
-                    let _ = write!(line, "{host}:{port}");
-                }
-                Address::Unix(path) => {
-                    let _ = write!(line, "{}", path.quoted("unix@"));
-                }
+                Address::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}")?,
+                Address::Tcp { host, port } => write!(f, "{host}:{port}")?,
+                Address::Unix(path) => write!(f, "{}", path.quoted("unix@"))?,
             }
-            let _ = write!(line, " weight {}", s.weight);
+            write!(f, " weight {}", s.weight)?;
             if s.send_proxy {
-                line.push_str(" send-proxy");
+                f.write_str(" send-proxy")?;
             }
             if s.check {
-                line.push_str(" check inter 1s fall 2 rise 1");
+                f.write_str(" check inter 1s fall 2 rise 1")?;
             }
             if let Some(c) = &s.cookie {
-                let _ = write!(line, " cookie {c}");
+                write!(f, " cookie {c}")?;
             }
             if !s.comment.is_empty() {
-                let _ = write!(line, "  # {}", comment(&s.comment));
+                write!(f, "  # {}", Comment(&s.comment))?;
             }
-            writeln!(f, "{line}")?;
+            f.write_str("\n")?;
         }
         Ok(())
     }

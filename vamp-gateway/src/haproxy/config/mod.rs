@@ -4,12 +4,12 @@
 //! [`SocketPath`]), so [`Config`]'s `Display` cannot produce a line a user wrote. The shape
 //! follows the Vamp layout (spec §4.2.2); [`render`](super::render) fills it from gateways.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::acl::Criterion;
-use super::text::{Ident, Quoted, TextError, comment};
+use super::text::{Comment, Ident, Quoted, TextError};
 
 mod display;
 

@@ -153,7 +153,7 @@ pub struct Rendered {
 ///     routes: vec![route("web:1.0", 90, 8081), route("web:2.0", 10, 8082)],
 /// };
 /// let rendered = render(&[gateway], &RenderOptions::default());
-/// let text = rendered.config.to_string();
+/// let text = rendered.config.text();
 /// assert!(rendered.failed.is_empty());
 /// assert!(text.contains("bind 127.0.0.1:9050"));
 /// assert!(text.contains("server r8081 'unix@/tmp/vamp-haproxy/r8081.sock' weight 90 send-proxy"));

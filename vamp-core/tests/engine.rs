@@ -715,3 +715,93 @@ async fn limits_refuse_what_a_request_cannot_have() {
         "nothing changed"
     );
 }
+
+/// A router that notes, at each `apply`, whether the stored deployment already said Done.
+#[derive(Debug)]
+struct Observing {
+    store: Arc<MemoryPersistence>,
+    /// (targets handed to the router, the stored services all Done) per apply.
+    seen: std::sync::Mutex<Vec<(usize, bool)>>,
+}
+
+#[async_trait::async_trait]
+impl vamp_core::traits::Router for Observing {
+    fn backend(&self) -> &'static str {
+        "observing"
+    }
+
+    async fn apply(
+        &self,
+        gateways: &[vamp_core::traits::ResolvedGateway],
+    ) -> vamp_core::Result<vamp_core::traits::ApplyReport> {
+        use vamp_core::traits::Persistence as _;
+        let targets = gateways
+            .iter()
+            .flat_map(|g| &g.routes)
+            .map(|r| r.targets.len())
+            .sum();
+        let done = match self.store.get(Kind::Deployment, "shop").await? {
+            Some(stored) => stored.value["clusters"]["web"]["services"]
+                .as_array()
+                .is_some_and(|s| {
+                    !s.is_empty() && s.iter().all(|s| s["status"]["phase"]["name"] == "Done")
+                }),
+            None => false,
+        };
+        self.seen.lock().unwrap().push((targets, done));
+        Ok(vamp_core::traits::ApplyReport {
+            applied: gateways.iter().map(|g| g.name.clone()).collect(),
+            failed: Vec::new(),
+        })
+    }
+
+    async fn stats(&self) -> vamp_core::Result<Vec<vamp_core::traits::RouteStats>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Whoever reads a deployment's service as Done can send it traffic: the router has the
+/// instances before Done is stored (a `deploy --wait` followed by a request found none).
+#[tokio::test]
+async fn done_is_stored_only_once_the_router_has_the_instances() {
+    let store = Arc::new(MemoryPersistence::default());
+    let router = Arc::new(Observing {
+        store: store.clone(),
+        seen: std::sync::Mutex::default(),
+    });
+    let vamp = Vamp::builder()
+        .persistence(store)
+        .driver(Arc::new(MemoryDriver::default()))
+        .router(router.clone())
+        .build()
+        .unwrap();
+    for a in dsl::read(
+        "kind: breeds\nname: web:1\ndeployable: img\nports: {web: 8080/http}\n",
+        None,
+    )
+    .unwrap()
+    {
+        vamp.put(a).await.unwrap();
+    }
+    let Artifact::Blueprint(bp) =
+        one("kind: blueprints\nname: shop\ngateways: {9080: web/web}\nclusters:\n  web: web:1\n")
+    else {
+        panic!("a blueprint")
+    };
+    vamp.deploy("shop", &bp).await.unwrap();
+    while !vamp.reconcile().await.unwrap().converged {}
+    let d = vamp.deployment("shop").await.unwrap().unwrap();
+    assert_eq!(
+        d.clusters["web"].services[0].status.phase.name,
+        PhaseName::Done
+    );
+    let seen = router.seen.lock().unwrap().clone();
+    let first = seen
+        .iter()
+        .find(|(targets, _)| *targets > 0)
+        .unwrap_or_else(|| panic!("the router never got the instances: {seen:?}"));
+    assert!(
+        !first.1,
+        "Done was stored before the router had the instances: {seen:?}"
+    );
+}

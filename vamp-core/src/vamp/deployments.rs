@@ -67,13 +67,14 @@ impl Vamp {
         d: &Deployment,
         revision: Option<u64>,
         what: &str,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let mut json = Artifact::Deployment(d.clone()).to_json();
         if let serde_json::Value::Object(m) = &mut json {
             m.shift_remove("kind");
         }
         let precondition = revision.map_or(Precondition::Absent, Precondition::Revision);
-        self.db()
+        let stored = self
+            .db()
             .put(Kind::Deployment, &d.name, &json, precondition)
             .await?;
         self.index_deployment(&d.name, Some(d)).await;
@@ -84,7 +85,7 @@ impl Vamp {
             self.emit(events::archive(Kind::Deployment, &d.name, what, json))
                 .await;
         }
-        Ok(())
+        Ok(stored.revision)
     }
 
     /// Deploys `blueprint` as deployment `name`, merging into it if it exists (spec §3.3): new

@@ -42,6 +42,7 @@ impl Vamp {
         };
         let mut actions = Vec::new();
         let mut sync_events = Vec::new();
+        let mut finishing: Vec<(String, Vec<Held>)> = Vec::new();
         {
             let _writes = self.inner.writes.lock().await;
             let now = Utc::now();
@@ -104,7 +105,13 @@ impl Vamp {
                     continue;
                 }
                 if d != before {
-                    self.save(&d, Some(stored.revision), "").await?;
+                    // A service that reaches Done is stored as such only once the router has
+                    // its instances (below): whoever sees Done can send it traffic.
+                    let (staged, held) = held_back(&before, &d);
+                    self.save(&staged, Some(stored.revision), "").await?;
+                    if !held.is_empty() {
+                        finishing.push((d.name.clone(), held));
+                    }
                     report.changed += 1;
                 }
             }
@@ -150,6 +157,15 @@ impl Vamp {
             }
         }
         self.route_now().await?;
+        if !finishing.is_empty() {
+            let _writes = self.inner.writes.lock().await;
+            for (name, held) in finishing {
+                if let Err(e) = self.finish(&name, &held).await {
+                    // Changed meanwhile (a merge through the API): the next pass gets there.
+                    tracing::debug!(deployment = %name, error = %e, "done on the next pass");
+                }
+            }
+        }
         Ok(report)
     }
 
@@ -219,6 +235,69 @@ impl Vamp {
             self.emit(events::gateway(name, "undeployed")).await;
         }
         *lock(&self.inner.applied) = Some(resolved);
+        Ok(())
+    }
+}
+
+/// A service whose Done was held back until the router had its instances: (cluster,
+/// service, the phase it was stored with, its Done status).
+type Held = (String, String, Phase, ServiceStatus);
+
+/// `after` with the services that reached Done in this step (from another phase in `before`)
+/// still in their phase of `before`, and those services.
+fn held_back(before: &Deployment, after: &Deployment) -> (Deployment, Vec<Held>) {
+    let mut staged = after.clone();
+    let mut held = Vec::new();
+    for (name, cluster) in &mut staged.clusters {
+        let Some(old) = before.clusters.get(name) else {
+            continue;
+        };
+        for s in &mut cluster.services {
+            let Some(was) = old.services.iter().find(|o| o.breed.name == s.breed.name) else {
+                continue;
+            };
+            if s.status.phase.name == PhaseName::Done
+                && was.status.phase.name != PhaseName::Done
+                && s.status.intention == was.status.intention
+            {
+                held.push((
+                    name.clone(),
+                    s.breed.name.clone(),
+                    was.status.phase.clone(),
+                    s.status.clone(),
+                ));
+                s.status.phase = was.status.phase.clone();
+            }
+        }
+    }
+    (staged, held)
+}
+
+impl Vamp {
+    /// Stores the held-back Done of these services, on the deployment as it is stored now
+    /// (routing may have written it since), where each still has the phase it was held in.
+    async fn finish(&self, name: &str, held: &[Held]) -> Result<()> {
+        let Some(stored) = self.db().get(Kind::Deployment, name).await? else {
+            return Ok(());
+        };
+        let Artifact::Deployment(mut d) = self.decode(Kind::Deployment, &stored)? else {
+            return Ok(());
+        };
+        let mut changed = false;
+        for (cluster, service, phase, done) in held {
+            if let Some(s) = d
+                .clusters
+                .get_mut(cluster)
+                .and_then(|c| c.services.iter_mut().find(|s| s.breed.name == *service))
+                && s.status.phase == *phase
+            {
+                s.status = done.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            self.save(&d, Some(stored.revision), "").await?;
+        }
         Ok(())
     }
 }

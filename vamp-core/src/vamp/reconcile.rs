@@ -127,9 +127,6 @@ impl Vamp {
             // calls below (which may take long) are done.
             self.inner.reroute.notify_one();
         }
-        for event in sync_events {
-            self.emit(event).await;
-        }
         let limit = self.inner.config.driver_concurrency.max(1);
         let results: Vec<(String, Result<()>)> = futures::stream::iter(actions)
             .map(|action| async move {
@@ -165,6 +162,11 @@ impl Vamp {
                     tracing::debug!(deployment = %name, error = %e, "done on the next pass");
                 }
             }
+        }
+        // Announced once stored and routed: an event saying a service is deployed finds it
+        // Done, and reachable.
+        for event in sync_events {
+            self.emit(event).await;
         }
         Ok(report)
     }

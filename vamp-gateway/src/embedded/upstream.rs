@@ -77,7 +77,7 @@ impl Upstreams {
             },
             None => req,
         };
-        let mut sender = self.connect(host, port).await?;
+        let mut sender = Self::open(host, port, false).await?;
         let answer = sender
             .send_request(req)
             .await
@@ -94,15 +94,7 @@ impl Upstreams {
         port: u16,
         req: hyper::Request<Incoming>,
     ) -> Result<hyper::Response<Incoming>, UpstreamError> {
-        let stream = Self::dial(host, port).await?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(UpstreamError::Request)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream upgrade connection ended with an error");
-            }
-        });
+        let mut sender = Self::open(host, port, true).await?;
         sender
             .send_request(req)
             .await
@@ -116,17 +108,10 @@ impl Upstreams {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let senders = idle.get_mut(key)?;
-        while let Some(s) = senders.pop() {
-            if s.is_ready() {
-                return Some(s);
-            }
-            if !s.is_closed() {
-                // Still reading its last answer: keep it for later.
-                senders.insert(0, s);
-                break;
-            }
-        }
-        None
+        // Closed ones go; one still reading its last answer stays for later.
+        senders.retain(|s| !s.is_closed());
+        let ready = senders.iter().position(SendRequest::is_ready)?;
+        Some(senders.swap_remove(ready))
     }
 
     /// Keeps a connection for the next request (it is ready again once its answer is read).
@@ -142,8 +127,14 @@ impl Upstreams {
         }
     }
 
-    /// A TCP connection to the instance (not to itself: nobody listens there then).
-    async fn dial(host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
+    /// A new HTTP/1.1 connection to the instance (not to itself: nobody listens there then),
+    /// its I/O in a task of its own, which ends when the sender is dropped or the instance
+    /// closes it; `upgrades` lets it become a tunnel after a `101`.
+    async fn open(
+        host: &str,
+        port: u16,
+        upgrades: bool,
+    ) -> Result<SendRequest<Incoming>, UpstreamError> {
         let stream =
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
                 Ok(Ok(s)) => s,
@@ -160,18 +151,16 @@ impl Upstreams {
             ));
         }
         let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-
-    async fn connect(&self, host: &str, port: u16) -> Result<SendRequest<Incoming>, UpstreamError> {
-        let stream = Self::dial(host, port).await?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(UpstreamError::Request)?;
-        // The connection's I/O runs in a task of its own; it ends when the sender (and so
-        // this client connection's pool) is dropped, or the instance closes it.
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let ended = if upgrades {
+                connection.with_upgrades().await
+            } else {
+                connection.await
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });

@@ -3,9 +3,15 @@
 
 use sha1::{Digest, Sha1};
 
-/// Lower-case hex of `bytes` (no `format!` per byte: lookup names are made for every
-/// gateway and route of every render).
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`, two digits each (no `format!` per byte: lookup names are made
+/// for every gateway and route of every render). Fingerprints, tokens and HAProxy ACL names
+/// use it too.
+///
+/// ```
+/// assert_eq!(vamp_core::model::lookup::hex(&[0x0f, 0xa0]), "0fa0");
+/// ```
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

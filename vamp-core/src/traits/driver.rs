@@ -65,7 +65,7 @@ impl ServiceSpec {
             "memory": self.scale.memory,
         });
         let digest = Sha1::digest(relevant.to_string().as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        crate::model::lookup::hex(&digest)
     }
 }
 

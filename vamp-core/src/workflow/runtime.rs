@@ -166,7 +166,7 @@ fn new_token() -> Option<String> {
     use rand::TryRng as _;
     let mut bytes = [0u8; 32];
     rand::rngs::SysRng.try_fill_bytes(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::model::lookup::hex(&bytes))
 }
 
 impl Vamp {

@@ -117,7 +117,9 @@ impl Vamp {
         if kind == Kind::Workflow && lock(&self.inner.protected).contains(name) {
             return Err(Error::Refused {
                 what: format!("workflow '{name}'"),
-                message: "a stock workflow cannot be deleted or stopped; suspend it (PUT /api/v1/workflows/{name}/status suspended) or change its environment".replace("{name}", name),
+                message: format!(
+                    "a stock workflow cannot be deleted or stopped; suspend it (PUT /api/v1/workflows/{name}/status suspended) or change its environment"
+                ),
             });
         }
         Ok(())

@@ -64,16 +64,10 @@ impl Criterion {
     /// The ACL name for this criterion: the first 16 hex digits of SHA-1 of the definition
     /// followed by `0000` (spec §1.7.2), so equal criteria share one name.
     pub fn acl_name(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hasher = Sha1::new();
         hasher.update(self.0.as_bytes());
         hasher.update(b"0000");
-        let mut out = String::with_capacity(16);
-        for b in hasher.finalize().iter().take(8) {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-        }
-        out
+        vamp_core::model::lookup::hex(&hasher.finalize()[..8])
     }
 
     /// The criterion as it appears after the ACL name.

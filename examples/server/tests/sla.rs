@@ -74,7 +74,18 @@ async fn a_slow_service_is_escalated_to_a_second_instance() {
                 return Ok(());
             }
             let (_, _, events) = send(Method::GET, &format!("{u}/events?per_page=20"), None).await;
-            Err(format!("{service}\nevents: {events}"))
+            // What the metrics workflow did, should it not measure (a CI flake once).
+            let (_, _, runs) = send(
+                Method::GET,
+                &format!("{u}/workflows/metrics/executions"),
+                None,
+            )
+            .await;
+            let (_, _, status) =
+                send(Method::GET, &format!("{u}/workflows/metrics/status"), None).await;
+            Err(format!(
+                "{service}\nevents: {events}\nmetrics workflow {status}: {runs}"
+            ))
         },
     )
     .await;

@@ -260,3 +260,25 @@ pub fn on_event(w: &Workflow, s: &mut State, tags: &[String], data: serde_json::
 pub fn finished(s: &mut State) {
     s.running = false;
 }
+
+/// A run [`step`] planned was not started after all (the workflow's status changed before the
+/// runtime got to it): the state is as if it had not been planned, its event back at the head
+/// of the queue. Without this the workflow would wait forever for a run that never began.
+///
+/// ```
+/// use chrono::{DateTime, Utc};
+/// use vamp_core::model::Workflow;
+/// use vamp_core::workflow::plan::{not_started, step, Settings, State};
+/// let w = Workflow { name: "tick".into(), ..Workflow::default() };
+/// let (mut s, _) = step(&w, &State::default(), Settings::default(), DateTime::<Utc>::UNIX_EPOCH);
+/// assert!(s.running);
+/// not_started(&mut s, None);
+/// assert!(!s.running && s.runs == 0);
+/// ```
+pub fn not_started(s: &mut State, data: Option<serde_json::Value>) {
+    s.running = false;
+    s.runs = s.runs.saturating_sub(1);
+    if let Some(data) = data {
+        s.queue.push_front(data);
+    }
+}

@@ -222,11 +222,23 @@ impl Vamp {
             }
         }
         for (w, actions) in todo {
-            for action in actions {
+            let mut actions = actions.into_iter();
+            while let Some(action) = actions.next() {
                 match self.apply_workflow_action(&w, action).await {
                     Ok(true) => {}
-                    // Its status changed since this pass read it: the next pass plans anew.
-                    Ok(false) => break,
+                    // Its status changed since this pass read it: the next pass plans anew,
+                    // and a run planned with the rest was never started.
+                    Ok(false) => {
+                        let mut rt = lock(&self.inner.workflows);
+                        if let Some(s) = rt.states.get_mut(&w.name) {
+                            for action in actions {
+                                if let Action::Run { data } = action {
+                                    plan::not_started(s, data);
+                                }
+                            }
+                        }
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(workflow = %w.name, error = %e, "workflow step failed");
                     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::plan::{Action, QUEUE_LIMIT, Settings, State, finished, on_event, step};
+use super::plan::{Action, QUEUE_LIMIT, Settings, State, finished, not_started, on_event, step};
 use crate::model::{Schedule, Workflow, WorkflowStatus};
 
 fn workflow(schedule: Schedule) -> Workflow {
@@ -328,4 +328,52 @@ fn a_run_in_progress_finishes_before_a_stopping_workflow_goes() {
     finished(&mut s);
     let (_, actions) = step(&w, &s, Settings::default(), t0());
     assert_eq!(actions.first(), Some(&Action::Delete));
+}
+
+/// The CI flake of the SLA test: the API suspended a workflow between a pass's plan (run it)
+/// and its first step (store `running`), so the run was never started. Once the workflow is
+/// back, it runs — it does not wait for the run that never began.
+#[test]
+fn a_planned_run_that_was_not_started_does_not_hold_the_workflow() {
+    let mut w = workflow(Schedule::Daemon);
+    let settings = Settings {
+        period: TimeDelta::seconds(1),
+    };
+    let (mut s, actions) = step(&w, &State::default(), settings, t0());
+    assert_eq!(runs(&actions), 1, "{actions:?}");
+    // The status store was refused: the rest of the actions are dropped.
+    not_started(&mut s, None);
+    w.status = WorkflowStatus::Suspending;
+    let (next, actions) = step(&w, &s, settings, t0());
+    apply(&mut w, &actions);
+    s = next;
+    assert_eq!(w.status, WorkflowStatus::Suspended);
+    // Replaced while suspended: it starts afresh and runs at once.
+    w.status = WorkflowStatus::Starting;
+    let (_, actions) = step(&w, &s, settings, t0() + TimeDelta::seconds(2));
+    assert_eq!(runs(&actions), 1, "{actions:?}");
+}
+
+#[test]
+fn an_event_whose_run_was_not_started_waits_at_the_head_of_the_queue() {
+    let mut w = workflow(Schedule::Event(vec!["deploy".into()]));
+    let (mut s, actions) = step(&w, &State::default(), Settings::default(), t0());
+    apply(&mut w, &actions);
+    assert!(on_event(&w, &mut s, &["deploy".into()], json!({"n": 1})));
+    assert!(on_event(&w, &mut s, &["deploy".into()], json!({"n": 2})));
+    let (mut next, actions) = step(&w, &s, Settings::default(), t0());
+    assert_eq!(
+        actions,
+        vec![Action::Run {
+            data: Some(json!({"n": 1}))
+        }]
+    );
+    not_started(&mut next, Some(json!({"n": 1})));
+    let (_, actions) = step(&w, &next, Settings::default(), t0());
+    assert_eq!(
+        actions,
+        vec![Action::Run {
+            data: Some(json!({"n": 1}))
+        }]
+    );
 }

@@ -438,16 +438,23 @@ async fn virtual_hosts_route_by_host_header() {
         vec![route("shop/port", "shop/a/port", 100, &[("a", a)])],
     );
     shop.virtual_hosts = vec!["shop.example.com".into()];
+    // No port of its own: reached through the virtual-host frontend only (issue 21).
     let mut blog = gateway(
-        "blog/port",
-        free_port(),
-        vec![route("blog/port", "blog/b/port", 100, &[("b", b)])],
+        "blog",
+        0,
+        vec![route("blog", "blog/b/port", 100, &[("b", b)])],
     );
     blog.virtual_hosts = vec!["blog.example.com".into(), "www.blog.example.com".into()];
     let vh_port = free_port();
     let dir = tempdir();
     let paths = Paths::new(dir.path());
     let mut opts = options(&paths);
+    let without = render(std::slice::from_ref(&blog), &opts);
+    assert_eq!(
+        without.failed.first().map(|f| &f.kind),
+        Some(&vamp_gateway::haproxy::render::RenderErrorKind::NoListener),
+        "without a virtual-host frontend a port-less gateway is refused"
+    );
     opts.virtual_hosts = Some(([127, 0, 0, 1], vh_port).into());
     let hx = Haproxy::start(binary, paths, &text(&[shop, blog], &opts))
         .await

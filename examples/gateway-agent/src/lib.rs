@@ -84,6 +84,11 @@ pub struct Args {
     /// Address the gateway ports bind to.
     #[arg(long, env = "VAMP_AGENT_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// Where one HAProxy frontend serves every HTTP gateway with virtual hosts by its `Host`
+    /// header (the server's `gateways.vhost_listen`); gateways without a port of their own
+    /// are served there only.
+    #[arg(long, env = "VAMP_AGENT_VHOST_LISTEN")]
+    pub vhost_listen: Option<SocketAddr>,
     /// Where `GET /health` answers with the agent's status.
     #[arg(long, env = "VAMP_AGENT_STATUS", default_value = "127.0.0.1:1988")]
     pub status: SocketAddr,
@@ -114,6 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = vamp_drivers::connect::key_value(&backend).await?;
     let mut config = AgentConfig::new(args.root.clone(), args.haproxy.clone(), args.dir.clone());
     config.render.bind_host = args.bind;
+    config.render.virtual_hosts = args.vhost_listen;
     config.render.health_checks = !args.no_health_checks;
     config.max_backoff = Duration::from_millis(args.max_backoff_ms);
     if let Some(name) = &args.name {

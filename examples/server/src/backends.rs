@@ -140,6 +140,7 @@ pub(crate) fn router(
             ))
         })
     };
+    let vhosts = config.gateways.vhost_address().map_err(bad)?;
     let router: Arc<dyn Router> = match config.router.kind.as_str() {
         "none" => return Ok(None),
         "embedded" => {
@@ -158,7 +159,10 @@ pub(crate) fn router(
                     ))
                 })?,
             };
-            Arc::new(router)
+            Arc::new(match vhosts {
+                Some(address) => router.with_shared_listener(address),
+                None => router,
+            })
         }
         #[cfg(feature = "haproxy")]
         "haproxy-kv" => {
@@ -166,6 +170,7 @@ pub(crate) fn router(
             use vamp_gateway::haproxy::render::RenderOptions;
             let options = RenderOptions {
                 bind_host: host().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                virtual_hosts: vhosts,
                 ..RenderOptions::default()
             };
             Arc::new(KvRouter::new(
@@ -180,6 +185,7 @@ pub(crate) fn router(
             use vamp_gateway::haproxy::render::RenderOptions;
             let options = RenderOptions {
                 bind_host: host()?,
+                virtual_hosts: vhosts,
                 ..RenderOptions::default()
             };
             Arc::new(LocalRouter::new(

@@ -20,7 +20,9 @@ use crate::traits::{
 ///
 /// External gateways (fewer than three segments) are always returned; internal ones only when
 /// at least one route has a target, so a deployment that is still starting is not served
-/// with nothing behind it (the fix of Vamp issue #1072). Gateways without a port are skipped.
+/// with nothing behind it (the fix of Vamp issue #1072). A gateway without a port but with
+/// virtual hosts is resolved with port 0 (served on the shared virtual-host listener only);
+/// other gateways without a port are skipped.
 pub fn resolve_gateways(
     gateways: &[Gateway],
     deployments: &[Deployment],
@@ -28,8 +30,13 @@ pub fn resolve_gateways(
 ) -> Vec<ResolvedGateway> {
     let mut out = Vec::new();
     for g in gateways {
-        let Some(port) = g.port.filter(|p| p.number != 0) else {
-            continue;
+        let port = match g.port {
+            Some(p) if p.number != 0 => p,
+            None if !g.virtual_hosts.is_empty() => GatewayPort {
+                number: 0,
+                kind: PortType::Http,
+            },
+            _ => continue,
         };
         let routes: Vec<ResolvedRoute> = g
             .routes

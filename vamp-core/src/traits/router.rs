@@ -89,7 +89,8 @@ pub struct ResolvedGateway {
     pub name: String,
     /// Stable id (spec §4.2.1); HAProxy frontends are named by it.
     pub lookup_name: String,
-    /// The port to listen on.
+    /// The port to listen on; 0 for a gateway with no port of its own, served on the
+    /// router's [shared virtual-host listener](Router::shared_listener) only.
     pub port: u16,
     /// HTTP or TCP.
     pub protocol: PortType,
@@ -168,6 +169,15 @@ pub trait Router: Send + Sync + Debug {
     fn check_condition(&self, condition: &str) -> std::result::Result<(), String> {
         let _ = condition;
         Ok(())
+    }
+
+    /// The one listener where every HTTP gateway with virtual hosts is also served, chosen by
+    /// the `Host` header (`gateways.vhost_listen`), if this router has one. A standalone
+    /// gateway written with virtual hosts and no port then gets no port of its own: it is
+    /// served there only ([`ResolvedGateway::port`] 0), so gateways are not bounded by the
+    /// port range. The default: none.
+    fn shared_listener(&self) -> Option<std::net::SocketAddr> {
+        None
     }
 
     /// Whether [`stats`](Self::stats) carries response-time histograms, which percentile

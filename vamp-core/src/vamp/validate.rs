@@ -95,6 +95,12 @@ impl Vamp {
                 continue;
             };
             limits.check_gateway(g)?;
+            // Virtual hosts written and no port, on a router with a shared listener: served
+            // there only, with no port of its own (issue 21) — before the generated host
+            // below, which every gateway gets.
+            let shared_only = g.port.is_none()
+                && !g.virtual_hosts.is_empty()
+                && self.inner.router.shared_listener().is_some();
             // Spec §2.5: a gateway gets the generated virtual host `<name>.vamp` appended.
             if config.virtual_hosts {
                 let generated = engine::virtual_host(&g.name);
@@ -122,6 +128,7 @@ impl Vamp {
                         ));
                     }
                 }
+                None if shared_only => {}
                 _ => {
                     let kind = g.port.map(|p| p.kind).unwrap_or_default();
                     let number = self.free_gateway_port(&claimed).await?;

@@ -5,6 +5,9 @@
 //!   cannot be bound fails that gateway only ([`ApplyReport::failed`]).
 //! - The data path runs on the caller's tokio runtime, or on `N` threads of its own, one
 //!   listener each ([`EmbeddedRouter::with_workers`]).
+//! - Optionally one shared listener for every HTTP gateway with virtual hosts, chosen by the
+//!   `Host` header through a hash map ([`EmbeddedRouter::with_shared_listener`]); a gateway
+//!   with port 0 is served there only.
 //! - HTTP/1.1 and HTTP/2 (prior knowledge) through hyper; HTTP/1.1 upgrades (WebSocket)
 //!   are routed like any request and then tunnelled; TCP gateways relay bytes.
 //! - Route choice as HAProxy's layout makes it (spec §4.2.2, [`crate::select`]): the first
@@ -49,13 +52,14 @@ use vamp_core::traits::{ApplyReport, ResolvedGateway, RouteStats, Router};
 
 pub use table::TableError;
 
-use proxy::{Live, Upstream};
+use proxy::{Hosts, Live, Serves, Upstream};
 use stats::RouteCounters;
 use table::Table;
 
 /// One served gateway.
 #[derive(Debug)]
 struct Running {
+    /// Its own port; 0 for none (served on the shared listener only).
     port: u16,
     protocol: vamp_core::model::PortType,
     live: Live,
@@ -126,11 +130,27 @@ impl Drop for Workers {
     }
 }
 
+/// What the router serves now.
+#[derive(Debug, Default)]
+struct Served {
+    gateways: BTreeMap<String, Running>,
+    /// The shared virtual-host listener, once it listens: its stop and accept loops.
+    shared: Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)>,
+}
+
+/// The shared virtual-host listener ([`EmbeddedRouter::with_shared_listener`]).
+#[derive(Debug)]
+struct Shared {
+    address: std::net::SocketAddr,
+    hosts: Arc<Hosts>,
+}
+
 /// The in-process router. Clones share the listeners and statistics.
 #[derive(Debug, Clone)]
 pub struct EmbeddedRouter {
     host: IpAddr,
-    running: Arc<tokio::sync::Mutex<BTreeMap<String, Running>>>,
+    running: Arc<tokio::sync::Mutex<Served>>,
+    shared: Option<Arc<Shared>>,
     counters: Arc<Mutex<Counters>>,
     client: Upstream,
     limits: crate::listen::ConnectionLimits,
@@ -155,6 +175,7 @@ impl EmbeddedRouter {
         EmbeddedRouter {
             host,
             running: Arc::default(),
+            shared: None,
             counters: Arc::default(),
             client: proxy::upstream(DEFAULT_UPSTREAM_TIMEOUT),
             limits: crate::listen::ConnectionLimits::default(),
@@ -181,12 +202,32 @@ impl EmbeddedRouter {
         Ok(self)
     }
 
-    /// Binds `port` once per worker (or once on the caller's runtime) and serves `live` on
-    /// each listener.
+    /// The same router also serving every HTTP gateway with virtual hosts on one listener at
+    /// `address`, chosen by the `Host` header (`gateways.vhost_listen`; spec §1.6 virtual
+    /// hosts). The lookup is a hash map: the 10 000th host is found as fast as the first.
+    /// Gateways keep their own ports too; a gateway with port 0 is served here only. An
+    /// unknown host gets `404`. Set it before the first `apply`.
+    ///
+    /// ```
+    /// let router = vamp_gateway::embedded::EmbeddedRouter::new()
+    ///     .with_shared_listener("127.0.0.1:8080".parse().unwrap());
+    /// # drop(router);
+    /// ```
+    #[must_use]
+    pub fn with_shared_listener(mut self, address: std::net::SocketAddr) -> Self {
+        self.shared = Some(Arc::new(Shared {
+            address,
+            hosts: Arc::default(),
+        }));
+        self
+    }
+
+    /// Binds `address` once per worker (or once on the caller's runtime) and serves
+    /// `serves` on each listener.
     fn listen(
         &self,
-        port: u16,
-        live: &Live,
+        address: std::net::SocketAddr,
+        serves: &Serves,
         stopped: &watch::Receiver<bool>,
     ) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
         let handles = match &self.workers {
@@ -197,7 +238,6 @@ impl EmbeddedRouter {
         let mut limits = self.limits.clone();
         // The limit holds for the port: each listener takes its share.
         limits.max_connections = (limits.max_connections / handles.len()).max(1);
-        let address = std::net::SocketAddr::new(self.host, port);
         let mut listeners = Vec::new();
         for handle in &handles {
             // Registered with the runtime that will serve it.
@@ -220,7 +260,7 @@ impl EmbeddedRouter {
             .map(|(handle, listener)| {
                 handle.spawn(proxy::serve(
                     listener,
-                    live.clone(),
+                    serves.clone(),
                     self.client.clone(),
                     limits.clone(),
                     stopped.clone(),
@@ -250,9 +290,52 @@ impl EmbeddedRouter {
         self.running
             .lock()
             .await
+            .gateways
             .iter()
+            .filter(|(_, r)| r.port != 0)
             .map(|(k, r)| (k.clone(), r.port))
             .collect()
+    }
+
+    /// Serves the current virtual hosts on the shared listener (binding it the first time);
+    /// `Err` with the reason when it cannot listen.
+    fn serve_hosts(&self, served: &mut Served) -> Result<(), String> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let mut map = proxy::HostMap::new();
+        for r in served.gateways.values() {
+            if r.protocol != vamp_core::model::PortType::Http {
+                continue;
+            }
+            for host in &proxy::current(&r.live).source.virtual_hosts {
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                // Two gateways with one host: the first by name has it.
+                map.entry(host.into_boxed_str())
+                    .or_insert_with(|| r.live.clone());
+            }
+        }
+        let now = shared.hosts.current();
+        let same = now.len() == map.len()
+            && map
+                .iter()
+                .all(|(h, live)| now.get(h).is_some_and(|l| Arc::ptr_eq(l, live)));
+        if !same {
+            shared.hosts.swap(map);
+        }
+        if served.shared.is_none() {
+            let (stop, stopped) = watch::channel(false);
+            let tasks = self
+                .listen(
+                    shared.address,
+                    &Serves::Hosts(shared.hosts.clone()),
+                    &stopped,
+                )
+                .map_err(|e| format!("cannot listen on {} (virtual hosts): {e}", shared.address))?;
+            tracing::info!(address = %shared.address, "embedded router serving virtual hosts");
+            served.shared = Some((stop, tasks));
+        }
+        Ok(())
     }
 
     fn counters_for(&self, gateway: &str) -> impl FnMut(&str) -> Arc<RouteCounters> + '_ {
@@ -288,8 +371,13 @@ impl Router for EmbeddedRouter {
             .map_err(|e| e.to_string())
     }
 
+    fn shared_listener(&self) -> Option<std::net::SocketAddr> {
+        self.shared.as_ref().map(|s| s.address)
+    }
+
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
-        let mut running = self.running.lock().await;
+        let mut served = self.running.lock().await;
+        let running = &mut served.gateways;
         let mut report = ApplyReport::default();
         let wanted: BTreeMap<&str, &ResolvedGateway> =
             gateways.iter().map(|g| (g.name.as_str(), g)).collect();
@@ -312,6 +400,22 @@ impl Router for EmbeddedRouter {
         }
 
         for (name, g) in wanted {
+            let unchanged = running
+                .get(name)
+                .is_some_and(|r| proxy::current(&r.live).source == *g);
+            if unchanged {
+                report.applied.push(name.to_owned());
+                continue;
+            }
+            if g.port == 0 && self.shared.is_none() {
+                report.failed.push((
+                    name.to_owned(),
+                    "it has no port of its own and the router no shared virtual-host listener \
+                     (gateways.vhost_listen)"
+                        .to_owned(),
+                ));
+                continue;
+            }
             let table = match Table::build(g, self.counters_for(name)) {
                 Ok(t) => Arc::new(t),
                 Err(e) => {
@@ -321,17 +425,22 @@ impl Router for EmbeddedRouter {
                 }
             };
             if let Some(r) = running.get(name) {
-                let unchanged = proxy::current(&r.live).source == *g;
-                if !unchanged {
-                    r.live.swap(table);
-                    tracing::debug!(gateway = %name, "routing table swapped");
-                }
+                r.live.swap(table);
+                tracing::debug!(gateway = %name, "routing table swapped");
                 report.applied.push(name.to_owned());
                 continue;
             }
             let live: Live = proxy::LiveTable::new(table);
             let (stop, stopped) = watch::channel(false);
-            match self.listen(g.port, &live, &stopped) {
+            let listening = match g.port {
+                0 => Ok(Vec::new()),
+                port => self.listen(
+                    std::net::SocketAddr::new(self.host, port),
+                    &Serves::Gateway(live.clone()),
+                    &stopped,
+                ),
+            };
+            match listening {
                 Ok(tasks) => {
                     running.insert(
                         name.to_owned(),
@@ -343,7 +452,7 @@ impl Router for EmbeddedRouter {
                             tasks,
                         },
                     );
-                    tracing::info!(gateway = %name, port = g.port, "embedded router serving");
+                    tracing::debug!(gateway = %name, port = g.port, "embedded router serving");
                     report.applied.push(name.to_owned());
                 }
                 Err(e) => report.failed.push((
@@ -352,13 +461,27 @@ impl Router for EmbeddedRouter {
                 )),
             }
         }
+        if let Err(e) = self.serve_hosts(&mut served) {
+            // Those served nowhere else fail; the others keep their own ports.
+            tracing::warn!(error = %e, "embedded router: no shared virtual-host listener");
+            let portless: Vec<String> = served
+                .gateways
+                .iter()
+                .filter(|(_, r)| r.port == 0)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in portless {
+                report.applied.retain(|a| *a != name);
+                report.failed.push((name, e.clone()));
+            }
+        }
         Ok(report)
     }
 
     async fn stats(&self) -> vamp_core::Result<Vec<RouteStats>> {
-        let running = self.running.lock().await;
+        let served = self.running.lock().await;
         let mut out = Vec::new();
-        for r in running.values() {
+        for r in served.gateways.values() {
             let table = proxy::current(&r.live);
             for route in &table.routes {
                 out.push(route.stats.snapshot(&table.gateway, &route.path));

@@ -72,6 +72,14 @@ pub(crate) fn current(live: &Live) -> Arc<Table> {
         .clone()
 }
 
+/// Where a connection's requests find their gateway's table: its port's gateway
+/// ([`Cached`]), or the gateway the `Host` header names on the shared listener
+/// ([`HostCached`]); `None` when no gateway takes the request.
+pub(crate) trait Tables: Send + Sync + 'static {
+    /// The table for `req`.
+    fn table(&self, req: &Request<Incoming>) -> Option<Arc<Table>>;
+}
+
 /// One connection's copy of its gateway's table, read again when the table is swapped.
 struct Cached {
     live: Live,
@@ -98,12 +106,129 @@ impl Cached {
     }
 }
 
+impl Tables for Cached {
+    fn table(&self, _: &Request<Incoming>) -> Option<Arc<Table>> {
+        Some(Cached::table(self))
+    }
+}
+
+/// The gateways of the shared virtual-host listener by host name (lower case, no port):
+/// a hash map, so finding the 10 000th host costs what finding the first does. Swapped whole,
+/// with a version as [`LiveTable`] has.
+#[derive(Debug, Default)]
+pub(crate) struct Hosts {
+    version: AtomicU64,
+    map: RwLock<Arc<HostMap>>,
+}
+
+/// Host name → the live table of the gateway that has it.
+pub(crate) type HostMap = std::collections::HashMap<Box<str>, Live>;
+
+impl Hosts {
+    /// Serves `map` from now on.
+    pub(crate) fn swap(&self, map: HostMap) {
+        *self.map.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The map served now.
+    pub(crate) fn current(&self) -> Arc<HostMap> {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The host a request is for: the `Host` header (HTTP/1.1) or the URI's authority (HTTP/2),
+/// without its port.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => v.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
+    };
+    // `[::1]:8080`, `example.com:8080`, `example.com`.
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    Some(host.trim_end_matches('.'))
+}
+
+/// One shared-listener connection's view of the hosts: the map, and the gateway of the host
+/// it asked for last (a keep-alive connection usually asks for one host).
+struct HostCached {
+    hosts: Arc<Hosts>,
+    seen: std::sync::Mutex<HostSeen>,
+}
+
+struct HostSeen {
+    version: u64,
+    map: Arc<HostMap>,
+    last: Option<(Box<str>, Cached)>,
+}
+
+impl HostCached {
+    fn new(hosts: Arc<Hosts>) -> HostCached {
+        let version = hosts.version.load(Ordering::Acquire);
+        let map = hosts.current();
+        HostCached {
+            hosts,
+            seen: std::sync::Mutex::new(HostSeen {
+                version,
+                map,
+                last: None,
+            }),
+        }
+    }
+}
+
+impl Tables for HostCached {
+    fn table(&self, req: &Request<Incoming>) -> Option<Arc<Table>> {
+        let host = request_host(req)?;
+        let version = self.hosts.version.load(Ordering::Acquire);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.version != version {
+            seen.map = self.hosts.current();
+            seen.version = version;
+            seen.last = None;
+        }
+        if let Some((name, cached)) = &seen.last
+            && name.eq_ignore_ascii_case(host)
+        {
+            return Some(cached.table());
+        }
+        let lower;
+        let key = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
+        let live = seen.map.get(key)?.clone();
+        let cached = Cached::new(live);
+        let table = cached.table();
+        seen.last = Some((key.into(), cached));
+        Some(table)
+    }
+}
+
+/// What a listener serves: one gateway (its port), or every gateway with virtual hosts (the
+/// shared listener).
+#[derive(Debug, Clone)]
+pub(crate) enum Serves {
+    /// The gateway of this port.
+    Gateway(Live),
+    /// The gateway the `Host` header names.
+    Hosts(Arc<Hosts>),
+}
+
 /// Accepts connections until `stop` turns true; connections already open carry on with the
 /// table of each of their requests. At most `limits.max_connections` at once; HTTP clients
 /// get the header and idle timeouts.
 pub(crate) async fn serve(
     listener: TcpListener,
-    live: Live,
+    serves: Serves,
     client: Upstream,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
@@ -119,16 +244,23 @@ pub(crate) async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let live = live.clone();
                 let client = client.clone();
-                let http = current(&live).protocol == vamp_core::model::PortType::Http;
                 let builder = http_builder.clone();
                 let idle = limits.idle_timeout;
+                let serves = serves.clone();
                 tokio::spawn(async move {
-                    if http {
-                        serve_http(&builder, IdleTimeout::new(stream, idle), peer, live, client).await;
-                    } else {
-                        relay_tcp(stream, &live).await;
+                    match serves {
+                        Serves::Gateway(live) if current(&live).protocol == vamp_core::model::PortType::Tcp => {
+                            relay_tcp(stream, &live).await;
+                        }
+                        Serves::Gateway(live) => {
+                            let stream = IdleTimeout::new(stream, idle);
+                            serve_http(&builder, stream, peer, Cached::new(live), client).await;
+                        }
+                        Serves::Hosts(hosts) => {
+                            let stream = IdleTimeout::new(stream, idle);
+                            serve_http(&builder, stream, peer, HostCached::new(hosts), client).await;
+                        }
                     }
                     drop(permit);
                 });
@@ -142,16 +274,20 @@ async fn serve_http(
     builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
     stream: IdleTimeout<TcpStream>,
     peer: SocketAddr,
-    live: Live,
+    tables: impl Tables,
     client: Upstream,
 ) {
     let upstreams = Arc::new(Upstreams::default());
-    let cached = Cached::new(live);
     let service = hyper::service::service_fn(move |req| {
-        let table = cached.table();
+        let table = tables.table(&req);
         let upstreams = upstreams.clone();
         let timeout = client.timeout;
-        async move { Ok::<_, Infallible>(handle(req, peer, &table, &upstreams, timeout).await) }
+        async move {
+            Ok::<_, Infallible>(match table {
+                Some(table) => handle(req, peer, &table, &upstreams, timeout).await,
+                None => plain(StatusCode::NOT_FOUND, "no gateway serves this host\n"),
+            })
+        }
     });
     if let Err(e) = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), service)

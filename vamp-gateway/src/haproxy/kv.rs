@@ -58,6 +58,12 @@ impl Router for KvRouter {
         "haproxy-kv"
     }
 
+    /// The virtual-host frontend of the published text; agents listen where their own
+    /// `--vhost-listen` says.
+    fn shared_listener(&self) -> Option<std::net::SocketAddr> {
+        self.options.virtual_hosts
+    }
+
     /// The counters every gateway agent publishes under `<root>/stats/`, added up per route
     /// (requests, errors, response-time sums; no histogram).
     async fn stats(&self) -> vamp_core::Result<Vec<vamp_core::traits::RouteStats>> {

@@ -183,6 +183,10 @@ impl Router for LocalRouter {
         "haproxy-local"
     }
 
+    fn shared_listener(&self) -> Option<std::net::SocketAddr> {
+        self.options.virtual_hosts
+    }
+
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
         let mut state = self.state.lock().await;
         self.revive(&mut state).await.map_err(internal)?;
@@ -190,7 +194,7 @@ impl Router for LocalRouter {
         // HAProxy refuses a whole config when one port cannot be bound; find those first.
         let mut candidates = Vec::new();
         for g in gateways {
-            let ours = state.applied.iter().any(|a| a.port == g.port);
+            let ours = g.port == 0 || state.applied.iter().any(|a| a.port == g.port);
             if !ours && let Err(e) = TcpListener::bind((self.options.bind_host, g.port)) {
                 report.failed.push((
                     g.name.clone(),

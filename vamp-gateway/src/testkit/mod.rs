@@ -135,7 +135,8 @@ impl Client {
         }
     }
 
-    /// `GET path` with extra headers; bounded by 10 s. Errors are described, never retried.
+    /// `GET path` with extra headers (a `host` among them replaces `localhost`); bounded by
+    /// 10 s. Errors are described, never retried.
     ///
     /// # Errors
     /// The connection failed, closed before a response, or the response was malformed.
@@ -159,7 +160,11 @@ impl Client {
             self.connections += 1;
         }
         let conn = self.conn.as_mut().ok_or("no connection")?;
-        let mut req = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n");
+        // `host: localhost` unless the caller names the host.
+        let mut req = format!("GET {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str("host: localhost\r\n");
+        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }

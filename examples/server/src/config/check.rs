@@ -107,6 +107,9 @@ impl ServerConfig {
                 self.gateways.host, self.router.kind
             ));
         }
+        if let Err(e) = self.gateways.vhost_address() {
+            return fail(e);
+        }
         if matches!(self.persistence.kind.as_str(), "postgres" | "elasticsearch")
             && self.persistence.url.as_deref().is_none_or(str::is_empty)
         {

@@ -456,6 +456,28 @@ pub struct Gateways {
     pub ports: String,
     /// The ports a gateway may be given explicitly, `first-last`.
     pub allowed_ports: String,
+    /// `ip:port` of one listener serving every HTTP gateway with virtual hosts by its `Host`
+    /// header (embedded router, and HAProxy's `virtual_hosts` frontend); empty = none. With
+    /// it, a gateway written with virtual hosts and no port has no port of its own.
+    pub vhost_listen: String,
+}
+
+impl Gateways {
+    /// [`vhost_listen`](Self::vhost_listen) read, `None` when unset.
+    ///
+    /// # Errors
+    /// The value is not an `ip:port` address.
+    pub fn vhost_address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let text = self.vhost_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            format!(
+                "gateways.vhost_listen = '{text}' is not an ip:port address (e.g. 127.0.0.1:8080, or empty for none)"
+            )
+        })
+    }
 }
 
 impl Default for Gateways {
@@ -464,6 +486,7 @@ impl Default for Gateways {
             host: "127.0.0.1".into(),
             ports: "40000-45000".into(),
             allowed_ports: "1-65535".into(),
+            vhost_listen: String::new(),
         }
     }
 }

@@ -48,11 +48,13 @@ impl Reader {
                     {
                         return Err(invalid(format!("gateway port {i} is outside 0-65535")));
                     }
-                    GatewayPort::parse(&text).map_err(invalid)?
+                    Some(GatewayPort::parse(&text).map_err(invalid)?)
                 }
-                None => GatewayPort::default(),
+                // Left out: one is assigned when stored — or none, on a shared
+                // virtual-host listener (`Vamp::put`).
+                None => None,
             };
-            (name, Some(port))
+            (name, port)
         } else {
             if let Some((n, p)) = o.take(&["port"]) {
                 return Err(err(

@@ -21,10 +21,18 @@ pub(super) fn gateway(
     let sticky_route = g.sticky.is_some();
     let sticky_instance = g.sticky == Some(Sticky::Instance);
 
+    // Port 0: no port of its own; the virtual-host frontend reaches it on a socket.
+    let bind = match g.port {
+        0 => Bind::Unix {
+            path: socket(opts, &g_name)?,
+            accept_proxy: true,
+        },
+        port => Bind::Tcp(SocketAddr::new(opts.bind_host, port)),
+    };
     let mut main = Frontend {
         name: g_name,
         comment: format!("gateway {} ({})", g.name, mode),
-        binds: vec![Bind::Tcp(SocketAddr::new(opts.bind_host, g.port))],
+        binds: vec![bind],
         mode,
         acls: Vec::new(),
         use_backends: Vec::new(),
@@ -292,6 +300,20 @@ pub(super) fn virtual_hosts(
             backend: be.clone(),
             condition: Some(condition),
         });
+        // A gateway without a port of its own listens on a socket only.
+        let (address, send_proxy) = match g.port {
+            0 => match Ident::new(g.lookup_name.clone()).map(|n| socket(opts, &n)) {
+                Ok(Ok(path)) => (Address::Unix(path), true),
+                _ => continue,
+            },
+            port => (
+                Address::Tcp {
+                    host: target.to_string(),
+                    port,
+                },
+                false,
+            ),
+        };
         config.backends.push(Backend {
             name: be.clone(),
             comment: format!("virtual hosts of {}", g.name),
@@ -304,12 +326,9 @@ pub(super) fn virtual_hosts(
             servers: vec![Server {
                 name: be,
                 comment: String::new(),
-                address: Address::Tcp {
-                    host: target.to_string(),
-                    port: g.port,
-                },
+                address,
                 weight: 100,
-                send_proxy: false,
+                send_proxy,
                 check: false,
                 cookie: None,
             }],

@@ -107,6 +107,11 @@ pub enum RenderErrorKind {
         "balance '{0}' is not an HAProxy algorithm; use roundrobin, leastconn, source, first, static-rr, random or uri"
     )]
     Balance(String),
+    /// A gateway without a port of its own, and no virtual-host frontend to serve it.
+    #[error(
+        "it has no port of its own and the configuration no virtual-host frontend (gateways.vhost_listen)"
+    )]
+    NoListener,
     /// Another gateway has the port.
     #[error("port {port} is already used by gateway '{other}'")]
     PortTaken {
@@ -201,7 +206,11 @@ pub fn render(gateways: &[ResolvedGateway], opts: &RenderOptions) -> Rendered {
             route: route.map(str::to_owned),
             kind,
         };
-        if let Some(other) = ports.get(&g.port) {
+        if g.port == 0 && (opts.virtual_hosts.is_none() || g.virtual_hosts.is_empty()) {
+            failed.push(fail(None, RenderErrorKind::NoListener));
+            continue;
+        }
+        if let Some(other) = ports.get(&g.port).filter(|_| g.port != 0) {
             failed.push(fail(
                 None,
                 RenderErrorKind::PortTaken {
@@ -233,7 +242,9 @@ pub fn render(gateways: &[ResolvedGateway], opts: &RenderOptions) -> Rendered {
                         continue;
                     }
                 }
-                ports.insert(g.port, &g.name);
+                if g.port != 0 {
+                    ports.insert(g.port, &g.name);
+                }
                 config.frontends.extend(frontends);
                 config.backends.extend(backends);
             }

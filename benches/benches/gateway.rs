@@ -69,6 +69,15 @@ fn render_bench(c: &mut Criterion) {
             b.iter(|| black_box(render(gs, &opts).config.text().len()));
         });
     }
+    // The two halves of the 10 000: building the typed config, and writing its text.
+    let gs = gateways(10_000);
+    group.bench_function("10000_config_only", |b| {
+        b.iter(|| black_box(render(&gs, &opts).config.frontends.len()));
+    });
+    let rendered = render(&gs, &opts);
+    group.bench_function("10000_text_only", |b| {
+        b.iter(|| black_box(rendered.config.text().len()));
+    });
     group.finish();
 }
 

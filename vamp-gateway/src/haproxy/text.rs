@@ -27,8 +27,11 @@ pub enum TextError {
 }
 
 /// A name HAProxy accepts for a proxy, server, ACL or cookie: `[A-Za-z0-9_.:-]{1,64}`.
+///
+/// Shared text (`Arc<str>`): a render names each proxy several times (frontend, backend,
+/// servers, cookies), and clones are then a count, not a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ident(String);
+pub struct Ident(std::sync::Arc<str>);
 
 impl Ident {
     /// The longest name accepted (HAProxy has no fixed limit; ours keeps socket paths short).
@@ -44,24 +47,34 @@ impl Ident {
     ///
     /// # Errors
     /// [`TextError::BadIdent`] for an empty, too long or otherwise invalid name.
-    pub fn new(text: impl Into<String>) -> Result<Self, TextError> {
-        let text = text.into();
-        let ok = !text.is_empty()
+    pub fn new(text: impl AsRef<str>) -> Result<Self, TextError> {
+        let text = text.as_ref();
+        if Self::is_valid(text) {
+            Ok(Ident(text.into()))
+        } else {
+            Err(TextError::BadIdent {
+                text: text.to_owned(),
+            })
+        }
+    }
+
+    /// Whether [`new`](Self::new) takes `text` as it is.
+    #[must_use]
+    pub fn is_valid(text: &str) -> bool {
+        !text.is_empty()
             && text.len() <= Self::MAX_LEN
             && text
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-        if ok {
-            Ok(Ident(text))
-        } else {
-            Err(TextError::BadIdent { text })
-        }
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
     }
 
     /// A valid name made from any text: invalid characters become `_`, an empty result
     /// becomes `_`, and overlong text is cut (so two different inputs may give one name;
     /// callers that need uniqueness check for it).
     pub fn sanitized(text: &str) -> Self {
+        if Self::is_valid(text) {
+            return Ident(text.into());
+        }
         let mut out: String = text
             .chars()
             .map(|c| {
@@ -76,7 +89,7 @@ impl Ident {
         if out.is_empty() {
             out.push('_');
         }
-        Ident(out)
+        Ident(out.into())
     }
 
     /// The name.
@@ -125,33 +138,39 @@ impl Quoted {
 impl fmt::Display for Quoted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("'")?;
-        for (i, part) in self.0.split('\'').enumerate() {
-            if i > 0 {
-                f.write_str(r"'\''")?;
-            }
-            f.write_str(part)?;
-        }
+        write_quoted_inner(&self.0, f)?;
         f.write_str("'")
     }
 }
 
-/// Text for a `#` comment, written as it goes: control characters become spaces, so a
-/// comment always ends at its own line.
-pub(crate) struct Comment<'a>(pub(crate) &'a str);
-
-impl fmt::Display for Comment<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Each control character between two parts becomes one space.
-        let mut parts = self.0.split(char::is_control);
-        if let Some(first) = parts.next() {
-            f.write_str(first)?;
+/// The inside of a quoted value: each `'` written `'\''`.
+pub(crate) fn write_quoted_inner(text: &str, f: &mut impl fmt::Write) -> fmt::Result {
+    for (i, part) in text.split('\'').enumerate() {
+        if i > 0 {
+            f.write_str(r"'\''")?;
         }
-        for part in parts {
-            f.write_str(" ")?;
-            f.write_str(part)?;
-        }
-        Ok(())
+        f.write_str(part)?;
     }
+    Ok(())
+}
+
+/// Writes text for a `#` comment as it goes: control characters become spaces, so a
+/// comment always ends at its own line.
+pub(crate) fn write_comment(text: &str, w: &mut impl fmt::Write) -> fmt::Result {
+    // No byte that starts a control character (C0, DEL, or C1 as 0xC2 0x80–0x9F): as it is.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return w.write_str(text);
+    }
+    // Each control character between two parts becomes one space.
+    let mut parts = text.split(char::is_control);
+    if let Some(first) = parts.next() {
+        w.write_str(first)?;
+    }
+    for part in parts {
+        w.write_str(" ")?;
+        w.write_str(part)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -178,7 +197,12 @@ mod tests {
 
     #[test]
     fn comments_cannot_end_their_line() {
-        assert_eq!(Comment("a\nbackend x").to_string(), "a backend x");
-        assert_eq!(Comment("\r\n").to_string(), "  ", "one space each");
+        let comment = |text: &str| {
+            let mut out = String::new();
+            write_comment(text, &mut out).unwrap();
+            out
+        };
+        assert_eq!(comment("a\nbackend x"), "a backend x");
+        assert_eq!(comment("\r\n"), "  ", "one space each");
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::acl::Criterion;
-use super::text::{Comment, Ident, Quoted, TextError};
+use super::text::{Ident, Quoted, TextError};
 
 mod display;
 
@@ -100,19 +100,27 @@ pub enum Mode {
     Tcp,
 }
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Mode {
+    /// `http` or `tcp`, as HAProxy writes it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
             Mode::Http => "http",
             Mode::Tcp => "tcp",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// A filesystem path for a unix socket or state file: no control characters, and short
 /// enough for `sun_path` (107 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketPath(PathBuf);
+pub struct SocketPath(std::sync::Arc<str>);
 
 impl SocketPath {
     /// The longest path a unix socket address holds.
@@ -125,26 +133,56 @@ impl SocketPath {
     /// is not valid UTF-8 or too long.
     pub fn new(path: impl Into<PathBuf>) -> Result<Self, TextError> {
         let path = path.into();
-        let text = path.to_str().ok_or_else(|| TextError::BadIdent {
-            text: path.display().to_string(),
-        })?;
-        Quoted::new("socket path", text)?;
+        let text = path
+            .into_os_string()
+            .into_string()
+            .map_err(|p| TextError::BadIdent {
+                text: PathBuf::from(p).display().to_string(),
+            })?;
+        Self::from_text(text)
+    }
+
+    /// [`new`](Self::new) for a path that is text already.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn from_text(text: String) -> Result<Self, TextError> {
+        if text.chars().any(char::is_control) {
+            return Err(TextError::ControlCharacter {
+                what: "socket path",
+                text,
+            });
+        }
         if text.len() > Self::MAX_LEN {
             return Err(TextError::BadIdent {
                 text: format!("{text} (longer than {} bytes)", Self::MAX_LEN),
             });
         }
-        Ok(SocketPath(path))
+        Ok(SocketPath(text.into()))
+    }
+
+    /// A path in a directory checked with [`from_text`](Self::from_text), named by an
+    /// [`Ident`](crate::haproxy::text::Ident): only its length is left to check.
+    pub(crate) fn from_checked_dir(text: String) -> Result<Self, TextError> {
+        if text.len() > Self::MAX_LEN {
+            return Err(TextError::BadIdent {
+                text: format!("{text} (longer than {} bytes)", Self::MAX_LEN),
+            });
+        }
+        Ok(SocketPath(text.into()))
     }
 
     /// The path.
     pub fn path(&self) -> &Path {
-        &self.0
+        Path::new(&*self.0)
     }
 
-    fn quoted(&self, prefix: &str) -> Quoted {
-        // Checked in `new`.
-        Quoted(format!("{prefix}{}", self.0.display()))
+    /// Writes the path quoted, after `prefix` (inside the quotes), as [`Quoted`] does.
+    fn write_quoted(&self, prefix: &str, f: &mut impl fmt::Write) -> fmt::Result {
+        f.write_str("'")?;
+        f.write_str(prefix)?;
+        crate::haproxy::text::write_quoted_inner(&self.0, f)?;
+        f.write_str("'")
     }
 }
 
@@ -165,8 +203,21 @@ pub enum Bind {
 /// `acl <name> <criterion>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acl {
-    /// The criterion; the ACL name is derived from it.
+    /// The ACL name, derived from the criterion ([`Criterion::acl_name`]).
+    pub name: Ident,
+    /// The criterion.
     pub criterion: Criterion,
+}
+
+impl Acl {
+    /// The ACL of `criterion`, named after it.
+    #[must_use]
+    pub fn new(criterion: Criterion) -> Self {
+        Acl {
+            name: Ident::sanitized(&criterion.acl_name()),
+            criterion,
+        }
+    }
 }
 
 /// `use_backend <backend> [if <condition>]`.

@@ -2,11 +2,34 @@
 
 use super::*;
 
-/// The frontends and backends of one gateway.
-pub(super) fn gateway(
-    g: &ResolvedGateway,
+/// Appends the frontends and backends of one gateway to `out`, and says how many of each;
+/// on an error nothing is appended.
+pub(super) fn gateway<'a>(
+    g: &'a ResolvedGateway,
     opts: &RenderOptions,
-) -> Result<(Vec<Frontend>, Vec<Backend>), GatewayError> {
+    memo: &mut Memo<'a>,
+    out: &mut Sections,
+) -> Result<(usize, usize), GatewayError> {
+    let (frontends, backends) = (out.frontends.len(), out.backends.len());
+    match append_gateway(g, opts, memo, out) {
+        Ok(()) => Ok((
+            out.frontends.len() - frontends,
+            out.backends.len() - backends,
+        )),
+        Err(e) => {
+            out.frontends.truncate(frontends);
+            out.backends.truncate(backends);
+            Err(e)
+        }
+    }
+}
+
+fn append_gateway<'a>(
+    g: &'a ResolvedGateway,
+    opts: &RenderOptions,
+    memo: &mut Memo<'a>,
+    out: &mut Sections,
+) -> Result<(), GatewayError> {
     let mode = match g.protocol {
         PortType::Http => Mode::Http,
         PortType::Tcp => Mode::Tcp,
@@ -15,21 +38,21 @@ pub(super) fn gateway(
     if !http && g.sticky.is_some() {
         return Err((None, RenderErrorKind::NeedsHttp("sticky sessions")));
     }
-    let g_name = ident(g.lookup_name.clone())?;
+    let g_name = ident(&g.lookup_name)?;
     let other = ident(format!("o_{}", g.lookup_name))?;
-    let other_sock = socket(opts, &other)?;
+    let other_sock = memo.socket(&other)?;
     let sticky_route = g.sticky.is_some();
     let sticky_instance = g.sticky == Some(Sticky::Instance);
 
     // Port 0: no port of its own; the virtual-host frontend reaches it on a socket.
     let bind = match g.port {
         0 => Bind::Unix {
-            path: socket(opts, &g_name)?,
+            path: memo.socket(&g_name)?,
             accept_proxy: true,
         },
         port => Bind::Tcp(SocketAddr::new(opts.bind_host, port)),
     };
-    let mut main = Frontend {
+    let main = Frontend {
         name: g_name,
         comment: format!("gateway {} ({})", g.name, mode),
         binds: vec![bind],
@@ -38,11 +61,28 @@ pub(super) fn gateway(
         use_backends: Vec::new(),
         default_backend: Some(other.clone()),
     };
-    let mut frontends = Vec::new();
-    let mut backends = Vec::new();
-    let mut pool = Backend {
+    let other_comment = format!("other {}", g.name);
+    // In order: this frontend, the pool's, the routes'; the pool's backend, the routes'.
+    let main_at = out.frontends.len();
+    out.frontends.push(main);
+    out.frontends.push(Frontend {
         name: other.clone(),
-        comment: format!("other {}", g.name),
+        comment: other_comment.clone(),
+        binds: vec![Bind::Unix {
+            path: other_sock.clone(),
+            accept_proxy: true,
+        }],
+        mode,
+        acls: Vec::new(),
+        use_backends: Vec::new(),
+        default_backend: Some(other.clone()),
+    });
+    let frontends = &mut out.frontends;
+    let backends = &mut out.backends;
+    let pool_at = backends.len();
+    backends.push(Backend {
+        name: other.clone(),
+        comment: other_comment,
         mode,
         balance: if http {
             Algorithm::RoundRobin
@@ -53,18 +93,20 @@ pub(super) fn gateway(
         set_paths: Vec::new(),
         forward_for: false,
         forwarded_port: false,
-        servers: Vec::new(),
-    };
+        servers: Vec::with_capacity(g.routes.len()),
+    });
     let mut acls: BTreeSet<Criterion> = BTreeSet::new();
-    let mut seen_routes = BTreeSet::new();
+    // Routes and servers are few: a list is cheaper than a set.
+    let mut seen_routes: Vec<Ident> = Vec::with_capacity(g.routes.len());
     for r in &g.routes {
         let in_route = |kind: RenderErrorKind| (Some(r.path.clone()), kind);
-        let r_name = Ident::new(r.lookup_name.clone()).map_err(|e| in_route(e.into()))?;
-        if !seen_routes.insert(r_name.clone()) {
+        let r_name = Ident::new(&r.lookup_name).map_err(|e| in_route(e.into()))?;
+        if seen_routes.contains(&r_name) {
             continue; // the same route twice: HAProxy would refuse the duplicate proxy
         }
-        let r_sock = socket(opts, &r_name)?;
-        pool.servers.push(Server {
+        seen_routes.push(r_name.clone());
+        let r_sock = memo.socket(&r_name)?;
+        backends[pool_at].servers.push(Server {
             name: r_name.clone(),
             comment: r.path.clone(),
             address: Address::Unix(r_sock.clone()),
@@ -77,16 +119,16 @@ pub(super) fn gateway(
             if !http {
                 return Err(in_route(RenderErrorKind::NeedsHttp("conditions")));
             }
-            let compiled = acl::compile(&cond.expr).map_err(|e| in_route(e.into()))?;
-            if !compiled.is_never() {
+            let compiled = memo.condition(cond).map_err(|e| in_route(e.into()))?;
+            if !compiled.condition.is_never() {
                 let im =
                     Ident::new(format!("im_{}", r.lookup_name)).map_err(|e| in_route(e.into()))?;
-                for c in compiled.criteria() {
+                for c in compiled.condition.criteria() {
                     acls.insert(c.clone());
                 }
-                main.use_backends.push(UseBackend {
+                frontends[main_at].use_backends.push(UseBackend {
                     backend: im.clone(),
-                    condition: (!compiled.is_always()).then(|| compiled.haproxy_condition()),
+                    condition: compiled.text.clone(),
                 });
                 let strength = u16::from(r.condition_strength.get());
                 backends.push(Backend {
@@ -135,27 +177,11 @@ pub(super) fn gateway(
         });
         backends.push(route_backend(g, r, r_name, mode, sticky_instance, opts).map_err(in_route)?);
     }
-    main.acls = acls
+    frontends[main_at].acls = acls
         .into_iter()
-        .map(|criterion| Acl { criterion })
+        .map(|criterion| memo.acl(criterion))
         .collect();
-    let pool_frontend = Frontend {
-        name: other.clone(),
-        comment: format!("other {}", g.name),
-        binds: vec![Bind::Unix {
-            path: other_sock,
-            accept_proxy: true,
-        }],
-        mode,
-        acls: Vec::new(),
-        use_backends: Vec::new(),
-        default_backend: Some(other),
-    };
-    let mut all_frontends = vec![main, pool_frontend];
-    all_frontends.extend(frontends);
-    let mut all_backends = vec![pool];
-    all_backends.extend(backends);
-    Ok((all_frontends, all_backends))
+    Ok(())
 }
 
 pub(super) fn route_backend(
@@ -184,7 +210,7 @@ pub(super) fn route_backend(
         .map(|rw| rewrite(&rw.path, &rw.condition))
         .collect::<Result<Vec<_>, _>>()?;
     let mut servers: Vec<Server> = Vec::new();
-    let mut names = BTreeSet::new();
+    let mut names: Vec<Ident> = Vec::with_capacity(r.targets.len());
     for t in &r.targets {
         let mut server_name = Ident::sanitized(&t.name);
         let mut n = 1;
@@ -195,11 +221,11 @@ pub(super) fn route_backend(
                 t.name.chars().take(Ident::MAX_LEN - 8).collect::<String>()
             ));
         }
-        names.insert(server_name.clone());
+        names.push(server_name.clone());
         servers.push(Server {
             cookie: (sticky_instance && http).then(|| server_name.clone()),
             name: server_name,
-            comment: if Ident::new(t.name.clone()).is_ok() {
+            comment: if Ident::is_valid(&t.name) {
                 String::new()
             } else {
                 t.name.clone()
@@ -265,6 +291,7 @@ pub(super) fn virtual_hosts(
     config: &mut Config,
     addr: SocketAddr,
     opts: &RenderOptions,
+    memo: &Memo<'_>,
     gateways: &[(&ResolvedGateway, Vec<Quoted>)],
 ) {
     let Ok(name) = Ident::new("virtual_hosts") else {
@@ -294,15 +321,14 @@ pub(super) fn virtual_hosts(
             .map(Criterion::acl_name)
             .collect::<Vec<_>>()
             .join(" or ");
-        fe.acls
-            .extend(criteria.into_iter().map(|criterion| Acl { criterion }));
+        fe.acls.extend(criteria.into_iter().map(Acl::new));
         fe.use_backends.push(UseBackend {
             backend: be.clone(),
             condition: Some(condition),
         });
         // A gateway without a port of its own listens on a socket only.
         let (address, send_proxy) = match g.port {
-            0 => match Ident::new(g.lookup_name.clone()).map(|n| socket(opts, &n)) {
+            0 => match Ident::new(&g.lookup_name).map(|n| memo.socket(&n)) {
                 Ok(Ok(path)) => (Address::Unix(path), true),
                 _ => continue,
             },

@@ -190,81 +190,240 @@ pub fn render(gateways: &[ResolvedGateway], opts: &RenderOptions) -> Rendered {
             None
         }
     };
+    // Sized up front: thousands of gateways would otherwise grow (and copy) these many times.
+    let routes: usize = gateways.iter().map(|g| g.routes.len()).sum();
+    let conditions = gateways
+        .iter()
+        .flat_map(|g| &g.routes)
+        .filter(|r| r.condition.is_some())
+        .count();
     let mut config = Config {
         global,
         defaults: opts.defaults.clone(),
-        frontends: Vec::new(),
-        backends: Vec::new(),
+        frontends: Vec::with_capacity(2 * gateways.len() + routes + 1),
+        backends: Vec::with_capacity(2 * gateways.len() + routes + conditions),
     };
     let mut sorted: Vec<&ResolvedGateway> = gateways.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let parts = render_each(&sorted, opts);
+    let mut results = Vec::with_capacity(sorted.len());
+    let mut sections = Vec::with_capacity(parts.len());
+    for (part, part_results) in parts {
+        results.extend(part_results.into_iter().map(|r| (sections.len(), r)));
+        sections.push((part.frontends.into_iter(), part.backends.into_iter()));
+    }
+    let mut results = results.into_iter();
     let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
     let mut vhosts: Vec<(&ResolvedGateway, Vec<Quoted>)> = Vec::new();
     for g in sorted {
+        let Some((at, result)) = results.next() else {
+            break;
+        };
+        let Some((fes, bes)) = sections.get_mut(at) else {
+            break;
+        };
+        let (f, b) = result.as_ref().map_or((0, 0), |counts| *counts);
         let fail = |route: Option<&str>, kind: RenderErrorKind| RenderError {
             gateway: g.name.clone(),
             route: route.map(str::to_owned),
             kind,
         };
-        if g.port == 0 && (opts.virtual_hosts.is_none() || g.virtual_hosts.is_empty()) {
-            failed.push(fail(None, RenderErrorKind::NoListener));
-            continue;
-        }
-        if let Some(other) = ports.get(&g.port).filter(|_| g.port != 0) {
-            failed.push(fail(
-                None,
-                RenderErrorKind::PortTaken {
-                    port: g.port,
-                    other: (*other).to_owned(),
-                },
-            ));
-            continue;
-        }
-        match gateway(g, opts) {
-            Ok((frontends, backends)) => {
-                let names: Result<Vec<Quoted>, TextError> = g
-                    .virtual_hosts
-                    .iter()
-                    .map(|h| Quoted::new("virtual host", h.clone()))
-                    .collect();
-                match names {
-                    Ok(names) if g.protocol == PortType::Http || names.is_empty() => {
-                        if !names.is_empty() {
-                            vhosts.push((g, names));
-                        }
-                    }
-                    Ok(_) => {
-                        failed.push(fail(None, RenderErrorKind::NeedsHttp("virtual hosts")));
-                        continue;
-                    }
-                    Err(e) => {
-                        failed.push(fail(None, e.into()));
-                        continue;
-                    }
-                }
-                if g.port != 0 {
-                    ports.insert(g.port, &g.name);
-                }
-                config.frontends.extend(frontends);
-                config.backends.extend(backends);
+        let kept = 'check: {
+            if g.port == 0 && (opts.virtual_hosts.is_none() || g.virtual_hosts.is_empty()) {
+                failed.push(fail(None, RenderErrorKind::NoListener));
+                break 'check false;
             }
-            Err((route, kind)) => failed.push(fail(route.as_deref(), kind)),
+            if let Some(other) = ports.get(&g.port).filter(|_| g.port != 0) {
+                failed.push(fail(
+                    None,
+                    RenderErrorKind::PortTaken {
+                        port: g.port,
+                        other: (*other).to_owned(),
+                    },
+                ));
+                break 'check false;
+            }
+            if let Err((route, kind)) = result {
+                failed.push(fail(route.as_deref(), kind));
+                break 'check false;
+            }
+            let names: Result<Vec<Quoted>, TextError> = g
+                .virtual_hosts
+                .iter()
+                .map(|h| Quoted::new("virtual host", h.clone()))
+                .collect();
+            match names {
+                Ok(names) if g.protocol == PortType::Http || names.is_empty() => {
+                    if !names.is_empty() {
+                        vhosts.push((g, names));
+                    }
+                }
+                Ok(_) => {
+                    failed.push(fail(None, RenderErrorKind::NeedsHttp("virtual hosts")));
+                    break 'check false;
+                }
+                Err(e) => {
+                    failed.push(fail(None, e.into()));
+                    break 'check false;
+                }
+            }
+            if g.port != 0 {
+                ports.insert(g.port, &g.name);
+            }
+            true
+        };
+        // This gateway's sections, taken in order whether it is kept or not.
+        if kept {
+            config.frontends.extend(fes.by_ref().take(f));
+            config.backends.extend(bes.by_ref().take(b));
+        } else {
+            fes.by_ref().take(f).for_each(drop);
+            bes.by_ref().take(b).for_each(drop);
         }
     }
     if let (Some(addr), false) = (opts.virtual_hosts, vhosts.is_empty()) {
-        virtual_hosts(&mut config, addr, opts, &vhosts);
+        virtual_hosts(&mut config, addr, opts, &Memo::new(opts), &vhosts);
     }
     Rendered { config, failed }
 }
 
+/// From this many gateways on, [`render_each`] uses every core.
+const PARALLEL_FROM: usize = 512;
+
+/// Sections appended in order (one gateway's after another's).
+#[derive(Default)]
+pub(super) struct Sections {
+    pub(super) frontends: Vec<Frontend>,
+    pub(super) backends: Vec<Backend>,
+}
+
+/// How many frontends and backends one gateway has in its [`Sections`], or why it has none.
+type Counted = Result<(usize, usize), GatewayError>;
+
+/// The frontends and backends of each gateway, in order. Each gateway's own: with many, they
+/// are worked out on every core (at most 4), each thread with its own [`Memo`], and
+/// [`render`] then checks ports and joins them in order, as if one thread had done it.
+fn render_each<'a>(
+    sorted: &[&'a ResolvedGateway],
+    opts: &RenderOptions,
+) -> Vec<(Sections, Vec<Counted>)> {
+    let threads = if sorted.len() >= PARALLEL_FROM {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    } else {
+        1
+    };
+    let each = |part: &[&'a ResolvedGateway]| {
+        let mut memo = Memo::new(opts);
+        let routes: usize = part.iter().map(|g| g.routes.len()).sum();
+        let mut out = Sections {
+            frontends: Vec::with_capacity(2 * part.len() + routes),
+            backends: Vec::with_capacity(2 * part.len() + routes),
+        };
+        let counts = part
+            .iter()
+            .map(|g| gateway(g, opts, &mut memo, &mut out))
+            .collect::<Vec<_>>();
+        (out, counts)
+    };
+    if threads == 1 {
+        return vec![each(sorted)];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sorted
+            .chunks(sorted.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || each(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 type GatewayError = (Option<String>, RenderErrorKind);
 
-fn ident(text: String) -> Result<Ident, GatewayError> {
+fn ident(text: impl AsRef<str>) -> Result<Ident, GatewayError> {
     Ident::new(text).map_err(|e| (None, e.into()))
 }
 
-fn socket(opts: &RenderOptions, name: &Ident) -> Result<SocketPath, GatewayError> {
-    SocketPath::new(opts.socket_dir.join(format!("{name}.sock"))).map_err(|e| (None, e.into()))
+/// What one render works out once, however many gateways use it: the socket directory as
+/// text, and each distinct condition compiled with its `if` text (conditions are usually
+/// shared: a named condition, or a canary's header test on many gateways).
+pub(super) struct Memo<'a> {
+    socket_dir: Result<String, TextError>,
+    conditions: std::collections::HashMap<&'a str, Result<std::rc::Rc<Compiled>, AclError>>,
+    acl_names: std::collections::HashMap<Criterion, Ident>,
+}
+
+/// A compiled condition and its text after `if` (`None` when it always holds).
+pub(super) struct Compiled {
+    pub(super) condition: acl::CompiledCondition,
+    pub(super) text: Option<String>,
+}
+
+impl<'a> Memo<'a> {
+    fn new(opts: &RenderOptions) -> Self {
+        let socket_dir = opts
+            .socket_dir
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| TextError::BadIdent {
+                text: opts.socket_dir.display().to_string(),
+            })
+            .and_then(|dir| SocketPath::from_text(dir.clone()).map(|_| dir));
+        Memo {
+            socket_dir,
+            conditions: std::collections::HashMap::new(),
+            acl_names: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The ACL of `criterion`, its name worked out once per render.
+    pub(super) fn acl(&mut self, criterion: Criterion) -> Acl {
+        if let Some(name) = self.acl_names.get(&criterion) {
+            return Acl {
+                name: name.clone(),
+                criterion,
+            };
+        }
+        let acl = Acl::new(criterion);
+        self.acl_names
+            .insert(acl.criterion.clone(), acl.name.clone());
+        acl
+    }
+
+    /// `<socket dir>/<name>.sock`.
+    pub(super) fn socket(&self, name: &Ident) -> Result<SocketPath, GatewayError> {
+        let dir = self
+            .socket_dir
+            .as_ref()
+            .map_err(|e| (None, e.clone().into()))?;
+        let mut path = String::with_capacity(dir.len() + name.as_str().len() + 6);
+        path.push_str(dir);
+        if !dir.is_empty() && !dir.ends_with('/') {
+            path.push('/');
+        }
+        path.push_str(name.as_str());
+        path.push_str(".sock");
+        // The directory was checked once; a name has no control character.
+        SocketPath::from_checked_dir(path).map_err(|e| (None, e.into()))
+    }
+
+    /// The condition compiled, once per distinct text.
+    pub(super) fn condition(
+        &mut self,
+        condition: &'a vamp_core::traits::ResolvedCondition,
+    ) -> Result<std::rc::Rc<Compiled>, AclError> {
+        self.conditions
+            .entry(condition.text.as_str())
+            .or_insert_with(|| {
+                acl::compile(&condition.expr).map(|condition| {
+                    let text = (!condition.is_always()).then(|| condition.haproxy_condition());
+                    std::rc::Rc::new(Compiled { condition, text })
+                })
+            })
+            .clone()
+    }
 }
 
 /// The runtime-API weights of a rendered gateway: `(backend, server, weight)` for the pool

@@ -32,6 +32,7 @@ fn gateways(n: usize) -> Vec<ResolvedGateway> {
                     condition_strength: Percentage::FULL,
                     rewrites: vec![],
                     balance: Balance::RoundRobin,
+                    mirror: None,
                     targets: (0..2)
                         .map(|t| RouteTarget {
                             name: format!("app{i}_{v}_{t}"),

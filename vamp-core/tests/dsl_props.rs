@@ -194,9 +194,17 @@ fn route(named: bool) -> impl Strategy<Value = Route> {
             0..2,
         ),
         prop::option::of(prop_oneof![Just("roundrobin"), Just("leastconn")]),
+        prop::option::of(
+            ("[a-z]{1,8}(\\.[a-z]{1,5}){0,2}", 1u16.., percentage()).prop_map(
+                |(host, port, percentage)| Mirror {
+                    target: format!("{host}:{port}"),
+                    percentage,
+                },
+            ),
+        ),
     )
         .prop_map(
-            move |(n, weight, condition, strength, rewrites, balance)| Route {
+            move |(n, weight, condition, strength, rewrites, balance, mirror)| Route {
                 name: if named { n } else { String::new() },
                 metadata: Metadata::default(),
                 weight,
@@ -205,6 +213,7 @@ fn route(named: bool) -> impl Strategy<Value = Route> {
                 rewrites,
                 balance: balance.map(str::to_owned),
                 selector: None,
+                mirror,
             },
         )
 }

@@ -181,6 +181,9 @@ impl WireGateway {
             .into_iter()
             .map(|r| {
                 Ok(ResolvedRoute {
+                    // Agents run HAProxy, which cannot mirror: such gateways are refused
+                    // before they are published.
+                    mirror: None,
                     weight: pct("weight", r.weight)?,
                     condition_strength: pct("condition_strength", r.condition_strength)?,
                     condition: r.condition.as_deref().map(ResolvedCondition::parse),
@@ -265,6 +268,7 @@ mod tests {
                         condition_strength: Percentage::new(s).unwrap(),
                         rewrites: vec![],
                         balance: Balance::RoundRobin,
+                        mirror: None,
                         targets: targets
                             .into_iter()
                             .map(|(name, host, port)| RouteTarget { name, host, port })

@@ -4,7 +4,8 @@ use super::merge::running;
 use crate::model::lookup::{gateway_lookup_name, route_lookup_name};
 use crate::model::*;
 use crate::traits::{
-    Balance, ResolvedCondition, ResolvedGateway, ResolvedRewrite, ResolvedRoute, RouteTarget,
+    Balance, ResolvedCondition, ResolvedGateway, ResolvedMirror, ResolvedRewrite, ResolvedRoute,
+    RouteTarget,
 };
 
 /// Resolves gateways to concrete targets (the input of `Router::apply`):
@@ -66,6 +67,14 @@ pub fn resolve_gateways(
                         Some(other) => Balance::Other(other.to_owned()),
                     },
                     targets: targets(path, gateways, deployments, gateway_host),
+                    mirror: route.mirror.as_ref().and_then(|m| {
+                        let (host, port) = m.target.rsplit_once(':')?;
+                        Some(ResolvedMirror {
+                            host: host.trim_matches(['[', ']']).to_owned(),
+                            port: port.parse().ok()?,
+                            percentage: m.percentage,
+                        })
+                    }),
                 })
             })
             .collect();

@@ -118,6 +118,21 @@ pub struct Route {
     /// A route-level selector (spec §1.7.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// Copies of a share of this route's requests sent elsewhere, their answers thrown away
+    /// (not in Vamp; embedded router only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Mirror>,
+}
+
+/// Traffic mirroring of a route: `mirror: {target: "10.0.0.9:8080", percentage: 100%}`.
+/// The client's answer and latency never depend on the mirror: copies are sent after the
+/// request is routed, fire and forget, at most a bounded number at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mirror {
+    /// `host:port` the copies go to.
+    pub target: String,
+    /// The share of the route's requests copied.
+    pub percentage: Percentage,
 }
 
 super::reference::named!(Route);

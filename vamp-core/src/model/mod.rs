@@ -31,7 +31,7 @@ pub use deployment::{
     ServiceHealth, ServiceStatus,
 };
 pub use event::{Aggregator, AggregatorType, DEFAULT_EVENT_TYPE, Event, EventQuery, TimeRange};
-pub use gateway::{Condition, Gateway, GatewayPort, Rewrite, Route, Sticky};
+pub use gateway::{Condition, Gateway, GatewayPort, Mirror, Rewrite, Route, Sticky};
 pub use reference::{Named, Ref, ReferenceStyle};
 pub use rollout::{
     Analysis, Check, DEFAULT_CALL_TIMEOUT, Metric, MetricBound, MetricCheck, ProviderCheck,

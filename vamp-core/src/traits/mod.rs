@@ -31,8 +31,8 @@ pub use persistence::{
     Revision, StoredArtifact, StoredEvent, check_artifact_name,
 };
 pub use router::{
-    ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedRewrite,
-    ResolvedRoute, RouteStats, RouteTarget, Router,
+    ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedMirror,
+    ResolvedRewrite, ResolvedRoute, RouteStats, RouteTarget, Router,
 };
 pub use script::{ScriptHost, ScriptRun, ScriptRuntime};
 

@@ -79,6 +79,19 @@ pub struct ResolvedRoute {
     pub balance: Balance,
     /// Where the traffic goes.
     pub targets: Vec<RouteTarget>,
+    /// Where copies of a share of the requests go (answers thrown away), if anywhere.
+    pub mirror: Option<ResolvedMirror>,
+}
+
+/// A route's mirror, resolved: `host:port` and the share of requests copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedMirror {
+    /// The host copies go to.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The share of the route's requests copied.
+    pub percentage: Percentage,
 }
 
 /// A gateway as the data plane needs it: port allocated, routes resolved (ARCHITECTURE,
@@ -169,6 +182,12 @@ pub trait Router: Send + Sync + Debug {
     fn check_condition(&self, condition: &str) -> std::result::Result<(), String> {
         let _ = condition;
         Ok(())
+    }
+
+    /// Whether this router copies routes' traffic to a `mirror` target. Gateways with a
+    /// mirror are refused when validated on routers that cannot (the default: no).
+    fn mirrors(&self) -> bool {
+        false
     }
 
     /// The one listener where every HTTP gateway with virtual hosts is also served, chosen by

@@ -203,6 +203,23 @@ impl Vamp {
             let Some(route) = route.inline() else {
                 continue;
             };
+            if route.mirror.is_some() && !self.inner.router.mirrors() {
+                let at = if path.is_empty() {
+                    format!("routes.{route_path}.mirror")
+                } else {
+                    format!("{path}.routes.{route_path}.mirror")
+                };
+                return Some(DslError::new(
+                    ErrorKind::UnexpectedElement,
+                    at,
+                    Mark::default(),
+                    format!(
+                        "the {} router cannot mirror traffic (HAProxy 2.6 has no built-in mirroring)",
+                        self.inner.router.backend()
+                    ),
+                    "remove 'mirror', or serve this gateway with the embedded router (router.kind = \"embedded\")",
+                ));
+            }
             let Some(condition) = route.condition.as_ref().and_then(Ref::inline) else {
                 continue;
             };

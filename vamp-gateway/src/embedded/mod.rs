@@ -22,6 +22,8 @@
 //!   (its open connections finish).
 //! - An instance that does not answer within the upstream timeout (60 s,
 //!   [`EmbeddedRouter::with_upstream_timeout`]) gets the client a `504`.
+//! - Traffic mirroring: a route's `mirror` gets copies of a share of its requests, fire and
+//!   forget, bounded ([`EmbeddedRouter::mirrored`]; the rules are in `mirror.rs`).
 //! - Per-route statistics: requests, errors (5xx, unreachable or slow instance), latency
 //!   histogram.
 //!
@@ -36,6 +38,7 @@
 //! # });
 //! ```
 
+mod mirror;
 mod proxy;
 pub mod stats;
 mod table;
@@ -50,6 +53,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use vamp_core::traits::{ApplyReport, ResolvedGateway, RouteStats, Router};
 
+pub use mirror::{BODY_LIMIT as MIRROR_BODY_LIMIT, IN_FLIGHT as MIRRORS_IN_FLIGHT, MirrorCounts};
 pub use table::TableError;
 
 use proxy::{Hosts, Live, Serves, Upstream};
@@ -285,6 +289,12 @@ impl EmbeddedRouter {
         self
     }
 
+    /// What the routes' mirrors did so far: copies sent, dropped (too many out at once),
+    /// skipped (a body too long to copy) and failed.
+    pub fn mirrored(&self) -> MirrorCounts {
+        self.client.mirroring.counts()
+    }
+
     /// The ports served now, by gateway name.
     pub async fn ports(&self) -> BTreeMap<String, u16> {
         self.running
@@ -373,6 +383,10 @@ impl Router for EmbeddedRouter {
 
     fn shared_listener(&self) -> Option<std::net::SocketAddr> {
         self.shared.as_ref().map(|s| s.address)
+    }
+
+    fn mirrors(&self) -> bool {
+        true
     }
 
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::mirror::{self, Mirroring};
 use super::table::Table;
 use super::upstream::Upstreams;
 use crate::condition::cookies;
@@ -26,10 +27,15 @@ use crate::listen::{ConnectionLimits, IdleTimeout};
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
     pub(crate) timeout: std::time::Duration,
+    /// The router's mirroring (routes with a `mirror`).
+    pub(crate) mirroring: Arc<Mirroring>,
 }
 
 pub(crate) fn upstream(timeout: std::time::Duration) -> Upstream {
-    Upstream { timeout }
+    Upstream {
+        timeout,
+        mirroring: Arc::default(),
+    }
 }
 
 /// Whether Linux connected `stream` to itself (its source is its destination).
@@ -278,13 +284,15 @@ async fn serve_http(
     client: Upstream,
 ) {
     let upstreams = Arc::new(Upstreams::default());
+    // Per connection: each request clones this one, not the router's shared `Arc`s.
+    let client = Arc::new(client);
     let service = hyper::service::service_fn(move |req| {
         let table = tables.table(&req);
         let upstreams = upstreams.clone();
-        let timeout = client.timeout;
+        let client = client.clone();
         async move {
             Ok::<_, Infallible>(match table {
-                Some(table) => handle(req, peer, &table, &upstreams, timeout).await,
+                Some(table) => handle(req, peer, &table, &upstreams, &client).await,
                 None => plain(StatusCode::NOT_FOUND, "no gateway serves this host\n"),
             })
         }
@@ -354,7 +362,7 @@ async fn handle(
     peer: SocketAddr,
     table: &Table,
     upstreams: &Upstreams,
-    timeout: std::time::Duration,
+    client: &Upstream,
 ) -> Response<Body> {
     let started = Instant::now();
     let Some(pick) = table.pick(&Headers(req.headers())) else {
@@ -443,6 +451,24 @@ async fn handle(
         headers.insert("x-forwarded-for", v);
     }
 
+    // A mirrored request: a copy goes to the mirror, fire and forget (mirror.rs).
+    let req = match &route.mirror {
+        Some(m) if client_side.is_none() && m.takes() => {
+            match mirror::copy(req, m, &client.mirroring).await {
+                Ok(req) => req,
+                Err(e) => {
+                    tracing::debug!(error = %e, gateway = %table.gateway, "mirrored request unread");
+                    route.stats.record(started.elapsed(), true);
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read\n",
+                    );
+                }
+            }
+        }
+        _ => req.map(http_body_util::Either::Left),
+    };
+    let timeout = client.timeout;
     let sending = async {
         match client_side {
             Some(_) => upstreams.send_upgrade(host, *port, req).await,

@@ -156,6 +156,8 @@ pub(crate) struct RouteEntry {
     next: AtomicUsize,
     pub(crate) rewrites: Vec<Rewrite>,
     pub(crate) stats: Arc<RouteCounters>,
+    /// Where copies of a share of the requests go.
+    pub(crate) mirror: Option<super::mirror::Mirror>,
 }
 
 impl RouteEntry {
@@ -216,6 +218,9 @@ impl Table {
             if !http && !r.rewrites.is_empty() {
                 return Err(TableError::NeedsHttp("rewrites"));
             }
+            if !http && r.mirror.is_some() {
+                return Err(TableError::NeedsHttp("mirrors"));
+            }
             let rewrites = r
                 .rewrites
                 .iter()
@@ -233,6 +238,7 @@ impl Table {
                 next: AtomicUsize::new(0),
                 rewrites,
                 stats: counters(&r.path),
+                mirror: r.mirror.as_ref().map(super::mirror::Mirror::new),
             });
         }
         Ok(Table {

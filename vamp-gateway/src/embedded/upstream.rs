@@ -43,8 +43,12 @@ impl std::fmt::Display for UpstreamError {
     }
 }
 
+/// What goes upstream: the client's body as it streams in, or one read whole (a request
+/// that is also mirrored, [`super::mirror`]).
+pub(crate) type UpBody = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
+
 /// Idle connections by instance address.
-type Idle = HashMap<(String, u16), Vec<SendRequest<Incoming>>>;
+type Idle = HashMap<(String, u16), Vec<SendRequest<UpBody>>>;
 
 /// The upstream connections of one client connection: they close when it is dropped.
 #[derive(Default)]
@@ -61,7 +65,7 @@ impl Upstreams {
         &self,
         host: &str,
         port: u16,
-        req: hyper::Request<Incoming>,
+        req: hyper::Request<UpBody>,
     ) -> Result<hyper::Response<Incoming>, UpstreamError> {
         let key = (host.to_owned(), port);
         let req = match self.checkout(&key) {
@@ -92,7 +96,7 @@ impl Upstreams {
         &self,
         host: &str,
         port: u16,
-        req: hyper::Request<Incoming>,
+        req: hyper::Request<UpBody>,
     ) -> Result<hyper::Response<Incoming>, UpstreamError> {
         let mut sender = Self::open(host, port, true).await?;
         sender
@@ -102,7 +106,7 @@ impl Upstreams {
     }
 
     /// An idle connection to the instance that can take a request now.
-    fn checkout(&self, key: &(String, u16)) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self, key: &(String, u16)) -> Option<SendRequest<UpBody>> {
         let mut idle = self
             .idle
             .lock()
@@ -115,7 +119,7 @@ impl Upstreams {
     }
 
     /// Keeps a connection for the next request (it is ready again once its answer is read).
-    fn checkin(&self, key: (String, u16), sender: SendRequest<Incoming>) {
+    fn checkin(&self, key: (String, u16), sender: SendRequest<UpBody>) {
         let mut idle = self
             .idle
             .lock()
@@ -130,11 +134,11 @@ impl Upstreams {
     /// A new HTTP/1.1 connection to the instance (not to itself: nobody listens there then),
     /// its I/O in a task of its own, which ends when the sender is dropped or the instance
     /// closes it; `upgrades` lets it become a tunnel after a `101`.
-    async fn open(
+    pub(crate) async fn open(
         host: &str,
         port: u16,
         upgrades: bool,
-    ) -> Result<SendRequest<Incoming>, UpstreamError> {
+    ) -> Result<SendRequest<UpBody>, UpstreamError> {
         let stream =
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
                 Ok(Ok(s)) => s,

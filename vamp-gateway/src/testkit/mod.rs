@@ -243,6 +243,7 @@ pub fn route(gateway: &str, path: &str, weight: u8, targets: &[(&str, u16)]) -> 
         condition_strength: Percentage::FULL,
         rewrites: vec![],
         balance: Balance::RoundRobin,
+        mirror: None,
         targets: targets
             .iter()
             .map(|(name, port)| RouteTarget {

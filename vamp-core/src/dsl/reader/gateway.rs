@@ -339,6 +339,10 @@ impl Reader {
         };
         let balance = self.opt_str(&mut o, "balance")?;
         let selector = self.opt_str(&mut o, "selector")?;
+        let mirror = match o.take(&["mirror"]) {
+            Some((n, p)) => self.mirror(n, &p)?,
+            None => None,
+        };
         o.finish()?;
         Ok(Route {
             name,
@@ -349,7 +353,51 @@ impl Reader {
             rewrites,
             balance,
             selector,
+            mirror,
         })
+    }
+
+    /// `mirror: {target: host:port, percentage: 100%}` (percentage optional, default 100%).
+    fn mirror(&mut self, node: &Node, path: &str) -> R<Option<Mirror>> {
+        self.mark(path, node);
+        if matches!(node.value, Value::Null) {
+            return Ok(None);
+        }
+        let mut o = self.obj(node, path, "a mirror")?;
+        let (n, p) = o.required(&["target"])?;
+        self.mark(&p, n);
+        let target = string(n, &p)?;
+        let bare = target
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(&target)
+            .to_owned();
+        let valid = bare.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.chars().any(|c| c.is_whitespace() || c.is_control())
+                && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if !valid {
+            return Err(err(
+                ErrorKind::UnexpectedTypeError,
+                &p,
+                n,
+                format!("mirror target '{target}' is not host:port"),
+                "write the address copies go to, e.g. target: 10.0.0.9:8080",
+            ));
+        }
+        let percentage = match o.take(&["percentage"]) {
+            Some((n, p)) => {
+                self.mark(&p, n);
+                percentage(n, &p, ErrorKind::GatewayRouteWeightError)?
+            }
+            None => Percentage::FULL,
+        };
+        o.finish()?;
+        Ok(Some(Mirror {
+            target: bare,
+            percentage,
+        }))
     }
 
     /// `condition: <expr> | {condition: <expr>} | {ref: name}`; an empty string is no condition.

@@ -83,11 +83,17 @@ impl Slots {
 
 /// An I/O stream that fails with [`io::ErrorKind::TimedOut`] once it has neither read nor
 /// written a byte for the idle timeout.
+///
+/// Traffic only notes the time; the timer is moved lazily, when it fires before the
+/// connection has been idle long enough — not on every read and write (on the router's hot
+/// path that was a timer-wheel update per I/O call).
 #[derive(Debug)]
 pub struct IdleTimeout<S> {
     inner: S,
     timeout: Duration,
     sleep: Pin<Box<Sleep>>,
+    /// When the connection stops being idle-proof: the last traffic plus the timeout.
+    deadline: Instant,
 }
 
 impl<S> IdleTimeout<S> {
@@ -97,6 +103,7 @@ impl<S> IdleTimeout<S> {
             inner,
             timeout,
             sleep: Box::pin(tokio::time::sleep(timeout)),
+            deadline: Instant::now() + timeout,
         }
     }
 
@@ -106,8 +113,7 @@ impl<S> IdleTimeout<S> {
     }
 
     fn active(&mut self) {
-        let deadline = Instant::now() + self.timeout;
-        self.sleep.as_mut().reset(deadline);
+        self.deadline = Instant::now() + self.timeout;
     }
 
     /// Traffic restarts the idle clock; waiting past it is an error.
@@ -129,12 +135,21 @@ impl<S> IdleTimeout<S> {
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the connection was idle too long",
-            )),
-            Poll::Pending => Ok(()),
+        loop {
+            match self.sleep.as_mut().poll(cx) {
+                // Traffic since the timer was set: it waits on until the new deadline.
+                Poll::Ready(()) if self.sleep.deadline() < self.deadline => {
+                    let deadline = self.deadline;
+                    self.sleep.as_mut().reset(deadline);
+                }
+                Poll::Ready(()) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the connection was idle too long",
+                    ));
+                }
+                Poll::Pending => return Ok(()),
+            }
         }
     }
 }

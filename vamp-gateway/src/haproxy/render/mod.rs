@@ -146,6 +146,7 @@ pub struct Rendered {
 ///     condition_strength: Percentage::FULL,
 ///     rewrites: vec![],
 ///     balance: Balance::RoundRobin,
+///     mirror: None,
 ///     targets: vec![RouteTarget { name: format!("web{port}"), host: "127.0.0.1".into(), port }],
 /// };
 /// let gateway = ResolvedGateway {

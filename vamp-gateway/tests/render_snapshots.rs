@@ -94,3 +94,37 @@ async fn sticky_sessions_tcp_and_virtual_hosts_without_health_checks() {
     };
     insta::assert_snapshot!(rendered(&[web, db], &opts).await);
 }
+
+/// From 512 gateways on, the render works on every core and the text is written in shares:
+/// the result is exactly what one gateway at a time gives, and the text is the `Display`
+/// one (written on one thread).
+#[test]
+fn many_gateways_render_as_one_at_a_time_does() {
+    let gateways: Vec<_> = (0..700u16)
+        .map(|i| {
+            let name = format!("g{i:03}");
+            let mut canary = route(&name, "v2", 10, &[("b", 9000 + i)]);
+            if i % 3 == 0 {
+                canary = with_condition(canary, "has cookie beta", 100);
+            }
+            gateway(
+                &name,
+                20_000 + i,
+                vec![route(&name, "v1", 90, &[("a", 8000 + i)]), canary],
+            )
+        })
+        .collect();
+    let opts = RenderOptions::default();
+    let all = render(&gateways, &opts);
+    assert!(all.failed.is_empty(), "{:?}", all.failed);
+    let mut frontends = Vec::new();
+    let mut backends = Vec::new();
+    for g in &gateways {
+        let one = render(std::slice::from_ref(g), &opts);
+        frontends.extend(one.config.frontends);
+        backends.extend(one.config.backends);
+    }
+    assert!(all.config.frontends == frontends, "frontends differ");
+    assert!(all.config.backends == backends, "backends differ");
+    assert_eq!(all.config.text(), all.config.to_string());
+}

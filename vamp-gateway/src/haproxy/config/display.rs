@@ -44,9 +44,11 @@ impl Config {
             .map(Section::Frontend)
             .chain(self.backends.iter().map(Section::Backend))
             .collect();
+        // The first share straight into `out` on this thread; the others beside it, appended.
+        let mut chunks = sections.chunks(sections.len().div_ceil(threads));
+        let first = chunks.next().unwrap_or_default();
         let parts: Vec<String> = std::thread::scope(|scope| {
-            let handles: Vec<_> = sections
-                .chunks(sections.len().div_ceil(threads))
+            let handles: Vec<_> = chunks
                 .map(|part| {
                     scope.spawn(move || {
                         let mut text = String::with_capacity(400 * part.len());
@@ -57,12 +59,14 @@ impl Config {
                     })
                 })
                 .collect();
+            for section in first {
+                let _ = section.write_to(&mut out);
+            }
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
         });
-        out.reserve(parts.iter().map(String::len).sum());
         for part in parts {
             out.push_str(&part);
         }

@@ -21,60 +21,23 @@ cd "$(dirname "$0")/.."
 N=${N:-10000}
 ROUNDS=${ROUNDS:-3}
 SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-5}
-CONNECTIONS=${CONNECTIONS:-32}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
 API_PORT=27720 VHOST_PORT=27721 BACKEND=27722
-
-need() { # need <command> <debian package>
-  command -v "$1" > /dev/null 2>&1 && return
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" > /dev/null
-  else
-    echo "missing $1: apt-get install $2 (as root)" >&2
-    exit 1
-  fi
-}
+source scripts/lib/side-by-side.sh
 need wrk wrk
 need curl curl
-for port in $API_PORT $VHOST_PORT $BACKEND; do
-  if ss -ltnH "sport = :$port" | grep -q .; then
-    echo "port $port is taken on this machine: free it or edit the ports at the top" >&2
-    exit 1
-  fi
-done
-
-cargo build -q --release -p vamp-server
-SERVER=$CARGO_TARGET_DIR/release/vamp-server
-WORK=$(mktemp -d)
-PIDS=()
-stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2> /dev/null || true; done
-  PIDS=()
-}
-trap 'stop_all; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
-
-# Waits (at most 20 s) until the URL answers 2xx, with optional curl arguments.
-wait_http() {
-  local url=$1; shift
-  for _ in $(seq 200); do
-    curl -fs -o /dev/null "$@" "$url" && return 0
-    sleep 0.1
-  done
-  echo "nothing answers $url after 20 s" >&2
-  exit 1
-}
+ports_free $API_PORT $VHOST_PORT $BACKEND
+build_server
 
 "$SERVER" demo-app --port $BACKEND --app-version a > "$WORK/backend.log" 2>&1 &
-PIDS+=($!)
+started $!
 VAMP_SERVER__LISTEN=127.0.0.1:$API_PORT VAMP_SERVER__DATA_DIR="$WORK/data" \
   VAMP_DRIVER__KIND=process VAMP_WORKFLOWS__PERIOD=0 VAMP_SLA__PERIOD=0 VAMP_ROLLOUTS__PERIOD=0 \
   VAMP_GATEWAYS__VHOST_LISTEN=127.0.0.1:$VHOST_PORT VAMP_ROUTER__WORKERS=1 \
   "$SERVER" > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-PIDS+=($SERVER_PID)
-wait_http "http://127.0.0.1:$BACKEND/"
-wait_http "http://127.0.0.1:$API_PORT/api/v1/info"
+started $SERVER_PID
+wait_url "http://127.0.0.1:$BACKEND/"
+wait_url "http://127.0.0.1:$API_PORT/api/v1/info"
 
 # One curl config per 8th of the gateways, run side by side: N POSTs in all.
 api="http://127.0.0.1:$API_PORT/api/v1/gateways"
@@ -97,30 +60,19 @@ t1=$(date +%s.%N)
 [ $failed = 0 ] || { echo "some POSTs failed:" >&2; cat "$WORK"/create-*.out >&2; exit 1; }
 total=$(curl -fs -D - -o /dev/null "$api?per_page=1" | awk -F': ' 'tolower($1) == "x-total-count" { print $2 + 0 }')
 [ "$total" = "$N" ] || { echo "$total gateways listed, $N created" >&2; exit 1; }
-wait_http "http://127.0.0.1:$VHOST_PORT/" -H "host: host$((N - 1)).example"
+wait_url "http://127.0.0.1:$VHOST_PORT/" -H "host: host$((N - 1)).example"
 rss=$(awk '/VmRSS/ { print $2 }' /proc/$SERVER_PID/status)
 hwm=$(awk '/VmHWM/ { print $2 }' /proc/$SERVER_PID/status)
 awk -v n="$N" -v a="$t0" -v b="$t1" -v rss="$rss" -v hwm="$hwm" 'BEGIN {
   printf "created %d gateways in %.1f s (%.0f/s); %d listed; server RSS %.0f MB (peak %.0f MB)\n",
     n, b - a, n / (b - a), n, rss / 1024, hwm / 1024 }'
 
-measure() { # measure <host>: "requests/s p99_ms errors"
-  local out
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" --latency -H "Host: $1" "http://127.0.0.1:$VHOST_PORT/")
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec:/ { rps = $2 }
-    /^ +99%/ { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { errors += $5 }
-    /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.3f %d\n", rps, p99, errors + 0 }' <<< "$out"
-}
 first=host0.example last=host$((N - 1)).example
 wrk -t1 -c"$CONNECTIONS" -d2s -H "Host: $first" "http://127.0.0.1:$VHOST_PORT/" > /dev/null
 printf '%-6s %-20s %12s %9s %7s\n' round host "requests/s" "p99 ms" errors
 for round in $(seq "$ROUNDS"); do
   for host in $first $last; do
-    read -r rps p99 errors <<< "$(measure "$host")"
+    read -r rps _ p99 errors <<< "$(wrk_round "http://127.0.0.1:$VHOST_PORT/" -H "Host: $host")"
     printf '%-6s %-20s %12s %9s %7s\n' "$round" "$host" "$rps" "$p99" "$errors"
     echo "$host $rps" >> "$WORK/results"
   done

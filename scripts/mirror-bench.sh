@@ -14,60 +14,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-8}
-CONNECTIONS=${CONNECTIONS:-32}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
 API_PORT=27730 PLAIN=27731 MIRRORED=27732 BACKEND=27733 SLOW=27734
-
-need() { # need <command> <debian package>
-  command -v "$1" > /dev/null 2>&1 && return
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" > /dev/null
-  else
-    echo "missing $1: apt-get install $2 (as root)" >&2
-    exit 1
-  fi
-}
+source scripts/lib/side-by-side.sh
 need wrk wrk
 need curl curl
-for port in $API_PORT $PLAIN $MIRRORED $BACKEND $SLOW; do
-  if ss -ltnH "sport = :$port" | grep -q .; then
-    echo "port $port is taken on this machine: free it or edit the ports at the top" >&2
-    exit 1
-  fi
-done
-
-cargo build -q --release -p vamp-server
-SERVER=$CARGO_TARGET_DIR/release/vamp-server
-WORK=$(mktemp -d)
-PIDS=()
-stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2> /dev/null || true; done
-  PIDS=()
-}
-trap 'stop_all; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
-
-wait_http() { # at most 20 s
-  for _ in $(seq 200); do
-    curl -fs -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "nothing answers $1 after 20 s" >&2
-  exit 1
-}
+ports_free $API_PORT $PLAIN $MIRRORED $BACKEND $SLOW
+build_server
 
 "$SERVER" demo-app --port $BACKEND --app-version a > "$WORK/backend.log" 2>&1 &
-PIDS+=($!)
+started $!
 VAMP_DEMO_LATENCY_MS=1000 "$SERVER" demo-app --port $SLOW --app-version slow > "$WORK/slow.log" 2>&1 &
-PIDS+=($!)
+started $!
 VAMP_SERVER__LISTEN=127.0.0.1:$API_PORT VAMP_SERVER__DATA_DIR="$WORK/data" \
   VAMP_PERSISTENCE__KIND=memory VAMP_DRIVER__KIND=process VAMP_ROUTER__WORKERS=1 \
   VAMP_WORKFLOWS__PERIOD=0 VAMP_SLA__PERIOD=0 VAMP_ROLLOUTS__PERIOD=0 \
   "$SERVER" > "$WORK/server.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$BACKEND/"
-wait_http "http://127.0.0.1:$API_PORT/api/v1/info"
+started $!
+wait_url "http://127.0.0.1:$BACKEND/"
+wait_url "http://127.0.0.1:$API_PORT/api/v1/info"
 api="http://127.0.0.1:$API_PORT/api/v1/gateways"
 curl -fs -o /dev/null -X POST "$api" -H 'content-type: application/x-yaml' --data-binary "name: plain
 port: $PLAIN/http
@@ -81,21 +45,8 @@ routes:
     weight: 100%
     mirror: {target: '127.0.0.1:$SLOW', percentage: 100%}
 "
-wait_http "http://127.0.0.1:$PLAIN/"
-wait_http "http://127.0.0.1:$MIRRORED/"
-
-measure() { # measure <port>: "requests/s p50_ms p99_ms errors"
-  local out
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" --latency "http://127.0.0.1:$1/")
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec:/ { rps = $2 }
-    /^ +50%/ { p50 = ms($2) }
-    /^ +99%/ { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { errors += $5 }
-    /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors + 0 }' <<< "$out"
-}
+wait_url "http://127.0.0.1:$PLAIN/"
+wait_url "http://127.0.0.1:$MIRRORED/"
 
 echo "mirroring 100% to an instance that answers in 1 s: wrk 1 thread, $CONNECTIONS connections, $ROUNDS rounds of ${SECONDS_PER_ROUND}s"
 wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$PLAIN/" > /dev/null
@@ -105,7 +56,7 @@ for round in $(seq "$ROUNDS"); do
   for gateway in plain mirrored; do
     port=$PLAIN
     [ $gateway = mirrored ] && port=$MIRRORED
-    read -r rps p50 p99 errors <<< "$(measure $port)"
+    read -r rps p50 p99 errors <<< "$(wrk_round "http://127.0.0.1:$port/")"
     printf '%-6s %-10s %12s %9s %9s %7s\n' "$round" $gateway "$rps" "$p50" "$p99" "$errors"
     echo "$gateway $rps $p50 $p99" >> "$WORK/results"
   done

@@ -19,55 +19,18 @@ cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-3}
-SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-8}
-CONNECTIONS=${CONNECTIONS:-32}
 EXTRA=${EXTRA:-}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
-
 BACKEND_A=27601 BACKEND_B=27602 HAPROXY_PORT=27611 ROUTER_PORT=27612 API_PORT=27620
-
-need() { # need <command> <debian package>
-  command -v "$1" > /dev/null 2>&1 && return
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" > /dev/null
-  else
-    echo "missing $1: apt-get install $2 (as root)" >&2
-    exit 1
-  fi
-}
+source scripts/lib/side-by-side.sh
 need wrk wrk
 need curl curl
 HAPROXY=${HAPROXY:-$(command -v haproxy || true)}
 [ -n "$HAPROXY" ] || { need haproxy haproxy; HAPROXY=$(command -v haproxy); }
-
-for port in $BACKEND_A $BACKEND_B $HAPROXY_PORT $ROUTER_PORT $API_PORT; do
-  if ss -ltnH "sport = :$port" | grep -q .; then
-    echo "port $port is taken on this machine: free it or edit the ports at the top" >&2
-    exit 1
-  fi
-done
-
-cargo build -q --release -p vamp-server
-SERVER=$CARGO_TARGET_DIR/release/vamp-server
-
-WORK=$(mktemp -d)
-PIDS=()
-stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2> /dev/null || true; done
-  PIDS=()
-}
-trap 'stop_all; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+ports_free $BACKEND_A $BACKEND_B $HAPROXY_PORT $ROUTER_PORT $API_PORT
+build_server
 
 # Waits (at most 20 s) until something answers HTTP on the port.
-wait_http() {
-  for _ in $(seq 200); do
-    curl -fs -o /dev/null "http://127.0.0.1:$1${2:-/}" && return 0
-    sleep 0.1
-  done
-  echo "nothing answers on 127.0.0.1:$1 after 20 s" >&2
-  exit 1
-}
+wait_http() { wait_url "http://127.0.0.1:$1${2:-/}"; }
 
 "$SERVER" demo-app --port $BACKEND_A --app-version a > "$WORK/a.log" 2>&1 &
 PIDS+=($!)
@@ -76,20 +39,6 @@ PIDS+=($!)
 BACKENDS=("${PIDS[@]}")
 wait_http $BACKEND_A
 wait_http $BACKEND_B
-
-# One wrk run: "requests/s p50_ms p99_ms errors".
-measure() {
-  local out
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" --latency "http://127.0.0.1:$1/")
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /Requests\/sec:/ { rps = $2 }
-    /^ +50%/ { p50 = ms($2) }
-    /^ +99%/ { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { errors += $5 }
-    /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors + 0 }' <<< "$out"
-}
 
 condition_haproxy=""
 condition_route=""
@@ -162,7 +111,7 @@ routes:
     for proxy in haproxy embedded; do
       port=$HAPROXY_PORT
       [ $proxy = embedded ] && port=$ROUTER_PORT
-      read -r rps p50 p99 errors <<< "$(measure $port)"
+      read -r rps p50 p99 errors <<< "$(wrk_round "http://127.0.0.1:$port/")"
       printf '%-8s %-6s %-10s %12s %9s %9s %7s\n' "$threads" "$round" $proxy "$rps" "$p50" "$p99" "$errors"
       echo "$threads $proxy $rps $p50 $p99" >> "$WORK/results"
     done

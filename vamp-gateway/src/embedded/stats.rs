@@ -11,9 +11,18 @@ pub const BUCKETS_MS: [f64; 14] = [
     0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0,
 ];
 
-/// Counters of one route.
-#[derive(Debug, Default)]
+/// Counters of one route, in shards: each thread that records counts in a shard of its own
+/// (its own cache line), so the router's worker threads never write one line between them;
+/// a snapshot adds the shards up.
+#[derive(Debug)]
 pub(crate) struct RouteCounters {
+    shards: Box<[Shard]>,
+}
+
+/// One thread's share of a route's counters, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
     requests: AtomicU64,
     errors: AtomicU64,
     /// One more than [`BUCKETS_MS`]: the last one counts everything slower.
@@ -22,23 +31,54 @@ pub(crate) struct RouteCounters {
     total_micros: AtomicU64,
 }
 
+/// Shards per route: threads beyond this share them.
+const SHARDS: usize = 8;
+
+thread_local! {
+    /// This thread's shard, handed out in turn the first time it records.
+    static SHARD: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        usize::try_from(NEXT.fetch_add(1, Ordering::Relaxed)).unwrap_or(0) % SHARDS
+    };
+}
+
+impl Default for RouteCounters {
+    fn default() -> Self {
+        RouteCounters {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
 impl RouteCounters {
     /// Counts one request (or TCP connection) that took `elapsed`.
     pub(crate) fn record(&self, elapsed: Duration, error: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        let i = SHARD.with(|i| *i);
+        let Some(shard) = self.shards.get(i) else {
+            return;
+        };
+        shard.requests.fetch_add(1, Ordering::Relaxed);
         if error {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            shard.errors.fetch_add(1, Ordering::Relaxed);
         }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.total_micros.fetch_add(micros, Ordering::Relaxed);
+        shard.total_micros.fetch_add(micros, Ordering::Relaxed);
         let ms = elapsed.as_secs_f64() * 1_000.0;
-        let i = BUCKETS_MS
+        let b = BUCKETS_MS
             .iter()
             .position(|b| ms <= *b)
             .unwrap_or(BUCKETS_MS.len());
-        if let Some(bucket) = self.buckets.get(i) {
+        if let Some(bucket) = shard.buckets.get(b) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A counter summed over the shards.
+    fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| counter(s).load(Ordering::Relaxed))
+            .sum()
     }
 
     /// A snapshot, with cumulative bucket counts (as [`LatencyHistogram`] documents).
@@ -48,21 +88,25 @@ impl RouteCounters {
             .iter()
             .copied()
             .chain([f64::INFINITY])
-            .zip(&self.buckets)
-            .map(|(bound, n)| {
-                running += n.load(Ordering::Relaxed);
+            .enumerate()
+            .map(|(i, bound)| {
+                running += self
+                    .shards
+                    .iter()
+                    .map(|s| s.buckets.get(i).map_or(0, |b| b.load(Ordering::Relaxed)))
+                    .sum::<u64>();
                 (bound, running)
             })
             .collect();
         RouteStats {
             gateway: gateway.to_owned(),
             route: route.to_owned(),
-            requests: self.requests.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
+            requests: self.sum(|s| &s.requests),
+            errors: self.sum(|s| &s.errors),
             latency: LatencyHistogram {
                 buckets,
                 #[allow(clippy::cast_precision_loss)]
-                sum_ms: self.total_micros.load(Ordering::Relaxed) as f64 / 1_000.0,
+                sum_ms: self.sum(|s| &s.total_micros) as f64 / 1_000.0,
             },
         }
     }

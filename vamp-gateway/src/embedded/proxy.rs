@@ -83,37 +83,42 @@ pub(crate) fn current(live: &Live) -> Arc<Table> {
 /// ([`HostCached`]); `None` when no gateway takes the request.
 pub(crate) trait Tables: Send + Sync + 'static {
     /// The table for `req`.
-    fn table(&self, req: &Request<Incoming>) -> Option<Arc<Table>>;
+    fn table(&self, req: &Request<Incoming>) -> Option<ConnTable>;
 }
+
+/// A connection's own handle on a table. Each request clones it: the count it touches is
+/// this connection's, not the table's, which every connection on every worker thread would
+/// otherwise write twice per request.
+pub(crate) type ConnTable = Arc<Arc<Table>>;
 
 /// One connection's copy of its gateway's table, read again when the table is swapped.
 struct Cached {
     live: Live,
-    seen: std::sync::Mutex<(u64, Arc<Table>)>,
+    seen: std::sync::Mutex<(u64, ConnTable)>,
 }
 
 impl Cached {
     fn new(live: Live) -> Cached {
         let version = live.version.load(Ordering::Acquire);
-        let table = current(&live);
+        let table = Arc::new(current(&live));
         Cached {
             live,
             seen: std::sync::Mutex::new((version, table)),
         }
     }
 
-    fn table(&self) -> Arc<Table> {
+    fn table(&self) -> ConnTable {
         let version = self.live.version.load(Ordering::Acquire);
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if seen.0 != version {
-            *seen = (version, current(&self.live));
+            *seen = (version, Arc::new(current(&self.live)));
         }
         seen.1.clone()
     }
 }
 
 impl Tables for Cached {
-    fn table(&self, _: &Request<Incoming>) -> Option<Arc<Table>> {
+    fn table(&self, _: &Request<Incoming>) -> Option<ConnTable> {
         Some(Cached::table(self))
     }
 }
@@ -190,7 +195,7 @@ impl HostCached {
 }
 
 impl Tables for HostCached {
-    fn table(&self, req: &Request<Incoming>) -> Option<Arc<Table>> {
+    fn table(&self, req: &Request<Incoming>) -> Option<ConnTable> {
         let host = request_host(req)?;
         let version = self.hosts.version.load(Ordering::Acquire);
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);

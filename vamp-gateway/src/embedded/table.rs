@@ -168,8 +168,11 @@ impl RouteEntry {
         {
             return self.targets.get(i).map(|t| (i, t));
         }
-        if self.targets.is_empty() {
-            return None;
+        match self.targets.len() {
+            0 => return None,
+            // One instance: no round robin (and no count every thread writes).
+            1 => return self.targets.first().map(|t| (0, t)),
+            _ => {}
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
         self.targets.get(i).map(|t| (i, t))

@@ -302,8 +302,8 @@ impl fmt::Display for Algorithm {
 pub enum Address {
     /// `host:port`; `host` is an IP address or a DNS name (checked).
     Tcp {
-        /// IP or DNS name.
-        host: String,
+        /// IP or DNS name (shared text: a render names each instance host many times).
+        host: std::sync::Arc<str>,
         /// Port.
         port: u16,
     },
@@ -330,7 +330,7 @@ impl Address {
             });
         if ip || dns {
             Ok(Address::Tcp {
-                host: host.to_owned(),
+                host: host.into(),
                 port,
             })
         } else {

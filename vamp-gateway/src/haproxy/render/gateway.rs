@@ -175,7 +175,9 @@ fn append_gateway<'a>(
             use_backends: Vec::new(),
             default_backend: Some(r_name.clone()),
         });
-        backends.push(route_backend(g, r, r_name, mode, sticky_instance, opts).map_err(in_route)?);
+        backends.push(
+            route_backend(g, r, r_name, mode, sticky_instance, opts, memo).map_err(in_route)?,
+        );
     }
     frontends[main_at].acls = acls
         .into_iter()
@@ -184,13 +186,14 @@ fn append_gateway<'a>(
     Ok(())
 }
 
-pub(super) fn route_backend(
+pub(super) fn route_backend<'a>(
     g: &ResolvedGateway,
-    r: &ResolvedRoute,
+    r: &'a ResolvedRoute,
     name: Ident,
     mode: Mode,
     sticky_instance: bool,
     opts: &RenderOptions,
+    memo: &mut Memo<'a>,
 ) -> Result<Backend, RenderErrorKind> {
     let http = mode == Mode::Http;
     let balance = match &r.balance {
@@ -230,7 +233,7 @@ pub(super) fn route_backend(
             } else {
                 t.name.clone()
             },
-            address: Address::tcp(&t.host, t.port)?,
+            address: memo.address(&t.host, t.port)?,
             weight: 100,
             send_proxy: false,
             check: opts.health_checks,
@@ -334,7 +337,7 @@ pub(super) fn virtual_hosts(
             },
             port => (
                 Address::Tcp {
-                    host: target.to_string(),
+                    host: target.to_string().into(),
                     port,
                 },
                 false,

@@ -354,6 +354,7 @@ pub(super) struct Memo<'a> {
     socket_dir: Result<String, TextError>,
     conditions: std::collections::HashMap<&'a str, Result<std::rc::Rc<Compiled>, AclError>>,
     acl_names: std::collections::HashMap<Criterion, Ident>,
+    hosts: std::collections::HashMap<&'a str, std::sync::Arc<str>>,
 }
 
 /// A compiled condition and its text after `if` (`None` when it always holds).
@@ -376,6 +377,7 @@ impl<'a> Memo<'a> {
             socket_dir,
             conditions: std::collections::HashMap::new(),
             acl_names: std::collections::HashMap::new(),
+            hosts: std::collections::HashMap::new(),
         }
     }
 
@@ -391,6 +393,22 @@ impl<'a> Memo<'a> {
         self.acl_names
             .insert(acl.criterion.clone(), acl.name.clone());
         acl
+    }
+
+    /// `host:port` as a server address, each distinct host checked once per render and its
+    /// text shared (instances on one node share their host).
+    pub(super) fn address(&mut self, host: &'a str, port: u16) -> Result<Address, TextError> {
+        if let Some(host) = self.hosts.get(host) {
+            return Ok(Address::Tcp {
+                host: host.clone(),
+                port,
+            });
+        }
+        let address = Address::tcp(host, port)?;
+        if let Address::Tcp { host: shared, .. } = &address {
+            self.hosts.insert(host, shared.clone());
+        }
+        Ok(address)
     }
 
     /// `<socket dir>/<name>.sock`.

@@ -22,7 +22,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Either, Full, Limited};
 use hyper::Request;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::header;
 use tokio::sync::Semaphore;
 
@@ -50,15 +49,13 @@ pub struct MirrorCounts {
     pub failed: u64,
 }
 
-/// Idle connections to mirrors, by address.
-type Idle = std::collections::HashMap<(String, u16), Vec<SendRequest<UpBody>>>;
-
 /// The router's mirroring: the in-flight bound, the connections to mirrors (kept alive and
-/// reused, so a busy mirror costs no connection setup per copy) and the counts.
+/// reused, up to [`IN_FLIGHT`] per mirror, so a busy mirror costs no connection setup per
+/// copy) and the counts.
 #[derive(Debug)]
 pub(crate) struct Mirroring {
     slots: Arc<Semaphore>,
-    idle: std::sync::Mutex<Idle>,
+    connections: Upstreams,
     sent: AtomicU64,
     dropped: AtomicU64,
     skipped: AtomicU64,
@@ -69,7 +66,7 @@ impl Default for Mirroring {
     fn default() -> Self {
         Mirroring {
             slots: Arc::new(Semaphore::new(IN_FLIGHT)),
-            idle: std::sync::Mutex::default(),
+            connections: Upstreams::keeping(IN_FLIGHT),
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
@@ -79,30 +76,6 @@ impl Default for Mirroring {
 }
 
 impl Mirroring {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Idle> {
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A kept connection to `key` that can take a copy now.
-    fn checkout(&self, key: &(String, u16)) -> Option<SendRequest<UpBody>> {
-        let mut idle = self.idle();
-        let senders = idle.get_mut(key)?;
-        senders.retain(|s| !s.is_closed());
-        let ready = senders.iter().position(SendRequest::is_ready)?;
-        Some(senders.swap_remove(ready))
-    }
-
-    /// Keeps a connection for a later copy (at most [`IN_FLIGHT`] per mirror).
-    fn checkin(&self, key: (String, u16), sender: SendRequest<UpBody>) {
-        let mut idle = self.idle();
-        let senders = idle.entry(key).or_default();
-        if senders.len() < IN_FLIGHT {
-            senders.push(sender);
-        }
-    }
-
     pub(crate) fn counts(&self) -> MirrorCounts {
         MirrorCounts {
             sent: self.sent.load(Ordering::Relaxed),
@@ -200,43 +173,22 @@ pub(crate) async fn copy(
 }
 
 /// One copy, on a kept connection to the mirror or a new one; the answer is read and thrown
-/// away, and the connection kept for the next copy.
+/// away (the connection is kept for the next copy once it is).
 async fn send(
     mirroring: &Mirroring,
     host: &str,
     port: u16,
     req: Request<UpBody>,
 ) -> Result<(), String> {
-    let key = (host.to_owned(), port);
-    let req = match mirroring.checkout(&key) {
-        Some(mut sender) => match sender.try_send_request(req).await {
-            Ok(answer) => return finish(mirroring, key, sender, answer).await,
-            Err(mut e) => match e.take_message() {
-                Some(req) => req,
-                None => return Err(e.into_error().to_string()),
-            },
-        },
-        None => req,
-    };
-    let mut sender = Upstreams::open(host, port, false)
+    let answer = mirroring
+        .connections
+        .send(host, port, req)
         .await
         .map_err(|e| e.to_string())?;
-    let answer = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    finish(mirroring, key, sender, answer).await
-}
-
-/// Reads the answer away and keeps the connection.
-async fn finish(
-    mirroring: &Mirroring,
-    key: (String, u16),
-    sender: SendRequest<UpBody>,
-    answer: hyper::Response<Incoming>,
-) -> Result<(), String> {
     answer
         .into_body()
         .collect()
         .await
-        .map_err(|e| e.to_string())?;
-    mirroring.checkin(key, sender);
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

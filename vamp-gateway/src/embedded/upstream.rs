@@ -50,13 +50,30 @@ pub(crate) type UpBody = http_body_util::Either<Incoming, http_body_util::Full<b
 /// Idle connections by instance address.
 type Idle = HashMap<(String, u16), Vec<SendRequest<UpBody>>>;
 
-/// The upstream connections of one client connection: they close when it is dropped.
-#[derive(Default)]
+/// The upstream connections of one client connection: they close when it is dropped. (The
+/// router's mirroring keeps one too, for its connections to mirrors.)
+#[derive(Debug)]
 pub(crate) struct Upstreams {
     idle: Mutex<Idle>,
+    /// Idle connections kept per instance.
+    keep: usize,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Upstreams::keeping(IDLE_PER_INSTANCE)
+    }
 }
 
 impl Upstreams {
+    /// Connections that keep at most `keep` idle connections per instance.
+    pub(crate) fn keeping(keep: usize) -> Self {
+        Upstreams {
+            idle: Mutex::default(),
+            keep,
+        }
+    }
+
     /// Sends `req` to `host:port` over an idle connection to it, or a new one, and returns
     /// the answer's head (the body follows as the client reads it). The connection is kept
     /// for the next request once the answer has been read. A request that a reused
@@ -126,7 +143,7 @@ impl Upstreams {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let senders = idle.entry(key).or_default();
         senders.retain(|s| !s.is_closed());
-        if senders.len() < IDLE_PER_INSTANCE {
+        if senders.len() < self.keep {
             senders.push(sender);
         }
     }
@@ -134,7 +151,7 @@ impl Upstreams {
     /// A new HTTP/1.1 connection to the instance (not to itself: nobody listens there then),
     /// its I/O in a task of its own, which ends when the sender is dropped or the instance
     /// closes it; `upgrades` lets it become a tunnel after a `101`.
-    pub(crate) async fn open(
+    async fn open(
         host: &str,
         port: u16,
         upgrades: bool,

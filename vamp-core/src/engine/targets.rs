@@ -68,10 +68,11 @@ pub fn resolve_gateways(
                     },
                     targets: targets(path, gateways, deployments, gateway_host),
                     mirror: route.mirror.as_ref().and_then(|m| {
-                        let (host, port) = m.target.rsplit_once(':')?;
+                        let (host, port) = names::host_port(&m.target)?;
                         Some(ResolvedMirror {
+                            // `[::1]:8080`: the address without its brackets.
                             host: host.trim_matches(['[', ']']).to_owned(),
-                            port: port.parse().ok()?,
+                            port,
                             percentage: m.percentage,
                         })
                     }),
@@ -121,14 +122,11 @@ fn targets_within(
     depth: usize,
 ) -> Vec<RouteTarget> {
     if let Some(address) = names::external_target(path) {
-        return address
-            .rsplit_once(':')
-            .and_then(|(h, p)| {
-                Some(RouteTarget {
-                    name: path.to_owned(),
-                    host: h.to_owned(),
-                    port: p.parse().ok()?,
-                })
+        return names::host_port(address)
+            .map(|(host, port)| RouteTarget {
+                name: path.to_owned(),
+                host: host.to_owned(),
+                port,
             })
             .into_iter()
             .collect();

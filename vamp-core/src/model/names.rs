@@ -65,6 +65,19 @@ pub fn external_target(path: &str) -> Option<&str> {
     path.strip_prefix('[')?.strip_suffix(']')
 }
 
+/// `host:port` split at its last `:`, the port read as a number (external route targets,
+/// mirror targets).
+///
+/// ```
+/// use vamp_core::model::names::host_port;
+/// assert_eq!(host_port("10.0.0.9:8080"), Some(("10.0.0.9", 8080)));
+/// assert_eq!(host_port("nowhere"), None);
+/// ```
+pub fn host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    Some((host, port.parse().ok()?))
+}
+
 /// Route paths: 1–4 segments of generic names, or an external target `[host:port]`.
 pub fn is_valid_route_path(path: &str) -> bool {
     if let Some(inner) = external_target(path) {

@@ -367,15 +367,13 @@ impl Reader {
         let (n, p) = o.required(&["target"])?;
         self.mark(&p, n);
         let target = string(n, &p)?;
-        let bare = target
-            .strip_prefix('[')
-            .and_then(|t| t.strip_suffix(']'))
+        let bare = names::external_target(&target)
             .unwrap_or(&target)
             .to_owned();
-        let valid = bare.rsplit_once(':').is_some_and(|(host, port)| {
+        let valid = names::host_port(&bare).is_some_and(|(host, port)| {
             !host.is_empty()
                 && !host.chars().any(|c| c.is_whitespace() || c.is_control())
-                && port.parse::<u16>().is_ok_and(|p| p != 0)
+                && port != 0
         });
         if !valid {
             return Err(err(

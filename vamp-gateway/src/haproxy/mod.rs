@@ -20,3 +20,39 @@ pub mod process;
 pub mod render;
 pub mod runtime;
 pub mod text;
+
+/// `f` over `items` in order, shared out over the cores (at most 4, a thread each) once
+/// there are `from` items or more; fewer are done on the calling thread in one share. The
+/// results come back in the order of the shares. (Rendering and writing thousands of
+/// gateways, issue 21.)
+pub(crate) fn in_shares<T: Sync, R: Send>(
+    items: &[T],
+    from: usize,
+    f: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
+    let threads = cores_for(items.len(), from);
+    if threads == 1 {
+        return vec![f(items)];
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|share| scope.spawn(move || f(share)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// The threads to share `items` things out over: every core (at most 4) from `from` on,
+/// else 1.
+pub(crate) fn cores_for(items: usize, from: usize) -> usize {
+    if items >= from {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    } else {
+        1
+    }
+}

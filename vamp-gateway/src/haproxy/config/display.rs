@@ -26,11 +26,7 @@ impl Config {
     #[must_use]
     pub fn text(&self) -> String {
         let sections = self.frontends.len() + self.backends.len();
-        let threads = if sections >= 4 * PARALLEL_FROM {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-        } else {
-            1
-        };
+        let threads = crate::haproxy::cores_for(sections, 4 * PARALLEL_FROM);
         let mut out = String::with_capacity(1024 + 400 * sections);
         if threads == 1 {
             let _ = self.write_to(&mut out);

@@ -147,12 +147,7 @@ impl SocketPath {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn from_text(text: String) -> Result<Self, TextError> {
-        if text.chars().any(char::is_control) {
-            return Err(TextError::ControlCharacter {
-                what: "socket path",
-                text,
-            });
-        }
+        let Quoted(text) = Quoted::new("socket path", text)?;
         if text.len() > Self::MAX_LEN {
             return Err(TextError::BadIdent {
                 text: format!("{text} (longer than {} bytes)", Self::MAX_LEN),

@@ -304,16 +304,11 @@ type Counted = Result<(usize, usize), GatewayError>;
 /// The frontends and backends of each gateway, in order. Each gateway's own: with many, they
 /// are worked out on every core (at most 4), each thread with its own [`Memo`], and
 /// [`render`] then checks ports and joins them in order, as if one thread had done it.
-fn render_each<'a>(
-    sorted: &[&'a ResolvedGateway],
+fn render_each(
+    sorted: &[&ResolvedGateway],
     opts: &RenderOptions,
 ) -> Vec<(Sections, Vec<Counted>)> {
-    let threads = if sorted.len() >= PARALLEL_FROM {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-    } else {
-        1
-    };
-    let each = |part: &[&'a ResolvedGateway]| {
+    crate::haproxy::in_shares(sorted, PARALLEL_FROM, |part| {
         let mut memo = Memo::new(opts);
         let routes: usize = part.iter().map(|g| g.routes.len()).sum();
         let mut out = Sections {
@@ -325,19 +320,6 @@ fn render_each<'a>(
             .map(|g| gateway(g, opts, &mut memo, &mut out))
             .collect::<Vec<_>>();
         (out, counts)
-    };
-    if threads == 1 {
-        return vec![each(sorted)];
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = sorted
-            .chunks(sorted.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || each(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
     })
 }
 

@@ -304,10 +304,7 @@ type Counted = Result<(usize, usize), GatewayError>;
 /// The frontends and backends of each gateway, in order. Each gateway's own: with many, they
 /// are worked out on every core (at most 4), each thread with its own [`Memo`], and
 /// [`render`] then checks ports and joins them in order, as if one thread had done it.
-fn render_each(
-    sorted: &[&ResolvedGateway],
-    opts: &RenderOptions,
-) -> Vec<(Sections, Vec<Counted>)> {
+fn render_each(sorted: &[&ResolvedGateway], opts: &RenderOptions) -> Vec<(Sections, Vec<Counted>)> {
     crate::haproxy::in_shares(sorted, PARALLEL_FROM, |part| {
         let mut memo = Memo::new(opts);
         let routes: usize = part.iter().map(|g| g.routes.len()).sum();

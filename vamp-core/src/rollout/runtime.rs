@@ -208,6 +208,12 @@ impl Vamp {
                         ),
                     ];
                     self.set_route_weights(&rollout.gateway, &weights).await?;
+                    // Served before the status saying so is stored: a rollout that reads
+                    // `Succeeded` has its traffic on the canary, and an analysis interval
+                    // starts with the step's weights in force.
+                    if let Err(e) = self.route_now().await {
+                        tracing::warn!(rollout = %rollout.name, error = %e, "the new weights reach the router on the next pass");
+                    }
                     changes += 1;
                 }
                 Action::Event { tags, value } => {

@@ -18,7 +18,9 @@
 # (installed and checked only: every HAProxy test starts its own master-worker instance on free
 # ports through vamp_gateway::haproxy::process) and prometheus (installed and checked only: each
 # provider test starts a private Prometheus scraping its own targets, through
-# vamp_core::testkit::services::PrivatePrometheus). Needs root on Debian 12.
+# vamp_core::testkit::services::PrivatePrometheus) and chromium (Debian's chromium and
+# chromium-driver, installed and checked only: the web UI's browser tests start their own
+# chromedriver, examples/server/tests/ui.rs). Needs root on Debian 12.
 # Every PID is recorded with its kernel start time; stop signals a PID only if
 # it still is the process that was started, so a reused PID is never touched.
 set -uo pipefail
@@ -26,7 +28,7 @@ umask 022
 
 DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
 PIDS=$DIR/pids
-SERVICES=${VAMP_SVC_LIST:-docker etcd zookeeper postgres haproxy prometheus}
+SERVICES=${VAMP_SVC_LIST:-docker etcd zookeeper postgres haproxy prometheus chromium}
 PG_PORT=${PG_PORT:-54329}
 ETCD_PORT=${ETCD_PORT:-23790}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
@@ -51,6 +53,7 @@ pkgs_for() {
     docker) echo docker.io busybox-static iproute2 ;;
     haproxy) echo haproxy ;;
     prometheus) echo prometheus ;;
+    chromium) echo chromium chromium-driver ;;
     etcd) echo etcd-server ;;
     zookeeper) echo zookeeper ;;   # zookeeperd (init scripts) is not needed
     postgres) echo postgresql ;;
@@ -177,6 +180,13 @@ cmd_start() {
     command -v prometheus > /dev/null || die "prometheus is not on PATH after installing it"
     echo "export VAMP_TEST_PROMETHEUS=$(command -v prometheus)" >> "$DIR/env"
     list="$list prometheus"
+  fi
+  if has chromium; then
+    # The web UI's browser tests start their own chromedriver (and it its Chromium).
+    command -v chromedriver > /dev/null || die "chromedriver is not on PATH after installing chromium-driver"
+    command -v chromium > /dev/null || die "chromium is not on PATH after installing it"
+    echo "export VAMP_TEST_CHROMIUM=$(command -v chromedriver) VAMP_TEST_CHROMIUM_BIN=$(command -v chromium)" >> "$DIR/env"
+    list="$list chromium"
   fi
   echo "export VAMP_TEST_SERVICES='${list# }'" >> "$DIR/env"
   log "started:$list"

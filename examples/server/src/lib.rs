@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dynamic;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -165,6 +166,7 @@ impl App {
             uuid: uuid::Uuid::new_v4().to_string(),
             stopping,
             metrics: std::sync::Arc::default(),
+            live: std::sync::Arc::default(),
         })
     }
 

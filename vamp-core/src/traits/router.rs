@@ -199,6 +199,16 @@ pub trait Router: Send + Sync + Debug {
         None
     }
 
+    /// The configuration text this router has its proxy run, for people to read (the
+    /// server's `GET /api/v1/haproxy/configuration`, the web UI's admin page); `None` from
+    /// routers that run no configuration file (the default).
+    ///
+    /// # Errors
+    /// When the text cannot be read (e.g. from the key-value store).
+    async fn rendered_config(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Whether [`stats`](Self::stats) carries response-time histograms, which percentile
     /// metrics (rollouts' `latency-p99`, …) need. The default: no.
     fn measures_percentiles(&self) -> bool {

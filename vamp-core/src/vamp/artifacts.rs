@@ -237,6 +237,25 @@ impl Vamp {
         }
     }
 
+    /// An artifact's stored revisions, oldest first: each with its value (`None` for the
+    /// revision that deleted it) and when it was written. Empty when nothing was ever stored
+    /// under that name.
+    ///
+    /// ```
+    /// # async fn demo(vamp: vamp_core::Vamp) -> vamp_core::Result<()> {
+    /// use vamp_core::model::Kind;
+    /// for r in vamp.history(Kind::Breed, "sava:1.0.0").await? {
+    ///     println!("revision {} at {}: {}", r.revision, r.at, if r.value.is_some() { "stored" } else { "deleted" });
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// When the persistence cannot be read.
+    pub async fn history(&self, kind: Kind, name: &str) -> Result<Vec<crate::traits::Revision>> {
+        self.db().history(kind, name).await
+    }
+
     /// A page of the artifacts of a kind, by name.
     pub async fn list(&self, kind: Kind, page: Page) -> Result<Paged<Artifact>> {
         let stored = self.db().list(kind, page).await?;

@@ -22,6 +22,16 @@ impl Vamp {
         Ok(out)
     }
 
+    /// The configuration text the router has its proxy run (HAProxy's, from the HAProxy
+    /// routers), `None` from the embedded router; see
+    /// [`Router::rendered_config`](crate::traits::Router::rendered_config).
+    ///
+    /// # Errors
+    /// When the router cannot read it.
+    pub async fn rendered_config(&self) -> Result<Option<String>> {
+        self.inner.router.rendered_config().await
+    }
+
     /// Per-route traffic counters of the router (requests, errors, response times);
     /// [`Error::Unsupported`] from routers that cannot count.
     pub async fn route_stats(&self) -> Result<Vec<RouteStats>> {

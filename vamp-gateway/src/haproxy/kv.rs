@@ -80,6 +80,15 @@ impl Router for KvRouter {
         Ok(wire::sum_stats(&all))
     }
 
+    /// The text last published for agents (`<root>/gateways/haproxy/2.6/configuration`).
+    async fn rendered_config(&self) -> vamp_core::Result<Option<String>> {
+        Ok(self
+            .kv
+            .get(&wire::configuration_key(&self.root))
+            .await?
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
+    }
+
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let rendered = render(gateways, &self.options);

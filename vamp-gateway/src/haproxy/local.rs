@@ -187,6 +187,12 @@ impl Router for LocalRouter {
         self.options.virtual_hosts
     }
 
+    /// The text of the gateways last applied, as HAProxy runs it.
+    async fn rendered_config(&self) -> vamp_core::Result<Option<String>> {
+        let state = self.state.lock().await;
+        Ok(Some(render(&state.applied, &self.options).config.text()))
+    }
+
     async fn apply(&self, gateways: &[ResolvedGateway]) -> vamp_core::Result<ApplyReport> {
         let mut state = self.state.lock().await;
         self.revive(&mut state).await.map_err(internal)?;

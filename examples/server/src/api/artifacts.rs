@@ -283,7 +283,7 @@ pub(super) async fn store(
     Ok(reply(status, headers, &value))
 }
 
-#[utoipa::path(get, path = "/{kind}/{*name}", tag = "artifacts", params(("kind" = String, Path), ("name" = String, Path), ("expand_references" = Option<bool>, Query), ("only_references" = Option<bool>, Query)), responses((status = 200, description = "The artifact", body = Object), (status = 404, description = "Not stored", body = schemas::ErrorBody)))]
+#[utoipa::path(get, path = "/{kind}/{*name}", tag = "artifacts", params(("kind" = String, Path), ("name" = String, Path, description = "the name; `<name>/revisions` lists its revisions"), ("expand_references" = Option<bool>, Query), ("only_references" = Option<bool>, Query)), responses((status = 200, description = "The artifact, or with `/revisions` its revisions, oldest first: `[{revision, at, deleted, value}]`", body = Object), (status = 404, description = "Not stored", body = schemas::ErrorBody)))]
 pub(super) async fn get_artifact(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
@@ -291,6 +291,10 @@ pub(super) async fn get_artifact(
     headers: HeaderMap,
 ) -> ApiResult {
     let kind = static_kind(&kind)?;
+    // Artifact names hold no `/` (spec §1.1), so `<name>/revisions` is never a name (issue 23).
+    if let Some(name) = name.strip_suffix("/revisions") {
+        return revisions(&state, &headers, kind, name).await;
+    }
     let view = View::of(&query)?;
     let artifact = state.vamp.get(kind, &name).await?;
     view.one(&state, &headers, artifact).await
@@ -437,4 +441,26 @@ pub(super) async fn put_workflow_status(
         &headers,
         &Artifact::Workflow(w).to_json(),
     ))
+}
+
+/// `GET /{kind}/{name}/revisions`: every stored revision of an artifact, oldest first, as
+/// `{revision, at, deleted, value}` (`value` null for the revision that deleted it); 404 when
+/// nothing was ever stored under the name.
+async fn revisions(state: &AppState, headers: &HeaderMap, kind: Kind, name: &str) -> ApiResult {
+    let history = state.vamp.history(kind, name).await?;
+    if history.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    let list: Vec<Value> = history
+        .into_iter()
+        .map(|r| {
+            json!({
+                "revision": r.revision,
+                "at": r.at,
+                "deleted": r.value.is_none(),
+                "value": r.value,
+            })
+        })
+        .collect();
+    Ok(reply(StatusCode::OK, headers, &Value::Array(list)))
 }

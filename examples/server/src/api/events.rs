@@ -246,7 +246,40 @@ fn workflow_logs(
     })
 }
 
-#[utoipa::path(get, path = "/events/stream", tag = "events", params(("tag" = Option<Vec<String>>, Query), ("type" = Option<String>, Query)), responses((status = 200, description = "Server-sent events of matching events, and workflow output lines (type `workflow-log`, not stored)", content_type = "text/event-stream", body = String)))]
+/// The per-route numbers of about every second (`stats`, see `live`) for a stream whose
+/// filter passes an event tagged `stats` of that type: every unfiltered stream, and
+/// `?type=stats`.
+fn live_stats(
+    state: &AppState,
+    filter: &EventFilter,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
+    use tokio::sync::broadcast::error::RecvError;
+    let probe = Event {
+        tags: vec![live::STATS.into()],
+        value: Value::Null,
+        kind: live::STATS.into(),
+        timestamp: chrono::Utc::now(),
+    };
+    let rx = filter
+        .matches(&probe)
+        .then(|| state.live.subscribe(&state.vamp, &state.stopping));
+    futures::stream::unfold(rx, |rx| async move {
+        let mut rx = rx?;
+        loop {
+            match rx.recv().await {
+                Ok(text) => {
+                    let message = SseEvent::default().event(live::STATS).data(&*text);
+                    return Some((Ok(message), Some(rx)));
+                }
+                // Behind: the next message is the newest.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+#[utoipa::path(get, path = "/events/stream", tag = "events", params(("tag" = Option<Vec<String>>, Query), ("type" = Option<String>, Query)), responses((status = 200, description = "Server-sent events of matching events, workflow output lines (type `workflow-log`, not stored) and about once a second the per-route numbers (type `stats`, not stored)", content_type = "text/event-stream", body = String)))]
 pub(super) async fn stream(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -274,7 +307,9 @@ pub(super) async fn stream(
         };
         std::future::ready(out)
     });
+    let stats = live_stats(&state, &filter);
     let logs = workflow_logs(&state.vamp, filter);
-    let stream = futures::stream::select(stored, logs).take_until(stop);
+    let stream =
+        futures::stream::select(futures::stream::select(stored, logs), stats).take_until(stop);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

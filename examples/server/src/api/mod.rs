@@ -9,8 +9,8 @@
 //!   (`validate_only`, `expand_references`, `only_references`, `as_blueprint`);
 //! - `artifacts`: static artifacts, workflows, the multi-document root, docker-compose;
 //! - `deployments`: deployments and their scale and SLA sub-resources;
-//! - `gateways`, `events` (with the SSE stream), `system` (info, stats, config, health and
-//!   metrics lookups), `prometheus` (`GET /metrics`), `openapi` (the document) and `schemas`.
+//! - `gateways`, `events` (with the SSE stream), `live` (the stream's per-route `stats`),
+//!   `system` (info, stats, config, health and metrics lookups, the HAProxy configuration), `prometheus` (`GET /metrics`), `openapi` (the document) and `schemas`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ mod deployments;
 mod events;
 mod gateways;
 mod guard;
+mod live;
 mod openapi;
 mod prometheus;
 mod rollouts;
@@ -51,6 +52,7 @@ use artifacts::*;
 use deployments::*;
 use events::*;
 use gateways::*;
+pub use live::LiveStats;
 use openapi::*;
 pub use prometheus::Metrics;
 use prometheus::*;
@@ -83,6 +85,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// This server's metrics (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// The live per-route numbers of the event stream (`stats` messages).
+    pub live: Arc<LiveStats>,
 }
 
 /// The API as an axum router (state applied).
@@ -91,7 +95,9 @@ pub fn router(state: AppState) -> axum::Router {
     let app = app
         .layer(axum::Extension(Arc::new(openapi::finish(doc))))
         .with_state(state.clone())
-        .layer(axum::middleware::map_response(no_store));
+        .layer(axum::middleware::map_response(no_store))
+        // The web UI: cacheable, so outside `no_store` (issue 23).
+        .merge(crate::ui::router());
     let app = match cors(&state.config.server.cors_origins) {
         Some(cors) => app.layer(cors),
         None => app,
@@ -117,6 +123,7 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(config, set_config))
         .routes(routes!(configuration, set_configuration))
         .routes(routes!(health))
+        .routes(routes!(haproxy_configuration))
         .routes(routes!(metrics))
         .routes(routes!(events, publish))
         .routes(routes!(stream))

@@ -279,3 +279,26 @@ pub(super) async fn configuration(
 pub(super) async fn set_configuration(state: State<AppState>, write: Write) -> ApiResult {
     set_config(state, write).await
 }
+
+/// The HAProxy configuration the router runs (issue 23; the web UI's admin page):
+/// `{router, configuration}` from the HAProxy routers, 404 saying why from the others.
+#[utoipa::path(get, path = "/haproxy/configuration", tag = "system", responses((status = 200, description = "`{router, configuration}`: the text HAProxy runs (haproxy-local) or agents apply (haproxy-kv)", body = Object), (status = 404, description = "The router runs no HAProxy", body = schemas::ErrorBody)))]
+pub(super) async fn haproxy_configuration(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let router = &state.config.router.kind;
+    match state.vamp.rendered_config().await? {
+        Some(text) => Ok(reply(
+            StatusCode::OK,
+            &headers,
+            &json!({"router": router, "configuration": text}),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "router.kind = '{router}' runs no HAProxy configuration (haproxy-local and haproxy-kv do)"
+            ),
+        )),
+    }
+}

@@ -258,6 +258,7 @@ pub async fn run(
                 if later.is_none() {
                     let _ = writeln!(out, "  try: curl -s http://127.0.0.1:{port}/   (about 9 in 10 answers say 1.0.0)");
                 }
+                let _ = writeln!(out, "  web UI: http://{api}/ui/   (move the split with a slider, watch each route live)");
                 let _ = writeln!(out, "       curl -s http://{api}/api/v1/deployments/{DEPLOYMENT}");
                 let _ = writeln!(out, "       curl -sN http://{api}/api/v1/events/stream");
                 let _ = writeln!(out, "  Ctrl-C stops the server and the demo's processes.");

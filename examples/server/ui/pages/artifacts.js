@@ -105,7 +105,12 @@ function Detail({ kind, name }) {
       setNotice({ text: validateOnly ? 'valid' : 'saved' });
     } catch (e) {
       setNotice(null);
-      setError(e instanceof ApiError ? { message: e.message, line: e.detail && e.detail.line, column: e.detail && e.detail.column } : { message: messageOf(e) });
+      // The server's structured error names the line and column; its message then needs no
+      // second "line N" prefix.
+      const d = e instanceof ApiError && e.detail && e.detail.line ? e.detail : null;
+      setError(d
+        ? { message: `${d.path ? `${d.path}: ` : ''}${d.message}${d.hint ? ` (hint: ${d.hint})` : ''}`, line: d.line, column: d.column }
+        : { message: messageOf(e) });
     }
   };
   const remove = () => confirm(`Delete ${kind}/${name}?`) && run('delete', async () => {

@@ -50,4 +50,6 @@ pub mod testkit;
 pub use error::{BoxError, Error, Result};
 pub use rollout::{ROLLOUT_EVENT_TYPE, RolloutReport};
 pub use sla::SlaReport;
-pub use vamp::{Background, Report, RouteTraffic, Traffic, Vamp, VampBuilder, VampConfig};
+pub use vamp::{
+    Background, ClusterState, Report, RouteTraffic, Traffic, Vamp, VampBuilder, VampConfig,
+};

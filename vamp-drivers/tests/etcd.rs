@@ -19,6 +19,25 @@ async fn etcd_passes_the_key_value_store_kit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_passes_the_election_kit() {
+    let Some(url) = vamp_core::testkit::services::service("etcd") else {
+        return;
+    };
+    // A connection per server, under a root of their own.
+    let root = format!("/{}", vamp_core::testkit::unique("election"));
+    vamp_core::testkit::election::conforms(
+        || async {
+            let store = EtcdStore::connect(EtcdConfig::new(url.clone()))
+                .await
+                .expect("connect");
+            Box::new(store.election(&root)) as Box<dyn vamp_core::traits::LeaderElection>
+        },
+        Duration::from_secs(2),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_fails_calls_fast_and_the_watch_resumes_without_loss_or_duplicates() {
     let Some(_) = vamp_core::testkit::services::service("etcd") else {
         return;

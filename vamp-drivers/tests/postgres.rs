@@ -26,6 +26,23 @@ async fn postgres_passes_the_persistence_kit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_election_kit() {
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    // A pool per server, on one scope of their own.
+    let scope = unique("election");
+    vamp_core::testkit::election::conforms(
+        || async {
+            let db = PostgresPersistence::connect(&url).await.expect("connect");
+            Box::new(db.election(scope.as_str())) as Box<dyn vamp_core::traits::LeaderElection>
+        },
+        Duration::from_secs(1),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_and_events_survive_a_new_connection_and_numbering_continues() {
     let Some(url) = service("postgres") else {
         return;

@@ -30,6 +30,25 @@ async fn zookeeper_passes_the_key_value_store_kit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_passes_the_election_kit() {
+    let Some(servers) = shared() else { return };
+    // A session per server, under a root of their own; the session is the lease.
+    let root = format!("/{}", vamp_core::testkit::unique("election"));
+    let ttl = Duration::from_secs(4);
+    vamp_core::testkit::election::conforms(
+        || async {
+            let mut config = ZookeeperConfig::new(servers.clone());
+            config.root = root.clone();
+            config.session_timeout = ttl;
+            let store = ZookeeperStore::connect(config).await.expect("connect");
+            Box::new(store.election()) as Box<dyn vamp_core::traits::LeaderElection>
+        },
+        ttl,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_under_a_root_passes_the_key_value_store_kit() {
     let Some(servers) = shared() else { return };
     let mut config = ZookeeperConfig::new(servers);

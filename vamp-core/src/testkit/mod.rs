@@ -15,6 +15,7 @@
 
 pub mod child;
 pub mod driver;
+pub mod election;
 pub mod kv;
 pub mod outside;
 pub mod persistence;

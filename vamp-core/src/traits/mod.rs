@@ -14,6 +14,7 @@
 //!   documented on the implementation.
 
 mod driver;
+mod election;
 pub mod kv;
 mod outside;
 mod persistence;
@@ -24,6 +25,7 @@ pub use driver::{
     ContainerDriver, GatewayEndpoint, LineSink, LogLine, RunOutcome, RunSpec, ServiceKey,
     ServiceSpec, ServiceState,
 };
+pub use election::{Candidate, LeaderElection, Leadership};
 pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 pub use outside::{CallError, MetricProvider, Reading, WebhookSender};
 pub use persistence::{

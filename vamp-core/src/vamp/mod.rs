@@ -18,6 +18,7 @@
 //! ```
 
 mod artifacts;
+mod cluster;
 mod deployments;
 mod events;
 mod fetch;
@@ -46,6 +47,7 @@ use crate::traits::{
 };
 use crate::{Error, Result};
 
+pub use cluster::ClusterState;
 pub use reconcile::Report;
 pub use run::Background;
 pub use traffic::{RouteTraffic, Traffic};
@@ -91,6 +93,9 @@ pub struct VampConfig {
     pub environment: BTreeMap<String, String>,
     /// How workflows run (spec §5.6).
     pub workflows: crate::workflow::WorkflowConfig,
+    /// The lease of a leader elected through [`VampBuilder::election`]: renewed every third
+    /// of it; a leader that cannot renew stops acting after two thirds of it.
+    pub election_ttl: Duration,
 }
 
 impl Default for VampConfig {
@@ -109,6 +114,7 @@ impl Default for VampConfig {
             call_hosts: Vec::new(),
             environment: BTreeMap::new(),
             workflows: crate::workflow::WorkflowConfig::default(),
+            election_ttl: Duration::from_secs(3),
         }
     }
 }
@@ -122,6 +128,10 @@ pub struct VampBuilder {
     providers: Vec<Arc<dyn MetricProvider>>,
     webhook_sender: Option<Arc<dyn WebhookSender>>,
     scripts: Option<Arc<dyn crate::traits::ScriptRuntime>>,
+    election: Option<(
+        Arc<dyn crate::traits::LeaderElection>,
+        crate::traits::Candidate,
+    )>,
     config: VampConfig,
 }
 
@@ -173,6 +183,18 @@ impl VampBuilder {
         self
     }
 
+    /// Elects one leader among the servers sharing a store (issue 24): only the leader runs
+    /// the reconciler, the SLA, rollout and workflow runtimes and retention; `candidate` names
+    /// this server. Without an election this `Vamp` is the only one and always leads.
+    pub fn election(
+        mut self,
+        election: Arc<dyn crate::traits::LeaderElection>,
+        candidate: crate::traits::Candidate,
+    ) -> Self {
+        self.election = Some((election, candidate));
+        self
+    }
+
     /// Settings.
     pub fn config(mut self, config: VampConfig) -> Self {
         self.config = config;
@@ -201,7 +223,6 @@ impl VampBuilder {
                 deliveries: StdMutex::new(calls::Deliveries::new()),
                 calls_settled: Notify::new(),
                 rollout_wake: Notify::new(),
-                config: self.config,
                 wake: Notify::new(),
                 reroute: Notify::new(),
                 routing: Mutex::new(()),
@@ -219,6 +240,13 @@ impl VampBuilder {
                 traffic: StdMutex::default(),
                 protected: StdMutex::default(),
                 workflow_logs: tokio::sync::broadcast::channel(WORKFLOW_LOG_BUFFER).0,
+                election: match self.election {
+                    Some((election, candidate)) => {
+                        cluster::Election::on(election, candidate, self.config.election_ttl)
+                    }
+                    None => cluster::Election::alone(),
+                },
+                config: self.config,
             }),
         })
     }
@@ -295,6 +323,8 @@ pub(crate) struct Inner {
     pub(crate) protected: StdMutex<std::collections::BTreeSet<String>>,
     /// Workflow output as it is written ([`Vamp::workflow_logs`]).
     pub(crate) workflow_logs: tokio::sync::broadcast::Sender<crate::workflow::WorkflowLog>,
+    /// Who leads the servers sharing the store.
+    pub(crate) election: cluster::Election,
 }
 
 /// How many workflow output lines a slow [`Vamp::workflow_logs`] reader may fall behind.

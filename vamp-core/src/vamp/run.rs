@@ -23,6 +23,7 @@ impl Vamp {
         };
         tokio::join!(
             stopper,
+            self.election_loop(stopped.clone()),
             self.reconcile_loop(stopped.clone()),
             self.routing_loop(stopped.clone()),
             self.retention_loop(stopped.clone()),
@@ -79,6 +80,9 @@ impl Vamp {
                 _ = every.tick() => {}
                 () = self.inner.rollout_wake.notified() => {}
             }
+            if !self.leads() {
+                continue;
+            }
             if let Err(e) = self.rollout_pass().await {
                 tracing::warn!(error = %e, "rollout pass failed");
             }
@@ -96,6 +100,9 @@ impl Vamp {
                 () = until_stopped(&mut stopped) => return,
                 _ = every.tick() => {}
             }
+            if !self.leads() {
+                continue;
+            }
             match self.retain_events().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "event retention"),
@@ -111,19 +118,30 @@ impl Vamp {
             every
         });
         loop {
-            let wait = match self.reconcile().await {
-                Ok(report) if !report.converged => self.inner.config.converging,
-                Ok(_) => self.inner.config.resync,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reconciliation pass failed");
-                    self.inner.config.converging
+            let wait = if self.leads() {
+                match self.reconcile().await {
+                    Ok(report) if !report.converged => self.inner.config.converging,
+                    Ok(_) => self.inner.config.resync,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reconciliation pass failed");
+                        self.inner.config.converging
+                    }
                 }
+            } else {
+                // A follower routes what is stored; the leader acts.
+                if let Err(e) = self.route_now().await {
+                    tracing::warn!(error = %e, "routing pass failed");
+                }
+                self.inner.config.resync
             };
             tokio::select! {
                 () = until_stopped(&mut stopped) => return,
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 () = tick(sla.as_mut()) => {
+                    if !self.leads() {
+                        continue;
+                    }
                     if let Err(e) = self.sla_pass().await {
                         tracing::warn!(error = %e, "SLA pass failed");
                     }

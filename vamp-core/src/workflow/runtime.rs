@@ -638,12 +638,18 @@ impl Vamp {
                 _ = every.tick() => {}
                 () = self.inner.workflow_wake.notified() => {}
                 Some(event) = next_event(&mut events) => {
+                    if !self.leads() {
+                        continue;
+                    }
                     if let Ok(event) = event
                         && !self.workflow_event(&event)
                     {
                         continue;
                     }
                 }
+            }
+            if !self.leads() {
+                continue;
             }
             if let Err(e) = self.workflow_pass().await {
                 tracing::warn!(error = %e, "workflow pass failed");

@@ -34,7 +34,10 @@ use crate::sql::{
     RETENTION_BATCH, artifact_row, event_row, from_nanos, limit, nanos, parse_json, retention_sql,
 };
 
+mod election;
 mod persistence;
+
+pub use election::PostgresElection;
 
 const BACKEND: &str = "postgres";
 

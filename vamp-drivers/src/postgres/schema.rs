@@ -42,6 +42,15 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX event_tags_by_event ON event_tags (event_id);
     CREATE INDEX events_by_type ON events (type, id);
     CREATE INDEX events_by_type_time ON events (type, at);",
+    // 3: leader election (issue 24): one lease per scope (a cluster of servers), its term and
+    // expiry kept by the database's clock.
+    "CREATE TABLE vamp_leaders (
+        scope TEXT PRIMARY KEY,
+        node TEXT,
+        url TEXT,
+        term BIGINT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    );",
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -280,8 +280,11 @@ enum CallError {
 }
 use CallError::Zk;
 
+mod election;
 mod kv;
 mod txn;
+
+pub use election::ZookeeperElection;
 
 fn convert(address: &str, operation: &'static str, e: zk::Error) -> Error {
     use zk::Error as E;

@@ -29,6 +29,10 @@ use vamp_core::traits::kv::check_key;
 use vamp_core::traits::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 use vamp_core::{Error, Result};
 
+mod election;
+
+pub use election::EtcdElection;
+
 const BACKEND: &str = "etcd";
 
 /// How to reach etcd.

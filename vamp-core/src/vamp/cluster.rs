@@ -1,0 +1,169 @@
+//! Several servers, one leader (issue 24): the election loop of [`Vamp::run`] and what the
+//! other loops ask before they act ([`Vamp::leads`]).
+//!
+//! The leader runs the reconciler (driver actions), the SLA, rollout and workflow runtimes
+//! and event retention; every server serves the API and routes (a follower's reconciler
+//! loop only hands the stored gateways to its router). A leader renews its lease every third
+//! of the TTL and acts only until two thirds of it after its last renewal began
+//! ([`Leadership::acting_until`]), so it stops before the store can elect another.
+
+use std::time::{Duration, Instant};
+
+use crate::model::Event;
+use crate::traits::{Candidate, Leadership};
+
+use super::*;
+
+/// This server's view of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    /// This server's node name.
+    pub node: String,
+    /// Whether this server leads (and may act now).
+    pub leader: bool,
+    /// The leader's term, 0 before the first election.
+    pub term: u64,
+    /// The leader's node name, when one leads.
+    pub leader_node: Option<String>,
+    /// The leader's API URL, when one leads.
+    pub leader_url: Option<String>,
+}
+
+/// What the election loop keeps.
+#[derive(Debug)]
+pub(crate) struct Election {
+    pub(crate) election: Arc<dyn crate::traits::LeaderElection>,
+    pub(crate) candidate: Candidate,
+    pub(crate) ttl: Duration,
+    /// The last outcome and until when it lets this server act (`None`: for ever, the
+    /// one-server default).
+    pub(crate) state: StdMutex<(Leadership, Option<Instant>)>,
+}
+
+impl Election {
+    /// One server: always the leader, for ever.
+    pub(crate) fn alone() -> Election {
+        let candidate = Candidate {
+            node: "vamp".into(),
+            url: String::new(),
+        };
+        Election {
+            election: Arc::new(crate::memory::AlwaysLeader),
+            state: StdMutex::new((
+                Leadership {
+                    leader: true,
+                    term: 1,
+                    holder: Some(candidate.clone()),
+                },
+                None,
+            )),
+            candidate,
+            ttl: Duration::from_secs(3),
+        }
+    }
+
+    /// An election on a shared store: nobody leads until the first campaign.
+    pub(crate) fn on(
+        election: Arc<dyn crate::traits::LeaderElection>,
+        candidate: Candidate,
+        ttl: Duration,
+    ) -> Election {
+        Election {
+            election,
+            candidate,
+            ttl,
+            state: StdMutex::new((Leadership::default(), Some(Instant::now()))),
+        }
+    }
+}
+
+impl Vamp {
+    /// Whether this server leads now: only the leader runs the reconciler, the runtimes and
+    /// retention. Always `true` without an election (one server).
+    pub fn leads(&self) -> bool {
+        let state = lock(&self.inner.election.state);
+        state.0.leader && state.1.is_none_or(|until| Instant::now() < until)
+    }
+
+    /// This server's view of the cluster (`GET /api/v1/info`'s `cluster`).
+    pub fn cluster(&self) -> ClusterState {
+        let leads = self.leads();
+        let e = &self.inner.election;
+        let state = lock(&e.state);
+        ClusterState {
+            node: e.candidate.node.clone(),
+            leader: leads,
+            term: state.0.term,
+            leader_node: state.0.holder.as_ref().map(|h| h.node.clone()),
+            leader_url: state.0.holder.as_ref().map(|h| h.url.clone()),
+        }
+    }
+
+    /// Campaigns every third of the TTL until `stopped`; on a change of leader or term,
+    /// emits an event tagged `cluster`, `cluster:leader`, and a new leader starts its loops at
+    /// once. A leader resigns when it stops.
+    pub(crate) async fn election_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let e = &self.inner.election;
+        if e.election.backend() == "none" {
+            return;
+        }
+        let mut every = tokio::time::interval(e.ttl / 3);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => break,
+                _ = every.tick() => {}
+            }
+            let began = Instant::now();
+            let was = self.cluster();
+            match e.election.campaign(&e.candidate, e.ttl).await {
+                Ok(outcome) => {
+                    let until = Leadership::acting_until(began, e.ttl);
+                    *lock(&e.state) = (outcome, Some(until));
+                }
+                Err(err) => {
+                    // The last outcome stands until its acting time runs out.
+                    tracing::warn!(error = %err, backend = e.election.backend(), "cannot campaign");
+                }
+            }
+            let now = self.cluster();
+            if now.leader != was.leader
+                || now.term != was.term
+                || now.leader_node != was.leader_node
+            {
+                self.leadership_changed(&now).await;
+            }
+        }
+        if self.leads()
+            && let Err(err) = e.election.resign(&e.candidate).await
+        {
+            tracing::warn!(error = %err, "cannot resign; the lease expires by itself");
+        }
+    }
+
+    async fn leadership_changed(&self, now: &ClusterState) {
+        tracing::info!(
+            node = %now.node,
+            leader = now.leader,
+            term = now.term,
+            leader_node = now.leader_node.as_deref().unwrap_or("none"),
+            "leadership"
+        );
+        if now.leader {
+            // A new leader starts at once.
+            self.inner.wake.notify_one();
+            self.inner.rollout_wake.notify_one();
+            self.inner.workflow_wake.notify_one();
+            let mut event = Event::new(
+                ["cluster", "cluster:leader"],
+                serde_json::json!({
+                    "node": now.node,
+                    "term": now.term,
+                    "text": format!("{} leads (term {})", now.node, now.term),
+                }),
+            );
+            event.kind = "cluster".into();
+            self.emit(event).await;
+        }
+    }
+}

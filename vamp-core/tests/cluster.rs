@@ -1,0 +1,143 @@
+//! Several `Vamp`s on one store (issue 24): one leads and acts, the others follow and route;
+//! when the leader stops, another takes over in a larger term.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vamp_core::memory::{MemoryDriver, MemoryElection, MemoryPersistence, RecordingRouter};
+use vamp_core::model::*;
+use vamp_core::testkit::eventually;
+use vamp_core::traits::{Candidate, EventFilter, Page};
+use vamp_core::{Vamp, VampConfig, dsl};
+
+#[tokio::test]
+async fn the_memory_election_conforms() {
+    let election = MemoryElection::default();
+    vamp_core::testkit::election::conforms(
+        || {
+            let e = election.clone();
+            async move { Box::new(e) as Box<dyn vamp_core::traits::LeaderElection> }
+        },
+        Duration::from_millis(300),
+    )
+    .await;
+}
+
+fn server(
+    node: &str,
+    db: &MemoryPersistence,
+    driver: &MemoryDriver,
+    election: &MemoryElection,
+) -> (Vamp, RecordingRouter) {
+    let router = RecordingRouter::default();
+    let config = VampConfig {
+        election_ttl: Duration::from_millis(600),
+        resync: Duration::from_millis(100),
+        ..VampConfig::default()
+    };
+    let vamp = Vamp::builder()
+        .persistence(Arc::new(db.clone()))
+        .driver(Arc::new(driver.clone()))
+        .router(Arc::new(router.clone()))
+        .election(
+            Arc::new(election.clone()),
+            Candidate {
+                node: node.into(),
+                url: format!("http://{node}/api/v1"),
+            },
+        )
+        .config(config)
+        .build()
+        .expect("vamp");
+    (vamp, router)
+}
+
+fn blueprint() -> (Artifact, Blueprint) {
+    let mut read = dsl::read(
+        "---\nkind: breeds\nname: web:1.0\ndeployable: img\nports: {web: 8080/http}\n---\nkind: blueprints\nname: shop\nclusters:\n  front:\n    services:\n      - breed: web:1.0\n",
+        None,
+    )
+    .expect("artifacts");
+    let Artifact::Blueprint(bp) = read.remove(1) else {
+        panic!("a blueprint")
+    };
+    (read.remove(0), bp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_another_takes_over_when_it_stops() {
+    let (db, driver, election) = (
+        MemoryPersistence::default(),
+        MemoryDriver::default(),
+        MemoryElection::default(),
+    );
+    let (a, a_router) = server("node-a", &db, &driver, &election);
+    let (b, b_router) = server("node-b", &db, &driver, &election);
+    // Nobody leads before the first campaign.
+    assert!(!a.leads() && !b.leads());
+    let a_running = a.start();
+    eventually("node-a to lead", || async { a.leads() }).await;
+    let b_running = b.start();
+    let seen = eventually("node-b to see node-a lead", || async {
+        let c = b.cluster();
+        (c.leader_node.as_deref() == Some("node-a")).then_some(c)
+    })
+    .await;
+    assert!(!seen.leader);
+    assert_eq!(seen.leader_url.as_deref(), Some("http://node-a/api/v1"));
+    let first_term = a.cluster().term;
+    assert_eq!(seen.term, first_term);
+
+    // A deployment written through the follower is carried out by the leader, once; both
+    // servers route its gateway.
+    let (breed, bp) = blueprint();
+    b.put(breed).await.expect("breed");
+    b.deploy("shop", &bp).await.expect("deploy");
+    eventually("the leader to start the service", || async {
+        driver.len() == 1
+    })
+    .await;
+    eventually("both servers to route the gateway", || async {
+        !a_router.current().is_empty() && a_router.current() == b_router.current()
+    })
+    .await;
+
+    // The leader stops (and resigns): the follower takes over in a larger term and acts.
+    a_running.stop().await;
+    let taken = eventually("node-b to lead", || async {
+        let c = b.cluster();
+        c.leader.then_some(c)
+    })
+    .await;
+    assert!(taken.term > first_term, "{taken:?}");
+    b.scale(
+        "shop",
+        "front",
+        "web:1.0",
+        Scale {
+            instances: 2,
+            ..Scale::default()
+        },
+    )
+    .await
+    .expect("scale");
+    eventually("the new leader to run two instances", || async {
+        let d = b.deployment("shop").await.ok()??;
+        let service = &d.clusters["front"].services[0];
+        (service.instances.len() == 2 && service.status.phase.name == PhaseName::Done).then_some(())
+    })
+    .await;
+    assert_eq!(driver.len(), 1, "one service, never started twice");
+    // Each new leader said so.
+    let events = b
+        .events(&EventFilter::tags(["cluster:leader"]), Page::new(1, 30))
+        .await
+        .expect("events");
+    let nodes: Vec<String> = events
+        .items
+        .iter()
+        .filter_map(|e| e.event.value["node"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(nodes, ["node-b", "node-a"], "newest first");
+    b_running.stop().await;
+}

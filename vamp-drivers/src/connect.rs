@@ -122,6 +122,11 @@ pub async fn key_value(backend: &KeyValueBackend) -> Result<Arc<dyn KeyValueStor
 
 #[cfg(feature = "etcd")]
 async fn etcd(settings: &EtcdSettings) -> Result<Arc<dyn KeyValueStore>, ConnectError> {
+    Ok(Arc::new(etcd_store(settings).await?))
+}
+
+#[cfg(feature = "etcd")]
+async fn etcd_store(settings: &EtcdSettings) -> Result<crate::etcd::EtcdStore, ConnectError> {
     use crate::etcd::{EtcdConfig, EtcdStore};
     let store = |source| ConnectError::Store {
         backend: "etcd",
@@ -148,7 +153,7 @@ async fn etcd(settings: &EtcdSettings) -> Result<Arc<dyn KeyValueStore>, Connect
             feature: "etcd-tls",
         });
     }
-    Ok(Arc::new(EtcdStore::connect(etcd).await.map_err(store)?))
+    EtcdStore::connect(etcd).await.map_err(store)
 }
 
 #[cfg(not(feature = "etcd"))]
@@ -161,16 +166,24 @@ async fn etcd(_: &EtcdSettings) -> Result<Arc<dyn KeyValueStore>, ConnectError> 
 
 #[cfg(feature = "zookeeper")]
 async fn zookeeper(settings: &ZookeeperSettings) -> Result<Arc<dyn KeyValueStore>, ConnectError> {
+    Ok(Arc::new(zookeeper_store(settings, |_| {}).await?))
+}
+
+#[cfg(feature = "zookeeper")]
+async fn zookeeper_store(
+    settings: &ZookeeperSettings,
+    adjust: impl FnOnce(&mut crate::zookeeper::ZookeeperConfig),
+) -> Result<crate::zookeeper::ZookeeperStore, ConnectError> {
     use crate::zookeeper::{ZookeeperConfig, ZookeeperStore};
     let mut zk = ZookeeperConfig::new(settings.servers.trim());
     zk.digest.clone_from(&settings.digest);
-    let store = ZookeeperStore::connect(zk)
+    adjust(&mut zk);
+    ZookeeperStore::connect(zk)
         .await
         .map_err(|source| ConnectError::Store {
             backend: "zookeeper",
             source,
-        })?;
-    Ok(Arc::new(store))
+        })
 }
 
 #[cfg(not(feature = "zookeeper"))]
@@ -201,4 +214,50 @@ async fn consul(_: &ConsulSettings) -> Result<Arc<dyn KeyValueStore>, ConnectErr
         backend: "consul",
         feature: "consul",
     })
+}
+
+/// Leader election (issue 24) on the store `backend` names, on a connection of its own,
+/// among the servers sharing `root` (e.g. `/vamp/default`): etcd's key `<root>/leader` under a
+/// lease, or ZooKeeper's ephemeral znodes under `<root>/election` in a session whose timeout
+/// is `ttl` (the lease). The memory and Consul stores elect nothing.
+///
+/// # Errors
+/// [`ConnectError::NotBuilt`] for a backend this build lacks or that cannot elect;
+/// [`ConnectError::Store`] when the store cannot be reached.
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "zookeeper")),
+    allow(unused_variables)
+)]
+pub async fn election(
+    backend: &KeyValueBackend,
+    root: &str,
+    ttl: std::time::Duration,
+) -> Result<Arc<dyn vamp_core::traits::LeaderElection>, ConnectError> {
+    match backend {
+        #[cfg(feature = "etcd")]
+        KeyValueBackend::Etcd(settings) => Ok(Arc::new(etcd_store(settings).await?.election(root))),
+        #[cfg(feature = "zookeeper")]
+        KeyValueBackend::Zookeeper(settings) => {
+            let store = zookeeper_store(settings, |zk| {
+                zk.root = root.to_owned();
+                zk.session_timeout = ttl;
+            })
+            .await?;
+            Ok(Arc::new(store.election()))
+        }
+        #[cfg(not(feature = "etcd"))]
+        KeyValueBackend::Etcd(_) => Err(ConnectError::NotBuilt {
+            backend: "etcd",
+            feature: "etcd",
+        }),
+        #[cfg(not(feature = "zookeeper"))]
+        KeyValueBackend::Zookeeper(_) => Err(ConnectError::NotBuilt {
+            backend: "zookeeper",
+            feature: "zookeeper",
+        }),
+        KeyValueBackend::Memory | KeyValueBackend::Consul(_) => Err(ConnectError::NotBuilt {
+            backend: "an election on this key-value store",
+            feature: "etcd or zookeeper, with key_value.kind set to it",
+        }),
+    }
 }

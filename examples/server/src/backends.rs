@@ -84,6 +84,60 @@ pub(crate) async fn persistence(
     Ok(persistence)
 }
 
+/// The `[election]` and this server as its candidate; `none` always leads. Each election
+/// has a connection of its own to the store the servers share.
+pub(crate) async fn election(
+    config: &ServerConfig,
+) -> Result<
+    (
+        Arc<dyn vamp_core::traits::LeaderElection>,
+        vamp_core::traits::Candidate,
+    ),
+    StartError,
+> {
+    let ttl = std::time::Duration::from_secs(config.election.ttl);
+    let election: Arc<dyn vamp_core::traits::LeaderElection> = match config.election.kind.as_str() {
+        // One server: it leads, under the name it would have in a cluster.
+        "none" => Arc::new(vamp_core::memory::AlwaysLeader),
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let url = config.persistence.url.clone().unwrap_or_default();
+            let db = vamp_drivers::postgres::PostgresPersistence::connect(&url)
+                .await
+                .map_err(failed("election (postgres)"))?;
+            Arc::new(db.election(config.key_value.root.as_str()))
+        }
+        "etcd" | "zookeeper" => {
+            let backend = config.key_value.backend().map_err(bad)?;
+            vamp_drivers::connect::election(&backend, &config.key_value.root, ttl)
+                .await
+                .map_err(|e| bad(format!("election: {e}")))?
+        }
+        other => return Err(not_built("election.kind", other)),
+    };
+    let listen = config.server.listen;
+    let candidate = vamp_core::traits::Candidate {
+        // Unique per process: a paused server and its replacement must never share a name,
+        // or both would take the lease for their own.
+        node: config.election.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "vamp".into());
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            format!("{host}-{}-{}", listen.port(), &id[..8])
+        }),
+        url: config
+            .election
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}/api/v1")),
+    };
+    Ok((election, candidate))
+}
+
 /// The Docker daemon (or Swarm manager) settings of the `[driver]`.
 #[cfg(any(feature = "docker", feature = "swarm"))]
 fn daemon(

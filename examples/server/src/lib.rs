@@ -118,8 +118,11 @@ impl App {
                     config.events.retention_period.max(1),
                 ),
                 workflows: workflow_config(&config),
+                election_ttl: std::time::Duration::from_secs(config.election.ttl),
                 ..VampConfig::default()
             });
+        let (election, candidate) = backends::election(&config).await?;
+        builder = builder.election(election, candidate);
         let settings = dynamic::Settings::load(config.clone(), kv.clone())
             .await
             .map_err(|e| match e {

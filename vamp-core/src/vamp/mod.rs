@@ -244,7 +244,10 @@ impl VampBuilder {
                     Some((election, candidate)) => {
                         cluster::Election::on(election, candidate, self.config.election_ttl)
                     }
-                    None => cluster::Election::alone(),
+                    None => cluster::Election::alone(crate::traits::Candidate {
+                        node: "vamp".into(),
+                        url: String::new(),
+                    }),
                 },
                 config: self.config,
             }),

@@ -47,6 +47,14 @@ impl Default for Metrics {
                 "Gateways, the deployments' and standalone ones."
             );
             metrics::describe_gauge!("vamp_uptime_seconds", "Time since the server started.");
+            metrics::describe_gauge!(
+                "vamp_leader",
+                "Whether this server leads the servers sharing its stores (1) or follows (0)."
+            );
+            metrics::describe_gauge!(
+                "vamp_leader_term",
+                "The term of the leader this server knows of."
+            );
             metrics::describe_counter!(
                 "vamp_route_requests_total",
                 "Requests (HTTP) or connections (TCP) a gateway route handled."
@@ -115,6 +123,9 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> Response {
             metrics::gauge!("vamp_gateways").set(g as f64);
         }
         metrics::gauge!("vamp_uptime_seconds").set(state.started.elapsed().as_secs_f64().floor());
+        let cluster = state.vamp.cluster();
+        metrics::gauge!("vamp_leader").set(f64::from(u8::from(cluster.leader)));
+        metrics::gauge!("vamp_leader_term").set(cluster.term as f64);
         for r in &routes {
             let labels = [("gateway", r.gateway.clone()), ("route", r.route.clone())];
             metrics::counter!("vamp_route_requests_total", &labels).absolute(r.requests);

@@ -14,8 +14,23 @@ pub(super) async fn info(State(state): State<AppState>, headers: HeaderMap) -> A
         "key_value": {"type": state.config.key_value.kind},
         "container_driver": {"type": state.config.driver.kind(), "runs_commands": state.config.driver.commands_enabled()},
         "gateway_driver": {"type": state.config.router.kind},
+        "cluster": cluster(&state),
     });
     Ok(reply(StatusCode::OK, &headers, &value))
+}
+
+/// This server among the servers sharing the stores (issue 24): `{node, leader, term,
+/// leader_node, leader_url, election}`.
+fn cluster(state: &AppState) -> Value {
+    let c = state.vamp.cluster();
+    json!({
+        "node": c.node,
+        "leader": c.leader,
+        "term": c.term,
+        "leader_node": c.leader_node,
+        "leader_url": c.leader_url,
+        "election": state.config.election.kind,
+    })
 }
 
 /// How many artifacts of each kind are stored, and how many events (spec §2.2 `/stats`).

@@ -158,6 +158,48 @@ impl ServerConfig {
                 self.key_value.root
             ));
         }
+        match self.election.kind.as_str() {
+            "none" => {}
+            "postgres" if self.persistence.kind == "postgres" => {}
+            kind @ ("etcd" | "zookeeper") if self.key_value.kind == kind => {}
+            "postgres" | "etcd" | "zookeeper" => {
+                let needs = if self.election.kind == "postgres" {
+                    "persistence.kind = 'postgres'"
+                } else if self.election.kind == "etcd" {
+                    "key_value.kind = 'etcd'"
+                } else {
+                    "key_value.kind = 'zookeeper'"
+                };
+                return fail(format!(
+                    "election.kind = '{}' elects on the store the servers share: it needs {needs}",
+                    self.election.kind
+                ));
+            }
+            other => {
+                return fail(format!(
+                    "election.kind = '{other}' is not a choice (choose one of: none, postgres, etcd, zookeeper)"
+                ));
+            }
+        }
+        if self.election.kind != "none" {
+            if self.election.ttl < 2 {
+                return fail(format!(
+                    "election.ttl = {}: a lease needs at least 2 seconds",
+                    self.election.ttl
+                ));
+            }
+            if self.driver.kind() == "process" {
+                return fail(
+                    "election.kind is set, but driver.kind = 'process' runs services on this server alone: with several servers, services must run where every server can see them (driver.kind = 'docker' or 'swarm')".into(),
+                );
+            }
+            if matches!(self.persistence.kind.as_str(), "memory" | "sqlite") {
+                return fail(format!(
+                    "election.kind is set, but persistence.kind = '{}' is this server's alone: servers that elect a leader share their persistence (postgres, elasticsearch or key-value)",
+                    self.persistence.kind
+                ));
+            }
+        }
         if self.synchronization.period == 0 {
             return fail(
                 "synchronization.period = 0: the reconciler needs a period of at least 1 second"

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub rollouts: RolloutsConfig,
     /// Workflows that run.
     pub workflows: WorkflowsConfig,
+    /// Leader election among servers sharing the stores.
+    pub election: ElectionConfig,
 }
 
 /// A configuration that cannot be used: where it came from and how to fix it.
@@ -109,6 +111,8 @@ impl ServerConfig {
                 "key_value.ca",
                 "key_value.cert",
                 "key_value.key",
+                "election.node",
+                "election.url",
             ]
             .map(str::to_owned),
         );

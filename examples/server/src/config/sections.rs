@@ -150,6 +150,39 @@ impl Default for SynchronizationConfig {
     }
 }
 
+/// `[election]` (issue 24): several servers on shared stores, one of them leading. The
+/// leader runs the reconciler, the SLA, rollout and workflow runtimes and event retention;
+/// every server serves the API and routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElectionConfig {
+    /// `none` (one server: it always leads), `postgres` (a lease row in the
+    /// `persistence.kind = 'postgres'` database), `etcd` or `zookeeper` (on the `[key_value]`
+    /// store of that kind, under `key_value.root`).
+    pub kind: String,
+    /// Seconds of a leader's lease: renewed every third of it; a leader that cannot renew
+    /// stops acting after two thirds of it, before another can be elected.
+    pub ttl: u64,
+    /// This server's name among the servers, unique per running process (default:
+    /// `<hostname>-<API port>-<8 random hex digits>`, new at every start: a paused server and
+    /// its replacement must not share one).
+    pub node: Option<String>,
+    /// This server's API as the others show it for their leader (default:
+    /// `http://<server.listen>/api/v1`).
+    pub url: Option<String>,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        ElectionConfig {
+            kind: "none".into(),
+            ttl: 3,
+            node: None,
+            url: None,
+        }
+    }
+}
+
 /// `[sla]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

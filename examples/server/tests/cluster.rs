@@ -1,0 +1,131 @@
+//! Servers sharing stores elect one leader (issue 24): `/info`'s `cluster`, `/metrics`'
+//! `vamp_leader`, the `[election]` settings and their refusals, and a failover between two
+//! servers on PostgreSQL.
+
+mod common;
+
+use common::{Server, get, parse};
+use vamp_server::config::ServerConfig;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_always_leads_and_says_so() {
+    let server = Server::start(&[]).await;
+    let info = parse(&get(200, &format!("{}/info", server.url)).await);
+    let cluster = &info["cluster"];
+    assert_eq!(cluster["leader"], true, "{info}");
+    assert_eq!(cluster["term"], 1);
+    assert_eq!(cluster["election"], "none");
+    assert_eq!(cluster["leader_node"], cluster["node"]);
+    let metrics = get(200, &server.url.replace("/api/v1", "/metrics")).await;
+    assert!(metrics.contains("vamp_leader 1"), "{metrics}");
+    server.stop().await;
+}
+
+#[test]
+fn election_settings_that_cannot_work_are_refused_naming_the_fix() {
+    let refused = |env: &[(&str, &str)]| {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        ServerConfig::load(None, env, [])
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = refused(&[("VAMP_ELECTION__KIND", "raft")]);
+    assert!(
+        e.contains("election.kind = 'raft'") && e.contains("postgres, etcd, zookeeper"),
+        "{e}"
+    );
+    let e = refused(&[("VAMP_ELECTION__KIND", "postgres")]);
+    assert!(e.contains("persistence.kind = 'postgres'"), "{e}");
+    let e = refused(&[("VAMP_ELECTION__KIND", "etcd")]);
+    assert!(e.contains("key_value.kind = 'etcd'"), "{e}");
+    let e = refused(&[
+        ("VAMP_ELECTION__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__SERVERS", "http://127.0.0.1:2379"),
+        ("VAMP_DRIVER__KIND", "process"),
+    ]);
+    assert!(
+        e.contains("driver.kind = 'process'") && e.contains("docker"),
+        "{e}"
+    );
+    let e = refused(&[
+        ("VAMP_ELECTION__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__SERVERS", "http://127.0.0.1:2379"),
+        ("VAMP_DRIVER__KIND", "docker"),
+    ]);
+    assert!(e.contains("persistence.kind = 'sqlite'"), "{e}");
+    let e = refused(&[
+        ("VAMP_ELECTION__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__SERVERS", "http://127.0.0.1:2379"),
+        ("VAMP_PERSISTENCE__KIND", "key-value"),
+        ("VAMP_DRIVER__KIND", "docker"),
+        ("VAMP_ELECTION__TTL", "1"),
+    ]);
+    assert!(e.contains("election.ttl = 1"), "{e}");
+}
+
+/// Two servers on the test PostgreSQL (persistence and election) and the test dockerd: one
+/// leads; when it stops, the other takes over in a larger term.
+#[cfg(all(feature = "postgres", feature = "docker"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_over_when_the_leader_stops() {
+    use vamp_core::testkit::eventually;
+    let services = (
+        vamp_core::testkit::services::service("postgres"),
+        vamp_core::testkit::services::service("docker"),
+    );
+    let (Some(url), Some(docker)) = services else {
+        return;
+    };
+    let root = format!("/{}", vamp_core::testkit::unique("ha"));
+    let start = |node: &'static str| {
+        let (url, docker, root) = (url.clone(), docker.clone(), root.clone());
+        async move {
+            Server::start_unset_driver(&[
+                ("driver.kind", "docker"),
+                ("driver.docker_host", &docker),
+                ("persistence.kind", "postgres"),
+                ("persistence.url", &url),
+                ("key_value.root", &root),
+                ("election.kind", "postgres"),
+                ("election.ttl", "2"),
+                ("election.node", node),
+                ("election.url", &format!("http://{node}.test/api/v1")),
+            ])
+            .await
+        }
+    };
+    let cluster = |server: &Server| {
+        let u = server.url.clone();
+        async move { parse(&get(200, &format!("{u}/info")).await)["cluster"].clone() }
+    };
+    let a = start("node-a").await;
+    eventually("node-a to lead", || async {
+        cluster(&a).await["leader"] == true
+    })
+    .await;
+    let b = start("node-b").await;
+    let seen = eventually("node-b to follow node-a", || async {
+        let c = cluster(&b).await;
+        (c["leader_node"] == "node-a").then_some(c)
+    })
+    .await;
+    assert_eq!(seen["leader"], false);
+    assert_eq!(seen["leader_url"], "http://node-a.test/api/v1");
+    let term = seen["term"].as_u64().expect("term");
+    let metrics = get(200, &b.url.replace("/api/v1", "/metrics")).await;
+    assert!(metrics.contains("vamp_leader 0"), "{metrics}");
+    // The leader stops (and resigns): the follower leads in a larger term, and says so.
+    a.stop().await;
+    let taken = eventually("node-b to lead", || async {
+        let c = cluster(&b).await;
+        (c["leader"] == true).then_some(c)
+    })
+    .await;
+    assert!(taken["term"].as_u64() > Some(term), "{taken}");
+    let events = parse(&get(200, &format!("{}/events?tag=cluster:leader", b.url)).await);
+    assert_eq!(events[0]["value"]["node"], "node-b", "{events}");
+    b.stop().await;
+}

@@ -43,6 +43,53 @@ async fn postgres_passes_the_election_kit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_appended_by_another_server_reach_this_ones_subscribers_once() {
+    use futures::StreamExt;
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let (here, there) = (
+        PostgresPersistence::connect(&url).await.expect("connect"),
+        PostgresPersistence::connect(&url).await.expect("connect"),
+    );
+    let mut stream = here.subscribe().await.expect("subscribe");
+    let tag = unique("foreign");
+    let theirs = there
+        .append_event(&Event::new([tag.as_str(), "there"], json!(1)))
+        .await
+        .expect("append there");
+    let ours = here
+        .append_event(&Event::new([tag.as_str(), "here"], json!(2)))
+        .await
+        .expect("append here");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("both events within 10 s")
+            .expect("the stream goes on")
+            .expect("an event");
+        if next.event.tags.contains(&tag) {
+            seen.push(next.id);
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [theirs.id, ours.id], "each once, with its stored id");
+    // Nothing more of ours (no echo of our own append through the database).
+    let more = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(e)) if e.event.tags.contains(&tag) => return e.id,
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(more.is_err(), "an event came twice: {more:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_and_events_survive_a_new_connection_and_numbering_continues() {
     let Some(url) = service("postgres") else {
         return;

@@ -129,3 +129,107 @@ async fn a_follower_takes_over_when_the_leader_stops() {
     assert_eq!(events[0]["value"]["node"], "node-b", "{events}");
     b.stop().await;
 }
+
+/// Every server routes (issue 24): a gateway stored through the follower and a weight changed
+/// through the leader reach both servers' embedded routers, each on its own address, at
+/// once — the resync is set to a minute, so only the change feed can carry them.
+#[cfg(all(feature = "postgres", feature = "docker"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weight_changed_through_any_server_reaches_every_servers_router() {
+    use vamp_core::testkit::eventually;
+    let services = (
+        vamp_core::testkit::services::service("postgres"),
+        vamp_core::testkit::services::service("docker"),
+    );
+    let (Some(url), Some(docker)) = services else {
+        return;
+    };
+    let root = format!("/{}", vamp_core::testkit::unique("ha-route"));
+    let ports = vamp_core::testkit::gateway_port_slice();
+    let start = |node: &'static str, host: &'static str| {
+        let (url, docker, root, ports) = (url.clone(), docker.clone(), root.clone(), ports.clone());
+        async move {
+            Server::start_unset_driver(&[
+                ("driver.kind", "docker"),
+                ("driver.docker_host", &docker),
+                ("persistence.kind", "postgres"),
+                ("persistence.url", &url),
+                ("key_value.root", &root),
+                ("election.kind", "postgres"),
+                ("election.ttl", "2"),
+                ("election.node", node),
+                ("gateways.host", host),
+                ("gateways.ports", &ports),
+                ("synchronization.period", "60"),
+            ])
+            .await
+        }
+    };
+    let a = start("node-a", "127.0.0.1").await;
+    eventually("node-a to lead", || async {
+        parse(&get(200, &format!("{}/info", a.url)).await)["cluster"]["leader"] == true
+    })
+    .await;
+    let b = start("node-b", "127.0.0.2").await;
+    let (one, two) = (
+        vamp_gateway::testkit::backend("one").await,
+        vamp_gateway::testkit::backend("two").await,
+    );
+    let name = vamp_core::testkit::unique("shared");
+    let gateway = |port: u16, w1: u8, w2: u8| {
+        format!(
+            "name: {name}\nport: {port}/http\nroutes:\n  '[127.0.0.1:{one}]': {{weight: {w1}%}}\n  '[127.0.0.1:{two}]': {{weight: {w2}%}}\n"
+        )
+    };
+    // Stored through the follower.
+    common::post(202, &format!("{}/gateways", b.url), &gateway(0, 100, 0)).await;
+    let port = eventually("the gateway's port", || async {
+        let g = parse(&get(200, &format!("{}/gateways/{name}", b.url)).await);
+        g["port"]
+            .as_str()
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let answers = |host: &'static str| {
+        let client = client.clone();
+        async move {
+            let mut seen = Vec::new();
+            for _ in 0..10 {
+                let body = match client.get(format!("http://{host}:{port}/")).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                seen.push(body.split(' ').next().unwrap_or_default().to_owned());
+            }
+            seen
+        }
+    };
+    for host in ["127.0.0.1", "127.0.0.2"] {
+        eventually(
+            &format!("{host} to serve the gateway from 'one'"),
+            || async {
+                let seen = answers(host).await;
+                if seen.iter().all(|b| b == "one") {
+                    Ok(())
+                } else {
+                    Err(seen)
+                }
+            },
+        )
+        .await;
+    }
+    // Flipped through the leader: both routers follow.
+    common::put(202, &format!("{}/gateways/{name}", a.url), &gateway(port, 0, 100)).await;
+    for host in ["127.0.0.1", "127.0.0.2"] {
+        eventually(
+            &format!("{host} to serve the gateway from 'two'"),
+            || async { answers(host).await.iter().all(|b| b == "two") },
+        )
+        .await;
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -166,3 +166,48 @@ impl Vamp {
         }
     }
 }
+
+impl Vamp {
+    /// Acts on changes other servers made to the shared store: an `archive` event (an
+    /// artifact, deployment or gateway stored or deleted) this `Vamp` did not store itself
+    /// starts a routing pass, and on the leader a reconciliation, rollout and workflow pass —
+    /// at once, not at the next resync. Needs a persistence whose subscribers hear other
+    /// processes' events (PostgreSQL); elsewhere it hears only this process's.
+    pub(crate) async fn change_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        use futures::StreamExt;
+        if self.inner.election.election.backend() == "none" {
+            return;
+        }
+        let mut events = match self.db().subscribe().await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "other servers' changes wait for the resync");
+                return;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                next = events.next() => next,
+            };
+            let stored = match next {
+                Some(Ok(stored)) => stored,
+                // Fell behind: act as if something changed.
+                Some(Err(_)) => crate::traits::StoredEvent {
+                    id: 0,
+                    event: Event::new(["archive"], serde_json::Value::Null),
+                },
+                None => return,
+            };
+            let foreign = !lock(&self.inner.local_events).contains(&stored.id);
+            if foreign && stored.event.tags.iter().any(|t| t == "archive") {
+                self.inner.reroute.notify_one();
+                if self.leads() {
+                    self.inner.wake.notify_one();
+                    self.inner.rollout_wake.notify_one();
+                    self.inner.workflow_wake.notify_one();
+                }
+            }
+        }
+    }
+}

@@ -34,12 +34,18 @@ const LEVEL_SCAN: u64 = 256;
 impl super::Vamp {
     /// Stores an event (and delivers it to subscribers).
     pub async fn publish(&self, event: &Event) -> Result<StoredEvent> {
-        self.db().append_event(event).await
+        let stored = self.db().append_event(event).await?;
+        self.mine(stored.id);
+        Ok(stored)
     }
 
     /// Stores several events in order (in one write where the store can).
     pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<StoredEvent>> {
-        self.db().append_events(events).await
+        let stored = self.db().append_events(events).await?;
+        for s in &stored {
+            self.mine(s.id);
+        }
+        Ok(stored)
     }
 
     /// A page of stored events, newest first.

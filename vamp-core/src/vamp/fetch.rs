@@ -172,7 +172,9 @@ impl Vamp {
             // references writes are checked against, and named in the log.
             match self.decode(kind, &stored) {
                 Ok(artifact) => out.push(artifact),
-                Err(e) => tracing::warn!(error = %e, "left out of validation"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a stored artifact that does not read back is left out")
+                }
             }
         }
         Ok(out)

@@ -240,6 +240,7 @@ impl VampBuilder {
                 traffic: StdMutex::default(),
                 protected: StdMutex::default(),
                 workflow_logs: tokio::sync::broadcast::channel(WORKFLOW_LOG_BUFFER).0,
+                local_events: StdMutex::default(),
                 election: match self.election {
                     Some((election, candidate)) => {
                         cluster::Election::on(election, candidate, self.config.election_ttl)
@@ -328,7 +329,12 @@ pub(crate) struct Inner {
     pub(crate) workflow_logs: tokio::sync::broadcast::Sender<crate::workflow::WorkflowLog>,
     /// Who leads the servers sharing the store.
     pub(crate) election: cluster::Election,
+    /// The ids of the last events this `Vamp` stored (the change loop skips them).
+    pub(crate) local_events: StdMutex<std::collections::VecDeque<u64>>,
 }
+
+/// How many of its own event ids a `Vamp` remembers.
+const LOCAL_EVENTS: usize = 1024;
 
 /// How many workflow output lines a slow [`Vamp::workflow_logs`] reader may fall behind.
 const WORKFLOW_LOG_BUFFER: usize = 1024;
@@ -388,8 +394,18 @@ impl Vamp {
     }
 
     pub(crate) async fn emit(&self, event: Event) {
-        if let Err(e) = self.db().append_event(&event).await {
-            tracing::warn!(error = %e, tags = ?event.tags, "cannot store event");
+        match self.db().append_event(&event).await {
+            Ok(stored) => self.mine(stored.id),
+            Err(e) => tracing::warn!(error = %e, tags = ?event.tags, "cannot store event"),
         }
+    }
+
+    /// Notes an event this `Vamp` stored, so the change loop does not act on it again.
+    pub(crate) fn mine(&self, id: u64) {
+        let mut mine = lock(&self.inner.local_events);
+        if mine.len() >= LOCAL_EVENTS {
+            mine.pop_front();
+        }
+        mine.push_back(id);
     }
 }

@@ -190,11 +190,9 @@ impl Vamp {
             .iter()
             .flat_map(|d| engine::gateways(d, config))
             .collect();
-        for a in self
-            .list(Kind::Gateway, crate::traits::Page::ALL)
-            .await?
-            .items
-        {
+        // A stored gateway that no longer reads (written by something else sharing the
+        // store) is logged and left out: it must not stop every other gateway's routing.
+        for a in self.readable(Kind::Gateway).await? {
             if let Artifact::Gateway(g) = a {
                 gateways.push(g);
             }

@@ -24,6 +24,7 @@ impl Vamp {
         tokio::join!(
             stopper,
             self.election_loop(stopped.clone()),
+            self.change_loop(stopped.clone()),
             self.reconcile_loop(stopped.clone()),
             self.routing_loop(stopped.clone()),
             self.retention_loop(stopped.clone()),

@@ -10,6 +10,10 @@
 //! and the pool's acquire timeout: an unreachable server is `Error::Unavailable`, never a hang.
 //!
 //! Every statement binds its values; user strings never become SQL text.
+//!
+//! Events appended through any handle on the database — other servers' too — reach every
+//! handle's subscribers (`notify.rs`: `NOTIFY`/`LISTEN`), so servers sharing it see one
+//! event stream.
 
 mod schema;
 
@@ -35,6 +39,7 @@ use crate::sql::{
 };
 
 mod election;
+mod notify;
 mod persistence;
 
 pub use election::PostgresElection;
@@ -60,6 +65,10 @@ pub struct PostgresPersistence {
     /// Orders appends of this handle, so its subscribers see ids in order.
     appends: std::sync::Arc<Mutex<()>>,
     bus: EventBus,
+    /// This handle's name in its event announcements (`notify`).
+    origin: std::sync::Arc<str>,
+    /// Whether the listener for other handles' events runs.
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn unavailable(address: &str, e: impl Into<vamp_core::BoxError>) -> Error {
@@ -87,6 +96,14 @@ fn classify(address: &str, timeout: Duration, e: sqlx::Error) -> Error {
         },
         e => Error::backend(BACKEND, e),
     }
+}
+
+/// A name for this handle no other process picks: the process id and the time it connected.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos:x}", std::process::id())
 }
 
 fn corrupt(message: impl Into<String>) -> Error {
@@ -146,6 +163,8 @@ impl PostgresPersistence {
             timeout,
             appends: std::sync::Arc::default(),
             bus: EventBus::default(),
+            origin: uuid_like().into(),
+            listening: std::sync::Arc::default(),
         })
     }
 

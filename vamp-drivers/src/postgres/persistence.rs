@@ -166,6 +166,15 @@ impl Persistence for PostgresPersistence {
         .execute(&mut *tx)
         .await
         .map_err(fail)?;
+        // Announced to the other handles on the database when the transaction commits.
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::notify::CHANNEL)
+                .bind(super::notify::payload(&self.origin, *first, *last))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
         tx.commit().await.map_err(fail)?;
         let out = ids
             .into_iter()
@@ -198,8 +207,32 @@ impl Persistence for PostgresPersistence {
             .pop())
     }
 
+    /// This handle's events and, from a listener started by the first subscription, those
+    /// every other handle on the database appends.
     async fn subscribe(&self) -> Result<EventStream> {
-        Ok(self.bus.subscribe())
+        let stream = self.bus.subscribe();
+        if !self
+            .listening
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            // Listening before this returns: what others append from now on arrives.
+            match super::notify::listener(&self.pool).await {
+                Ok(listener) => {
+                    tokio::spawn(super::notify::run(
+                        listener,
+                        self.pool.clone(),
+                        self.origin.clone(),
+                        self.bus.clone(),
+                    ));
+                }
+                Err(e) => {
+                    self.listening
+                        .store(false, std::sync::atomic::Ordering::Release);
+                    tracing::warn!(error = %e, "postgres: other servers' events will not arrive here");
+                }
+            }
+        }
+        Ok(stream)
     }
 
     /// Per group, batches of at most `RETENTION_BATCH` (10 000) events in a statement each; tags go

@@ -222,7 +222,12 @@ async fn a_weight_changed_through_any_server_reaches_every_servers_router() {
         .await;
     }
     // Flipped through the leader: both routers follow.
-    common::put(202, &format!("{}/gateways/{name}", a.url), &gateway(port, 0, 100)).await;
+    common::put(
+        202,
+        &format!("{}/gateways/{name}", a.url),
+        &gateway(port, 0, 100),
+    )
+    .await;
     for host in ["127.0.0.1", "127.0.0.2"] {
         eventually(
             &format!("{host} to serve the gateway from 'two'"),

@@ -45,6 +45,18 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// A write made as the leader was refused: the writer no longer leads in the term it
+    /// wrote with (its lease ran out, another server leads now). Nothing was written.
+    #[error("fenced: {node} no longer leads in term {term}; the write to {what} was refused")]
+    Fenced {
+        /// What was being written, e.g. `deployments/shop`.
+        what: String,
+        /// The writer.
+        node: String,
+        /// The term it wrote with.
+        term: u64,
+    },
+
     /// An optimistic-concurrency precondition failed: somebody else changed it first.
     #[error("conflict on {what}: expected {expected}, found {actual}")]
     Conflict {

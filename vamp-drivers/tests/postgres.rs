@@ -90,6 +90,103 @@ async fn events_appended_by_another_server_reach_this_ones_subscribers_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_lost_its_lease_writes_nothing() {
+    use vamp_core::traits::{Candidate, LeaderElection};
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let (db_a, db_b) = (
+        PostgresPersistence::connect(&url).await.expect("connect"),
+        PostgresPersistence::connect(&url).await.expect("connect"),
+    );
+    let scope = unique("fence");
+    let (ea, eb) = (db_a.election(scope.as_str()), db_b.election(scope.as_str()));
+    let node = |n: &str| Candidate {
+        node: n.to_owned(),
+        url: String::new(),
+    };
+    let ttl = Duration::from_secs(1);
+    let first = ea.campaign(&node("a"), ttl).await.expect("campaign");
+    assert!(first.leader);
+    let fence_a = ea.fence("a", first.term).expect("postgres fences");
+    let name = unique("fenced");
+    db_a.put_fenced(
+        Kind::Breed,
+        &name,
+        &json!({"v": 1}),
+        Precondition::Any,
+        &fence_a,
+    )
+    .await
+    .expect("the leader writes");
+    // A paused leader: its lease runs out, b takes over.
+    let second = eventually_within("b to lead", Duration::from_secs(10), || async {
+        let l = eb.campaign(&node("b"), ttl).await.ok()?;
+        l.leader.then_some(l)
+    })
+    .await;
+    let refused = db_a
+        .put_fenced(
+            Kind::Breed,
+            &name,
+            &json!({"v": 2}),
+            Precondition::Any,
+            &fence_a,
+        )
+        .await
+        .expect_err("a stale term is refused");
+    assert!(
+        matches!(&refused, Error::Fenced { term, node, .. } if *term == first.term && node == "a"),
+        "{refused}"
+    );
+    let stored = db_b
+        .get(Kind::Breed, &name)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        stored.value,
+        json!({"v": 1}),
+        "nothing written with the stale term"
+    );
+    assert_eq!(stored.revision, 1);
+    // The new leader writes with its own term; another node with that term may not.
+    let fence_b = eb.fence("b", second.term).expect("fence");
+    db_b.put_fenced(
+        Kind::Breed,
+        &name,
+        &json!({"v": 3}),
+        Precondition::Any,
+        &fence_b,
+    )
+    .await
+    .expect("the new leader writes");
+    let impostor = vamp_core::traits::Fence {
+        node: "a".into(),
+        ..fence_b
+    };
+    assert!(matches!(
+        db_a.put_fenced(
+            Kind::Breed,
+            &name,
+            &json!({"v": 4}),
+            Precondition::Any,
+            &impostor
+        )
+        .await,
+        Err(Error::Fenced { .. })
+    ));
+    assert_eq!(
+        db_a.get(Kind::Breed, &name)
+            .await
+            .expect("get")
+            .expect("stored")
+            .value,
+        json!({"v": 3})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_and_events_survive_a_new_connection_and_numbering_continues() {
     let Some(url) = service("postgres") else {
         return;

@@ -66,35 +66,52 @@ fn election_settings_that_cannot_work_are_refused_naming_the_fix() {
     assert!(e.contains("election.ttl = 1"), "{e}");
 }
 
+/// The test PostgreSQL and dockerd, when both run (else SKIPPED, or a failure in CI).
+#[cfg(all(feature = "postgres", feature = "docker"))]
+fn ha_services() -> Option<(String, String)> {
+    let postgres = vamp_core::testkit::services::service("postgres");
+    let docker = vamp_core::testkit::services::service("docker");
+    postgres.zip(docker)
+}
+
+/// A server of a cluster on the test PostgreSQL (persistence and election, scope `root`) and
+/// dockerd, named `node`, with `extra` settings.
+#[cfg(all(feature = "postgres", feature = "docker"))]
+async fn ha_server(
+    (postgres, docker): &(String, String),
+    root: &str,
+    node: &str,
+    extra: &[(&str, &str)],
+) -> Server {
+    let mut settings = vec![
+        ("driver.kind", "docker"),
+        ("driver.docker_host", docker.as_str()),
+        ("persistence.kind", "postgres"),
+        ("persistence.url", postgres.as_str()),
+        ("key_value.root", root),
+        ("election.kind", "postgres"),
+        ("election.ttl", "2"),
+        ("election.node", node),
+    ];
+    settings.extend_from_slice(extra);
+    Server::start_unset_driver(&settings).await
+}
+
 /// Two servers on the test PostgreSQL (persistence and election) and the test dockerd: one
 /// leads; when it stops, the other takes over in a larger term.
 #[cfg(all(feature = "postgres", feature = "docker"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_takes_over_when_the_leader_stops() {
     use vamp_core::testkit::eventually;
-    let services = (
-        vamp_core::testkit::services::service("postgres"),
-        vamp_core::testkit::services::service("docker"),
-    );
-    let (Some(url), Some(docker)) = services else {
+    let Some(services) = ha_services() else {
         return;
     };
     let root = format!("/{}", vamp_core::testkit::unique("ha"));
     let start = |node: &'static str| {
-        let (url, docker, root) = (url.clone(), docker.clone(), root.clone());
+        let (services, root) = (services.clone(), root.clone());
         async move {
-            Server::start_unset_driver(&[
-                ("driver.kind", "docker"),
-                ("driver.docker_host", &docker),
-                ("persistence.kind", "postgres"),
-                ("persistence.url", &url),
-                ("key_value.root", &root),
-                ("election.kind", "postgres"),
-                ("election.ttl", "2"),
-                ("election.node", node),
-                ("election.url", &format!("http://{node}.test/api/v1")),
-            ])
-            .await
+            let url = format!("http://{node}.test/api/v1");
+            ha_server(&services, &root, node, &[("election.url", url.as_str())]).await
         }
     };
     let cluster = |server: &Server| {
@@ -137,32 +154,20 @@ async fn a_follower_takes_over_when_the_leader_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weight_changed_through_any_server_reaches_every_servers_router() {
     use vamp_core::testkit::eventually;
-    let services = (
-        vamp_core::testkit::services::service("postgres"),
-        vamp_core::testkit::services::service("docker"),
-    );
-    let (Some(url), Some(docker)) = services else {
+    let Some(services) = ha_services() else {
         return;
     };
     let root = format!("/{}", vamp_core::testkit::unique("ha-route"));
     let ports = vamp_core::testkit::gateway_port_slice();
     let start = |node: &'static str, host: &'static str| {
-        let (url, docker, root, ports) = (url.clone(), docker.clone(), root.clone(), ports.clone());
+        let (services, root, ports) = (services.clone(), root.clone(), ports.clone());
         async move {
-            Server::start_unset_driver(&[
-                ("driver.kind", "docker"),
-                ("driver.docker_host", &docker),
-                ("persistence.kind", "postgres"),
-                ("persistence.url", &url),
-                ("key_value.root", &root),
-                ("election.kind", "postgres"),
-                ("election.ttl", "2"),
-                ("election.node", node),
+            let extra = [
                 ("gateways.host", host),
-                ("gateways.ports", &ports),
+                ("gateways.ports", ports.as_str()),
                 ("synchronization.period", "60"),
-            ])
-            .await
+            ];
+            ha_server(&services, &root, node, &extra).await
         }
     };
     let a = start("node-a", "127.0.0.1").await;
@@ -183,15 +188,7 @@ async fn a_weight_changed_through_any_server_reaches_every_servers_router() {
     };
     // Stored through the follower.
     common::post(202, &format!("{}/gateways", b.url), &gateway(0, 100, 0)).await;
-    let port = eventually("the gateway's port", || async {
-        let g = parse(&get(200, &format!("{}/gateways/{name}", b.url)).await);
-        g["port"]
-            .as_str()
-            .and_then(|p| p.split('/').next())
-            .and_then(|p| p.parse::<u16>().ok())
-            .filter(|p| *p != 0)
-    })
-    .await;
+    let port = common::gateway_port(&b.url, &name).await;
     let client = reqwest::Client::new();
     let answers = |host: &'static str| {
         let client = client.clone();

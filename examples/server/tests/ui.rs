@@ -206,6 +206,31 @@ impl Browser {
             .expect("text")
     }
 
+    /// Clicks the element `locator` finds.
+    async fn click(&self, locator: Locator<'_>) {
+        let what = format!("{locator:?}");
+        self.client
+            .find(locator)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .click()
+            .await
+            .expect("click");
+    }
+
+    /// Waits until the text of `css` (empty while there is none) contains `wanted`.
+    async fn wait_text(&self, css: &str, wanted: &str) {
+        let script =
+            format!("const e = document.querySelector('{css}'); return e ? e.textContent : ''");
+        eventually(&format!("'{wanted}' in {css}"), || async {
+            self.js(&script)
+                .await
+                .as_str()
+                .is_some_and(|t| t.contains(wanted))
+        })
+        .await;
+    }
+
     /// Presses `keys` (WebDriver key codes) on whatever has the focus.
     async fn press(&self, keys: &[char]) {
         let mut actions = KeyActions::new("keyboard".into());
@@ -441,13 +466,8 @@ async fn a_slider_moves_traffic_an_editor_error_shows_at_its_line_and_promote_pr
         .await
         .expect("type");
     browser
-        .client
-        .find(Locator::XPath("//button[text()='Validate']"))
-        .await
-        .expect("validate button")
-        .click()
-        .await
-        .expect("click");
+        .click(Locator::XPath("//button[text()='Validate']"))
+        .await;
     let error = browser
         .client
         .wait()
@@ -498,13 +518,8 @@ async fn a_slider_moves_traffic_an_editor_error_shows_at_its_line_and_promote_pr
         .open(&demo.ui("#/rollouts/ui-release"), "rollouts")
         .await;
     browser
-        .client
-        .find(Locator::Css("button[data-command=promote]"))
-        .await
-        .expect("promote button")
-        .click()
-        .await
-        .expect("click");
+        .click(Locator::Css("button[data-command=promote]"))
+        .await;
     let phase = eventually("the rollout promoted", || async {
         let r = get_json(&demo.api("rollouts/ui-release")).await;
         let phase = r["status"]["phase"].as_str().unwrap_or_default().to_owned();
@@ -551,21 +566,9 @@ async fn with_a_token_the_ui_asks_for_it_and_shows_no_data_without_it() {
     // A wrong token is refused; the right one shows the deployments.
     form.send_keys("not-the-token-123").await.expect("type");
     browser
-        .client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("click");
-    eventually("the refusal", || async {
-        browser
-            .js("const e = document.querySelector('.login .error'); return e ? e.textContent : ''")
-            .await
-            .as_str()
-            .is_some_and(|t| t.contains("refused"))
-    })
-    .await;
+        .click(Locator::Css("form button[type=submit]"))
+        .await;
+    browser.wait_text(".login .error", "refused").await;
     let form = browser
         .client
         .find(Locator::Css("form input#token"))
@@ -574,21 +577,9 @@ async fn with_a_token_the_ui_asks_for_it_and_shows_no_data_without_it() {
     form.clear().await.expect("clear");
     form.send_keys(token).await.expect("type");
     browser
-        .client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("click");
-    eventually("the deployments after signing in", || async {
-        browser
-            .js("const p = document.querySelector('#page'); return p ? p.textContent : ''")
-            .await
-            .as_str()
-            .is_some_and(|t| t.contains("vamp-demo"))
-    })
-    .await;
+        .click(Locator::Css("form button[type=submit]"))
+        .await;
+    browser.wait_text("#page", "vamp-demo").await;
     // The token is in no URL the page asked for.
     let urls = browser
         .js("return performance.getEntriesByType('resource').map(e => e.name).concat([location.href])")
@@ -823,15 +814,7 @@ async fn the_stream_carries_each_routes_numbers_about_once_a_second() {
         ),
     )
     .await;
-    let port = eventually("the gateway's port", || async {
-        let g = common::parse(&common::get(200, &format!("{u}/gateways/live")).await);
-        g["port"]
-            .as_str()
-            .and_then(|p| p.split('/').next())
-            .and_then(|p| p.parse::<u16>().ok())
-            .filter(|p| *p != 0)
-    })
-    .await;
+    let port = common::gateway_port(u, "live").await;
     // Only `stats` messages on a stream that asks for them.
     let mut stream = reqwest::Client::new()
         .get(format!("{u}/events/stream?type=stats"))

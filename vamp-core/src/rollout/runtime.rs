@@ -70,8 +70,7 @@ impl Vamp {
 
     async fn save_rollout_status(&self, name: &str, status: &RolloutStatus) -> Result<()> {
         let value = serde_json::to_value(status).map_err(|e| Error::backend("json", e))?;
-        self.db()
-            .put(Kind::RolloutStatus, name, &value, Precondition::Any)
+        self.put_stored(Kind::RolloutStatus, name, &value, Precondition::Any)
             .await?;
         Ok(())
     }

@@ -83,4 +83,24 @@ pub trait LeaderElection: Send + Sync + Debug {
     /// # Errors
     /// When the store cannot be reached (the lease then expires by itself).
     async fn resign(&self, candidate: &Candidate) -> Result<()>;
+
+    /// What `node` writes with while it leads in `term`, for a persistence that can check it
+    /// in the write's own transaction ([`Persistence::put_fenced`](super::Persistence::put_fenced)):
+    /// `None` (the default) where the persistence cannot (an election on another store).
+    fn fence(&self, node: &str, term: u64) -> Option<Fence> {
+        let _ = (node, term);
+        None
+    }
+}
+
+/// A leader's right to write (issue 24): a fenced write is refused unless `node` still holds
+/// the lease of `scope` in `term` when the write commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The election (e.g. the PostgreSQL lease row's scope).
+    pub scope: String,
+    /// The leader.
+    pub node: String,
+    /// Its term.
+    pub term: u64,
 }

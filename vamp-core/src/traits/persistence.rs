@@ -425,6 +425,26 @@ pub trait Persistence: Send + Sync + Debug {
         precondition: Precondition,
     ) -> Result<Option<u64>>;
 
+    /// [`put`](Self::put) made as the leader: refused with
+    /// [`Error::Fenced`](crate::Error::Fenced), writing nothing, unless `fence.node` still
+    /// holds the lease of `fence.scope` in `fence.term` — checked in the write's own
+    /// transaction, so a leader that lost its lease (paused, cut off) cannot write. Stores that
+    /// cannot check keep the default, the plain `put` (one server; an election elsewhere).
+    ///
+    /// # Errors
+    /// As `put`, and `Fenced`.
+    async fn put_fenced(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+        fence: &crate::traits::Fence,
+    ) -> Result<StoredArtifact> {
+        let _ = fence;
+        self.put(kind, name, value, precondition).await
+    }
+
     /// A page of the current artifacts of a kind, by name.
     async fn list(&self, kind: Kind, page: Page) -> Result<Paged<StoredArtifact>>;
 

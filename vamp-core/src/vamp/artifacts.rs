@@ -82,7 +82,9 @@ impl Vamp {
             m.shift_remove("kind");
         }
         let existed = self.db().get(kind, &name).await?.is_some();
-        let stored = self.db().put(kind, &name, &json, Precondition::Any).await?;
+        let stored = self
+            .put_stored(kind, &name, &json, Precondition::Any)
+            .await?;
         if let Artifact::Gateway(g) = &artifact {
             self.index_gateway(&name, Some(g)).await;
         }

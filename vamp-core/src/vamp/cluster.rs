@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::Event;
-use crate::traits::{Candidate, Leadership};
+use crate::model::{Event, Kind};
+use crate::traits::{Candidate, Fence, Leadership, Precondition, StoredArtifact};
 
 use super::*;
 
@@ -208,6 +208,51 @@ impl Vamp {
                     self.inner.workflow_wake.notify_one();
                 }
             }
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The fence of the leader-only pass this task runs, if any ([`Vamp::as_leader`]).
+    static FENCE: Fence;
+}
+
+impl Vamp {
+    /// Runs a leader-only pass (reconciliation, rollouts, workflows, SLAs) so that its writes
+    /// carry this server's term: a store that can check it ([`Persistence::put_fenced`])
+    /// refuses them once another server leads. Without an election, or on a store that
+    /// cannot check, the pass runs as it is.
+    ///
+    /// [`Persistence::put_fenced`]: crate::traits::Persistence::put_fenced
+    pub(crate) async fn as_leader<F: std::future::Future>(&self, pass: F) -> F::Output {
+        let e = &self.inner.election;
+        let c = self.cluster();
+        match c
+            .leader
+            .then(|| e.election.fence(&c.node, c.term))
+            .flatten()
+        {
+            Some(fence) => FENCE.scope(fence, pass).await,
+            None => pass.await,
+        }
+    }
+
+    /// A write of this `Vamp`: fenced inside a leader-only pass, plain otherwise (API calls
+    /// may write on any server).
+    pub(crate) async fn put_stored(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+    ) -> crate::Result<StoredArtifact> {
+        match FENCE.try_with(Clone::clone) {
+            Ok(fence) => {
+                self.db()
+                    .put_fenced(kind, name, value, precondition, &fence)
+                    .await
+            }
+            Err(_) => self.db().put(kind, name, value, precondition).await,
         }
     }
 }

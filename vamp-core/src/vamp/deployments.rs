@@ -74,8 +74,7 @@ impl Vamp {
         }
         let precondition = revision.map_or(Precondition::Absent, Precondition::Revision);
         let stored = self
-            .db()
-            .put(Kind::Deployment, &d.name, &json, precondition)
+            .put_stored(Kind::Deployment, &d.name, &json, precondition)
             .await?;
         self.index_deployment(&d.name, Some(d)).await;
         if !what.is_empty() {

@@ -84,7 +84,7 @@ impl Vamp {
             if !self.leads() {
                 continue;
             }
-            if let Err(e) = self.rollout_pass().await {
+            if let Err(e) = Box::pin(self.as_leader(self.rollout_pass())).await {
                 tracing::warn!(error = %e, "rollout pass failed");
             }
         }
@@ -104,7 +104,7 @@ impl Vamp {
             if !self.leads() {
                 continue;
             }
-            match self.retain_events().await {
+            match self.as_leader(self.retain_events()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "event retention"),
                 Err(e) => tracing::warn!(error = %e, "event retention failed"),
@@ -120,7 +120,7 @@ impl Vamp {
         });
         loop {
             let wait = if self.leads() {
-                match self.reconcile().await {
+                match self.as_leader(self.reconcile()).await {
                     Ok(report) if !report.converged => self.inner.config.converging,
                     Ok(_) => self.inner.config.resync,
                     Err(e) => {
@@ -143,7 +143,7 @@ impl Vamp {
                     if !self.leads() {
                         continue;
                     }
-                    if let Err(e) = self.sla_pass().await {
+                    if let Err(e) = self.as_leader(self.sla_pass()).await {
                         tracing::warn!(error = %e, "SLA pass failed");
                     }
                 }

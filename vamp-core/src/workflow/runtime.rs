@@ -314,8 +314,7 @@ impl Vamp {
 
     async fn save_workflow_state(&self, name: &str, state: &State) -> Result<()> {
         let value = serde_json::to_value(state).map_err(|e| Error::backend("json", e))?;
-        self.db()
-            .put(Kind::WorkflowState, name, &value, Precondition::Any)
+        self.put_stored(Kind::WorkflowState, name, &value, Precondition::Any)
             .await?;
         Ok(())
     }
@@ -651,7 +650,7 @@ impl Vamp {
             if !self.leads() {
                 continue;
             }
-            if let Err(e) = self.workflow_pass().await {
+            if let Err(e) = self.as_leader(self.workflow_pass()).await {
                 tracing::warn!(error = %e, "workflow pass failed");
             }
         }

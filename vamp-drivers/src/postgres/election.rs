@@ -105,6 +105,15 @@ impl LeaderElection for PostgresElection {
         })
     }
 
+    /// Writes of this database's persistence check the lease row (`put_fenced`).
+    fn fence(&self, node: &str, term: u64) -> Option<vamp_core::traits::Fence> {
+        Some(vamp_core::traits::Fence {
+            scope: self.scope.clone(),
+            node: node.to_owned(),
+            term,
+        })
+    }
+
     async fn resign(&self, candidate: &Candidate) -> Result<()> {
         sqlx::query(RESIGN)
             .bind(&self.scope)

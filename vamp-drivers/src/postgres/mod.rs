@@ -195,13 +195,15 @@ impl PostgresPersistence {
             .transpose()
     }
 
-    /// Writes a new revision (value `None` = deletion) in one transaction.
+    /// Writes a new revision (value `None` = deletion) in one transaction; with a `fence`,
+    /// only while its node holds the lease of its scope in its term.
     async fn write(
         &self,
         kind: Kind,
         name: &str,
         value: Option<&serde_json::Value>,
         precondition: Precondition,
+        fence: Option<&vamp_core::traits::Fence>,
     ) -> Result<Option<(u64, DateTime<Utc>)>> {
         check_artifact_name(name)?;
         let mut tx = self
@@ -215,6 +217,27 @@ impl PostgresPersistence {
             .execute(&mut *tx)
             .await
             .map_err(|e| classify(&self.address, self.timeout, e))?;
+        if let Some(fence) = fence {
+            // The lease row, shared-locked until this transaction ends: no takeover commits
+            // in between, so the write is the leader's or nothing.
+            let held = sqlx::query(
+                "SELECT 1 FROM vamp_leaders WHERE scope = $1 AND node = $2 AND term = $3 \
+                 AND expires_at > clock_timestamp() FOR SHARE",
+            )
+            .bind(&fence.scope)
+            .bind(&fence.node)
+            .bind(i64::try_from(fence.term).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+            if held.is_none() {
+                return Err(Error::Fenced {
+                    what: format!("{}/{name}", kind_name(kind)),
+                    node: fence.node.clone(),
+                    term: fence.term,
+                });
+            }
+        }
         let latest = self.latest(&mut tx, kind, name).await?;
         let live = latest.filter(|(_, live)| *live).map(|(r, _)| r);
         precondition.check(|| format!("{kind}/{name}"), live)?;

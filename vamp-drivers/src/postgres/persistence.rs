@@ -27,7 +27,24 @@ impl Persistence for PostgresPersistence {
         value: &serde_json::Value,
         precondition: Precondition,
     ) -> Result<StoredArtifact> {
-        let written = self.write(kind, name, Some(value), precondition).await?;
+        let written = self
+            .write(kind, name, Some(value), precondition, None)
+            .await?;
+        StoredArtifact::written(BACKEND, kind, name, value, written)
+    }
+
+    /// The lease row is checked, and locked against a takeover, in the write's transaction.
+    async fn put_fenced(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: &serde_json::Value,
+        precondition: Precondition,
+        fence: &vamp_core::traits::Fence,
+    ) -> Result<StoredArtifact> {
+        let written = self
+            .write(kind, name, Some(value), precondition, Some(fence))
+            .await?;
         StoredArtifact::written(BACKEND, kind, name, value, written)
     }
 
@@ -38,7 +55,7 @@ impl Persistence for PostgresPersistence {
         precondition: Precondition,
     ) -> Result<Option<u64>> {
         Ok(self
-            .write(kind, name, None, precondition)
+            .write(kind, name, None, precondition, None)
             .await?
             .map(|(r, _)| r))
     }

@@ -240,3 +240,16 @@ pub(crate) async fn tune_stock_workflow(
     })
     .await;
 }
+
+/// The port the server gave the gateway `name` (polled until it has one).
+pub(crate) async fn gateway_port(api: &str, name: &str) -> u16 {
+    vamp_core::testkit::eventually(&format!("gateway {name}'s port"), || async {
+        let g = parse(&get(200, &format!("{api}/gateways/{name}")).await);
+        g["port"]
+            .as_str()
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+    })
+    .await
+}

@@ -60,7 +60,10 @@ impl From<Error> for ApiError {
             Error::Dsl(_) | Error::Invalid { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict { .. } | Error::Refused { .. } => StatusCode::CONFLICT,
             Error::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
-            Error::Unavailable { .. } | Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // A leader-only write of a server that lost the lead: the new leader takes over.
+            Error::Unavailable { .. } | Error::Timeout { .. } | Error::Fenced { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

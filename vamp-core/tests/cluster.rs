@@ -141,3 +141,36 @@ async fn only_the_leader_acts_and_another_takes_over_when_it_stops() {
     assert_eq!(nodes, ["node-b", "node-a"], "newest first");
     b_running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_another_server_claimed_is_not_handed_out_again() {
+    let (db, driver, election) = (
+        MemoryPersistence::default(),
+        MemoryDriver::default(),
+        MemoryElection::default(),
+    );
+    let (a, _) = server("node-a", &db, &driver, &election);
+    let (b, _) = server("node-b", &db, &driver, &election);
+    let (a_running, b_running) = (a.start(), b.start());
+    let gateway = |name: &str, port: u16| {
+        dsl::read(
+            &format!("kind: gateways\nname: {name}\nport: {port}/http\nroutes:\n  '[127.0.0.1:9]': {{weight: 100%}}\n"),
+            None,
+        )
+        .expect("gateway")
+        .remove(0)
+    };
+    // a knows its ports (the index is built), then b claims one.
+    a.put(gateway("first", 10901)).await.expect("a stores");
+    b.put(gateway("second", 10902)).await.expect("b stores");
+    // a learns it from b's event: the same port is refused, naming the gateway that has it.
+    let third = gateway("third", 10902);
+    let refused = eventually("a to refuse b's port", || async {
+        a.validate(&third).await.err()
+    })
+    .await;
+    let text = refused.to_string();
+    assert!(text.contains("10902") && text.contains("second"), "{text}");
+    a_running.stop().await;
+    b_running.stop().await;
+}

@@ -185,6 +185,9 @@ impl Vamp {
                 return;
             }
         };
+        // What changed before this subscription is in the store: a port index built earlier
+        // is built again from it.
+        self.forget_ports().await;
         loop {
             let next = tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,
@@ -201,6 +204,7 @@ impl Vamp {
             };
             let foreign = !lock(&self.inner.local_events).contains(&stored.id);
             if foreign && stored.event.tags.iter().any(|t| t == "archive") {
+                self.follow_ports(&stored.event).await;
                 self.inner.reroute.notify_one();
                 if self.leads() {
                     self.inner.wake.notify_one();
@@ -253,6 +257,43 @@ impl Vamp {
                     .await
             }
             Err(_) => self.db().put(kind, name, value, precondition).await,
+        }
+    }
+}
+
+impl Vamp {
+    /// Keeps the port index true to a gateway or deployment another server stored or
+    /// deleted (the archive event carries it), so this server does not hand out a port the
+    /// other one just claimed; what does not read drops the index, rebuilt on next use.
+    async fn follow_ports(&self, event: &Event) {
+        let named = |prefix: &str| {
+            event
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(prefix).map(str::to_owned))
+        };
+        let deleted = event.tags.iter().any(|t| t == "archive:delete");
+        let (kind, name) = match (named("gateways:"), named("deployments:")) {
+            (Some(name), _) => (Kind::Gateway, name),
+            (None, Some(name)) => (Kind::Deployment, name),
+            _ => return,
+        };
+        if deleted {
+            match kind {
+                Kind::Gateway => self.index_gateway(&name, None).await,
+                _ => self.index_deployment(&name, None).await,
+            }
+            return;
+        }
+        let read = crate::dsl::read(&event.value.to_string(), Some(kind))
+            .ok()
+            .and_then(|mut all| all.pop());
+        match read {
+            Some(crate::model::Artifact::Gateway(g)) => self.index_gateway(&name, Some(&g)).await,
+            Some(crate::model::Artifact::Deployment(d)) => {
+                self.index_deployment(&name, Some(&d)).await;
+            }
+            _ => self.forget_ports().await,
         }
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! The index is built from the store the first time it is needed, then kept up to date by
 //! this `Vamp`'s own writes (standalone gateways stored or deleted, deployments saved or
-//! removed). Writes made by another process sharing the store reach it when it is rebuilt
-//! ([`Vamp::forget_ports`]).
+//! removed). Writes made by another server sharing the store reach it through the change
+//! loop of a cluster (`cluster.rs`: their `archive` events), or when it is rebuilt
+//! ([`Vamp::forget_ports`]). Two servers allocating at the same instant can still pick one
+//! port (a store transaction per claim would close that: issue 24).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

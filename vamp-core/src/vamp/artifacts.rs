@@ -101,7 +101,7 @@ impl Vamp {
             kind,
             Kind::Gateway | Kind::Deployment | Kind::Condition | Kind::Rewrite | Kind::Route
         ) {
-            self.reroute();
+            self.inner.reroute.notify_one();
         }
         if kind == Kind::Deployment {
             self.inner.wake.notify_one();

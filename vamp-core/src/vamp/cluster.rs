@@ -205,7 +205,7 @@ impl Vamp {
             let foreign = !lock(&self.inner.local_events).contains(&stored.id);
             if foreign && stored.event.tags.iter().any(|t| t == "archive") {
                 self.follow_ports(&stored.event).await;
-                self.reroute();
+                self.inner.reroute.notify_one();
                 if self.leads() {
                     self.inner.wake.notify_one();
                     self.inner.rollout_wake.notify_one();

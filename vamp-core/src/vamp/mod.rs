@@ -225,10 +225,6 @@ impl VampBuilder {
                 rollout_wake: Notify::new(),
                 wake: Notify::new(),
                 reroute: Notify::new(),
-                route_wanted: std::sync::atomic::AtomicU64::new(0),
-                routed: tokio::sync::watch::channel(0).0,
-                routing_started: std::sync::atomic::AtomicBool::new(false),
-                routing_stopped: std::sync::atomic::AtomicBool::new(false),
                 routing: Mutex::new(()),
                 writes: Mutex::new(()),
                 applied: StdMutex::new(None),
@@ -300,13 +296,6 @@ pub(crate) struct Inner {
     /// Starts a routing pass now: something that changes routing was stored (issue 16: a
     /// weight change reaches the router at once, not at the next resync).
     pub(crate) reroute: Notify,
-    /// Routing changes asked for so far (each [`reroute`](Self::reroute) request counts one).
-    pub(crate) route_wanted: std::sync::atomic::AtomicU64,
-    /// The count of requests the routing loop's last finished pass covered.
-    pub(crate) routed: tokio::sync::watch::Sender<u64>,
-    /// Whether the routing loop has started, and whether it has stopped ([`Vamp::routed`]).
-    pub(crate) routing_started: std::sync::atomic::AtomicBool,
-    pub(crate) routing_stopped: std::sync::atomic::AtomicBool,
     /// Serializes routing passes (the reconciler's and the routing loop's).
     pub(crate) routing: Mutex<()>,
     /// Serializes read-modify-write of deployments (API calls and the reconciler).

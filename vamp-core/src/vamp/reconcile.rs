@@ -125,7 +125,7 @@ impl Vamp {
         if report.changed > 0 {
             // Instances came or went: the routing loop routes them now, before the driver
             // calls below (which may take long) are done.
-            self.reroute();
+            self.inner.reroute.notify_one();
         }
         let limit = self.inner.config.driver_concurrency.max(1);
         let results: Vec<(String, Result<()>)> = futures::stream::iter(actions)

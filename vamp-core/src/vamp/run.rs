@@ -152,54 +152,15 @@ impl Vamp {
     }
 
     pub(crate) async fn routing_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
-        use std::sync::atomic::Ordering;
-        // Requests before this loop ran are covered by its first pass.
-        self.inner.routing_started.store(true, Ordering::Release);
-        self.inner.reroute.notify_one();
         loop {
             tokio::select! {
-                () = until_stopped(&mut stopped) => break,
+                () = until_stopped(&mut stopped) => return,
                 () = self.inner.reroute.notified() => {}
             }
-            let covered = self.inner.route_wanted.load(Ordering::Acquire);
             if let Err(e) = self.route_now().await {
                 tracing::warn!(error = %e, "routing pass failed; the next change or resync retries");
             }
-            self.inner.routed.send_if_modified(|done| {
-                let newer = covered > *done;
-                *done = (*done).max(covered);
-                newer
-            });
         }
-        // Nobody routes any more: nobody waits for it either.
-        self.inner.routing_stopped.store(true, Ordering::Release);
-        self.inner.routed.send_replace(u64::MAX);
-    }
-}
-
-impl Vamp {
-    /// Asks the routing loop for a pass: what was just stored reaches the router.
-    pub(crate) fn reroute(&self) {
-        self.inner
-            .route_wanted
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.inner.reroute.notify_one();
-    }
-
-    /// Waits until the routing passes asked for so far have run, so that traffic follows
-    /// what was written before this call (the server answers a write after it: issue 16's
-    /// "at once", read-your-writes). Returns at once when nothing is pending or nothing runs
-    /// [`run`](Self::run), and after `limit` in any case.
-    pub async fn routed(&self, limit: std::time::Duration) {
-        use std::sync::atomic::Ordering;
-        if self.inner.routing_stopped.load(Ordering::Acquire)
-            || !self.inner.routing_started.load(Ordering::Acquire)
-        {
-            return;
-        }
-        let wanted = self.inner.route_wanted.load(Ordering::Acquire);
-        let mut routed = self.inner.routed.subscribe();
-        let _ = tokio::time::timeout(limit, routed.wait_for(|done| *done >= wanted)).await;
     }
 }
 

@@ -156,23 +156,7 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), routed))
         .routes(routes!(prometheus))
-}
-
-/// A write is answered once the routing it asked for has run (issue 16, read-your-writes):
-/// a weight changed through the API is the one the next request meets. Bounded by 2 s (a
-/// router that hangs delays the answer, never loses it).
-async fn routed(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let write = !matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
-    let response = next.run(request).await;
-    if write && response.status().is_success() {
-        state.vamp.routed(Duration::from_secs(2)).await;
-    }
-    response
 }
 
 /// CORS for the configured origins only (`server.cors_origins`; none by default, issue 15):

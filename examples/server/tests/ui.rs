@@ -29,6 +29,14 @@ struct Demo {
     _data: tempfile::TempDir,
 }
 
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if matches!(self._running.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
 impl Demo {
     fn start(more: &[&str], env: &[(&str, &str)]) -> Demo {
         let data = tempfile::tempdir().expect("tempdir");
@@ -55,6 +63,20 @@ impl Demo {
             gateway,
             _running: running,
             _data: data,
+        }
+    }
+
+    /// Stops the server as a user does (SIGTERM): it undeploys the demo, so the demo's
+    /// processes stop with it (a SIGKILL would leave them running).
+    /// Never panics (it runs in `drop`); after 40 s the process is left to `Running`'s kill.
+    fn stop(&mut self) {
+        let pid = self._running.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while matches!(self._running.child.try_wait(), Ok(None))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use vamp_core::testkit::child::Running;
+
+mod common;
 use vamp_core::testkit::free_port;
 
 fn start(data: &std::path::Path, api: u16, gateway: u16) -> Running {
@@ -14,19 +16,7 @@ fn start(data: &std::path::Path, api: u16, gateway: u16) -> Running {
 }
 
 fn start_with(data: &std::path::Path, api: u16, gateway: u16, more: &[&str]) -> Running {
-    Running::spawn(
-        Command::new(env!("CARGO_BIN_EXE_vamp-server"))
-            .args(["--demo", "--data"])
-            .arg(data)
-            .args(more)
-            .args(["--listen", &format!("127.0.0.1:{api}")])
-            .args(["--demo-port", &gateway.to_string()])
-            .env(
-                "VAMP_GATEWAYS__PORTS",
-                vamp_core::testkit::gateway_port_slice(),
-            )
-            .env("RUST_LOG", "warn"),
-    )
+    Running::spawn(&mut common::demo_command(data, api, gateway, more))
 }
 
 fn get(port: u16) -> String {

@@ -41,18 +41,7 @@ impl Demo {
     fn start(more: &[&str], env: &[(&str, &str)]) -> Demo {
         let data = tempfile::tempdir().expect("tempdir");
         let (api, gateway) = (free_port(), free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vamp-server"));
-        command
-            .args(["--demo", "--data"])
-            .arg(data.path())
-            .args(more)
-            .args(["--listen", &format!("127.0.0.1:{api}")])
-            .args(["--demo-port", &gateway.to_string()])
-            .env(
-                "VAMP_GATEWAYS__PORTS",
-                vamp_core::testkit::gateway_port_slice(),
-            )
-            .env("RUST_LOG", "warn");
+        let mut command = common::demo_command(data.path(), api, gateway, more);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -226,6 +215,16 @@ impl Browser {
             .text()
             .await
             .expect("text")
+    }
+
+    /// The element `css` finds, waiting for it at most 10 s.
+    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} within 10 s: {e}"))
     }
 
     /// Clicks the element `locator` finds.
@@ -490,13 +489,7 @@ async fn a_slider_moves_traffic_an_editor_error_shows_at_its_line_and_promote_pr
     browser
         .click(Locator::XPath("//button[text()='Validate']"))
         .await;
-    let error = browser
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(".editor-error"))
-        .await
-        .expect("the error shows");
+    let error = browser.wait_for(".editor-error").await;
     assert_eq!(
         error.attr("data-line").await.expect("attr"),
         Some("4".into())
@@ -570,13 +563,7 @@ async fn with_a_token_the_ui_asks_for_it_and_shows_no_data_without_it() {
         .goto(&demo.ui("#/deployments"))
         .await
         .expect("goto");
-    let form = browser
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("form input#token"))
-        .await
-        .expect("the sign-in form");
+    let form = browser.wait_for("form input#token").await;
     // No data behind it: no page, no deployment name anywhere.
     let body = browser.text("body").await;
     assert!(!body.contains("vamp-demo"), "{body}");

@@ -58,6 +58,11 @@ impl Election {
         }
     }
 
+    /// Whether this `Vamp` is the only server (no election loop, no change loop).
+    pub(crate) fn is_alone(&self) -> bool {
+        self.election.backend() == "none"
+    }
+
     /// An election on a shared store: nobody leads until the first campaign.
     pub(crate) fn on(
         election: Arc<dyn crate::traits::LeaderElection>,
@@ -103,7 +108,7 @@ impl Vamp {
     /// once. A leader resigns when it stops.
     pub(crate) async fn election_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let e = &self.inner.election;
-        if e.election.backend() == "none" {
+        if e.is_alone() {
             return;
         }
         let mut every = tokio::time::interval(e.ttl / 3);
@@ -150,9 +155,7 @@ impl Vamp {
         );
         if now.leader {
             // A new leader starts at once.
-            self.inner.wake.notify_one();
-            self.inner.rollout_wake.notify_one();
-            self.inner.workflow_wake.notify_one();
+            self.wake_leader_loops();
             let mut event = Event::new(
                 ["cluster", "cluster:leader"],
                 serde_json::json!({
@@ -168,6 +171,13 @@ impl Vamp {
 }
 
 impl Vamp {
+    /// Starts a reconciliation, rollout and workflow pass now.
+    fn wake_leader_loops(&self) {
+        self.inner.wake.notify_one();
+        self.inner.rollout_wake.notify_one();
+        self.inner.workflow_wake.notify_one();
+    }
+
     /// Acts on changes other servers made to the shared store: an `archive` event (an
     /// artifact, deployment or gateway stored or deleted) this `Vamp` did not store itself
     /// starts a routing pass, and on the leader a reconciliation, rollout and workflow pass —
@@ -175,7 +185,7 @@ impl Vamp {
     /// processes' events (PostgreSQL); elsewhere it hears only this process's.
     pub(crate) async fn change_loop(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         use futures::StreamExt;
-        if self.inner.election.election.backend() == "none" {
+        if self.inner.election.is_alone() {
             return;
         }
         let mut events = match self.db().subscribe().await {
@@ -193,23 +203,26 @@ impl Vamp {
                 _ = stopped.wait_for(|s| *s) => return,
                 next = events.next() => next,
             };
-            let stored = match next {
-                Some(Ok(stored)) => stored,
-                // Fell behind: act as if something changed.
-                Some(Err(_)) => crate::traits::StoredEvent {
-                    id: 0,
-                    event: Event::new(["archive"], serde_json::Value::Null),
-                },
+            let changed = match next {
+                Some(Ok(stored)) => {
+                    let foreign = !lock(&self.inner.local_events).contains(&stored.id);
+                    let archive = stored.event.tags.iter().any(|t| t == "archive");
+                    if foreign && archive {
+                        self.follow_ports(&stored.event).await;
+                    }
+                    foreign && archive
+                }
+                // Fell behind: what was missed is in the store; act as if everything changed.
+                Some(Err(_)) => {
+                    self.forget_ports().await;
+                    true
+                }
                 None => return,
             };
-            let foreign = !lock(&self.inner.local_events).contains(&stored.id);
-            if foreign && stored.event.tags.iter().any(|t| t == "archive") {
-                self.follow_ports(&stored.event).await;
+            if changed {
                 self.inner.reroute.notify_one();
                 if self.leads() {
-                    self.inner.wake.notify_one();
-                    self.inner.rollout_wake.notify_one();
-                    self.inner.workflow_wake.notify_one();
+                    self.wake_leader_loops();
                 }
             }
         }

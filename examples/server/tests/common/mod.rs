@@ -253,3 +253,27 @@ pub(crate) async fn gateway_port(api: &str, name: &str) -> u16 {
     })
     .await
 }
+
+/// `vamp-server --demo` as the README runs it (the binary under test): data in `data`, the API
+/// on 127.0.0.1:`api`, the demo's gateway on `gateway`, gateway ports from the tests' slice,
+/// and the `more` flags.
+pub(crate) fn demo_command(
+    data: &std::path::Path,
+    api: u16,
+    gateway: u16,
+    more: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vamp-server"));
+    command
+        .args(["--demo", "--data"])
+        .arg(data)
+        .args(more)
+        .args(["--listen", &format!("127.0.0.1:{api}")])
+        .args(["--demo-port", &gateway.to_string()])
+        .env(
+            "VAMP_GATEWAYS__PORTS",
+            vamp_core::testkit::gateway_port_slice(),
+        )
+        .env("RUST_LOG", "warn");
+    command
+}

@@ -186,6 +186,69 @@ async fn a_leader_that_lost_its_lease_writes_nothing() {
     );
 }
 
+/// An election on another store (etcd, ZooKeeper) fences with tokens: once a larger term has
+/// been raised or has written, a smaller one writes nothing — however it was paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smaller_fencing_token_writes_nothing_once_a_larger_one_is_raised() {
+    use vamp_core::traits::Fence;
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let (db_a, db_b) = (
+        PostgresPersistence::connect(&url).await.expect("connect"),
+        PostgresPersistence::connect(&url).await.expect("connect"),
+    );
+    let scope = format!("etcd:/{}", unique("token"));
+    let (old, new) = (Fence::token(&scope, "a", 41), Fence::token(&scope, "b", 57));
+    let name = unique("tokened");
+    let put = |db: &PostgresPersistence, v: u64, fence: &Fence| {
+        let (db, fence, name) = (db.clone(), fence.clone(), name.clone());
+        async move {
+            db.put_fenced(
+                Kind::Breed,
+                &name,
+                &json!({"v": v}),
+                Precondition::Any,
+                &fence,
+            )
+            .await
+        }
+    };
+    db_a.raise_fence(&old)
+        .await
+        .expect("the first leader raises");
+    put(&db_a, 1, &old).await.expect("the first leader writes");
+    // A new leader raises its term before it acts: the old one's next write is refused.
+    db_b.raise_fence(&new).await.expect("the new leader raises");
+    let refused = put(&db_a, 2, &old)
+        .await
+        .expect_err("a smaller term is refused");
+    assert!(
+        matches!(&refused, Error::Fenced { term: 41, node, .. } if node == "a"),
+        "{refused}"
+    );
+    put(&db_b, 3, &new).await.expect("the new leader writes");
+    // Its term again, from another node: refused; an old term cannot be raised again.
+    assert!(matches!(
+        put(&db_a, 4, &Fence::token(&scope, "a", 57)).await,
+        Err(Error::Fenced { .. })
+    ));
+    assert!(matches!(
+        db_a.raise_fence(&old).await,
+        Err(Error::Fenced { .. })
+    ));
+    let stored = db_a
+        .get(Kind::Breed, &name)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!((stored.value, stored.revision), (json!({"v": 3}), 2));
+    // A lease fence records nothing of its own (its lease row is the record).
+    db_a.raise_fence(&Fence::lease(&scope, "a", 1))
+        .await
+        .expect("nothing to raise");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_and_events_survive_a_new_connection_and_numbering_continues() {
     let Some(url) = service("postgres") else {

@@ -61,6 +61,22 @@ fn election_settings_that_cannot_work_are_refused_naming_the_fix() {
         ("VAMP_KEY_VALUE__SERVERS", "http://127.0.0.1:2379"),
         ("VAMP_PERSISTENCE__KIND", "key-value"),
         ("VAMP_DRIVER__KIND", "docker"),
+    ]);
+    assert!(
+        e.contains("persistence.kind = 'key-value' cannot fence")
+            && e.contains("persistence.kind = 'postgres'"),
+        "{e}"
+    );
+    let e = refused(&[
+        ("VAMP_ELECTION__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__KIND", "etcd"),
+        ("VAMP_KEY_VALUE__SERVERS", "http://127.0.0.1:2379"),
+        ("VAMP_PERSISTENCE__KIND", "postgres"),
+        (
+            "VAMP_PERSISTENCE__URL",
+            "postgres://vamp@127.0.0.1:5432/vamp",
+        ),
+        ("VAMP_DRIVER__KIND", "docker"),
         ("VAMP_ELECTION__TTL", "1"),
     ]);
     assert!(e.contains("election.ttl = 1"), "{e}");

@@ -84,23 +84,77 @@ pub trait LeaderElection: Send + Sync + Debug {
     /// When the store cannot be reached (the lease then expires by itself).
     async fn resign(&self, candidate: &Candidate) -> Result<()>;
 
-    /// What `node` writes with while it leads in `term`, for a persistence that can check it
-    /// in the write's own transaction ([`Persistence::put_fenced`](super::Persistence::put_fenced)):
-    /// `None` (the default) where the persistence cannot (an election on another store).
+    /// What `node` writes with while it leads in `term`, for a persistence that checks it in
+    /// the write's own transaction ([`Persistence::put_fenced`](super::Persistence::put_fenced)):
+    /// a [`FenceCheck::Lease`] where the election runs on that database, a
+    /// [`FenceCheck::Token`] where it runs on another store. `None` (the default): no fencing
+    /// (one server).
     fn fence(&self, node: &str, term: u64) -> Option<Fence> {
         let _ = (node, term);
         None
     }
 }
 
-/// A leader's right to write (issue 24): a fenced write is refused unless `node` still holds
-/// the lease of `scope` in `term` when the write commits.
+/// A leader's right to write (issue 24): a fenced write is refused unless `node` may still
+/// write in `term`, as [`check`](Self::check) says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
-    /// The election (e.g. the PostgreSQL lease row's scope).
+    /// The election (e.g. the PostgreSQL lease row's scope, or `etcd:<key>`).
     pub scope: String,
     /// The leader.
     pub node: String,
     /// Its term.
     pub term: u64,
+    /// How the persistence checks it.
+    pub check: FenceCheck,
+}
+
+/// How a persistence judges a [`Fence`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceCheck {
+    /// The persistence holds the lease itself (the election runs on the same database): the
+    /// write commits only while `node` holds a live lease of `scope` in `term`.
+    Lease,
+    /// The election runs on another store (etcd, ZooKeeper): the term is a **fencing token**.
+    /// The persistence keeps the largest term that wrote (or was raised, see
+    /// [`Persistence::raise_fence`](super::Persistence::raise_fence)) per scope and refuses a
+    /// write with a smaller one — so once a new leader has raised its term, nothing the old
+    /// one still tries is stored.
+    Token,
+}
+
+impl Fence {
+    /// A fence checked against the persistence's own lease row.
+    ///
+    /// ```
+    /// use vamp_core::traits::{Fence, FenceCheck};
+    /// let f = Fence::lease("/vamp", "vamp-1", 7);
+    /// assert_eq!((f.term, f.check), (7, FenceCheck::Lease));
+    /// ```
+    #[must_use]
+    pub fn lease(scope: impl Into<String>, node: impl Into<String>, term: u64) -> Fence {
+        Fence {
+            scope: scope.into(),
+            node: node.into(),
+            term,
+            check: FenceCheck::Lease,
+        }
+    }
+
+    /// A fencing token of an election on another store.
+    ///
+    /// ```
+    /// use vamp_core::traits::{Fence, FenceCheck};
+    /// let f = Fence::token("etcd:/vamp/leader", "vamp-2", 1042);
+    /// assert_eq!((f.term, f.check), (1042, FenceCheck::Token));
+    /// ```
+    #[must_use]
+    pub fn token(scope: impl Into<String>, node: impl Into<String>, term: u64) -> Fence {
+        Fence {
+            scope: scope.into(),
+            node: node.into(),
+            term,
+            check: FenceCheck::Token,
+        }
+    }
 }

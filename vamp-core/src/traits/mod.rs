@@ -25,7 +25,7 @@ pub use driver::{
     ContainerDriver, GatewayEndpoint, LineSink, LogLine, RunOutcome, RunSpec, ServiceKey,
     ServiceSpec, ServiceState,
 };
-pub use election::{Candidate, Fence, LeaderElection, Leadership};
+pub use election::{Candidate, Fence, FenceCheck, LeaderElection, Leadership};
 pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 pub use outside::{CallError, MetricProvider, Reading, WebhookSender};
 pub use persistence::{

@@ -426,10 +426,11 @@ pub trait Persistence: Send + Sync + Debug {
     ) -> Result<Option<u64>>;
 
     /// [`put`](Self::put) made as the leader: refused with
-    /// [`Error::Fenced`](crate::Error::Fenced), writing nothing, unless `fence.node` still
-    /// holds the lease of `fence.scope` in `fence.term` — checked in the write's own
-    /// transaction, so a leader that lost its lease (paused, cut off) cannot write. Stores that
-    /// cannot check keep the default, the plain `put` (one server; an election elsewhere).
+    /// [`Error::Fenced`](crate::Error::Fenced), writing nothing, unless `fence` still lets its
+    /// node write ([`FenceCheck`](crate::traits::FenceCheck): it holds the lease, or no larger
+    /// term has written) — checked in the write's own transaction, so a leader that lost its
+    /// lease (paused, cut off) cannot write. Stores that cannot check keep the default, the
+    /// plain `put` (one server: they are refused for several).
     ///
     /// # Errors
     /// As `put`, and `Fenced`.
@@ -443,6 +444,20 @@ pub trait Persistence: Send + Sync + Debug {
     ) -> Result<StoredArtifact> {
         let _ = fence;
         self.put(kind, name, value, precondition).await
+    }
+
+    /// Records that `fence.term` leads its scope, so that from now on a fenced write of a
+    /// smaller term is refused ([`FenceCheck::Token`](crate::traits::FenceCheck::Token)): a
+    /// new leader raises its term before it acts. Nothing for a
+    /// [`FenceCheck::Lease`](crate::traits::FenceCheck::Lease) fence (the lease is the record)
+    /// or a store that cannot fence (the default).
+    ///
+    /// # Errors
+    /// `Fenced` when a larger term is recorded already (the election store lost its data and
+    /// counts from the start again), or the store cannot be reached.
+    async fn raise_fence(&self, fence: &crate::traits::Fence) -> Result<()> {
+        let _ = fence;
+        Ok(())
     }
 
     /// A page of the current artifacts of a kind, by name.

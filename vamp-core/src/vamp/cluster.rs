@@ -154,6 +154,17 @@ impl Vamp {
             "leadership"
         );
         if now.leader {
+            // Before it acts, a new leader records its term where the persistence fences
+            // writes: from then on, nothing the previous leader still tries is stored.
+            if let Some(fence) = self.inner.election.election.fence(&now.node, now.term)
+                && let Err(err) = self.db().raise_fence(&fence).await
+            {
+                tracing::error!(
+                    error = %err,
+                    scope = %fence.scope,
+                    "cannot record this leader's term; its writes will be refused. If the election store lost its data (its terms started again), delete the scope's row of vamp_fences"
+                );
+            }
             // A new leader starts at once.
             self.wake_leader_loops();
             let mut event = Event::new(

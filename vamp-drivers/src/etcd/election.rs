@@ -81,6 +81,16 @@ impl LeaderElection for EtcdElection {
         "etcd"
     }
 
+    /// A fencing token: the term (the key's create revision) only grows, so the persistence
+    /// refuses a write of a term smaller than one that wrote.
+    fn fence(&self, node: &str, term: u64) -> Option<vamp_core::traits::Fence> {
+        Some(vamp_core::traits::Fence::token(
+            format!("etcd:{}", self.key),
+            node,
+            term,
+        ))
+    }
+
     async fn campaign(&self, candidate: &Candidate, ttl: Duration) -> Result<Leadership> {
         let mut kv = self.store.client.kv_client();
         let read = self

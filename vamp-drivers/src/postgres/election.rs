@@ -107,11 +107,11 @@ impl LeaderElection for PostgresElection {
 
     /// Writes of this database's persistence check the lease row (`put_fenced`).
     fn fence(&self, node: &str, term: u64) -> Option<vamp_core::traits::Fence> {
-        Some(vamp_core::traits::Fence {
-            scope: self.scope.clone(),
-            node: node.to_owned(),
+        Some(vamp_core::traits::Fence::lease(
+            self.scope.as_str(),
+            node,
             term,
-        })
+        ))
     }
 
     async fn resign(&self, candidate: &Candidate) -> Result<()> {

@@ -195,6 +195,37 @@ impl PostgresPersistence {
             .transpose()
     }
 
+    /// Whether `fence` lets its node write, in transaction `tx`. A lease: the lease row is
+    /// checked and share-locked until `tx` ends, so no takeover commits in between. A token:
+    /// the scope's recorded term is raised to the fence's unless it is larger, and the row
+    /// stays locked until `tx` ends (an older leader's write waits, then is refused).
+    pub(crate) async fn fence_holds(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        fence: &vamp_core::traits::Fence,
+    ) -> Result<bool> {
+        let term = i64::try_from(fence.term).unwrap_or(i64::MAX);
+        let held = match fence.check {
+            vamp_core::traits::FenceCheck::Lease => sqlx::query(
+                "SELECT 1 FROM vamp_leaders WHERE scope = $1 AND node = $2 AND term = $3 \
+                 AND expires_at > clock_timestamp() FOR SHARE",
+            ),
+            vamp_core::traits::FenceCheck::Token => sqlx::query(
+                "INSERT INTO vamp_fences AS f (scope, node, term) VALUES ($1, $2, $3) \
+                 ON CONFLICT (scope) DO UPDATE SET node = EXCLUDED.node, term = EXCLUDED.term \
+                 WHERE f.term < EXCLUDED.term OR (f.term = EXCLUDED.term AND f.node = EXCLUDED.node) \
+                 RETURNING 1",
+            ),
+        }
+        .bind(&fence.scope)
+        .bind(&fence.node)
+        .bind(term)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        Ok(held.is_some())
+    }
+
     /// Writes a new revision (value `None` = deletion) in one transaction; with a `fence`,
     /// only while its node holds the lease of its scope in its term.
     async fn write(
@@ -217,26 +248,14 @@ impl PostgresPersistence {
             .execute(&mut *tx)
             .await
             .map_err(|e| classify(&self.address, self.timeout, e))?;
-        if let Some(fence) = fence {
-            // The lease row, shared-locked until this transaction ends: no takeover commits
-            // in between, so the write is the leader's or nothing.
-            let held = sqlx::query(
-                "SELECT 1 FROM vamp_leaders WHERE scope = $1 AND node = $2 AND term = $3 \
-                 AND expires_at > clock_timestamp() FOR SHARE",
-            )
-            .bind(&fence.scope)
-            .bind(&fence.node)
-            .bind(i64::try_from(fence.term).unwrap_or(i64::MAX))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| classify(&self.address, self.timeout, e))?;
-            if held.is_none() {
-                return Err(Error::Fenced {
-                    what: format!("{}/{name}", kind_name(kind)),
-                    node: fence.node.clone(),
-                    term: fence.term,
-                });
-            }
+        if let Some(fence) = fence
+            && !self.fence_holds(&mut tx, fence).await?
+        {
+            return Err(Error::Fenced {
+                what: format!("{}/{name}", kind_name(kind)),
+                node: fence.node.clone(),
+                term: fence.term,
+            });
         }
         let latest = self.latest(&mut tx, kind, name).await?;
         let live = latest.filter(|(_, live)| *live).map(|(r, _)| r);

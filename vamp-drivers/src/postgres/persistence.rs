@@ -48,6 +48,29 @@ impl Persistence for PostgresPersistence {
         StoredArtifact::written(BACKEND, kind, name, value, written)
     }
 
+    /// A token is recorded in its own transaction; a lease needs nothing (its row is the
+    /// record).
+    async fn raise_fence(&self, fence: &vamp_core::traits::Fence) -> Result<()> {
+        if fence.check == vamp_core::traits::FenceCheck::Lease {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        if !self.fence_holds(&mut tx, fence).await? {
+            return Err(Error::Fenced {
+                what: format!("the fence of {}", fence.scope),
+                node: fence.node.clone(),
+                term: fence.term,
+            });
+        }
+        tx.commit()
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))
+    }
+
     async fn delete(
         &self,
         kind: Kind,

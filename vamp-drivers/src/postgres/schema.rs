@@ -51,6 +51,13 @@ const MIGRATIONS: &[&str] = &[
         term BIGINT NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL
     );",
+    // 4: fencing tokens of elections on another store (etcd, ZooKeeper): the largest term
+    // that wrote, per scope; a fenced write of a smaller one is refused.
+    "CREATE TABLE vamp_fences (
+        scope TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        term BIGINT NOT NULL
+    );",
 ];
 
 /// An arbitrary constant naming the migration lock.

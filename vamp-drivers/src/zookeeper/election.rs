@@ -95,6 +95,16 @@ impl LeaderElection for ZookeeperElection {
         "zookeeper"
     }
 
+    /// A fencing token: the term (the znode's sequence number + 1) only grows under the
+    /// line's parent, so the persistence refuses a write of a term smaller than one that wrote.
+    fn fence(&self, node: &str, term: u64) -> Option<vamp_core::traits::Fence> {
+        Some(vamp_core::traits::Fence::token(
+            format!("zookeeper:{}", self.line()),
+            node,
+            term,
+        ))
+    }
+
     async fn campaign(&self, candidate: &Candidate, _ttl: Duration) -> Result<Leadership> {
         self.store.create_if_missing(&self.line()).await?;
         let client = self.store.client().await?;

@@ -193,9 +193,17 @@ impl ServerConfig {
                     "election.kind is set, but driver.kind = 'process' runs services on this server alone: with several servers, services must run where every server can see them (driver.kind = 'docker' or 'swarm')".into(),
                 );
             }
-            if matches!(self.persistence.kind.as_str(), "memory" | "sqlite") {
+            // docs/ha.md: PostgreSQL is the one persistence that tells every server of the
+            // others' writes (LISTEN/NOTIFY), fences the leader's writes in their own
+            // transaction and serializes port claims across servers.
+            if self.persistence.kind != "postgres" {
+                let why = if matches!(self.persistence.kind.as_str(), "memory" | "sqlite") {
+                    "is this server's alone"
+                } else {
+                    "cannot fence a leader's writes nor tell the other servers of a write"
+                };
                 return fail(format!(
-                    "election.kind is set, but persistence.kind = '{}' is this server's alone: servers that elect a leader share their persistence (postgres, elasticsearch or key-value)",
+                    "election.kind is set, but persistence.kind = '{}' {why}: servers that elect a leader share a PostgreSQL persistence (persistence.kind = 'postgres')",
                     self.persistence.kind
                 ));
             }

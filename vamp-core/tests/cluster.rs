@@ -174,3 +174,60 @@ async fn a_port_another_server_claimed_is_not_handed_out_again() {
     a_running.stop().await;
     b_running.stop().await;
 }
+
+/// Two servers creating gateways at the same time never claim one port twice, with or
+/// without a port of their own: the claim and the store happen under the lock all servers
+/// share, after the claiming server has followed every write committed before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_creating_gateways_at_once_never_claim_one_port_twice() {
+    let (db, driver, election) = (
+        MemoryPersistence::default(),
+        MemoryDriver::default(),
+        MemoryElection::default(),
+    );
+    let (a, _) = server("node-a", &db, &driver, &election);
+    let (b, _) = server("node-b", &db, &driver, &election);
+    let (a_running, b_running) = (a.start(), b.start());
+    // Both build their port index before the race starts.
+    for v in [&a, &b] {
+        v.validate(&gateway_without_port("warm-up"))
+            .await
+            .expect("valid");
+    }
+    let create = |v: Vamp, prefix: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..12 {
+                let stored = v.put(gateway_without_port(&format!("{prefix}-{i}"))).await;
+                stored.expect("a free port is found");
+            }
+        })
+    };
+    let (ra, rb) = tokio::join!(create(a.clone(), "a"), create(b.clone(), "b"));
+    ra.expect("a's creates");
+    rb.expect("b's creates");
+    let ports: Vec<u16> = a
+        .list(Kind::Gateway, Page::ALL)
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter_map(|g| match g {
+            Artifact::Gateway(g) => g.port.map(|p| p.number),
+            _ => None,
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+    assert_eq!(ports.len(), 24, "{ports:?}");
+    assert_eq!(distinct.len(), 24, "a port claimed twice: {ports:?}");
+    a_running.stop().await;
+    b_running.stop().await;
+}
+
+fn gateway_without_port(name: &str) -> Artifact {
+    dsl::read(
+        &format!("kind: gateways\nname: {name}\nroutes:\n  '[127.0.0.1:9]': {{weight: 100%}}\n"),
+        None,
+    )
+    .expect("gateway")
+    .remove(0)
+}

@@ -249,6 +249,54 @@ async fn a_smaller_fencing_token_writes_nothing_once_a_larger_one_is_raised() {
         .expect("nothing to raise");
 }
 
+/// The lock servers share across processes: a second holder waits until the first lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_lock_excludes_another_connection_until_dropped() {
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let (db_a, db_b) = (
+        PostgresPersistence::connect(&url).await.expect("connect"),
+        PostgresPersistence::connect(&url).await.expect("connect"),
+    );
+    let name = unique("lock");
+    let held = db_a
+        .lock_shared(&name)
+        .await
+        .expect("lock")
+        .expect("postgres locks");
+    let (taken_tx, mut taken_rx) = tokio::sync::oneshot::channel();
+    let key = format!("vamp-lock/{name}");
+    let waiter = tokio::spawn(async move {
+        let second = db_b.lock_shared(&name).await.expect("lock");
+        let _ = taken_tx.send(());
+        second
+    });
+    // While a holds it, b waits: the database shows b's request as not granted.
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    eventually_within("b to wait for the lock", Duration::from_secs(10), || {
+        let (pool, key) = (pool.clone(), key.clone());
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 1)",
+            )
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (waiting > 0).then_some(())
+        }
+    })
+    .await;
+    assert!(taken_rx.try_recv().is_err(), "b took a held lock");
+    drop(held);
+    within_limit("b to take the lock", Duration::from_secs(10), waiter)
+        .await
+        .expect("waiter")
+        .expect("b holds it");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_and_events_survive_a_new_connection_and_numbering_continues() {
     let Some(url) = service("postgres") else {

@@ -31,6 +31,8 @@ use crate::traits::{
 pub struct MemoryPersistence {
     inner: Arc<Mutex<Inner>>,
     bus: EventBus,
+    /// The shared locks, by name: clones (servers in one process) share them.
+    locks: Arc<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +72,20 @@ fn stored(kind: Kind, name: &str, r: &Revision) -> StoredArtifact {
 impl Persistence for MemoryPersistence {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    /// Clones share the lock (several servers in one process, as tests run them).
+    async fn lock_shared(&self, name: &str) -> Result<Option<crate::traits::SharedLock>> {
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.entry(name.to_owned()).or_default().clone()
+        };
+        Ok(Some(crate::traits::SharedLock::new(
+            lock.lock_owned().await,
+        )))
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredArtifact>> {

@@ -30,7 +30,7 @@ pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 pub use outside::{CallError, MetricProvider, Reading, WebhookSender};
 pub use persistence::{
     EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, RetentionRule,
-    Revision, StoredArtifact, StoredEvent, check_artifact_name,
+    Revision, SharedLock, StoredArtifact, StoredEvent, check_artifact_name,
 };
 pub use router::{
     ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedMirror,

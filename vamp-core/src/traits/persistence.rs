@@ -386,6 +386,32 @@ impl Retention {
     }
 }
 
+/// A lock every process sharing a persistence honours, held until dropped
+/// ([`Persistence::lock_shared`]).
+pub struct SharedLock(#[allow(dead_code)] Box<dyn Send>);
+
+impl SharedLock {
+    /// Wraps whatever holds the lock; dropping it releases the lock.
+    ///
+    /// ```
+    /// use vamp_core::traits::SharedLock;
+    /// let guard = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    /// let held = SharedLock::new(guard.clone().try_lock_owned().expect("free"));
+    /// assert!(guard.try_lock().is_err());
+    /// drop(held);
+    /// assert!(guard.try_lock().is_ok());
+    /// ```
+    pub fn new(holder: impl Send + 'static) -> SharedLock {
+        SharedLock(Box::new(holder))
+    }
+}
+
+impl std::fmt::Debug for SharedLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedLock")
+    }
+}
+
 /// Where artifacts and events live.
 ///
 /// Contract:
@@ -458,6 +484,19 @@ pub trait Persistence: Send + Sync + Debug {
     async fn raise_fence(&self, fence: &crate::traits::Fence) -> Result<()> {
         let _ = fence;
         Ok(())
+    }
+
+    /// Takes the lock `name` that every process sharing this store honours, waiting for it;
+    /// held until the returned guard is dropped, or the process dies. Servers of a cluster
+    /// take it around writes that read before they write (a gateway's port, a deployment's
+    /// merge), so two servers never both claim what each saw free (issue 24). `None` (the
+    /// default): a store only one process uses, whose own lock suffices.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    async fn lock_shared(&self, name: &str) -> Result<Option<SharedLock>> {
+        let _ = name;
+        Ok(None)
     }
 
     /// A page of the current artifacts of a kind, by name.

@@ -49,10 +49,13 @@ impl Vamp {
     /// with [`deploy`](Self::deploy), events with [`publish`](Self::publish).
     pub async fn put(&self, artifact: Artifact) -> Result<Vec<StoredArtifact>> {
         // A gateway given no port gets one here: allocation and store happen under the write
-        // lock, so two such creates never get the same port.
+        // lock, so two such creates never get the same port. In a cluster every gateway
+        // takes it: another server may be claiming the same port (issue 24).
         let _allocating = match &artifact {
-            Artifact::Gateway(g) if g.port.is_none_or(|p| p.number == 0) => {
-                Some(self.inner.writes.lock().await)
+            Artifact::Gateway(g)
+                if g.port.is_none_or(|p| p.number == 0) || !self.inner.election.is_alone() =>
+            {
+                Some(self.write_lock().await?)
             }
             _ => None,
         };
@@ -117,7 +120,7 @@ impl Vamp {
     pub async fn restore(&self, artifact: Artifact) -> Result<()> {
         match artifact {
             Artifact::Deployment(d) => {
-                let _writes = self.inner.writes.lock().await;
+                let _writes = self.write_lock().await?;
                 let revision = self.load(&d.name).await?.map(|(_, r)| r);
                 self.save(&d, revision, "update").await?;
                 Ok(())
@@ -178,7 +181,7 @@ impl Vamp {
         expected: Option<WorkflowStatus>,
         status: WorkflowStatus,
     ) -> Result<Option<Workflow>> {
-        let _writes = self.inner.writes.lock().await;
+        let _writes = self.write_lock().await?;
         let Some(mut w) = self.workflow(name).await? else {
             return Ok(None);
         };

@@ -221,6 +221,11 @@ impl Vamp {
                     if foreign && archive {
                         self.follow_ports(&stored.event).await;
                     }
+                    self.inner.followed.send_if_modified(|seen| {
+                        let newer = stored.id > *seen;
+                        *seen = (*seen).max(stored.id);
+                        newer
+                    });
                     foreign && archive
                 }
                 // Fell behind: what was missed is in the store; act as if everything changed.
@@ -237,6 +242,56 @@ impl Vamp {
                 }
             }
         }
+    }
+}
+
+/// Held while this server reads, then writes what others might claim too (ports, a
+/// deployment): this process's write lock and, in a cluster, the store's shared one.
+pub(crate) struct WriteGuard<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    _shared: Option<crate::traits::SharedLock>,
+}
+
+/// How long a cluster's write lock waits for the change loop to catch up with the store
+/// before it drops the port index (rebuilt from the store on next use) instead.
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+impl Vamp {
+    /// Takes the write lock: this process's, and in a cluster the lock all servers share
+    /// ([`Persistence::lock_shared`](crate::traits::Persistence::lock_shared)) — after which
+    /// the port index is brought up to every write another server committed before it let
+    /// the lock go (the change loop reaches the store's newest event, or the index is
+    /// dropped and rebuilt). So port allocation is race-free across servers (issue 24).
+    pub(crate) async fn write_lock(&self) -> crate::Result<WriteGuard<'_>> {
+        let local = self.inner.writes.lock().await;
+        if self.inner.election.is_alone() {
+            return Ok(WriteGuard {
+                _local: local,
+                _shared: None,
+            });
+        }
+        let shared = self.db().lock_shared("writes").await?;
+        let newest = self
+            .db()
+            .newest_event(&crate::traits::EventFilter::default())
+            .await?
+            .map_or(0, |e| e.id);
+        let mut followed = self.inner.followed.subscribe();
+        let caught_up = matches!(
+            tokio::time::timeout(CATCH_UP, followed.wait_for(|seen| *seen >= newest)).await,
+            Ok(Ok(_))
+        );
+        if !caught_up {
+            tracing::debug!(
+                newest,
+                "the change loop is behind the store; rebuilding the port index"
+            );
+            self.forget_ports().await;
+        }
+        Ok(WriteGuard {
+            _local: local,
+            _shared: shared,
+        })
     }
 }
 

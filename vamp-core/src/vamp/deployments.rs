@@ -92,7 +92,7 @@ impl Vamp {
     /// against the store; the result is validated before anything is stored. The reconciler
     /// starts at once.
     pub async fn deploy(&self, name: &str, blueprint: &Blueprint) -> Result<Deployment> {
-        let _writes = self.inner.writes.lock().await;
+        let _writes = self.write_lock().await?;
         let plan = self.plan_deployment(name, blueprint, &[]).await?;
         *lock(&self.inner.last_port) = plan.last_port;
         for breed in plan.breeds {
@@ -124,7 +124,7 @@ impl Vamp {
         blueprint: &Blueprint,
         alongside: &[Artifact],
     ) -> Result<Deployment> {
-        let _writes = self.inner.writes.lock().await;
+        let _writes = self.write_lock().await?;
         Ok(self
             .plan_deployment(name, blueprint, alongside)
             .await?
@@ -265,7 +265,7 @@ impl Vamp {
     /// reconciler. `InvalidRouteWeight` while the remaining services would not carry all the
     /// traffic. `None` when the deployment does not exist.
     pub async fn slice(&self, name: &str, blueprint: &Blueprint) -> Result<Option<Deployment>> {
-        let _writes = self.inner.writes.lock().await;
+        let _writes = self.write_lock().await?;
         let Some((current, revision)) = self.load(name).await? else {
             return Ok(None);
         };
@@ -279,7 +279,7 @@ impl Vamp {
     /// Undeploys a whole deployment (every service); `None` when it does not exist. Nothing
     /// needs to carry the traffic afterwards, so no weights need moving first.
     pub async fn undeploy(&self, name: &str) -> Result<Option<Deployment>> {
-        let _writes = self.inner.writes.lock().await;
+        let _writes = self.write_lock().await?;
         let Some((current, revision)) = self.load(name).await? else {
             return Ok(None);
         };

@@ -111,7 +111,7 @@ impl Vamp {
                 self.put(Artifact::Gateway(g)).await?;
             }
             [deployment, rest @ ..] => {
-                let _writes = self.inner.writes.lock().await;
+                let _writes = self.write_lock().await?;
                 let (mut d, revision) = self.existing(deployment).await?;
                 for (route, w) in weights {
                     let parts: Vec<&str> = route.split('/').collect();

@@ -241,6 +241,7 @@ impl VampBuilder {
                 protected: StdMutex::default(),
                 workflow_logs: tokio::sync::broadcast::channel(WORKFLOW_LOG_BUFFER).0,
                 local_events: StdMutex::default(),
+                followed: tokio::sync::watch::channel(0).0,
                 election: match self.election {
                     Some((election, candidate)) => {
                         cluster::Election::on(election, candidate, self.config.election_ttl)
@@ -331,6 +332,9 @@ pub(crate) struct Inner {
     pub(crate) election: cluster::Election,
     /// The ids of the last events this `Vamp` stored (the change loop skips them).
     pub(crate) local_events: StdMutex<std::collections::VecDeque<u64>>,
+    /// The newest event id the change loop has acted on (a cluster's write lock waits for it
+    /// to reach the store's newest, so the port index holds every other server's claims).
+    pub(crate) followed: tokio::sync::watch::Sender<u64>,
 }
 
 /// How many of its own event ids a `Vamp` remembers.

@@ -44,7 +44,7 @@ impl Vamp {
         let mut sync_events = Vec::new();
         let mut finishing: Vec<(String, Vec<Held>)> = Vec::new();
         {
-            let _writes = self.inner.writes.lock().await;
+            let _writes = self.write_lock().await?;
             let now = Utc::now();
             let config = &self.inner.config;
             let endpoints = lock(&self.inner.endpoints).clone();
@@ -155,7 +155,7 @@ impl Vamp {
         }
         self.route_now().await?;
         if !finishing.is_empty() {
-            let _writes = self.inner.writes.lock().await;
+            let _writes = self.write_lock().await?;
             for (name, held) in finishing {
                 if let Err(e) = self.finish(&name, &held).await {
                     // Changed meanwhile (a merge through the API): the next pass gets there.

@@ -16,7 +16,7 @@ impl Vamp {
         service: &str,
         scale: Scale,
     ) -> Result<Deployment> {
-        let _writes = self.inner.writes.lock().await;
+        let _writes = self.write_lock().await?;
         let (d, revision) = self.scaled(deployment, cluster, service, scale).await?;
         self.save(&d, Some(revision), "update").await?;
         Ok(d)
@@ -138,7 +138,7 @@ impl Vamp {
             }
             None => None,
         };
-        let _writes = self.inner.writes.lock().await;
+        let _writes = self.write_lock().await?;
         let (mut d, revision) = self.existing(deployment).await?;
         let c = d.clusters.get_mut(cluster).ok_or_else(|| {
             dsl_error(

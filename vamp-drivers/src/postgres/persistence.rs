@@ -48,6 +48,22 @@ impl Persistence for PostgresPersistence {
         StoredArtifact::written(BACKEND, kind, name, value, written)
     }
 
+    /// A transaction-scoped advisory lock in a transaction held open until the guard drops
+    /// (then rolled back: the lock goes with it, and with the session if the process dies).
+    async fn lock_shared(&self, name: &str) -> Result<Option<vamp_core::traits::SharedLock>> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind(format!("vamp-lock/{name}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(&self.address, self.timeout, e))?;
+        Ok(Some(vamp_core::traits::SharedLock::new(HeldLock(Some(tx)))))
+    }
+
     /// A token is recorded in its own transaction; a lease needs nothing (its row is the
     /// record).
     async fn raise_fence(&self, fence: &vamp_core::traits::Fence) -> Result<()> {
@@ -338,5 +354,22 @@ impl Persistence for PostgresPersistence {
                 .map_err(|e| classify(&self.address, self.timeout, e))?;
         }
         Ok(deleted)
+    }
+}
+
+/// An advisory lock's transaction: ended when dropped.
+struct HeldLock(Option<sqlx::Transaction<'static, sqlx::Postgres>>);
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // Ending it at once frees the lock for the other servers; without a runtime, sqlx
+        // rolls the dropped transaction back when the connection is next used.
+        if let (Some(tx), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                if let Err(e) = tx.rollback().await {
+                    tracing::debug!(error = %e, "ending a shared lock's transaction");
+                }
+            });
+        }
     }
 }

@@ -231,3 +231,50 @@ fn gateway_without_port(name: &str) -> Artifact {
     .expect("gateway")
     .remove(0)
 }
+
+/// Every server routes, so every server's traffic counts: each one's `route_stats` adds the
+/// counters the others published to its own router's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_stats_add_up_every_servers_router() {
+    use vamp_core::traits::{LatencyHistogram, RouteStats};
+    let (db, driver, election) = (
+        MemoryPersistence::default(),
+        MemoryDriver::default(),
+        MemoryElection::default(),
+    );
+    let (a, a_router) = server("node-a", &db, &driver, &election);
+    let (b, b_router) = server("node-b", &db, &driver, &election);
+    let counted = |requests: u64, errors: u64| {
+        vec![RouteStats {
+            gateway: "shop".into(),
+            route: "v2".into(),
+            requests,
+            errors,
+            latency: LatencyHistogram {
+                buckets: vec![(10.0, requests), (f64::INFINITY, requests)],
+                sum_ms: 2.0,
+            },
+        }]
+    };
+    a_router.set_stats(counted(70, 1));
+    b_router.set_stats(counted(30, 2));
+    let (a_running, b_running) = (a.start(), b.start());
+    for (v, who) in [(&a, "a"), (&b, "b")] {
+        let total = eventually(&format!("{who} to count both servers"), || async {
+            let stats = v.route_stats().await.ok()?;
+            (stats.first()?.requests == 100).then_some(stats)
+        })
+        .await;
+        assert_eq!(total.len(), 1);
+        assert_eq!(total[0].errors, 3);
+        assert_eq!(
+            total[0].latency.buckets,
+            vec![(10.0, 100), (f64::INFINITY, 100)]
+        );
+        // Each server's own /metrics stays its own.
+        let own = v.router_stats().await.expect("own");
+        assert!(own[0].requests < 100);
+    }
+    a_running.stop().await;
+    b_running.stop().await;
+}

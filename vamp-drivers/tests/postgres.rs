@@ -249,6 +249,42 @@ async fn a_smaller_fencing_token_writes_nothing_once_a_larger_one_is_raised() {
         .expect("nothing to raise");
 }
 
+/// What each server publishes (its router's counters) is replaced in place and read by all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_publishes_one_record_per_topic_that_every_connection_reads() {
+    let Some(url) = service("postgres") else {
+        return;
+    };
+    let (db_a, db_b) = (
+        PostgresPersistence::connect(&url).await.expect("connect"),
+        PostgresPersistence::connect(&url).await.expect("connect"),
+    );
+    let topic = unique("topic");
+    db_a.publish(&topic, "a", &json!({"n": 1}))
+        .await
+        .expect("publish");
+    db_a.publish(&topic, "a", &json!({"n": 2}))
+        .await
+        .expect("again");
+    db_b.publish(&topic, "b", &json!([1, 2]))
+        .await
+        .expect("publish");
+    let read = db_b
+        .published(&topic, Duration::from_secs(60))
+        .await
+        .expect("read");
+    let by_node: Vec<(&str, &serde_json::Value)> =
+        read.iter().map(|p| (p.node.as_str(), &p.value)).collect();
+    assert_eq!(by_node, [("a", &json!({"n": 2})), ("b", &json!([1, 2]))]);
+    assert!(read.iter().all(|p| p.age < Duration::from_secs(60)));
+    assert!(
+        db_a.published(&unique("other"), Duration::from_secs(60))
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
 /// The lock servers share across processes: a second holder waits until the first lets go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_lock_excludes_another_connection_until_dropped() {

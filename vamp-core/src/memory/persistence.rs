@@ -33,7 +33,11 @@ pub struct MemoryPersistence {
     bus: EventBus,
     /// The shared locks, by name: clones (servers in one process) share them.
     locks: Arc<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Published records by topic and node, with when.
+    published: Arc<Mutex<Published>>,
 }
+
+type Published = BTreeMap<String, BTreeMap<String, (serde_json::Value, std::time::Instant)>>;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -72,6 +76,40 @@ fn stored(kind: Kind, name: &str, r: &Revision) -> StoredArtifact {
 impl Persistence for MemoryPersistence {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    /// Clones share the records (several servers in one process, as tests run them).
+    async fn publish(&self, topic: &str, node: &str, value: &serde_json::Value) -> Result<()> {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let topic = published.entry(topic.to_owned()).or_default();
+        topic.insert(node.to_owned(), (value.clone(), std::time::Instant::now()));
+        topic.retain(|_, (_, at)| at.elapsed() < std::time::Duration::from_secs(3600));
+        Ok(())
+    }
+
+    async fn published(
+        &self,
+        topic: &str,
+        max_age: std::time::Duration,
+    ) -> Result<Vec<crate::traits::Published>> {
+        let published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(published
+            .get(topic)
+            .into_iter()
+            .flatten()
+            .filter(|(_, (_, at))| at.elapsed() <= max_age)
+            .map(|(node, (value, at))| crate::traits::Published {
+                node: node.clone(),
+                value: value.clone(),
+                age: at.elapsed(),
+            })
+            .collect())
     }
 
     /// Clones share the lock (several servers in one process, as tests run them).

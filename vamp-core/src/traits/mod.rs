@@ -29,8 +29,8 @@ pub use election::{Candidate, Fence, FenceCheck, LeaderElection, Leadership};
 pub use kv::{KeyValueStore, KvEntry, KvEvent, KvEventKind, KvList, WatchStream};
 pub use outside::{CallError, MetricProvider, Reading, WebhookSender};
 pub use persistence::{
-    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Retention, RetentionRule,
-    Revision, SharedLock, StoredArtifact, StoredEvent, check_artifact_name,
+    EventFilter, EventStream, Page, Paged, Persistence, Precondition, Published, Retention,
+    RetentionRule, Revision, SharedLock, StoredArtifact, StoredEvent, check_artifact_name,
 };
 pub use router::{
     ApplyReport, Balance, LatencyHistogram, ResolvedCondition, ResolvedGateway, ResolvedMirror,

@@ -412,6 +412,17 @@ impl std::fmt::Debug for SharedLock {
     }
 }
 
+/// One node's record under a topic ([`Persistence::published`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// The node that published it.
+    pub node: String,
+    /// What it published last.
+    pub value: serde_json::Value,
+    /// How long ago, by the store's clock.
+    pub age: std::time::Duration,
+}
+
 /// Where artifacts and events live.
 ///
 /// Contract:
@@ -497,6 +508,27 @@ pub trait Persistence: Send + Sync + Debug {
     async fn lock_shared(&self, name: &str) -> Result<Option<SharedLock>> {
         let _ = name;
         Ok(None)
+    }
+
+    /// Replaces `node`'s record under `topic` (servers of a cluster publish their routers'
+    /// counters about once a second, so that rollouts judge every server's traffic — issue
+    /// 24). Records older than an hour go. The default keeps nothing: a store only one
+    /// process uses has nobody to tell.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    async fn publish(&self, topic: &str, node: &str, value: &serde_json::Value) -> Result<()> {
+        let _ = (topic, node, value);
+        Ok(())
+    }
+
+    /// Every node's record under `topic` published within `max_age`, by node.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    async fn published(&self, topic: &str, max_age: std::time::Duration) -> Result<Vec<Published>> {
+        let _ = (topic, max_age);
+        Ok(Vec::new())
     }
 
     /// A page of the current artifacts of a kind, by name.

@@ -135,6 +135,59 @@ pub struct LatencyHistogram {
     pub sum_ms: f64,
 }
 
+impl LatencyHistogram {
+    /// Adds `other`'s counts (another server's router, issue 24). Equal bounds add bucket by
+    /// bucket; otherwise the result has every bound of both, each counting what each
+    /// histogram counted at or below it.
+    ///
+    /// ```
+    /// use vamp_core::traits::LatencyHistogram;
+    /// let mut a = LatencyHistogram { buckets: vec![(5.0, 2), (f64::INFINITY, 3)], sum_ms: 9.0 };
+    /// let b = LatencyHistogram { buckets: vec![(5.0, 1), (f64::INFINITY, 1)], sum_ms: 2.0 };
+    /// a.merge(&b);
+    /// assert_eq!(a.buckets, vec![(5.0, 3), (f64::INFINITY, 4)]);
+    /// assert_eq!(a.sum_ms, 11.0);
+    /// ```
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        self.sum_ms += other.sum_ms;
+        let same = self.buckets.len() == other.buckets.len()
+            && self
+                .buckets
+                .iter()
+                .zip(&other.buckets)
+                .all(|(a, b)| a.0 == b.0);
+        if same {
+            for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+                mine.1 += theirs.1;
+            }
+            return;
+        }
+        let at_or_below = |h: &[(f64, u64)], bound: f64| {
+            h.iter()
+                .take_while(|(b, _)| *b <= bound)
+                .last()
+                .map_or(0, |(_, c)| *c)
+        };
+        let mut bounds: Vec<f64> = self
+            .buckets
+            .iter()
+            .chain(&other.buckets)
+            .map(|(b, _)| *b)
+            .collect();
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        self.buckets = bounds
+            .into_iter()
+            .map(|b| {
+                (
+                    b,
+                    at_or_below(&self.buckets, b) + at_or_below(&other.buckets, b),
+                )
+            })
+            .collect();
+    }
+}
+
 /// Traffic seen by one route.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RouteStats {

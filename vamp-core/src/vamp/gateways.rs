@@ -32,12 +32,6 @@ impl Vamp {
         self.inner.router.rendered_config().await
     }
 
-    /// Per-route traffic counters of the router (requests, errors, response times);
-    /// [`Error::Unsupported`] from routers that cannot count.
-    pub async fn route_stats(&self) -> Result<Vec<RouteStats>> {
-        self.inner.router.stats().await
-    }
-
     /// The gateway `name` denotes (a standalone one, or a deployment's), as stored (routes by their full paths), with the
     /// deployment it belongs to; `None` when there is none.
     pub(crate) async fn gateway_named(

@@ -19,6 +19,7 @@
 
 mod artifacts;
 mod cluster;
+mod cluster_stats;
 mod deployments;
 mod events;
 mod fetch;
@@ -43,7 +44,7 @@ use crate::memory::{MemoryPersistence, RecordingRouter};
 use crate::model::*;
 use crate::traits::{
     ContainerDriver, GatewayEndpoint, MetricProvider, Page, Paged, Persistence, Precondition,
-    ResolvedGateway, RouteStats, Router, StoredArtifact, WebhookSender,
+    ResolvedGateway, Router, StoredArtifact, WebhookSender,
 };
 use crate::{Error, Result};
 

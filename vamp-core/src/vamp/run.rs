@@ -25,6 +25,7 @@ impl Vamp {
             stopper,
             self.election_loop(stopped.clone()),
             self.change_loop(stopped.clone()),
+            self.publish_loop(stopped.clone()),
             self.reconcile_loop(stopped.clone()),
             self.routing_loop(stopped.clone()),
             self.retention_loop(stopped.clone()),

@@ -48,6 +48,55 @@ impl Persistence for PostgresPersistence {
         StoredArtifact::written(BACKEND, kind, name, value, written)
     }
 
+    /// An upsert by the database's clock; records older than an hour go in the same trip.
+    async fn publish(&self, topic: &str, node: &str, value: &serde_json::Value) -> Result<()> {
+        sqlx::query(
+            "WITH old AS (DELETE FROM vamp_published WHERE topic = $1 \
+                 AND at < clock_timestamp() - interval '1 hour') \
+             INSERT INTO vamp_published (topic, node, value, at) \
+             VALUES ($1, $2, $3, clock_timestamp()) \
+             ON CONFLICT (topic, node) DO UPDATE SET value = EXCLUDED.value, at = EXCLUDED.at",
+        )
+        .bind(topic)
+        .bind(node)
+        .bind(value.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        Ok(())
+    }
+
+    async fn published(
+        &self,
+        topic: &str,
+        max_age: Duration,
+    ) -> Result<Vec<vamp_core::traits::Published>> {
+        let millis = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT node, value, \
+                 (EXTRACT(EPOCH FROM clock_timestamp() - at) * 1000)::BIGINT AS age_ms \
+             FROM vamp_published WHERE topic = $1 \
+                 AND at >= clock_timestamp() - $2 * interval '1 millisecond' ORDER BY node",
+        )
+        .bind(topic)
+        .bind(millis)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| classify(&self.address, self.timeout, e))?;
+        rows.iter()
+            .map(|r| {
+                let fail = |e| classify(&self.address, self.timeout, e);
+                let value: String = r.try_get("value").map_err(fail)?;
+                let age: i64 = r.try_get("age_ms").map_err(fail)?;
+                Ok(vamp_core::traits::Published {
+                    node: r.try_get("node").map_err(fail)?,
+                    value: parse_json(BACKEND, &value)?,
+                    age: Duration::from_millis(u64::try_from(age).unwrap_or(0)),
+                })
+            })
+            .collect()
+    }
+
     /// A transaction-scoped advisory lock in a transaction held open until the guard drops
     /// (then rolled back: the lock goes with it, and with the session if the process dies).
     async fn lock_shared(&self, name: &str) -> Result<Option<vamp_core::traits::SharedLock>> {

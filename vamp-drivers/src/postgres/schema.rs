@@ -58,6 +58,14 @@ const MIGRATIONS: &[&str] = &[
         node TEXT NOT NULL,
         term BIGINT NOT NULL
     );",
+    // 5: what each server of a cluster publishes (its router's counters), replaced in place.
+    "CREATE TABLE vamp_published (
+        topic TEXT NOT NULL,
+        node TEXT NOT NULL,
+        value TEXT NOT NULL,
+        at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (topic, node)
+    );",
 ];
 
 /// An arbitrary constant naming the migration lock.

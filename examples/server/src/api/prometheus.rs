@@ -113,7 +113,7 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> Response {
     let gateways = state.vamp.gateways().await.map(|g| g.len());
     // Routers that cannot count (`none`, `haproxy-kv`: the agents' HAProxies count) add
     // nothing.
-    let routes = state.vamp.route_stats().await.unwrap_or_default();
+    let routes = state.vamp.router_stats().await.unwrap_or_default();
     let rollouts = rollout_rows(&state).await;
     state.metrics.record(|| {
         metrics::gauge!("vamp_up")

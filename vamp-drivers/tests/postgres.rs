@@ -243,6 +243,22 @@ async fn a_smaller_fencing_token_writes_nothing_once_a_larger_one_is_raised() {
         .expect("get")
         .expect("stored");
     assert_eq!((stored.value, stored.revision), (json!({"v": 3}), 2));
+    // Each write records the term it was made in: what docs/ha.md's check reads.
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let terms: Vec<(Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT fence_scope, fence_term FROM artifact_revisions WHERE name = $1 ORDER BY revision",
+    )
+    .bind(&name)
+    .fetch_all(&pool)
+    .await
+    .expect("revisions");
+    assert_eq!(
+        terms,
+        [
+            (Some(scope.clone()), Some(41)),
+            (Some(scope.clone()), Some(57))
+        ]
+    );
     // A lease fence records nothing of its own (its lease row is the record).
     db_a.raise_fence(&Fence::lease(&scope, "a", 1))
         .await

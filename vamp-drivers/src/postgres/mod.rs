@@ -268,13 +268,16 @@ impl PostgresPersistence {
         let text = value.map(serde_json::Value::to_string);
         let rev = i64::try_from(revision).map_err(|_| corrupt("revision overflow"))?;
         sqlx::query(
-            "INSERT INTO artifact_revisions (kind, name, revision, value, at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO artifact_revisions (kind, name, revision, value, at, fence_scope, fence_term) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(kind_name(kind))
         .bind(name)
         .bind(rev)
         .bind(&text)
         .bind(nanos(now))
+        .bind(fence.map(|f| f.scope.as_str()))
+        .bind(fence.map(|f| i64::try_from(f.term).unwrap_or(i64::MAX)))
         .execute(&mut *tx)
         .await
         .map_err(|e| classify(&self.address, self.timeout, e))?;

@@ -66,6 +66,12 @@ const MIGRATIONS: &[&str] = &[
         at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (topic, node)
     );",
+    // 6: a leader's write records its fence (scope, term) and the database's time of the
+    // write, so that anyone can check that no stale term wrote (docs/ha.md). No default on
+    // the existing rows: adding the column rewrites nothing.
+    "ALTER TABLE artifact_revisions ADD COLUMN fence_scope TEXT, ADD COLUMN fence_term BIGINT,
+        ADD COLUMN written_at TIMESTAMPTZ;
+    ALTER TABLE artifact_revisions ALTER COLUMN written_at SET DEFAULT clock_timestamp();",
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -5,6 +5,8 @@
 #   bash scripts/services.sh start     # install what is missing, start, wait until healthy
 #   bash scripts/services.sh stop      # stop exactly the recorded PIDs, clean up mounts/sockets
 #   bash scripts/services.sh status
+#   bash scripts/services.sh restart etcd|zookeeper|postgres [DOWN]   # one store, on its data,
+#                                      # down for DOWN seconds in between (default 0)
 #   source "$VAMP_SVC_DIR/env"         # after start: VAMP_TEST_SERVICES and the addresses
 #
 # Services: docker (a private dockerd with no bridge network, on its own socket; with
@@ -101,6 +103,58 @@ wait_for() {   # NAME PID SECONDS CMD...: bounded, fails fast if the process die
   done
 }
 
+# The stores, started on their data in $DIR (kept by `restart`, made afresh by `start`).
+start_etcd() {
+  nohup etcd --name vamp-test --data-dir "$DIR/etcd" --logger=zap --log-outputs=stderr \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "vamp-test=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
+    >> "$DIR/etcd.log" 2>&1 < /dev/null &
+  record etcd $!
+  wait_for etcd $! 30 etcd_ok
+}
+
+start_zookeeper() {
+  mkdir -p "$DIR/zookeeper/data"
+  printf '%s\n' tickTime=2000 initLimit=10 syncLimit=5 "dataDir=$DIR/zookeeper/data" \
+    "clientPort=$ZK_PORT" clientPortAddress=127.0.0.1 4lw.commands.whitelist=ruok,srvr \
+    admin.enableServer=false > "$DIR/zookeeper/zoo.cfg"
+  nohup java -Xmx256m -Djute.maxbuffer=8388608 -cp "$ZK_CLASSPATH" \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zookeeper/zoo.cfg" \
+    >> "$DIR/zookeeper.log" 2>&1 < /dev/null &
+  record zookeeper $!
+  wait_for zookeeper $! 60 zk_ok
+}
+
+start_postgres() {
+  local pg; pg=$(pgbin)
+  runuser -u postgres -- "$pg/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/postgres.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $DIR/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start > /dev/null || { tail -n 25 "$DIR/pg/postgres.log" >&2; log "pg_ctl start failed"; return 1; }
+  record postgres "$(head -n1 "$DIR/pg/data/postmaster.pid")"
+  wait_for postgres "$(head -n1 "$DIR/pg/data/postmaster.pid")" 30 pg_ok
+}
+
+# Stops one store of an earlier start (by its recorded PID) and starts it again on its data:
+# what the failover checks of scripts/ha-demo.sh do to the election's store.
+cmd_restart() {
+  local want=${1:-} name pid st
+  case $want in etcd|zookeeper|postgres) ;; *) die "restart etcd|zookeeper|postgres" ;; esac
+  [ -f "$PIDS" ] && grep -q "^$want " "$PIDS" || die "$want was not started here"
+  read -r name pid st < <(grep "^$want " "$PIDS")
+  if is_ours "$pid" "$st"; then
+    if [ "$want" = postgres ]; then kill -INT "$pid"; else kill -TERM "$pid"; fi
+    local deadline=$((SECONDS + 30))
+    while is_ours "$pid" "$st" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    is_ours "$pid" "$st" && { log "$want ($pid) still runs: SIGKILL"; kill -KILL "$pid"; }
+  fi
+  grep -v "^$want " "$PIDS" > "$PIDS.new"; mv "$PIDS.new" "$PIDS"
+  # Down for a while if asked (longer than a leader's lease: an election follows).
+  sleep "${2:-0}"
+  "start_$want" || die "$want did not start again"
+  log "restarted $want"
+}
+
 cmd_start() {
   mkdir -p "$DIR"
   if [ -f "$PIDS" ]; then
@@ -131,27 +185,13 @@ cmd_start() {
     fi
   fi
   if has etcd; then
-    nohup etcd --name vamp-test --data-dir "$DIR/etcd" --logger=zap --log-outputs=stderr \
-      --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-      --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-      --initial-cluster "vamp-test=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
-      > "$DIR/etcd.log" 2>&1 < /dev/null &
-    record etcd $!
-    wait_for etcd $! 30 etcd_ok || { cmd_stop; exit 1; }
+    start_etcd || { cmd_stop; exit 1; }
     # The binary too: outage tests start private instances of their own.
     echo "export VAMP_TEST_ETCD=http://127.0.0.1:$ETCD_PORT VAMP_TEST_ETCD_BIN=$(command -v etcd)" >> "$DIR/env"
     list="$list etcd"
   fi
   if has zookeeper; then
-    mkdir -p "$DIR/zookeeper/data"
-    printf '%s\n' tickTime=2000 initLimit=10 syncLimit=5 "dataDir=$DIR/zookeeper/data" \
-      "clientPort=$ZK_PORT" clientPortAddress=127.0.0.1 4lw.commands.whitelist=ruok,srvr \
-      admin.enableServer=false > "$DIR/zookeeper/zoo.cfg"
-    nohup java -Xmx256m -Djute.maxbuffer=8388608 -cp "$ZK_CLASSPATH" \
-      org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zookeeper/zoo.cfg" \
-      > "$DIR/zookeeper.log" 2>&1 < /dev/null &
-    record zookeeper $!
-    wait_for zookeeper $! 60 zk_ok || { cmd_stop; exit 1; }
+    start_zookeeper || { cmd_stop; exit 1; }
     # The classpath too: outage tests start private servers of their own.
     echo "export VAMP_TEST_ZOOKEEPER=127.0.0.1:$ZK_PORT VAMP_TEST_ZOOKEEPER_CLASSPATH=$ZK_CLASSPATH" >> "$DIR/env"
     list="$list zookeeper"
@@ -162,11 +202,7 @@ cmd_start() {
     mkdir -p "$DIR/pg"; chown postgres:postgres "$DIR/pg"
     runuser -u postgres -- "$pg/initdb" -D "$DIR/pg/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
       > "$DIR/postgres-initdb.log" 2>&1 || { cat "$DIR/postgres-initdb.log" >&2; cmd_stop; die "initdb failed"; }
-    runuser -u postgres -- "$pg/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/postgres.log" -w -t 30 \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $DIR/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start > /dev/null || { tail -n 25 "$DIR/pg/postgres.log" >&2; cmd_stop; die "pg_ctl start failed"; }
-    record postgres "$(head -n1 "$DIR/pg/data/postmaster.pid")"
-    wait_for postgres "$(head -n1 "$DIR/pg/data/postmaster.pid")" 30 pg_ok || { cmd_stop; exit 1; }
+    start_postgres || { cmd_stop; exit 1; }
     # The server binaries too: outage tests start private clusters of their own.
     echo "export VAMP_TEST_POSTGRES=postgres://postgres@127.0.0.1:$PG_PORT/postgres VAMP_TEST_POSTGRES_BIN=$pg" >> "$DIR/env"
     list="$list postgres"
@@ -249,6 +285,7 @@ cmd_status() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  restart) cmd_restart "${2:-}" "${3:-0}" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|restart STORE" >&2; exit 2 ;;
 esac

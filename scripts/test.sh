@@ -6,6 +6,7 @@
 # 1. installs what is missing (apt, as root; a no-op when everything is there),
 # 2. checks formatting, clippy (warnings are errors) and the rustdoc of every crate,
 # 3. runs the whole test suite (cargo-nextest when installed, else cargo test) and the doctests,
+# 4. as root: the high-availability failure checks (scripts/ha-demo.sh chaos, on each store),
 # and exits non-zero on the first failure.
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/vamp/target), outside the checkout, so a
@@ -83,6 +84,28 @@ if [ "$(id -u)" = 0 ]; then
 else
   log "not root: real services are not started; their tests are skipped"
 fi
+# Issue 24's failure checks: three vamp-server processes (the binary the tests just built) on
+# stores of their own, 10 elections per store forced by kill -9, SIGSTOP and store restarts,
+# checked from what the stores recorded (scripts/ha-demo.sh, docs/ha.md).
+ha_chaos() {
+  local store dir rc
+  for store in postgres etcd zookeeper; do
+    dir=$(mktemp -d /tmp/vamp-ha.XXXXXX)
+    rc=0
+    { VAMP_SERVER_BIN=$CARGO_TARGET_DIR/debug/vamp-server bash scripts/ha-demo.sh start "$dir" "$store" \
+      && VAMP_SERVER_BIN=$CARGO_TARGET_DIR/debug/vamp-server bash scripts/ha-demo.sh chaos "$dir" 10; } || rc=$?
+    bash scripts/ha-demo.sh stop "$dir" || true
+    if [ "$rc" != 0 ]; then
+      for f in "$dir"/node*.log; do log "last lines of $f:"; tail -n 20 "$f" >&2 || true; done
+      return "$rc"
+    fi
+    rm -rf "$dir"
+  done
+}
+
 step tests run_tests
 step doctests cargo test --workspace --all-features --doc
+if [ "$(id -u)" = 0 ]; then
+  step ha-chaos ha_chaos
+fi
 log "all checks passed in $((SECONDS - T0))s"

@@ -261,6 +261,51 @@ fn the_world_changing_pauses_or_aborts() {
     assert!(!actions.iter().any(|a| matches!(a, Action::SetWeights(_))));
 }
 
+/// A leader stored a status with its new weights ahead (issue 24) and stopped: whether it set
+/// them or not, the next leader goes on from that step — it never takes its own rollout's
+/// weights for a hand edit, nor does a step twice.
+#[test]
+fn a_status_written_ahead_of_its_weights_is_finished_by_the_next_leader() {
+    let r = rollout(SPEC);
+    let t0 = DateTime::<Utc>::UNIX_EPOCH;
+    let (first, _) = plan::tick(&r, None, &observed(ALL_STABLE), t0);
+    let ahead = RolloutStatus {
+        previous: Some(ALL_STABLE),
+        ..first.clone()
+    };
+    // Stopped before the weights were set: they are set now, and the step is kept.
+    let (s, actions) = plan::tick(&r, Some(&ahead), &observed(ALL_STABLE), t0);
+    assert_eq!(s.phase, Phase::Progressing, "{:?}", s.reason);
+    assert_eq!(
+        (s.step, s.weights, s.previous),
+        (first.step, first.weights, None)
+    );
+    assert_eq!(
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::SetWeights(w) => Some(*w),
+                Action::Event { .. } => None,
+            })
+            .collect::<Vec<_>>(),
+        [first.weights]
+    );
+    // Stopped after: nothing to set again, it goes on as if the status had been stored.
+    let (s, actions) = plan::tick(&r, Some(&ahead), &observed(first.weights), t0);
+    assert_eq!(
+        (s.phase, s.step, s.previous),
+        (Phase::Progressing, first.step, None)
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::SetWeights(_))));
+    // Neither: a hand edit after all.
+    let edited = Weights {
+        stable: 70,
+        canary: 30,
+    };
+    let (s, _) = plan::tick(&r, Some(&ahead), &observed(edited), t0);
+    assert_eq!(s.phase, Phase::Paused);
+}
+
 #[test]
 fn commands_abort_retry_and_promote() {
     let r = rollout(SPEC);

@@ -288,6 +288,12 @@ pub struct RolloutStatus {
     pub step_since: DateTime<Utc>,
     /// The weights the rollout last set (or found when it began).
     pub weights: Weights,
+    /// While `weights` are being set: the weights the gateway had before. A status is stored
+    /// with this *before* its weights are set and without it after (issue 24), so a leader
+    /// that takes over from one that stopped in between knows the gateway holds one or the
+    /// other, and sets `weights` rather than take the old ones for a hand edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Weights>,
     /// Why it is paused, rolled back or aborted, or what it waits for, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

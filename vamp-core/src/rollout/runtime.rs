@@ -183,7 +183,14 @@ impl Vamp {
     }
 
     /// Sets weights and publishes events as the planner asked, then persists the status when
-    /// it changed. Returns how many weight changes were applied.
+    /// it changed. Returns how many weight changes the planner asked for (of several in one
+    /// tick, only the last is set: the earlier ones would hold for no request).
+    ///
+    /// A weight change is written ahead (issue 24): the new status is stored first with the
+    /// weights the gateway had ([`RolloutStatus::previous`]), then the weights are set, then
+    /// the status is stored without them — so a leader that stops anywhere in between leaves
+    /// its successor a status that says what to finish, never a step done twice or taken for
+    /// a hand edit.
     async fn apply_rollout(
         &self,
         rollout: &Rollout,
@@ -192,27 +199,12 @@ impl Vamp {
         actions: Vec<Action>,
     ) -> Result<usize> {
         let mut changes = 0;
+        let mut set = None;
         let mut events = Vec::new();
         for action in actions {
             match action {
                 Action::SetWeights(w) => {
-                    let weights = [
-                        (
-                            rollout.stable.clone(),
-                            Percentage::new(w.stable).unwrap_or(Percentage::ZERO),
-                        ),
-                        (
-                            rollout.canary.clone(),
-                            Percentage::new(w.canary).unwrap_or(Percentage::ZERO),
-                        ),
-                    ];
-                    self.set_route_weights(&rollout.gateway, &weights).await?;
-                    // Served before the status saying so is stored: a rollout that reads
-                    // `Succeeded` has its traffic on the canary, and an analysis interval
-                    // starts with the step's weights in force.
-                    if let Err(e) = self.route_now().await {
-                        tracing::warn!(rollout = %rollout.name, error = %e, "the new weights reach the router on the next pass");
-                    }
+                    set = Some(w);
                     changes += 1;
                 }
                 Action::Event { tags, value } => {
@@ -244,8 +236,31 @@ impl Vamp {
                 }
             }
         }
-        // The status first: a crash after it leaves the weights set and the step done, never
-        // the step to be done twice.
+        if let Some(w) = set {
+            let had = before.map(|b| b.previous.unwrap_or(b.weights));
+            if let Some(had) = had.filter(|had| *had != w) {
+                let mut ahead = next.clone();
+                ahead.previous = Some(had);
+                self.save_rollout_status(&rollout.name, &ahead).await?;
+            }
+            let weights = [
+                (
+                    rollout.stable.clone(),
+                    Percentage::new(w.stable).unwrap_or(Percentage::ZERO),
+                ),
+                (
+                    rollout.canary.clone(),
+                    Percentage::new(w.canary).unwrap_or(Percentage::ZERO),
+                ),
+            ];
+            self.set_route_weights(&rollout.gateway, &weights).await?;
+            // Served before the status saying so is stored: a rollout that reads `Succeeded`
+            // has its traffic on the canary, and an analysis interval starts with the step's
+            // weights in force.
+            if let Err(e) = self.route_now().await {
+                tracing::warn!(rollout = %rollout.name, error = %e, "the new weights reach the router on the next pass");
+            }
+        }
         if before != Some(next) {
             self.save_rollout_status(&rollout.name, next).await?;
         }

@@ -29,6 +29,7 @@ pub fn begin(weights: Weights, now: DateTime<Utc>) -> RolloutStatus {
         step: 0,
         step_since: now,
         weights,
+        previous: None,
         reason: None,
         evidence: Evidence::new(now),
         baseline: None,
@@ -142,6 +143,16 @@ pub fn tick(
         );
         return (s, actions);
     };
+    // A leader stored this status and stopped before its weights were set (issue 24): the
+    // gateway still holds the ones before. Set them now, rather than take the old ones for a
+    // hand edit.
+    if let Some(previous) = s.previous.take()
+        && current == previous
+        && current != s.weights
+    {
+        actions.push(Action::SetWeights(s.weights));
+        return (s, actions);
+    }
     // Traffic since the last tick (none after a counter reset: the router restarted).
     let delta = match (&observed.counts, &s.baseline) {
         (Some((stable, canary)), Some((stable0, canary0))) => {

@@ -278,6 +278,11 @@ steps:$steps") == 2* ]] || fail "rollout not accepted"
   stale=$(sql "SELECT count(*) FROM (SELECT fence_term, lag(fence_term) OVER (PARTITION BY fence_scope ORDER BY written_at, kind, name, revision) AS prev FROM artifact_revisions WHERE fence_term IS NOT NULL) w WHERE fence_term < prev")
   [ "$fenced" -gt 0 ] || fail "no fenced write was made"
   [ "$stale" = 0 ] || fail "$stale writes of a stale term were accepted"
+  # … nor after a larger term's leader said it leads (a paused leader, resumed).
+  local late refused
+  late=$(sql "SELECT count(*) FROM artifact_revisions r WHERE r.fence_term IS NOT NULL AND EXISTS (SELECT 1 FROM events e JOIN event_tags t ON t.event_id = e.id WHERE t.tag = 'cluster:leader' AND (e.value::json->>'term')::bigint > r.fence_term AND e.at < (extract(epoch FROM r.written_at) * 1e9)::bigint)")
+  [ "$late" = 0 ] || fail "$late writes were made in a term after a larger one began"
+  refused=$(cat "$DIR"/node*.log | grep -c 'fenced: ' || true)
   # The leaders' terms, as each leader recorded them when it began to act: never back (one
   # that stopped acting while the store was away and renewed the same lease says so again).
   local leader_terms
@@ -306,7 +311,7 @@ steps:$steps") == 2* ]] || fail "rollout not accepted"
   local writes answered
   writes=$(wc -l < "$DIR/load")
   answered=$(wc -l < "$DIR/load.ok")
-  echo "chaos on $store: $elections elections in $round rounds; $fenced fenced writes in $terms terms, none stale; $answered of $writes API writes answered 2xx, all stored; 2 containers started, 2 running; rollout through $steps_seen steps, never back, now $last"
+  echo "chaos on $store: $elections elections in $round rounds; $fenced fenced writes in $terms terms, none stale ($refused stale ones refused); $answered of $writes API writes answered 2xx, all stored; 2 containers started, 2 running; rollout through $steps_seen steps, never back, now $last"
   local kind_name
   for kind_name in kill stop restart; do
     local -n times="times_$kind_name"

@@ -84,6 +84,8 @@ cmd_start() {
   esac
   [ -f "$PIDS" ] && { echo "$DIR has a demo running: $0 stop $DIR" >&2; exit 1; }
   echo "$election" > "$DIR/election"
+  # PostgreSQL runs as its own user: it must reach its data under DIR (mktemp -d makes 0700).
+  chmod a+rx "$DIR"
   # A given binary (scripts/test.sh: the one the test suite built) is used as it is.
   [ -n "${VAMP_SERVER_BIN:-}" ] || cargo build -q -p vamp-server --features full
   VAMP_SVC_DIR=$DIR/services VAMP_SVC_LIST=$list VAMP_SVC_SWARM=0 bash scripts/services.sh start

@@ -4,6 +4,7 @@
 
 pub mod consul;
 pub mod elasticsearch;
+pub mod kubernetes;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

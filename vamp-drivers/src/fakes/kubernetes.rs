@@ -1,0 +1,1815 @@
+//! [`FakeKubernetes`]: the part of the Kubernetes API server a Vamp driver uses, served on
+//! loopback with the API server's wire shapes and semantics, for tests (no API server can run
+//! here). The Kubernetes driver is tested against this fake until it meets a real cluster.
+//!
+//! Built from the public API documentation (kubernetes.io/docs/reference/using-api/
+//! api-concepts, server-side-apply, and the API reference of the kinds below):
+//!
+//! - Kinds: core/v1 `pods`, `services`, `configmaps`, `secrets`, `serviceaccounts`,
+//!   `namespaces` (cluster-scoped); apps/v1 `deployments`, `daemonsets`; batch/v1 `jobs`.
+//!   Paths `/api/v1/…` and `/apis/{group}/{version}/…`, namespaced
+//!   (`/namespaces/{ns}/{plural}[/{name}[/status]]`) and across namespaces (`/{plural}`);
+//!   `GET /version`.
+//! - Every object gets `metadata.uid`, `resourceVersion` (one counter for the whole store, as
+//!   etcd's revision), `creationTimestamp`, `generation` (raised when anything but `status`
+//!   and `metadata` changes), `namespace`; `generateName` works.
+//! - `GET` of a collection: a `<Kind>List` with `metadata.resourceVersion`, filtered by
+//!   `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`) and `fieldSelector`
+//!   (`metadata.name`, `metadata.namespace`); `limit`/`continue` are answered with the whole
+//!   list and no continue token (allowed by the API).
+//! - `?watch=true`: a stream of JSON lines `{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR,
+//!   "object": …}`. Without `resourceVersion` (or `0`) it starts with an `ADDED` per existing
+//!   object; with one, it replays every change after it — or, when that version is older than
+//!   the changes kept ([`FakeKubernetesConfig::watch_window`]), sends one `ERROR` event with a
+//!   `Status` of code 410 (`Expired`, "too old resource version") and ends, as the API server
+//!   does. `allowWatchBookmarks=true` adds a `BOOKMARK` (the kind, apiVersion and the current
+//!   `resourceVersion` only) every [`FakeKubernetesConfig::bookmark_every`];
+//!   `timeoutSeconds` ends the stream.
+//! - `POST` creates (409 `AlreadyExists`); `PUT` replaces, refused with 409 `Conflict` when
+//!   the body's `metadata.resourceVersion` is not the stored one; `DELETE` removes (pods owned
+//!   by a deleted Deployment or Job go too, as the garbage collector's background deletion).
+//! - `PATCH` with `application/merge-patch+json` (RFC 7386), `application/strategic-merge-
+//!   patch+json` (treated as a merge patch: lists are replaced, not merged by key — a
+//!   simplification) and `application/apply-patch+yaml` (server-side apply, YAML or JSON):
+//!   `fieldManager` is required; each manager owns the leaf fields it applied
+//!   (`metadata.managedFields`, `FieldsV1`; lists are atomic leaves — a simplification); a
+//!   field another manager owns with another value is a 409 `Conflict` naming it, unless
+//!   `force=true` takes it over; fields a manager applied before and leaves out now are
+//!   removed when nobody else owns them; applying to a missing object creates it.
+//! - The `status` subresource: writes to `…/status` change only `status`; writes to the object
+//!   leave its `status` as it was.
+//! - Errors are `Status` objects (`kind: Status`, `reason`, `code`, `details`).
+//! - A tiny controller: a Deployment's `spec.replicas` (default 1) become Pods from its
+//!   template (labels plus `pod-template-hash`, an owner reference), created `Pending`
+//!   without an IP and made `Running` with a pod IP and a `Ready` condition a moment later
+//!   (a separate change, so watches see both); a changed template replaces them; the
+//!   Deployment's `status` (`observedGeneration`, `replicas`, `readyReplicas`,
+//!   `availableReplicas`, `updatedReplicas`) follows. [`FakeKubernetes::fail_pods`] makes
+//!   matching pods never become ready (a waiting container with the given reason). A Job gets
+//!   one Pod and `status.succeeded = 1` once it ran, or `status.failed` when it is made to
+//!   fail. No scheduling, no nodes, no images: pods "run" as soon as they exist.
+//!
+//! One file: a faithful fake of one wire protocol, kept in one place so it reads against the
+//! API documentation.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+/// Settings of a [`FakeKubernetes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeKubernetesConfig {
+    /// How many changes are kept for watches that resume from a `resourceVersion`; older ones
+    /// get 410 Gone (the API server keeps about five minutes of them).
+    pub watch_window: usize,
+    /// How often a watch with `allowWatchBookmarks=true` gets a `BOOKMARK` (the API server:
+    /// about a minute).
+    pub bookmark_every: Duration,
+    /// How long a new pod stays `Pending` before it runs.
+    pub start_after: Duration,
+}
+
+impl Default for FakeKubernetesConfig {
+    fn default() -> Self {
+        FakeKubernetesConfig {
+            watch_window: 1000,
+            bookmark_every: Duration::from_secs(1),
+            start_after: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A kind the fake serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resource {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+}
+
+impl Resource {
+    fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+const RESOURCES: &[Resource] = &[
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        kind: "Pod",
+        namespaced: true,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "services",
+        kind: "Service",
+        namespaced: true,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        kind: "ConfigMap",
+        namespaced: true,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        kind: "Secret",
+        namespaced: true,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        namespaced: true,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        kind: "Namespace",
+        namespaced: false,
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        kind: "Deployment",
+        namespaced: true,
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        kind: "DaemonSet",
+        namespaced: true,
+    },
+    Resource {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        kind: "Job",
+        namespaced: true,
+    },
+];
+
+fn resource(group: &str, version: &str, plural: &str) -> Option<Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+        .copied()
+}
+
+fn resource_of_kind(kind: &str) -> Option<Resource> {
+    RESOURCES.iter().find(|r| r.kind == kind).copied()
+}
+
+/// An object's place in the store: plural, namespace ("" when cluster-scoped), name.
+type Key = (&'static str, String, String);
+
+/// A change, as watches see it.
+#[derive(Debug, Clone)]
+struct Change {
+    rv: u64,
+    plural: &'static str,
+    namespace: String,
+    kind: &'static str,
+    object: Value,
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    rv: u64,
+    uids: u64,
+    /// Pod IPs handed out.
+    ips: u64,
+    objects: BTreeMap<Key, Value>,
+    log: VecDeque<Change>,
+    /// Pods matching a selector never become ready, with this reason.
+    failing: Vec<(Selector, String)>,
+    /// Pods that exist and are not yet running, with the instant they may.
+    pending: BTreeMap<Key, tokio::time::Instant>,
+}
+
+#[derive(Debug)]
+struct State {
+    config: FakeKubernetesConfig,
+    data: Mutex<Data>,
+    changed: watch::Sender<u64>,
+    /// Bumped to end every open watch.
+    ends: watch::Sender<u64>,
+}
+
+impl State {
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A fake Kubernetes API server on a loopback port (see the module docs for what it covers).
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use vamp_drivers::fakes::kubernetes::FakeKubernetes;
+/// let fake = FakeKubernetes::start().await?;
+/// println!("server: {}", fake.url()); // e.g. a kubeconfig's cluster.server
+/// # Ok(()) }
+/// ```
+pub struct FakeKubernetes {
+    endpoint: super::Endpoint,
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for FakeKubernetes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeKubernetes")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+super::serves_on_endpoint!(FakeKubernetes);
+
+impl FakeKubernetes {
+    /// Starts one with the default settings.
+    ///
+    /// # Errors
+    /// When no loopback port can be bound.
+    pub async fn start() -> std::io::Result<FakeKubernetes> {
+        FakeKubernetes::start_with(FakeKubernetesConfig::default()).await
+    }
+
+    /// Starts one with `config`.
+    ///
+    /// # Errors
+    /// When no loopback port can be bound.
+    pub async fn start_with(config: FakeKubernetesConfig) -> std::io::Result<FakeKubernetes> {
+        let state = Arc::new(State {
+            config,
+            data: Mutex::new(Data::default()),
+            changed: watch::channel(0).0,
+            ends: watch::channel(0).0,
+        });
+        {
+            let mut data = state.data();
+            for ns in ["default", "kube-system"] {
+                let object =
+                    json!({"metadata": {"name": ns}, "spec": {}, "status": {"phase": "Active"}});
+                let _ = create(&mut data, &namespace_resource(), "", object, None);
+            }
+        }
+        let shared = state.clone();
+        let make: super::Make = Box::new(move || {
+            let app_state = shared.clone();
+            let app = axum::Router::new().fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let state = app_state.clone();
+                    async move { handle(&state, &method, &uri, &headers, &body).await }
+                },
+            );
+            let controller = shared.clone();
+            (app, Box::pin(run_pods(controller)))
+        });
+        Ok(FakeKubernetes {
+            endpoint: super::Endpoint::start(make).await?,
+            state,
+        })
+    }
+
+    /// Pods whose labels match `selector` (label-selector syntax, e.g. `app=shop,version=2`)
+    /// never become ready from now on: their container waits with `reason` (e.g.
+    /// `ImagePullBackOff`); a Job's pod fails with it.
+    ///
+    /// # Errors
+    /// A selector that does not parse.
+    pub fn fail_pods(&self, selector: &str, reason: &str) -> Result<(), String> {
+        let selector = Selector::parse(selector)?;
+        self.state
+            .data()
+            .failing
+            .push((selector, reason.to_owned()));
+        Ok(())
+    }
+
+    /// The stored object, as the API would answer a `GET` (`None` when missing).
+    pub fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let r = resource_of_kind(kind).filter(|r| r.api_version() == api_version)?;
+        let ns = if r.namespaced { namespace } else { "" };
+        self.state
+            .data()
+            .objects
+            .get(&(r.plural, ns.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// The store's current `resourceVersion`.
+    pub fn resource_version(&self) -> u64 {
+        self.state.data().rv
+    }
+
+    /// Compacts, as the API server's storage does: every change a watch could resume from is
+    /// forgotten and the open watches end, so a client that watches again from the version it
+    /// had gets 410 Gone and must list again.
+    pub fn compact(&self) {
+        let rv = {
+            let mut data = self.state.data();
+            data.log.clear();
+            data.rv += 1;
+            data.rv
+        };
+        self.state.ends.send_modify(|n| *n += 1);
+        self.state.changed.send_replace(rv);
+    }
+}
+
+fn namespace_resource() -> Resource {
+    resource("", "v1", "namespaces").unwrap_or(RESOURCES[5])
+}
+
+// --- requests ------------------------------------------------------------------------------
+
+/// What a path names.
+#[derive(Debug)]
+struct Target {
+    resource: Resource,
+    /// `None`: every namespace (a collection across them), or a cluster-scoped kind.
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn parse_path(path: &str) -> Option<Target> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match parts.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, rest @ ..] => (Some((*ns).to_owned()), {
+            let mut v = vec![*plural];
+            v.extend_from_slice(rest);
+            v
+        }),
+        // `/api/v1/namespaces/{name}`: the namespace object itself.
+        ["namespaces", name] => (None, vec!["namespaces", name]),
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, status) = match rest.as_slice() {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some((*name).to_owned()), false),
+        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
+        _ => return None,
+    };
+    let resource = resource(group, version, plural)?;
+    if !resource.namespaced && namespace.is_some() {
+        return None;
+    }
+    Some(Target {
+        resource,
+        namespace,
+        name,
+        status,
+    })
+}
+
+async fn handle(
+    state: &Arc<State>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    if uri.path() == "/version" {
+        return json_response(
+            StatusCode::OK,
+            &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-vamp-fake", "platform": "linux/amd64"}),
+        );
+    }
+    let Some(target) = parse_path(uri.path()) else {
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        )
+        .into_response();
+    };
+    let query = super::query(uri);
+    let ns = if target.resource.namespaced {
+        target.namespace.clone()
+    } else {
+        Some(String::new())
+    };
+    match (method, &target.name) {
+        (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            watch_stream(state, &target, &query)
+        }
+        (&Method::GET, None) => list(state, &target, &query),
+        (&Method::GET, Some(name)) => {
+            let data = state.data();
+            match ns.and_then(|ns| {
+                data.objects
+                    .get(&(target.resource.plural, ns, name.clone()))
+            }) {
+                Some(o) => json_response(StatusCode::OK, o),
+                None => not_found(&target.resource, name).into_response(),
+            }
+        }
+        (&Method::POST, None) => {
+            let Some(ns) = ns else {
+                return bad_request("a namespace is needed to create this kind").into_response();
+            };
+            let object = match parse_json(body) {
+                Ok(o) => o,
+                Err(e) => return bad_request(&e).into_response(),
+            };
+            let mut data = state.data();
+            let answer = create(&mut data, &target.resource, &ns, object, None);
+            settle(state, &mut data);
+            answer.map_or_else(IntoResponse::into_response, |o| {
+                json_response(StatusCode::CREATED, &o)
+            })
+        }
+        (&Method::PUT, Some(name)) => {
+            let Some(ns) = ns else {
+                return bad_request("a namespace is needed").into_response();
+            };
+            let object = match parse_json(body) {
+                Ok(o) => o,
+                Err(e) => return bad_request(&e).into_response(),
+            };
+            let mut data = state.data();
+            let answer = replace(&mut data, &target, &ns, name, object);
+            settle(state, &mut data);
+            answer.map_or_else(IntoResponse::into_response, |o| {
+                json_response(StatusCode::OK, &o)
+            })
+        }
+        (&Method::PATCH, Some(name)) => {
+            let Some(ns) = ns else {
+                return bad_request("a namespace is needed").into_response();
+            };
+            let kind = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let mut data = state.data();
+            let answer = match kind.as_str() {
+                "application/apply-patch+yaml" => {
+                    let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
+                        return bad_request(
+                            "PATCH with application/apply-patch+yaml requires fieldManager",
+                        )
+                        .into_response();
+                    };
+                    let force = query.get("force").is_some_and(|f| f == "true");
+                    match parse_yaml_or_json(body) {
+                        Ok(patch) => apply(&mut data, &target, &ns, name, &patch, manager, force),
+                        Err(e) => Err(bad_request(&e)),
+                    }
+                }
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                    match parse_json(body) {
+                        Ok(patch) => merge_patch(&mut data, &target, &ns, name, &patch),
+                        Err(e) => Err(bad_request(&e)),
+                    }
+                }
+                other => Err(status_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    &format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got '{other}')"
+                    ),
+                    None,
+                )),
+            };
+            settle(state, &mut data);
+            answer.map_or_else(IntoResponse::into_response, |o| {
+                json_response(StatusCode::OK, &o)
+            })
+        }
+        (&Method::DELETE, Some(name)) => {
+            let Some(ns) = ns else {
+                return bad_request("a namespace is needed").into_response();
+            };
+            let mut data = state.data();
+            let answer = delete(&mut data, &target.resource, &ns, name);
+            settle(state, &mut data);
+            answer.map_or_else(IntoResponse::into_response, |o| {
+                json_response(StatusCode::OK, &o)
+            })
+        }
+        _ => status_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            None,
+        )
+        .into_response(),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err("the body must be a JSON object".to_owned())
+    }
+}
+
+fn parse_yaml_or_json(body: &[u8]) -> Result<Value, String> {
+    if let Ok(v) = parse_json(body) {
+        return Ok(v);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_owned())?;
+    let mut documents =
+        vamp_core::dsl::parse_documents(text).map_err(|e| format!("the body is not YAML: {e}"))?;
+    if documents.len() != 1 {
+        return Err("the body must be one YAML document".to_owned());
+    }
+    let value = documents.remove(0).to_json();
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err("the body must be an object".to_owned())
+    }
+}
+
+// --- answers -------------------------------------------------------------------------------
+
+fn json_response(code: StatusCode, value: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn status_object(code: StatusCode, reason: &str, message: &str, details: Option<Value>) -> Value {
+    let mut status = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    if let Some(details) = details {
+        status["details"] = details;
+    }
+    status
+}
+
+/// An error answer: a `Status` with its HTTP code.
+#[derive(Debug)]
+struct Failure {
+    code: StatusCode,
+    status: Value,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        json_response(self.code, &self.status)
+    }
+}
+
+fn status_error(code: StatusCode, reason: &str, message: &str, details: Option<Value>) -> Failure {
+    Failure {
+        code,
+        status: status_object(code, reason, message, details),
+    }
+}
+
+fn bad_request(message: &str) -> Failure {
+    status_error(StatusCode::BAD_REQUEST, "BadRequest", message, None)
+}
+
+fn details(r: &Resource, name: &str) -> Value {
+    json!({"name": name, "group": r.group, "kind": r.plural})
+}
+
+fn not_found(r: &Resource, name: &str) -> Failure {
+    status_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("{}{} \"{name}\" not found", r.plural, group_suffix(r)),
+        Some(details(r, name)),
+    )
+}
+
+fn conflict(r: &Resource, name: &str, message: &str) -> Failure {
+    status_error(
+        StatusCode::CONFLICT,
+        "Conflict",
+        &format!(
+            "Operation cannot be fulfilled on {}{} \"{name}\": {message}",
+            r.plural,
+            group_suffix(r)
+        ),
+        Some(details(r, name)),
+    )
+}
+
+fn group_suffix(r: &Resource) -> String {
+    if r.group.is_empty() {
+        String::new()
+    } else {
+        format!(".{}", r.group)
+    }
+}
+
+// --- the store -----------------------------------------------------------------------------
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Records a change of the object at `key` (`None`: deleted) at a new resourceVersion.
+fn record(
+    data: &mut Data,
+    r: &Resource,
+    ns: &str,
+    name: &str,
+    object: Option<Value>,
+    kind: &'static str,
+) -> Value {
+    data.rv += 1;
+    let rv = data.rv;
+    let key = (r.plural, ns.to_owned(), name.to_owned());
+    let object = match object {
+        Some(mut o) => {
+            o["metadata"]["resourceVersion"] = json!(rv.to_string());
+            data.objects.insert(key, o.clone());
+            o
+        }
+        None => {
+            let mut o = data.objects.remove(&key).unwrap_or_default();
+            o["metadata"]["resourceVersion"] = json!(rv.to_string());
+            o
+        }
+    };
+    data.log.push_back(Change {
+        rv,
+        plural: r.plural,
+        namespace: ns.to_owned(),
+        kind,
+        object: object.clone(),
+    });
+    object
+}
+
+/// Fills what the server sets on a new object.
+fn stamp_new(
+    data: &mut Data,
+    r: &Resource,
+    ns: &str,
+    object: &mut Value,
+) -> Result<String, Failure> {
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    let meta = &mut object["metadata"];
+    let name = match (meta["name"].as_str(), meta["generateName"].as_str()) {
+        (Some(n), _) if !n.is_empty() => n.to_owned(),
+        (_, Some(prefix)) => {
+            data.uids += 1;
+            format!("{prefix}{:05x}", data.uids * 7919 % 0xfffff)
+        }
+        _ => {
+            return Err(status_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                &format!(
+                    "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                    r.kind
+                ),
+                None,
+            ));
+        }
+    };
+    if !valid_name(&name) {
+        return Err(status_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            &format!(
+                "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+                r.kind
+            ),
+            Some(details(r, &name)),
+        ));
+    }
+    data.uids += 1;
+    meta["name"] = json!(name);
+    meta["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", data.uids));
+    meta["creationTimestamp"] = json!(now());
+    meta["generation"] = json!(1);
+    if r.namespaced {
+        meta["namespace"] = json!(ns);
+    } else if let Value::Object(m) = meta {
+        m.remove("namespace");
+    }
+    if let Value::Object(m) = meta {
+        m.remove("resourceVersion");
+        m.remove("generateName");
+    }
+    object["kind"] = json!(r.kind);
+    object["apiVersion"] = json!(r.api_version());
+    Ok(name)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .as_bytes()
+            .last()
+            .is_some_and(u8::is_ascii_alphanumeric)
+}
+
+fn create(
+    data: &mut Data,
+    r: &Resource,
+    ns: &str,
+    mut object: Value,
+    managed: Option<Value>,
+) -> Result<Value, Failure> {
+    if r.namespaced
+        && !data
+            .objects
+            .contains_key(&("namespaces", String::new(), ns.to_owned()))
+    {
+        return Err(status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("namespaces \"{ns}\" not found"),
+            Some(json!({"name": ns, "kind": "namespaces"})),
+        ));
+    }
+    let name = stamp_new(data, r, ns, &mut object)?;
+    if data
+        .objects
+        .contains_key(&(r.plural, ns.to_owned(), name.clone()))
+    {
+        return Err(status_error(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            &format!("{}{} \"{name}\" already exists", r.plural, group_suffix(r)),
+            Some(details(r, &name)),
+        ));
+    }
+    if let Some(managed) = managed {
+        object["metadata"]["managedFields"] = managed;
+    }
+    Ok(record(data, r, ns, &name, Some(object), "ADDED"))
+}
+
+/// What a write may change: `status` only through the subresource, the rest only through the
+/// object; server-set metadata stays.
+fn merge_write(r: &Resource, current: &Value, mut next: Value, status: bool) -> Value {
+    if status {
+        let mut out = current.clone();
+        out["status"] = next.get("status").cloned().unwrap_or(Value::Null);
+        return out;
+    }
+    let keep = [
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "namespace",
+        "name",
+        "managedFields",
+    ];
+    for k in keep {
+        if let Some(v) = current["metadata"].get(k) {
+            next["metadata"][k] = v.clone();
+        }
+    }
+    if let Some(s) = current.get("status") {
+        next["status"] = s.clone();
+    } else if let Value::Object(m) = &mut next {
+        m.remove("status");
+    }
+    next["kind"] = json!(r.kind);
+    next["apiVersion"] = json!(r.api_version());
+    let spec_changed = strip_meta(current) != strip_meta(&next);
+    if spec_changed {
+        let generation = current["metadata"]["generation"].as_u64().unwrap_or(1);
+        next["metadata"]["generation"] = json!(generation + 1);
+    }
+    next
+}
+
+/// An object without `metadata` and `status`: what `generation` counts changes of.
+fn strip_meta(o: &Value) -> Value {
+    let mut o = o.clone();
+    if let Value::Object(m) = &mut o {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    o
+}
+
+fn replace(
+    data: &mut Data,
+    target: &Target,
+    ns: &str,
+    name: &str,
+    next: Value,
+) -> Result<Value, Failure> {
+    let r = &target.resource;
+    let key = (r.plural, ns.to_owned(), name.to_owned());
+    let Some(current) = data.objects.get(&key).cloned() else {
+        return Err(not_found(r, name));
+    };
+    if next["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+        return Err(bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    if let Some(rv) = next["metadata"]["resourceVersion"].as_str()
+        && Some(rv) != current["metadata"]["resourceVersion"].as_str()
+    {
+        return Err(conflict(
+            r,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    let merged = merge_write(r, &current, next, target.status);
+    if merged == current {
+        return Ok(current);
+    }
+    Ok(record(data, r, ns, name, Some(merged), "MODIFIED"))
+}
+
+/// RFC 7386.
+fn json_merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        json_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+fn merge_patch(
+    data: &mut Data,
+    target: &Target,
+    ns: &str,
+    name: &str,
+    patch: &Value,
+) -> Result<Value, Failure> {
+    let r = &target.resource;
+    let key = (r.plural, ns.to_owned(), name.to_owned());
+    let Some(current) = data.objects.get(&key).cloned() else {
+        return Err(not_found(r, name));
+    };
+    if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
+        && Some(rv) != current["metadata"]["resourceVersion"].as_str()
+    {
+        return Err(conflict(
+            r,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    let mut next = current.clone();
+    json_merge(&mut next, patch);
+    let merged = merge_write(r, &current, next, target.status);
+    if merged == current {
+        return Ok(current);
+    }
+    Ok(record(data, r, ns, name, Some(merged), "MODIFIED"))
+}
+
+fn delete(data: &mut Data, r: &Resource, ns: &str, name: &str) -> Result<Value, Failure> {
+    let key = (r.plural, ns.to_owned(), name.to_owned());
+    let Some(current) = data.objects.get(&key).cloned() else {
+        return Err(not_found(r, name));
+    };
+    let deleted = record(data, r, ns, name, None, "DELETED");
+    data.pending.remove(&key);
+    // The garbage collector's background deletion of what the object owned.
+    if let Some(uid) = current["metadata"]["uid"].as_str() {
+        let owned: Vec<Key> = data
+            .objects
+            .iter()
+            .filter(|(_, o)| owner_uid(o) == Some(uid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (plural, ons, oname) in owned {
+            if let Some(or) = RESOURCES.iter().find(|x| x.plural == plural) {
+                let _ = delete(data, or, &ons, &oname);
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+fn owner_uid(o: &Value) -> Option<&str> {
+    o["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"].as_bool() == Some(true))?["uid"]
+        .as_str()
+}
+
+// --- server-side apply ---------------------------------------------------------------------
+
+/// The leaf paths of an object (lists are atomic leaves), without server-set metadata.
+fn leaves(value: &Value, prefix: &mut Vec<String>, out: &mut BTreeMap<Vec<String>, Value>) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                if prefix.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "status") {
+                    continue;
+                }
+                if prefix.len() == 1
+                    && prefix[0] == "metadata"
+                    && matches!(
+                        k.as_str(),
+                        "name"
+                            | "namespace"
+                            | "resourceVersion"
+                            | "uid"
+                            | "managedFields"
+                            | "creationTimestamp"
+                            | "generation"
+                    )
+                {
+                    continue;
+                }
+                prefix.push(k.clone());
+                leaves(v, prefix, out);
+                prefix.pop();
+            }
+        }
+        other => {
+            if !prefix.is_empty() {
+                out.insert(prefix.clone(), other.clone());
+            }
+        }
+    }
+}
+
+fn get_path<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, k| v.get(k))
+}
+
+fn set_path(value: &mut Value, path: &[String], leaf: Value) {
+    let mut at = value;
+    for k in path {
+        if !at.is_object() {
+            *at = Value::Object(Map::new());
+        }
+        at = match at {
+            Value::Object(m) => m.entry(k.clone()).or_insert(Value::Null),
+            _ => return,
+        };
+    }
+    *at = leaf;
+}
+
+fn remove_path(value: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = value;
+    for k in parents {
+        match at.get_mut(k) {
+            Some(v) => at = v,
+            None => return,
+        }
+    }
+    if let Value::Object(m) = at {
+        m.remove(last);
+    }
+}
+
+/// `FieldsV1`: `{"f:spec": {"f:replicas": {}}}`.
+fn fields_v1(paths: &BTreeSet<Vec<String>>) -> Value {
+    let mut root = Value::Object(Map::new());
+    for path in paths {
+        let keyed: Vec<String> = path.iter().map(|k| format!("f:{k}")).collect();
+        set_path(&mut root, &keyed, json!({}));
+    }
+    root
+}
+
+fn paths_of_fields_v1(fields: &Value, prefix: &mut Vec<String>, out: &mut BTreeSet<Vec<String>>) {
+    if let Value::Object(m) = fields {
+        if m.is_empty() && !prefix.is_empty() {
+            out.insert(prefix.clone());
+        }
+        for (k, v) in m {
+            if let Some(k) = k.strip_prefix("f:") {
+                prefix.push(k.to_owned());
+                paths_of_fields_v1(v, prefix, out);
+                prefix.pop();
+            }
+        }
+    }
+}
+
+/// Each manager's fields, from `metadata.managedFields`.
+fn managers(o: &Value) -> BTreeMap<String, BTreeSet<Vec<String>>> {
+    let mut out = BTreeMap::new();
+    for entry in o["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Some(manager) = entry["manager"].as_str() else {
+            continue;
+        };
+        let mut paths = BTreeSet::new();
+        paths_of_fields_v1(&entry["fieldsV1"], &mut Vec::new(), &mut paths);
+        out.insert(manager.to_owned(), paths);
+    }
+    out
+}
+
+fn managed_fields(r: &Resource, managers: &BTreeMap<String, BTreeSet<Vec<String>>>) -> Value {
+    Value::Array(
+        managers
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(m, p)| {
+                json!({
+                    "manager": m,
+                    "operation": "Apply",
+                    "apiVersion": r.api_version(),
+                    "time": now(),
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": fields_v1(p),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn apply(
+    data: &mut Data,
+    target: &Target,
+    ns: &str,
+    name: &str,
+    patch: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, Failure> {
+    let r = &target.resource;
+    if patch["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| n != name)
+    {
+        return Err(bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    if patch["kind"].as_str().is_some_and(|k| k != r.kind)
+        || patch["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v != r.api_version())
+    {
+        return Err(bad_request(&format!(
+            "the apiVersion and kind of an apply must be {} {}",
+            r.api_version(),
+            r.kind
+        )));
+    }
+    let mut applied = BTreeMap::new();
+    leaves(patch, &mut Vec::new(), &mut applied);
+    let key = (r.plural, ns.to_owned(), name.to_owned());
+    let Some(current) = data.objects.get(&key).cloned() else {
+        if target.status {
+            return Err(not_found(r, name));
+        }
+        let mut object = patch.clone();
+        object["metadata"]["name"] = json!(name);
+        let owned: BTreeSet<Vec<String>> = applied.keys().cloned().collect();
+        let all = BTreeMap::from([(manager.to_owned(), owned)]);
+        let created = create(data, r, ns, object, Some(managed_fields(r, &all)))?;
+        return Ok(created);
+    };
+    let mut owners = managers(&current);
+    // Conflicts: a field another manager owns, applied with another value.
+    if !force {
+        let mut conflicts = Vec::new();
+        for (path, value) in &applied {
+            let differs = get_path(&current, path) != Some(value);
+            if !differs {
+                continue;
+            }
+            for (other, paths) in &owners {
+                if other != manager && paths.contains(path) {
+                    conflicts.push(format!("conflict with \"{other}\": .{}", path.join(".")));
+                }
+            }
+        }
+        if !conflicts.is_empty() {
+            let n = conflicts.len();
+            return Err(status_error(
+                StatusCode::CONFLICT,
+                "Conflict",
+                &format!(
+                    "Apply failed with {n} conflict{}: {}",
+                    if n == 1 { "" } else { "s" },
+                    conflicts.join("; ")
+                ),
+                Some(
+                    json!({"name": name, "group": r.group, "kind": r.plural, "causes": conflicts.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": c})).collect::<Vec<_>>()}),
+                ),
+            ));
+        }
+    }
+    let mut next = current.clone();
+    // Fields this manager applied before and leaves out now go, unless another owns them.
+    let before = owners.remove(manager).unwrap_or_default();
+    for path in &before {
+        if !applied.contains_key(path) && !owners.values().any(|p| p.contains(path)) {
+            remove_path(&mut next, path);
+        }
+    }
+    for (path, value) in &applied {
+        set_path(&mut next, path, value.clone());
+        for paths in owners.values_mut() {
+            // Forced, or the same value: shared ownership when equal, taken over when forced.
+            if force && get_path(&current, path) != Some(value) {
+                paths.remove(path);
+            }
+        }
+    }
+    owners.insert(manager.to_owned(), applied.keys().cloned().collect());
+    let mut merged = merge_write(r, &current, next.clone(), target.status);
+    // Nothing changed, ownership included: a no-op, as on the API server (no new
+    // resourceVersion, no new managedFields time).
+    if merged == current && owners == managers(&current) {
+        return Ok(current);
+    }
+    if !target.status {
+        merged["metadata"]["managedFields"] = managed_fields(r, &owners);
+    }
+    Ok(record(data, r, ns, name, Some(merged), "MODIFIED"))
+}
+
+// --- label selectors -----------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A label selector (`a=b,c!=d,e in (x,y),f notin (z),g,!h`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Selector(Vec<Requirement>);
+
+impl Selector {
+    fn parse(text: &str) -> Result<Selector, String> {
+        let mut out = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            // One requirement up to the next comma outside parentheses.
+            let mut depth = 0;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    *c == ',' && depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            let part = rest[..end].trim();
+            rest = rest[end..].trim_start_matches(',').trim();
+            out.push(Self::requirement(part)?);
+        }
+        Ok(Selector(out))
+    }
+
+    fn requirement(part: &str) -> Result<Requirement, String> {
+        let values = |s: &str| -> Result<Vec<String>, String> {
+            let inner = s
+                .trim()
+                .strip_prefix('(')
+                .and_then(|s| s.strip_suffix(')'))
+                .ok_or_else(|| {
+                    format!("unable to parse requirement: '{part}': expected a list in parentheses")
+                })?;
+            Ok(inner.split(',').map(|v| v.trim().to_owned()).collect())
+        };
+        if let Some((k, v)) = part.split_once("!=") {
+            return Ok(Requirement::NotEquals(
+                k.trim().to_owned(),
+                v.trim().to_owned(),
+            ));
+        }
+        if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+            return Ok(Requirement::Equals(
+                k.trim().to_owned(),
+                v.trim().to_owned(),
+            ));
+        }
+        if let Some((k, v)) = part.split_once(" notin ") {
+            return Ok(Requirement::NotIn(k.trim().to_owned(), values(v)?));
+        }
+        if let Some((k, v)) = part.split_once(" in ") {
+            return Ok(Requirement::In(k.trim().to_owned(), values(v)?));
+        }
+        if let Some(k) = part.strip_prefix('!') {
+            return Ok(Requirement::NotExists(k.trim().to_owned()));
+        }
+        if part.is_empty() || part.contains(char::is_whitespace) {
+            return Err(format!("unable to parse requirement: '{part}'"));
+        }
+        Ok(Requirement::Exists(part.to_owned()))
+    }
+
+    fn matches(&self, labels: &Value) -> bool {
+        let get = |k: &str| labels.get(k).and_then(Value::as_str);
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
+            Requirement::In(k, vs) => get(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            Requirement::NotIn(k, vs) => get(k).is_none_or(|l| vs.iter().all(|v| v != l)),
+            Requirement::Exists(k) => get(k).is_some(),
+            Requirement::NotExists(k) => get(k).is_none(),
+        })
+    }
+}
+
+/// Whether `o` passes the `labelSelector` and `fieldSelector` of a query.
+struct Filter {
+    labels: Selector,
+    fields: Vec<(String, String, bool)>,
+}
+
+impl Filter {
+    fn of(query: &BTreeMap<String, String>) -> Result<Filter, Failure> {
+        let labels = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
+            .map_err(|e| bad_request(&e))?;
+        let mut fields = Vec::new();
+        for part in query
+            .get("fieldSelector")
+            .map_or("", String::as_str)
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (k, v, eq) = match part.split_once("!=") {
+                Some((k, v)) => (k, v, false),
+                None => match part.split_once("==").or_else(|| part.split_once('=')) {
+                    Some((k, v)) => (k, v, true),
+                    None => return Err(bad_request(&format!("invalid field selector: '{part}'"))),
+                },
+            };
+            let k = k.trim();
+            if !matches!(k, "metadata.name" | "metadata.namespace") {
+                return Err(bad_request(&format!("field label not supported: {k}")));
+            }
+            fields.push((k.to_owned(), v.trim().to_owned(), eq));
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    fn passes(&self, o: &Value) -> bool {
+        self.labels.matches(&o["metadata"]["labels"])
+            && self.fields.iter().all(|(k, v, eq)| {
+                let field = k.strip_prefix("metadata.").unwrap_or(k);
+                (o["metadata"][field].as_str() == Some(v.as_str())) == *eq
+            })
+    }
+}
+
+// --- list and watch ------------------------------------------------------------------------
+
+fn in_scope(target: &Target, plural: &str, ns: &str) -> bool {
+    plural == target.resource.plural
+        && (!target.resource.namespaced || target.namespace.as_deref().is_none_or(|t| t == ns))
+}
+
+fn list(state: &Arc<State>, target: &Target, query: &BTreeMap<String, String>) -> Response {
+    let filter = match Filter::of(query) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let data = state.data();
+    let items: Vec<Value> = data
+        .objects
+        .iter()
+        .filter(|((plural, ns, _), o)| in_scope(target, plural, ns) && filter.passes(o))
+        .map(|(_, o)| o.clone())
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", target.resource.kind),
+            "apiVersion": target.resource.api_version(),
+            "metadata": {"resourceVersion": data.rv.to_string()},
+            "items": items,
+        }),
+    )
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": object}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+fn watch_stream(state: &Arc<State>, target: &Target, query: &BTreeMap<String, String>) -> Response {
+    let filter = match Filter::of(query) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let from = query
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0")
+        .map(|v| v.parse::<u64>());
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true");
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let r = target.resource;
+    let scope_ns = target.namespace.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(256);
+    // What the watch starts with, and from where it follows the log.
+    let (first, mut seen) = {
+        let data = state.data();
+        match from {
+            Some(Err(_)) => return bad_request("resourceVersion must be a number").into_response(),
+            None => {
+                let initial: Vec<Bytes> = data
+                    .objects
+                    .iter()
+                    .filter(|((plural, ns, _), o)| in_scope(target, plural, ns) && filter.passes(o))
+                    .map(|(_, o)| event_line("ADDED", o))
+                    .collect();
+                (initial, data.rv)
+            }
+            Some(Ok(rv)) => {
+                let oldest = data.log.front().map_or(data.rv + 1, |c| c.rv);
+                if rv + 1 < oldest && rv < data.rv {
+                    let gone = status_object(
+                        StatusCode::GONE,
+                        "Expired",
+                        &format!(
+                            "too old resource version: {rv} ({})",
+                            oldest.saturating_sub(1)
+                        ),
+                        None,
+                    );
+                    (vec![event_line("ERROR", &gone)], u64::MAX)
+                } else {
+                    (Vec::new(), rv)
+                }
+            }
+        }
+    };
+    let state = state.clone();
+    let every = state.config.bookmark_every;
+    tokio::spawn(async move {
+        for line in first {
+            if tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        if seen == u64::MAX {
+            return;
+        }
+        let mut changed = state.changed.subscribe();
+        let mut ends = state.ends.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut bookmark = tokio::time::interval(every);
+        bookmark.tick().await;
+        loop {
+            let (lines, latest) = {
+                let data = state.data();
+                let lines: Vec<Bytes> = data
+                    .log
+                    .iter()
+                    .filter(|c| c.rv > seen)
+                    .filter(|c| {
+                        c.plural == r.plural
+                            && (!r.namespaced
+                                || scope_ns.as_deref().is_none_or(|n| n == c.namespace))
+                            && filter.passes(&c.object)
+                    })
+                    .map(|c| event_line(c.kind, &c.object))
+                    .collect();
+                (lines, data.rv)
+            };
+            seen = latest;
+            for line in lines {
+                if tx.send(Ok(line)).await.is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = bookmark.tick(), if bookmarks => {
+                    let mark = json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": {"resourceVersion": seen.to_string()}});
+                    if tx.send(Ok(event_line("BOOKMARK", &mark))).await.is_err() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return,
+                _ = ends.changed() => return,
+            }
+        }
+    });
+    let stream = tokio_stream_from(rx);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+// --- the controller ------------------------------------------------------------------------
+
+/// After every write: trims the watch log, runs the controller, wakes the watches.
+fn settle(state: &Arc<State>, data: &mut Data) {
+    reconcile(data, &state.config);
+    while data.log.len() > state.config.watch_window {
+        data.log.pop_front();
+    }
+    state.changed.send_replace(data.rv);
+}
+
+/// A short stable hash of a pod template (`pod-template-hash`).
+fn template_hash(template: &Value) -> String {
+    let text = template.to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+fn reconcile(data: &mut Data, config: &FakeKubernetesConfig) {
+    let (deploy_r, pod_r, job_r) = (RESOURCES[6], RESOURCES[0], RESOURCES[8]);
+    let owners: Vec<(Resource, Value)> = data
+        .objects
+        .iter()
+        .filter(|((plural, _, _), _)| *plural == "deployments" || *plural == "jobs")
+        .map(|((plural, _, _), o)| (if *plural == "jobs" { job_r } else { deploy_r }, o.clone()))
+        .collect();
+    for (r, owner) in owners {
+        let ns = owner["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let uid = owner["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let owner_name = owner["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let template = owner["spec"]["template"].clone();
+        let hash = template_hash(&template);
+        let wanted = if r.plural == "jobs" {
+            1
+        } else {
+            owner["spec"]["replicas"].as_u64().unwrap_or(1)
+        };
+        let pods: Vec<(Key, Value)> = data
+            .objects
+            .iter()
+            .filter(|(k, o)| k.0 == "pods" && owner_uid(o) == Some(uid.as_str()))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        // Pods of an old template go; then as many as wanted are made.
+        let mut current = 0;
+        for (key, pod) in &pods {
+            let same =
+                pod["metadata"]["labels"]["pod-template-hash"].as_str() == Some(hash.as_str());
+            if same && current < wanted {
+                current += 1;
+            } else if r.plural == "deployments" {
+                let _ = delete(data, &pod_r, &key.1, &key.2);
+            }
+        }
+        let made_before = pods.len() as u64;
+        for i in current..wanted {
+            if r.plural == "jobs" && made_before > 0 {
+                break;
+            }
+            data.uids += 1;
+            let name = format!(
+                "{owner_name}-{hash}-{:05x}",
+                (data.uids * 104_729 + i) % 0xfffff
+            );
+            let mut labels = template["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels["pod-template-hash"] = json!(hash);
+            let pod = json!({
+                "metadata": {
+                    "name": name,
+                    "labels": labels,
+                    "annotations": template["metadata"]["annotations"].clone(),
+                    "ownerReferences": [{
+                        "apiVersion": r.api_version(), "kind": r.kind, "name": owner_name,
+                        "uid": uid, "controller": true, "blockOwnerDeletion": true,
+                    }],
+                },
+                "spec": template["spec"].clone(),
+                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]},
+            });
+            if create(data, &pod_r, &ns, pod, None).is_ok() {
+                data.pending.insert(
+                    ("pods", ns.clone(), name),
+                    tokio::time::Instant::now() + config.start_after,
+                );
+            }
+        }
+        owner_status(data, r, &ns, &owner_name, &uid, &hash);
+    }
+}
+
+/// The owner's status, from its pods.
+fn owner_status(data: &mut Data, r: Resource, ns: &str, name: &str, uid: &str, hash: &str) {
+    let key = (r.plural, ns.to_owned(), name.to_owned());
+    let Some(owner) = data.objects.get(&key).cloned() else {
+        return;
+    };
+    let pods: Vec<&Value> = data
+        .objects
+        .iter()
+        .filter(|(k, o)| k.0 == "pods" && owner_uid(o) == Some(uid))
+        .map(|(_, o)| o)
+        .collect();
+    let ready = pods.iter().filter(|p| pod_ready(p)).count();
+    let updated = pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["pod-template-hash"].as_str() == Some(hash))
+        .count();
+    let status = if r.plural == "jobs" {
+        let failed = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Failed")
+            .count();
+        let succeeded = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Succeeded")
+            .count();
+        let mut s = json!({"active": pods.len() - failed - succeeded});
+        if succeeded > 0 {
+            s["succeeded"] = json!(succeeded);
+            s["conditions"] = json!([{"type": "Complete", "status": "True"}]);
+        }
+        if failed > 0 {
+            s["failed"] = json!(failed);
+            s["conditions"] =
+                json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]);
+        }
+        s
+    } else {
+        let wanted = owner["spec"]["replicas"].as_u64().unwrap_or(1);
+        json!({
+            "observedGeneration": owner["metadata"]["generation"],
+            "replicas": pods.len(),
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": pods.len().saturating_sub(ready),
+            "conditions": [{
+                "type": "Available",
+                "status": if ready as u64 >= wanted { "True" } else { "False" },
+                "reason": if ready as u64 >= wanted { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+            }],
+        })
+    };
+    if owner.get("status") != Some(&status) {
+        let mut next = owner;
+        next["status"] = status;
+        record(data, &r, ns, name, Some(next), "MODIFIED");
+    }
+}
+
+fn pod_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// Moves pods whose time has come from `Pending` to running (or failing), then their
+/// owners' status; runs beside the server.
+async fn run_pods(state: Arc<State>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        let mut data = state.data();
+        let now = tokio::time::Instant::now();
+        let due: Vec<Key> = data
+            .pending
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        for key in due {
+            data.pending.remove(&key);
+            let Some(mut pod) = data.objects.get(&key).cloned() else {
+                continue;
+            };
+            let failing = data
+                .failing
+                .iter()
+                .find(|(s, _)| s.matches(&pod["metadata"]["labels"]))
+                .map(|(_, reason)| reason.clone());
+            let job = pod["metadata"]["ownerReferences"][0]["kind"] == "Job";
+            data.ips += 1;
+            let ip = format!("10.244.{}.{}", (data.ips / 250) % 250, data.ips % 250 + 2);
+            let container = pod["spec"]["containers"][0]["name"]
+                .as_str()
+                .unwrap_or("main")
+                .to_owned();
+            pod["status"] = match (&failing, job) {
+                (Some(reason), false) => json!({
+                    "phase": "Pending", "podIP": ip, "podIPs": [{"ip": ip}],
+                    "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                    "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": pod["spec"]["containers"][0]["image"], "imageID": "", "state": {"waiting": {"reason": reason, "message": format!("the fake was told to fail: {reason}")}}}],
+                }),
+                (Some(reason), true) => json!({
+                    "phase": "Failed", "podIP": ip, "reason": reason,
+                    "conditions": [{"type": "Ready", "status": "False"}],
+                }),
+                (None, true) => json!({
+                    "phase": "Succeeded", "podIP": ip,
+                    "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
+                }),
+                (None, false) => json!({
+                    "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                    "startTime": now_text(),
+                    "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"}, {"type": "ContainersReady", "status": "True"}, {"type": "Ready", "status": "True"}],
+                    "containerStatuses": [{"name": container, "ready": true, "started": true, "restartCount": 0, "image": pod["spec"]["containers"][0]["image"], "imageID": "", "state": {"running": {"startedAt": now_text()}}}],
+                }),
+            };
+            record(
+                &mut data,
+                &RESOURCES[0],
+                &key.1,
+                &key.2,
+                Some(pod),
+                "MODIFIED",
+            );
+        }
+        let config = state.config.clone();
+        reconcile(&mut data, &config);
+        while data.log.len() > config.watch_window {
+            data.log.pop_front();
+        }
+        let rv = data.rv;
+        drop(data);
+        state.changed.send_replace(rv);
+    }
+}
+
+fn now_text() -> String {
+    now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_parse_and_match_as_the_api_server_does() {
+        let labels = json!({"app": "shop", "version": "2", "tier": "web"});
+        for (selector, want) in [
+            ("", true),
+            ("app=shop", true),
+            ("app==shop,version=2", true),
+            ("app!=shop", false),
+            ("version in (1, 2)", true),
+            ("version notin (2,3)", false),
+            ("tier", true),
+            ("!tier", false),
+            ("!missing,app in (shop),version notin (9)", true),
+        ] {
+            let s = Selector::parse(selector).expect(selector);
+            assert_eq!(s.matches(&labels), want, "{selector}");
+        }
+        assert!(Selector::parse("version in 1,2").is_err());
+        assert!(Selector::parse("a b").is_err());
+    }
+
+    #[test]
+    fn paths_name_kinds_namespaces_objects_and_status() {
+        let t = parse_path("/apis/apps/v1/namespaces/vamp/deployments/shop/status").expect("path");
+        assert_eq!(
+            (
+                t.resource.kind,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.status
+            ),
+            ("Deployment", Some("vamp"), Some("shop"), true)
+        );
+        let t = parse_path("/api/v1/pods").expect("path");
+        assert_eq!((t.resource.kind, t.namespace, t.name), ("Pod", None, None));
+        let t = parse_path("/api/v1/namespaces/vamp").expect("path");
+        assert_eq!(
+            (t.resource.kind, t.name.as_deref()),
+            ("Namespace", Some("vamp"))
+        );
+        assert!(parse_path("/apis/apps/v1/namespaces/vamp/widgets").is_none());
+        assert!(parse_path("/api/v1/namespaces/vamp/namespaces/x").is_none());
+    }
+
+    #[test]
+    fn a_merge_patch_is_rfc_7386() {
+        let mut doc = json!({"a": 1, "b": {"c": 2, "d": 3}, "l": [1, 2]});
+        json_merge(&mut doc, &json!({"a": null, "b": {"c": 5}, "l": [9]}));
+        assert_eq!(doc, json!({"b": {"c": 5, "d": 3}, "l": [9]}));
+    }
+
+    #[test]
+    fn managed_fields_read_back_as_the_paths_they_were_made_of() {
+        let paths: BTreeSet<Vec<String>> = [
+            vec!["spec".to_owned(), "replicas".to_owned()],
+            vec!["metadata".to_owned(), "labels".to_owned(), "app".to_owned()],
+        ]
+        .into();
+        let v1 = fields_v1(&paths);
+        assert_eq!(v1["f:spec"]["f:replicas"], json!({}));
+        let mut back = BTreeSet::new();
+        paths_of_fields_v1(&v1, &mut Vec::new(), &mut back);
+        assert_eq!(back, paths);
+    }
+}

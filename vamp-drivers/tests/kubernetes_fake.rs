@@ -448,3 +448,141 @@ async fn next<S: futures::Stream + Unpin>(events: &mut S) -> S::Item {
         .expect("an event in time")
         .expect("the stream goes on")
 }
+
+/// The demo service's binary, built beside this test (scripts/test.sh builds it first).
+fn demo_app() -> String {
+    let exe = std::env::current_exe().expect("exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("vamp-demo-app");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p vamp-demo-app` first",
+        bin.display()
+    );
+    bin.display().to_string()
+}
+
+/// With a kubelet, pods run as local processes on addresses of their own: ready when their
+/// probe answers, answering on their pod IP with their environment; an unknown image waits
+/// in ImagePullBackOff, a process that exits crash-loops with its code; a deleted pod's
+/// process is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_runs_pods_as_processes_on_addresses_of_their_own() {
+    use vamp_drivers::fakes::kubernetes::FakeKubelet;
+    let kubelet = FakeKubelet {
+        images: [
+            ("demo:1".to_owned(), vec![demo_app()]),
+            (
+                "exits:1".to_owned(),
+                vec![demo_app(), "--error-rate".to_owned(), "9".to_owned()],
+            ),
+        ]
+        .into(),
+        host_env: "VAMP_DEMO_HOST".into(),
+    };
+    let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
+        kubelet: Some(kubelet),
+        ..FakeKubernetesConfig::default()
+    })
+    .await
+    .expect("fake");
+    let client = client(&fake).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let mut web = serde_json::to_value(deployment("web", 2, "demo:1")).expect("json");
+    let container = &mut web["spec"]["template"]["spec"]["containers"][0];
+    container["env"] = json!([{"name": "VAMP_DEMO_VERSION", "value": "7.0.0"}]);
+    container["readinessProbe"] = json!({"httpGet": {"path": "/health", "port": 8080}});
+    deployments
+        .patch("web", &PatchParams::apply("vamp"), &Patch::Apply(&web))
+        .await
+        .expect("apply");
+    eventually_within("2 ready replicas", Duration::from_secs(20), || async {
+        let s = deployments.get("web").await.ok()?.status?;
+        (s.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+    let listed = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("list");
+    let ips: Vec<String> = listed
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .collect();
+    assert_eq!(ips.len(), 2);
+    assert_ne!(ips[0], ips[1]);
+    let http = reqwest::Client::new();
+    for ip in &ips {
+        let body = http
+            .get(format!("http://{ip}:8080/"))
+            .send()
+            .await
+            .expect("the pod answers on its IP")
+            .text()
+            .await
+            .expect("body");
+        assert!(body.starts_with("7.0.0"), "{body}");
+    }
+    // Unknown image, and a process that exits at once.
+    for (name, image) in [("pull", "nowhere:1"), ("crash", "exits:1")] {
+        deployments
+            .patch(
+                name,
+                &PatchParams::apply("vamp"),
+                &Patch::Apply(deployment(name, 1, image)),
+            )
+            .await
+            .expect("apply");
+    }
+    let waiting = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            eventually_within(
+                &format!("{name} to wait"),
+                Duration::from_secs(20),
+                || async {
+                    let list = pods
+                        .list(&ListParams::default().labels(&format!("app={name}")))
+                        .await
+                        .ok()?;
+                    let status = list
+                        .items
+                        .into_iter()
+                        .next()?
+                        .status?
+                        .container_statuses?
+                        .into_iter()
+                        .next()?;
+                    let reason = status.state?.waiting?.reason?;
+                    let code = status
+                        .last_state
+                        .and_then(|s| s.terminated)
+                        .map(|t| t.exit_code);
+                    Some((reason, code))
+                },
+            )
+            .await
+        }
+    };
+    assert_eq!(waiting("pull").await, ("ImagePullBackOff".to_owned(), None));
+    let (reason, code) = waiting("crash").await;
+    assert_eq!(reason, "CrashLoopBackOff");
+    assert!(code.is_some_and(|c| c != 0), "{code:?}");
+    // Deleted: the processes stop answering.
+    deployments
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    for ip in &ips {
+        eventually_within("the process to stop", Duration::from_secs(10), || async {
+            http.get(format!("http://{ip}:8080/"))
+                .send()
+                .await
+                .is_err()
+                .then_some(())
+        })
+        .await;
+    }
+}

@@ -73,6 +73,25 @@ pub struct FakeKubernetesConfig {
     pub bookmark_every: Duration,
     /// How long a new pod stays `Pending` before it runs.
     pub start_after: Duration,
+    /// Runs pods as local processes when set (see [`FakeKubelet`]); without it pods "run"
+    /// with nothing behind their IPs.
+    pub kubelet: Option<FakeKubelet>,
+}
+
+/// A kubelet for the fake: a pod whose image it knows runs as a local process, on an address
+/// of its own in `127.42.0.0/16` (every pod shares this machine's network, so the process is
+/// told its pod IP in the variable `host_env` and must listen there), with the container's
+/// environment and arguments. The pod is `Ready` once its readiness probe (`httpGet` or
+/// `tcpSocket`; without one, a connection to its first container port) answers. An image it
+/// does not know waits in `ImagePullBackOff`; a process that exits leaves its container
+/// waiting in `CrashLoopBackOff` with the exit code (a Job's pod succeeds or fails by it).
+/// Deleting the pod kills the process. Restarts and logs are not simulated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FakeKubelet {
+    /// Image → the command that stands for it (program, then arguments).
+    pub images: BTreeMap<String, Vec<String>>,
+    /// The environment variable that carries the pod IP to the process.
+    pub host_env: String,
 }
 
 impl Default for FakeKubernetesConfig {
@@ -81,6 +100,7 @@ impl Default for FakeKubernetesConfig {
             watch_window: 1000,
             bookmark_every: Duration::from_secs(1),
             start_after: Duration::from_millis(50),
+            kubelet: None,
         }
     }
 }
@@ -207,6 +227,19 @@ struct Data {
     failing: Vec<(Selector, String)>,
     /// Pods that exist and are not yet running, with the instant they may.
     pending: BTreeMap<Key, tokio::time::Instant>,
+    /// The kubelet's processes, by pod.
+    processes: BTreeMap<Key, Process>,
+}
+
+/// Where and what to probe: address, port, HTTP path (`None`: a TCP connection).
+type Probe = (String, u16, Option<String>);
+
+/// A pod's process and how to tell that it is ready.
+#[derive(Debug)]
+struct Process {
+    child: tokio::process::Child,
+    probe: Probe,
+    ready: bool,
 }
 
 #[derive(Debug)]
@@ -941,6 +974,8 @@ fn delete(data: &mut Data, r: &Resource, ns: &str, name: &str) -> Result<Value, 
     };
     let deleted = record(data, r, ns, name, None, "DELETED");
     data.pending.remove(&key);
+    // Its process, if the kubelet runs one, is killed as it is dropped.
+    data.processes.remove(&key);
     // The garbage collector's background deletion of what the object owned.
     if let Some(uid) = current["metadata"]["uid"].as_str() {
         let owned: Vec<Key> = data
@@ -1671,6 +1706,7 @@ async fn run_pods(state: Arc<State>) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tick.tick().await;
+        probe_pass(&state).await;
         let mut data = state.data();
         let now = tokio::time::Instant::now();
         let due: Vec<Key> = data
@@ -1679,7 +1715,8 @@ async fn run_pods(state: Arc<State>) {
             .filter(|(_, at)| **at <= now)
             .map(|(k, _)| k.clone())
             .collect();
-        if due.is_empty() {
+        let watched = kubelet_pass(&mut data);
+        if due.is_empty() && !watched {
             continue;
         }
         for key in due {
@@ -1694,6 +1731,21 @@ async fn run_pods(state: Arc<State>) {
                 .map(|(_, reason)| reason.clone());
             let job = pod["metadata"]["ownerReferences"][0]["kind"] == "Job";
             data.ips += 1;
+            if let Some(kubelet) = &state.config.kubelet
+                && failing.is_none()
+            {
+                let ip = format!("127.42.{}.{}", (data.ips / 250) % 250, data.ips % 250 + 2);
+                pod["status"] = start_process(&mut data, kubelet, &key, &pod, &ip);
+                record(
+                    &mut data,
+                    &RESOURCES[0],
+                    &key.1,
+                    &key.2,
+                    Some(pod),
+                    "MODIFIED",
+                );
+                continue;
+            }
             let ip = format!("10.244.{}.{}", (data.ips / 250) % 250, data.ips % 250 + 2);
             let container = pod["spec"]["containers"][0]["name"]
                 .as_str()
@@ -1742,6 +1794,232 @@ async fn run_pods(state: Arc<State>) {
 
 fn now_text() -> String {
     now()
+}
+
+// --- the kubelet ---------------------------------------------------------------------------
+
+/// Starts a pod's process; answers the pod's status.
+fn start_process(
+    data: &mut Data,
+    kubelet: &FakeKubelet,
+    key: &Key,
+    pod: &Value,
+    ip: &str,
+) -> Value {
+    let container = &pod["spec"]["containers"][0];
+    let name = container["name"].as_str().unwrap_or("main").to_owned();
+    let image = container["image"].as_str().unwrap_or_default().to_owned();
+    let waiting = |reason: &str, message: String| {
+        json!({
+            "phase": "Pending", "podIP": ip, "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+            "containerStatuses": [{"name": name, "ready": false, "restartCount": 0, "image": image, "imageID": "",
+                "state": {"waiting": {"reason": reason, "message": message}}}],
+        })
+    };
+    let Some(argv) = kubelet.images.get(&image).filter(|a| !a.is_empty()) else {
+        return waiting(
+            "ImagePullBackOff",
+            format!("Back-off pulling image \"{image}\": the fake kubelet knows no such image"),
+        );
+    };
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .args(
+            container["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str),
+        )
+        .env(&kubelet.host_env, ip)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for e in container["env"].as_array().into_iter().flatten() {
+        if let (Some(k), Some(v)) = (e["name"].as_str(), e["value"].as_str()) {
+            command.env(k, v);
+        }
+    }
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return waiting(
+                "RunContainerError",
+                format!("cannot start {}: {e}", argv[0]),
+            );
+        }
+    };
+    let ports = container["ports"].as_array().cloned().unwrap_or_default();
+    let port_of = |p: &Value| -> Option<u16> {
+        match p {
+            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            Value::String(named) => ports
+                .iter()
+                .find(|c| c["name"].as_str() == Some(named))
+                .and_then(|c| c["containerPort"].as_u64())
+                .and_then(|n| u16::try_from(n).ok()),
+            _ => None,
+        }
+    };
+    let first = ports
+        .first()
+        .and_then(|c| c["containerPort"].as_u64())
+        .and_then(|n| u16::try_from(n).ok());
+    let probe = &container["readinessProbe"];
+    let (port, path) = if probe["httpGet"].is_object() {
+        (
+            port_of(&probe["httpGet"]["port"]),
+            Some(probe["httpGet"]["path"].as_str().unwrap_or("/").to_owned()),
+        )
+    } else if probe["tcpSocket"].is_object() {
+        (port_of(&probe["tcpSocket"]["port"]), None)
+    } else {
+        (first, None)
+    };
+    let ready = port.is_none();
+    data.processes.insert(
+        key.clone(),
+        Process {
+            child,
+            probe: (ip.to_owned(), port.unwrap_or(0), path),
+            ready,
+        },
+    );
+    running_status(ip, &name, &image, ready)
+}
+
+fn running_status(ip: &str, container: &str, image: &str, ready: bool) -> Value {
+    let flag = if ready { "True" } else { "False" };
+    json!({
+        "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now_text(),
+        "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
+            {"type": "ContainersReady", "status": flag}, {"type": "Ready", "status": flag}],
+        "containerStatuses": [{"name": container, "ready": ready, "started": true, "restartCount": 0,
+            "image": image, "imageID": "", "state": {"running": {"startedAt": now_text()}}}],
+    })
+}
+
+/// Notes processes that exited (their pods' status says so); true when a status changed.
+fn kubelet_pass(data: &mut Data) -> bool {
+    let exited: Vec<(Key, Option<i32>)> = data
+        .processes
+        .iter_mut()
+        .filter_map(|(k, p)| match p.child.try_wait() {
+            Ok(Some(status)) => Some((k.clone(), status.code())),
+            Ok(None) => None,
+            Err(_) => Some((k.clone(), None)),
+        })
+        .collect();
+    let changed = !exited.is_empty();
+    for (key, code) in exited {
+        data.processes.remove(&key);
+        let Some(mut pod) = data.objects.get(&key).cloned() else {
+            continue;
+        };
+        let code = code.unwrap_or(137);
+        let container = pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or("main")
+            .to_owned();
+        let image = pod["spec"]["containers"][0]["image"].clone();
+        let terminated = json!({"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "finishedAt": now_text()});
+        let job = pod["metadata"]["ownerReferences"][0]["kind"] == "Job";
+        pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+        if job {
+            pod["status"]["phase"] = json!(if code == 0 { "Succeeded" } else { "Failed" });
+            pod["status"]["containerStatuses"] = json!([{"name": container, "ready": false, "restartCount": 0, "image": image, "imageID": "", "state": {"terminated": terminated}}]);
+        } else {
+            pod["status"]["containerStatuses"] = json!([{"name": container, "ready": false, "restartCount": 1, "image": image, "imageID": "",
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {container}: it exited with {code}")}},
+                "lastState": {"terminated": terminated}}]);
+        }
+        record(data, &RESOURCES[0], &key.1, &key.2, Some(pod), "MODIFIED");
+    }
+    changed
+}
+
+/// Probes the processes not ready yet (outside the lock), and marks those that answer.
+async fn probe_pass(state: &Arc<State>) {
+    let waiting: Vec<(Key, Probe)> = state
+        .data()
+        .processes
+        .iter()
+        .filter(|(_, p)| !p.ready)
+        .map(|(k, p)| (k.clone(), p.probe.clone()))
+        .collect();
+    if waiting.is_empty() {
+        return;
+    }
+    let mut answered = Vec::new();
+    for (key, (ip, port, path)) in waiting {
+        if probe(&ip, port, path.as_deref()).await {
+            answered.push(key);
+        }
+    }
+    if answered.is_empty() {
+        return;
+    }
+    let mut data = state.data();
+    for key in answered {
+        let Some(process) = data.processes.get_mut(&key) else {
+            continue;
+        };
+        process.ready = true;
+        let Some(mut pod) = data.objects.get(&key).cloned() else {
+            continue;
+        };
+        let ip = pod["status"]["podIP"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let container = pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or("main")
+            .to_owned();
+        let image = pod["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        pod["status"] = running_status(&ip, &container, &image, true);
+        record(
+            &mut data,
+            &RESOURCES[0],
+            &key.1,
+            &key.2,
+            Some(pod),
+            "MODIFIED",
+        );
+    }
+    let config = state.config.clone();
+    reconcile(&mut data, &config);
+    let rv = data.rv;
+    drop(data);
+    state.changed.send_replace(rv);
+}
+
+/// A readiness probe: a TCP connection, or an HTTP GET answered 200–399, within 300 ms.
+async fn probe(ip: &str, port: u16, path: Option<&str>) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut tcp = tokio::net::TcpStream::connect((ip, port)).await.ok()?;
+        let Some(path) = path else {
+            return Some(true);
+        };
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await.ok()?;
+        let code: u16 = std::str::from_utf8(&head[9..12]).ok()?.parse().ok()?;
+        Some((200..400).contains(&code))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), attempt).await,
+        Ok(Some(true))
+    )
 }
 
 #[cfg(test)]

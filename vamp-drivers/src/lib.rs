@@ -59,6 +59,8 @@ mod http;
 pub mod javascript;
 #[cfg(any(feature = "zookeeper", feature = "consul"))]
 mod keypath;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 #[cfg(feature = "kv")]
 pub mod kv;
 #[cfg(any(feature = "process", feature = "docker"))]

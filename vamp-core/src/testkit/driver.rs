@@ -230,9 +230,16 @@ pub async fn deploy_scale_undeploy(driver: &dyn ContainerDriver, fixtures: &Fixt
         "hello",
         "the environment reaches the instances"
     );
-    let mut ports: Vec<u16> = s.instances.iter().map(|i| i.ports["web"]).collect();
-    ports.dedup();
-    assert_eq!(ports.len(), 2, "instances get their own ports");
+    // Their own endpoints: a port each on one host (processes, Docker), or an address each
+    // (Kubernetes pods, all on the container's port).
+    let mut endpoints: Vec<(&str, u16)> = s
+        .instances
+        .iter()
+        .map(|i| (i.host.as_str(), i.ports["web"]))
+        .collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    assert_eq!(endpoints.len(), 2, "instances get their own endpoints");
 
     spec.scale.instances = 3;
     driver.deploy(&spec).await.unwrap();
@@ -276,18 +283,18 @@ pub async fn versions_never_collide(driver: &dyn ContainerDriver, fixtures: &Fix
         .unwrap();
     answers(&s1, "1.0.0").await;
     answers(&s2, "2.0.0").await;
-    let mut ports: Vec<u16> = s1
+    let mut endpoints: Vec<(&str, u16)> = s1
         .instances
         .iter()
         .chain(&s2.instances)
-        .map(|i| i.ports["web"])
+        .map(|i| (i.host.as_str(), i.ports["web"]))
         .collect();
-    ports.sort_unstable();
-    ports.dedup();
+    endpoints.sort_unstable();
+    endpoints.dedup();
     assert_eq!(
-        ports.len(),
+        endpoints.len(),
         4,
-        "every instance of every version has its own port"
+        "every instance of every version has its own endpoint"
     );
     driver.undeploy(&v1.key).await.unwrap();
     driver.undeploy(&v2.key).await.unwrap();

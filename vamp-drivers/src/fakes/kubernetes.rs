@@ -79,7 +79,8 @@ pub struct FakeKubernetesConfig {
 }
 
 /// A kubelet for the fake: a pod whose image it knows runs as a local process, on an address
-/// of its own in `127.42.0.0/16` (every pod shares this machine's network, so the process is
+/// of its own in `127.<port>.0/24` — the fake's port as the middle bytes, so fakes side by
+/// side never share one; up to 253 pods (every pod shares this machine's network, so the process is
 /// told its pod IP in the variable `host_env` and must listen there), with the container's
 /// environment and arguments. The pod is `Ready` once its readiness probe (`httpGet` or
 /// `tcpSocket`; without one, a connection to its first container port) answers. An image it
@@ -221,6 +222,8 @@ struct Data {
     uids: u64,
     /// Pod IPs handed out.
     ips: u64,
+    /// The middle bytes of the kubelet's pod IPs (this fake's port: unique on the machine).
+    ip_base: [u8; 2],
     objects: BTreeMap<Key, Value>,
     log: VecDeque<Change>,
     /// Pods matching a selector never become ready, with this reason.
@@ -321,10 +324,10 @@ impl FakeKubernetes {
             let controller = shared.clone();
             (app, Box::pin(run_pods(controller)))
         });
-        Ok(FakeKubernetes {
-            endpoint: super::Endpoint::start(make).await?,
-            state,
-        })
+        let endpoint = super::Endpoint::start(make).await?;
+        // Pod IPs no other fake hands out, in this process or another: 127.<port>.<n>.
+        state.data().ip_base = endpoint.port().to_be_bytes();
+        Ok(FakeKubernetes { endpoint, state })
     }
 
     /// Pods whose labels match `selector` (label-selector syntax, e.g. `app=shop,version=2`)
@@ -1734,7 +1737,8 @@ async fn run_pods(state: Arc<State>) {
             if let Some(kubelet) = &state.config.kubelet
                 && failing.is_none()
             {
-                let ip = format!("127.42.{}.{}", (data.ips / 250) % 250, data.ips % 250 + 2);
+                let [a, b] = data.ip_base;
+                let ip = format!("127.{a}.{b}.{}", data.ips % 253 + 1);
                 pod["status"] = start_process(&mut data, kubelet, &key, &pod, &ip);
                 record(
                     &mut data,

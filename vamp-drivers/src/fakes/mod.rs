@@ -46,6 +46,11 @@ impl Endpoint {
         Ok(endpoint)
     }
 
+    /// The loopback port it serves on.
+    pub(crate) fn port(&self) -> u16 {
+        self.address.port()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)

@@ -1,0 +1,140 @@
+//! The driver against the fake API server (with its kubelet running the demo service as
+//! local processes): the conformance kit, the manifests it applies, adoption after a restart,
+//! and a pod that never becomes ready.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vamp_core::model::Deployable;
+use vamp_core::testkit::driver::{self, Fixtures};
+use vamp_core::traits::ContainerDriver;
+
+use super::{KubernetesConfig, KubernetesDriver};
+use crate::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
+
+/// The demo service's binary, built beside this test (scripts/test.sh builds it first).
+fn demo_app() -> String {
+    let exe = std::env::current_exe().expect("exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("vamp-demo-app");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p vamp-demo-app` first",
+        bin.display()
+    );
+    bin.display().to_string()
+}
+
+/// A fake whose kubelet knows the kit's images: the demo service, and one that exits at once.
+async fn fake() -> FakeKubernetes {
+    let kubelet = FakeKubelet {
+        images: [
+            ("vamp-test/demo-app:1".to_owned(), vec![demo_app()]),
+            (
+                "vamp-test/exits:1".to_owned(),
+                vec![demo_app(), "--error-rate".to_owned(), "9".to_owned()],
+            ),
+        ]
+        .into(),
+        host_env: "VAMP_DEMO_HOST".into(),
+    };
+    FakeKubernetes::start_with(FakeKubernetesConfig {
+        kubelet: Some(kubelet),
+        ..FakeKubernetesConfig::default()
+    })
+    .await
+    .expect("fake")
+}
+
+fn config() -> KubernetesConfig {
+    KubernetesConfig {
+        ready_timeout: Duration::from_secs(2),
+        ..KubernetesConfig::new("default")
+    }
+}
+
+async fn driver(url: &str) -> KubernetesDriver {
+    let config_url: axum::http::Uri = url.parse().expect("url");
+    let client = kube::Client::try_from(kube::Config::new(config_url)).expect("client");
+    KubernetesDriver::with_client(client, config())
+        .await
+        .expect("driver")
+}
+
+fn fixtures() -> Fixtures {
+    let image = |name: &str| Deployable {
+        kind: "container/docker".into(),
+        definition: format!("vamp-test/{name}:1"),
+    };
+    Fixtures {
+        demo: Box::new(move |_version| image("demo-app")),
+        missing: image("no-such-image"),
+        exits: image("exits"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conforms_to_the_driver_kit_on_the_fake() {
+    let fake = fake().await;
+    let url = fake.url();
+    let first = driver(&url).await;
+    let reopen = move || {
+        let url = url.clone();
+        Box::pin(async move { Arc::new(driver(&url).await) as Arc<dyn ContainerDriver> }) as _
+    };
+    driver::run_all(&first, &fixtures(), &reopen).await;
+}
+
+/// What the driver applies for the kit's demo service: a snapshot, which k8s-openapi reads
+/// into its `Deployment` with nothing left over.
+#[test]
+fn the_applied_deployment_is_a_typed_deployment() {
+    let spec = driver::demo_spec(&fixtures(), "shop", "1.0.0", 2);
+    let manifest = super::manifest::deployment(&spec, "vamp", Some("IfNotPresent"));
+    let typed: k8s_openapi::api::apps::v1::Deployment =
+        serde_json::from_value(manifest.clone()).expect("a Deployment");
+    assert_eq!(
+        serde_json::to_value(&typed).expect("json"),
+        manifest,
+        "every field is one k8s-openapi knows"
+    );
+    insta::assert_json_snapshot!(manifest);
+}
+
+/// A restarted server (a new driver) finds the Deployment it made and applying the same spec
+/// again re-creates nothing: the object's `resourceVersion` does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_driver_adopts_its_deployments_without_touching_them() {
+    let fake = fake().await;
+    let spec = driver::demo_spec(
+        &fixtures(),
+        &vamp_core::testkit::unique("adopt"),
+        "1.0.0",
+        1,
+    );
+    let name = super::manifest::name(&spec.key);
+    let first = driver(&fake.url()).await;
+    first.deploy(&spec).await.expect("deploy");
+    let rv = |fake: &FakeKubernetes| {
+        fake.object("apps/v1", "Deployment", "default", &name)
+            .and_then(|d| d["metadata"]["uid"].as_str().map(str::to_owned))
+            .zip(
+                fake.object("apps/v1", "Deployment", "default", &name)
+                    .and_then(|d| d["metadata"]["resourceVersion"].as_str().map(str::to_owned)),
+            )
+    };
+    driver::wait_for(&first, &spec.key, "up", |s| {
+        s.is_some_and(|s| s.instances.len() == 1 && s.instances[0].deployed)
+    })
+    .await;
+    let before = rv(&fake).expect("the deployment");
+    drop(first);
+    let again = driver(&fake.url()).await;
+    let found = driver::state(&again, &spec.key).await.expect("found again");
+    assert_eq!(
+        found.fingerprint.as_deref(),
+        Some(spec.fingerprint().as_str())
+    );
+    again.deploy(&spec).await.expect("deploy again");
+    assert_eq!(rv(&fake), Some(before), "same uid, same resourceVersion");
+}

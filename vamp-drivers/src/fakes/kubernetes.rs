@@ -224,6 +224,13 @@ struct Data {
     ips: u64,
     /// The middle bytes of the kubelet's pod IPs (this fake's port: unique on the machine).
     ip_base: [u8; 2],
+    /// Cluster IPs and node ports handed out to Services.
+    service_ips: u64,
+    /// A concurrent writer, set to touch the next object replaced (an annotation) just before
+    /// the replace is judged: its `resourceVersion` is stale then.
+    interfere: Option<String>,
+    /// How many 409 Conflicts were answered to stale replaces.
+    conflicts: u64,
     objects: BTreeMap<Key, Value>,
     log: VecDeque<Change>,
     /// Pods matching a selector never become ready, with this reason.
@@ -360,6 +367,18 @@ impl FakeKubernetes {
             .objects
             .get(&(r.plural, ns.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// Makes the next replace (`PUT`) meet a concurrent writer: just before it is judged, the
+    /// stored object gets the annotation `annotation: touched` (a new `resourceVersion`), so
+    /// the replace is stale and answered 409 — as when another client wins the race.
+    pub fn interfere_with_next_replace(&self, annotation: &str) {
+        self.state.data().interfere = Some(annotation.to_owned());
+    }
+
+    /// How many replaces were refused with 409 Conflict for a stale `resourceVersion`.
+    pub fn conflicts(&self) -> u64 {
+        self.state.data().conflicts
     }
 
     /// The store's current `resourceVersion`.
@@ -837,7 +856,34 @@ fn create(
     if let Some(managed) = managed {
         object["metadata"]["managedFields"] = managed;
     }
+    if r.plural == "services" {
+        allocate_service_addresses(data, &mut object);
+    }
     Ok(record(data, r, ns, &name, Some(object), "ADDED"))
+}
+
+/// What the API server fills in on a new Service: a cluster IP (`10.96.0.0/16`) and, for
+/// `NodePort` and `LoadBalancer` Services, a node port per port (from 30000).
+fn allocate_service_addresses(data: &mut Data, object: &mut Value) {
+    data.service_ips += 1;
+    let n = data.service_ips;
+    if object["spec"]["clusterIP"]
+        .as_str()
+        .is_none_or(str::is_empty)
+    {
+        object["spec"]["clusterIP"] = json!(format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1));
+    }
+    let exposed = matches!(
+        object["spec"]["type"].as_str(),
+        Some("NodePort" | "LoadBalancer")
+    );
+    if let Some(ports) = object["spec"]["ports"].as_array_mut() {
+        for (i, port) in ports.iter_mut().enumerate() {
+            if exposed && port["nodePort"].is_null() {
+                port["nodePort"] = json!(30000 + (n * 8 + i as u64) % 2768);
+            }
+        }
+    }
 }
 
 /// What a write may change: `status` only through the subresource, the rest only through the
@@ -895,9 +941,13 @@ fn replace(
 ) -> Result<Value, Failure> {
     let r = &target.resource;
     let key = (r.plural, ns.to_owned(), name.to_owned());
-    let Some(current) = data.objects.get(&key).cloned() else {
+    let Some(mut current) = data.objects.get(&key).cloned() else {
         return Err(not_found(r, name));
     };
+    if let Some(annotation) = data.interfere.take() {
+        current["metadata"]["annotations"][annotation.as_str()] = json!("touched");
+        current = record(data, r, ns, name, Some(current), "MODIFIED");
+    }
     if next["metadata"]["name"].as_str().is_some_and(|n| n != name) {
         return Err(bad_request(
             "the name of the object does not match the name on the URL",
@@ -906,11 +956,20 @@ fn replace(
     if let Some(rv) = next["metadata"]["resourceVersion"].as_str()
         && Some(rv) != current["metadata"]["resourceVersion"].as_str()
     {
+        data.conflicts += 1;
         return Err(conflict(
             r,
             name,
             "the object has been modified; please apply your changes to the latest version and try again",
         ));
+    }
+    let mut next = next;
+    if r.plural == "services"
+        && next["spec"]["clusterIP"].is_null()
+        && let Some(ip) = current["spec"].get("clusterIP")
+    {
+        // Immutable: a replace that leaves it out keeps it.
+        next["spec"]["clusterIP"] = ip.clone();
     }
     let merged = merge_write(r, &current, next, target.status);
     if merged == current {

@@ -17,7 +17,7 @@
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use vamp_core::model::lookup::hex;
-use vamp_core::traits::{ServiceKey, ServiceSpec};
+use vamp_core::traits::{GatewayEndpoint, ServiceKey, ServiceSpec};
 
 /// The label every object the driver makes carries, and its value.
 pub(crate) const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "vamp");
@@ -168,6 +168,72 @@ pub(crate) fn deployment(spec: &ServiceSpec, namespace: &str, pull_policy: Optio
             },
         },
     })
+}
+
+/// The Service of a gateway: `vamp-gw-<id>`.
+pub(crate) fn gateway_service_name(gateway: &str) -> String {
+    let plain = gateway.replace('/', "-");
+    let id = id(&plain);
+    if id.len() + 8 <= 63 {
+        format!("vamp-gw-{id}")
+    } else {
+        format!("vamp-gw-{}", &sha1_hex(gateway)[..12])
+    }
+}
+
+/// A gateway's Service (spec §6.3): of `service_type`, selecting the gateway agents' pods
+/// (`io.vamp=<agent_id>`) on the gateway's port, labelled `io.vamp=gateway`,
+/// `io.vamp.gateway=<id>`, the gateway's name in the annotation `io.vamp/gateway`.
+pub(crate) fn gateway_service(
+    gateway: &GatewayEndpoint,
+    service_type: &str,
+    agent_id: &str,
+) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": gateway_service_name(&gateway.name),
+            "labels": {
+                MANAGED_BY.0: MANAGED_BY.1,
+                "io.vamp": "gateway",
+                "io.vamp.gateway": id(&gateway.name.replace('/', "-")),
+            },
+            "annotations": {"io.vamp/gateway": gateway.name},
+        },
+        "spec": {
+            "type": service_type,
+            "selector": {"io.vamp": agent_id},
+            "ports": [{"name": "gateway", "protocol": "TCP", "port": gateway.port, "targetPort": gateway.port}],
+        },
+    })
+}
+
+/// Brings a stored Service to `desired`: its labels, annotations, type, selector and ports
+/// (a port keeps the node port it was given when its number stays).
+pub(crate) fn update_gateway_service(current: &mut Value, desired: &Value) {
+    for part in ["labels", "annotations"] {
+        merge(&mut current["metadata"][part], &desired["metadata"][part]);
+    }
+    for field in ["type", "selector"] {
+        current["spec"][field] = desired["spec"][field].clone();
+    }
+    let old_ports = current["spec"]["ports"].clone();
+    let mut ports = desired["spec"]["ports"].clone();
+    if let Some(ports) = ports.as_array_mut() {
+        for p in ports {
+            let kept = old_ports
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|o| o["port"] == p["port"])
+                .and_then(|o| o.get("nodePort"));
+            if let Some(node_port) = kept {
+                p["nodePort"] = node_port.clone();
+            }
+        }
+    }
+    current["spec"]["ports"] = ports;
 }
 
 /// A deep merge: objects key by key, anything else replaced.

@@ -18,8 +18,14 @@
 //!   ready after [`KubernetesConfig::ready_timeout`] while its container waits for a reason
 //!   (`ImagePullBackOff`, `CrashLoopBackOff`, …) fails the service with that reason.
 //!
-//! Not yet (issue 25): Services for gateways, Jobs for workflow runs, the server's
-//! configuration and the manifests of `deploy/kubernetes/`.
+//! - `publish_gateways` gives each gateway a Service (spec §6.3: `NodePort` by default,
+//!   selecting the gateway agents' pods on the gateway's port, labelled `io.vamp=gateway`) and
+//!   answers its cluster IP; Services of gateways that went are deleted. A Service is updated
+//!   by read-modify-write: a replace refused with 409 (another client changed it meanwhile) is
+//!   retried with the fresh object.
+//!
+//! Not yet (issue 25): Jobs for workflow runs, the server's configuration and the manifests of
+//! `deploy/kubernetes/`.
 
 pub(crate) mod manifest;
 
@@ -30,12 +36,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use vamp_core::model::{Instance, Map, ServiceHealth};
-use vamp_core::traits::{ContainerDriver, ServiceKey, ServiceSpec, ServiceState};
+use vamp_core::traits::{ContainerDriver, GatewayEndpoint, ServiceKey, ServiceSpec, ServiceState};
 use vamp_core::{Error, Result};
 
 const BACKEND: &str = "kubernetes";
@@ -63,6 +69,13 @@ pub struct KubernetesConfig {
     pub ready_timeout: Duration,
     /// The containers' `imagePullPolicy`, when set (the cluster's default otherwise).
     pub image_pull_policy: Option<String>,
+    /// Whether each gateway gets a Service (spec §6.3 `create-services`, default true).
+    pub create_services: bool,
+    /// The gateways' Services' type: `NodePort` (the default) or `LoadBalancer`.
+    pub service_type: String,
+    /// The label value `io.vamp=<id>` of the gateway agents' pods, which the gateways'
+    /// Services select (default `vamp-gateway-agent`).
+    pub gateway_agent_id: String,
 }
 
 impl KubernetesConfig {
@@ -78,6 +91,9 @@ impl KubernetesConfig {
             field_manager: "vamp".into(),
             ready_timeout: Duration::from_secs(300),
             image_pull_policy: None,
+            create_services: true,
+            service_type: "NodePort".into(),
+            gateway_agent_id: "vamp-gateway-agent".into(),
         }
     }
 }
@@ -306,6 +322,77 @@ impl KubernetesDriver {
     }
 }
 
+/// How many times a Service update is tried against concurrent writers.
+const ATTEMPTS: usize = 5;
+
+impl KubernetesDriver {
+    /// Makes the Service of one gateway what it should be; answers where it is reachable.
+    async fn publish_one(
+        &self,
+        api: &Api<Service>,
+        gateway: &GatewayEndpoint,
+    ) -> Result<GatewayEndpoint> {
+        let desired = manifest::gateway_service(
+            gateway,
+            &self.config.service_type,
+            &self.config.gateway_agent_id,
+        );
+        let name = manifest::gateway_service_name(&gateway.name);
+        let reachable = |s: &Service| GatewayEndpoint {
+            name: gateway.name.clone(),
+            host: s
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.cluster_ip.clone())
+                .filter(|ip| !ip.is_empty() && ip != "None")
+                .unwrap_or_else(|| format!("{name}.{}.svc", self.config.namespace)),
+            port: gateway.port,
+        };
+        for _ in 0..ATTEMPTS {
+            let current = api
+                .get_opt(&name)
+                .await
+                .map_err(|e| failed("gateway service", e))?;
+            let Some(current) = current else {
+                let made: Service =
+                    serde_json::from_value(desired.clone()).map_err(|e| Error::Invalid {
+                        what: "gateway service",
+                        message: e.to_string(),
+                    })?;
+                match api.create(&PostParams::default(), &made).await {
+                    Ok(s) => return Ok(reachable(&s)),
+                    // Made meanwhile by another server: read it and go on.
+                    Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                    Err(e) => return Err(failed("gateway service", e)),
+                }
+            };
+            let mut next = serde_json::to_value(&current).map_err(|e| Error::Invalid {
+                what: "gateway service",
+                message: e.to_string(),
+            })?;
+            manifest::update_gateway_service(&mut next, &desired);
+            let next: Service = serde_json::from_value(next).map_err(|e| Error::Invalid {
+                what: "gateway service",
+                message: e.to_string(),
+            })?;
+            if next == current {
+                return Ok(reachable(&current));
+            }
+            match api.replace(&name, &PostParams::default(), &next).await {
+                Ok(s) => return Ok(reachable(&s)),
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    tracing::debug!(service = %name, "changed meanwhile; trying again with the fresh object");
+                }
+                Err(e) => return Err(failed("gateway service", e)),
+            }
+        }
+        Err(Error::Invalid {
+            what: "gateway service",
+            message: format!("the Service {name} changed under every one of {ATTEMPTS} updates"),
+        })
+    }
+}
+
 #[async_trait]
 impl ContainerDriver for KubernetesDriver {
     fn backend(&self) -> &'static str {
@@ -354,6 +441,42 @@ impl ContainerDriver for KubernetesDriver {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(failed("deployment", e)),
         }
+    }
+
+    async fn publish_gateways(&self, gateways: &[GatewayEndpoint]) -> Result<Vec<GatewayEndpoint>> {
+        if !self.config.create_services {
+            return Ok(gateways.to_vec());
+        }
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let mut out = Vec::with_capacity(gateways.len());
+        for g in gateways {
+            out.push(self.publish_one(&api, g).await?);
+        }
+        let wanted: std::collections::BTreeSet<String> = gateways
+            .iter()
+            .map(|g| manifest::gateway_service_name(&g.name))
+            .collect();
+        let existing = api
+            .list(&ListParams::default().labels(&format!(
+                "io.vamp=gateway,{}={}",
+                manifest::MANAGED_BY.0,
+                manifest::MANAGED_BY.1
+            )))
+            .await
+            .map_err(|e| failed("gateway service", e))?;
+        for s in existing.items {
+            let Some(name) = s.metadata.name else {
+                continue;
+            };
+            if !wanted.contains(&name) {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(failed("gateway service", e)),
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn services(&self) -> Result<Vec<ServiceState>> {

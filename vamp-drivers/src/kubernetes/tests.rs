@@ -138,3 +138,57 @@ async fn a_restarted_driver_adopts_its_deployments_without_touching_them() {
     again.deploy(&spec).await.expect("deploy again");
     assert_eq!(rv(&fake), Some(before), "same uid, same resourceVersion");
 }
+
+/// Each gateway gets a Service selecting the gateway agents on its port, reachable at its
+/// cluster IP; an update that meets a concurrent writer gets 409 and is retried with the fresh
+/// object (both changes stay); the Service of a gateway that went is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_get_services_and_a_stale_update_is_retried_with_the_fresh_object() {
+    use vamp_core::traits::GatewayEndpoint;
+    let fake = fake().await;
+    let d = driver(&fake.url()).await;
+    let gateway = |port: u16| GatewayEndpoint {
+        name: "shop/web".into(),
+        host: "vamp-gateway-agent".into(),
+        port,
+    };
+    let published = d
+        .publish_gateways(&[gateway(40001)])
+        .await
+        .expect("publish");
+    let name = super::manifest::gateway_service_name("shop/web");
+    let stored = fake
+        .object("v1", "Service", "default", &name)
+        .expect("a Service");
+    assert_eq!(
+        published[0].host,
+        stored["spec"]["clusterIP"].as_str().expect("a cluster IP")
+    );
+    assert_eq!(published[0].port, 40001);
+    assert_eq!(stored["spec"]["selector"]["io.vamp"], "vamp-gateway-agent");
+    assert_eq!(stored["spec"]["type"], "NodePort");
+    // Publishing the same again writes nothing.
+    let rv = stored["metadata"]["resourceVersion"].clone();
+    d.publish_gateways(&[gateway(40001)])
+        .await
+        .expect("publish");
+    assert_eq!(
+        fake.object("v1", "Service", "default", &name).expect("svc")["metadata"]["resourceVersion"],
+        rv
+    );
+    // A new port, while another client changes the Service in between.
+    fake.interfere_with_next_replace("example.com/touched");
+    d.publish_gateways(&[gateway(40002)])
+        .await
+        .expect("publish despite the conflict");
+    assert_eq!(fake.conflicts(), 1, "the first replace was stale");
+    let stored = fake.object("v1", "Service", "default", &name).expect("svc");
+    assert_eq!(stored["spec"]["ports"][0]["port"], 40002);
+    assert_eq!(
+        stored["metadata"]["annotations"]["example.com/touched"], "touched",
+        "the other client's change is kept"
+    );
+    // Gone with its gateway.
+    d.publish_gateways(&[]).await.expect("publish none");
+    assert!(fake.object("v1", "Service", "default", &name).is_none());
+}

@@ -52,6 +52,19 @@ fn server(
     (vamp, router)
 }
 
+/// Two servers, `node-a` and `node-b`, sharing one store, driver and election.
+fn two_servers() -> ((Vamp, RecordingRouter), (Vamp, RecordingRouter)) {
+    let (db, driver, election) = (
+        MemoryPersistence::default(),
+        MemoryDriver::default(),
+        MemoryElection::default(),
+    );
+    (
+        server("node-a", &db, &driver, &election),
+        server("node-b", &db, &driver, &election),
+    )
+}
+
 fn blueprint() -> (Artifact, Blueprint) {
     let mut read = dsl::read(
         "---\nkind: breeds\nname: web:1.0\ndeployable: img\nports: {web: 8080/http}\n---\nkind: blueprints\nname: shop\nclusters:\n  front:\n    services:\n      - breed: web:1.0\n",
@@ -144,13 +157,7 @@ async fn only_the_leader_acts_and_another_takes_over_when_it_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_another_server_claimed_is_not_handed_out_again() {
-    let (db, driver, election) = (
-        MemoryPersistence::default(),
-        MemoryDriver::default(),
-        MemoryElection::default(),
-    );
-    let (a, _) = server("node-a", &db, &driver, &election);
-    let (b, _) = server("node-b", &db, &driver, &election);
+    let ((a, _), (b, _)) = two_servers();
     let (a_running, b_running) = (a.start(), b.start());
     let gateway = |name: &str, port: u16| {
         dsl::read(
@@ -180,13 +187,7 @@ async fn a_port_another_server_claimed_is_not_handed_out_again() {
 /// share, after the claiming server has followed every write committed before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_creating_gateways_at_once_never_claim_one_port_twice() {
-    let (db, driver, election) = (
-        MemoryPersistence::default(),
-        MemoryDriver::default(),
-        MemoryElection::default(),
-    );
-    let (a, _) = server("node-a", &db, &driver, &election);
-    let (b, _) = server("node-b", &db, &driver, &election);
+    let ((a, _), (b, _)) = two_servers();
     let (a_running, b_running) = (a.start(), b.start());
     // Both build their port index before the race starts.
     for v in [&a, &b] {
@@ -237,13 +238,7 @@ fn gateway_without_port(name: &str) -> Artifact {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_stats_add_up_every_servers_router() {
     use vamp_core::traits::{LatencyHistogram, RouteStats};
-    let (db, driver, election) = (
-        MemoryPersistence::default(),
-        MemoryDriver::default(),
-        MemoryElection::default(),
-    );
-    let (a, a_router) = server("node-a", &db, &driver, &election);
-    let (b, b_router) = server("node-b", &db, &driver, &election);
+    let ((a, a_router), (b, b_router)) = two_servers();
     let counted = |requests: u64, errors: u64| {
         vec![RouteStats {
             gateway: "shop".into(),

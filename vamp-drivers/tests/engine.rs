@@ -2,7 +2,6 @@
 //! containers of its FROM-scratch image on the dockerd scripts/test.sh starts — with SQLite
 //! persistence and a recording router.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,28 +23,13 @@ enum On {
     Docker,
 }
 
-fn demo_app() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("vamp-demo-app");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p vamp-demo-app` first",
-        bin.display()
-    );
-    bin
-}
-
 /// How each driver runs the demo service, one that does not exist, and one that exits.
 fn deployables(on: On) -> [String; 3] {
     match on {
         On::Processes => [
             format!(
                 "{{type: command, definition: \"'{}'\"}}",
-                demo_app().display()
+                vamp_core::testkit::demo_app().display()
             ),
             "{type: command, definition: /nonexistent/program}".into(),
             "{type: command, definition: /bin/false}".into(),

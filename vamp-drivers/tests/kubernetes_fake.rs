@@ -449,19 +449,6 @@ async fn next<S: futures::Stream + Unpin>(events: &mut S) -> S::Item {
         .expect("the stream goes on")
 }
 
-/// The demo service's binary, built beside this test (scripts/test.sh builds it first).
-fn demo_app() -> String {
-    let exe = std::env::current_exe().expect("exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("vamp-demo-app");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p vamp-demo-app` first",
-        bin.display()
-    );
-    bin.display().to_string()
-}
-
 /// With a kubelet, pods run as local processes on addresses of their own: ready when their
 /// probe answers, answering on their pod IP with their environment; an unknown image waits
 /// in ImagePullBackOff, a process that exits crash-loops with its code; a deleted pod's
@@ -471,10 +458,10 @@ async fn a_kubelet_runs_pods_as_processes_on_addresses_of_their_own() {
     use vamp_drivers::fakes::kubernetes::FakeKubelet;
     let kubelet = FakeKubelet {
         images: [
-            ("demo:1".to_owned(), vec![demo_app()]),
+            ("demo:1".to_owned(), vec![demo_app_path()]),
             (
                 "exits:1".to_owned(),
-                vec![demo_app(), "--error-rate".to_owned(), "9".to_owned()],
+                vec![demo_app_path(), "--error-rate".to_owned(), "9".to_owned()],
             ),
         ]
         .into(),
@@ -585,4 +572,8 @@ async fn a_kubelet_runs_pods_as_processes_on_addresses_of_their_own() {
         })
         .await;
     }
+}
+
+fn demo_app_path() -> String {
+    vamp_core::testkit::demo_app().display().to_string()
 }

@@ -94,6 +94,27 @@ pub fn free_port() -> u16 {
     panic!("1 000 tries at a free port brought only ports this process was given before")
 }
 
+/// The demo service's binary (`vamp-demo-app`), built in the same target directory as the
+/// test running (`cargo build -p vamp-demo-app` first; scripts/test.sh does): test binaries
+/// live in `<target>/<profile>/deps`, the demo in `<target>/<profile>`.
+///
+/// # Panics
+/// When it is not built, saying how to build it.
+pub fn demo_app() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .join("vamp-demo-app");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p vamp-demo-app` first",
+        bin.display()
+    );
+    bin
+}
+
 /// A string unique to this process run and call, for keys and names.
 pub fn unique(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

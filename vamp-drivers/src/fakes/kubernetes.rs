@@ -1828,12 +1828,14 @@ async fn run_pods(state: Arc<State>) {
                     "phase": "Succeeded", "podIP": ip,
                     "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
                 }),
-                (None, false) => json!({
-                    "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                    "startTime": now_text(),
-                    "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"}, {"type": "ContainersReady", "status": "True"}, {"type": "Ready", "status": "True"}],
-                    "containerStatuses": [{"name": container, "ready": true, "started": true, "restartCount": 0, "image": pod["spec"]["containers"][0]["image"], "imageID": "", "state": {"running": {"startedAt": now_text()}}}],
-                }),
+                (None, false) => running_status(
+                    &ip,
+                    &container,
+                    pod["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap_or_default(),
+                    true,
+                ),
             };
             record(
                 &mut data,
@@ -1844,14 +1846,7 @@ async fn run_pods(state: Arc<State>) {
                 "MODIFIED",
             );
         }
-        let config = state.config.clone();
-        reconcile(&mut data, &config);
-        while data.log.len() > config.watch_window {
-            data.log.pop_front();
-        }
-        let rv = data.rv;
-        drop(data);
-        state.changed.send_replace(rv);
+        settle(&state, &mut data);
     }
 }
 
@@ -2056,11 +2051,7 @@ async fn probe_pass(state: &Arc<State>) {
             "MODIFIED",
         );
     }
-    let config = state.config.clone();
-    reconcile(&mut data, &config);
-    let rv = data.rv;
-    drop(data);
-    state.changed.send_replace(rv);
+    settle(state, &mut data);
 }
 
 /// A readiness probe: a TCP connection, or an HTTP GET answered 200–399, within 300 ms.

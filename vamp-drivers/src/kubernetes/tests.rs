@@ -12,27 +12,14 @@ use vamp_core::traits::ContainerDriver;
 use super::{KubernetesConfig, KubernetesDriver};
 use crate::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
 
-/// The demo service's binary, built beside this test (scripts/test.sh builds it first).
-fn demo_app() -> String {
-    let exe = std::env::current_exe().expect("exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("vamp-demo-app");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p vamp-demo-app` first",
-        bin.display()
-    );
-    bin.display().to_string()
-}
-
 /// A fake whose kubelet knows the kit's images: the demo service, and one that exits at once.
 async fn fake() -> FakeKubernetes {
     let kubelet = FakeKubelet {
         images: [
-            ("vamp-test/demo-app:1".to_owned(), vec![demo_app()]),
+            ("vamp-test/demo-app:1".to_owned(), vec![demo_app_path()]),
             (
                 "vamp-test/exits:1".to_owned(),
-                vec![demo_app(), "--error-rate".to_owned(), "9".to_owned()],
+                vec![demo_app_path(), "--error-rate".to_owned(), "9".to_owned()],
             ),
         ]
         .into(),
@@ -191,4 +178,8 @@ async fn gateways_get_services_and_a_stale_update_is_retried_with_the_fresh_obje
     // Gone with its gateway.
     d.publish_gateways(&[]).await.expect("publish none");
     assert!(fake.object("v1", "Service", "default", &name).is_none());
+}
+
+fn demo_app_path() -> String {
+    vamp_core::testkit::demo_app().display().to_string()
 }

@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use vamp_core::model::Deployable;
@@ -7,22 +6,8 @@ use vamp_core::traits::ContainerDriver;
 
 use super::{ProcessConfig, ProcessDriver};
 
-/// The demo service's binary, built beside this test (cargo builds every workspace binary for
-/// `cargo test --workspace`; scripts/test.sh builds it first).
-fn demo_app() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("vamp-demo-app");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p vamp-demo-app` first",
-        bin.display()
-    );
-    bin
-}
-
 fn fixtures() -> Fixtures {
-    let bin = demo_app().display().to_string();
+    let bin = vamp_core::testkit::demo_app().display().to_string();
     let exits = format!("{bin} --error-rate 9");
     Fixtures {
         demo: Box::new(move |version| Deployable {
@@ -189,7 +174,7 @@ async fn a_pending_instance_is_found_by_its_marker() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut orphan = std::process::Command::new(demo_app())
+    let mut orphan = std::process::Command::new(vamp_core::testkit::demo_app())
         .args(["--port", &port.to_string()])
         .env(state::MARKER, state::instance_id(&spec.key, 0))
         .spawn()

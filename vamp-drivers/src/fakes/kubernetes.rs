@@ -503,11 +503,8 @@ async fn handle(
                 Ok(o) => o,
                 Err(e) => return bad_request(&e).into_response(),
             };
-            let mut data = state.data();
-            let answer = create(&mut data, &target.resource, &ns, object, None);
-            settle(state, &mut data);
-            answer.map_or_else(IntoResponse::into_response, |o| {
-                json_response(StatusCode::CREATED, &o)
+            write(state, StatusCode::CREATED, |data| {
+                create(data, &target.resource, &ns, object, None)
             })
         }
         (&Method::PUT, Some(name)) => {
@@ -518,11 +515,8 @@ async fn handle(
                 Ok(o) => o,
                 Err(e) => return bad_request(&e).into_response(),
             };
-            let mut data = state.data();
-            let answer = replace(&mut data, &target, &ns, name, object);
-            settle(state, &mut data);
-            answer.map_or_else(IntoResponse::into_response, |o| {
-                json_response(StatusCode::OK, &o)
+            write(state, StatusCode::OK, |data| {
+                replace(data, &target, &ns, name, object)
             })
         }
         (&Method::PATCH, Some(name)) => {
@@ -538,24 +532,22 @@ async fn handle(
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
-            let mut data = state.data();
-            let answer = match kind.as_str() {
+            write(state, StatusCode::OK, |data| match kind.as_str() {
                 "application/apply-patch+yaml" => {
                     let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
-                        return bad_request(
+                        return Err(bad_request(
                             "PATCH with application/apply-patch+yaml requires fieldManager",
-                        )
-                        .into_response();
+                        ));
                     };
                     let force = query.get("force").is_some_and(|f| f == "true");
                     match parse_yaml_or_json(body) {
-                        Ok(patch) => apply(&mut data, &target, &ns, name, &patch, manager, force),
+                        Ok(patch) => apply(data, &target, &ns, name, &patch, manager, force),
                         Err(e) => Err(bad_request(&e)),
                     }
                 }
                 "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                     match parse_json(body) {
-                        Ok(patch) => merge_patch(&mut data, &target, &ns, name, &patch),
+                        Ok(patch) => merge_patch(data, &target, &ns, name, &patch),
                         Err(e) => Err(bad_request(&e)),
                     }
                 }
@@ -567,21 +559,14 @@ async fn handle(
                     ),
                     None,
                 )),
-            };
-            settle(state, &mut data);
-            answer.map_or_else(IntoResponse::into_response, |o| {
-                json_response(StatusCode::OK, &o)
             })
         }
         (&Method::DELETE, Some(name)) => {
             let Some(ns) = ns else {
                 return bad_request("a namespace is needed").into_response();
             };
-            let mut data = state.data();
-            let answer = delete(&mut data, &target.resource, &ns, name);
-            settle(state, &mut data);
-            answer.map_or_else(IntoResponse::into_response, |o| {
-                json_response(StatusCode::OK, &o)
+            write(state, StatusCode::OK, |data| {
+                delete(data, &target.resource, &ns, name)
             })
         }
         _ => status_error(
@@ -591,6 +576,22 @@ async fn handle(
             None,
         )
         .into_response(),
+    }
+}
+
+/// Runs a write under the lock, lets the controller settle, and answers `code` with the
+/// object written (or the write's error).
+fn write(
+    state: &Arc<State>,
+    code: StatusCode,
+    op: impl FnOnce(&mut Data) -> Result<Value, Failure>,
+) -> Response {
+    let mut data = state.data();
+    let answer = op(&mut data);
+    settle(state, &mut data);
+    match answer {
+        Ok(object) => json_response(code, &object),
+        Err(e) => e.into_response(),
     }
 }
 

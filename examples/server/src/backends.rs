@@ -175,6 +175,29 @@ pub(crate) async fn driver(config: &ServerConfig) -> Result<Arc<dyn ContainerDri
                 .await
                 .map_err(failed("driver (swarm)"))?,
         ),
+        #[cfg(feature = "kubernetes")]
+        "kubernetes" => {
+            use vamp_drivers::kubernetes::{KubernetesConfig, KubernetesDriver};
+            let d = &config.driver;
+            if !matches!(d.service_type.as_str(), "NodePort" | "LoadBalancer") {
+                return Err(bad(format!(
+                    "driver.service_type = '{}': choose NodePort or LoadBalancer",
+                    d.service_type
+                )));
+            }
+            let kubernetes = KubernetesConfig {
+                service_type: d.service_type.clone(),
+                gateway_agent_id: d.gateway_agent_id.clone(),
+                ready_timeout: std::time::Duration::from_secs(d.ready_timeout),
+                kubeconfig: d.kubeconfig.clone(),
+                ..KubernetesConfig::new(d.namespace.clone())
+            };
+            Arc::new(
+                KubernetesDriver::connect(kubernetes)
+                    .await
+                    .map_err(failed("driver (kubernetes)"))?,
+            )
+        }
         other => return Err(not_built("driver.kind", other)),
     };
     Ok(driver)

@@ -311,3 +311,88 @@ async fn a_deployment_answers_through_a_local_haproxy() {
     common::undeploy(u, "s", "name: s\nclusters:\n  c: app:1.0.0\n").await;
     server.stop().await;
 }
+
+/// `driver.kind = 'kubernetes'` against the fake API server, whose kubelet runs the demo
+/// service as local processes: a blueprint deployed through the API becomes a Deployment that
+/// answers through the gateway; scaled, the Deployment follows; undeployed, it goes.
+#[cfg(feature = "kubernetes")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
+    use vamp_drivers::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
+    let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
+        kubelet: Some(FakeKubelet {
+            images: [(
+                "vamp-test/demo-app:1".to_owned(),
+                vec![vamp_core::testkit::demo_app().display().to_string()],
+            )]
+            .into(),
+            host_env: "VAMP_DEMO_HOST".into(),
+        }),
+        ..FakeKubernetesConfig::default()
+    })
+    .await
+    .expect("fake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\n",
+            fake.url()
+        ),
+    )
+    .expect("kubeconfig");
+    let gateway = vamp_core::testkit::free_port();
+    let server = Server::start(&[
+        ("driver.kind", "kubernetes"),
+        ("driver.kubeconfig", &kubeconfig.display().to_string()),
+        ("driver.namespace", "default"),
+    ])
+    .await;
+    let u = &server.url;
+    let info = get(200, &format!("{u}/info")).await;
+    assert_eq!(parse(&info)["container_driver"]["type"], "kubernetes");
+    let breed = "name: app:3.0.0\ndeployable: vamp-test/demo-app:1\n\
+                 ports: {web: 8080/http}\nenvironment_variables: {VAMP_DEMO_VERSION: 3.0.0}\n";
+    post(201, &format!("{u}/breeds"), breed).await;
+    let name = unique("kube");
+    let blueprint =
+        format!("name: {name}\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:3.0.0\n");
+    common::deploy(u, &name, &blueprint).await;
+    let answer = first_answer(&format!("http://127.0.0.1:{gateway}/")).await;
+    assert_eq!(answer.lines().next(), Some("3.0.0"), "{answer}");
+    let deployments = || fake.objects("apps/v1", "Deployment", "default");
+    assert_eq!(deployments().len(), 1, "one Deployment for the one service");
+    assert_eq!(
+        deployments()[0]["metadata"]["annotations"]["io.vamp/deployment"],
+        name.as_str()
+    );
+    // Scaled through the API: the Deployment's replicas follow.
+    common::put(
+        202,
+        &format!("{u}/deployments/{name}/clusters/c/services/app:3.0.0/scale"),
+        "instances: 2\ncpu: 0.1\nmemory: 64MB\n",
+    )
+    .await;
+    vamp_core::testkit::eventually_within(
+        "2 instances on the fake",
+        std::time::Duration::from_secs(60),
+        || async {
+            let d = parse(&get(200, &format!("{u}/deployments/{name}")).await);
+            let instances = d["clusters"]["c"]["services"][0]["instances"]
+                .as_array()?
+                .len();
+            let replicas = deployments().first()?["spec"]["replicas"].as_u64()?;
+            (instances == 2 && replicas == 2).then_some(())
+        },
+    )
+    .await;
+    common::undeploy(u, &name, "name: x\nclusters:\n  c: app:3.0.0\n").await;
+    vamp_core::testkit::eventually_within(
+        "the Deployment to go",
+        std::time::Duration::from_secs(60),
+        || async { deployments().is_empty().then_some(()) },
+    )
+    .await;
+    server.stop().await;
+}

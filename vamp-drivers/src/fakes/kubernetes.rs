@@ -381,6 +381,21 @@ impl FakeKubernetes {
         self.state.data().conflicts
     }
 
+    /// Every stored object of a kind in `namespace`, by name.
+    pub fn objects(&self, api_version: &str, kind: &str, namespace: &str) -> Vec<Value> {
+        let Some(r) = resource_of_kind(kind).filter(|r| r.api_version() == api_version) else {
+            return Vec::new();
+        };
+        let ns = if r.namespaced { namespace } else { "" };
+        self.state
+            .data()
+            .objects
+            .iter()
+            .filter(|((plural, n, _), _)| *plural == r.plural && n == ns)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
     /// The store's current `resourceVersion`.
     pub fn resource_version(&self) -> u64 {
         self.state.data().rv

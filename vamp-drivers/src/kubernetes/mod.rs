@@ -76,6 +76,8 @@ pub struct KubernetesConfig {
     /// The label value `io.vamp=<id>` of the gateway agents' pods, which the gateways'
     /// Services select (default `vamp-gateway-agent`).
     pub gateway_agent_id: String,
+    /// A kubeconfig file to use (its current context) instead of kube-rs's resolution.
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl KubernetesConfig {
@@ -94,6 +96,7 @@ impl KubernetesConfig {
             create_services: true,
             service_type: "NodePort".into(),
             gateway_agent_id: "vamp-gateway-agent".into(),
+            kubeconfig: None,
         }
     }
 }
@@ -159,13 +162,32 @@ fn failed(what: &'static str, e: kube::Error) -> Error {
 }
 
 impl KubernetesDriver {
-    /// Connects with kube-rs's standard resolution (`KUBECONFIG` or `~/.kube/config`, else
-    /// the in-cluster service account) and starts watching.
+    /// Connects with [`KubernetesConfig::kubeconfig`] when set, else kube-rs's standard
+    /// resolution (`KUBECONFIG` or `~/.kube/config`, else the in-cluster service account), and
+    /// starts watching.
     ///
     /// # Errors
-    /// `Unavailable` when no configuration is found or the API cannot be reached.
+    /// `Invalid` for a kubeconfig file that does not read; `Unavailable` when no
+    /// configuration is found or the API cannot be reached.
     pub async fn connect(config: KubernetesConfig) -> Result<KubernetesDriver> {
-        let client = kube::Client::try_default().await.map_err(unavailable)?;
+        let client = match &config.kubeconfig {
+            Some(path) => {
+                let file =
+                    kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Invalid {
+                        what: "kubeconfig",
+                        message: format!("{}: {e}", path.display()),
+                    })?;
+                let options = kube::config::KubeConfigOptions::default();
+                let resolved = kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| Error::Invalid {
+                        what: "kubeconfig",
+                        message: format!("{}: {e}", path.display()),
+                    })?;
+                kube::Client::try_from(resolved).map_err(unavailable)?
+            }
+            None => kube::Client::try_default().await.map_err(unavailable)?,
+        };
         KubernetesDriver::with_client(client, config).await
     }
 

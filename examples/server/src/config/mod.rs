@@ -104,6 +104,7 @@ impl ServerConfig {
                 "server.token",
                 "server.tokens",
                 "driver.kind",
+                "driver.kubeconfig",
                 "persistence.path",
                 "persistence.url",
                 "persistence.credentials",

@@ -267,8 +267,9 @@ impl Server {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Driver {
-    /// `process` (local processes, built in), `docker` (feature `docker`) or `swarm` (Docker
-    /// Swarm services through a manager node, feature `swarm`). Unset, the process driver
+    /// `process` (local processes, built in), `docker` (feature `docker`), `swarm` (Docker
+    /// Swarm services through a manager node, feature `swarm`) or `kubernetes` (feature
+    /// `kubernetes`, tested against a fake API server: docs/kubernetes.md). Unset, the process driver
     /// runs nothing new: a `command` breed runs any program as the server's user, so it runs
     /// only where `process` is chosen explicitly (or under `--demo`).
     pub kind: Option<String>,
@@ -277,6 +278,22 @@ pub struct Driver {
     /// The Docker daemon (`unix:///var/run/docker.sock` or `tcp://host:port`), for `docker`;
     /// a manager node's daemon for `swarm`.
     pub docker_host: String,
+    /// `kubernetes` (feature `kubernetes`): the namespace of the driver's objects. The cluster
+    /// is found as kubectl finds it (`KUBECONFIG`, `~/.kube/config`, else the pod's service
+    /// account) unless `kubeconfig` is set.
+    pub namespace: String,
+    /// `kubernetes`: the type of each gateway's Service, `NodePort` or `LoadBalancer`
+    /// (spec §6.3).
+    pub service_type: String,
+    /// `kubernetes`: the `io.vamp` label value of the gateway agents' pods, which the gateways'
+    /// Services select.
+    pub gateway_agent_id: String,
+    /// `kubernetes`: seconds a pod may stay unready, its container waiting for a reason,
+    /// before its service fails with that reason.
+    pub ready_timeout: u64,
+    /// `kubernetes`: a kubeconfig file to use (its current context) instead of kubectl's
+    /// resolution.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Default for Driver {
@@ -285,6 +302,11 @@ impl Default for Driver {
             kind: None,
             ports: "31000-32999".into(),
             docker_host: "unix:///var/run/docker.sock".into(),
+            namespace: "vamp".into(),
+            service_type: "NodePort".into(),
+            gateway_agent_id: "vamp-gateway-agent".into(),
+            ready_timeout: 300,
+            kubeconfig: None,
         }
     }
 }
@@ -453,6 +475,7 @@ pub mod available {
         ("process", true),
         ("docker", cfg!(feature = "docker")),
         ("swarm", cfg!(feature = "swarm")),
+        ("kubernetes", cfg!(feature = "kubernetes")),
     ];
     /// Persistences.
     pub const PERSISTENCES: &[(&str, bool)] = &[

@@ -18,6 +18,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
+# One build per run: incremental caches only help rebuilds in the same checkout, and with CI's
+# fresh clones (a new path each time) they piled up to tens of GB in the shared target dir.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 

@@ -55,8 +55,24 @@ impl Running {
     }
 }
 
+/// Dropped while it runs (a test that panicked): asked to stop with SIGTERM first, so a
+/// server stops what it started (the demo's services) instead of leaving them orphaned, and
+/// killed if it has not stopped within 20 s (a bounded poll).
 impl Drop for Running {
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let asked = std::process::Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while asked
+                && matches!(self.child.try_wait(), Ok(None))
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

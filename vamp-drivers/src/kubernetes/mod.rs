@@ -14,7 +14,8 @@
 //!   labelled `app.kubernetes.io/managed-by=vamp`), not from polls; a watch that gets 410 Gone
 //!   lists again (kube-rs's watcher). Each Deployment's annotations say which service it is,
 //!   so a restarted server finds (adopts) what it made without re-creating it. An instance is a
-//!   pod: its name, its pod IP, the breed's ports, deployed when `Ready`. A pod that is not
+//!   pod: its name, its pod IP, the breed's ports, deployed when `Ready`; while pods of an
+//!   older template remain, the service reports that older spec's fingerprint. A pod that is not
 //!   ready after [`KubernetesConfig::ready_timeout`] while its container waits for a reason
 //!   (`ImagePullBackOff`, `CrashLoopBackOff`, …) fails the service with that reason.
 //!
@@ -303,11 +304,24 @@ impl KubernetesDriver {
                 failure = self.stuck(pod);
             }
         }
+        // While pods of an older template remain (a rollout in progress, or the pods' watch
+        // behind the Deployments'), the service runs that older spec: say so, so nobody
+        // takes it for converged on the new one.
+        let older = mine
+            .iter()
+            .filter_map(|p| {
+                p.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(manifest::FINGERPRINT))
+            })
+            .find(|f| Some(*f) != fingerprint.as_ref())
+            .cloned();
         Some(ServiceState {
             key: Some(key),
             instances,
             health: Some(health),
-            fingerprint,
+            fingerprint: older.or(fingerprint),
             failure,
         })
     }

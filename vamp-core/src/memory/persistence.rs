@@ -80,10 +80,7 @@ impl Persistence for MemoryPersistence {
 
     /// Clones share the records (several servers in one process, as tests run them).
     async fn publish(&self, topic: &str, node: &str, value: &serde_json::Value) -> Result<()> {
-        let mut published = self
-            .published
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut published = crate::vamp::lock(&self.published);
         let topic = published.entry(topic.to_owned()).or_default();
         topic.insert(node.to_owned(), (value.clone(), std::time::Instant::now()));
         topic.retain(|_, (_, at)| at.elapsed() < std::time::Duration::from_secs(3600));
@@ -95,10 +92,7 @@ impl Persistence for MemoryPersistence {
         topic: &str,
         max_age: std::time::Duration,
     ) -> Result<Vec<crate::traits::Published>> {
-        let published = self
-            .published
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let published = crate::vamp::lock(&self.published);
         Ok(published
             .get(topic)
             .into_iter()
@@ -115,10 +109,7 @@ impl Persistence for MemoryPersistence {
     /// Clones share the lock (several servers in one process, as tests run them).
     async fn lock_shared(&self, name: &str) -> Result<Option<crate::traits::SharedLock>> {
         let lock = {
-            let mut locks = self
-                .locks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut locks = crate::vamp::lock(&self.locks);
             locks.entry(name.to_owned()).or_default().clone()
         };
         Ok(Some(crate::traits::SharedLock::new(

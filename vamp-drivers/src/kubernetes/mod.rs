@@ -384,17 +384,17 @@ impl KubernetesDriver {
                 .unwrap_or_else(|| format!("{name}.{}.svc", self.config.namespace)),
             port: gateway.port,
         };
+        let unreadable = |e: serde_json::Error| Error::Invalid {
+            what: "gateway service",
+            message: e.to_string(),
+        };
         for _ in 0..ATTEMPTS {
             let current = api
                 .get_opt(&name)
                 .await
                 .map_err(|e| failed("gateway service", e))?;
             let Some(current) = current else {
-                let made: Service =
-                    serde_json::from_value(desired.clone()).map_err(|e| Error::Invalid {
-                        what: "gateway service",
-                        message: e.to_string(),
-                    })?;
+                let made: Service = serde_json::from_value(desired.clone()).map_err(unreadable)?;
                 match api.create(&PostParams::default(), &made).await {
                     Ok(s) => return Ok(reachable(&s)),
                     // Made meanwhile by another server: read it and go on.
@@ -402,15 +402,9 @@ impl KubernetesDriver {
                     Err(e) => return Err(failed("gateway service", e)),
                 }
             };
-            let mut next = serde_json::to_value(&current).map_err(|e| Error::Invalid {
-                what: "gateway service",
-                message: e.to_string(),
-            })?;
+            let mut next = serde_json::to_value(&current).map_err(unreadable)?;
             manifest::update_gateway_service(&mut next, &desired);
-            let next: Service = serde_json::from_value(next).map_err(|e| Error::Invalid {
-                what: "gateway service",
-                message: e.to_string(),
-            })?;
+            let next: Service = serde_json::from_value(next).map_err(unreadable)?;
             if next == current {
                 return Ok(reachable(&current));
             }

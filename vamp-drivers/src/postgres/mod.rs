@@ -195,15 +195,17 @@ impl PostgresPersistence {
             .transpose()
     }
 
-    /// Whether `fence` lets its node write, in transaction `tx`. A lease: the lease row is
+    /// Refuses with `Error::Fenced` (naming `what`) unless `fence` lets its node write, in
+    /// transaction `tx`. A lease: the lease row is
     /// checked and share-locked until `tx` ends, so no takeover commits in between. A token:
     /// the scope's recorded term is raised to the fence's unless it is larger, and the row
     /// stays locked until `tx` ends (an older leader's write waits, then is refused).
-    pub(crate) async fn fence_holds(
+    pub(crate) async fn check_fence(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         fence: &vamp_core::traits::Fence,
-    ) -> Result<bool> {
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
         let term = i64::try_from(fence.term).unwrap_or(i64::MAX);
         let held = match fence.check {
             vamp_core::traits::FenceCheck::Lease => sqlx::query(
@@ -223,7 +225,14 @@ impl PostgresPersistence {
         .fetch_optional(&mut **tx)
         .await
         .map_err(|e| classify(&self.address, self.timeout, e))?;
-        Ok(held.is_some())
+        match held {
+            Some(_) => Ok(()),
+            None => Err(Error::Fenced {
+                what: what(),
+                node: fence.node.clone(),
+                term: fence.term,
+            }),
+        }
     }
 
     /// Writes a new revision (value `None` = deletion) in one transaction; with a `fence`,
@@ -248,14 +257,9 @@ impl PostgresPersistence {
             .execute(&mut *tx)
             .await
             .map_err(|e| classify(&self.address, self.timeout, e))?;
-        if let Some(fence) = fence
-            && !self.fence_holds(&mut tx, fence).await?
-        {
-            return Err(Error::Fenced {
-                what: format!("{}/{name}", kind_name(kind)),
-                node: fence.node.clone(),
-                term: fence.term,
-            });
+        if let Some(fence) = fence {
+            self.check_fence(&mut tx, fence, || format!("{}/{name}", kind_name(kind)))
+                .await?;
         }
         let latest = self.latest(&mut tx, kind, name).await?;
         let live = latest.filter(|(_, live)| *live).map(|(r, _)| r);

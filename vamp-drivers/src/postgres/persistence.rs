@@ -124,13 +124,8 @@ impl Persistence for PostgresPersistence {
             .begin()
             .await
             .map_err(|e| classify(&self.address, self.timeout, e))?;
-        if !self.fence_holds(&mut tx, fence).await? {
-            return Err(Error::Fenced {
-                what: format!("the fence of {}", fence.scope),
-                node: fence.node.clone(),
-                term: fence.term,
-            });
-        }
+        self.check_fence(&mut tx, fence, || format!("the fence of {}", fence.scope))
+            .await?;
         tx.commit()
             .await
             .map_err(|e| classify(&self.address, self.timeout, e))

@@ -41,15 +41,26 @@ impl Running {
     /// The first line starting with `start` within `limit` (earlier lines are skipped).
     ///
     /// # Panics
-    /// When none comes in time, or the program closed its stdout.
+    /// When none comes in time, or the program closed its stdout; the message ends with the
+    /// last lines skipped, to say where the program got to.
     pub fn wait_for_line(&self, start: &str, limit: Duration) -> String {
+        const KEPT: usize = 20;
         let deadline = Instant::now() + limit;
+        let mut skipped = std::collections::VecDeque::with_capacity(KEPT);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.starts_with(start) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no line starting with '{start}' within {limit:?}: {e}"),
+                Ok(line) => {
+                    if skipped.len() == KEPT {
+                        skipped.pop_front();
+                    }
+                    skipped.push_back(line);
+                }
+                Err(e) => panic!(
+                    "no line starting with '{start}' within {limit:?}: {e}; the last lines:\n{}",
+                    Vec::from(skipped).join("\n")
+                ),
             }
         }
     }

@@ -29,20 +29,44 @@ use std::time::Duration;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A gateway port range of 200 ports for this test process, `first-last`, within
-/// 10000–29999: below the kernel's ephemeral ports (32768 and up, which any outgoing
-/// connection may hold) and the process driver's instance ports (31000–32999). Test processes
-/// running side by side (each a Vamp allocating gateway ports from the start of its range)
-/// mostly get different ranges, and the engine skips ports another process already holds.
+/// 10000–19999: below the kernel's ephemeral ports (32768 and up, which any outgoing
+/// connection may hold), the process driver's instance ports (31000–32999) and the ports
+/// `scripts/services.sh` gives the real services (ZooKeeper 21810, Swarm 23770, etcd 23790 —
+/// a server that took etcd's port on 127.0.0.2 once saw etcd answer on 127.0.0.1).
+///
+/// Test processes running side by side never get the same range: the range is claimed with
+/// an exclusive lock on a file in the temporary directory (`vamp-test-ports/N.lock`), held
+/// for the life of the process and released by the kernel when it ends, however it ends.
+/// The engine's "skip a port that is taken" is not enough on its own: servers that bind
+/// different addresses (127.0.0.1 and 127.0.0.2 in the HA tests) each see only their own
+/// address free, and another test's listener on the other address would answer instead.
+/// Where no lock can be taken (no writable temporary directory), the range falls back to one
+/// chosen by process id.
 ///
 /// ```
 /// let range = vamp_core::testkit::gateway_ports();
 /// let (first, last) = range.split_once('-').unwrap();
 /// let (first, last) = (first.parse::<u16>().unwrap(), last.parse::<u16>().unwrap());
 /// assert_eq!(last - first, 199);
-/// assert!(first >= 10000 && last <= 29999);
+/// assert!(first >= 10000 && last <= 19999);
 /// ```
 pub fn gateway_ports() -> String {
-    let bucket = (std::process::id().wrapping_mul(7919) % 100) as u16;
+    static CLAIMED: std::sync::OnceLock<(u16, Option<std::fs::File>)> = std::sync::OnceLock::new();
+    let (bucket, _lock) = CLAIMED.get_or_init(|| {
+        let start = (std::process::id().wrapping_mul(7919) % 50) as u16;
+        let dir = std::env::temp_dir().join("vamp-test-ports");
+        let _ = std::fs::create_dir_all(&dir);
+        for step in 0..50 {
+            let bucket = (start + step) % 50;
+            let Ok(file) = std::fs::File::create(dir.join(format!("{bucket}.lock"))) else {
+                break;
+            };
+            if file.try_lock().is_ok() {
+                return (bucket, Some(file));
+            }
+        }
+        (start, None)
+    });
     let first = 10000 + bucket * 200;
     format!("{first}-{}", first + 199)
 }

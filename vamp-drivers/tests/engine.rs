@@ -1,6 +1,7 @@
-//! The engine end to end on both drivers — real processes of the demo service, and real
-//! containers of its FROM-scratch image on the dockerd scripts/test.sh starts — with SQLite
-//! persistence and a recording router.
+//! The engine end to end on the drivers — real processes of the demo service, real
+//! containers of its FROM-scratch image on the dockerd scripts/test.sh starts, and
+//! Deployments on the fake Kubernetes API server whose kubelet runs the demo service as
+//! processes — with SQLite persistence and a recording router.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,11 @@ use vamp_drivers::sqlite::SqlitePersistence;
 enum On {
     Processes,
     Docker,
+    #[cfg_attr(
+        not(all(feature = "kubernetes", feature = "fakes")),
+        allow(dead_code, reason = "run with the kubernetes and fakes features")
+    )]
+    Kubernetes,
 }
 
 /// How each driver runs the demo service, one that does not exist, and one that exits.
@@ -34,7 +40,7 @@ fn deployables(on: On) -> [String; 3] {
             "{type: command, definition: /nonexistent/program}".into(),
             "{type: command, definition: /bin/false}".into(),
         ],
-        On::Docker => [
+        On::Docker | On::Kubernetes => [
             "vamp-test/demo-app:1".into(),
             "vamp-test/no-such-image:1".into(),
             "vamp-test/exits:1".into(),
@@ -78,12 +84,17 @@ fn blueprint(yaml: &str) -> Blueprint {
 enum Cleanup {
     Processes(Arc<ProcessDriver>),
     Docker(String, Vec<String>),
+    /// The fake API server (its kubelet's processes end with it).
+    #[cfg(all(feature = "kubernetes", feature = "fakes"))]
+    Kubernetes(vamp_drivers::fakes::kubernetes::FakeKubernetes),
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         match self {
             Cleanup::Processes(driver) => driver.kill_all_now(),
+            #[cfg(all(feature = "kubernetes", feature = "fakes"))]
+            Cleanup::Kubernetes(_) => {}
             Cleanup::Docker(host, deployments) => {
                 for d in deployments {
                     let ids = std::process::Command::new("docker")
@@ -153,6 +164,10 @@ async fn setup(on: On, deployments: &[&str]) -> Option<Setup> {
             let names = deployments.iter().map(|d| (*d).to_owned()).collect();
             (Arc::new(d), Cleanup::Docker(host, names))
         }
+        #[cfg(all(feature = "kubernetes", feature = "fakes"))]
+        On::Kubernetes => kubernetes::start().await,
+        #[cfg(not(all(feature = "kubernetes", feature = "fakes")))]
+        On::Kubernetes => return None,
     };
     let router = RecordingRouter::default();
     let vamp = Vamp::builder()
@@ -217,8 +232,30 @@ fn weights(d: &Deployment) -> Vec<(String, u8)> {
         .collect()
 }
 
+/// What the driver applied after each step of a test (on Kubernetes only: the fake's
+/// Deployments and Services, without what the API server adds).
+#[derive(Default)]
+struct Steps(Vec<serde_json::Value>);
+
+impl Steps {
+    fn record(&mut self, what: &str, cleanup: &Cleanup) {
+        #[cfg(all(feature = "kubernetes", feature = "fakes"))]
+        if let Cleanup::Kubernetes(fake) = cleanup {
+            self.0
+                .push(serde_json::json!({"after": what, "objects": kubernetes::applied(fake)}));
+        }
+        let _ = (what, cleanup);
+    }
+}
+
 async fn deploy_merge_shift_slice_undeploy(on: On) {
-    let name = unique("shop");
+    // On the fake Kubernetes (a server of this test's own) the name is fixed, so the applied
+    // manifests can be compared with a snapshot.
+    let name = if on == On::Kubernetes {
+        "shop".to_owned()
+    } else {
+        unique("shop")
+    };
     // Bind the guards: dropping them ends the test's processes and files.
     let Some(Setup {
         vamp,
@@ -231,6 +268,12 @@ async fn deploy_merge_shift_slice_undeploy(on: On) {
         return;
     };
     let mut events = vamp.subscribe().await.unwrap();
+    let mut steps = Steps::default();
+    #[cfg(all(feature = "kubernetes", feature = "fakes"))]
+    let pods = match &_cleanup {
+        Cleanup::Kubernetes(fake) => Some(kubernetes::PodWatch::start(fake)),
+        _ => None,
+    };
 
     // Deploy: the frontend waits for the backend, then gets its address through the
     // backend's internal gateway.
@@ -241,12 +284,19 @@ async fn deploy_merge_shift_slice_undeploy(on: On) {
     let d = converge(&vamp, &name, "all deployed", all_done)
         .await
         .unwrap();
+    steps.record("deploy", &_cleanup);
     let backend_port = d.ports["backend.web"].clone();
     let frontend = &d.clusters["frontend"].services[0].instances[0];
     let (_, url) = http_get(&frontend.host, frontend.ports["web"], "/env/BACKEND_URL")
         .await
         .unwrap();
-    assert_eq!(url.trim(), format!("http://127.0.0.1:{backend_port}/"));
+    // Services reach a gateway where the driver published it: on Kubernetes, its Service.
+    let gateway_host = match &_cleanup {
+        #[cfg(all(feature = "kubernetes", feature = "fakes"))]
+        Cleanup::Kubernetes(fake) => kubernetes::cluster_ip(fake, &format!("{name}/backend/web")),
+        _ => "127.0.0.1".to_owned(),
+    };
+    assert_eq!(url.trim(), format!("http://{gateway_host}:{backend_port}/"));
     let (_, body) = http_get(&frontend.host, frontend.ports["web"], "/")
         .await
         .unwrap();
@@ -272,6 +322,7 @@ async fn deploy_merge_shift_slice_undeploy(on: On) {
     let d = converge(&vamp, &name, "v2 deployed", all_done)
         .await
         .unwrap();
+    steps.record("merge frontend:2.0", &_cleanup);
     assert_eq!(
         weights(&d),
         [("frontend:1.0".into(), 100), ("frontend:2.0".into(), 0)]
@@ -296,6 +347,26 @@ async fn deploy_merge_shift_slice_undeploy(on: On) {
         weights(&d),
         [("frontend:1.0".into(), 0), ("frontend:2.0".into(), 100)]
     );
+    if on == On::Kubernetes {
+        // Scaled: the Deployment's replicas follow, and both pods serve.
+        let scaled = blueprint(&format!(
+            "name: {name}\nclusters:\n  frontend:\n    services:\n      - breed: frontend:2.0\n        scale: {{cpu: 0.2, memory: 256MB, instances: 2}}\n"
+        ));
+        vamp.deploy(&name, &scaled).await.unwrap();
+        converge(&vamp, &name, "frontend:2.0 on two instances", |d| {
+            all_done(d)
+                && d.is_some_and(|d| {
+                    d.clusters["frontend"].services[1].instances.len() == 2
+                        && d.clusters["frontend"].services[1]
+                            .instances
+                            .iter()
+                            .all(|i| i.deployed)
+                })
+        })
+        .await;
+        steps.record("scale frontend:2.0 to 2", &_cleanup);
+    }
+    let d = vamp.deployment(&name).await.unwrap().unwrap();
     let old = d.clusters["frontend"].services[0].instances[0].clone();
     let (_, run) = http_get(&old.host, old.ports["web"], "/env/VAMP_DEMO_RUN")
         .await
@@ -311,6 +382,7 @@ async fn deploy_merge_shift_slice_undeploy(on: On) {
         d.clusters["frontend"].services[0].breed.name,
         "frontend:2.0"
     );
+    steps.record("slice frontend:1.0", &_cleanup);
     // The port may already serve another test's instance; it must not be this run's v1.
     if let Ok((_, run)) = http_get(&old.host, old.ports["web"], "/env/VAMP_DEMO_RUN").await {
         assert_ne!(run.trim(), name, "v1 is gone");
@@ -328,6 +400,14 @@ async fn deploy_merge_shift_slice_undeploy(on: On) {
         .collect();
     assert!(left.is_empty(), "instances left: {left:?}");
     assert!(vamp.get(Kind::Deployment, &name).await.unwrap().is_none());
+    steps.record("undeploy", &_cleanup);
+    if on == On::Kubernetes {
+        insta::assert_json_snapshot!("kubernetes_applied_manifests", steps.0);
+    }
+    #[cfg(all(feature = "kubernetes", feature = "fakes"))]
+    if let Some(pods) = pods {
+        pods.check_every_pod_went_pending_ready_deleted().await;
+    }
 
     // The synchronization events, in order.
     let mut seen = Vec::new();
@@ -352,19 +432,21 @@ async fn deploy_merge_shift_slice_undeploy(on: On) {
             seen.push(format!("{what} {service}"));
         }
     }
+    let mut expected = vec![
+        "deployed backend:1.0",
+        "deployed frontend:1.0",
+        "deployed frontend:2.0",
+        "undeployed frontend:1.0",
+        "undeployed frontend:2.0",
+        "undeployed backend:1.0",
+    ];
+    if on == On::Kubernetes {
+        // Scaled to two instances: deployed again.
+        expected.insert(3, "deployed frontend:2.0");
+    }
     assert_eq!(
         seen,
-        [
-            "deployed backend:1.0",
-            "deployed frontend:1.0",
-            "deployed frontend:2.0",
-            "undeployed frontend:1.0",
-            "undeployed frontend:2.0",
-            "undeployed backend:1.0",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>(),
+        expected.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "dependencies deploy first; undeployments follow the slices"
     );
 }
@@ -435,7 +517,7 @@ async fn bad_input_ends_in_a_clear_error_or_a_failed_phase(on: On) {
             .clone()
             .unwrap_or_default()
     };
-    let missing = if on == On::Docker {
+    let missing = if on != On::Processes {
         "no-such-image"
     } else {
         "/nonexistent/program"
@@ -456,6 +538,18 @@ async fn docker_deploy_merge_shift_slice_undeploy() {
     deploy_merge_shift_slice_undeploy(On::Docker).await;
 }
 
+#[cfg(all(feature = "kubernetes", feature = "fakes"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_deploy_merge_scale_shift_slice_undeploy() {
+    deploy_merge_shift_slice_undeploy(On::Kubernetes).await;
+}
+
+#[cfg(all(feature = "kubernetes", feature = "fakes"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_bad_input_ends_in_a_clear_error_or_a_failed_phase() {
+    bad_input_ends_in_a_clear_error_or_a_failed_phase(On::Kubernetes).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_bad_input_ends_in_a_clear_error_or_a_failed_phase() {
     bad_input_ends_in_a_clear_error_or_a_failed_phase(On::Processes).await;
@@ -464,4 +558,163 @@ async fn processes_bad_input_ends_in_a_clear_error_or_a_failed_phase() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_bad_input_ends_in_a_clear_error_or_a_failed_phase() {
     bad_input_ends_in_a_clear_error_or_a_failed_phase(On::Docker).await;
+}
+
+/// The fake Kubernetes API server with a kubelet that runs the demo service (and a program
+/// that exits) as local processes, and what the tests read from it.
+#[cfg(all(feature = "kubernetes", feature = "fakes"))]
+mod kubernetes {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::watcher;
+    use serde_json::Value;
+    use vamp_core::traits::ContainerDriver;
+    use vamp_drivers::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
+    use vamp_drivers::kubernetes::{KubernetesConfig, KubernetesDriver};
+
+    use super::Cleanup;
+
+    fn client(fake: &FakeKubernetes) -> kube::Client {
+        let url: axum::http::Uri = fake.url().parse().unwrap();
+        kube::Client::try_from(kube::Config::new(url)).unwrap()
+    }
+
+    pub(super) async fn start() -> (Arc<dyn ContainerDriver>, Cleanup) {
+        let demo = vamp_core::testkit::demo_app().display().to_string();
+        let kubelet = FakeKubelet {
+            images: [
+                ("vamp-test/demo-app:1".to_owned(), vec![demo.clone()]),
+                (
+                    "vamp-test/exits:1".to_owned(),
+                    vec![demo, "--error-rate".into(), "9".into()],
+                ),
+            ]
+            .into(),
+            host_env: "VAMP_DEMO_HOST".into(),
+        };
+        let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
+            kubelet: Some(kubelet),
+            ..FakeKubernetesConfig::default()
+        })
+        .await
+        .unwrap();
+        let config = KubernetesConfig {
+            ready_timeout: std::time::Duration::from_secs(2),
+            ..KubernetesConfig::new("default")
+        };
+        let driver = KubernetesDriver::with_client(client(&fake), config)
+            .await
+            .unwrap();
+        (Arc::new(driver), Cleanup::Kubernetes(fake))
+    }
+
+    /// The cluster IP of the Service of gateway `gateway`.
+    pub(super) fn cluster_ip(fake: &FakeKubernetes, gateway: &str) -> String {
+        fake.objects("v1", "Service", "default")
+            .into_iter()
+            .find(|s| s["metadata"]["annotations"]["io.vamp/gateway"] == gateway)
+            .and_then(|s| s["spec"]["clusterIP"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no Service for gateway {gateway}"))
+    }
+
+    /// The Deployments and Services as the driver applied them: what the API server adds
+    /// (uid, versions, timestamps, managed fields, status) left out.
+    pub(super) fn applied(fake: &FakeKubernetes) -> Value {
+        let strip = |mut o: Value| {
+            if let Some(meta) = o["metadata"].as_object_mut() {
+                for volatile in [
+                    "uid",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "managedFields",
+                    "generation",
+                ] {
+                    meta.remove(volatile);
+                }
+            }
+            if let Some(o) = o.as_object_mut() {
+                o.remove("status");
+            }
+            o
+        };
+        let deployments: Vec<Value> = fake
+            .objects("apps/v1", "Deployment", "default")
+            .into_iter()
+            .map(strip)
+            .collect();
+        let services: Vec<Value> = fake
+            .objects("v1", "Service", "default")
+            .into_iter()
+            .map(strip)
+            .collect();
+        serde_json::json!({"deployments": deployments, "services": services})
+    }
+
+    /// Every pod's phases as a watch saw them, one entry per change of phase or readiness.
+    pub(super) struct PodWatch {
+        seen: Arc<Mutex<BTreeMap<String, Vec<&'static str>>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl PodWatch {
+        pub(super) fn start(fake: &FakeKubernetes) -> PodWatch {
+            let pods: kube::Api<Pod> = kube::Api::namespaced(client(fake), "default");
+            let seen: Arc<Mutex<BTreeMap<String, Vec<&'static str>>>> = Arc::default();
+            let record = seen.clone();
+            let task = tokio::spawn(async move {
+                let mut events = watcher(pods, watcher::Config::default()).boxed();
+                while let Some(event) = events.next().await {
+                    let (pod, state) = match event {
+                        Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                            let status = p.status.clone().unwrap_or_default();
+                            let ready = status
+                                .conditions
+                                .iter()
+                                .flatten()
+                                .any(|c| c.type_ == "Ready" && c.status == "True");
+                            let state = match (status.phase.as_deref(), ready) {
+                                (Some("Running"), true) => "Ready",
+                                (Some("Running"), false) => "Running",
+                                (Some(other), _) if other != "Pending" => "Ended",
+                                _ => "Pending",
+                            };
+                            (p, state)
+                        }
+                        Ok(watcher::Event::Delete(p)) => (p, "Deleted"),
+                        _ => continue,
+                    };
+                    let name = pod.metadata.name.unwrap_or_default();
+                    let mut seen = record.lock().unwrap();
+                    let states = seen.entry(name).or_default();
+                    if states.last() != Some(&state) {
+                        states.push(state);
+                    }
+                }
+            });
+            PodWatch { seen, task }
+        }
+
+        /// Each pod was seen `Pending`, then `Ready`, then `Deleted` — in that order, each
+        /// once (the kubelet's processes start, pass their probe and end with the pod).
+        pub(super) async fn check_every_pod_went_pending_ready_deleted(self) {
+            let seen = vamp_core::testkit::eventually("every pod's deletion watched", || async {
+                let seen = self.seen.lock().unwrap().clone();
+                let all = !seen.is_empty() && seen.values().all(|s| s.last() == Some(&"Deleted"));
+                if all { Ok(seen) } else { Err(seen) }
+            })
+            .await;
+            self.task.abort();
+            for (pod, states) in &seen {
+                let states: Vec<&str> =
+                    states.iter().copied().filter(|s| *s != "Running").collect();
+                assert_eq!(states, ["Pending", "Ready", "Deleted"], "pod {pod}");
+            }
+            // backend 1.0, frontend 1.0, frontend 2.0 and its second instance: scaling
+            // added a pod and replaced none.
+            assert_eq!(seen.len(), 4, "{seen:?}");
+        }
+    }
 }

@@ -312,12 +312,15 @@ async fn a_deployment_answers_through_a_local_haproxy() {
     server.stop().await;
 }
 
-/// `driver.kind = 'kubernetes'` against the fake API server, whose kubelet runs the demo
-/// service as local processes: a blueprint deployed through the API becomes a Deployment that
-/// answers through the gateway; scaled, the Deployment follows; undeployed, it goes.
+/// The fake API server whose kubelet runs the demo service as local processes, and a
+/// kubeconfig file (in `dir`) that points at it.
 #[cfg(feature = "kubernetes")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
+async fn kubernetes_fake(
+    dir: &std::path::Path,
+) -> (
+    vamp_drivers::fakes::kubernetes::FakeKubernetes,
+    std::path::PathBuf,
+) {
     use vamp_drivers::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
     let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
         kubelet: Some(FakeKubelet {
@@ -332,8 +335,7 @@ async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
     })
     .await
     .expect("fake");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
+    let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
         format!(
@@ -342,6 +344,26 @@ async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
         ),
     )
     .expect("kubeconfig");
+    (fake, kubeconfig)
+}
+
+/// The demo service's breed for the fake's kubelet, version `version`.
+#[cfg(feature = "kubernetes")]
+fn kubernetes_breed(version: &str) -> String {
+    format!(
+        "name: app:{version}\ndeployable: vamp-test/demo-app:1\n\
+         ports: {{web: 8080/http}}\nenvironment_variables: {{VAMP_DEMO_VERSION: {version}}}\n"
+    )
+}
+
+/// `driver.kind = 'kubernetes'` against the fake API server, whose kubelet runs the demo
+/// service as local processes: a blueprint deployed through the API becomes a Deployment that
+/// answers through the gateway; scaled, the Deployment follows; undeployed, it goes.
+#[cfg(feature = "kubernetes")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, kubeconfig) = kubernetes_fake(dir.path()).await;
     let gateway = vamp_core::testkit::free_port();
     let server = Server::start(&[
         ("driver.kind", "kubernetes"),
@@ -352,9 +374,7 @@ async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
     let u = &server.url;
     let info = get(200, &format!("{u}/info")).await;
     assert_eq!(parse(&info)["container_driver"]["type"], "kubernetes");
-    let breed = "name: app:3.0.0\ndeployable: vamp-test/demo-app:1\n\
-                 ports: {web: 8080/http}\nenvironment_variables: {VAMP_DEMO_VERSION: 3.0.0}\n";
-    post(201, &format!("{u}/breeds"), breed).await;
+    post(201, &format!("{u}/breeds"), &kubernetes_breed("3.0.0")).await;
     let name = unique("kube");
     let blueprint =
         format!("name: {name}\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:3.0.0\n");
@@ -395,4 +415,116 @@ async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
     )
     .await;
     server.stop().await;
+}
+
+/// issue 25: a server killed with `kill -9` while its deployment runs on Kubernetes, started
+/// again on the same data, adopts the Deployment it made: after the restarted server deployed
+/// a second service beside it (so its reconciler has looked at the first), the first one's
+/// Deployment has the same `uid` and `resourceVersion`, and its pod is the same pod.
+#[cfg(feature = "kubernetes")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_on_kubernetes_adopts_its_deployments_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, kubeconfig) = kubernetes_fake(dir.path()).await;
+    let (data, api) = (dir.path().join("data"), vamp_core::testkit::free_port());
+    let ports = vamp_core::testkit::gateway_port_slice();
+    let start = || {
+        let running = vamp_core::testkit::child::Running::spawn(
+            std::process::Command::new(env!("CARGO_BIN_EXE_vamp-server"))
+                .arg("--data")
+                .arg(&data)
+                .args(["--listen", &format!("127.0.0.1:{api}")])
+                .env("VAMP_GATEWAYS__PORTS", &ports)
+                .env("VAMP_DRIVER__KIND", "kubernetes")
+                .env("VAMP_DRIVER__KUBECONFIG", &kubeconfig)
+                .env("VAMP_DRIVER__NAMESPACE", "default")
+                .env("VAMP_SYNCHRONIZATION__PERIOD", "1")
+                .env("VAMP_WORKFLOWS__STOCK", "false")
+                .env("RUST_LOG", "warn"),
+        );
+        running.wait_for_line("vamp-server listening", std::time::Duration::from_secs(30));
+        running
+    };
+    let u = format!("http://127.0.0.1:{api}/api/v1");
+    let mut server = start();
+    for version in ["1.0.0", "2.0.0"] {
+        post(201, &format!("{u}/breeds"), &kubernetes_breed(version)).await;
+    }
+    let name = unique("adopt");
+    common::deploy(
+        &u,
+        &name,
+        &format!("name: {name}\nclusters:\n  c: app:1.0.0\n"),
+    )
+    .await;
+    let ready = |count: usize| {
+        let u = u.clone();
+        let name = name.clone();
+        move || {
+            let (u, name) = (u.clone(), name.clone());
+            async move {
+                let d = parse(&get(200, &format!("{u}/deployments/{name}")).await);
+                let services = d["clusters"]["c"]["services"].as_array()?.clone();
+                let done = services.len() == count
+                    && services.iter().all(|s| {
+                        s["status"]["phase"]["name"] == "Done"
+                            && s["instances"].as_array().is_some_and(|i| !i.is_empty())
+                    });
+                done.then_some(())
+            }
+        }
+    };
+    vamp_core::testkit::eventually_within(
+        "1.0.0 deployed",
+        std::time::Duration::from_secs(60),
+        ready(1),
+    )
+    .await;
+    let deployments = || fake.objects("apps/v1", "Deployment", "default");
+    let pods = || {
+        let mut names: Vec<String> = fake
+            .objects("v1", "Pod", "default")
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    let first = deployments().pop().expect("the Deployment of 1.0.0");
+    let pods_before = pods();
+    assert_eq!(pods_before.len(), 1, "{pods_before:?}");
+
+    // kill -9: no shutdown of any kind; then the same server again.
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let _server = start();
+    common::deploy(
+        &u,
+        &name,
+        &format!("name: {name}\nclusters:\n  c: app:2.0.0\n"),
+    )
+    .await;
+    vamp_core::testkit::eventually_within(
+        "2.0.0 deployed beside 1.0.0 by the restarted server",
+        std::time::Duration::from_secs(60),
+        ready(2),
+    )
+    .await;
+    let now = deployments()
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == first["metadata"]["name"])
+        .expect("1.0.0's Deployment is still there");
+    for field in ["uid", "resourceVersion"] {
+        assert_eq!(
+            now["metadata"][field], first["metadata"][field],
+            "1.0.0's Deployment {field} changed: it was re-created or re-applied"
+        );
+    }
+    assert_eq!(deployments().len(), 2);
+    assert!(
+        pods().contains(&pods_before[0]),
+        "1.0.0's pod {} was replaced: {:?}",
+        pods_before[0],
+        pods()
+    );
 }

@@ -63,6 +63,7 @@ pub(crate) fn run_fixtures() -> driver::RunFixtures {
         fails: image("run-fails"),
         sleeps: image("run-sleeps"),
         missing: image("no-such-image"),
+        streams_apart: true,
     }
 }
 

@@ -49,6 +49,9 @@
 //!   one Pod and `status.succeeded = 1` once it ran, or `status.failed` when it is made to
 //!   fail. No scheduling, no nodes, no images: pods "run" as soon as they exist.
 //!
+//! - `GET …/pods/{name}/log` (`container`, `follow`): the output of a pod the
+//!   [`FakeKubelet`] runs; `400` while its container waits to start, as the API server.
+//!
 //! One file: a faithful fake of one wire protocol, kept in one place so it reads against the
 //! API documentation.
 
@@ -86,7 +89,10 @@ pub struct FakeKubernetesConfig {
 /// `tcpSocket`; without one, a connection to its first container port) answers. An image it
 /// does not know waits in `ImagePullBackOff`; a process that exits leaves its container
 /// waiting in `CrashLoopBackOff` with the exit code (a Job's pod succeeds or fails by it).
-/// Deleting the pod kills the process. Restarts and logs are not simulated.
+/// Deleting the pod kills the process. What the process writes to standard output and
+/// standard error is the pod's log (`GET …/pods/{name}/log`, `follow=true` streams it until
+/// the process ends), both streams in one, as the kubelet keeps them. Restarts are not
+/// simulated.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FakeKubelet {
     /// Image → the command that stands for it (program, then arguments).
@@ -231,6 +237,10 @@ struct Data {
     interfere: Option<String>,
     /// How many 409 Conflicts were answered to stale replaces.
     conflicts: u64,
+    /// How many watches were answered 410 Gone.
+    expired: u64,
+    /// Every request's `(API group, resource, verb)` as RBAC names them.
+    verbs: BTreeSet<(String, String, String)>,
     objects: BTreeMap<Key, Value>,
     log: VecDeque<Change>,
     /// Pods matching a selector never become ready, with this reason.
@@ -239,6 +249,15 @@ struct Data {
     pending: BTreeMap<Key, tokio::time::Instant>,
     /// The kubelet's processes, by pod.
     processes: BTreeMap<Key, Process>,
+    /// What the kubelet's processes wrote, by pod.
+    logs: BTreeMap<Key, PodLog>,
+}
+
+/// A pod's log: its text, and how many of its process's output streams are still open.
+#[derive(Debug, Default)]
+struct PodLog {
+    text: String,
+    open: u8,
 }
 
 /// Where and what to probe: address, port, HTTP path (`None`: a TCP connection).
@@ -259,6 +278,8 @@ struct State {
     changed: watch::Sender<u64>,
     /// Bumped to end every open watch.
     ends: watch::Sender<u64>,
+    /// Bumped when a pod's log grows or closes.
+    logged: watch::Sender<u64>,
 }
 
 impl State {
@@ -310,6 +331,7 @@ impl FakeKubernetes {
             data: Mutex::new(Data::default()),
             changed: watch::channel(0).0,
             ends: watch::channel(0).0,
+            logged: watch::channel(0).0,
         });
         {
             let mut data = state.data();
@@ -376,6 +398,18 @@ impl FakeKubernetes {
         self.state.data().interfere = Some(annotation.to_owned());
     }
 
+    /// Every `(API group, resource, verb)` asked for so far, as RBAC rules name them (`""`
+    /// for the core group; `pods/log`, `deployments/status` for subresources; `get`, `list`,
+    /// `watch`, `create`, `update`, `patch`, `delete`): what a client's Role must allow.
+    pub fn verbs(&self) -> BTreeSet<(String, String, String)> {
+        self.state.data().verbs.clone()
+    }
+
+    /// How many watches were answered `410 Gone` (resumed from a compacted version).
+    pub fn expired(&self) -> u64 {
+        self.state.data().expired
+    }
+
     /// How many replaces were refused with 409 Conflict for a stale `resourceVersion`.
     pub fn conflicts(&self) -> u64 {
         self.state.data().conflicts
@@ -430,6 +464,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
+    /// `…/pods/{name}/log`.
+    log: bool,
 }
 
 fn parse_path(path: &str) -> Option<Target> {
@@ -449,10 +485,11 @@ fn parse_path(path: &str) -> Option<Target> {
         ["namespaces", name] => (None, vec!["namespaces", name]),
         other => (None, other.to_vec()),
     };
-    let (plural, name, status) = match rest.as_slice() {
-        [plural] => (*plural, None, false),
-        [plural, name] => (*plural, Some((*name).to_owned()), false),
-        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
+    let (plural, name, status, log) = match rest.as_slice() {
+        [plural] => (*plural, None, false, false),
+        [plural, name] => (*plural, Some((*name).to_owned()), false, false),
+        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true, false),
+        ["pods", name, "log"] => ("pods", Some((*name).to_owned()), false, true),
         _ => return None,
     };
     let resource = resource(group, version, plural)?;
@@ -464,6 +501,7 @@ fn parse_path(path: &str) -> Option<Target> {
         namespace,
         name,
         status,
+        log,
     })
 }
 
@@ -490,12 +528,46 @@ async fn handle(
         .into_response();
     };
     let query = super::query(uri);
+    // The verb RBAC would check (kubernetes.io/docs/reference/access-authn-authz/authorization
+    // "Determine the request verb").
+    let verb = match (method, &target.name) {
+        (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            "watch"
+        }
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        _ => "unknown",
+    };
+    let resource = match (target.status, target.log) {
+        (true, _) => format!("{}/status", target.resource.plural),
+        (_, true) => format!("{}/log", target.resource.plural),
+        _ => target.resource.plural.to_owned(),
+    };
+    state
+        .data()
+        .verbs
+        .insert((target.resource.group.to_owned(), resource, verb.to_owned()));
     let ns = if target.resource.namespaced {
         target.namespace.clone()
     } else {
         Some(String::new())
     };
     match (method, &target.name) {
+        (&Method::GET, Some(name)) if target.log => {
+            pod_log(state, ns.unwrap_or_default(), name, &query)
+        }
+        (_, _) if target.log => status_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            None,
+        )
+        .into_response(),
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch_stream(state, &target, &query)
         }
@@ -1054,6 +1126,7 @@ fn delete(data: &mut Data, r: &Resource, ns: &str, name: &str) -> Result<Value, 
     data.pending.remove(&key);
     // Its process, if the kubelet runs one, is killed as it is dropped.
     data.processes.remove(&key);
+    data.logs.remove(&key);
     // The garbage collector's background deletion of what the object owned.
     if let Some(uid) = current["metadata"]["uid"].as_str() {
         let owned: Vec<Key> = data
@@ -1508,7 +1581,7 @@ fn watch_stream(state: &Arc<State>, target: &Target, query: &BTreeMap<String, St
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(256);
     // What the watch starts with, and from where it follows the log.
     let (first, mut seen) = {
-        let data = state.data();
+        let mut data = state.data();
         match from {
             Some(Err(_)) => return bad_request("resourceVersion must be a number").into_response(),
             None => {
@@ -1523,6 +1596,7 @@ fn watch_stream(state: &Arc<State>, target: &Target, query: &BTreeMap<String, St
             Some(Ok(rv)) => {
                 let oldest = data.log.front().map_or(data.rv + 1, |c| c.rv);
                 if rv + 1 < oldest && rv < data.rv {
+                    data.expired += 1;
                     let gone = status_object(
                         StatusCode::GONE,
                         "Expired",
@@ -1603,6 +1677,127 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+// --- pod logs ------------------------------------------------------------------------------
+
+/// Starts copying a just-started process's output into its pod's log.
+fn collect_output(state: &Arc<State>, data: &mut Data, key: &Key) {
+    let Some(process) = data.processes.get_mut(key) else {
+        return;
+    };
+    type Pipe = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+    let mut pipes: Vec<Pipe> = Vec::new();
+    if let Some(out) = process.child.stdout.take() {
+        pipes.push(Box::new(out));
+    }
+    if let Some(err) = process.child.stderr.take() {
+        pipes.push(Box::new(err));
+    }
+    data.logs.insert(
+        key.clone(),
+        PodLog {
+            text: String::new(),
+            open: u8::try_from(pipes.len()).unwrap_or(2),
+        },
+    );
+    for pipe in pipes {
+        let (state, key) = (state.clone(), key.clone());
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(log) = state.data().logs.get_mut(&key) {
+                    log.text.push_str(&line);
+                    log.text.push('\n');
+                }
+                state.logged.send_modify(|n| *n += 1);
+            }
+            if let Some(log) = state.data().logs.get_mut(&key) {
+                log.open = log.open.saturating_sub(1);
+            }
+            state.logged.send_modify(|n| *n += 1);
+        });
+    }
+}
+
+/// `GET …/pods/{name}/log`: the pod's output so far, or with `follow=true` a stream of it
+/// that ends when the process has ended (or the pod is deleted).
+fn pod_log(
+    state: &Arc<State>,
+    ns: String,
+    name: &str,
+    query: &BTreeMap<String, String>,
+) -> Response {
+    let pods = RESOURCES[0];
+    let key: Key = ("pods", ns, name.to_owned());
+    {
+        let data = state.data();
+        let Some(pod) = data.objects.get(&key) else {
+            return not_found(&pods, name).into_response();
+        };
+        let first = pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let container = query.get("container").cloned().unwrap_or(first.clone());
+        if container != first {
+            return bad_request(&format!(
+                "container {container} is not valid for pod {name}"
+            ))
+            .into_response();
+        }
+        if !data.logs.contains_key(&key) && pod["status"]["phase"] == "Pending" {
+            return bad_request(&format!(
+                "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+            ))
+            .into_response();
+        }
+    }
+    let follow = query.get("follow").is_some_and(|f| f == "true" || f == "1");
+    let text_response = |body: Body| {
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    };
+    if !follow {
+        let text = state
+            .data()
+            .logs
+            .get(&key)
+            .map(|l| l.text.clone())
+            .unwrap_or_default();
+        return text_response(Body::from(text));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut logged = state.logged.subscribe();
+        let mut sent = 0;
+        loop {
+            logged.mark_unchanged();
+            let (more, open) = {
+                let data = state.data();
+                match data.logs.get(&key) {
+                    Some(log) => (log.text[sent..].to_owned(), log.open > 0),
+                    None => (String::new(), false),
+                }
+            };
+            sent += more.len();
+            if !more.is_empty() && tx.send(Ok(Bytes::from(more))).await.is_err() {
+                return;
+            }
+            if !open {
+                return;
+            }
+            if logged.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    text_response(Body::from_stream(tokio_stream_from(rx)))
 }
 
 // --- the controller ------------------------------------------------------------------------
@@ -1815,6 +2010,7 @@ async fn run_pods(state: Arc<State>) {
                 let [a, b] = data.ip_base;
                 let ip = format!("127.{a}.{b}.{}", data.ips % 253 + 1);
                 pod["status"] = start_process(&mut data, kubelet, &key, &pod, &ip);
+                collect_output(&state, &mut data, &key);
                 record(
                     &mut data,
                     &RESOURCES[0],
@@ -1909,8 +2105,8 @@ fn start_process(
         )
         .env(&kubelet.host_env, ip)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     for e in container["env"].as_array().into_iter().flatten() {
         if let (Some(k), Some(v)) = (e["name"].as_str(), e["value"].as_str()) {

@@ -13,11 +13,14 @@
 //!   `p<number>`, requests `{cpu: <millis>m, memory: <n>M}`, `privileged` from the
 //!   arguments, readiness and liveness probes from the first HTTP health check; the
 //!   `kubernetes` dialect merged into the pod spec (its `containers[0]` into the container).
+//! - A workflow run is a Job `workflow-<id>-<epochMillis>` (spec §5.6) of one pod that is
+//!   never restarted, labelled `io.vamp: workflow`, `io.vamp.workflow: <id>`,
+//!   `io.vamp.run: <job>`.
 
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use vamp_core::model::lookup::hex;
-use vamp_core::traits::{GatewayEndpoint, ServiceKey, ServiceSpec};
+use vamp_core::traits::{GatewayEndpoint, RunSpec, ServiceKey, ServiceSpec};
 
 /// The label every object the driver makes carries, and its value.
 pub(crate) const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "vamp");
@@ -165,6 +168,58 @@ pub(crate) fn deployment(spec: &ServiceSpec, namespace: &str, pull_policy: Optio
             "template": {
                 "metadata": {"labels": labels, "annotations": {FINGERPRINT: spec.fingerprint()}},
                 "spec": pod_spec,
+            },
+        },
+    })
+}
+
+/// The label that ties a workflow run's pod to its Job (set in the Job's template, so it does
+/// not depend on the labels the Job controller adds).
+pub(crate) const RUN: &str = "io.vamp.run";
+
+/// The container of a workflow run's pod.
+pub(crate) const RUN_CONTAINER: &str = "run";
+
+/// A workflow run's Job name (spec §5.6: `workflow-<lookup>-<epochMillis>`): the workflow's
+/// name as an id (kept when it is a short DNS label, else hashed), then the start time in
+/// milliseconds — at most 52 characters, room for the pods' suffixes.
+pub(crate) fn job_name(workflow: &str, epoch_millis: i64) -> String {
+    format!("workflow-{}-{epoch_millis}", id(workflow))
+}
+
+/// The Job of one workflow run (spec §5.6): one pod, never restarted or retried
+/// (`backoffLimit: 0`), the deadline the run's timeout (the server also stops waiting then and
+/// deletes the Job), the run's environment, the breed's image.
+pub(crate) fn job(spec: &RunSpec, namespace: &str, name: &str, pull_policy: Option<&str>) -> Value {
+    let labels = json!({
+        MANAGED_BY.0: MANAGED_BY.1,
+        "io.vamp": "workflow",
+        "io.vamp.workflow": id(&spec.name),
+        RUN: name,
+    });
+    let mut container = json!({
+        "name": RUN_CONTAINER,
+        "image": spec.breed.deployable.definition,
+        "env": spec.environment.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+    });
+    if let Some(policy) = pull_policy {
+        container["imagePullPolicy"] = json!(policy);
+    }
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"io.vamp/workflow": spec.name},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": spec.timeout.as_secs().max(1),
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"restartPolicy": "Never", "containers": [container]},
             },
         },
     })

@@ -25,10 +25,12 @@
 //!   by read-modify-write: a replace refused with 409 (another client changed it meanwhile) is
 //!   retried with the fresh object.
 //!
-//! Not yet (issue 25): Jobs for workflow runs, the server's configuration and the manifests of
-//! `deploy/kubernetes/`.
+//! - `run_once` (a container workflow's run) is a Job of one pod, followed by a watch, its log
+//!   streamed as it is written (both output streams as one: the log API does not keep them
+//!   apart), deleted when the run ended or its timeout passed (see `run.rs`).
 
 pub(crate) mod manifest;
+mod run;
 
 use std::collections::HashMap;
 use std::sync::Mutex as StdMutex;
@@ -42,7 +44,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use vamp_core::model::{Instance, Map, ServiceHealth};
-use vamp_core::traits::{ContainerDriver, GatewayEndpoint, ServiceKey, ServiceSpec, ServiceState};
+use vamp_core::traits::{
+    ContainerDriver, GatewayEndpoint, LineSink, RunOutcome, RunSpec, ServiceKey, ServiceSpec,
+    ServiceState,
+};
 use vamp_core::{Error, Result};
 
 const BACKEND: &str = "kubernetes";
@@ -507,6 +512,10 @@ impl ContainerDriver for KubernetesDriver {
             }
         }
         Ok(out)
+    }
+
+    async fn run_once(&self, spec: &RunSpec, lines: LineSink<'_>) -> Result<RunOutcome> {
+        self.run(spec, lines).await
     }
 
     async fn services(&self) -> Result<Vec<ServiceState>> {

@@ -21,6 +21,12 @@ async fn fake() -> FakeKubernetes {
                 "vamp-test/exits:1".to_owned(),
                 vec![demo_app_path(), "--error-rate".to_owned(), "9".to_owned()],
             ),
+            (
+                "vamp-test/run-prints:1".to_owned(),
+                sh("echo \"$VAMP_KIT\"; echo to-stderr >&2"),
+            ),
+            ("vamp-test/run-fails:1".to_owned(), sh("exit 3")),
+            ("vamp-test/run-sleeps:1".to_owned(), sh("sleep 60")),
         ]
         .into(),
         host_env: "VAMP_DEMO_HOST".into(),
@@ -31,6 +37,10 @@ async fn fake() -> FakeKubernetes {
     })
     .await
     .expect("fake")
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
 }
 
 fn config() -> KubernetesConfig {
@@ -70,6 +80,60 @@ async fn conforms_to_the_driver_kit_on_the_fake() {
         Box::pin(async move { Arc::new(driver(&url).await) as Arc<dyn ContainerDriver> }) as _
     };
     driver::run_all(&first, &fixtures(), &reopen).await;
+}
+
+/// Workflow runs are Jobs (spec §5.6): the kit's runs — output, exit status, timeout, an
+/// image that does not exist — and no Job or pod is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_to_completion_as_jobs_per_the_driver_kit() {
+    let fake = fake().await;
+    let driver = driver(&fake.url()).await;
+    let image = |name: &str| Deployable {
+        kind: "container/docker".into(),
+        definition: format!("vamp-test/{name}:1"),
+    };
+    let fixtures = driver::RunFixtures {
+        prints: image("run-prints"),
+        fails: image("run-fails"),
+        sleeps: image("run-sleeps"),
+        missing: image("no-such-image"),
+        streams_apart: false,
+    };
+    driver::runs_to_completion(&driver, &fixtures).await;
+    vamp_core::testkit::eventually("the runs' jobs and pods to go", || async {
+        let jobs = fake.objects("batch/v1", "Job", "default");
+        let pods = fake.objects("v1", "Pod", "default");
+        (jobs.is_empty() && pods.is_empty())
+            .then_some(())
+            .ok_or((jobs.len(), pods.len()))
+    })
+    .await;
+}
+
+/// A run's Job as applied: named as spec §5.6 says, one pod never restarted, the run's
+/// environment; read by k8s-openapi with nothing left over.
+#[test]
+fn a_runs_job_is_a_typed_job() {
+    let spec = vamp_core::traits::RunSpec {
+        name: "health".into(),
+        breed: vamp_core::model::Breed {
+            name: "health:1".into(),
+            deployable: Deployable {
+                kind: "container/docker".into(),
+                definition: "magneticio/vamp-health:1".into(),
+            },
+            ..vamp_core::model::Breed::default()
+        },
+        environment: [("VAMP_URL".to_owned(), "http://vamp:8080".to_owned())].into(),
+        timeout: Duration::from_secs(30),
+    };
+    let name = super::manifest::job_name(&spec.name, 1_765_000_000_000);
+    assert_eq!(name, "workflow-health-1765000000000");
+    let manifest = super::manifest::job(&spec, "vamp", &name, None);
+    let typed: k8s_openapi::api::batch::v1::Job =
+        serde_json::from_value(manifest.clone()).expect("a Job");
+    assert_eq!(serde_json::to_value(&typed).expect("json"), manifest);
+    insta::assert_json_snapshot!(manifest);
 }
 
 /// What the driver applies for the kit's demo service: a snapshot, which k8s-openapi reads
@@ -182,4 +246,33 @@ async fn gateways_get_services_and_a_stale_update_is_retried_with_the_fresh_obje
 
 fn demo_app_path() -> String {
     vamp_core::testkit::demo_app().display().to_string()
+}
+
+/// A watch resumed after the API server compacted its history gets 410 Gone, and the driver
+/// lists again: a Deployment deleted and one made while its watches were down are seen as
+/// they are — a resumed watch alone could not know of the deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_that_gets_410_lists_again() {
+    let fake = fake().await;
+    let url = fake.url();
+    let watching = driver(&url).await;
+    let other = driver(&url).await;
+    let first = driver::demo_spec(&fixtures(), &vamp_core::testkit::unique("gone"), "1.0.0", 1);
+    let second = driver::demo_spec(&fixtures(), &vamp_core::testkit::unique("new"), "1.0.0", 1);
+    watching.deploy(&first).await.expect("deploy");
+    driver::wait_for(&watching, &first.key, "ready", |s| {
+        s.is_some_and(|s| s.instances.iter().any(|i| i.deployed))
+    })
+    .await;
+    // The history goes and the watches end; meanwhile another client changes things.
+    fake.compact();
+    other.undeploy(&first.key).await.expect("undeploy");
+    other.deploy(&second).await.expect("deploy");
+    fake.compact();
+    driver::wait_for(&watching, &first.key, "gone", |s| s.is_none()).await;
+    driver::wait_for(&watching, &second.key, "ready", |s| {
+        s.is_some_and(|s| s.instances.iter().any(|i| i.deployed))
+    })
+    .await;
+    assert!(fake.expired() > 0, "no watch was answered 410 Gone");
 }

@@ -69,6 +69,7 @@ fn run_fixtures() -> driver::RunFixtures {
             kind: "command".into(),
             definition: "/nonexistent/vamp-test-command".into(),
         },
+        streams_apart: true,
     }
 }
 

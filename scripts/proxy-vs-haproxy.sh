@@ -9,6 +9,7 @@
 #   THREADS="1" ROUNDS=5 SECONDS_PER_ROUND=10 CONNECTIONS=64 bash scripts/proxy-vs-haproxy.sh
 #   EXTRA=condition bash scripts/proxy-vs-haproxy.sh       # a condition checked on every request
 #   EXTRA=gateways bash scripts/proxy-vs-haproxy.sh        # with 1 000 more gateways loaded
+#   VAMP_SERVER_BIN=/tmp/vamp-server-before bash scripts/proxy-vs-haproxy.sh   # another build
 #
 # Everything listens on 127.0.0.1 (ports 27600-27699, 29000-29099 and, with EXTRA=gateways,
 # 28000-28999), every run is bounded (wrk -d), and the script stops exactly the processes it

@@ -2,7 +2,8 @@
 # many-gateways.sh, mirror-bench.sh). Sourced, not run. After sourcing:
 #   need <command> <package>       installs a missing tool with apt (as root) or stops
 #   ports_free <port>...           stops if one of the loopback ports is taken
-#   build_server                   builds the release vamp-server; sets SERVER
+#   build_server                   builds the release vamp-server; sets SERVER (VAMP_SERVER_BIN
+#                                  names a binary to use instead: a before/after comparison)
 #   start <command...> > log &     then `started $!` records the PID; every recorded process is
 #                                  stopped (by PID) when the script ends, however it ends, and
 #                                  $WORK is removed unless KEEP=1
@@ -35,6 +36,10 @@ ports_free() {
 }
 
 build_server() {
+  if [ -n "${VAMP_SERVER_BIN:-}" ]; then
+    SERVER=$VAMP_SERVER_BIN
+    return
+  fi
   cargo build -q --release -p vamp-server
   SERVER=$CARGO_TARGET_DIR/release/vamp-server
 }

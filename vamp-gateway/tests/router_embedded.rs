@@ -24,6 +24,47 @@ async fn on_workers_of_its_own_the_kit_holds() {
     drop(router);
 }
 
+/// With several threads, each new connection goes to the thread serving the fewest: eight
+/// keep-alive connections opened one after another are served four and four (the kernel's
+/// `SO_REUSEPORT` hash, used before, split them as it happened to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_spread_evenly_over_the_threads() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let router = EmbeddedRouter::new().with_workers(2).unwrap();
+    let a = common::backend("a").await;
+    let port = common::free_port();
+    let g = common::gateway(
+        "even",
+        port,
+        vec![common::route("even", "even/a", 100, &[("a", a)])],
+    );
+    router.apply(&[g]).await.expect("apply");
+    kit::ready(port).await;
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut stream = tokio::io::BufReader::new(stream);
+        stream
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: even\r\n\r\n")
+            .await
+            .expect("write");
+        let mut status = String::new();
+        stream.read_line(&mut status).await.expect("read");
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        open.push(stream);
+    }
+    assert_eq!(router.worker_connections(), [4, 4]);
+    drop(open);
+    vamp_core::testkit::eventually("the closed connections to be counted out", || async {
+        router.worker_connections() == [0, 0]
+    })
+    .await;
+    router.apply(&[]).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditions_strength_sticky_rewrites() {
     kit::conditions_strength_sticky_rewrites(&EmbeddedRouter::new()).await;

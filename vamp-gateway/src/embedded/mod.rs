@@ -3,8 +3,9 @@
 //!
 //! - One listener per gateway port on a configurable host (default `127.0.0.1`). A port that
 //!   cannot be bound fails that gateway only ([`ApplyReport::failed`]).
-//! - The data path runs on the caller's tokio runtime, or on `N` threads of its own, one
-//!   listener each ([`EmbeddedRouter::with_workers`]).
+//! - The data path runs on the caller's tokio runtime, or on `N` threads of its own
+//!   ([`EmbeddedRouter::with_workers`]): one listener per port, whose connections go each to
+//!   the thread serving the fewest.
 //! - Optionally one shared listener for every HTTP gateway with virtual hosts, chosen by the
 //!   `Host` header through a hash map ([`EmbeddedRouter::with_shared_listener`]); a gateway
 //!   with port 0 is served there only.
@@ -99,6 +100,8 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
+    /// How many connections each serves now (for the acceptor's choice).
+    open: Vec<Arc<std::sync::atomic::AtomicUsize>>,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -106,6 +109,7 @@ impl Workers {
     fn start(n: usize) -> std::io::Result<Workers> {
         let mut workers = Workers {
             handles: Vec::new(),
+            open: Vec::new(),
             stops: Vec::new(),
         };
         for i in 0..n.max(1) {
@@ -114,6 +118,7 @@ impl Workers {
                 .build()?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             workers.handles.push(rt.handle().clone());
+            workers.open.push(Arc::default());
             workers.stops.push(stop);
             std::thread::Builder::new()
                 .name(format!("vamp-router-{i}"))
@@ -188,9 +193,9 @@ impl EmbeddedRouter {
     }
 
     /// The same router serving its gateways on `workers` threads of its own, apart from the
-    /// runtime that calls [`Router::apply`]: each thread runs a one-thread runtime and
-    /// accepts on a listener of its own (`SO_REUSEPORT`: the kernel spreads connections over
-    /// them), and a connection stays on its thread — as HAProxy's `nbthread` does. The data
+    /// runtime that calls [`Router::apply`]: each thread runs a one-thread runtime; each
+    /// port has one listener whose connections go each to the thread serving the fewest, and
+    /// a connection stays on its thread — as HAProxy's `nbthread` does. The data
     /// path then uses that many cores whatever else the process does. Without it, the
     /// caller's runtime serves. Set it before the first `apply`.
     ///
@@ -226,25 +231,22 @@ impl EmbeddedRouter {
         self
     }
 
-    /// Binds `address` once per worker (or once on the caller's runtime) and serves
-    /// `serves` on each listener.
+    /// Binds `address` and serves `serves` there: on the caller's runtime, on the one worker,
+    /// or with several workers from one acceptor that hands each connection to the worker
+    /// serving the fewest ([`proxy::serve_balanced`]).
     fn listen(
         &self,
         address: std::net::SocketAddr,
         serves: &Serves,
         stopped: &watch::Receiver<bool>,
     ) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
-        let handles = match &self.workers {
-            Some(w) => w.handles.clone(),
-            None => vec![tokio::runtime::Handle::current()],
-        };
-        let shared = handles.len() > 1;
-        let mut limits = self.limits.clone();
-        // The limit holds for the port: each listener takes its share.
-        limits.max_connections = (limits.max_connections / handles.len()).max(1);
-        let mut listeners = Vec::new();
-        for handle in &handles {
-            // Registered with the runtime that will serve it.
+        let handle = match &self.workers {
+            Some(w) => w.handles.first().cloned(),
+            None => None,
+        }
+        .unwrap_or_else(tokio::runtime::Handle::current);
+        let listener = {
+            // Registered with the runtime that accepts on it.
             let _entered = handle.enter();
             let socket = if address.is_ipv4() {
                 tokio::net::TcpSocket::new_v4()?
@@ -252,25 +254,33 @@ impl EmbeddedRouter {
                 tokio::net::TcpSocket::new_v6()?
             };
             socket.set_reuseaddr(true)?;
-            if shared {
-                socket.set_reuseport(true)?;
-            }
             socket.bind(address)?;
-            listeners.push(socket.listen(1024)?);
-        }
-        Ok(handles
-            .iter()
-            .zip(listeners)
-            .map(|(handle, listener)| {
-                handle.spawn(proxy::serve(
-                    listener,
-                    serves.clone(),
-                    self.client.clone(),
-                    limits.clone(),
-                    stopped.clone(),
+            socket.listen(1024)?
+        };
+        let (serves, client, limits, stopped) = (
+            serves.clone(),
+            self.client.clone(),
+            self.limits.clone(),
+            stopped.clone(),
+        );
+        let task = match &self.workers {
+            Some(w) if w.handles.len() > 1 => {
+                let workers = w
+                    .handles
+                    .iter()
+                    .zip(&w.open)
+                    .map(|(handle, open)| proxy::Worker {
+                        handle: handle.clone(),
+                        open: open.clone(),
+                    })
+                    .collect();
+                handle.spawn(proxy::serve_balanced(
+                    listener, workers, serves, client, limits, stopped,
                 ))
-            })
-            .collect())
+            }
+            _ => handle.spawn(proxy::serve(listener, serves, client, limits, stopped)),
+        };
+        Ok(vec![task])
     }
 
     /// The same router with other limits on client connections (header and idle timeouts,
@@ -293,6 +303,22 @@ impl EmbeddedRouter {
     /// skipped (a body too long to copy) and failed.
     pub fn mirrored(&self) -> MirrorCounts {
         self.client.mirroring.counts()
+    }
+
+    /// How many client connections each of the router's own threads serves now
+    /// ([`with_workers`](Self::with_workers)); empty when the caller's runtime serves.
+    ///
+    /// ```
+    /// let router = vamp_gateway::embedded::EmbeddedRouter::new().with_workers(2).unwrap();
+    /// assert_eq!(router.worker_connections(), [0, 0]);
+    /// ```
+    pub fn worker_connections(&self) -> Vec<usize> {
+        self.workers.as_ref().map_or_else(Vec::new, |w| {
+            w.open
+                .iter()
+                .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+                .collect()
+        })
     }
 
     /// The ports served now, by gateway name.

@@ -254,30 +254,111 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let client = client.clone();
-                let builder = http_builder.clone();
-                let idle = limits.idle_timeout;
-                let serves = serves.clone();
+                let connection = Connection { serves: serves.clone(), client: client.clone(), builder: http_builder.clone(), idle: limits.idle_timeout };
                 tokio::spawn(async move {
-                    match serves {
-                        Serves::Gateway(live) if current(&live).protocol == vamp_core::model::PortType::Tcp => {
-                            relay_tcp(stream, &live).await;
-                        }
-                        Serves::Gateway(live) => {
-                            let stream = IdleTimeout::new(stream, idle);
-                            serve_http(&builder, stream, peer, Cached::new(live), client).await;
-                        }
-                        Serves::Hosts(hosts) => {
-                            let stream = IdleTimeout::new(stream, idle);
-                            serve_http(&builder, stream, peer, HostCached::new(hosts), client).await;
-                        }
-                    }
+                    connection.serve(stream, peer).await;
                     drop(permit);
                 });
             }
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// What serving one accepted connection needs.
+#[derive(Clone)]
+struct Connection {
+    serves: Serves,
+    client: Upstream,
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    idle: std::time::Duration,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let Connection {
+            serves,
+            client,
+            builder,
+            idle,
+        } = self;
+        match serves {
+            Serves::Gateway(live) if current(&live).protocol == vamp_core::model::PortType::Tcp => {
+                relay_tcp(stream, &live).await;
+            }
+            Serves::Gateway(live) => {
+                let stream = IdleTimeout::new(stream, idle);
+                serve_http(&builder, stream, peer, Cached::new(live), client).await;
+            }
+            Serves::Hosts(hosts) => {
+                let stream = IdleTimeout::new(stream, idle);
+                serve_http(&builder, stream, peer, HostCached::new(hosts), client).await;
+            }
+        }
+    }
+}
+
+/// One of the router's worker threads as the acceptor sees it: where to send a connection,
+/// and how many it serves now.
+pub(crate) struct Worker {
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// With several worker threads: one listener, whose connections go each to the worker
+/// serving the fewest at that moment (HAProxy's multi-queue accept), rather than one
+/// `SO_REUSEPORT` listener per worker, where the kernel's hash of the addresses decides — and
+/// splits 32 keep-alive connections 20/12 as readily as 16/16, leaving one thread the busier
+/// for the connections' whole life. Runs until `stop` turns true; the connections it handed
+/// out carry on.
+pub(crate) async fn serve_balanced(
+    listener: TcpListener,
+    workers: Vec<Worker>,
+    serves: Serves,
+    client: Upstream,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = limits.slots();
+    let connection = Connection {
+        serves,
+        client,
+        builder: Arc::new(limits.http()),
+        idle: limits.idle_timeout,
+    };
+    loop {
+        let permit = tokio::select! {
+            permit = slots.take() => permit,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = stop.changed() => return,
+        };
+        let Some(worker) = workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        // Moved to the worker's runtime: deregistered here, registered there.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let open = worker.open.clone();
+        open.fetch_add(1, Ordering::Relaxed);
+        let connection = connection.clone();
+        worker.handle.spawn(async move {
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                connection.serve(stream, peer).await;
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
     }
 }
 

@@ -572,7 +572,7 @@ mod kubernetes {
     use kube::runtime::watcher;
     use serde_json::Value;
     use vamp_core::traits::ContainerDriver;
-    use vamp_drivers::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
+    use vamp_drivers::fakes::kubernetes::FakeKubernetes;
     use vamp_drivers::kubernetes::{KubernetesConfig, KubernetesDriver};
 
     use super::Cleanup;
@@ -584,21 +584,16 @@ mod kubernetes {
 
     pub(super) async fn start() -> (Arc<dyn ContainerDriver>, Cleanup) {
         let demo = vamp_core::testkit::demo_app().display().to_string();
-        let kubelet = FakeKubelet {
-            images: [
+        let fake = FakeKubernetes::start_with_kubelet(
+            [
                 ("vamp-test/demo-app:1".to_owned(), vec![demo.clone()]),
                 (
                     "vamp-test/exits:1".to_owned(),
                     vec![demo, "--error-rate".into(), "9".into()],
                 ),
-            ]
-            .into(),
-            host_env: "VAMP_DEMO_HOST".into(),
-        };
-        let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
-            kubelet: Some(kubelet),
-            ..FakeKubernetesConfig::default()
-        })
+            ],
+            "VAMP_DEMO_HOST",
+        )
         .await
         .unwrap();
         let config = KubernetesConfig {

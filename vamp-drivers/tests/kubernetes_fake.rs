@@ -455,22 +455,16 @@ async fn next<S: futures::Stream + Unpin>(events: &mut S) -> S::Item {
 /// process is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_runs_pods_as_processes_on_addresses_of_their_own() {
-    use vamp_drivers::fakes::kubernetes::FakeKubelet;
-    let kubelet = FakeKubelet {
-        images: [
+    let fake = FakeKubernetes::start_with_kubelet(
+        [
             ("demo:1".to_owned(), vec![demo_app_path()]),
             (
                 "exits:1".to_owned(),
                 vec![demo_app_path(), "--error-rate".to_owned(), "9".to_owned()],
             ),
-        ]
-        .into(),
-        host_env: "VAMP_DEMO_HOST".into(),
-    };
-    let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
-        kubelet: Some(kubelet),
-        ..FakeKubernetesConfig::default()
-    })
+        ],
+        "VAMP_DEMO_HOST",
+    )
     .await
     .expect("fake");
     let client = client(&fake).await;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use vamp_core::model::{Breed, Deployable};
 use vamp_core::testkit::driver::{self, Fixtures};
 use vamp_core::traits::{ContainerDriver, GatewayEndpoint, RunSpec};
-use vamp_drivers::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
+use vamp_drivers::fakes::kubernetes::FakeKubernetes;
 use vamp_drivers::kubernetes::{KubernetesConfig, KubernetesDriver};
 
 fn deploy_dir() -> PathBuf {
@@ -164,17 +164,13 @@ fn sh(script: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_role_allows_exactly_the_requests_the_driver_makes() {
     let demo = vamp_core::testkit::demo_app().display().to_string();
-    let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
-        kubelet: Some(FakeKubelet {
-            images: [
-                ("vamp-test/demo-app:1".to_owned(), vec![demo]),
-                ("vamp-test/run-prints:1".to_owned(), sh("echo done")),
-            ]
-            .into(),
-            host_env: "VAMP_DEMO_HOST".into(),
-        }),
-        ..FakeKubernetesConfig::default()
-    })
+    let fake = FakeKubernetes::start_with_kubelet(
+        [
+            ("vamp-test/demo-app:1".to_owned(), vec![demo]),
+            ("vamp-test/run-prints:1".to_owned(), sh("echo done")),
+        ],
+        "VAMP_DEMO_HOST",
+    )
     .await
     .expect("fake");
     let url: axum::http::Uri = fake.url().parse().expect("url");

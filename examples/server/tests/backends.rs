@@ -321,18 +321,13 @@ async fn kubernetes_fake(
     vamp_drivers::fakes::kubernetes::FakeKubernetes,
     std::path::PathBuf,
 ) {
-    use vamp_drivers::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
-    let fake = FakeKubernetes::start_with(FakeKubernetesConfig {
-        kubelet: Some(FakeKubelet {
-            images: [(
-                "vamp-test/demo-app:1".to_owned(),
-                vec![vamp_core::testkit::demo_app().display().to_string()],
-            )]
-            .into(),
-            host_env: "VAMP_DEMO_HOST".into(),
-        }),
-        ..FakeKubernetesConfig::default()
-    })
+    let fake = vamp_drivers::fakes::kubernetes::FakeKubernetes::start_with_kubelet(
+        [(
+            "vamp-test/demo-app:1".to_owned(),
+            vec![vamp_core::testkit::demo_app().display().to_string()],
+        )],
+        "VAMP_DEMO_HOST",
+    )
     .await
     .expect("fake");
     let kubeconfig = dir.join("kubeconfig");

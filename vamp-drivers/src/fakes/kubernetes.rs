@@ -359,6 +359,25 @@ impl FakeKubernetes {
         Ok(FakeKubernetes { endpoint, state })
     }
 
+    /// Starts one with a [`FakeKubelet`] that runs `images` (image → program and arguments)
+    /// as local processes, telling each process its pod IP in the variable `host_env`.
+    ///
+    /// # Errors
+    /// When no loopback port can be bound.
+    pub async fn start_with_kubelet(
+        images: impl IntoIterator<Item = (String, Vec<String>)>,
+        host_env: &str,
+    ) -> std::io::Result<FakeKubernetes> {
+        FakeKubernetes::start_with(FakeKubernetesConfig {
+            kubelet: Some(FakeKubelet {
+                images: images.into_iter().collect(),
+                host_env: host_env.to_owned(),
+            }),
+            ..FakeKubernetesConfig::default()
+        })
+        .await
+    }
+
     /// Pods whose labels match `selector` (label-selector syntax, e.g. `app=shop,version=2`)
     /// never become ready from now on: their container waits with `reason` (e.g.
     /// `ImagePullBackOff`); a Job's pod fails with it.

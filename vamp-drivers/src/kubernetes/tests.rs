@@ -10,12 +10,12 @@ use vamp_core::testkit::driver::{self, Fixtures};
 use vamp_core::traits::ContainerDriver;
 
 use super::{KubernetesConfig, KubernetesDriver};
-use crate::fakes::kubernetes::{FakeKubelet, FakeKubernetes, FakeKubernetesConfig};
+use crate::fakes::kubernetes::FakeKubernetes;
 
 /// A fake whose kubelet knows the kit's images: the demo service, and one that exits at once.
 async fn fake() -> FakeKubernetes {
-    let kubelet = FakeKubelet {
-        images: [
+    FakeKubernetes::start_with_kubelet(
+        [
             ("vamp-test/demo-app:1".to_owned(), vec![demo_app_path()]),
             (
                 "vamp-test/exits:1".to_owned(),
@@ -27,14 +27,9 @@ async fn fake() -> FakeKubernetes {
             ),
             ("vamp-test/run-fails:1".to_owned(), sh("exit 3")),
             ("vamp-test/run-sleeps:1".to_owned(), sh("sleep 60")),
-        ]
-        .into(),
-        host_env: "VAMP_DEMO_HOST".into(),
-    };
-    FakeKubernetes::start_with(FakeKubernetesConfig {
-        kubelet: Some(kubelet),
-        ..FakeKubernetesConfig::default()
-    })
+        ],
+        "VAMP_DEMO_HOST",
+    )
     .await
     .expect("fake")
 }

@@ -13,7 +13,7 @@ bench=${1:?usage: scripts/bench.sh <bench> [service...]}
 shift
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
 export VAMP_SVC_DIR=${VAMP_BENCH_DIR:-/tmp/vamp-bench} VAMP_SVC_LIST="$*"
-export PG_PORT=${PG_PORT:-54330} ETCD_PORT=${ETCD_PORT:-23792} ETCD_PEER_PORT=${ETCD_PEER_PORT:-23802}
+export PG_PORT=${PG_PORT:-20433} ETCD_PORT=${ETCD_PORT:-23792} ETCD_PEER_PORT=${ETCD_PEER_PORT:-23802}
 export ZK_PORT=${ZK_PORT:-21811}
 if [ $# -gt 0 ]; then
   trap 'bash scripts/services.sh stop' EXIT

@@ -30,7 +30,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vamp/target}
 # Ports of their own, so the demo runs beside the test services.
-export PG_PORT=${PG_PORT:-54340} ETCD_PORT=${ETCD_PORT:-23890} ETCD_PEER_PORT=${ETCD_PEER_PORT:-23900} ZK_PORT=${ZK_PORT:-21820}
+# Every fixed port below the kernel's ephemeral range (32768-60999): a listener there can
+# find an outgoing connection holding its port (a CI run once found 54340 taken).
+export PG_PORT=${PG_PORT:-20434} ETCD_PORT=${ETCD_PORT:-23890} ETCD_PEER_PORT=${ETCD_PEER_PORT:-23900} ZK_PORT=${ZK_PORT:-21820}
 
 usage() { echo "usage: $0 start DIR [postgres|etcd|zookeeper] | failover DIR [ROUNDS] | chaos DIR [ELECTIONS] | stop DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage
@@ -59,6 +61,7 @@ start_node() { # N
     VAMP_KEY_VALUE__KIND=$kv_kind VAMP_KEY_VALUE__SERVERS="$kv_servers" \
     VAMP_ELECTION__KIND="$(cat "$DIR/election")" VAMP_ELECTION__NODE="node-$n" \
     VAMP_ELECTION__URL="http://127.0.0.1:1808$n/api/v1" VAMP_GATEWAYS__HOST="127.0.0.$n" \
+    VAMP_GATEWAYS__PORTS=20100-20399 \
     "$SERVER" --listen "127.0.0.1:1808$n" --data "$DIR/node$n" >> "$DIR/node$n.log" 2>&1 < /dev/null &
   local pid=$!
   # Not this shell's job: a SIGKILL of it is the failover's doing, not news.

@@ -14,7 +14,7 @@
 # 127.0.0.1:$SWARM_PORT, default 23770, with the ingress mesh and docker_gwbridge removed so
 # services use host networking on loopback only; listed as the service `swarm`), etcd (v3 on
 # 127.0.0.1:$ETCD_PORT, default 23790, peer port $ETCD_PEER_PORT, default 23800), postgres
-# (PostgreSQL on 127.0.0.1:$PG_PORT, default 54329, trust auth, fsync off), zookeeper
+# (PostgreSQL on 127.0.0.1:$PG_PORT, default 20432, trust auth, fsync off), zookeeper
 # (standalone ZooKeeper 3.8 on 127.0.0.1:$ZK_PORT, default 21810, run with java directly,
 # 256 MiB heap, jute.maxbuffer 8 MiB so 1 MiB values fit, admin server off) and haproxy
 # (installed and checked only: every HAProxy test starts its own master-worker instance on free
@@ -31,7 +31,7 @@ umask 022
 DIR=${VAMP_SVC_DIR:-/tmp/vamp-svc}
 PIDS=$DIR/pids
 SERVICES=${VAMP_SVC_LIST:-docker etcd zookeeper postgres haproxy prometheus chromium}
-PG_PORT=${PG_PORT:-54329}
+PG_PORT=${PG_PORT:-20432}
 ETCD_PORT=${ETCD_PORT:-23790}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
 ZK_PORT=${ZK_PORT:-21810}

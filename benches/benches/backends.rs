@@ -6,7 +6,7 @@
 //! `VAMP_BENCH_ZOOKEEPER` (`host:port`) and `VAMP_BENCH_POSTGRES` (a URL) name a server.
 //!
 //! Run with (services from scripts/services.sh):
-//! `VAMP_BENCH_ETCD=http://127.0.0.1:23790 VAMP_BENCH_ZOOKEEPER=127.0.0.1:21810 VAMP_BENCH_POSTGRES=postgres://postgres@127.0.0.1:54329/postgres cargo bench -p vamp-benches --bench backends`
+//! `VAMP_BENCH_ETCD=http://127.0.0.1:23790 VAMP_BENCH_ZOOKEEPER=127.0.0.1:21810 VAMP_BENCH_POSTGRES=postgres://postgres@127.0.0.1:20432/postgres cargo bench -p vamp-benches --bench backends`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -69,22 +69,17 @@ struct Running {
     protocol: vamp_core::model::PortType,
     live: Live,
     stop: watch::Sender<bool>,
-    /// One accept loop per worker (one on the caller's runtime without workers).
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Its port's accept loop (none without a port of its own).
+    accepting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting and waits (at most 5 s) until the port is free.
     async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), join_all(self.tasks)).await;
-    }
-}
-
-/// Waits for every task.
-async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
+        if let Some(accepting) = self.accepting {
+            let _ = tokio::time::timeout(Duration::from_secs(5), accepting).await;
+        }
     }
 }
 
@@ -99,17 +94,15 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// stop when the last clone of the router goes.
 #[derive(Debug)]
 struct Workers {
-    handles: Vec<tokio::runtime::Handle>,
-    /// How many connections each serves now (for the acceptor's choice).
-    open: Vec<Arc<std::sync::atomic::AtomicUsize>>,
+    /// Each thread's runtime and how many connections it serves now.
+    threads: Vec<proxy::Worker>,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Workers {
     fn start(n: usize) -> std::io::Result<Workers> {
         let mut workers = Workers {
-            handles: Vec::new(),
-            open: Vec::new(),
+            threads: Vec::new(),
             stops: Vec::new(),
         };
         for i in 0..n.max(1) {
@@ -117,8 +110,10 @@ impl Workers {
                 .enable_all()
                 .build()?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            workers.handles.push(rt.handle().clone());
-            workers.open.push(Arc::default());
+            workers.threads.push(proxy::Worker {
+                handle: rt.handle().clone(),
+                open: Arc::default(),
+            });
             workers.stops.push(stop);
             std::thread::Builder::new()
                 .name(format!("vamp-router-{i}"))
@@ -144,7 +139,7 @@ impl Drop for Workers {
 struct Served {
     gateways: BTreeMap<String, Running>,
     /// The shared virtual-host listener, once it listens: its stop and accept loops.
-    shared: Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)>,
+    shared: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 /// The shared virtual-host listener ([`EmbeddedRouter::with_shared_listener`]).
@@ -233,18 +228,17 @@ impl EmbeddedRouter {
 
     /// Binds `address` and serves `serves` there: on the caller's runtime, on the one worker,
     /// or with several workers from one acceptor that hands each connection to the worker
-    /// serving the fewest ([`proxy::serve_balanced`]).
+    /// serving the fewest ([`proxy::serve`]).
     fn listen(
         &self,
         address: std::net::SocketAddr,
         serves: &Serves,
         stopped: &watch::Receiver<bool>,
-    ) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
-        let handle = match &self.workers {
-            Some(w) => w.handles.first().cloned(),
-            None => None,
-        }
-        .unwrap_or_else(tokio::runtime::Handle::current);
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let threads = self.workers.as_ref().map_or(&[][..], |w| &w.threads[..]);
+        let handle = threads
+            .first()
+            .map_or_else(tokio::runtime::Handle::current, |w| w.handle.clone());
         let listener = {
             // Registered with the runtime that accepts on it.
             let _entered = handle.enter();
@@ -257,30 +251,20 @@ impl EmbeddedRouter {
             socket.bind(address)?;
             socket.listen(1024)?
         };
-        let (serves, client, limits, stopped) = (
+        // One worker serves what it accepts; only several need the hand-over.
+        let workers = if threads.len() > 1 {
+            threads.to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(handle.spawn(proxy::serve(
+            listener,
+            workers,
             serves.clone(),
             self.client.clone(),
             self.limits.clone(),
             stopped.clone(),
-        );
-        let task = match &self.workers {
-            Some(w) if w.handles.len() > 1 => {
-                let workers = w
-                    .handles
-                    .iter()
-                    .zip(&w.open)
-                    .map(|(handle, open)| proxy::Worker {
-                        handle: handle.clone(),
-                        open: open.clone(),
-                    })
-                    .collect();
-                handle.spawn(proxy::serve_balanced(
-                    listener, workers, serves, client, limits, stopped,
-                ))
-            }
-            _ => handle.spawn(proxy::serve(listener, serves, client, limits, stopped)),
-        };
-        Ok(vec![task])
+        )))
     }
 
     /// The same router with other limits on client connections (header and idle timeouts,
@@ -314,9 +298,9 @@ impl EmbeddedRouter {
     /// ```
     pub fn worker_connections(&self) -> Vec<usize> {
         self.workers.as_ref().map_or_else(Vec::new, |w| {
-            w.open
+            w.threads
                 .iter()
-                .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+                .map(|t| t.open.load(std::sync::atomic::Ordering::Relaxed))
                 .collect()
         })
     }
@@ -361,7 +345,7 @@ impl EmbeddedRouter {
         }
         if served.shared.is_none() {
             let (stop, stopped) = watch::channel(false);
-            let tasks = self
+            let accepting = self
                 .listen(
                     shared.address,
                     &Serves::Hosts(shared.hosts.clone()),
@@ -369,7 +353,7 @@ impl EmbeddedRouter {
                 )
                 .map_err(|e| format!("cannot listen on {} (virtual hosts): {e}", shared.address))?;
             tracing::info!(address = %shared.address, "embedded router serving virtual hosts");
-            served.shared = Some((stop, tasks));
+            served.shared = Some((stop, accepting));
         }
         Ok(())
     }
@@ -473,15 +457,17 @@ impl Router for EmbeddedRouter {
             let live: Live = proxy::LiveTable::new(table);
             let (stop, stopped) = watch::channel(false);
             let listening = match g.port {
-                0 => Ok(Vec::new()),
-                port => self.listen(
-                    std::net::SocketAddr::new(self.host, port),
-                    &Serves::Gateway(live.clone()),
-                    &stopped,
-                ),
+                0 => Ok(None),
+                port => self
+                    .listen(
+                        std::net::SocketAddr::new(self.host, port),
+                        &Serves::Gateway(live.clone()),
+                        &stopped,
+                    )
+                    .map(Some),
             };
             match listening {
-                Ok(tasks) => {
+                Ok(accepting) => {
                     running.insert(
                         name.to_owned(),
                         Running {
@@ -489,7 +475,7 @@ impl Router for EmbeddedRouter {
                             protocol: g.protocol,
                             live,
                             stop,
-                            tasks,
+                            accepting,
                         },
                     );
                     tracing::debug!(gateway = %name, port = g.port, "embedded router serving");

@@ -237,31 +237,63 @@ pub(crate) enum Serves {
 /// Accepts connections until `stop` turns true; connections already open carry on with the
 /// table of each of their requests. At most `limits.max_connections` at once; HTTP clients
 /// get the header and idle timeouts.
+///
+/// Without `workers`, each connection is served on the runtime that accepts it. With them,
+/// each goes to the worker serving the fewest at that moment (HAProxy's multi-queue accept),
+/// rather than one `SO_REUSEPORT` listener per worker, where the kernel's hash of the
+/// addresses decides — and splits 32 keep-alive connections 20/12 as readily as 16/16,
+/// leaving one thread the busier for the connections' whole life.
 pub(crate) async fn serve(
     listener: TcpListener,
+    workers: Vec<Worker>,
     serves: Serves,
     client: Upstream,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = limits.slots();
-    let http_builder = Arc::new(limits.http());
+    let connection = Connection {
+        serves,
+        client,
+        builder: Arc::new(limits.http()),
+        idle: limits.idle_timeout,
+    };
     loop {
         let permit = tokio::select! {
             permit = slots.take() => permit,
             _ = stop.changed() => return,
         };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let connection = Connection { serves: serves.clone(), client: client.clone(), builder: http_builder.clone(), idle: limits.idle_timeout };
-                tokio::spawn(async move {
-                    connection.serve(stream, peer).await;
-                    drop(permit);
-                });
-            }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
             _ = stop.changed() => return,
-        }
+        };
+        let connection = connection.clone();
+        let Some(worker) = workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        else {
+            tokio::spawn(async move {
+                connection.serve(stream, peer).await;
+                drop(permit);
+            });
+            continue;
+        };
+        // Moved to the worker's runtime: deregistered here, registered there.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let open = worker.open.clone();
+        open.fetch_add(1, Ordering::Relaxed);
+        worker.handle.spawn(async move {
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                connection.serve(stream, peer).await;
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
     }
 }
 
@@ -301,65 +333,10 @@ impl Connection {
 
 /// One of the router's worker threads as the acceptor sees it: where to send a connection,
 /// and how many it serves now.
+#[derive(Debug, Clone)]
 pub(crate) struct Worker {
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) open: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// With several worker threads: one listener, whose connections go each to the worker
-/// serving the fewest at that moment (HAProxy's multi-queue accept), rather than one
-/// `SO_REUSEPORT` listener per worker, where the kernel's hash of the addresses decides — and
-/// splits 32 keep-alive connections 20/12 as readily as 16/16, leaving one thread the busier
-/// for the connections' whole life. Runs until `stop` turns true; the connections it handed
-/// out carry on.
-pub(crate) async fn serve_balanced(
-    listener: TcpListener,
-    workers: Vec<Worker>,
-    serves: Serves,
-    client: Upstream,
-    limits: ConnectionLimits,
-    mut stop: watch::Receiver<bool>,
-) {
-    let slots = limits.slots();
-    let connection = Connection {
-        serves,
-        client,
-        builder: Arc::new(limits.http()),
-        idle: limits.idle_timeout,
-    };
-    loop {
-        let permit = tokio::select! {
-            permit = slots.take() => permit,
-            _ = stop.changed() => return,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-            _ = stop.changed() => return,
-        };
-        let Some(worker) = workers
-            .iter()
-            .min_by_key(|w| w.open.load(Ordering::Relaxed))
-        else {
-            return;
-        };
-        // Moved to the worker's runtime: deregistered here, registered there.
-        let Ok(stream) = stream.into_std() else {
-            continue;
-        };
-        let open = worker.open.clone();
-        open.fetch_add(1, Ordering::Relaxed);
-        let connection = connection.clone();
-        worker.handle.spawn(async move {
-            if let Ok(stream) = TcpStream::from_std(stream) {
-                connection.serve(stream, peer).await;
-            }
-            open.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
 }
 
 async fn serve_http(

@@ -128,8 +128,8 @@ impl KubernetesDriver {
         let mut log: Option<futures::stream::BoxStream<'_, std::io::Result<String>>> = None;
         let mut log_done = false;
         let mut ended: Option<(i32, tokio::time::Instant)> = None;
-        let mut stuck_until: Option<tokio::time::Instant> = None;
-        let mut stuck_why: Option<String> = None;
+        // Since when, and why, the container waits for a reason that does not pass by itself.
+        let mut stuck: Option<(tokio::time::Instant, String)> = None;
         loop {
             if let Some((code, _)) = ended
                 && log_done
@@ -169,13 +169,14 @@ impl KubernetesDriver {
                         }
                         // Given the ready timeout to pass, as a service's pod is.
                         Seen::Stuck(why) => {
-                            stuck_until.get_or_insert_with(|| {
-                                tokio::time::Instant::now() + self.config.ready_timeout
-                            });
-                            stuck_why = Some(why);
+                            let until = stuck.take().map_or_else(
+                                || tokio::time::Instant::now() + self.config.ready_timeout,
+                                |(until, _)| until,
+                            );
+                            stuck = Some((until, why));
                         }
                         Seen::Failed(why) => return Ok(cannot_start(&why)),
-                        Seen::Waiting | Seen::Started => stuck_until = None,
+                        Seen::Waiting | Seen::Started => stuck = None,
                     }
                 }
                 line = next_line(&mut log), if log.is_some() => match line {
@@ -190,8 +191,9 @@ impl KubernetesDriver {
                     }
                     None => (log, log_done) = (None, true),
                 },
-                () = sleep_until(stuck_until), if stuck_until.is_some() && ended.is_none() => {
-                    return Ok(cannot_start(stuck_why.as_deref().unwrap_or("not started")));
+                () = sleep_until(stuck.as_ref().map(|(until, _)| *until)), if stuck.is_some() && ended.is_none() => {
+                    let why = stuck.map(|(_, why)| why).unwrap_or_default();
+                    return Ok(cannot_start(&why));
                 }
                 () = sleep_until(grace), if grace.is_some() => {
                     // The container ended long ago and the log still has not: answer.

@@ -243,6 +243,16 @@ async fn the_docker_driver_reaches_the_daemon() {
 }
 
 /// GETs `url` until it answers 2xx (a bounded poll: 60 s); the body.
+/// The demo service's breed `app:<version>` as an image: the one scripts/images.sh builds
+/// (Swarm), or the one the fake Kubernetes kubelet runs; its version comes from the
+/// environment.
+fn demo_image_breed(version: &str) -> String {
+    format!(
+        "name: app:{version}\ndeployable: vamp-test/demo-app:1\n\
+         ports: {{web: 8080/http}}\nenvironment_variables: {{VAMP_DEMO_VERSION: {version}}}\n"
+    )
+}
+
 async fn first_answer(url: &str) -> String {
     let client = reqwest::Client::new();
     let what = format!("an answer from {url}");
@@ -275,10 +285,7 @@ async fn a_deployment_on_swarm_answers_through_the_gateway() {
     let u = &server.url;
     let info = get(200, &format!("{u}/info")).await;
     assert_eq!(parse(&info)["container_driver"]["type"], "swarm");
-    // The image scripts/images.sh builds; its version comes from the environment.
-    let breed = "name: app:2.0.0\ndeployable: vamp-test/demo-app:1\n\
-                 ports: {web: 8080/http}\nenvironment_variables: {VAMP_DEMO_VERSION: 2.0.0}\n";
-    post(201, &format!("{u}/breeds"), breed).await;
+    post(201, &format!("{u}/breeds"), &demo_image_breed("2.0.0")).await;
     let name = unique("swarm");
     let blueprint =
         format!("name: {name}\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:2.0.0\n");
@@ -342,15 +349,6 @@ async fn kubernetes_fake(
     (fake, kubeconfig)
 }
 
-/// The demo service's breed for the fake's kubelet, version `version`.
-#[cfg(feature = "kubernetes")]
-fn kubernetes_breed(version: &str) -> String {
-    format!(
-        "name: app:{version}\ndeployable: vamp-test/demo-app:1\n\
-         ports: {{web: 8080/http}}\nenvironment_variables: {{VAMP_DEMO_VERSION: {version}}}\n"
-    )
-}
-
 /// `driver.kind = 'kubernetes'` against the fake API server, whose kubelet runs the demo
 /// service as local processes: a blueprint deployed through the API becomes a Deployment that
 /// answers through the gateway; scaled, the Deployment follows; undeployed, it goes.
@@ -369,7 +367,7 @@ async fn a_deployment_on_kubernetes_answers_through_the_gateway() {
     let u = &server.url;
     let info = get(200, &format!("{u}/info")).await;
     assert_eq!(parse(&info)["container_driver"]["type"], "kubernetes");
-    post(201, &format!("{u}/breeds"), &kubernetes_breed("3.0.0")).await;
+    post(201, &format!("{u}/breeds"), &demo_image_breed("3.0.0")).await;
     let name = unique("kube");
     let blueprint =
         format!("name: {name}\ngateways:\n  {gateway}: c/web\nclusters:\n  c: app:3.0.0\n");
@@ -443,7 +441,7 @@ async fn a_server_killed_on_kubernetes_adopts_its_deployments_after_a_restart() 
     let u = format!("http://127.0.0.1:{api}/api/v1");
     let mut server = start();
     for version in ["1.0.0", "2.0.0"] {
-        post(201, &format!("{u}/breeds"), &kubernetes_breed(version)).await;
+        post(201, &format!("{u}/breeds"), &demo_image_breed(version)).await;
     }
     let name = unique("adopt");
     common::deploy(

@@ -580,13 +580,8 @@ async fn handle(
         (&Method::GET, Some(name)) if target.log => {
             pod_log(state, ns.unwrap_or_default(), name, &query)
         }
-        (_, _) if target.log => status_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-            None,
-        )
-        .into_response(),
+        // A log is only read.
+        (_, _) if target.log => method_not_allowed(),
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch_stream(state, &target, &query)
         }
@@ -675,13 +670,7 @@ async fn handle(
                 delete(data, &target.resource, &ns, name)
             })
         }
-        _ => status_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-            None,
-        )
-        .into_response(),
+        _ => method_not_allowed(),
     }
 }
 
@@ -730,6 +719,16 @@ fn parse_yaml_or_json(body: &[u8]) -> Result<Value, String> {
 }
 
 // --- answers -------------------------------------------------------------------------------
+
+fn method_not_allowed() -> Response {
+    status_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+        None,
+    )
+    .into_response()
+}
 
 fn json_response(code: StatusCode, value: &Value) -> Response {
     (

@@ -70,6 +70,15 @@ fn render_bench(c: &mut Criterion) {
             b.iter(|| black_box(render(gs, &opts).config.text().len()));
         });
     }
+    // The same without freeing the typed config (what a caller that frees it elsewhere waits).
+    let gs = gateways(10_000);
+    group.bench_function("10000_freed_elsewhere", |b| {
+        b.iter_with_large_drop(|| {
+            let rendered = render(&gs, &opts);
+            let len = rendered.config.text().len();
+            (rendered, len)
+        });
+    });
     // The two halves of the 10 000: building the typed config, and writing its text.
     let gs = gateways(10_000);
     group.bench_function("10000_config_only", |b| {

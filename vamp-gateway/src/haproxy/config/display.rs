@@ -161,19 +161,17 @@ impl Frontend {
         w.write_str("\nfrontend ")?;
         w.write_str(self.name.as_str())?;
         w.write_str("\n")?;
-        for bind in &self.binds {
-            w.write_str("    bind ")?;
-            match bind {
-                Bind::Tcp(addr) => write!(w, "{addr}")?,
-                Bind::Unix { path, accept_proxy } => {
-                    path.write_quoted("unix@", w)?;
-                    if *accept_proxy {
-                        w.write_str(" accept-proxy")?;
-                    }
+        w.write_str("    bind ")?;
+        match &self.bind {
+            Bind::Tcp(addr) => write!(w, "{addr}")?,
+            Bind::Unix { path, accept_proxy } => {
+                path.write_quoted("unix@", w)?;
+                if *accept_proxy {
+                    w.write_str(" accept-proxy")?;
                 }
             }
-            w.write_str("\n")?;
         }
+        w.write_str("\n")?;
         w.write_str("    mode ")?;
         w.write_str(self.mode.as_str())?;
         w.write_str("\n")?;
@@ -222,7 +220,7 @@ impl Backend {
         w.write_str("\n    mode ")?;
         w.write_str(self.mode.as_str())?;
         w.write_str("\n    balance ")?;
-        write!(w, "{}", self.balance)?;
+        w.write_str(self.balance.as_str())?;
         w.write_str("\n")?;
         if let Some(cookie) = &self.cookie {
             w.write_str("    cookie ")?;
@@ -270,9 +268,9 @@ impl Backend {
                 w.write_str(" cookie ")?;
                 w.write_str(c.as_str())?;
             }
-            if !s.comment.is_empty() {
+            if let Some(comment) = &s.comment {
                 w.write_str("  # ")?;
-                write_comment(&s.comment, w)?;
+                write_comment(comment, w)?;
             }
             w.write_str("\n")?;
         }

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::acl::Criterion;
 use super::text::{Ident, Quoted, TextError};
@@ -158,7 +159,7 @@ impl SocketPath {
 
     /// A path in a directory checked with [`from_text`](Self::from_text), named by an
     /// [`Ident`](crate::haproxy::text::Ident): only its length is left to check.
-    pub(crate) fn from_checked_dir(text: String) -> Result<Self, TextError> {
+    pub(crate) fn from_checked_dir(text: &str) -> Result<Self, TextError> {
         if text.len() > Self::MAX_LEN {
             return Err(TextError::BadIdent {
                 text: format!("{text} (longer than {} bytes)", Self::MAX_LEN),
@@ -220,8 +221,9 @@ impl Acl {
 pub struct UseBackend {
     /// The backend.
     pub backend: Ident,
-    /// ACL names joined as HAProxy conditions (`a b or !c`); `None` = always.
-    pub condition: Option<String>,
+    /// ACL names joined as HAProxy conditions (`a b or !c`); `None` = always. Shared text:
+    /// many gateways test the same condition.
+    pub condition: Option<Arc<str>>,
 }
 
 /// A frontend.
@@ -229,10 +231,11 @@ pub struct UseBackend {
 pub struct Frontend {
     /// Name (a lookup name, spec §4.2.1).
     pub name: Ident,
-    /// What it is, for humans (rendered as a comment).
-    pub comment: String,
-    /// Listeners.
-    pub binds: Vec<Bind>,
+    /// What it is, for humans (rendered as a comment). Shared text: a route's frontend and
+    /// backend say the same.
+    pub comment: Arc<str>,
+    /// Where it listens (one listener each in Vamp's layout).
+    pub bind: Bind,
     /// Mode.
     pub mode: Mode,
     /// ACLs.
@@ -278,9 +281,11 @@ impl Algorithm {
     }
 }
 
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Algorithm {
+    /// The name HAProxy reads after `balance`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
             Algorithm::RoundRobin => "roundrobin",
             Algorithm::LeastConn => "leastconn",
             Algorithm::Source => "source",
@@ -288,7 +293,13 @@ impl fmt::Display for Algorithm {
             Algorithm::StaticRr => "static-rr",
             Algorithm::Random => "random",
             Algorithm::Uri => "uri",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -341,8 +352,8 @@ impl Address {
 pub struct Server {
     /// Name, unique in its backend.
     pub name: Ident,
-    /// For humans (rendered as a comment).
-    pub comment: String,
+    /// For humans (rendered as a comment after the line), if anything.
+    pub comment: Option<Arc<str>>,
     /// Address.
     pub address: Address,
     /// Weight 0–256 (0 = no traffic from balancing).
@@ -370,7 +381,7 @@ pub struct Backend {
     /// Name (`o_…`, `im_…` or a route lookup name).
     pub name: Ident,
     /// For humans (rendered as a comment).
-    pub comment: String,
+    pub comment: Arc<str>,
     /// Mode.
     pub mode: Mode,
     /// Algorithm.

@@ -39,7 +39,7 @@ fn append_gateway<'a>(
         return Err((None, RenderErrorKind::NeedsHttp("sticky sessions")));
     }
     let g_name = ident(&g.lookup_name)?;
-    let other = ident(format!("o_{}", g.lookup_name))?;
+    let other = Ident::prefixed("o_", &g.lookup_name).map_err(|e| (None, e.into()))?;
     let other_sock = memo.socket(&other)?;
     let sticky_route = g.sticky.is_some();
     let sticky_instance = g.sticky == Some(Sticky::Instance);
@@ -54,24 +54,24 @@ fn append_gateway<'a>(
     };
     let main = Frontend {
         name: g_name,
-        comment: format!("gateway {} ({})", g.name, mode),
-        binds: vec![bind],
+        comment: text(&["gateway ", &g.name, " (", mode.as_str(), ")"]),
+        bind,
         mode,
         acls: Vec::new(),
         use_backends: Vec::new(),
         default_backend: Some(other.clone()),
     };
-    let other_comment = format!("other {}", g.name);
+    let other_comment = text(&["other ", &g.name]);
     // In order: this frontend, the pool's, the routes'; the pool's backend, the routes'.
     let main_at = out.frontends.len();
     out.frontends.push(main);
     out.frontends.push(Frontend {
         name: other.clone(),
         comment: other_comment.clone(),
-        binds: vec![Bind::Unix {
+        bind: Bind::Unix {
             path: other_sock.clone(),
             accept_proxy: true,
-        }],
+        },
         mode,
         acls: Vec::new(),
         use_backends: Vec::new(),
@@ -96,19 +96,20 @@ fn append_gateway<'a>(
         servers: Vec::with_capacity(g.routes.len()),
     });
     let mut acls: BTreeSet<Criterion> = BTreeSet::new();
-    // Routes and servers are few: a list is cheaper than a set.
-    let mut seen_routes: Vec<Ident> = Vec::with_capacity(g.routes.len());
     for r in &g.routes {
         let in_route = |kind: RenderErrorKind| (Some(r.path.clone()), kind);
         let r_name = Ident::new(&r.lookup_name).map_err(|e| in_route(e.into()))?;
-        if seen_routes.contains(&r_name) {
-            continue; // the same route twice: HAProxy would refuse the duplicate proxy
+        // The same route twice: HAProxy would refuse the duplicate proxy. (Routes are few:
+        // the pool's servers are the list of those seen.)
+        if backends[pool_at].servers.iter().any(|s| s.name == r_name) {
+            continue;
         }
-        seen_routes.push(r_name.clone());
         let r_sock = memo.socket(&r_name)?;
+        // The route's frontend and backend say the same.
+        let r_comment = text(&[&g.name, "//", &r.path]);
         backends[pool_at].servers.push(Server {
             name: r_name.clone(),
-            comment: r.path.clone(),
+            comment: Some(r.path.as_str().into()),
             address: Address::Unix(r_sock.clone()),
             weight: u16::from(r.weight.get()),
             send_proxy: true,
@@ -121,8 +122,7 @@ fn append_gateway<'a>(
             }
             let compiled = memo.condition(cond).map_err(|e| in_route(e.into()))?;
             if !compiled.condition.is_never() {
-                let im =
-                    Ident::new(format!("im_{}", r.lookup_name)).map_err(|e| in_route(e.into()))?;
+                let im = Ident::prefixed("im_", &r.lookup_name).map_err(|e| in_route(e.into()))?;
                 for c in compiled.condition.criteria() {
                     acls.insert(c.clone());
                 }
@@ -133,7 +133,7 @@ fn append_gateway<'a>(
                 let strength = u16::from(r.condition_strength.get());
                 backends.push(Backend {
                     name: im,
-                    comment: format!("intermediate {}//{}: {}", g.name, r.path, cond.text),
+                    comment: text(&["intermediate ", &g.name, "//", &r.path, ": ", &cond.text]),
                     mode,
                     balance: Algorithm::RoundRobin,
                     cookie: None,
@@ -143,7 +143,7 @@ fn append_gateway<'a>(
                     servers: vec![
                         Server {
                             name: r_name.clone(),
-                            comment: String::new(),
+                            comment: None,
                             address: Address::Unix(r_sock.clone()),
                             weight: strength,
                             send_proxy: true,
@@ -152,7 +152,7 @@ fn append_gateway<'a>(
                         },
                         Server {
                             name: other.clone(),
-                            comment: String::new(),
+                            comment: None,
                             address: Address::Unix(other_sock.clone()),
                             weight: 100 - strength,
                             send_proxy: true,
@@ -165,18 +165,19 @@ fn append_gateway<'a>(
         }
         frontends.push(Frontend {
             name: r_name.clone(),
-            comment: format!("{}//{}", g.name, r.path),
-            binds: vec![Bind::Unix {
+            comment: r_comment.clone(),
+            bind: Bind::Unix {
                 path: r_sock,
                 accept_proxy: true,
-            }],
+            },
             mode,
             acls: Vec::new(),
             use_backends: Vec::new(),
             default_backend: Some(r_name.clone()),
         });
         backends.push(
-            route_backend(g, r, r_name, mode, sticky_instance, opts, memo).map_err(in_route)?,
+            route_backend(r, r_name, r_comment, mode, sticky_instance, opts, memo)
+                .map_err(in_route)?,
         );
     }
     frontends[main_at].acls = acls
@@ -186,10 +187,15 @@ fn append_gateway<'a>(
     Ok(())
 }
 
+/// `parts` joined as shared text, with one allocation for the text itself.
+fn text(parts: &[&str]) -> std::sync::Arc<str> {
+    parts.concat().into()
+}
+
 pub(super) fn route_backend<'a>(
-    g: &ResolvedGateway,
     r: &'a ResolvedRoute,
     name: Ident,
+    comment: std::sync::Arc<str>,
     mode: Mode,
     sticky_instance: bool,
     opts: &RenderOptions,
@@ -212,27 +218,21 @@ pub(super) fn route_backend<'a>(
         .iter()
         .map(|rw| rewrite(&rw.path, &rw.condition))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut servers: Vec<Server> = Vec::new();
-    let mut names: Vec<Ident> = Vec::with_capacity(r.targets.len());
+    let mut servers: Vec<Server> = Vec::with_capacity(r.targets.len());
     for t in &r.targets {
         let mut server_name = Ident::sanitized(&t.name);
         let mut n = 1;
-        while names.contains(&server_name) {
+        while servers.iter().any(|s| s.name == server_name) {
             n += 1;
             server_name = Ident::sanitized(&format!(
                 "{}-{n}",
                 t.name.chars().take(Ident::MAX_LEN - 8).collect::<String>()
             ));
         }
-        names.push(server_name.clone());
         servers.push(Server {
             cookie: (sticky_instance && http).then(|| server_name.clone()),
             name: server_name,
-            comment: if Ident::is_valid(&t.name) {
-                String::new()
-            } else {
-                t.name.clone()
-            },
+            comment: (!Ident::is_valid(&t.name)).then(|| t.name.as_str().into()),
             address: memo.address(&t.host, t.port)?,
             weight: 100,
             send_proxy: false,
@@ -242,7 +242,7 @@ pub(super) fn route_backend<'a>(
     Ok(Backend {
         cookie: (sticky_instance && http).then(|| name.clone()),
         name,
-        comment: format!("{}//{}", g.name, r.path),
+        comment,
         mode,
         balance,
         set_paths,
@@ -308,7 +308,7 @@ pub(super) fn virtual_hosts(
     let mut fe = Frontend {
         name,
         comment: "virtual hosts".into(),
-        binds: vec![Bind::Tcp(addr)],
+        bind: Bind::Tcp(addr),
         mode: Mode::Http,
         acls: Vec::new(),
         use_backends: Vec::new(),
@@ -319,11 +319,12 @@ pub(super) fn virtual_hosts(
             continue;
         };
         let criteria: Vec<Criterion> = hosts.iter().map(acl::host_criterion).collect();
-        let condition = criteria
+        let condition: std::sync::Arc<str> = criteria
             .iter()
             .map(Criterion::acl_name)
             .collect::<Vec<_>>()
-            .join(" or ");
+            .join(" or ")
+            .into();
         fe.acls.extend(criteria.into_iter().map(Acl::new));
         fe.use_backends.push(UseBackend {
             backend: be.clone(),
@@ -345,7 +346,7 @@ pub(super) fn virtual_hosts(
         };
         config.backends.push(Backend {
             name: be.clone(),
-            comment: format!("virtual hosts of {}", g.name),
+            comment: text(&["virtual hosts of ", &g.name]),
             mode: Mode::Http,
             balance: Algorithm::RoundRobin,
             cookie: None,
@@ -354,7 +355,7 @@ pub(super) fn virtual_hosts(
             forwarded_port: true,
             servers: vec![Server {
                 name: be,
-                comment: String::new(),
+                comment: None,
                 address,
                 weight: 100,
                 send_proxy,

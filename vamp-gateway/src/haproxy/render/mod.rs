@@ -329,17 +329,20 @@ fn ident(text: impl AsRef<str>) -> Result<Ident, GatewayError> {
 /// What one render works out once, however many gateways use it: the socket directory as
 /// text, and each distinct condition compiled with its `if` text (conditions are usually
 /// shared: a named condition, or a canary's header test on many gateways).
+///
+/// The maps hash with foldhash: their keys come from the render's own input, and SipHash's
+/// protection against chosen collisions cost more than the lookups themselves.
 pub(super) struct Memo<'a> {
     socket_dir: Result<String, TextError>,
-    conditions: std::collections::HashMap<&'a str, Result<std::rc::Rc<Compiled>, AclError>>,
-    acl_names: std::collections::HashMap<Criterion, Ident>,
-    hosts: std::collections::HashMap<&'a str, std::sync::Arc<str>>,
+    conditions: foldhash::HashMap<&'a str, Result<std::rc::Rc<Compiled>, AclError>>,
+    acl_names: foldhash::HashMap<Criterion, Ident>,
+    hosts: foldhash::HashMap<&'a str, std::sync::Arc<str>>,
 }
 
 /// A compiled condition and its text after `if` (`None` when it always holds).
 pub(super) struct Compiled {
     pub(super) condition: acl::CompiledCondition,
-    pub(super) text: Option<String>,
+    pub(super) text: Option<std::sync::Arc<str>>,
 }
 
 impl<'a> Memo<'a> {
@@ -354,9 +357,9 @@ impl<'a> Memo<'a> {
             .and_then(|dir| SocketPath::from_text(dir.clone()).map(|_| dir));
         Memo {
             socket_dir,
-            conditions: std::collections::HashMap::new(),
-            acl_names: std::collections::HashMap::new(),
-            hosts: std::collections::HashMap::new(),
+            conditions: foldhash::HashMap::default(),
+            acl_names: foldhash::HashMap::default(),
+            hosts: foldhash::HashMap::default(),
         }
     }
 
@@ -396,15 +399,28 @@ impl<'a> Memo<'a> {
             .socket_dir
             .as_ref()
             .map_err(|e| (None, e.clone().into()))?;
-        let mut path = String::with_capacity(dir.len() + name.as_str().len() + 6);
-        path.push_str(dir);
-        if !dir.is_empty() && !dir.ends_with('/') {
-            path.push('/');
-        }
-        path.push_str(name.as_str());
-        path.push_str(".sock");
-        // The directory was checked once; a name has no control character.
-        SocketPath::from_checked_dir(path).map_err(|e| (None, e.into()))
+        let slash = if !dir.is_empty() && !dir.ends_with('/') {
+            "/"
+        } else {
+            ""
+        };
+        // The directory was checked once; a name has no control character. Joined on the
+        // stack when it fits, so the shared path is the one allocation.
+        let parts = [dir.as_str(), slash, name.as_str(), ".sock"];
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut joined = [0u8; SocketPath::MAX_LEN];
+        let path = if len <= SocketPath::MAX_LEN {
+            let mut at = 0;
+            for part in parts {
+                joined[at..at + part.len()].copy_from_slice(part.as_bytes());
+                at += part.len();
+            }
+            std::str::from_utf8(&joined[..len]).map(std::borrow::Cow::Borrowed)
+        } else {
+            Ok(std::borrow::Cow::Owned(parts.concat()))
+        };
+        let path = path.unwrap_or_else(|_| std::borrow::Cow::Owned(parts.concat()));
+        SocketPath::from_checked_dir(&path).map_err(|e| (None, e.into()))
     }
 
     /// The condition compiled, once per distinct text.
@@ -416,7 +432,8 @@ impl<'a> Memo<'a> {
             .entry(condition.text.as_str())
             .or_insert_with(|| {
                 acl::compile(&condition.expr).map(|condition| {
-                    let text = (!condition.is_always()).then(|| condition.haproxy_condition());
+                    let text =
+                        (!condition.is_always()).then(|| condition.haproxy_condition().into());
                     std::rc::Rc::new(Compiled { condition, text })
                 })
             })

@@ -203,6 +203,9 @@ impl App {
                 "server.insecure: the API is served to the network without a token; anyone who reaches it can run programs through it"
             );
         }
+        for warning in config::client_port_warnings(&self.config) {
+            tracing::warn!("{warning}");
+        }
         let (stop, stopped) = watch::channel(false);
         let until = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;

@@ -39,6 +39,96 @@ pub fn check_token(key: &str, token: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The ports of `range` that an outgoing connection may be given by the kernel: those inside
+/// `ephemeral` (Linux: `net.ipv4.ip_local_port_range`, 32768–60999 by default) and not in
+/// `reserved` (`net.ipv4.ip_local_reserved_ports`). A gateway or instance port among them can
+/// be held by any client socket of the machine at the moment it is bound, and the bind fails.
+///
+/// ```
+/// use vamp_server::config::ports_open_to_clients;
+/// assert_eq!(ports_open_to_clients(40000..=45000, 32768..=60999, &[]), 5001);
+/// assert_eq!(ports_open_to_clients(40000..=45000, 32768..=60999, &[40000..=44999]), 1);
+/// assert_eq!(ports_open_to_clients(20000..=24999, 32768..=60999, &[]), 0);
+/// ```
+#[must_use]
+pub fn ports_open_to_clients(
+    range: std::ops::RangeInclusive<u16>,
+    ephemeral: std::ops::RangeInclusive<u16>,
+    reserved: &[std::ops::RangeInclusive<u16>],
+) -> usize {
+    let (first, last) = (
+        (*range.start()).max(*ephemeral.start()),
+        (*range.end()).min(*ephemeral.end()),
+    );
+    (first..=last)
+        .filter(|p| !reserved.iter().any(|r| r.contains(p)))
+        .count()
+}
+
+/// The kernel's ephemeral port range and its reserved ports, read from `/proc` (Linux);
+/// `None` where they cannot be read.
+#[must_use]
+pub fn kernel_client_ports() -> Option<(
+    std::ops::RangeInclusive<u16>,
+    Vec<std::ops::RangeInclusive<u16>>,
+)> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = range.split_whitespace().map(str::parse::<u16>);
+    let (Some(Ok(first)), Some(Ok(last))) = (bounds.next(), bounds.next()) else {
+        return None;
+    };
+    // "40000-45000,50000" (or empty): ranges and single ports, comma-separated.
+    let reserved = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")
+        .unwrap_or_default()
+        .trim()
+        .split(',')
+        .filter_map(|part| match part.split_once('-') {
+            Some((a, b)) => Some(a.trim().parse().ok()?..=b.trim().parse().ok()?),
+            None => part.trim().parse().ok().map(|p| p..=p),
+        })
+        .collect();
+    Some((first..=last, reserved))
+}
+
+/// The settings whose ports an outgoing connection can take, each as a warning that names
+/// the key and the two fixes; empty when there are none or `/proc` cannot be read.
+#[must_use]
+pub fn client_port_warnings(config: &ServerConfig) -> Vec<String> {
+    let Some((ephemeral, reserved)) = kernel_client_ports() else {
+        return Vec::new();
+    };
+    [
+        ("driver.ports", config.driver.ports.as_str()),
+        ("gateways.ports", config.gateways.ports.as_str()),
+    ]
+    .into_iter()
+    .filter_map(|(key, text)| {
+        let range = port_range(text).ok()?;
+        let open = ports_open_to_clients(range.clone(), ephemeral.clone(), &reserved);
+        (open > 0).then(|| {
+            format!(
+                "{key} = {text}: {open} of its ports lie in the kernel's range for outgoing connections ({}-{}, net.ipv4.ip_local_port_range), where any client socket of this machine can hold one when it is bound; choose a range below {} (e.g. {key} = \"{}\") or reserve it (sysctl net.ipv4.ip_local_reserved_ports={}-{})",
+                ephemeral.start(),
+                ephemeral.end(),
+                ephemeral.start(),
+                suggestion(key),
+                range.start(),
+                range.end(),
+            )
+        })
+    })
+    .collect()
+}
+
+/// A range of the same use outside Linux's default ephemeral range.
+fn suggestion(key: &str) -> &'static str {
+    if key == "driver.ports" {
+        "31000-32767"
+    } else {
+        "20000-24999"
+    }
+}
+
 /// `first-last` as a port range.
 ///
 /// ```

@@ -202,7 +202,9 @@ mod load;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check_token, port_range};
+pub use check::{
+    check_token, client_port_warnings, kernel_client_ports, port_range, ports_open_to_clients,
+};
 pub use load::{FieldType, Origins, field_type};
 
 mod sections;

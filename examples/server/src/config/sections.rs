@@ -273,7 +273,8 @@ pub struct Driver {
     /// runs nothing new: a `command` breed runs any program as the server's user, so it runs
     /// only where `process` is chosen explicitly (or under `--demo`).
     pub kind: Option<String>,
-    /// The host ports handed to instances, `first-last`.
+    /// The host ports handed to instances, `first-last` (below Linux's range for outgoing
+    /// connections, as `gateways.ports`).
     pub ports: String,
     /// The Docker daemon (`unix:///var/run/docker.sock` or `tcp://host:port`), for `docker`;
     /// a manager node's daemon for `swarm`.
@@ -300,7 +301,7 @@ impl Default for Driver {
     fn default() -> Self {
         Driver {
             kind: None,
-            ports: "31000-32999".into(),
+            ports: "31000-32767".into(),
             docker_host: "unix:///var/run/docker.sock".into(),
             namespace: "vamp".into(),
             service_type: "NodePort".into(),
@@ -507,8 +508,10 @@ pub mod available {
 pub struct Gateways {
     /// The address gateways listen on and services reach them at.
     pub host: String,
-    /// The ports internal gateways get, `first-last` (Vamp: 40000-45000); standalone
-    /// gateways created without a port get one from here too.
+    /// The ports internal gateways get, `first-last`; standalone gateways created without a
+    /// port get one from here too. Vamp's 40000-45000 lies inside Linux's range for outgoing
+    /// connections (32768-60999), where any client socket can hold a port when a gateway
+    /// binds it; the default is below it, and a range inside it is warned of at start.
     pub ports: String,
     /// The ports a gateway may be given explicitly, `first-last`.
     pub allowed_ports: String,
@@ -540,7 +543,7 @@ impl Default for Gateways {
     fn default() -> Self {
         Gateways {
             host: "127.0.0.1".into(),
-            ports: "40000-45000".into(),
+            ports: "20000-24999".into(),
             allowed_ports: "1-65535".into(),
             vhost_listen: String::new(),
         }

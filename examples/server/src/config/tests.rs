@@ -162,3 +162,42 @@ fn each_value_says_where_it_came_from_and_keeps_its_type() {
         "{shown}"
     );
 }
+
+#[test]
+fn port_ranges_that_outgoing_connections_can_take_are_warned_of_naming_the_key() {
+    let Some((ephemeral, reserved)) = kernel_client_ports() else {
+        eprintln!("SKIPPED: /proc/sys/net/ipv4/ip_local_port_range cannot be read here");
+        return;
+    };
+    // Ten ports at the start of the kernel's range that are not reserved: warned of.
+    let start = *ephemeral.start();
+    let inside = format!("{start}-{}", start.saturating_add(9));
+    let open = ports_open_to_clients(port_range(&inside).expect("range"), ephemeral, &reserved);
+    let below = format!("{}-{}", start - 100, start - 1);
+    let config = load(
+        &format!("[gateways]\nports = \"{inside}\"\n[driver]\nports = \"{below}\"\n"),
+        &[],
+        &[],
+    )
+    .expect("config");
+    let warnings = client_port_warnings(&config);
+    if open == 0 {
+        assert!(warnings.is_empty(), "{warnings:?}");
+        eprintln!("SKIPPED: the kernel reserves {inside}");
+        return;
+    }
+    assert_eq!(
+        warnings.len(),
+        1,
+        "the driver's range lies below: {warnings:?}"
+    );
+    let warning = &warnings[0];
+    assert!(
+        warning.starts_with(&format!("gateways.ports = {inside}: {open} of its ports")),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(&format!("net.ipv4.ip_local_reserved_ports={inside}")),
+        "the fix is named: {warning}"
+    );
+}

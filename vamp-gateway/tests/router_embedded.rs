@@ -297,3 +297,110 @@ async fn an_instance_closing_idle_connections_costs_no_request() {
     }
     router.apply(&[]).await.unwrap();
 }
+
+/// What crosses the router as a proxy must send it (RFC 9110 §7.6.1): the hop-by-hop headers
+/// — `Connection`, those it lists, `Keep-Alive` — stop at the router both ways, and the
+/// client's address is appended to `X-Forwarded-For` (or starts it).
+#[tokio::test]
+async fn hop_by_hop_headers_stop_at_the_router_and_the_client_is_forwarded_for() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    // An instance that hands over each request head it reads and answers with hop-by-hop
+    // headers of its own.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let instance = listener.local_addr().expect("addr").port();
+    let (heads, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line.to_ascii_lowercase());
+                    }
+                    let _ = heads.send(head);
+                    let answer = "HTTP/1.1 200 OK\r\nconnection: keep-alive, x-secret-hop\r\n\
+                                  keep-alive: timeout=5\r\nx-secret-hop: 1\r\nx-end-to-end: 1\r\n\
+                                  content-length: 2\r\n\r\nok";
+                    if stream.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let router = EmbeddedRouter::new();
+    let port = common::free_port();
+    let g = common::gateway(
+        "hops",
+        port,
+        vec![common::route("hops", "hops/a", 100, &[("a", instance)])],
+    );
+    router.apply(&[g]).await.expect("apply");
+    kit::ready(port).await;
+    let _ = received.try_recv(); // the readiness probe's request, if it reached the instance
+    while received.try_recv().is_ok() {}
+
+    let client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut client = tokio::io::BufReader::new(client);
+    let mut exchange = async |request: &str| {
+        client
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .expect("write");
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            client.read_line(&mut line).await.expect("read");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        let mut body = [0u8; 2];
+        client.read_exact(&mut body).await.expect("body");
+        head
+    };
+    let answer = exchange(
+        "GET /a HTTP/1.1\r\nHost: hops\r\nConnection: keep-alive, X-Private\r\n\
+         X-Private: secret\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.1.1.1\r\n\
+         X-End-To-End: 1\r\n\r\n",
+    )
+    .await;
+    let head = received.recv().await.expect("the instance got the request");
+    assert!(head.starts_with("get /a http/1.1\r\n"), "{head}");
+    assert!(head.contains("x-end-to-end: 1\r\n"), "{head}");
+    assert!(
+        !head.contains("x-private"),
+        "a header Connection lists: {head}"
+    );
+    assert!(!head.contains("keep-alive:"), "{head}");
+    assert!(
+        head.contains("x-forwarded-for: 10.1.1.1, 127.0.0.1\r\n"),
+        "appended to the client's list: {head}"
+    );
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("x-end-to-end: 1\r\n"), "{answer}");
+    assert!(!answer.contains("x-secret-hop"), "{answer}");
+    assert!(!answer.contains("keep-alive:"), "{answer}");
+
+    // The same connection, no list of its own: the client's address starts one.
+    exchange("GET /b HTTP/1.1\r\nHost: hops\r\n\r\n").await;
+    let head = received.recv().await.expect("the second request");
+    assert!(head.starts_with("get /b http/1.1\r\n"), "{head}");
+    assert!(head.contains("x-forwarded-for: 127.0.0.1\r\n"), "{head}");
+    router.apply(&[]).await.expect("stop");
+}

@@ -7,8 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
@@ -347,8 +346,12 @@ async fn serve_http(
     client: Upstream,
 ) {
     let upstreams = Arc::new(Upstreams::default());
-    // Per connection: each request clones this one, not the router's shared `Arc`s.
-    let client = Arc::new(client);
+    // Per connection: each request clones this one, not the router's shared `Arc`s; and the
+    // client's address as a header value, written once rather than on every request.
+    let client = Arc::new(Client {
+        upstream: client,
+        peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+    });
     let service = hyper::service::service_fn(move |req| {
         let table = tables.table(&req);
         let upstreams = upstreams.clone();
@@ -368,14 +371,20 @@ async fn serve_http(
     }
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// What one client connection's requests share.
+struct Client {
+    upstream: Upstream,
+    /// The client's address for `X-Forwarded-For`.
+    peer_ip: Option<HeaderValue>,
+}
+
+/// An instance's answer as it streams, or one of the router's own: no box per response.
+type Body = http_body_util::Either<Incoming, Full<Bytes>>;
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from_static(text.as_bytes()))
-            .map_err(|n| match n {})
-            .boxed(),
-    );
+    let mut r = Response::new(http_body_util::Either::Right(Full::new(
+        Bytes::from_static(text.as_bytes()),
+    )));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -391,18 +400,26 @@ impl crate::condition::Request for Headers<'_> {
     }
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there are none: one pass over the few names there are, rather than a hashed
+    // removal of each of the eight.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -425,7 +442,7 @@ async fn handle(
     peer: SocketAddr,
     table: &Table,
     upstreams: &Upstreams,
-    client: &Upstream,
+    client: &Client,
 ) -> Response<Body> {
     let started = Instant::now();
     let Some(pick) = table.pick(&Headers(req.headers())) else {
@@ -506,18 +523,18 @@ async fn handle(
             headers.insert(header::HOST, v);
         }
     }
-    let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", peer.ip()),
-        None => peer.ip().to_string(),
+    let forwarded = match headers.get(X_FORWARDED_FOR).map(HeaderValue::to_str) {
+        Some(Ok(prev)) => HeaderValue::from_str(&format!("{prev}, {}", peer.ip())).ok(),
+        _ => client.peer_ip.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert("x-forwarded-for", v);
+    if let Some(v) = forwarded {
+        headers.insert(X_FORWARDED_FOR, v);
     }
 
     // A mirrored request: a copy goes to the mirror, fire and forget (mirror.rs).
     let req = match &route.mirror {
         Some(m) if client_side.is_none() && m.takes() => {
-            match mirror::copy(req, m, &client.mirroring).await {
+            match mirror::copy(req, m, &client.upstream.mirroring).await {
                 Ok(req) => req,
                 Err(e) => {
                     tracing::debug!(error = %e, gateway = %table.gateway, "mirrored request unread");
@@ -531,7 +548,7 @@ async fn handle(
         }
         _ => req.map(http_body_util::Either::Left),
     };
-    let timeout = client.timeout;
+    let timeout = client.upstream.timeout;
     let sending = async {
         match client_side {
             Some(_) => upstreams.send_upgrade(host, *port, req).await,
@@ -553,7 +570,7 @@ async fn handle(
             if let (true, Some(client_side)) = (switching, client_side) {
                 tunnel(client_side, hyper::upgrade::on(&mut resp));
             }
-            let mut resp = resp.map(BodyExt::boxed);
+            let mut resp = resp.map(http_body_util::Either::Left);
             let kept = switching.then(|| {
                 (
                     resp.headers().get(header::UPGRADE).cloned(),

@@ -577,11 +577,6 @@ mod kubernetes {
 
     use super::Cleanup;
 
-    fn client(fake: &FakeKubernetes) -> kube::Client {
-        let url: axum::http::Uri = fake.url().parse().unwrap();
-        kube::Client::try_from(kube::Config::new(url)).unwrap()
-    }
-
     pub(super) async fn start() -> (Arc<dyn ContainerDriver>, Cleanup) {
         let demo = vamp_core::testkit::demo_app().display().to_string();
         let fake = FakeKubernetes::start_with_kubelet(
@@ -600,7 +595,7 @@ mod kubernetes {
             ready_timeout: std::time::Duration::from_secs(2),
             ..KubernetesConfig::new("default")
         };
-        let driver = KubernetesDriver::with_client(client(&fake), config)
+        let driver = KubernetesDriver::with_client(fake.client().expect("client"), config)
             .await
             .unwrap();
         (Arc::new(driver), Cleanup::Kubernetes(fake))
@@ -656,7 +651,8 @@ mod kubernetes {
 
     impl PodWatch {
         pub(super) fn start(fake: &FakeKubernetes) -> PodWatch {
-            let pods: kube::Api<Pod> = kube::Api::namespaced(client(fake), "default");
+            let pods: kube::Api<Pod> =
+                kube::Api::namespaced(fake.client().expect("client"), "default");
             let seen: Arc<Mutex<BTreeMap<String, Vec<&'static str>>>> = Arc::default();
             let record = seen.clone();
             let task = tokio::spawn(async move {

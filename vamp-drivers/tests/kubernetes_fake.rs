@@ -17,12 +17,6 @@ use serde_json::json;
 use vamp_core::testkit::eventually_within;
 use vamp_drivers::fakes::kubernetes::{FakeKubernetes, FakeKubernetesConfig};
 
-async fn client(fake: &FakeKubernetes) -> kube::Client {
-    let url: axum::http::Uri = fake.url().parse().expect("url");
-    let config = kube::Config::new(url);
-    kube::Client::try_from(config).expect("client")
-}
-
 fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
     serde_json::from_value(json!({
         "apiVersion": "apps/v1",
@@ -50,7 +44,7 @@ fn api_code(e: &kube::Error) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_creates_owns_fields_and_conflicts_unless_forced() {
     let fake = FakeKubernetes::start().await.expect("fake");
-    let client = client(&fake).await;
+    let client = fake.client().expect("client");
     let api: Api<Deployment> = Api::namespaced(client, "default");
     let applied = api
         .patch(
@@ -147,7 +141,7 @@ async fn apply_creates_owns_fields_and_conflicts_unless_forced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_update_gets_409_and_a_fresh_one_passes() {
     let fake = FakeKubernetes::start().await.expect("fake");
-    let api: Api<ConfigMap> = Api::namespaced(client(&fake).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().expect("client"), "default");
     let made: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "conf"}, "data": {"a": "1"}}))
             .expect("cm");
@@ -201,7 +195,7 @@ async fn a_stale_update_gets_409_and_a_fresh_one_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_become_ready_pods_and_a_failing_pod_says_why() {
     let fake = FakeKubernetes::start().await.expect("fake");
-    let client = client(&fake).await;
+    let client = fake.client().expect("client");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client, "default");
     deployments
@@ -305,7 +299,7 @@ async fn deployments_become_ready_pods_and_a_failing_pod_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_subresource_is_apart_from_the_object() {
     let fake = FakeKubernetes::start().await.expect("fake");
-    let api: Api<Deployment> = Api::namespaced(client(&fake).await, "default");
+    let api: Api<Deployment> = Api::namespaced(fake.client().expect("client"), "default");
     api.patch(
         "s",
         &PatchParams::apply("vamp"),
@@ -340,7 +334,7 @@ async fn watches_replay_changes_send_bookmarks_and_410_after_compaction() {
     })
     .await
     .expect("fake");
-    let api: Api<ConfigMap> = Api::namespaced(client(&fake).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().expect("client"), "default");
     let cm = |name: &str| -> ConfigMap {
         serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "w"}}}))
             .expect("cm")
@@ -467,7 +461,7 @@ async fn a_kubelet_runs_pods_as_processes_on_addresses_of_their_own() {
     )
     .await
     .expect("fake");
-    let client = client(&fake).await;
+    let client = fake.client().expect("client");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let mut web = serde_json::to_value(deployment("web", 2, "demo:1")).expect("json");

@@ -173,8 +173,7 @@ async fn the_role_allows_exactly_the_requests_the_driver_makes() {
     )
     .await
     .expect("fake");
-    let url: axum::http::Uri = fake.url().parse().expect("url");
-    let client = kube::Client::try_from(kube::Config::new(url)).expect("client");
+    let client = fake.client().expect("client");
     let driver = KubernetesDriver::with_client(client, KubernetesConfig::new("default"))
         .await
         .expect("driver");

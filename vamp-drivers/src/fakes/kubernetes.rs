@@ -312,6 +312,27 @@ impl std::fmt::Debug for FakeKubernetes {
 
 super::serves_on_endpoint!(FakeKubernetes);
 
+#[cfg(feature = "kubernetes")]
+impl FakeKubernetes {
+    /// A kube-rs client for the fake at `url` (what [`url`](Self::url) gives): plain HTTP,
+    /// no credentials — for a caller that keeps the address but not the fake.
+    ///
+    /// # Errors
+    /// When `url` is not a URI, or kube cannot build a client for it.
+    pub fn client_for(url: &str) -> std::io::Result<kube::Client> {
+        let uri: axum::http::Uri = url.parse().map_err(std::io::Error::other)?;
+        kube::Client::try_from(kube::Config::new(uri)).map_err(std::io::Error::other)
+    }
+
+    /// A kube-rs client for this fake.
+    ///
+    /// # Errors
+    /// As [`client_for`](Self::client_for).
+    pub fn client(&self) -> std::io::Result<kube::Client> {
+        Self::client_for(&self.url())
+    }
+}
+
 impl FakeKubernetes {
     /// Starts one with the default settings.
     ///

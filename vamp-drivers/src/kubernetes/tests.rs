@@ -46,8 +46,7 @@ fn config() -> KubernetesConfig {
 }
 
 async fn driver(url: &str) -> KubernetesDriver {
-    let config_url: axum::http::Uri = url.parse().expect("url");
-    let client = kube::Client::try_from(kube::Config::new(config_url)).expect("client");
+    let client = FakeKubernetes::client_for(url).expect("client");
     KubernetesDriver::with_client(client, config())
         .await
         .expect("driver")

@@ -503,9 +503,26 @@ struct Target {
     /// `None`: every namespace (a collection across them), or a cluster-scoped kind.
     namespace: Option<String>,
     name: Option<String>,
-    status: bool,
+    subresource: Option<Subresource>,
+}
+
+/// The part of an object a path names after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subresource {
+    /// `…/{name}/status`.
+    Status,
     /// `…/pods/{name}/log`.
-    log: bool,
+    Log,
+}
+
+impl Target {
+    fn status(&self) -> bool {
+        self.subresource == Some(Subresource::Status)
+    }
+
+    fn log(&self) -> bool {
+        self.subresource == Some(Subresource::Log)
+    }
 }
 
 fn parse_path(path: &str) -> Option<Target> {
@@ -525,11 +542,11 @@ fn parse_path(path: &str) -> Option<Target> {
         ["namespaces", name] => (None, vec!["namespaces", name]),
         other => (None, other.to_vec()),
     };
-    let (plural, name, status, log) = match rest.as_slice() {
-        [plural] => (*plural, None, false, false),
-        [plural, name] => (*plural, Some((*name).to_owned()), false, false),
-        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true, false),
-        ["pods", name, "log"] => ("pods", Some((*name).to_owned()), false, true),
+    let (plural, name, subresource) = match rest.as_slice() {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some((*name).to_owned()), None),
+        [plural, name, "status"] => (*plural, Some((*name).to_owned()), Some(Subresource::Status)),
+        ["pods", name, "log"] => ("pods", Some((*name).to_owned()), Some(Subresource::Log)),
         _ => return None,
     };
     let resource = resource(group, version, plural)?;
@@ -540,8 +557,7 @@ fn parse_path(path: &str) -> Option<Target> {
         resource,
         namespace,
         name,
-        status,
-        log,
+        subresource,
     })
 }
 
@@ -583,10 +599,10 @@ async fn handle(
         (&Method::DELETE, None) => "deletecollection",
         _ => "unknown",
     };
-    let resource = match (target.status, target.log) {
-        (true, _) => format!("{}/status", target.resource.plural),
-        (_, true) => format!("{}/log", target.resource.plural),
-        _ => target.resource.plural.to_owned(),
+    let resource = match target.subresource {
+        Some(Subresource::Status) => format!("{}/status", target.resource.plural),
+        Some(Subresource::Log) => format!("{}/log", target.resource.plural),
+        None => target.resource.plural.to_owned(),
     };
     state
         .data()
@@ -598,11 +614,11 @@ async fn handle(
         Some(String::new())
     };
     match (method, &target.name) {
-        (&Method::GET, Some(name)) if target.log => {
+        (&Method::GET, Some(name)) if target.log() => {
             pod_log(state, ns.unwrap_or_default(), name, &query)
         }
         // A log is only read.
-        (_, _) if target.log => method_not_allowed(),
+        (_, _) if target.log() => method_not_allowed(),
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch_stream(state, &target, &query)
         }
@@ -1098,7 +1114,7 @@ fn replace(
         // Immutable: a replace that leaves it out keeps it.
         next["spec"]["clusterIP"] = ip.clone();
     }
-    let merged = merge_write(r, &current, next, target.status);
+    let merged = merge_write(r, &current, next, target.status());
     if merged == current {
         return Ok(current);
     }
@@ -1149,7 +1165,7 @@ fn merge_patch(
     }
     let mut next = current.clone();
     json_merge(&mut next, patch);
-    let merged = merge_write(r, &current, next, target.status);
+    let merged = merge_write(r, &current, next, target.status());
     if merged == current {
         return Ok(current);
     }
@@ -1358,7 +1374,7 @@ fn apply(
     leaves(patch, &mut Vec::new(), &mut applied);
     let key = (r.plural, ns.to_owned(), name.to_owned());
     let Some(current) = data.objects.get(&key).cloned() else {
-        if target.status {
+        if target.status() {
             return Err(not_found(r, name));
         }
         let mut object = patch.clone();
@@ -1417,13 +1433,13 @@ fn apply(
         }
     }
     owners.insert(manager.to_owned(), applied.keys().cloned().collect());
-    let mut merged = merge_write(r, &current, next.clone(), target.status);
+    let mut merged = merge_write(r, &current, next.clone(), target.status());
     // Nothing changed, ownership included: a no-op, as on the API server (no new
     // resourceVersion, no new managedFields time).
     if merged == current && owners == managers(&current) {
         return Ok(current);
     }
-    if !target.status {
+    if !target.status() {
         merged["metadata"]["managedFields"] = managed_fields(r, &owners);
     }
     Ok(record(data, r, ns, name, Some(merged), "MODIFIED"))
@@ -2360,7 +2376,7 @@ mod tests {
                 t.resource.kind,
                 t.namespace.as_deref(),
                 t.name.as_deref(),
-                t.status
+                t.status()
             ),
             ("Deployment", Some("vamp"), Some("shop"), true)
         );

@@ -805,3 +805,81 @@ async fn done_is_stored_only_once_the_router_has_the_instances() {
         "Done was stored before the router had the instances: {seen:?}"
     );
 }
+
+/// A router that cannot serve any gateway while `busy` is set (its port held by another
+/// program, say), and counts the gateways it was handed.
+#[derive(Debug, Default)]
+struct HeldPorts {
+    busy: std::sync::atomic::AtomicBool,
+    served: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl vamp_core::traits::Router for HeldPorts {
+    fn backend(&self) -> &'static str {
+        "held"
+    }
+
+    async fn apply(
+        &self,
+        gateways: &[vamp_core::traits::ResolvedGateway],
+    ) -> vamp_core::Result<vamp_core::traits::ApplyReport> {
+        let names = gateways.iter().map(|g| g.name.clone());
+        if self.busy.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(vamp_core::traits::ApplyReport {
+                applied: Vec::new(),
+                failed: names
+                    .map(|n| (n, "port 10950 is in use".to_owned()))
+                    .collect(),
+            });
+        }
+        let applied: Vec<String> = names.collect();
+        *self.served.lock().unwrap() = applied.clone();
+        Ok(vamp_core::traits::ApplyReport {
+            applied,
+            failed: Vec::new(),
+        })
+    }
+}
+
+/// A gateway the router could not serve is handed to it again at the next pass (the port
+/// may be free by then), and is announced `deployed` once it is served — not before.
+#[tokio::test]
+async fn a_gateway_the_router_could_not_serve_is_tried_again() {
+    let router = Arc::new(HeldPorts::default());
+    router.busy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let vamp = Vamp::builder()
+        .driver(Arc::new(MemoryDriver::default()))
+        .router(router.clone())
+        .build()
+        .unwrap();
+    vamp.put(one(
+        "kind: gateways\nname: held\nport: 10950/http\nroutes:\n  '[127.0.0.1:9]': {weight: 100%}\n",
+    ))
+    .await
+    .unwrap();
+    let deployed = async || {
+        vamp.events(
+            &vamp_core::traits::EventFilter::tags(["gateways:held", "deployed"]),
+            vamp_core::traits::Page::new(1, 10),
+        )
+        .await
+        .unwrap()
+        .total
+    };
+    vamp.route_now().await.unwrap();
+    assert!(router.served.lock().unwrap().is_empty());
+    assert_eq!(deployed().await, 0, "not served, not deployed");
+    vamp.route_now().await.unwrap();
+    assert_eq!(deployed().await, 0, "still not served");
+
+    // The port is free again: the next pass serves it, and says so once.
+    router
+        .busy
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    vamp.route_now().await.unwrap();
+    assert_eq!(*router.served.lock().unwrap(), ["held"]);
+    assert_eq!(deployed().await, 1);
+    vamp.route_now().await.unwrap();
+    assert_eq!(deployed().await, 1, "announced once");
+}

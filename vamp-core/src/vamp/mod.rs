@@ -229,6 +229,7 @@ impl VampBuilder {
                 routing: Mutex::new(()),
                 writes: Mutex::new(()),
                 applied: StdMutex::new(None),
+                unserved: StdMutex::new(BTreeMap::new()),
                 endpoints: StdMutex::new(BTreeMap::new()),
                 last_port: StdMutex::new(None),
                 decoded: StdMutex::new(std::collections::HashMap::new()),
@@ -302,8 +303,12 @@ pub(crate) struct Inner {
     pub(crate) routing: Mutex<()>,
     /// Serializes read-modify-write of deployments (API calls and the reconciler).
     pub(crate) writes: Mutex<()>,
-    /// The gateways last handed to the router.
+    /// The gateways the router served after the last pass (those it could not serve are
+    /// left out, so the next pass tries them again).
     pub(crate) applied: StdMutex<Option<Vec<ResolvedGateway>>>,
+    /// The gateways the router could not serve at the last pass, with the reason (each is
+    /// logged when it starts failing or its reason changes, not at every pass).
+    pub(crate) unserved: StdMutex<BTreeMap<String, String>>,
     /// Where the driver published each gateway for services.
     pub(crate) endpoints: StdMutex<BTreeMap<String, GatewayEndpoint>>,
     /// The last gateway port allocated, to count on from.

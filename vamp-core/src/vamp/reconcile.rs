@@ -215,26 +215,45 @@ impl Vamp {
             return Ok(());
         }
         let report = self.inner.router.apply(&resolved).await?;
-        for (name, reason) in &report.failed {
-            tracing::warn!(gateway = %name, %reason, "the router cannot serve a gateway");
+        let unserved: BTreeMap<String, String> = report.failed.into_iter().collect();
+        {
+            let mut last = lock(&self.inner.unserved);
+            for (name, reason) in &unserved {
+                if last.get(name) != Some(reason) {
+                    tracing::warn!(gateway = %name, %reason, "the router cannot serve a gateway; trying again at every routing pass");
+                }
+            }
+            for name in last.keys().filter(|n| !unserved.contains_key(*n)) {
+                if resolved.iter().any(|g| &g.name == name) {
+                    tracing::info!(gateway = %name, "the router serves the gateway now");
+                }
+            }
+            *last = unserved.clone();
         }
+        // What the router serves now. A gateway it could not serve (its port held by another
+        // program, say) is left out, so the next pass hands it over again rather than seeing
+        // nothing changed; it is announced `deployed` once it is served.
+        let served: Vec<_> = resolved
+            .into_iter()
+            .filter(|g| !unserved.contains_key(&g.name))
+            .collect();
         let before: Vec<String> = previous
             .unwrap_or_default()
             .into_iter()
             .map(|g| g.name)
             .collect();
-        for g in &resolved {
+        for g in &served {
             if !before.contains(&g.name) {
                 self.emit(events::gateway(&g.name, "deployed")).await;
             }
         }
         for name in before
             .iter()
-            .filter(|n| !resolved.iter().any(|g| &g.name == *n))
+            .filter(|n| !served.iter().any(|g| &g.name == *n))
         {
             self.emit(events::gateway(name, "undeployed")).await;
         }
-        *lock(&self.inner.applied) = Some(resolved);
+        *lock(&self.inner.applied) = Some(served);
         Ok(())
     }
 }

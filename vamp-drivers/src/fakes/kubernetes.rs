@@ -314,7 +314,7 @@ super::serves_on_endpoint!(FakeKubernetes);
 
 #[cfg(feature = "kubernetes")]
 impl FakeKubernetes {
-    /// A kube-rs client for the fake at `url` (what [`url`](Self::url) gives): plain HTTP,
+    /// A kube-rs client for the fake at `url` (what [`Endpoint::url`](super::Endpoint::url) gives): plain HTTP,
     /// no credentials — for a caller that keeps the address but not the fake.
     ///
     /// # Errors

@@ -404,3 +404,44 @@ async fn hop_by_hop_headers_stop_at_the_router_and_the_client_is_forwarded_for()
     assert!(head.contains("x-forwarded-for: 127.0.0.1\r\n"), "{head}");
     router.apply(&[]).await.expect("stop");
 }
+
+/// A gateway whose port another program holds is not served, and is served at the first
+/// routing pass after the port is free again — the router is handed it again rather than
+/// taken to have it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_is_served_once_its_port_is_free() {
+    use vamp_core::Vamp;
+    use vamp_core::memory::MemoryDriver;
+    let backend = common::backend("a").await;
+    let port = common::free_port();
+    let holder = std::net::TcpListener::bind(("127.0.0.1", port)).expect("hold the port");
+    let router = std::sync::Arc::new(EmbeddedRouter::new());
+    let vamp = Vamp::builder()
+        .driver(std::sync::Arc::new(MemoryDriver::default()))
+        .router(router.clone())
+        .build()
+        .expect("vamp");
+    let gateway = vamp_core::dsl::read(
+        &format!(
+            "kind: gateways\nname: held\nport: {port}/http\nroutes:\n  '[127.0.0.1:{backend}]': {{weight: 100%}}\n"
+        ),
+        None,
+    )
+    .expect("gateway")
+    .remove(0);
+    vamp.put(gateway).await.expect("stored");
+    vamp.route_now().await.expect("a pass");
+    assert!(
+        !router.ports().await.contains_key("held"),
+        "nothing is served on the held port"
+    );
+
+    drop(holder);
+    vamp.route_now().await.expect("the next pass");
+    let mut client = common::Client::new(port);
+    let answer = client
+        .get("/", &[("host", "held")])
+        .await
+        .expect("served now");
+    assert_eq!(answer.backend(), "a");
+}

@@ -883,3 +883,73 @@ async fn a_gateway_the_router_could_not_serve_is_tried_again() {
     vamp.route_now().await.unwrap();
     assert_eq!(deployed().await, 1, "announced once");
 }
+
+/// A driver whose scheduler cannot be reached for publishing gateways (the Kubernetes API
+/// down, say); everything else goes to the memory driver.
+#[derive(Debug, Default)]
+struct CannotPublish(MemoryDriver);
+
+#[async_trait::async_trait]
+impl vamp_core::traits::ContainerDriver for CannotPublish {
+    fn backend(&self) -> &'static str {
+        "cannot-publish"
+    }
+
+    fn supports(&self, deployable_type: &str) -> bool {
+        self.0.supports(deployable_type)
+    }
+
+    async fn deploy(&self, spec: &vamp_core::traits::ServiceSpec) -> vamp_core::Result<()> {
+        self.0.deploy(spec).await
+    }
+
+    async fn undeploy(&self, key: &vamp_core::traits::ServiceKey) -> vamp_core::Result<()> {
+        self.0.undeploy(key).await
+    }
+
+    async fn services(&self) -> vamp_core::Result<Vec<vamp_core::traits::ServiceState>> {
+        self.0.services().await
+    }
+
+    async fn publish_gateways(
+        &self,
+        _gateways: &[vamp_core::traits::GatewayEndpoint],
+    ) -> vamp_core::Result<Vec<vamp_core::traits::GatewayEndpoint>> {
+        Err(vamp_core::Error::backend(
+            "cannot-publish",
+            "the API server does not answer",
+        ))
+    }
+}
+
+/// Routing does not wait for the scheduler: with gateways that cannot be published, a
+/// weight change still reaches the router.
+#[tokio::test]
+async fn weights_move_while_the_driver_cannot_publish_gateways() {
+    let router = Arc::new(RecordingRouter::default());
+    let vamp = Vamp::builder()
+        .driver(Arc::new(CannotPublish::default()))
+        .router(router.clone())
+        .build()
+        .unwrap();
+    let gateway = |weights: (u8, u8)| {
+        one(&format!(
+            "kind: gateways\nname: g\nport: 10960/http\nroutes:\n  '[127.0.0.1:9]': {{weight: {}%}}\n  '[127.0.0.1:10]': {{weight: {}%}}\n",
+            weights.0, weights.1
+        ))
+    };
+    let weights = |router: &RecordingRouter| -> Vec<u8> {
+        router
+            .applied()
+            .pop()
+            .and_then(|gs| gs.into_iter().find(|g| g.name == "g"))
+            .map(|g| g.routes.iter().map(|r| r.weight.get()).collect())
+            .unwrap_or_default()
+    };
+    vamp.put(gateway((90, 10))).await.unwrap();
+    vamp.route_now().await.expect("routing goes on");
+    assert_eq!(weights(&router), [90, 10]);
+    vamp.put(gateway((50, 50))).await.unwrap();
+    vamp.route_now().await.expect("routing goes on");
+    assert_eq!(weights(&router), [50, 50]);
+}

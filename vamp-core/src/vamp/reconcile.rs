@@ -175,10 +175,12 @@ impl Vamp {
     /// (what [`run`](Self::run) does at once after every change that affects routing).
     ///
     /// # Errors
-    /// When the store cannot be read, or the driver or the router fails.
+    /// When the store cannot be read, or the router fails.
     ///
-    /// Publishes the gateways to the driver and hands their resolved form to the router when
-    /// it changed; emits `deployed` / `undeployed` gateway events. One pass at a time, each
+    /// Publishes the gateways to the driver (a driver that cannot publish now is logged and
+    /// tried again next pass: routing does not wait for it) and hands their resolved form to
+    /// the router when it changed, or when the router could not serve some of them last time;
+    /// emits `deployed` / `undeployed` gateway events. One pass at a time, each
     /// reading the store after the one before it ended, so a pass never hands the router an
     /// older state than the last one did.
     pub async fn route_now(&self) -> Result<()> {
@@ -207,8 +209,19 @@ impl Vamp {
                 })
             })
             .collect();
-        let published = self.inner.driver.publish_gateways(&wanted).await?;
-        *lock(&self.inner.endpoints) = published.into_iter().map(|e| (e.name.clone(), e)).collect();
+        // Publishing is for services that reach gateways through the scheduler (Kubernetes
+        // Services); routing does not depend on it. A scheduler that cannot be reached keeps
+        // its last endpoints, and weights still move: it is tried again at the next pass.
+        match self.inner.driver.publish_gateways(&wanted).await {
+            Ok(published) => {
+                *lock(&self.inner.endpoints) =
+                    published.into_iter().map(|e| (e.name.clone(), e)).collect();
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the driver cannot publish the gateways now; routing goes on, publishing is tried again at the next pass"
+            ),
+        }
         let resolved = engine::resolve_gateways(&gateways, deployments, &config.gateway_host);
         let previous = lock(&self.inner.applied).clone();
         if previous.as_ref() == Some(&resolved) {

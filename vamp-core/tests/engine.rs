@@ -497,36 +497,14 @@ async fn a_write_reads_what_it_refers_to_not_the_whole_store() {
     assert!(db.lists.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
 
-/// A router for which some ports are held by another program.
-#[derive(Debug)]
-struct BusyPorts(Vec<u16>);
-
-#[async_trait::async_trait]
-impl vamp_core::traits::Router for BusyPorts {
-    fn backend(&self) -> &'static str {
-        "busy"
-    }
-
-    async fn apply(
-        &self,
-        gateways: &[vamp_core::traits::ResolvedGateway],
-    ) -> vamp_core::Result<vamp_core::traits::ApplyReport> {
-        Ok(vamp_core::traits::ApplyReport {
-            applied: gateways.iter().map(|g| g.name.clone()).collect(),
-            failed: Vec::new(),
-        })
-    }
-
-    fn can_listen(&self, port: u16) -> bool {
-        !self.0.contains(&port)
-    }
-}
-
 #[tokio::test]
 async fn gateway_ports_another_program_holds_are_skipped() {
     let vamp = Vamp::builder()
         .driver(Arc::new(MemoryDriver::default()))
-        .router(Arc::new(BusyPorts(vec![40000, 40001])))
+        .router(Arc::new(HeldPorts {
+            listening: vec![40000, 40001],
+            ..HeldPorts::default()
+        }))
         .build()
         .unwrap();
     let Artifact::Blueprint(bp) = one(
@@ -806,10 +784,12 @@ async fn done_is_stored_only_once_the_router_has_the_instances() {
     );
 }
 
-/// A router that cannot serve any gateway while `busy` is set (its port held by another
-/// program, say), and counts the gateways it was handed.
+/// A router on a host where other programs listen on `listening` (its probe says so), and
+/// that cannot serve any gateway while `busy` is set (a port taken between the probe and the
+/// bind, say); it keeps the names of the gateways it serves.
 #[derive(Debug, Default)]
 struct HeldPorts {
+    listening: Vec<u16>,
     busy: std::sync::atomic::AtomicBool,
     served: std::sync::Mutex<Vec<String>>,
 }
@@ -839,6 +819,10 @@ impl vamp_core::traits::Router for HeldPorts {
             applied,
             failed: Vec::new(),
         })
+    }
+
+    fn can_listen(&self, port: u16) -> bool {
+        !self.listening.contains(&port)
     }
 }
 

@@ -229,6 +229,13 @@ impl Vamp {
         }
         let report = self.inner.router.apply(&resolved).await?;
         let unserved: BTreeMap<String, String> = report.failed.into_iter().collect();
+        // What the router serves now. A gateway it could not serve (its port held by another
+        // program, say) is left out, so the next pass hands it over again rather than seeing
+        // nothing changed; it is announced `deployed` once it is served.
+        let served: Vec<_> = resolved
+            .into_iter()
+            .filter(|g| !unserved.contains_key(&g.name))
+            .collect();
         {
             let mut last = lock(&self.inner.unserved);
             for (name, reason) in &unserved {
@@ -237,19 +244,12 @@ impl Vamp {
                 }
             }
             for name in last.keys().filter(|n| !unserved.contains_key(*n)) {
-                if resolved.iter().any(|g| &g.name == name) {
+                if served.iter().any(|g| &g.name == name) {
                     tracing::info!(gateway = %name, "the router serves the gateway now");
                 }
             }
-            *last = unserved.clone();
+            *last = unserved;
         }
-        // What the router serves now. A gateway it could not serve (its port held by another
-        // program, say) is left out, so the next pass hands it over again rather than seeing
-        // nothing changed; it is announced `deployed` once it is served.
-        let served: Vec<_> = resolved
-            .into_iter()
-            .filter(|g| !unserved.contains_key(&g.name))
-            .collect();
         let before: Vec<String> = previous
             .unwrap_or_default()
             .into_iter()

@@ -69,24 +69,7 @@ impl Ident {
     /// # Errors
     /// As [`new`](Self::new), for the joined name.
     pub fn prefixed(prefix: &str, text: &str) -> Result<Self, TextError> {
-        let len = prefix.len() + text.len();
-        let mut joined = [0u8; Self::MAX_LEN];
-        let valid = (1..=Self::MAX_LEN).contains(&len)
-            && prefix
-                .bytes()
-                .chain(text.bytes())
-                .all(|b| NAME_BYTES[usize::from(b)]);
-        if valid {
-            // Joined on the stack: the shared text is the one allocation.
-            joined[..prefix.len()].copy_from_slice(prefix.as_bytes());
-            joined[prefix.len()..len].copy_from_slice(text.as_bytes());
-            if let Ok(name) = std::str::from_utf8(&joined[..len]) {
-                return Ok(Ident(name.into()));
-            }
-        }
-        Err(TextError::BadIdent {
-            text: format!("{prefix}{text}"),
-        })
+        joined(&[prefix, text], |name| Self::new(name))
     }
 
     /// Whether [`new`](Self::new) takes `text` as it is.
@@ -124,6 +107,27 @@ impl Ident {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// `f` of `parts` joined into one text, on the stack when they fit in 128 bytes: whatever `f`
+/// keeps of it (shared text, a name, a path) is then the one allocation.
+pub(crate) fn joined<R>(parts: &[&str], f: impl FnOnce(&str) -> R) -> R {
+    const STACK: usize = 128;
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > STACK {
+        return f(&parts.concat());
+    }
+    let mut buf = [0u8; STACK];
+    let mut at = 0;
+    for part in parts {
+        buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+        at += part.len();
+    }
+    // Whole `str`s joined are UTF-8; the fallback only keeps this free of a panic path.
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(text) => f(text),
+        Err(_) => f(&parts.concat()),
     }
 }
 

@@ -187,9 +187,9 @@ fn append_gateway<'a>(
     Ok(())
 }
 
-/// `parts` joined as shared text, with one allocation for the text itself.
+/// `parts` joined as shared text (one allocation when they fit on the stack).
 fn text(parts: &[&str]) -> std::sync::Arc<str> {
-    parts.concat().into()
+    crate::haproxy::text::joined(parts, |text| text.into())
 }
 
 pub(super) fn route_backend<'a>(

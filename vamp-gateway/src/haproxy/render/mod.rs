@@ -404,23 +404,12 @@ impl<'a> Memo<'a> {
         } else {
             ""
         };
-        // The directory was checked once; a name has no control character. Joined on the
-        // stack when it fits, so the shared path is the one allocation.
-        let parts = [dir.as_str(), slash, name.as_str(), ".sock"];
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut joined = [0u8; SocketPath::MAX_LEN];
-        let path = if len <= SocketPath::MAX_LEN {
-            let mut at = 0;
-            for part in parts {
-                joined[at..at + part.len()].copy_from_slice(part.as_bytes());
-                at += part.len();
-            }
-            std::str::from_utf8(&joined[..len]).map(std::borrow::Cow::Borrowed)
-        } else {
-            Ok(std::borrow::Cow::Owned(parts.concat()))
-        };
-        let path = path.unwrap_or_else(|_| std::borrow::Cow::Owned(parts.concat()));
-        SocketPath::from_checked_dir(&path).map_err(|e| (None, e.into()))
+        // The directory was checked once; a name has no control character.
+        crate::haproxy::text::joined(
+            &[dir.as_str(), slash, name.as_str(), ".sock"],
+            SocketPath::from_checked_dir,
+        )
+        .map_err(|e| (None, e.into()))
     }
 
     /// The condition compiled, once per distinct text.

@@ -120,12 +120,12 @@ pub fn client_port_warnings(config: &ServerConfig) -> Vec<String> {
     .collect()
 }
 
-/// A range of the same use outside Linux's default ephemeral range.
-fn suggestion(key: &str) -> &'static str {
+/// A range of the same use outside Linux's default ephemeral range: the default.
+fn suggestion(key: &str) -> String {
     if key == "driver.ports" {
-        "31000-32767"
+        Driver::default().ports
     } else {
-        "20000-24999"
+        Gateways::default().ports
     }
 }
 

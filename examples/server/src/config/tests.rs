@@ -201,3 +201,16 @@ fn port_ranges_that_outgoing_connections_can_take_are_warned_of_naming_the_key()
         "the fix is named: {warning}"
     );
 }
+
+#[test]
+fn the_default_port_ranges_lie_below_linuxs_default_range_for_outgoing_connections() {
+    let config = ServerConfig::load(None, [], []).expect("defaults");
+    for text in [&config.driver.ports, &config.gateways.ports] {
+        let range = port_range(text).expect("range");
+        assert_eq!(
+            ports_open_to_clients(range, 32768..=60999, &[]),
+            0,
+            "{text}"
+        );
+    }
+}
